@@ -1,0 +1,77 @@
+# janebot -- `make` builds build/janebot (no network, no root).
+#   make chat     install missing packages, build, start `janebot chat`
+#   make check    install missing packages, build, run every test (plain and ASan+UBSan)
+#   make test     run the tests against what is built (no package install)
+#   make bench    sandbox start-up benchmark
+
+CC      ?= cc
+PKGS    := sqlite3 jansson libcrypto libedit
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Isrc \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+
+B       ?= build
+ifeq ($(SAN),1)
+B       := build-san
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC  := $(sort $(wildcard src/util/*.c src/store/*.c src/agent/*.c src/sandbox/*.c \
+                              src/frontend/*.c src/core/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
+
+all: $(B)/janebot
+
+$(B)/%.o: %.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libjanebot.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/janebot: $(B)/src/main.o $(B)/libjanebot.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/unit-tests: $(UNIT_OBJ) $(B)/libjanebot.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+unit: $(B)/unit-tests $(B)/janebot
+
+setup:
+	./scripts/setup.sh
+
+setup-test:
+	./scripts/setup.sh --test
+
+chat: setup
+	$(MAKE) all
+	./build/janebot chat
+
+# Plain build, then the sanitizer build; each runs unit + integration tests.
+check: setup-test
+	$(MAKE) all unit
+	$(MAKE) SAN=1 all unit
+	./tests/run-all
+
+test: all unit
+	$(MAKE) SAN=1 all unit
+	./tests/run-all
+
+bench: all
+	./bench/sandbox-start.sh
+
+format:
+	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr -Isrc --std=c11 src
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all unit setup setup-test chat check test bench format lint clean

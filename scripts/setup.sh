@@ -1,0 +1,34 @@
+#!/bin/sh
+# scripts/setup.sh -- install the Debian packages janebot needs, only those missing.
+#   scripts/setup.sh          build + run dependencies
+#   scripts/setup.sh --test   also what the test suite needs
+# Runs apt-get as root, through sudo otherwise. Installs nothing that is already there.
+set -eu
+
+pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev bubblewrap ca-certificates"
+if [ "${1:-}" = "--test" ]; then
+    pkgs="$pkgs libcriterion-dev python3 procps"
+fi
+
+missing=""
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "setup: missing packages:$missing" >&2
+    echo "setup: run as root or install sudo, then: apt-get install$missing" >&2
+    exit 1
+fi
+echo "setup: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,153 @@
+/* agent/agent.c -- the adapter registry, finding an agent's executable on the host, and
+ * what every adapter's prepare() shares. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent/adapters.h"
+#include "core/core.h"
+
+static const struct agent_ops *const agents[] = {
+    &agent_amp_ops,
+    &agent_claude_ops,
+    &agent_command_ops,
+};
+
+const struct agent_ops *agent_ops_find(const char *name)
+{
+    for (size_t i = 0; name && i < JB_ARRAY_LEN(agents); i++)
+        if (strcmp(agents[i]->name, name) == 0) return agents[i];
+    return NULL;
+}
+
+/* realpath() of an executable regular file; NULL with JB_EUNAVAIL naming `what`. */
+static char *real_exec(const char *path, const char *what, const char *hint, struct jb_err *err)
+{
+    char *real = realpath(path, NULL);
+    if (!real) {
+        jb_err_set(err, JB_EUNAVAIL, "%s %s: %s; %s", what, path, strerror(errno), hint);
+        return NULL;
+    }
+    struct stat st;
+    if (stat(real, &st) < 0 || !S_ISREG(st.st_mode) || access(real, X_OK) != 0) {
+        jb_err_set(err, JB_EUNAVAIL, "%s %s is not an executable file; %s", what, real, hint);
+        free(real);
+        return NULL;
+    }
+    return real;
+}
+
+static char *command_binary(const struct agent_ops *ops, const struct jb_config *cfg,
+                            struct jb_err *err)
+{
+    const char *cmd = cfg ? cfg->agent_cmd : NULL;
+    if (!cmd || !*cmd) {
+        jb_err_set(err, JB_EUNAVAIL, "JANEBOT_AGENT_CMD is not set: %s", ops->install_hint);
+        return NULL;
+    }
+    if (cmd[0] != '/') {
+        jb_err_set(err, JB_EUNAVAIL, "JANEBOT_AGENT_CMD=%s is not absolute: %s", cmd,
+                   ops->install_hint);
+        return NULL;
+    }
+    return real_exec(cmd, "JANEBOT_AGENT_CMD", ops->install_hint, err);
+}
+
+char *agent_binary(const struct agent_ops *ops, const struct jb_config *cfg, struct jb_err *err)
+{
+    if (!ops->bin_name) return command_binary(ops, cfg, err);
+    const char *bin = cfg && cfg->agent_bin && *cfg->agent_bin ? cfg->agent_bin : NULL;
+    jb_autofree char *found = jb_which(bin ? bin : ops->bin_name, cfg ? cfg->path_env : NULL);
+    if (!found && bin) {
+        jb_err_set(err, JB_EUNAVAIL, "JANEBOT_AGENT_BIN=%s: no such executable (searched PATH): %s",
+                   bin, ops->install_hint);
+        return NULL;
+    }
+    if (!found) {
+        jb_err_set(err, JB_EUNAVAIL, "the %s CLI (`%s`) is not on PATH: %s", ops->name,
+                   ops->bin_name, ops->install_hint);
+        return NULL;
+    }
+    return real_exec(found, bin ? "JANEBOT_AGENT_BIN" : ops->name, ops->install_hint, err);
+}
+
+/* ---- what the sandbox must see of the binary ---- */
+
+/* 1 when binding dir would show the sandbox much more than one package. */
+static int too_broad(const char *dir)
+{
+    size_t depth = 0;
+    for (const char *p = dir; *p; p++) depth += *p == '/';
+    if (depth < 2 || strcmp(dir, "/root") == 0) return 1; /* "/", "/opt", "/bin" */
+    if (strncmp(dir, "/home/", 6) == 0 && depth == 2) return 1;
+    const char *base = strrchr(dir, '/') + 1;
+    if (strcmp(base, ".local") == 0) return 1;
+    const char *home = getenv("HOME");
+    size_t n = strlen(dir);
+    return home && strncmp(home, dir, n) == 0 && (home[n] == '\0' || home[n] == '/');
+}
+
+int agent_bin_ro_path(const char *real, struct jb_strv *ro, struct jb_err *err)
+{
+    if (strncmp(real, "/usr/", 5) == 0) return 0; /* the sandbox shows /usr read-only */
+    jb_autofree char *dir = strdup(real);
+    if (!dir) return jb_err_set(err, JB_ENOMEM, "path");
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return jb_strv_push(ro, real, err);
+    *slash = '\0'; /* dir = the binary's directory */
+    slash = strrchr(dir, '/');
+    if (slash != dir && strcmp(slash + 1, "bin") == 0) *slash = '\0'; /* the package root */
+    return jb_strv_push(ro, too_broad(dir) ? real : dir, err);
+}
+
+/* ---- building a command ---- */
+
+int agent_cmd_begin(const struct agent_ops *ops, const struct agent_turn *t, int file_only,
+                    struct agent_cmd *c, struct jb_err *err)
+{
+    jb_autofree char *bin = agent_binary(ops, t->cfg, err);
+    if (!bin) return -1;
+    if (jb_strv_push(&c->argv, bin, err) < 0) return -1;
+    if (file_only ? jb_strv_push(&c->ro_paths, bin, err) < 0
+                  : agent_bin_ro_path(bin, &c->ro_paths, err) < 0)
+        return -1;
+    c->stdin_data = strdup(t->prompt ? t->prompt : "");
+    if (!c->stdin_data) return jb_err_set(err, JB_ENOMEM, "prompt");
+    return 0;
+}
+
+int agent_cmd_add_file(struct agent_cmd *c, const char *path, const char *data, size_t len,
+                       struct jb_err *err)
+{
+    if (c->nfiles >= JB_ARRAY_LEN(c->files))
+        return jb_err_set(err, JB_EPROTO, "too many files for one run (%s)", path);
+    struct agent_file *f = &c->files[c->nfiles];
+    f->path = strdup(path);
+    f->data = malloc(len + 1);
+    if (!f->path || !f->data) {
+        free(f->path);
+        free(f->data);
+        *f = (struct agent_file){0};
+        return jb_err_set(err, JB_ENOMEM, "file %s", path);
+    }
+    memcpy(f->data, data, len);
+    f->data[len] = '\0';
+    f->len = len;
+    c->nfiles++;
+    return 0;
+}
+
+void agent_cmd_release(struct agent_cmd *c)
+{
+    jb_strv_free(&c->argv);
+    jb_strv_free(&c->env);
+    jb_strv_free(&c->ro_paths);
+    for (size_t i = 0; i < c->nfiles && i < JB_ARRAY_LEN(c->files); i++) {
+        free(c->files[i].path);
+        free(c->files[i].data);
+    }
+    free(c->stdin_data);
+    free(c->session_id);
+    *c = (struct agent_cmd){0};
+}

@@ -1,0 +1,90 @@
+/* core/core.h -- configuration, thread lanes on a worker pool, and the turn.
+ *
+ * The core is the only place that holds the three seams: it takes a message from a
+ * lane, ensures the thread's sandbox, lets the agent adapter build the run, streams the
+ * output through the parser and reports to the frontend, recording sessions, the inbox
+ * and the audit in the store. It knows no wire format. */
+#ifndef JB_CORE_H
+#define JB_CORE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/* ---- configuration (environment, then ./.env, then $STATE/.env) ---- */
+
+struct jb_config {
+    char *state_dir;            /* JANEBOT_STATE_DIR */
+    char *db_path;              /* <state_dir>/janebot.db */
+    char *agent;                /* JANEBOT_AGENT: amp | claude | command */
+    char *agent_cmd;            /* JANEBOT_AGENT_CMD (absolute path) for "command" */
+    char *agent_bin;            /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
+    char *sandbox;              /* JANEBOT_SANDBOX: local | host */
+    int allow_local_execution;  /* ALLOW_LOCAL_EXECUTION */
+    int max_concurrent_turns;   /* JANEBOT_MAX_CONCURRENT_TURNS, 1..256 */
+    int turn_timeout_s;         /* JANEBOT_TURN_TIMEOUT, 1..86400 */
+    enum jb_log_level log_level; /* JANEBOT_LOG_LEVEL */
+    char *amp_api_key;          /* AMP_API_KEY (secret) */
+    char *anthropic_api_key;    /* ANTHROPIC_API_KEY (secret) */
+    char *agent_model;          /* JANEBOT_AGENT_MODEL, passed as --model to claude */
+    char *path_env;             /* host PATH, to find agent CLIs */
+};
+
+/* Read and validate everything; on error names the variable, the value and what is
+ * allowed. Registers secrets with the logger. Release with config_release(). */
+int config_load(struct jb_config *cfg, struct jb_err *err);
+void config_release(struct jb_config *cfg);
+/* Value of a variable as janebot sees it (environment, then .env files); borrowed. Only
+ * valid between config_load() and config_release(). */
+const char *config_get(const char *name);
+
+/* ---- lanes: one per thread key, run on a bounded worker pool ----
+ * (L1) At most one message per lane runs at a time.
+ * (L2) Messages of a lane run in arrival order; none is dropped.
+ * (L3) Different lanes run in parallel, at most `workers` at once. */
+
+struct lane_msg {
+    int64_t inbox_id;
+    char *thread_key, *user_id, *text;
+};
+
+struct lanes;
+typedef void (*lane_run_fn)(void *ud, int worker, const struct lane_msg *msg);
+/* Starts the workers. *ret is the caller's; lanes_free() drains and joins. */
+int lanes_new(int workers, lane_run_fn run, void *ud, struct lanes **ret, struct jb_err *err);
+/* Copies the message. */
+int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
+                  const char *text, struct jb_err *err);
+/* Blocks until every queued message has run. */
+void lanes_drain(struct lanes *l);
+/* Messages queued or running. */
+size_t lanes_pending(struct lanes *l);
+void lanes_free(struct lanes *l);
+
+/* ---- the bot: store + sandbox backend + agent + frontend ---- */
+
+struct frontend;
+struct core;
+
+/* Opens the store, checks the sandbox backend and the agent (fails closed), starts the
+ * workers. *ret is the caller's; core_free() waits for turns in flight. */
+int core_new(const struct jb_config *cfg, struct frontend *fe, struct core **ret,
+             struct jb_err *err);
+/* Accept a message: stored in the inbox first, then queued in its thread's lane. */
+int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
+                struct jb_err *err);
+/* Queue the inbox's unfinished messages (after a crash or restart) of thread `key`, or
+ * of every thread whose key starts with `key` when prefix is 1. Returns how many, or -1. */
+int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err);
+void core_drain(struct core *c);
+void core_free(struct core *c);
+
+/* `janebot sandbox exec`: run argv in the thread's sandbox exactly as a turn would (same
+ * backend, environment and agent files), stdio passed through. Sets *ret_code to the
+ * command's exit status. */
+int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key,
+                      const char *const *argv, int *ret_code, struct jb_err *err);
+
+#endif

@@ -1,0 +1,52 @@
+/* core/exec.c -- `janebot sandbox exec`: a command in a thread's sandbox with exactly the
+ * isolation and environment an agent turn gets (the adapter's variables, read-only paths
+ * and files), but with the caller's stdin, stdout and stderr. */
+#include <string.h>
+
+#include "agent/agent.h"
+#include "core/core.h"
+#include "sandbox/sandbox.h"
+
+int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key,
+                      const char *const *argv, int *ret_code, struct jb_err *err)
+{
+    struct sandbox_ctx ctx = {0};
+    struct sandbox *sb = NULL;
+    struct agent_cmd cmd = {0};
+    int rc = -1;
+    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || sandbox_ctx_init(&ctx, cfg, err) < 0) {
+        sandbox_ctx_release(&ctx);
+        return -1;
+    }
+    if (sandbox_ensure(&ctx, thread_key, &sb, err) < 0) goto out;
+    const struct agent_ops *agent = agent_ops_find(cfg->agent);
+    struct agent_turn at = {.cfg = cfg, .thread_key = thread_key, .user = "sandbox-exec",
+                            .prompt = "", .run_dir = sb->run_dir};
+    struct jb_err aerr = {0};
+    if (!agent || agent->prepare(&at, &cmd, &aerr) < 0) {
+        /* No agent CLI here: the environment is the sandbox's own, minus the agent's. */
+        log_warn("sandbox exec: %s; running without the agent's environment", aerr.msg);
+        agent_cmd_release(&cmd);
+        memset(&cmd, 0, sizeof cmd);
+    }
+    struct sandbox_file files[JB_ARRAY_LEN(cmd.files)];
+    for (size_t i = 0; i < cmd.nfiles; i++)
+        files[i] = (struct sandbox_file){cmd.files[i].path, cmd.files[i].data, cmd.files[i].len};
+    struct sandbox_exec x = SANDBOX_EXEC_INIT;
+    x.argv = argv;
+    x.env = (const char *const *)cmd.env.v;
+    x.ro_paths = (const char *const *)cmd.ro_paths.v;
+    x.files = files, x.nfiles = cmd.nfiles;
+    x.passthrough = 1;
+    x.deadline_ms = jb_mono_ms() + (int64_t)cfg->turn_timeout_s * 1000;
+    if (sandbox_exec(sb, &x, err) < 0) goto out;
+    if (x.timed_out)
+        log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)", cfg->turn_timeout_s);
+    *ret_code = x.exit_code;
+    rc = 0;
+out:
+    agent_cmd_release(&cmd);
+    sandbox_free(sb);
+    sandbox_ctx_release(&ctx);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/* frontend/frontend.h -- where answers go: a table of frontends ("terminal" now, Slack
+ * later). The core calls these from worker threads; implementations serialise output.
+ * Every text is plain markdown from the agent; a frontend renders it its own way. */
+#ifndef JB_FRONTEND_H
+#define JB_FRONTEND_H
+
+#include <stdio.h>
+
+#include "util/util.h"
+
+struct frontend;
+
+struct frontend_ops {
+    int version;      /* 1 */
+    const char *name; /* "terminal" */
+    /* Work on a message started: the agent is running. */
+    void (*started)(struct frontend *fe, const char *thread_key, const char *user);
+    /* Progress while the agent works: a tool in use, a retry, a wait. */
+    void (*progress)(struct frontend *fe, const char *thread_key, const char *status);
+    /* The answer of a turn. */
+    int (*answer)(struct frontend *fe, const char *thread_key, const char *markdown,
+                  struct jb_err *err);
+    /* A turn failed; message is short, friendly and already free of secrets. */
+    int (*fail)(struct frontend *fe, const char *thread_key, const char *message,
+                struct jb_err *err);
+};
+
+struct frontend {
+    const struct frontend_ops *ops;
+    void *priv;
+};
+
+/* The terminal frontend: answers to out, progress to err only when show_progress.
+ * Owned by the caller; release with frontend_terminal_free(). NULL when out of memory. */
+struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress);
+void frontend_terminal_free(struct frontend *fe);
+/* Serialises writes with the terminal's prompt (the line editor). */
+void frontend_terminal_lock(struct frontend *fe);
+void frontend_terminal_unlock(struct frontend *fe);
+
+#endif

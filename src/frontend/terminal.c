@@ -1,0 +1,97 @@
+/* frontend/terminal.c -- the terminal frontend of `janebot chat`: answers on stdout,
+ * progress on stderr when that is a terminal. One mutex keeps lines whole when several
+ * workers answer at once. */
+#include <pthread.h>
+#include <string.h>
+
+#include "frontend/frontend.h"
+
+struct terminal {
+    pthread_mutex_t mu;
+    FILE *out, *err;
+    int show_progress;
+};
+
+static void term_started(struct frontend *fe, const char *thread_key, const char *user)
+{
+    struct terminal *t = fe->priv;
+    if (!t->show_progress) return;
+    pthread_mutex_lock(&t->mu);
+    fprintf(t->err, "\r[%s] working on %s's message…\n", thread_key, user);
+    fflush(t->err);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void term_progress(struct frontend *fe, const char *thread_key, const char *status)
+{
+    struct terminal *t = fe->priv;
+    if (!t->show_progress) return;
+    pthread_mutex_lock(&t->mu);
+    fprintf(t->err, "\r[%s] %s\n", thread_key, status);
+    fflush(t->err);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static int term_write(struct terminal *t, const char *prefix, const char *text)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = strlen(text);
+    fprintf(t->out, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
+    if (t->show_progress) fputc('\n', t->out);
+    fflush(t->out);
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+static int term_answer(struct frontend *fe, const char *thread_key, const char *markdown,
+                       struct jb_err *err)
+{
+    (void)thread_key;
+    (void)err;
+    return term_write(fe->priv, "", markdown);
+}
+
+static int term_fail(struct frontend *fe, const char *thread_key, const char *message,
+                     struct jb_err *err)
+{
+    (void)thread_key;
+    (void)err;
+    return term_write(fe->priv, "error: ", message);
+}
+
+static const struct frontend_ops terminal_ops = {
+    .version = 1,
+    .name = "terminal",
+    .started = term_started,
+    .progress = term_progress,
+    .answer = term_answer,
+    .fail = term_fail,
+};
+
+struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress)
+{
+    struct frontend *fe = calloc(1, sizeof *fe);
+    struct terminal *t = calloc(1, sizeof *t);
+    if (!fe || !t) {
+        free(fe);
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    t->out = out, t->err = err, t->show_progress = show_progress;
+    fe->ops = &terminal_ops;
+    fe->priv = t;
+    return fe;
+}
+
+void frontend_terminal_lock(struct frontend *fe) { pthread_mutex_lock(&((struct terminal *)fe->priv)->mu); }
+void frontend_terminal_unlock(struct frontend *fe) { pthread_mutex_unlock(&((struct terminal *)fe->priv)->mu); }
+
+void frontend_terminal_free(struct frontend *fe)
+{
+    if (!fe) return;
+    struct terminal *t = fe->priv;
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    free(fe);
+}

@@ -1,0 +1,174 @@
+/* sandbox/sandbox.c -- the backend registry and what every backend shares: names, the
+ * on-disk layout <state>/sandboxes/<name>/{home,thread_key,last_used}, list and remove. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "sandbox/backend.h"
+
+static const struct sandbox_ops *const backends[] = {&sandbox_local_ops, &sandbox_host_ops};
+
+const struct sandbox_ops *sandbox_ops_find(const char *name)
+{
+    for (size_t i = 0; i < JB_ARRAY_LEN(backends); i++)
+        if (!strcmp(backends[i]->name, name)) return backends[i];
+    return NULL;
+}
+
+void sandbox_name_for(const char *thread_key, char out[SANDBOX_NAME_LEN])
+{
+    char hex[65];
+    jb_sha256_hex(thread_key, strlen(thread_key), hex);
+    snprintf(out, SANDBOX_NAME_LEN, "jane-%.12s", hex);
+}
+
+int sandbox_is_name(const char *s)
+{
+    if (strncmp(s, "jane-", 5) != 0 || strlen(s) != SANDBOX_NAME_LEN - 1) return 0;
+    for (const char *p = s + 5; *p; p++)
+        if (!strchr("0123456789abcdef", *p)) return 0;
+    return 1;
+}
+
+int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, struct jb_err *err)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->cfg = cfg;
+    ctx->ops = sandbox_ops_find(cfg->sandbox);
+    if (!ctx->ops) return jb_err_set(err, JB_ECONFIG, "unknown sandbox backend \"%s\"", cfg->sandbox);
+    if (asprintf(&ctx->root, "%s/sandboxes", cfg->state_dir) < 0) {
+        ctx->root = NULL;
+        return jb_err_set(err, JB_ENOMEM, "sandbox root");
+    }
+    if (jb_mkdir_p(ctx->root, 0700, err) < 0) return -1;
+    return ctx->ops->available(ctx, err);
+}
+
+void sandbox_ctx_release(struct sandbox_ctx *ctx)
+{
+    free(ctx->root);
+    ctx->root = NULL;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    if (!sb) return;
+    free(sb->thread_key);
+    free(sb->dir);
+    free(sb->home);
+    free(sb->run_dir);
+    free(sb);
+}
+
+static int write_small(const char *path, const char *text, struct jb_err *err)
+{
+    return jb_write_file(path, text, strlen(text), 0600, err);
+}
+
+int sandbox_ensure(const struct sandbox_ctx *ctx, const char *thread_key, struct sandbox **ret,
+                   struct jb_err *err)
+{
+    if (!*thread_key || strchr(thread_key, '\n'))
+        return jb_err_set(err, JB_EPROTO, "bad thread key");
+    struct sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb) return jb_err_set(err, JB_ENOMEM, "sandbox");
+    sb->ctx = ctx;
+    sandbox_name_for(thread_key, sb->name);
+    if (!(sb->thread_key = strdup(thread_key)) ||
+        asprintf(&sb->dir, "%s/%s", ctx->root, sb->name) < 0 ||
+        asprintf(&sb->home, "%s/home", sb->dir) < 0) {
+        sandbox_free(sb);
+        return jb_err_set(err, JB_ENOMEM, "sandbox");
+    }
+    char keyfile[4096];
+    snprintf(keyfile, sizeof keyfile, "%s/thread_key", sb->dir);
+    struct stat st;
+    int fresh = stat(keyfile, &st) < 0;
+    if (jb_mkdir_p(sb->dir, 0700, err) < 0 || jb_mkdir_p(sb->home, 0700, err) < 0 ||
+        (fresh && write_small(keyfile, thread_key, err) < 0) || ctx->ops->ensure(sb, err) < 0) {
+        sandbox_free(sb);
+        return -1;
+    }
+    *ret = sb;
+    return 0;
+}
+
+int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
+{
+    char stamp[4096];
+    snprintf(stamp, sizeof stamp, "%s/last_used", sb->dir);
+    int fd = open(stamp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        futimens(fd, NULL);
+        close(fd);
+    }
+    return sb->ctx->ops->exec(sb, x, err);
+}
+
+/* Resolve "chat:x" or "jane-…" to a sandbox name. */
+static void name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
+{
+    if (sandbox_is_name(key_or_name)) snprintf(out, SANDBOX_NAME_LEN, "%s", key_or_name);
+    else sandbox_name_for(key_or_name, out);
+}
+
+int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err)
+{
+    char name[SANDBOX_NAME_LEN], dir[4096];
+    name_of(key_or_name, name);
+    snprintf(dir, sizeof dir, "%s/%s", ctx->root, name);
+    struct stat st;
+    if (lstat(dir, &st) < 0)
+        return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, key_or_name);
+    return jb_rm_rf(dir, err);
+}
+
+static int info_fill(const struct sandbox_ctx *ctx, const char *name, struct sandbox_info *in)
+{
+    char path[4096];
+    memset(in, 0, sizeof *in);
+    snprintf(in->name, sizeof in->name, "%s", name);
+    in->backend = ctx->ops->name;
+    snprintf(path, sizeof path, "%s/%s/thread_key", ctx->root, name);
+    size_t len;
+    if (jb_read_file(path, 4096, &in->thread_key, &len, NULL) < 0) in->thread_key = strdup("?");
+    snprintf(path, sizeof path, "%s/%s/home", ctx->root, name);
+    in->size_bytes = jb_disk_usage(path);
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/last_used", ctx->root, name);
+    in->last_used = stat(path, &st) == 0 ? (int64_t)st.st_mtime : 0;
+    return in->thread_key ? 0 : -1;
+}
+
+int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
+                 struct jb_err *err)
+{
+    DIR *d = opendir(ctx->root);
+    if (!d) return jb_err_sys(err, "cannot read %s", ctx->root);
+    struct sandbox_info *v = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!sandbox_is_name(de->d_name)) continue;
+        struct sandbox_info *nv = realloc(v, (n + 1) * sizeof *v);
+        if (!nv || info_fill(ctx, de->d_name, &nv[n]) < 0) {
+            v = nv ? nv : v;
+            closedir(d);
+            sandbox_info_free(v, n);
+            return jb_err_set(err, JB_ENOMEM, "sandbox list");
+        }
+        v = nv, n++;
+    }
+    closedir(d);
+    *ret = v, *ret_n = n;
+    return 0;
+}
+
+void sandbox_info_free(struct sandbox_info *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(v[i].thread_key);
+    free(v);
+}

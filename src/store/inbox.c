@@ -1,0 +1,95 @@
+/* store/inbox.c -- the inbox: every accepted message is written here before it is
+ * acknowledged, and stays "pending" until its turn has run, so a restart can replay it. */
+#include <string.h>
+
+#include "store/store-int.h"
+
+void inbox_msgs_free(struct inbox_msg *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].thread_key);
+        free(v[i].user_id);
+        free(v[i].text);
+    }
+    free(v);
+}
+
+int store_inbox_add(struct store *st, const char *thread_key, const char *user_id,
+                    const char *text, int64_t *ret_id, struct jb_err *err)
+{
+    /* RETURNING, not sqlite3_last_insert_rowid(): that one is per connection and would
+     * race if a connection were ever shared. */
+    static const char sql[] = "INSERT INTO inbox (thread_key, user_id, text, received_at)"
+                              " VALUES (?1, ?2, ?3, ?4) RETURNING id";
+    int64_t id = 0;
+    if (store_run(st, sql,
+                  &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(text),
+                              ARG_I(jb_now_ms())),
+                  &id, NULL) < 0)
+        return store_fail(st, err, "cannot add a message of %s to the inbox", thread_key);
+    if (ret_id) *ret_id = id;
+    return 0;
+}
+
+int store_inbox_finish(struct store *st, int64_t id, const char *state, struct jb_err *err)
+{
+    if (!state || (strcmp(state, "done") != 0 && strcmp(state, "failed") != 0))
+        return jb_err_set(err, JB_EPROTO, "store: inbox state must be done or failed, not %s",
+                          state ? state : "(null)");
+    int64_t n = 0;
+    if (store_run(st, "UPDATE inbox SET state = ?2, finished_at = ?3 WHERE id = ?1",
+                  &STORE_ARGS(ARG_I(id), ARG_T(state), ARG_I(jb_now_ms())), NULL, &n) < 0)
+        return store_fail(st, err, "cannot finish inbox message %lld", (long long)id);
+    if (n == 0)
+        return jb_err_set(err, JB_ENOTFOUND, "store: no inbox message %lld", (long long)id);
+    return 0;
+}
+
+/* -1 only when out of memory; m is then empty. */
+static int msg_from_row(sqlite3_stmt *s, struct inbox_msg *m)
+{
+    *m = (struct inbox_msg){
+        .id = sqlite3_column_int64(s, 0),
+        .received_at = sqlite3_column_int64(s, 4),
+    };
+    if (store_col_dup(s, 1, &m->thread_key) < 0 || store_col_dup(s, 2, &m->user_id) < 0 ||
+        store_col_dup(s, 3, &m->text) < 0) {
+        free(m->thread_key);
+        free(m->user_id);
+        free(m->text);
+        return -1;
+    }
+    return 0;
+}
+
+int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret,
+                        size_t *ret_n, struct jb_err *err)
+{
+    /* substr, not LIKE: '_' and '%' occur in keys and must match literally. */
+    static const char sql[] = "SELECT id, thread_key, user_id, text, received_at FROM inbox"
+                              " WHERE state = 'pending'"
+                              " AND substr(thread_key, 1, length(?1)) = ?1 ORDER BY id";
+    if (!prefix) prefix = "";
+    store_autostmt sqlite3_stmt *s = NULL;
+    if (store_prepare(st, sql, &STORE_ARGS(ARG_T(prefix)), &s) < 0)
+        return store_fail(st, err, "cannot read the inbox");
+    struct inbox_msg *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct inbox_msg *nv = store_grow(v, &cap, n, sizeof *v);
+        if (!nv || msg_from_row(s, &nv[n]) < 0) {
+            inbox_msgs_free(nv ? nv : v, n);
+            return jb_err_set(err, JB_ENOMEM, "store: reading the inbox");
+        }
+        v = nv;
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        inbox_msgs_free(v, n);
+        return store_fail(st, err, "cannot read the inbox");
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}

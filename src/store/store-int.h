@@ -1,0 +1,59 @@
+/* store/store-int.h -- private to src/store: the connection and the helpers every table's
+ * file uses to prepare, bind, run and report. Not part of the public interface. */
+#ifndef JB_STORE_INT_H
+#define JB_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+struct store {
+    sqlite3 *db;
+    char *path; /* for messages */
+};
+
+/* A bound parameter. Text NULL binds SQL NULL. Text is bound SQLITE_STATIC: it must
+ * outlive the statement, which holds for arguments of the calling function. */
+struct store_arg {
+    char type; /* 't' text, 'i' integer */
+    const char *s;
+    int64_t i;
+};
+#define STORE_MAX_ARGS 10
+struct store_args {
+    size_t n;
+    struct store_arg v[STORE_MAX_ARGS];
+};
+#define ARG_T(x) ((struct store_arg){.type = 't', .s = (x)})
+#define ARG_I(x) ((struct store_arg){.type = 'i', .i = (int64_t)(x)})
+/* &STORE_ARGS(ARG_T(key), ARG_I(now)): parameters ?1, ?2, … in order. */
+#define STORE_ARGS(...)                                                                        \
+    ((struct store_args){                                                                      \
+        .n = sizeof((struct store_arg[]){__VA_ARGS__}) / sizeof(struct store_arg),             \
+        .v = {__VA_ARGS__}})
+
+static inline void store_stmt_freep(sqlite3_stmt **s) { sqlite3_finalize(*s); }
+#define store_autostmt jb_auto(store_stmt_freep)
+
+/* Fill err with "store: <fmt>: <sqlite's last message>" and a code from sqlite's last
+ * result: JB_ETIMEOUT when busy/locked past the busy timeout, JB_ENOMEM, else JB_ESYS.
+ * Always returns -1. Call it right after the failing sqlite call. */
+int store_fail(struct store *st, struct jb_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prepare sql and bind args (may be NULL). 0, or -1 with sqlite's message left on the
+ * connection for store_fail(). */
+int store_prepare(struct store *st, const char *sql, const struct store_args *args,
+                  sqlite3_stmt **ret);
+/* Prepare, bind and run a statement that returns no rows (or only a RETURNING id, which
+ * goes to *ret_id when that is not NULL). *ret_changes (may be NULL) gets the number of
+ * rows changed. 0, or -1 for store_fail(). */
+int store_run(struct store *st, const char *sql, const struct store_args *args,
+              int64_t *ret_id, int64_t *ret_changes);
+/* malloc'd copy of a text column; *ret NULL for SQL NULL. -1 only when out of memory. */
+int store_col_dup(sqlite3_stmt *s, int col, char **ret);
+/* Room for one more element of size elem in v (capacity *cap, n used): v or its
+ * replacement, or NULL when out of memory (v is then unchanged and still the caller's). */
+void *store_grow(void *v, size_t *cap, size_t n, size_t elem);
+
+#endif

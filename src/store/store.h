@@ -1,0 +1,91 @@
+/* store/store.h -- SQLite state: versioned migrations, sessions, the message inbox and
+ * the per-turn audit.
+ *
+ * One struct store is one connection; open one per thread that touches the database
+ * (WAL: one writer, many readers; busy timeout 5 s). Writes are short transactions.
+ * Opening applies pending migrations and refuses a database newer than this binary. */
+#ifndef JB_STORE_H
+#define JB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+struct store;
+
+#define STORE_SCHEMA_VERSION 1
+
+/* Creates the file if needed. *ret is the caller's; close with store_close(). */
+int store_open(const char *path, struct store **ret, struct jb_err *err);
+void store_close(struct store *st);
+int store_schema_version(struct store *st); /* PRAGMA user_version */
+
+/* ---- sessions: thread key -> agent conversation ---- */
+
+struct session_row {
+    char *thread_key;
+    char *agent;
+    char *agent_session_id; /* NULL until the agent told us one */
+    char *sandbox;
+    int64_t turns;
+    int64_t created_at, last_active; /* Unix ms */
+};
+void session_row_release(struct session_row *r);
+void session_rows_free(struct session_row *v, size_t n);
+
+/* 0 and *ret filled when found; -1 with JB_ENOTFOUND when there is none. */
+int store_session_get(struct store *st, const char *thread_key, struct session_row *ret,
+                      struct jb_err *err);
+/* Record a finished turn: creates the row if needed, sets agent, sandbox and (when not
+ * NULL) the session id, increments turns, touches last_active. */
+int store_session_touch(struct store *st, const char *thread_key, const char *agent,
+                        const char *agent_session_id, const char *sandbox, struct jb_err *err);
+/* Forget the agent conversation (its transcript is gone); the row stays. */
+int store_session_clear_id(struct store *st, const char *thread_key, struct jb_err *err);
+int store_session_delete(struct store *st, const char *thread_key, struct jb_err *err);
+/* Ordered by last_active, newest first. *ret freed with session_rows_free(). */
+int store_session_list(struct store *st, struct session_row **ret, size_t *ret_n,
+                       struct jb_err *err);
+
+/* ---- inbox: every accepted message, until its turn has run ---- */
+
+struct inbox_msg {
+    int64_t id;
+    char *thread_key;
+    char *user_id;
+    char *text;
+    int64_t received_at; /* Unix ms */
+};
+void inbox_msgs_free(struct inbox_msg *v, size_t n);
+
+int store_inbox_add(struct store *st, const char *thread_key, const char *user_id,
+                    const char *text, int64_t *ret_id, struct jb_err *err);
+/* state: "done" or "failed". */
+int store_inbox_finish(struct store *st, int64_t id, const char *state, struct jb_err *err);
+/* Pending messages whose thread key starts with prefix ("" = all), oldest first. */
+int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret,
+                        size_t *ret_n, struct jb_err *err);
+
+/* ---- turn audit ---- */
+
+int store_turn_begin(struct store *st, const char *thread_key, const char *user_id,
+                     const char *sandbox, int64_t *ret_id, struct jb_err *err);
+/* outcome: "ok", "error", "timeout", "cancelled", "no_answer". */
+int store_turn_end(struct store *st, int64_t id, const char *outcome, int exit_status,
+                   int64_t input_tokens, int64_t output_tokens, struct jb_err *err);
+
+struct turn_row {
+    int64_t id;
+    char *thread_key, *user_id, *sandbox, *outcome;
+    int64_t started_at, ended_at, duration_ms; /* ended_at 0 while running */
+    int exit_status;
+};
+void turn_rows_free(struct turn_row *v, size_t n);
+/* Newest first, at most limit rows; thread_key NULL = all threads. */
+int store_turn_list(struct store *st, const char *thread_key, size_t limit, struct turn_row **ret,
+                    size_t *ret_n, struct jb_err *err);
+/* Turns left running by a crash are closed as "interrupted"; returns how many. */
+int store_turn_close_stale(struct store *st, struct jb_err *err);
+
+#endif

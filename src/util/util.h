@@ -1,0 +1,142 @@
+/* util/util.h -- errors, logging with secret redaction, buffers, string vectors,
+ * hashing, files and time. Prefix jb_. Everything here is thread-safe unless noted. */
+#ifndef JB_UTIL_H
+#define JB_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+enum jb_code {
+    JB_OK,
+    JB_ENOMEM,
+    JB_ESYS,      /* a system call failed; sys_errno says why */
+    JB_EPROTO,    /* bad input from outside (agent output, files, peers) */
+    JB_ETIMEOUT,
+    JB_EDENIED,   /* refused by policy or isolation */
+    JB_ECONFIG,   /* bad configuration value */
+    JB_ENOTFOUND,
+    JB_ECANCEL,
+    JB_EUNAVAIL,  /* a needed tool or kernel feature is missing */
+};
+
+/* A code for the program, a message a person can act on. */
+struct jb_err {
+    enum jb_code code;
+    int sys_errno;
+    char msg[768];
+};
+
+const char *jb_strerror(enum jb_code c); /* static string, never NULL */
+/* Fill err (may be NULL); always returns -1 so callers can `return jb_err_set(...)`. */
+int jb_err_set(struct jb_err *err, enum jb_code c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Like jb_err_set(JB_ESYS), appending ": strerror(errno)". */
+int jb_err_sys(struct jb_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix an existing message: "<prefix>: <old msg>". Returns -1. */
+int jb_err_prefix(struct jb_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- logging (the process-wide logger; redacts registered secrets) -------------- */
+
+enum jb_log_level { JB_LOG_DEBUG, JB_LOG_INFO, JB_LOG_WARN, JB_LOG_ERROR };
+
+/* Set the minimum level and destination (NULL = stderr). Call once at start. */
+void jb_log_init(enum jb_log_level min, FILE *out);
+int jb_log_level_parse(const char *s, enum jb_log_level *ret);
+/* Register a secret value; every later log line and jb_redact() result hides it.
+ * Values shorter than 6 bytes are ignored (they would redact ordinary words). */
+void jb_log_add_secret(const char *value);
+void jb_log(enum jb_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_debug(...) jb_log(JB_LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  jb_log(JB_LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  jb_log(JB_LOG_WARN, __VA_ARGS__)
+#define log_error(...) jb_log(JB_LOG_ERROR, __VA_ARGS__)
+/* Copy of s with registered secrets and well-known token shapes (xoxb-, xapp-, sk-ant-,
+ * sk-, Bearer …) replaced by "[redacted]". Caller frees. NULL only when out of memory. */
+char *jb_redact(const char *s);
+
+/* ---- growable buffer with a ceiling --------------------------------------------- */
+
+/* Invariants once initialised: data != NULL, data[len] == '\0', len <= max.
+ * Only jb_buf_detach() hands the memory over; the caller then free()s it. */
+struct jb_buf {
+    char *data;
+    size_t len, cap, max;
+};
+extern char jb_buf_empty[1];
+#define JB_BUF_INIT(limit) {.data = jb_buf_empty, .len = 0, .cap = 0, .max = (limit)}
+/* -1 with JB_EPROTO when the result would exceed max, JB_ENOMEM on allocation failure;
+ * the buffer is unchanged then. */
+int jb_buf_append(struct jb_buf *b, const void *p, size_t n, struct jb_err *err);
+int jb_buf_appendf(struct jb_buf *b, struct jb_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void jb_buf_reset(struct jb_buf *b);
+void jb_buf_release(struct jb_buf *b);
+char *jb_buf_detach(struct jb_buf *b, size_t *len_out); /* caller frees; buf is reset */
+
+/* ---- NULL-terminated string vectors --------------------------------------------- */
+
+struct jb_strv {
+    char **v; /* NULL-terminated once anything was pushed; may be NULL when empty */
+    size_t n, cap;
+};
+#define JB_STRV_INIT {0}
+int jb_strv_push(struct jb_strv *s, const char *str, struct jb_err *err); /* copies str */
+int jb_strv_pushf(struct jb_strv *s, struct jb_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int jb_strv_pushv(struct jb_strv *s, const char *const *strs, struct jb_err *err);
+void jb_strv_free(struct jb_strv *s);
+/* Set or replace "NAME=value" in an environment vector. */
+int jb_env_set(struct jb_strv *env, const char *name, const char *value, struct jb_err *err);
+const char *jb_env_get(const struct jb_strv *env, const char *name); /* borrowed or NULL */
+
+/* ---- hashing and randomness ----------------------------------------------------- */
+
+void jb_sha256_hex(const void *data, size_t len, char out[65]);
+int jb_random_bytes(void *out, size_t n, struct jb_err *err);
+int jb_uuid_v4(char out[37], struct jb_err *err);
+
+/* ---- files ---------------------------------------------------------------------- */
+
+int jb_mkdir_p(const char *path, unsigned mode, struct jb_err *err);
+/* Remove a tree without following symlinks; staying on one file system. */
+int jb_rm_rf(const char *path, struct jb_err *err);
+/* Bytes on disk (st_blocks * 512) of a tree, symlinks not followed; -1 on error. */
+long long jb_disk_usage(const char *path);
+/* Whole file into a NUL-terminated malloc'd string (caller frees); at most max bytes. */
+int jb_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct jb_err *err);
+/* Write data to path atomically (temp file + rename), mode applied. */
+int jb_write_file(const char *path, const void *data, size_t len, unsigned mode,
+                  struct jb_err *err);
+/* First executable named `name` on PATH (or name itself when it has a '/'); caller frees. */
+char *jb_which(const char *name, const char *path_env);
+
+/* ---- time ----------------------------------------------------------------------- */
+
+int64_t jb_now_ms(void);  /* wall clock, Unix epoch */
+int64_t jb_mono_ms(void); /* monotonic */
+/* "2026-11-25 12:00:00" in local time into out (at least 20 bytes). */
+void jb_fmt_time(int64_t unix_s, char *out, size_t n);
+/* "1.2 MiB" style into out. */
+void jb_fmt_size(long long bytes, char *out, size_t n);
+
+/* ---- resource helpers (cleanup attributes) -------------------------------------- */
+
+static inline void jb_freep(void *p) { free(*(void **)p); }
+static inline void jb_closep(int *fd)
+{
+    if (*fd >= 0) close(*fd);
+}
+#define jb_auto(fn)  __attribute__((cleanup(fn)))
+#define jb_autofree  jb_auto(jb_freep)
+#define jb_autoclose jb_auto(jb_closep)
+#define TAKE_PTR(p)  ({ __typeof__(p) p_ = (p); (p) = NULL; p_; })
+#define TAKE_FD(fd)  ({ int fd_ = (fd); (fd) = -1; fd_; })
+#define JB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+"""tests/fakes/agent.py -- a scripted agent CLI that prints Claude-style stream-json.
+
+Used as JANEBOT_AGENT_CMD (the "command" adapter). janebot runs it inside the thread's
+sandbox with the prompt on stdin, HOME=/home/agent, cwd=HOME, and JANEBOT_RESUME_ID set
+when it continues a conversation. What it does is chosen by the prompt text, so tests
+script it through ordinary chat messages. The command is the last line of the prompt
+that starts with a known keyword (so a prefix janebot might add does not matter);
+without one the agent echoes:
+
+  <anything>            "echo: <prompt> (turn N)"; N = prompts seen in this session
+  run: <shell cmd>      tool_use Bash, runs /bin/sh -c CMD, tool_result, answers stdout
+  write <relpath> <txt> writes HOME/<relpath> (or an absolute path), answers "wrote <relpath>"
+  read <path>           answers the file's content, or "missing: <path> (<reason>)"
+  crash <N>             init line, a secret-looking line on stderr, exit N without result
+  hang [TAG]            init line, then sleeps forever (in a child `sh` whose command line
+                        holds "hang-TAG" so tests can look for leftovers with pgrep -f)
+  garbage               non-JSON lines, unknown types, a blank line, a split line, a CRLF
+                        line, a 1 MB text line, then the result "survived garbage"
+  noresult-text         assistant text lines only, exit 0 without a result line
+  error                 result with is_error true, result null, errors ["boom"], exit 1
+  env                   answers the sorted names (not values) of its environment
+  whoami                answers "uid=<uid> host=<hostname>"
+  spawn-orphan [TAG]    starts `sh -c 'sleep 300; : orphan-TAG'` detached (setsid,
+                        stdio on /dev/null), writes its pid to HOME/orphan.pid, answers
+  sleep <secs>          sleeps, answers "slept"
+
+History: HOME/.fake-agent/<session_id>.json holds the prompts of each session; every
+call is also appended to HOME/.fake-agent/calls.jsonl (argv, resume id, prompt).
+Standard library only.
+"""
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+HOME = os.environ.get("HOME") or os.getcwd()
+STATE = os.path.join(HOME, ".fake-agent")
+MODEL = "fake-model-1"
+KEYWORDS = ("run:", "write", "read", "crash", "hang", "garbage", "noresult-text", "error",
+            "env", "whoami", "spawn-orphan", "sleep")
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def now_iso():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
+
+class Session:
+    def __init__(self, resume_id):
+        self.id = resume_id or "S-" + secrets.token_hex(8)
+        self.path = os.path.join(STATE, re.sub(r"[^A-Za-z0-9._-]", "_", self.id) + ".json")
+        self.prompts = []
+        try:
+            with open(self.path) as f:
+                self.prompts = json.load(f).get("prompts", [])
+        except (OSError, ValueError):
+            pass
+
+    def add(self, prompt):
+        self.prompts.append(prompt)
+        os.makedirs(STATE, exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"session_id": self.id, "prompts": self.prompts}, f)
+        os.replace(tmp, self.path)
+        return len(self.prompts)
+
+
+def init_line(sid):
+    emit({"type": "system", "subtype": "init", "cwd": os.getcwd(), "session_id": sid,
+          "tools": ["Bash", "Read", "Write"], "mcp_servers": [], "model": MODEL,
+          "permissionMode": "bypassPermissions", "apiKeySource": "none",
+          "claude_code_version": "0.0.0-fake", "output_style": "default",
+          "uuid": str(uuid.uuid4())})
+
+
+def assistant_line(sid, blocks, msg_id=None):
+    return {"type": "assistant",
+            "message": {"id": msg_id or "msg_" + secrets.token_hex(6), "type": "message",
+                        "role": "assistant", "model": MODEL, "content": blocks,
+                        "stop_reason": None, "stop_sequence": None,
+                        "usage": {"input_tokens": 10, "output_tokens": 5,
+                                  "cache_creation_input_tokens": 0,
+                                  "cache_read_input_tokens": 0},
+                        "context_management": None},
+            "parent_tool_use_id": None, "session_id": sid, "uuid": str(uuid.uuid4()),
+            "timestamp": now_iso()}
+
+
+def text(sid, s):
+    emit(assistant_line(sid, [{"type": "text", "text": s}]))
+
+
+def result_line(sid, answer, turns, is_error=False, subtype="success", errors=None):
+    # Key order as the real CLI prints it: "type" comes late, not first.
+    obj = {"duration_api_ms": 12, "stop_reason": None if is_error else "end_turn",
+           "session_id": sid, "total_cost_usd": 0.0001 * turns,
+           "usage": {"input_tokens": 10, "cache_creation_input_tokens": 0,
+                     "cache_read_input_tokens": 0, "output_tokens": 5},
+           "modelUsage": {MODEL: {"inputTokens": 10, "outputTokens": 5,
+                                  "costUSD": 0.0001, "contextWindow": 200000}},
+           "permission_denials": [],
+           "terminal_reason": "error" if is_error else "completed",
+           "is_error": is_error, "num_turns": 1, "subtype": subtype,
+           "api_error_status": None, "result": answer}
+    if errors is not None:
+        obj["errors"] = errors
+    obj["type"] = "result"
+    obj["duration_ms"] = 34
+    obj["uuid"] = str(uuid.uuid4())
+    emit(obj)
+
+
+def find_command(prompt):
+    """(keyword, rest) of the last line starting with a keyword, else (None, prompt)."""
+    for line in reversed(prompt.splitlines()):
+        s = line.strip()
+        for kw in KEYWORDS:
+            if s == kw or s.startswith(kw + " ") or (kw.endswith(":") and s.startswith(kw)):
+                return kw, s[len(kw):].strip()
+    return None, prompt
+
+
+def in_home(p):
+    return p if os.path.isabs(p) else os.path.join(HOME, p)
+
+
+def tool_run(sid, cmd):
+    tid = "toolu_" + secrets.token_hex(6)
+    emit(assistant_line(sid, [{"type": "tool_use", "id": tid, "name": "Bash",
+                               "input": {"command": cmd, "description": "run a command"}}]))
+    p = subprocess.run(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    emit({"type": "user",
+          "message": {"role": "user",
+                      "content": [{"tool_use_id": tid, "type": "tool_result",
+                                   "content": out + err, "is_error": p.returncode != 0}]},
+          "parent_tool_use_id": None, "session_id": sid, "uuid": str(uuid.uuid4()),
+          "timestamp": now_iso(),
+          "tool_use_result": {"stdout": out, "stderr": err, "interrupted": False,
+                              "isImage": False}})
+    answer = out.strip()
+    if p.returncode != 0:
+        answer = (answer + "\n" if answer else "") + "[exit %d] %s" % (p.returncode, err.strip())
+    return answer
+
+
+def garbage(sid):
+    w = sys.stdout.write
+    w("this line is not json\n")
+    w("{broken json, starts like an object\n")
+    emit({"type": "mystery_event", "session_id": sid, "data": [1, 2, 3]})
+    emit({"type": "system", "subtype": "unknown_subtype", "session_id": sid})
+    w("\n")
+    w("   \n")
+    sys.stdout.flush()
+    line = json.dumps(assistant_line(sid, [{"type": "text", "text": "split line ok"}]))
+    half = len(line) // 2
+    w(line[:half])
+    sys.stdout.flush()
+    time.sleep(0.2)
+    w(line[half:] + "\n")
+    sys.stdout.flush()
+    w(json.dumps(assistant_line(sid, [{"type": "text", "text": "crlf line ok"}])) + "\r\n")
+    emit(assistant_line(sid, [{"type": "text", "text": "x" * 1000000}]))
+    # A subagent's text must not become the main answer.
+    sub = assistant_line(sid, [{"type": "text", "text": "subagent chatter"}])
+    sub["parent_tool_use_id"] = "toolu_parent"
+    emit(sub)
+    w("Warning: an update notice on stdout\n")
+    sys.stdout.flush()
+
+
+def main():
+    prompt = sys.stdin.read()
+    prompt = prompt.rstrip("\n")
+    resume = os.environ.get("JANEBOT_RESUME_ID") or None
+    sess = Session(resume)
+    sid = sess.id
+    turn = sess.add(prompt)
+    try:
+        os.makedirs(STATE, exist_ok=True)
+        with open(os.path.join(STATE, "calls.jsonl"), "a") as f:
+            f.write(json.dumps({"argv": sys.argv, "resume": resume, "session_id": sid,
+                                "prompt": prompt, "cwd": os.getcwd(), "turn": turn}) + "\n")
+    except OSError:
+        pass
+
+    kw, rest = find_command(prompt)
+    init_line(sid)
+
+    if kw == "crash":
+        try:
+            code = int(rest.split()[0]) if rest else 1
+        except ValueError:
+            code = 1
+        sys.stderr.write("starting up\n")
+        sys.stderr.write("fatal: something broke token=sk-ant-api03-SECRETSECRETSECRET\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(code)
+
+    if kw == "hang":
+        text(sid, "thinking very hard...")
+        tag = rest.split()[0] if rest else "notag"
+        child = subprocess.Popen(["/bin/sh", "-c", "sleep 86400; : hang-" + tag])
+        child.wait()
+        while True:
+            time.sleep(3600)
+
+    if kw == "noresult-text":
+        text(sid, "partial answer one")
+        text(sid, "partial answer two")
+        sys.exit(0)
+
+    if kw == "error":
+        text(sid, "about to fail")
+        result_line(sid, None, turn, is_error=True, subtype="error_during_execution",
+                    errors=["boom"])
+        sys.exit(1)
+
+    if kw == "run:":
+        answer = tool_run(sid, rest)
+    elif kw == "write":
+        parts = rest.split(None, 1)
+        rel = parts[0] if parts else "unnamed.txt"
+        content = parts[1] if len(parts) > 1 else ""
+        try:
+            path = in_home(rel)
+            d = os.path.dirname(path)
+            if d:
+                os.makedirs(d, exist_ok=True)
+            with open(path, "w") as f:
+                f.write(content)
+            answer = "wrote " + rel
+        except OSError as e:
+            answer = "write failed: %s (%s)" % (rel, e.strerror)
+    elif kw == "read":
+        try:
+            with open(in_home(rest), errors="replace") as f:
+                answer = f.read()
+        except OSError as e:
+            answer = "missing: %s (%s)" % (rest, e.strerror)
+    elif kw == "garbage":
+        garbage(sid)
+        answer = "survived garbage"
+    elif kw == "env":
+        answer = " ".join(sorted(os.environ.keys()))
+    elif kw == "whoami":
+        answer = "uid=%d host=%s" % (os.getuid(), socket.gethostname())
+    elif kw == "spawn-orphan":
+        tag = rest.split()[0] if rest else "notag"
+        with open(os.devnull, "r+b") as dn:
+            p = subprocess.Popen(["/bin/sh", "-c", "sleep 300; : orphan-" + tag],
+                                 stdin=dn, stdout=dn, stderr=dn, start_new_session=True,
+                                 close_fds=True)
+        with open(os.path.join(HOME, "orphan.pid"), "w") as f:
+            f.write("%d\n" % p.pid)
+        answer = "spawned orphan %d" % p.pid
+    elif kw == "sleep":
+        try:
+            time.sleep(float(rest.split()[0]) if rest else 1.0)
+        except ValueError:
+            time.sleep(1.0)
+        answer = "slept"
+    else:
+        answer = "echo: %s (turn %d)" % (prompt, turn)
+
+    text(sid, answer if len(answer) < 2000 else answer[:2000])
+    result_line(sid, answer, turn)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

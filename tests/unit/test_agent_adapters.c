@@ -1,0 +1,455 @@
+/* tests/unit/test_agent_adapters.c -- argv, env, files and read-only paths of the amp,
+ * claude and command adapters, with fake executables on a temporary PATH. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent/adapters.h"
+#include "core/core.h"
+
+#define PROMPT   "--help; echo PROMPT-MARKER"
+#define RUN_DIR  "/run/jb"
+#define SETTINGS RUN_DIR "/amp-settings.json"
+#define UUID_A   "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ab"
+
+static char root[PATH_MAX];    /* realpath of the temp dir */
+static char bindir[PATH_MAX];  /* root/bin: fake amp, claude, amp-custom */
+static char emptydir[PATH_MAX];
+static struct jb_config cfg;
+static struct agent_cmd cmd;
+static struct jb_err err;
+
+static void make_exec(const char *path, unsigned mode)
+{
+    struct jb_err e = {0};
+    cr_assert_eq(jb_write_file(path, "#!/bin/sh\nexit 0\n", 17, mode, &e), 0, "%s", e.msg);
+    cr_assert_eq(chmod(path, mode), 0);
+}
+
+static void pathf(char *out, const char *fmt, const char *a)
+{
+    int n = snprintf(out, PATH_MAX, fmt, root, a);
+    cr_assert(n > 0 && n < PATH_MAX);
+}
+
+static void setup(void)
+{
+    char tmpl[] = "/tmp/jb-agent-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmpl));
+    cr_assert_not_null(realpath(tmpl, root));
+    pathf(bindir, "%s/%s", "bin");
+    pathf(emptydir, "%s/%s", "empty");
+    cr_assert_eq(mkdir(bindir, 0755), 0);
+    cr_assert_eq(mkdir(emptydir, 0755), 0);
+    char p[PATH_MAX];
+    const char *names[] = {"amp", "claude", "amp-custom"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(names); i++) {
+        pathf(p, "%s/bin/%s", names[i]);
+        make_exec(p, 0755);
+    }
+    pathf(p, "%s/%s", "fake-agent");
+    make_exec(p, 0755);
+    cfg = (struct jb_config){0};
+    cfg.path_env = bindir;
+    cmd = (struct agent_cmd){0};
+    err = (struct jb_err){0};
+}
+
+static void teardown(void)
+{
+    agent_cmd_release(&cmd);
+    struct jb_err e = {0};
+    jb_rm_rf(root, &e);
+}
+
+TestSuite(agent_adapters, .init = setup, .fini = teardown);
+
+/* Prepare with the given adapter; asserts success. */
+static void prep(const char *name, const char *resume)
+{
+    const struct agent_ops *ops = agent_ops_find(name);
+    cr_assert_not_null(ops);
+    struct agent_turn t = {.cfg = &cfg, .thread_key = "C1:1700000000.000100", .user = "U123",
+                           .prompt = PROMPT, .resume_id = resume, .run_dir = RUN_DIR};
+    agent_cmd_release(&cmd);
+    cr_assert_eq(ops->prepare(&t, &cmd, &err), 0, "%s: %s", jb_strerror(err.code), err.msg);
+}
+
+static void assert_argv(const char *const *want)
+{
+    size_t n = 0;
+    while (want[n]) n++;
+    cr_assert_eq(cmd.argv.n, n, "argv has %zu, want %zu", cmd.argv.n, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_str_eq(cmd.argv.v[i], want[i], "argv[%zu]", i);
+    cr_assert_null(cmd.argv.v[n]);
+}
+
+static void assert_prompt_only_on_stdin(void)
+{
+    cr_assert_str_eq(cmd.stdin_data, PROMPT);
+    for (size_t i = 0; i < cmd.argv.n; i++)
+        cr_assert_null(strstr(cmd.argv.v[i], "PROMPT-MARKER"), "argv[%zu]", i);
+    for (size_t i = 0; i < cmd.env.n; i++) cr_assert_null(strstr(cmd.env.v[i], "PROMPT-MARKER"));
+}
+
+static char *bin(const char *name)
+{
+    static char p[PATH_MAX];
+    pathf(p, "%s/bin/%s", name);
+    return p;
+}
+
+/* ---- registry ---- */
+
+Test(agent_adapters, registry)
+{
+    cr_assert_str_eq(agent_ops_find("amp")->key_var, "AMP_API_KEY");
+    cr_assert_str_eq(agent_ops_find("claude")->key_var, "ANTHROPIC_API_KEY");
+    cr_assert_null(agent_ops_find("command")->key_var);
+    cr_assert_eq(agent_ops_find("command")->version, 1);
+    cr_assert_null(agent_ops_find("pi"));
+    cr_assert_null(agent_ops_find(NULL));
+}
+
+/* ---- amp ---- */
+
+Test(agent_adapters, amp_new)
+{
+    cfg.amp_api_key = "amp-key-123456";
+    cfg.anthropic_api_key = "sk-ant-other";
+    prep("amp", NULL);
+    const char *want[] = {bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS,
+                          "-x", "--stream-json", NULL};
+    assert_argv(want);
+    assert_prompt_only_on_stdin();
+    cr_assert_eq(cmd.env.n, 1);
+    cr_assert_str_eq(jb_env_get(&cmd.env, "AMP_API_KEY"), "amp-key-123456");
+    cr_assert_null(jb_env_get(&cmd.env, "ANTHROPIC_API_KEY"));
+    cr_assert_null(cmd.session_id);
+    cr_assert_eq(cmd.ro_paths.n, 1);
+    cr_assert_str_eq(cmd.ro_paths.v[0], root); /* the package root above bin/ */
+}
+
+Test(agent_adapters, amp_settings_file)
+{
+    prep("amp", NULL);
+    cr_assert_eq(cmd.nfiles, 1);
+    cr_assert_str_eq(cmd.files[0].path, SETTINGS);
+    cr_assert_eq(strlen(cmd.files[0].data), cmd.files[0].len);
+    json_error_t je;
+    json_t *o = json_loadb(cmd.files[0].data, cmd.files[0].len, 0, &je);
+    cr_assert_not_null(o, "%s", je.text);
+    cr_assert(json_is_true(json_object_get(o, "amp.dangerouslyAllowAll")));
+    cr_assert_str_eq(json_string_value(json_object_get(o, "amp.updates.mode")), "disabled");
+    cr_assert(json_is_false(json_object_get(o, "amp.notifications.enabled")));
+    json_t *dis = json_object_get(o, "amp.tools.disable");
+    cr_assert_eq(json_array_size(dis), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(dis, 0)), "find_thread");
+    cr_assert_str_eq(json_string_value(json_array_get(dis, 1)), "read_thread");
+    json_decref(o);
+}
+
+Test(agent_adapters, amp_resume)
+{
+    prep("amp", "T-7f3a_b2-c9");
+    const char *want[] = {bin("amp"),  "--dangerously-allow-all", "--settings-file", SETTINGS,
+                          "threads",   "continue", "T-7f3a_b2-c9", "-x", "--stream-json", NULL};
+    assert_argv(want);
+    assert_prompt_only_on_stdin();
+    cr_assert_eq(cmd.env.n, 0);
+}
+
+Test(agent_adapters, amp_bad_resume_ids_ignored)
+{
+    char longid[200];
+    memset(longid, 'a', 129);
+    longid[129] = '\0';
+    const char *bad[] = {"T-1; rm -rf /", "--help", "", "T-1\n", "T 1", "T-\xc3\xa9", longid};
+    const char *want[] = {bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS,
+                          "-x", "--stream-json", NULL};
+    for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
+        prep("amp", bad[i]);
+        assert_argv(want);
+    }
+    longid[128] = '\0';
+    prep("amp", longid);
+    cr_assert_eq(cmd.argv.n, 9);
+}
+
+Test(agent_adapters, amp_needs_run_dir)
+{
+    struct agent_turn t = {.cfg = &cfg, .prompt = "hi"};
+    cr_assert_eq(agent_amp_ops.prepare(&t, &cmd, &err), -1);
+    cr_assert_eq(err.code, JB_ECONFIG);
+    cr_assert_eq(cmd.argv.n, 0);
+}
+
+Test(agent_adapters, amp_missing_binary)
+{
+    cfg.path_env = emptydir;
+    struct agent_turn t = {.cfg = &cfg, .prompt = "hi", .run_dir = RUN_DIR};
+    cr_assert_eq(agent_amp_ops.prepare(&t, &cmd, &err), -1);
+    cr_assert_eq(err.code, JB_EUNAVAIL);
+    cr_assert_not_null(strstr(err.msg, "npm install -g @ampcode/cli"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "amp --version"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "JANEBOT_AGENT_BIN"), "%s", err.msg);
+    cr_assert_eq(cmd.argv.n, 0);
+    cr_assert_null(cmd.stdin_data);
+    cr_assert_eq(cmd.nfiles, 0);
+}
+
+/* ---- claude ---- */
+
+static int uuid_like(const char *s)
+{
+    if (strlen(s) != 36 || s[14] != '4') return 0;
+    for (int i = 0; i < 36; i++)
+        if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+            return 0;
+    return 1;
+}
+
+static void assert_claude_env(int with_key)
+{
+    const char *quiet[] = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY",
+                           "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(quiet); i++)
+        cr_assert_str_eq(jb_env_get(&cmd.env, quiet[i]), "1", "%s", quiet[i]);
+    cr_assert_eq(cmd.env.n, 4 + (with_key != 0));
+    if (with_key) cr_assert_str_eq(jb_env_get(&cmd.env, "ANTHROPIC_API_KEY"), "sk-ant-test-key");
+    cr_assert_null(jb_env_get(&cmd.env, "AMP_API_KEY"));
+}
+
+Test(agent_adapters, claude_new)
+{
+    cfg.anthropic_api_key = "sk-ant-test-key";
+    cfg.amp_api_key = "amp-key-123456";
+    prep("claude", NULL);
+    cr_assert_eq(cmd.argv.n, 8);
+    cr_assert_not_null(cmd.session_id);
+    cr_assert(uuid_like(cmd.session_id), "%s", cmd.session_id);
+    const char *want[] = {bin("claude"), "-p", "--output-format", "stream-json", "--verbose",
+                          "--dangerously-skip-permissions", "--session-id", cmd.session_id,
+                          NULL};
+    assert_argv(want);
+    assert_prompt_only_on_stdin();
+    assert_claude_env(1);
+    cr_assert_eq(cmd.nfiles, 0);
+}
+
+Test(agent_adapters, claude_new_sessions_differ)
+{
+    prep("claude", NULL);
+    char first[37];
+    snprintf(first, sizeof first, "%s", cmd.session_id);
+    prep("claude", NULL);
+    cr_assert_str_neq(first, cmd.session_id);
+    assert_claude_env(0);
+}
+
+Test(agent_adapters, claude_resume_and_model)
+{
+    cfg.agent_model = "claude-sonnet-4-5";
+    prep("claude", UUID_A);
+    const char *want[] = {bin("claude"), "-p", "--output-format", "stream-json", "--verbose",
+                          "--dangerously-skip-permissions", "--resume", UUID_A,
+                          "--model", "claude-sonnet-4-5", NULL};
+    assert_argv(want);
+    cr_assert_str_eq(cmd.session_id, UUID_A);
+    assert_prompt_only_on_stdin();
+}
+
+Test(agent_adapters, claude_bad_resume_ids_start_new)
+{
+    const char *bad[] = {"T-abc", "--help", "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ab0",
+                         "0b3e2c1d_5f6a-4b7c-8d9e-0123456789ab",
+                         "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ag", ""};
+    for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
+        prep("claude", bad[i]);
+        cr_assert_str_eq(cmd.argv.v[6], "--session-id", "%s", bad[i]);
+        cr_assert(uuid_like(cmd.argv.v[7]));
+        cr_assert_str_eq(cmd.session_id, cmd.argv.v[7]);
+    }
+}
+
+Test(agent_adapters, claude_missing_binary)
+{
+    cfg.path_env = emptydir;
+    struct agent_turn t = {.cfg = &cfg, .prompt = "hi"};
+    cr_assert_eq(agent_claude_ops.prepare(&t, &cmd, &err), -1);
+    cr_assert_eq(err.code, JB_EUNAVAIL);
+    cr_assert_not_null(strstr(err.msg, "npm install -g @anthropic-ai/claude-code"), "%s", err.msg);
+    cr_assert_null(cmd.session_id);
+}
+
+/* ---- command ---- */
+
+Test(agent_adapters, command_new_and_resume)
+{
+    char path[PATH_MAX];
+    pathf(path, "%s/%s", "fake-agent");
+    cfg.agent_cmd = path;
+    cfg.amp_api_key = "amp-key-123456";
+    cfg.anthropic_api_key = "sk-ant-test-key";
+    prep("command", NULL);
+    const char *want[] = {path, NULL};
+    assert_argv(want);
+    assert_prompt_only_on_stdin();
+    cr_assert_eq(cmd.ro_paths.n, 1);
+    cr_assert_str_eq(cmd.ro_paths.v[0], path);
+    cr_assert_eq(cmd.env.n, 2);
+    cr_assert_str_eq(jb_env_get(&cmd.env, "JANEBOT_THREAD_KEY"), "C1:1700000000.000100");
+    cr_assert_str_eq(jb_env_get(&cmd.env, "JANEBOT_USER"), "U123");
+    cr_assert_null(jb_env_get(&cmd.env, "JANEBOT_RESUME_ID"));
+    cr_assert_null(cmd.session_id);
+
+    prep("command", "any id: T-1 / x");
+    assert_argv(want);
+    cr_assert_eq(cmd.env.n, 3);
+    cr_assert_str_eq(jb_env_get(&cmd.env, "JANEBOT_RESUME_ID"), "any id: T-1 / x");
+}
+
+Test(agent_adapters, command_bad_resume_ids_ignored)
+{
+    char path[PATH_MAX], longid[300];
+    pathf(path, "%s/%s", "fake-agent");
+    cfg.agent_cmd = path;
+    memset(longid, 'a', 257);
+    longid[257] = '\0';
+    const char *bad[] = {"a\nb", "tab\there", longid, ""};
+    for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
+        prep("command", bad[i]);
+        cr_assert_null(jb_env_get(&cmd.env, "JANEBOT_RESUME_ID"), "case %zu", i);
+    }
+    longid[256] = '\0';
+    prep("command", longid);
+    cr_assert_str_eq(jb_env_get(&cmd.env, "JANEBOT_RESUME_ID"), longid);
+}
+
+static void assert_command_unavailable(const char *agent_cmd)
+{
+    cfg.agent_cmd = (char *)agent_cmd;
+    struct agent_turn t = {.cfg = &cfg, .prompt = "hi"};
+    err = (struct jb_err){0};
+    cr_assert_eq(agent_command_ops.prepare(&t, &cmd, &err), -1, "%s", agent_cmd);
+    cr_assert_eq(err.code, JB_EUNAVAIL);
+    cr_assert_not_null(strstr(err.msg, "set JANEBOT_AGENT_CMD to the absolute path"), "%s",
+                       err.msg);
+    cr_assert_eq(cmd.argv.n, 0);
+}
+
+Test(agent_adapters, command_unavailable)
+{
+    char p[PATH_MAX];
+    assert_command_unavailable(NULL);
+    assert_command_unavailable("fake-agent");
+    pathf(p, "%s/%s", "missing");
+    assert_command_unavailable(p);
+    assert_command_unavailable(bindir); /* a directory */
+    pathf(p, "%s/%s", "plain-file");
+    make_exec(p, 0644);
+    assert_command_unavailable(p);
+}
+
+/* ---- finding the binary ---- */
+
+Test(agent_adapters, agent_bin_name_on_path)
+{
+    cfg.agent_bin = "amp-custom";
+    cfg.path_env = emptydir;
+    char *b = agent_binary(&agent_amp_ops, &cfg, &err);
+    cr_assert_null(b);
+    cr_assert_eq(err.code, JB_EUNAVAIL);
+    cr_assert_not_null(strstr(err.msg, "JANEBOT_AGENT_BIN=amp-custom"), "%s", err.msg);
+    char path_env[2 * PATH_MAX + 8];
+    snprintf(path_env, sizeof path_env, "%s::%s", emptydir, bindir);
+    cfg.path_env = path_env;
+    b = agent_binary(&agent_amp_ops, &cfg, &err);
+    cr_assert_not_null(b, "%s", err.msg);
+    cr_assert_str_eq(b, bin("amp-custom"));
+    free(b);
+}
+
+Test(agent_adapters, agent_bin_symlink_resolved_to_package)
+{
+    char pkg[PATH_MAX], exe[PATH_MAX], link[PATH_MAX];
+    pathf(pkg, "%s/%s", "opt/node/lib/node_modules/@ampcode/cli/bin");
+    struct jb_err e = {0};
+    cr_assert_eq(jb_mkdir_p(pkg, 0755, &e), 0, "%s", e.msg);
+    pathf(exe, "%s/%s", "opt/node/lib/node_modules/@ampcode/cli/bin/amp.exe");
+    make_exec(exe, 0755);
+    pathf(link, "%s/%s", "linkdir");
+    cr_assert_eq(mkdir(link, 0755), 0);
+    pathf(link, "%s/%s", "linkdir/amp");
+    cr_assert_eq(symlink(exe, link), 0);
+    cfg.agent_bin = link; /* a path: used as is, then realpath()ed */
+    prep("amp", NULL);
+    cr_assert_str_eq(cmd.argv.v[0], exe);
+    pathf(pkg, "%s/%s", "opt/node/lib/node_modules/@ampcode/cli");
+    cr_assert_eq(cmd.ro_paths.n, 1);
+    cr_assert_str_eq(cmd.ro_paths.v[0], pkg);
+}
+
+Test(agent_adapters, agent_bin_under_usr_needs_no_bind)
+{
+    cfg.agent_bin = "/usr/bin/env";
+    prep("claude", NULL);
+    cr_assert_eq(strncmp(cmd.argv.v[0], "/usr/", 5), 0, "%s", cmd.argv.v[0]);
+    cr_assert_eq(cmd.ro_paths.n, 0);
+}
+
+static void assert_ro(const char *real, const char *want)
+{
+    struct jb_strv ro = JB_STRV_INIT;
+    cr_assert_eq(agent_bin_ro_path(real, &ro, &err), 0);
+    if (!want) {
+        cr_assert_eq(ro.n, 0, "%s", real);
+    } else {
+        cr_assert_eq(ro.n, 1, "%s", real);
+        cr_assert_str_eq(ro.v[0], want, "%s", real);
+    }
+    jb_strv_free(&ro);
+}
+
+Test(agent_adapters, ro_path_rules)
+{
+    setenv("HOME", "/srv/me", 1);
+    assert_ro("/usr/local/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe", NULL);
+    assert_ro("/usr/bin/amp", NULL);
+    assert_ro("/opt/x/bin/amp", "/opt/x");
+    assert_ro("/opt/x/amp", "/opt/x");
+    assert_ro("/opt/node/lib/node_modules/@ampcode/cli/bin/amp.exe",
+              "/opt/node/lib/node_modules/@ampcode/cli");
+    /* never a whole top dir, home or ~/.local: the file alone */
+    assert_ro("/opt/bin/amp", "/opt/bin/amp");
+    assert_ro("/bin/amp", "/bin/amp");
+    assert_ro("/amp", "/amp");
+    assert_ro("/opt/amp", "/opt/amp");
+    assert_ro("/home/u/bin/amp", "/home/u/bin/amp");
+    assert_ro("/home/u/.local/bin/claude", "/home/u/.local/bin/claude");
+    assert_ro("/root/bin/amp", "/root/bin/amp");
+    assert_ro("/srv/me/bin/amp", "/srv/me/bin/amp");
+    assert_ro("/srv/me/tools/amp/bin/amp", "/srv/me/tools/amp");
+    assert_ro("/srv/bin/amp", "/srv/bin/amp");
+}
+
+/* ---- agent_cmd ---- */
+
+Test(agent_adapters, release_twice_is_safe)
+{
+    prep("amp", NULL);
+    agent_cmd_release(&cmd);
+    agent_cmd_release(&cmd);
+    cr_assert_eq(cmd.argv.n, 0);
+    cr_assert_null(cmd.stdin_data);
+}
+
+Test(agent_adapters, null_prompt_is_empty_stdin)
+{
+    struct agent_turn t = {.cfg = &cfg, .run_dir = RUN_DIR};
+    cr_assert_eq(agent_amp_ops.prepare(&t, &cmd, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(cmd.stdin_data, "");
+}
