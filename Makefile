@@ -26,9 +26,11 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 all: $(B)/janebot
 
-$(B)/%.o: %.c $(wildcard src/*/*.h)
+$(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d
 
 $(B)/libjanebot.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -61,8 +63,11 @@ test: all unit
 	$(MAKE) SAN=1 all unit
 	./tests/run-all
 
-bench: all
-	./bench/sandbox-start.sh
+$(B)/bench-exec: $(B)/bench/bench-exec.o $(B)/libjanebot.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all $(B)/bench-exec
+	./$(B)/bench-exec ./$(B)/janebot
 
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c

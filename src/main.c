@@ -213,7 +213,7 @@ static int cmd_sandbox_list(int argc, char **argv)
     size_t n = 0;
     struct jb_err err = {0};
     rc = 0;
-    if (sandbox_ctx_init(&ctx, &cfg, &err) < 0 && err.code != JB_EUNAVAIL) rc = 1;
+    if (sandbox_ctx_init(&ctx, &cfg, 0, &err) < 0 && err.code != JB_EUNAVAIL) rc = 1;
     if (rc == 0 && sandbox_list(&ctx, &v, &n, &err) < 0) rc = 1;
     if (rc) {
         fprintf(stderr, "janebot: %s\n", err.msg);
@@ -248,7 +248,7 @@ static int cmd_sandbox_rm(int argc, char **argv)
     struct jb_err err = {0};
     struct store *st = NULL;
     rc = 0;
-    if ((sandbox_ctx_init(&ctx, &cfg, &err) < 0 && err.code != JB_EUNAVAIL) ||
+    if ((sandbox_ctx_init(&ctx, &cfg, 0, &err) < 0 && err.code != JB_EUNAVAIL) ||
         sandbox_remove(&ctx, what, &err) < 0) {
         fprintf(stderr, "janebot: %s\n", err.msg);
         rc = 1;

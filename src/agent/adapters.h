@@ -8,7 +8,10 @@ extern const struct agent_ops agent_amp_ops;
 extern const struct agent_ops agent_claude_ops;
 extern const struct agent_ops agent_command_ops;
 
-static inline void agent_cmd_releasep(struct agent_cmd *c) { agent_cmd_release(c); }
+static inline void agent_cmd_releasep(struct agent_cmd *c)
+{
+    agent_cmd_release(c);
+}
 
 /* Start c (zeroed) for ops: argv[0] = the resolved host binary, ro_paths = what the sandbox
  * must show of it (the file alone when file_only, else agent_bin_ro_path()), stdin_data =

@@ -78,7 +78,8 @@ char *agent_binary(const struct agent_ops *ops, const struct jb_config *cfg, str
 static int too_broad(const char *dir)
 {
     size_t depth = 0;
-    for (const char *p = dir; *p; p++) depth += *p == '/';
+    for (const char *p = dir; *p; p++)
+        depth += *p == '/';
     if (depth < 2 || strcmp(dir, "/root") == 0) return 1; /* "/", "/opt", "/bin" */
     if (strncmp(dir, "/home/", 6) == 0 && depth == 2) return 1;
     const char *base = strrchr(dir, '/') + 1;
@@ -91,8 +92,10 @@ static int too_broad(const char *dir)
 int agent_bin_ro_path(const char *real, struct jb_strv *ro, struct jb_err *err)
 {
     if (strncmp(real, "/usr/", 5) == 0) return 0; /* the sandbox shows /usr read-only */
-    jb_autofree char *dir = strdup(real);
-    if (!dir) return jb_err_set(err, JB_ENOMEM, "path");
+    char dir[PATH_MAX];
+    size_t n = strlen(real);
+    if (n >= sizeof dir) return jb_strv_push(ro, real, err);
+    memcpy(dir, real, n + 1);
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir) return jb_strv_push(ro, real, err);
     *slash = '\0'; /* dir = the binary's directory */

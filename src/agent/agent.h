@@ -24,8 +24,8 @@ struct agent_turn {
     const char *thread_key;
     const char *user;
     const char *prompt;
-    const char *resume_id;  /* session id saved from the last turn, or NULL for a new one */
-    const char *run_dir;    /* absolute dir inside the sandbox for read-only files */
+    const char *resume_id; /* session id saved from the last turn, or NULL for a new one */
+    const char *run_dir;   /* absolute dir inside the sandbox for read-only files */
 };
 
 struct agent_file {
@@ -41,17 +41,17 @@ struct agent_cmd {
     struct jb_strv ro_paths; /* host paths the sandbox must show read-only (the CLI) */
     struct agent_file files[4];
     size_t nfiles;
-    char *stdin_data;        /* the prompt */
-    char *session_id;        /* session the run will use when known before it starts
-                                (Claude: the new --session-id or the --resume id), or NULL */
+    char *stdin_data; /* the prompt */
+    char *session_id; /* session the run will use when known before it starts
+                         (Claude: the new --session-id or the --resume id), or NULL */
 };
 /* Frees everything and zeroes *c; accepts a zeroed or half-filled struct. */
 void agent_cmd_release(struct agent_cmd *c);
 
 struct agent_ops {
-    int version;          /* 1 */
-    const char *name;     /* "amp", "claude", "command" */
-    const char *key_var;  /* the API key variable it needs, or NULL */
+    int version;         /* 1 */
+    const char *name;    /* "amp", "claude", "command" */
+    const char *key_var; /* the API key variable it needs, or NULL */
     /* Fill *out (zeroed by the caller) for one run; *out is written only on success, then
      * owned by the caller (agent_cmd_release()). The prompt goes to stdin_data, never argv.
      * Errors: JB_EUNAVAIL (CLI not installed; the message says how to install it),
@@ -88,15 +88,15 @@ struct agent_event {
     const char *subtype;
     int is_error;
     int64_t input_tokens, output_tokens;
-    const char *errors;  /* RESULT: the "errors" list joined with "; ", or NULL */
+    const char *errors; /* RESULT: the "errors" list joined with "; ", or NULL */
 };
 
 struct agent_stream_stats {
-    size_t lines;      /* complete lines seen (blank and too long ones included) */
-    size_t events;     /* events emitted */
-    size_t not_json;   /* skipped: not a JSON object */
-    size_t unknown;    /* skipped: unknown type or subtype */
-    size_t too_long;   /* skipped: over the line cap */
+    size_t lines;    /* complete lines seen (blank and too long ones included) */
+    size_t events;   /* events emitted */
+    size_t not_json; /* skipped: not a JSON object */
+    size_t unknown;  /* skipped: unknown type or subtype */
+    size_t too_long; /* skipped: over the line cap */
 };
 
 struct agent_stream;
@@ -116,17 +116,20 @@ void agent_stream_free(struct agent_stream *st);
 /* ---- what a turn keeps of the stream -------------------------------------------- */
 
 struct agent_result {
-    char *session_id;      /* last seen; owned */
-    char *result_text;     /* result line's text; owned, NULL when none */
-    struct jb_buf texts;   /* assistant texts joined by blank lines */
-    char *last_tool;       /* owned */
-    char *subtype;         /* result subtype; owned */
-    char *errors;          /* result "errors" joined; owned */
+    char *session_id;    /* last seen; owned */
+    char *result_text;   /* result line's text; owned, NULL when none */
+    struct jb_buf texts; /* assistant texts joined by blank lines */
+    char *last_tool;     /* owned */
+    char *subtype;       /* result subtype; owned */
+    char *errors;        /* result "errors" joined; owned */
     int has_result, is_error;
     int64_t input_tokens, output_tokens;
     size_t tool_uses;
 };
-#define AGENT_RESULT_INIT {.texts = JB_BUF_INIT(4u << 20)}
+#define AGENT_RESULT_INIT                                                                          \
+    {                                                                                              \
+        .texts = JB_BUF_INIT(4u << 20)                                                             \
+    }
 /* An agent_event_fn that records into a struct agent_result (ud). session_id comes from
  * init and result events (else the first event carrying one); a later result replaces an
  * earlier one. Out of memory loses the affected field, nothing else. */

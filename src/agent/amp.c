@@ -27,8 +27,7 @@ static char *settings_json(void)
 {
     json_t *disable = json_pack("[ss]", "find_thread", "read_thread");
     json_t *o = json_pack("{s:b,s:s,s:b,s:o}", "amp.dangerouslyAllowAll", 1, "amp.updates.mode",
-                          "disabled", "amp.notifications.enabled", 0, "amp.tools.disable",
-                          disable);
+                          "disabled", "amp.notifications.enabled", 0, "amp.tools.disable", disable);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(o);
     return s;

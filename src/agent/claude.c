@@ -27,7 +27,8 @@ static int session_args(const struct agent_turn *t, struct agent_cmd *c, struct 
     if (uuid_shaped(t->resume_id)) {
         memcpy(id, t->resume_id, sizeof id);
     } else {
-        if (t->resume_id && *t->resume_id) log_warn("claude: ignoring a malformed session id; starting anew");
+        if (t->resume_id && *t->resume_id)
+            log_warn("claude: ignoring a malformed session id; starting anew");
         if (jb_uuid_v4(id, err) < 0) return -1;
         flag = "--session-id";
     }
@@ -52,8 +53,9 @@ static int claude_prepare(const struct agent_turn *t, struct agent_cmd *out, str
 {
     jb_auto(agent_cmd_releasep) struct agent_cmd c = {0};
     if (agent_cmd_begin(&agent_claude_ops, t, 0, &c, err) < 0) return -1;
-    const char *head[] = {"-p",      "--output-format", "stream-json", "--verbose",
-                          "--dangerously-skip-permissions", NULL};
+    const char *head[] = {
+        "-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions",
+        NULL};
     if (jb_strv_pushv(&c.argv, head, err) < 0) return -1;
     if (session_args(t, &c, err) < 0) return -1;
     const char *model = t->cfg->agent_model;

@@ -20,14 +20,14 @@ static int printable_id(const char *s)
     return 1;
 }
 
-static int command_prepare(const struct agent_turn *t, struct agent_cmd *out,
-                           struct jb_err *err)
+static int command_prepare(const struct agent_turn *t, struct agent_cmd *out, struct jb_err *err)
 {
     jb_auto(agent_cmd_releasep) struct agent_cmd c = {0};
     if (agent_cmd_begin(&agent_command_ops, t, 1, &c, err) < 0) return -1;
     if (t->resume_id && *t->resume_id && !printable_id(t->resume_id))
         log_warn("command agent: ignoring a malformed resume id; starting anew");
-    if (printable_id(t->resume_id) && jb_env_set(&c.env, "JANEBOT_RESUME_ID", t->resume_id, err) < 0)
+    if (printable_id(t->resume_id) &&
+        jb_env_set(&c.env, "JANEBOT_RESUME_ID", t->resume_id, err) < 0)
         return -1;
     if (t->thread_key && jb_env_set(&c.env, "JANEBOT_THREAD_KEY", t->thread_key, err) < 0)
         return -1;

@@ -36,15 +36,21 @@ void agent_result_on_event(void *ud, const struct agent_event *ev)
 {
     struct agent_result *r = ud;
     switch (ev->type) {
-    case AGENT_EV_INIT: break;
-    case AGENT_EV_TEXT: add_text(r, ev->text); break;
+    case AGENT_EV_INIT:
+        break;
+    case AGENT_EV_TEXT:
+        add_text(r, ev->text);
+        break;
     case AGENT_EV_TOOL_USE:
         r->tool_uses++;
         set_str(&r->last_tool, ev->tool_name);
         break;
     case AGENT_EV_TOOL_RESULT:
-    case AGENT_EV_RETRY: break;
-    case AGENT_EV_RESULT: on_result(r, ev); break;
+    case AGENT_EV_RETRY:
+        break;
+    case AGENT_EV_RESULT:
+        on_result(r, ev);
+        break;
     }
     if (!ev->session_id) return;
     if (ev->type == AGENT_EV_INIT || ev->type == AGENT_EV_RESULT || !r->session_id)

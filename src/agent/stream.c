@@ -12,8 +12,8 @@
 #include "agent/agent.h"
 
 #define DEFAULT_MAX_LINE (16u << 20)
-#define SUMMARY_MAX      80   /* bytes of a tool input summary, before the ellipsis */
-#define ERRORS_MAX       4096 /* bytes of a result's joined "errors" */
+#define SUMMARY_MAX      80         /* bytes of a tool input summary, before the ellipsis */
+#define ERRORS_MAX       4096       /* bytes of a result's joined "errors" */
 #define KEEP_LINE_BUF    (1u << 20) /* a line buffer grown past this is freed after use */
 
 struct agent_stream {
@@ -78,10 +78,11 @@ static void emit(struct agent_stream *st, struct agent_event *ev, const json_t *
 static void one_line(const char *s, char *out)
 {
     size_t n = 0;
-    for (; s[n] && n < SUMMARY_MAX; n++)
+    for (; n < SUMMARY_MAX && s[n]; n++)
         out[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? ' ' : s[n];
     if (s[n]) {
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* not mid-character */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* not mid-character */
         memcpy(out + n, "\xe2\x80\xa6", 3);
         n += 3;
     }
@@ -90,20 +91,24 @@ static void one_line(const char *s, char *out)
 
 static void tool_summary(const json_t *input, char *out)
 {
-    static const char *const keys[] = {"command", "file_path", "path", "pattern",
+    static const char *const keys[] = {"command", "file_path", "path",   "pattern",
                                        "url",     "query",     "prompt", "description"};
     const char *s = NULL;
     if (json_is_string(input)) s = json_string_value(input);
-    for (size_t i = 0; !s && i < JB_ARRAY_LEN(keys); i++) s = jstr(input, keys[i]);
-    const char *key;
-    const json_t *v;
+    for (size_t i = 0; !s && i < JB_ARRAY_LEN(keys); i++)
+        s = jstr(input, keys[i]);
     if (!s && json_is_object(input)) {
+        const char *key;
+        const json_t *v;
         json_object_foreach((json_t *)input, key, v)
         {
             if ((s = json_string_value(v))) break;
         }
     }
-    one_line(s ? s : "", out);
+    if (s)
+        one_line(s, out);
+    else
+        out[0] = '\0';
 }
 
 /* ---- per-type handlers ---- */
@@ -218,7 +223,8 @@ static const char *join_errors(const json_t *errors, struct jb_buf *b)
             if (jb_buf_append(b, s, n, NULL) < 0) break;
             continue;
         }
-        while (room > 0 && ((unsigned char)s[room] & 0xC0) == 0x80) room--; /* whole chars */
+        while (room > 0 && ((unsigned char)s[room] & 0xC0) == 0x80)
+            room--; /* whole chars */
         jb_buf_append(b, s, room, NULL);
         break;
     }
@@ -274,14 +280,15 @@ static void parse_line(struct agent_stream *st, const char *p, size_t n, int at_
     st->stats.lines++;
     if (n && p[n - 1] == '\r') n--;
     size_t skip = 0;
-    while (skip < n && (p[skip] == ' ' || p[skip] == '\t' || p[skip] == '\r')) skip++;
+    while (skip < n && (p[skip] == ' ' || p[skip] == '\t' || p[skip] == '\r'))
+        skip++;
     if (skip == n) return; /* blank */
     json_error_t jerr;
     json_t *o = p[skip] == '{' ? json_loadb(p, n, JSON_ALLOW_NUL, &jerr) : NULL;
     if (!json_is_object(o)) {
         st->stats.not_json++;
-        log_debug("agent stream: skipped %s line of %zu bytes (%s)",
-                  at_eof ? "unterminated" : "a", n, p[skip] == '{' ? "bad JSON" : "not JSON");
+        log_debug("agent stream: skipped %s line of %zu bytes (%s)", at_eof ? "unterminated" : "a",
+                  n, p[skip] == '{' ? "bad JSON" : "not JSON");
         json_decref(o);
         return;
     }

@@ -14,7 +14,7 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key,
     struct sandbox *sb = NULL;
     struct agent_cmd cmd = {0};
     int rc = -1;
-    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || sandbox_ctx_init(&ctx, cfg, err) < 0) {
+    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || sandbox_ctx_init(&ctx, cfg, 0, err) < 0) {
         sandbox_ctx_release(&ctx);
         return -1;
     }

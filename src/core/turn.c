@@ -259,7 +259,7 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, struct core **ret
         return jb_err_set(err, JB_ENOMEM, "core");
     }
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 ||
-        store_open(cfg->db_path, &c->store, err) < 0 || sandbox_ctx_init(&c->sbx, cfg, err) < 0) {
+        store_open(cfg->db_path, &c->store, err) < 0 || sandbox_ctx_init(&c->sbx, cfg, 1, err) < 0) {
         core_free(c);
         return -1;
     }

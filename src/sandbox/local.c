@@ -165,6 +165,10 @@ static int build_args(struct bwrap_args *a, struct sandbox *sb, const struct san
         add3(&a->argv, "--chdir", "/home/agent", NULL, err) < 0 ||
         add_exec_parts(a, sb, x, err) < 0 || jb_strv_push(&a->argv, "--", err) < 0)
         return -1;
+    /* Through sh's exec, a missing command exits 127 and a non-executable one 126, as in
+     * any shell, instead of bwrap's generic 1. */
+    static const char *const via_sh[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\"", NULL};
+    if (jb_strv_pushv(&a->argv, via_sh, err) < 0) return -1;
     for (const char *const *p = x->argv; *p; p++)
         if (jb_strv_push(&a->argv, *p, err) < 0) return -1;
     return 0;

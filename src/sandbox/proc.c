@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "sandbox/backend.h"
@@ -71,23 +72,31 @@ static void tail_keep(char *tail, size_t cap, const char *data, size_t n)
 
 struct pipes {
     int in_w, out_r, err_r;
+    int pidfd; /* readable once the child exited: wakes the loop without polling */
     size_t in_off;
 };
 
 /* Pump the pipes once (up to wait_ms). Returns 1 while any pipe is open. */
 static int pump(struct pipes *p, struct sandbox_exec *x, int wait_ms)
 {
-    struct pollfd fds[3];
+    struct pollfd fds[4];
     int n = 0;
+    if (p->pidfd >= 0) fds[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
     if (p->in_w >= 0) fds[n++] = (struct pollfd){.fd = p->in_w, .events = POLLOUT};
     if (p->out_r >= 0) fds[n++] = (struct pollfd){.fd = p->out_r, .events = POLLIN};
     if (p->err_r >= 0) fds[n++] = (struct pollfd){.fd = p->err_r, .events = POLLIN};
+    int open = n - (p->pidfd >= 0);
     if (n == 0) return 0;
-    if (poll(fds, (nfds_t)n, wait_ms) <= 0) return 1;
+    if (poll(fds, (nfds_t)n, wait_ms) <= 0) return open > 0;
     char buf[65536];
     for (int i = 0; i < n; i++) {
         if (!fds[i].revents) continue;
         int fd = fds[i].fd;
+        if (fd == p->pidfd) {
+            close(p->pidfd); /* exited: waitpid() in the caller reaps it */
+            p->pidfd = -1;
+            continue;
+        }
         if (fd == p->in_w) {
             ssize_t w = write(fd, x->stdin_data + p->in_off, x->stdin_len - p->in_off);
             if (w > 0) p->in_off += (size_t)w;
@@ -108,14 +117,14 @@ static int pump(struct pipes *p, struct sandbox_exec *x, int wait_ms)
         if (fd == p->out_r && x->on_stdout) x->on_stdout(x->ud, buf, (size_t)r);
         else if (fd == p->err_r) tail_keep(x->stderr_tail, sizeof x->stderr_tail, buf, (size_t)r);
     }
-    return 1;
+    return (p->in_w >= 0 || p->out_r >= 0 || p->err_r >= 0);
 }
 
 static int make_pipes(struct sandbox_exec *x, int child[3], struct pipes *p, struct jb_err *err)
 {
     int fds[2];
     child[0] = child[1] = child[2] = -1;
-    *p = (struct pipes){-1, -1, -1, 0};
+    *p = (struct pipes){-1, -1, -1, -1, 0};
     if (x->passthrough) return 0;
     if (pipe2(fds, O_CLOEXEC) < 0) return jb_err_sys(err, "pipe");
     child[0] = fds[0], p->in_w = fds[1];
@@ -168,6 +177,7 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
     }
     if (pid == 0) child_exec(ps, child[0], child[1], child[2], parent);
     close_all(child, 3);
+    p.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
     int status = 0, reaped = 0;
     int64_t kill_at = 0, reaped_at = 0;
@@ -189,13 +199,14 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
         } else if (kill_at && now >= kill_at) {
             kill(-pid, SIGKILL);
         }
-        if (!open) {
-            /* No pipes left (or passthrough): wait for the child in short steps. */
+        if (!open && p.pidfd < 0 && !reaped) {
+            /* No pidfd (old kernel) and no pipes: wait for the child in short steps. */
             struct pollfd none;
-            poll(&none, 0, 20);
+            poll(&none, 0, 5);
         }
     }
     close_all(&p.in_w, 1), close_all(&p.out_r, 1), close_all(&p.err_r, 1);
+    close_all(&p.pidfd, 1);
     finish_status(x, status);
     x->wall_ms = jb_mono_ms() - start;
     return 0;

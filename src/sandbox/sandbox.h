@@ -97,8 +97,10 @@ struct sandbox_ctx {
 };
 
 const struct sandbox_ops *sandbox_ops_find(const char *name); /* NULL if unknown */
-/* Choose the configured backend and check that it can run (fails closed). */
-int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, struct jb_err *err);
+/* Choose the configured backend; with check=1 also prove that it can run here (a probe
+ * sandbox for "local"), so a long-running process fails closed at start. */
+int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int check,
+                     struct jb_err *err);
 void sandbox_ctx_release(struct sandbox_ctx *ctx);
 /* *ret is the caller's, freed with sandbox_free(). */
 int sandbox_ensure(const struct sandbox_ctx *ctx, const char *thread_key, struct sandbox **ret,

@@ -46,8 +46,10 @@ KEYWORDS = ("run:", "write", "read", "crash", "hang", "garbage", "noresult-text"
             "env", "whoami", "spawn-orphan", "sleep")
 
 
-def emit(obj):
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+def emit(obj, ascii_only=False):
+    # Assistant lines carry raw UTF-8, result lines \uXXXX escapes (surrogate pairs for
+    # emoji): a reader must decode both.
+    sys.stdout.write(json.dumps(obj, ensure_ascii=ascii_only) + "\n")
     sys.stdout.flush()
 
 
@@ -119,7 +121,7 @@ def result_line(sid, answer, turns, is_error=False, subtype="success", errors=No
     obj["type"] = "result"
     obj["duration_ms"] = 34
     obj["uuid"] = str(uuid.uuid4())
-    emit(obj)
+    emit(obj, ascii_only=True)
 
 
 def find_command(prompt):
@@ -185,6 +187,9 @@ def garbage(sid):
 
 
 def main():
+    if sys.argv[1:] in (["--version"], ["-v"]):
+        print("fake-agent 1.0 (janebot tests)")
+        return
     prompt = sys.stdin.read()
     prompt = prompt.rstrip("\n")
     resume = os.environ.get("JANEBOT_RESUME_ID") or None

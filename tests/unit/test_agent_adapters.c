@@ -14,8 +14,8 @@
 #define SETTINGS RUN_DIR "/amp-settings.json"
 #define UUID_A   "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ab"
 
-static char root[PATH_MAX];    /* realpath of the temp dir */
-static char bindir[PATH_MAX];  /* root/bin: fake amp, claude, amp-custom */
+static char root[PATH_MAX];   /* realpath of the temp dir */
+static char bindir[PATH_MAX]; /* root/bin: fake amp, claude, amp-custom */
 static char emptydir[PATH_MAX];
 static struct jb_config cfg;
 static struct agent_cmd cmd;
@@ -36,6 +36,7 @@ static void pathf(char *out, const char *fmt, const char *a)
 
 static void setup(void)
 {
+    jb_log_init(JB_LOG_ERROR, NULL); /* the warnings below are expected */
     char tmpl[] = "/tmp/jb-agent-XXXXXX";
     cr_assert_not_null(mkdtemp(tmpl));
     cr_assert_not_null(realpath(tmpl, root));
@@ -71,8 +72,12 @@ static void prep(const char *name, const char *resume)
 {
     const struct agent_ops *ops = agent_ops_find(name);
     cr_assert_not_null(ops);
-    struct agent_turn t = {.cfg = &cfg, .thread_key = "C1:1700000000.000100", .user = "U123",
-                           .prompt = PROMPT, .resume_id = resume, .run_dir = RUN_DIR};
+    struct agent_turn t = {.cfg = &cfg,
+                           .thread_key = "C1:1700000000.000100",
+                           .user = "U123",
+                           .prompt = PROMPT,
+                           .resume_id = resume,
+                           .run_dir = RUN_DIR};
     agent_cmd_release(&cmd);
     cr_assert_eq(ops->prepare(&t, &cmd, &err), 0, "%s: %s", jb_strerror(err.code), err.msg);
 }
@@ -80,7 +85,8 @@ static void prep(const char *name, const char *resume)
 static void assert_argv(const char *const *want)
 {
     size_t n = 0;
-    while (want[n]) n++;
+    while (want[n])
+        n++;
     cr_assert_eq(cmd.argv.n, n, "argv has %zu, want %zu", cmd.argv.n, n);
     for (size_t i = 0; i < n; i++)
         cr_assert_str_eq(cmd.argv.v[i], want[i], "argv[%zu]", i);
@@ -92,7 +98,8 @@ static void assert_prompt_only_on_stdin(void)
     cr_assert_str_eq(cmd.stdin_data, PROMPT);
     for (size_t i = 0; i < cmd.argv.n; i++)
         cr_assert_null(strstr(cmd.argv.v[i], "PROMPT-MARKER"), "argv[%zu]", i);
-    for (size_t i = 0; i < cmd.env.n; i++) cr_assert_null(strstr(cmd.env.v[i], "PROMPT-MARKER"));
+    for (size_t i = 0; i < cmd.env.n; i++)
+        cr_assert_null(strstr(cmd.env.v[i], "PROMPT-MARKER"));
 }
 
 static char *bin(const char *name)
@@ -121,8 +128,9 @@ Test(agent_adapters, amp_new)
     cfg.amp_api_key = "amp-key-123456";
     cfg.anthropic_api_key = "sk-ant-other";
     prep("amp", NULL);
-    const char *want[] = {bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS,
-                          "-x", "--stream-json", NULL};
+    const char *want[] = {
+        bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS, "-x", "--stream-json",
+        NULL};
     assert_argv(want);
     assert_prompt_only_on_stdin();
     cr_assert_eq(cmd.env.n, 1);
@@ -155,8 +163,11 @@ Test(agent_adapters, amp_settings_file)
 Test(agent_adapters, amp_resume)
 {
     prep("amp", "T-7f3a_b2-c9");
-    const char *want[] = {bin("amp"),  "--dangerously-allow-all", "--settings-file", SETTINGS,
-                          "threads",   "continue", "T-7f3a_b2-c9", "-x", "--stream-json", NULL};
+    const char *want[] = {bin("amp"),        "--dangerously-allow-all",
+                          "--settings-file", SETTINGS,
+                          "threads",         "continue",
+                          "T-7f3a_b2-c9",    "-x",
+                          "--stream-json",   NULL};
     assert_argv(want);
     assert_prompt_only_on_stdin();
     cr_assert_eq(cmd.env.n, 0);
@@ -168,8 +179,9 @@ Test(agent_adapters, amp_bad_resume_ids_ignored)
     memset(longid, 'a', 129);
     longid[129] = '\0';
     const char *bad[] = {"T-1; rm -rf /", "--help", "", "T-1\n", "T 1", "T-\xc3\xa9", longid};
-    const char *want[] = {bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS,
-                          "-x", "--stream-json", NULL};
+    const char *want[] = {
+        bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS, "-x", "--stream-json",
+        NULL};
     for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
         prep("amp", bad[i]);
         assert_argv(want);
@@ -207,7 +219,8 @@ static int uuid_like(const char *s)
 {
     if (strlen(s) != 36 || s[14] != '4') return 0;
     for (int i = 0; i < 36; i++)
-        if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+        if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-'
+                                                    : !strchr("0123456789abcdef", s[i]))
             return 0;
     return 1;
 }
@@ -231,9 +244,9 @@ Test(agent_adapters, claude_new)
     cr_assert_eq(cmd.argv.n, 8);
     cr_assert_not_null(cmd.session_id);
     cr_assert(uuid_like(cmd.session_id), "%s", cmd.session_id);
-    const char *want[] = {bin("claude"), "-p", "--output-format", "stream-json", "--verbose",
-                          "--dangerously-skip-permissions", "--session-id", cmd.session_id,
-                          NULL};
+    const char *want[] = {bin("claude"),  "-p",           "--output-format",
+                          "stream-json",  "--verbose",    "--dangerously-skip-permissions",
+                          "--session-id", cmd.session_id, NULL};
     assert_argv(want);
     assert_prompt_only_on_stdin();
     assert_claude_env(1);
@@ -254,9 +267,10 @@ Test(agent_adapters, claude_resume_and_model)
 {
     cfg.agent_model = "claude-sonnet-4-5";
     prep("claude", UUID_A);
-    const char *want[] = {bin("claude"), "-p", "--output-format", "stream-json", "--verbose",
-                          "--dangerously-skip-permissions", "--resume", UUID_A,
-                          "--model", "claude-sonnet-4-5", NULL};
+    const char *want[] = {bin("claude"),       "-p",        "--output-format",
+                          "stream-json",       "--verbose", "--dangerously-skip-permissions",
+                          "--resume",          UUID_A,      "--model",
+                          "claude-sonnet-4-5", NULL};
     assert_argv(want);
     cr_assert_str_eq(cmd.session_id, UUID_A);
     assert_prompt_only_on_stdin();
@@ -264,9 +278,12 @@ Test(agent_adapters, claude_resume_and_model)
 
 Test(agent_adapters, claude_bad_resume_ids_start_new)
 {
-    const char *bad[] = {"T-abc", "--help", "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ab0",
+    const char *bad[] = {"T-abc",
+                         "--help",
+                         "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ab0",
                          "0b3e2c1d_5f6a-4b7c-8d9e-0123456789ab",
-                         "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ag", ""};
+                         "0b3e2c1d-5f6a-4b7c-8d9e-0123456789ag",
+                         ""};
     for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
         prep("claude", bad[i]);
         cr_assert_str_eq(cmd.argv.v[6], "--session-id", "%s", bad[i]);

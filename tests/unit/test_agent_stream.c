@@ -9,25 +9,25 @@
 
 #define SID "720181ef-6d0f-4b78-8045-bec3144ba43a"
 #define L_INIT                                                                                     \
-    "{\"type\":\"system\",\"subtype\":\"init\",\"cwd\":\"/sandbox/work\",\"session_id\":\"" SID   \
-    "\",\"tools\":[\"Task\",\"Bash\"],\"mcp_servers\":[],\"model\":\"claude-opus-5-5\","          \
+    "{\"type\":\"system\",\"subtype\":\"init\",\"cwd\":\"/sandbox/work\",\"session_id\":\"" SID    \
+    "\",\"tools\":[\"Task\",\"Bash\"],\"mcp_servers\":[],\"model\":\"claude-opus-5-5\","           \
     "\"permissionMode\":\"default\",\"apiKeySource\":\"ANTHROPIC_API_KEY\"}"
 #define L_TEXT                                                                                     \
     "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_fake_1\",\"type\":\"message\",\"role\":"    \
-    "\"assistant\",\"model\":\"claude-opus-5-5\",\"content\":[{\"type\":\"text\",\"text\":\"hi "  \
-    "from fake (user messages seen: 1)\"}],\"stop_reason\":null,\"stop_sequence\":null,"          \
-    "\"usage\":{\"input_tokens\":10,\"output_tokens\":1},\"context_management\":null},"           \
+    "\"assistant\",\"model\":\"claude-opus-5-5\",\"content\":[{\"type\":\"text\",\"text\":\"hi "   \
+    "from fake (user messages seen: 1)\"}],\"stop_reason\":null,\"stop_sequence\":null,"           \
+    "\"usage\":{\"input_tokens\":10,\"output_tokens\":1},\"context_management\":null},"            \
     "\"parent_tool_use_id\":null,\"session_id\":\"" SID "\",\"uuid\":\"3dd9f074\"}"
 #define L_TOOL_USE                                                                                 \
     "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_fake_1\",\"type\":\"message\",\"role\":"    \
-    "\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_fake_1\",\"name\":"         \
-    "\"Bash\",\"input\":{\"description\":\"Print a greeting\",\"command\":\"echo "                \
+    "\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_fake_1\",\"name\":"          \
+    "\"Bash\",\"input\":{\"description\":\"Print a greeting\",\"command\":\"echo "                 \
     "hello-from-tool\"}}],\"stop_reason\":null},\"parent_tool_use_id\":null,\"session_id\":\"" SID \
     "\"}"
 #define L_TOOL_RESULT                                                                              \
     "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"tool_use_id\":"             \
-    "\"toolu_fake_1\",\"type\":\"tool_result\",\"content\":\"hello-from-tool\",\"is_error\":"     \
-    "false}]},\"parent_tool_use_id\":null,\"session_id\":\"" SID "\",\"tool_use_result\":"        \
+    "\"toolu_fake_1\",\"type\":\"tool_result\",\"content\":\"hello-from-tool\",\"is_error\":"      \
+    "false}]},\"parent_tool_use_id\":null,\"session_id\":\"" SID "\",\"tool_use_result\":"         \
     "{\"stdout\":\"hello-from-tool\",\"stderr\":\"\",\"interrupted\":false}}"
 #define L_DENIED                                                                                   \
     "{\"type\":\"system\",\"subtype\":\"permission_denied\",\"tool_name\":\"Bash\","               \
@@ -35,22 +35,22 @@
     "\"}"
 #define L_RETRY                                                                                    \
     "{\"type\":\"system\",\"subtype\":\"api_retry\",\"attempt\":1,\"max_retries\":10,"             \
-    "\"retry_delay_ms\":582,\"error_status\":401,\"error\":\"authentication_failed\","            \
+    "\"retry_delay_ms\":582,\"error_status\":401,\"error\":\"authentication_failed\","             \
     "\"session_id\":\"737e2f37\",\"uuid\":\"ca2d820d\"}"
 #define L_RESULT                                                                                   \
-    "{\"duration_api_ms\":85,\"stop_reason\":\"end_turn\",\"session_id\":\"" SID "\","            \
-    "\"total_cost_usd\":0.00014000000000000001,\"usage\":{\"input_tokens\":10,"                   \
-    "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":5},"       \
+    "{\"duration_api_ms\":85,\"stop_reason\":\"end_turn\",\"session_id\":\"" SID "\","             \
+    "\"total_cost_usd\":0.00014000000000000001,\"usage\":{\"input_tokens\":10,"                    \
+    "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":5},"        \
     "\"permission_denials\":[],\"terminal_reason\":\"completed\",\"is_error\":false,"              \
-    "\"num_turns\":1,\"subtype\":\"success\",\"api_error_status\":null,\"result\":\"hi from "     \
+    "\"num_turns\":1,\"subtype\":\"success\",\"api_error_status\":null,\"result\":\"hi from "      \
     "fake (user messages seen: 1)\",\"type\":\"result\",\"duration_ms\":464}"
 #define L_RESULT_ERR                                                                               \
     "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,"               \
-    "\"result\":null,\"session_id\":\"" SID "\",\"errors\":[\"No conversation found with "        \
+    "\"result\":null,\"session_id\":\"" SID "\",\"errors\":[\"No conversation found with "         \
     "session ID: " SID "\",\"second\"]}"
 
-static const char transcript[] = L_INIT "\n" L_TEXT "\n" L_TOOL_USE "\n" L_TOOL_RESULT
-    "\n" L_DENIED "\n" L_RETRY "\n" L_RESULT "\n";
+static const char transcript[] = L_INIT "\n" L_TEXT "\n" L_TOOL_USE "\n" L_TOOL_RESULT "\n" L_DENIED
+                                        "\n" L_RETRY "\n" L_RESULT "\n";
 
 /* ---- a recorder: copies of every event, plus an agent_result ---- */
 
@@ -67,15 +67,19 @@ struct rec {
     struct agent_result res;
 };
 
-static char *dup0(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup0(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
 static void rec_cb(void *ud, const struct agent_event *ev)
 {
     struct rec *r = ud;
     cr_assert_lt(r->n, JB_ARRAY_LEN(r->ev));
-    r->ev[r->n++] = (struct rec_ev){ev->type,          dup0(ev->session_id), dup0(ev->text),
-                                    dup0(ev->tool_name), dup0(ev->subtype),  dup0(ev->errors),
-                                    ev->is_error,        ev->input_tokens,   ev->output_tokens};
+    r->ev[r->n++] = (struct rec_ev){
+        ev->type,          dup0(ev->session_id), dup0(ev->text), dup0(ev->tool_name),
+        dup0(ev->subtype), dup0(ev->errors),     ev->is_error,   ev->input_tokens,
+        ev->output_tokens};
     agent_result_on_event(&r->res, ev);
 }
 
@@ -94,6 +98,7 @@ static struct agent_stream *st;
 
 static void setup(void)
 {
+    jb_log_init(JB_LOG_ERROR, NULL); /* the warnings below are expected */
     st = agent_stream_new(0, rec_cb, &R);
     cr_assert_not_null(st);
 }
@@ -105,13 +110,19 @@ static void teardown(void)
     rec_free(&R);
 }
 
-static void feed_str(const char *s) { agent_stream_feed(st, s, strlen(s)); }
+static void feed_str(const char *s)
+{
+    agent_stream_feed(st, s, strlen(s));
+}
 static void feed_line(const char *s)
 {
     feed_str(s);
     feed_str("\n");
 }
-static const struct agent_stream_stats *stats(void) { return agent_stream_stats(st); }
+static const struct agent_stream_stats *stats(void)
+{
+    return agent_stream_stats(st);
+}
 
 TestSuite(agent_stream, .init = setup, .fini = teardown);
 
@@ -285,16 +296,21 @@ Test(agent_stream, whole_transcript)
     enum agent_event_type want[] = {AGENT_EV_INIT,        AGENT_EV_TEXT,  AGENT_EV_TOOL_USE,
                                     AGENT_EV_TOOL_RESULT, AGENT_EV_RETRY, AGENT_EV_RESULT};
     cr_assert_eq(R.n, JB_ARRAY_LEN(want));
-    for (size_t i = 0; i < R.n; i++) cr_assert_eq(R.ev[i].type, want[i], "event %zu", i);
+    for (size_t i = 0; i < R.n; i++)
+        cr_assert_eq(R.ev[i].type, want[i], "event %zu", i);
 }
 
-static int str_same(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+static int str_same(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
 
 Test(agent_stream, byte_by_byte_equals_whole)
 {
     struct rec bytes = {.res = AGENT_RESULT_INIT};
     struct agent_stream *s2 = agent_stream_new(0, rec_cb, &bytes);
-    for (size_t i = 0; i < sizeof transcript - 1; i++) agent_stream_feed(s2, transcript + i, 1);
+    for (size_t i = 0; i < sizeof transcript - 1; i++)
+        agent_stream_feed(s2, transcript + i, 1);
     agent_stream_finish(s2);
     feed_str(transcript);
     agent_stream_finish(st);
@@ -339,7 +355,8 @@ Test(agent_stream, overlong_line_skipped_next_parsed)
     char *buf = malloc(chunk);
     memset(buf, 'x', chunk);
     buf[0] = '{';
-    for (size_t sent = 0; sent < big; sent += chunk) agent_stream_feed(s2, buf, chunk);
+    for (size_t sent = 0; sent < big; sent += chunk)
+        agent_stream_feed(s2, buf, chunk);
     free(buf);
     const char *next = "\n" L_TEXT "\n";
     agent_stream_feed(s2, next, strlen(next));

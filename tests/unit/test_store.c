@@ -1,0 +1,464 @@
+/* tests/unit/test_store.c -- store/: schema and migrations, sessions, inbox, turn audit,
+ * and concurrent writers on separate connections. Each test has its own temp dir. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "store/store.h"
+
+static char tmpdir[PATH_MAX];
+static char dbpath[PATH_MAX + 16];
+
+static void setup(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/janebot-store-XXXXXX", base && *base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
+    snprintf(dbpath, sizeof dbpath, "%s/janebot.db", tmpdir);
+}
+
+static void teardown(void)
+{
+    struct jb_err err = {0};
+    cr_expect_eq(jb_rm_rf(tmpdir, &err), 0, "rm -rf %s: %s", tmpdir, err.msg);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static struct store *open_ok(void)
+{
+    struct store *st = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(store_open(dbpath, &st, &err), 0, "store_open: %s", err.msg);
+    cr_assert_not_null(st);
+    return st;
+}
+
+/* Runs sql on a separate raw connection, as another program would. */
+static void raw_exec(const char *sql)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- schema ---- */
+
+Test(store, open_creates_schema_version_1)
+{
+    struct store *st = open_ok();
+    cr_assert_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
+    cr_assert_eq(STORE_SCHEMA_VERSION, 1);
+    struct stat sb;
+    cr_assert_eq(stat(dbpath, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
+    store_close(st);
+
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db,
+                                    "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                                    "('sessions', 'inbox', 'turns', 'inbox_state', 'turns_thread')",
+                                    -1, &s, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(s, 0), 5);
+    sqlite3_finalize(s);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+Test(store, reopen_is_idempotent)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    cr_assert_eq(store_session_touch(st, "chat:x", "amp", "T-1", "local", &err), 0, "%s",
+                 err.msg);
+    store_close(st);
+    for (int i = 0; i < 3; i++) {
+        st = open_ok();
+        cr_assert_eq(store_schema_version(st), 1);
+        struct session_row r;
+        cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
+        cr_assert_eq(r.turns, 1);
+        session_row_release(&r);
+        store_close(st);
+    }
+}
+
+Test(store, refuses_newer_database)
+{
+    raw_exec("CREATE TABLE future (x); PRAGMA user_version = 99");
+    struct store *st = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(store_open(dbpath, &st, &err), -1);
+    cr_assert_null(st, "*ret must stay untouched on failure");
+    cr_assert_eq(err.code, JB_ECONFIG, "got %s: %s", jb_strerror(err.code), err.msg);
+    cr_assert_not_null(strstr(err.msg, "schema version 99"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "only up to 1"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, dbpath), "%s", err.msg);
+}
+
+Test(store, tightens_a_world_readable_file)
+{
+    raw_exec("PRAGMA user_version = 0");
+    cr_assert_eq(chmod(dbpath, 0644), 0);
+    struct store *st = open_ok();
+    struct stat sb;
+    cr_assert_eq(stat(dbpath, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
+    store_close(st);
+}
+
+Test(store, refuses_a_symlink)
+{
+    char target[PATH_MAX + 16];
+    snprintf(target, sizeof target, "%s/real.db", tmpdir);
+    cr_assert_eq(symlink(target, dbpath), 0);
+    struct store *st = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(store_open(dbpath, &st, &err), -1);
+    cr_assert_null(st);
+    cr_assert_eq(err.code, JB_ECONFIG, "%s", err.msg);
+    cr_assert_eq(access(target, F_OK), -1, "the link target must not be created");
+}
+
+Test(store, database_fds_are_close_on_exec)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    cr_assert_eq(store_session_touch(st, "k", "amp", NULL, "local", &err), 0); /* WAL files */
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    int seen = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char link[PATH_MAX], target[PATH_MAX] = "";
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0 || strncmp(target, tmpdir, strlen(tmpdir)) != 0) continue;
+        int flags = fcntl(atoi(e->d_name), F_GETFD);
+        cr_expect(flags >= 0 && (flags & FD_CLOEXEC), "%s lacks FD_CLOEXEC", target);
+        seen++;
+    }
+    closedir(d);
+    cr_assert_geq(seen, 1, "no open database file found");
+    store_close(st);
+}
+
+/* ---- sessions ---- */
+
+Test(store, session_touch_creates_and_counts)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    int64_t t0 = jb_now_ms();
+    cr_assert_eq(store_session_touch(st, "chat:x", "amp", "T-1", "local", &err), 0, "%s",
+                 err.msg);
+    struct session_row r;
+    cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(r.thread_key, "chat:x");
+    cr_assert_str_eq(r.agent, "amp");
+    cr_assert_str_eq(r.agent_session_id, "T-1");
+    cr_assert_str_eq(r.sandbox, "local");
+    cr_assert_eq(r.turns, 1);
+    cr_assert_geq(r.created_at, t0);
+    cr_assert_eq(r.created_at, r.last_active);
+    int64_t created = r.created_at;
+    session_row_release(&r);
+
+    sleep_ms(2);
+    /* NULL keeps the known session id; agent and sandbox are replaced. */
+    cr_assert_eq(store_session_touch(st, "chat:x", "claude", NULL, "host", &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.turns, 2);
+    cr_assert_str_eq(r.agent_session_id, "T-1");
+    cr_assert_str_eq(r.agent, "claude");
+    cr_assert_str_eq(r.sandbox, "host");
+    cr_assert_eq(r.created_at, created);
+    cr_assert_gt(r.last_active, created);
+    session_row_release(&r);
+
+    cr_assert_eq(store_session_clear_id(st, "chat:x", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
+    cr_assert_null(r.agent_session_id);
+    cr_assert_eq(r.turns, 2, "clearing the id keeps the row");
+    session_row_release(&r);
+
+    cr_assert_eq(store_session_touch(st, "chat:x", "claude", "T-2", "host", &err), 0);
+    cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(r.agent_session_id, "T-2");
+    cr_assert_eq(r.turns, 3);
+    session_row_release(&r);
+    store_close(st);
+}
+
+Test(store, session_missing_is_not_found)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    struct session_row r = {.turns = 42};
+    cr_assert_eq(store_session_get(st, "nope", &r, &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND, "got %s: %s", jb_strerror(err.code), err.msg);
+    cr_assert_eq(r.turns, 42, "*ret must stay untouched");
+    err = (struct jb_err){0};
+    cr_assert_eq(store_session_clear_id(st, "nope", &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND);
+    err = (struct jb_err){0};
+    cr_assert_eq(store_session_delete(st, "nope", &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND);
+
+    cr_assert_eq(store_session_touch(st, "yes", "amp", NULL, "local", &err), 0);
+    cr_assert_eq(store_session_delete(st, "yes", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_session_get(st, "yes", &r, &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND);
+    store_close(st);
+}
+
+Test(store, session_list_newest_first)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    struct session_row *v = NULL;
+    size_t n = 99;
+    cr_assert_eq(store_session_list(st, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 0);
+    session_rows_free(v, n);
+
+    const char *order[] = {"a", "b", "c", "a"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(order); i++) {
+        cr_assert_eq(store_session_touch(st, order[i], "amp", NULL, "local", &err), 0);
+        sleep_ms(3);
+    }
+    cr_assert_eq(store_session_list(st, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(v[0].thread_key, "a");
+    cr_assert_eq(v[0].turns, 2);
+    cr_assert_str_eq(v[1].thread_key, "c");
+    cr_assert_str_eq(v[2].thread_key, "b");
+    session_rows_free(v, n);
+    store_close(st);
+}
+
+Test(store, sqlite_errors_carry_sqlites_message)
+{
+    struct store *st = open_ok();
+    raw_exec("DROP TABLE sessions");
+    struct jb_err err = {0};
+    cr_assert_eq(store_session_touch(st, "chat:x", "amp", NULL, "local", &err), -1);
+    cr_assert_eq(err.code, JB_ESYS, "got %s", jb_strerror(err.code));
+    cr_assert_str_eq(err.msg, "store: cannot update session chat:x: no such table: sessions");
+    store_close(st);
+}
+
+/* ---- inbox ---- */
+
+static size_t pending_count(struct store *st, const char *prefix, struct inbox_msg **keep)
+{
+    struct jb_err err = {0};
+    struct inbox_msg *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(store_inbox_pending(st, prefix, &v, &n, &err), 0, "%s", err.msg);
+    if (keep) *keep = v;
+    else inbox_msgs_free(v, n);
+    return n;
+}
+
+Test(store, inbox_add_pending_finish)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    const char *keys[] = {"C1:1", "C1:2", "C2:1", "C_1:x", "C%1:y", "Cx1:z"};
+    int64_t ids[JB_ARRAY_LEN(keys)];
+    int64_t t0 = jb_now_ms();
+    for (size_t i = 0; i < JB_ARRAY_LEN(keys); i++) {
+        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", &ids[i], &err), 0,
+                     "%s", err.msg);
+        if (i) cr_assert_gt(ids[i], ids[i - 1]);
+    }
+    struct inbox_msg *v = NULL;
+    size_t n = pending_count(st, "", &v);
+    cr_assert_eq(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(v[i].id, ids[i], "oldest first");
+        cr_assert_str_eq(v[i].thread_key, keys[i]);
+        cr_assert_str_eq(v[i].user_id, "U1");
+        cr_assert_str_eq(v[i].text, "hello 'world' %s");
+        cr_assert_geq(v[i].received_at, t0);
+    }
+    inbox_msgs_free(v, n);
+
+    cr_assert_eq(pending_count(st, NULL, NULL), 6, "NULL prefix means all");
+    cr_assert_eq(pending_count(st, "C1:", NULL), 2);
+    /* '_' and '%' are literal, not LIKE wildcards. */
+    cr_assert_eq(pending_count(st, "C_", &v), 1);
+    cr_assert_str_eq(v[0].thread_key, "C_1:x");
+    inbox_msgs_free(v, 1);
+    cr_assert_eq(pending_count(st, "C%", &v), 1);
+    cr_assert_str_eq(v[0].thread_key, "C%1:y");
+    inbox_msgs_free(v, 1);
+    cr_assert_eq(pending_count(st, "C_1:x-longer", NULL), 0);
+
+    cr_assert_eq(store_inbox_finish(st, ids[0], "done", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_inbox_finish(st, ids[1], "failed", &err), 0, "%s", err.msg);
+    cr_assert_eq(pending_count(st, "C1:", NULL), 0);
+    cr_assert_eq(pending_count(st, "", NULL), 4);
+
+    cr_assert_eq(store_inbox_finish(st, ids[2], "pending", &err), -1);
+    cr_assert_eq(err.code, JB_EPROTO);
+    cr_assert_eq(store_inbox_finish(st, 999999, "done", &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND, "%s", err.msg);
+    store_close(st);
+}
+
+/* ---- turn audit ---- */
+
+Test(store, turn_begin_end_list_close_stale)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    int64_t a1, a2, b1;
+    cr_assert_eq(store_turn_begin(st, "A", "U1", "local", &a1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_turn_begin(st, "B", "U2", "host", &b1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_turn_begin(st, "A", "U1", "local", &a2, &err), 0, "%s", err.msg);
+    sleep_ms(2);
+    cr_assert_eq(store_turn_end(st, a1, "ok", 0, 100, 20, &err), 0, "%s", err.msg);
+
+    struct turn_row *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(store_turn_list(st, NULL, 10, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(v[0].id, a2, "newest first");
+    cr_assert_eq(v[1].id, b1);
+    cr_assert_eq(v[2].id, a1);
+    cr_assert_null(v[0].outcome, "running");
+    cr_assert_eq(v[0].ended_at, 0);
+    cr_assert_str_eq(v[2].outcome, "ok");
+    cr_assert_str_eq(v[2].user_id, "U1");
+    cr_assert_str_eq(v[2].sandbox, "local");
+    cr_assert_geq(v[2].ended_at, v[2].started_at + 2);
+    cr_assert_eq(v[2].duration_ms, v[2].ended_at - v[2].started_at);
+    turn_rows_free(v, n);
+
+    cr_assert_eq(store_turn_list(st, "A", 10, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(v[0].id, a2);
+    turn_rows_free(v, n);
+    cr_assert_eq(store_turn_list(st, NULL, 1, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    turn_rows_free(v, n);
+
+    cr_assert_eq(store_turn_close_stale(st, &err), 2, "%s", err.msg);
+    cr_assert_eq(store_turn_close_stale(st, &err), 0);
+    cr_assert_eq(store_turn_list(st, NULL, 10, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(v[0].outcome, "interrupted");
+    cr_assert_str_eq(v[1].outcome, "interrupted");
+    cr_assert_neq(v[0].ended_at, 0);
+    cr_assert_str_eq(v[2].outcome, "ok");
+    turn_rows_free(v, n);
+
+    cr_assert_eq(store_turn_end(st, a2, "bogus", 0, 0, 0, &err), -1);
+    cr_assert_eq(err.code, JB_EPROTO);
+    cr_assert_eq(store_turn_end(st, 424242, "error", 1, 0, 0, &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND);
+    store_close(st);
+}
+
+/* ---- concurrency: one connection per thread ---- */
+
+#define WRITES 200
+
+struct writer {
+    int n;
+    int failures;
+    struct jb_err err;
+};
+
+static void *writer_run(void *arg)
+{
+    struct writer *w = arg;
+    struct store *st = NULL;
+    if (store_open(dbpath, &st, &w->err) < 0) {
+        w->failures = WRITES;
+        return NULL;
+    }
+    for (int i = 0; i < WRITES; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "T%d:%d", w->n, i);
+        int64_t id = 0;
+        if (store_inbox_add(st, key, "U", "x", &id, &w->err) < 0 ||
+            store_session_touch(st, "shared", "amp", NULL, "local", &w->err) < 0)
+            w->failures++;
+    }
+    store_close(st);
+    return NULL;
+}
+
+Test(store, two_connections_write_concurrently)
+{
+    store_close(open_ok()); /* schema first; the next test covers racing openers */
+    struct writer w[2] = {{.n = 0}, {.n = 1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, writer_run, &w[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(w[i].failures, 0, "writer %d: %d failures, last: %s", i, w[i].failures,
+                     w[i].err.msg);
+    struct store *st = open_ok();
+    cr_assert_eq(pending_count(st, "", NULL), 2 * WRITES);
+    struct session_row r;
+    struct jb_err err = {0};
+    cr_assert_eq(store_session_get(st, "shared", &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.turns, 2 * WRITES, "no increment may be lost");
+    session_row_release(&r);
+    store_close(st);
+}
+
+struct opener {
+    int rc;
+    int version;
+    struct jb_err err;
+};
+
+static void *opener_run(void *arg)
+{
+    struct opener *o = arg;
+    struct store *st = NULL;
+    o->rc = store_open(dbpath, &st, &o->err);
+    if (o->rc == 0) {
+        o->version = store_schema_version(st);
+        store_close(st);
+    }
+    return NULL;
+}
+
+Test(store, racing_openers_migrate_once)
+{
+    struct opener o[8] = {0};
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) cr_assert_eq(pthread_create(&th[i], NULL, opener_run, &o[i]), 0);
+    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(o[i].rc, 0, "opener %d: %s", i, o[i].err.msg);
+        cr_assert_eq(o[i].version, 1);
+    }
+}
