@@ -144,7 +144,7 @@ static int cmd_chat(int argc, char **argv)
         return usage_error(&commands[0], "%s", "thread and user must be non-empty");
     struct jb_config cfg;
     if (load_config(&cfg) < 0) return 1;
-    int interactive = isatty(0) && isatty(1);
+    int interactive = isatty(0);
     struct frontend *fe = frontend_terminal_new(stdout, stderr, isatty(2));
     struct core *c = NULL;
     struct jb_err err = {0};

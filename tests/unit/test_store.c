@@ -17,6 +17,7 @@ static char dbpath[PATH_MAX + 16];
 
 static void setup(void)
 {
+    jb_log_init(JB_LOG_ERROR, NULL); /* migrations log at info: keep test output readable */
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/janebot-store-XXXXXX", base && *base ? base : "/tmp");
     cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);

@@ -1,0 +1,187 @@
+/* tests/unit/test_sandbox.c -- names, layout, list/remove and the process runner
+ * (through the host backend, which needs no namespaces). */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "sandbox/sandbox.h"
+
+static char dir[] = "/tmp/jb-sbx-XXXXXX";
+static struct jb_config cfg;
+static struct sandbox_ctx ctx;
+
+static void setup(void)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    memset(&cfg, 0, sizeof cfg);
+    cfg.state_dir = dir;
+    cfg.sandbox = "host";
+    cfg.allow_local_execution = 1;
+    cfg.path_env = "/usr/bin:/bin";
+    cfg.turn_timeout_s = 60;
+    jb_log_init(JB_LOG_ERROR, stderr);
+    struct jb_err err = {0};
+    cr_assert_eq(sandbox_ctx_init(&ctx, &cfg, 1, &err), 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    sandbox_ctx_release(&ctx);
+    jb_rm_rf(dir, NULL);
+}
+
+TestSuite(sandbox, .init = setup, .fini = teardown);
+
+Test(sandbox, name_is_jane_plus_12_hex_of_sha256)
+{
+    char name[SANDBOX_NAME_LEN];
+    sandbox_name_for("chat:x", name);
+    /* printf %s chat:x | sha256sum */
+    char hex[65];
+    jb_sha256_hex("chat:x", 6, hex);
+    char want[SANDBOX_NAME_LEN];
+    snprintf(want, sizeof want, "jane-%.12s", hex);
+    cr_assert_str_eq(name, want);
+    cr_assert(sandbox_is_name(name));
+    cr_assert(!sandbox_is_name("chat:x"));
+    cr_assert(!sandbox_is_name("jane-ABCDEF012345"));
+    cr_assert(!sandbox_is_name("jane-0123"));
+}
+
+Test(sandbox, unknown_backend_is_refused)
+{
+    struct jb_config c2 = cfg;
+    c2.sandbox = "docker";
+    struct sandbox_ctx c;
+    struct jb_err err = {0};
+    cr_assert_eq(sandbox_ctx_init(&c, &c2, 0, &err), -1);
+    cr_assert_not_null(strstr(err.msg, "docker"));
+    sandbox_ctx_release(&c);
+}
+
+struct sink {
+    char out[8192];
+};
+
+static void collect(void *ud, const char *data, size_t len)
+{
+    struct sink *s = ud;
+    size_t n = strlen(s->out);
+    if (n + len < sizeof s->out) memcpy(s->out + n, data, len), s->out[n + len] = '\0';
+}
+
+static int run(struct sandbox *sb, const char *const *argv, const char *in, struct sink *s,
+               struct sandbox_exec *x)
+{
+    *x = (struct sandbox_exec)SANDBOX_EXEC_INIT;
+    x->argv = argv;
+    x->stdin_data = in;
+    x->stdin_len = in ? strlen(in) : 0;
+    x->on_stdout = collect;
+    x->ud = s;
+    x->deadline_ms = jb_mono_ms() + 20000;
+    struct jb_err err = {0};
+    int rc = sandbox_exec(sb, x, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    return x->exit_code;
+}
+
+Test(sandbox, ensure_list_exec_remove)
+{
+    struct sandbox *sb = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(sandbox_ensure(&ctx, "chat:one", &sb, &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(stat(sb->home, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700);
+
+    struct sink s = {""};
+    struct sandbox_exec x;
+    const char *argv[] = {"sh", "-c", "cat; echo \"home=$HOME\"; echo oops >&2; exit 7", NULL};
+    cr_assert_eq(run(sb, argv, "from stdin\n", &s, &x), 7);
+    cr_assert_not_null(strstr(s.out, "from stdin\n"), "%s", s.out);
+    cr_assert_not_null(strstr(s.out, sb->home), "%s", s.out);
+    cr_assert_str_eq(x.stderr_tail, "oops\n");
+
+    struct sandbox_info *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(sandbox_list(&ctx, &v, &n, &err), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(v[0].thread_key, "chat:one");
+    cr_assert_str_eq(v[0].name, sb->name);
+    cr_assert_str_eq(v[0].backend, "host");
+    cr_assert_gt(v[0].last_used, 0);
+    sandbox_info_free(v, n);
+
+    cr_assert_eq(sandbox_remove(&ctx, sb->name, &err), 0, "%s", err.msg);
+    cr_assert_neq(stat(sb->home, &st), 0);
+    cr_assert_eq(sandbox_remove(&ctx, "chat:one", &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND);
+    sandbox_free(sb);
+}
+
+/* Running, not a zombie waiting for its (re)parent to reap it. */
+static int alive(int pid)
+{
+    char path[64], *stat = NULL;
+    size_t len;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    if (jb_read_file(path, 4096, &stat, &len, NULL) < 0) return 0;
+    const char *p = strrchr(stat, ')');
+    int zombie = p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+    free(stat);
+    return !zombie;
+}
+
+Test(sandbox, deadline_kills_the_whole_group)
+{
+    struct sandbox *sb = NULL;
+    cr_assert_eq(sandbox_ensure(&ctx, "chat:slow", &sb, NULL), 0);
+    struct sink s = {""};
+    struct sandbox_exec x = SANDBOX_EXEC_INIT;
+    const char *argv[] = {"sh", "-c", "sleep 30 & echo $!; wait", NULL};
+    x.argv = argv;
+    x.on_stdout = collect;
+    x.ud = &s;
+    x.deadline_ms = jb_mono_ms() + 500;
+    int64_t t0 = jb_mono_ms();
+    cr_assert_eq(sandbox_exec(sb, &x, NULL), 0);
+    cr_assert(x.timed_out);
+    cr_assert_lt(jb_mono_ms() - t0, 10000);
+    int child = atoi(s.out);
+    cr_assert_gt(child, 0);
+    usleep(100000);
+    cr_assert(!alive(child), "background child %d survived", child);
+    sandbox_free(sb);
+}
+
+Test(sandbox, cancel_flag_stops_the_run)
+{
+    struct sandbox *sb = NULL;
+    cr_assert_eq(sandbox_ensure(&ctx, "chat:cancel", &sb, NULL), 0);
+    atomic_int cancel = 1;
+    struct sandbox_exec x = SANDBOX_EXEC_INIT;
+    const char *argv[] = {"sleep", "30", NULL};
+    x.argv = argv;
+    x.cancel = &cancel;
+    cr_assert_eq(sandbox_exec(sb, &x, NULL), 0);
+    cr_assert(x.cancelled);
+    cr_assert_neq(x.exit_code, 0);
+    sandbox_free(sb);
+}
+
+Test(sandbox, stderr_tail_keeps_the_last_bytes)
+{
+    struct sandbox *sb = NULL;
+    cr_assert_eq(sandbox_ensure(&ctx, "chat:loud", &sb, NULL), 0);
+    struct sink s = {""};
+    struct sandbox_exec x;
+    const char *argv[] = {"sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line$i >&2; i=$((i+1)); done", NULL};
+    cr_assert_eq(run(sb, argv, NULL, &s, &x), 0);
+    cr_assert_lt(strlen(x.stderr_tail), sizeof x.stderr_tail);
+    size_t n = strlen(x.stderr_tail);
+    cr_assert_str_eq(x.stderr_tail + n - 9, "line1999\n");
+    sandbox_free(sb);
+}

@@ -1,0 +1,353 @@
+/* tests/unit/test_util.c -- util/: errors, buffers, string vectors, hashing, redaction,
+ * files and PATH lookup. Tests that touch files get their own temp dir. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/util.h"
+
+static char tmpdir[PATH_MAX];
+
+static void setup(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/janebot-util-XXXXXX", base && *base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
+}
+
+static void teardown(void)
+{
+    struct jb_err err = {0};
+    cr_expect_eq(jb_rm_rf(tmpdir, &err), 0, "rm -rf %s: %s", tmpdir, err.msg);
+}
+
+TestSuite(util, .init = setup, .fini = teardown);
+
+/* tmpdir/<rel>, into a caller's buffer. */
+static const char *in_tmp(char *buf, size_t n, const char *rel)
+{
+    int w = snprintf(buf, n, "%s/%s", tmpdir, rel);
+    cr_assert(w > 0 && (size_t)w < n, "path too long");
+    return buf;
+}
+
+static void write_bytes(const char *path, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    char chunk[1000];
+    memset(chunk, 'x', sizeof chunk);
+    for (size_t done = 0; done < n; done += sizeof chunk)
+        cr_assert_eq(write(fd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+    close(fd);
+}
+
+/* ---- errors ---- */
+
+Test(util, err_sys_appends_strerror)
+{
+    struct jb_err err = {0};
+    errno = ENOENT;
+    cr_assert_eq(jb_err_sys(&err, "cannot open %s", "/x"), -1);
+    cr_assert_eq(err.code, JB_ESYS);
+    cr_assert_eq(err.sys_errno, ENOENT);
+    cr_assert_eq(errno, ENOENT, "errno is preserved");
+    char want[256];
+    snprintf(want, sizeof want, "cannot open /x: %s", strerror(ENOENT));
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_eq(jb_err_sys(NULL, "no err"), -1, "NULL err is allowed");
+}
+
+Test(util, err_set_and_prefix_may_reuse_the_message)
+{
+    struct jb_err err = {0};
+    jb_err_set(&err, JB_EPROTO, "bad %s", "line");
+    cr_assert_eq(jb_err_set(&err, err.code, "agent: %s", err.msg), -1);
+    cr_assert_str_eq(err.msg, "agent: bad line");
+    cr_assert_eq(jb_err_prefix(&err, "turn %d", 3), -1);
+    cr_assert_str_eq(err.msg, "turn 3: agent: bad line");
+    cr_assert_eq(err.code, JB_EPROTO, "prefix keeps the code");
+    cr_assert_str_eq(jb_strerror(JB_ENOTFOUND), "not found");
+}
+
+/* ---- buffers ---- */
+
+Test(util, buf_ceiling_refuses_and_leaves_buffer_unchanged)
+{
+    struct jb_err err = {0};
+    struct jb_buf b = JB_BUF_INIT(8);
+    cr_assert_eq(jb_buf_append(&b, "12345", 5, &err), 0);
+    cr_assert_eq(jb_buf_append(&b, "6789", 4, &err), -1);
+    cr_assert_eq(err.code, JB_EPROTO, "got %s", jb_strerror(err.code));
+    cr_assert_eq(b.len, 5);
+    cr_assert_str_eq(b.data, "12345");
+    cr_assert_eq(jb_buf_append(&b, "678", 3, &err), 0, "exactly max fits");
+    cr_assert_str_eq(b.data, "12345678");
+    cr_assert_eq(jb_buf_append(&b, "9", 1, &err), -1);
+    cr_assert_eq(jb_buf_append(&b, NULL, 0, &err), 0, "empty append at the ceiling");
+    cr_assert_eq(b.len, 8);
+    jb_buf_release(&b);
+    cr_assert_eq(b.data, jb_buf_empty);
+    cr_assert_eq(b.len, 0);
+}
+
+Test(util, buf_appendf_and_reset)
+{
+    struct jb_err err = {0};
+    struct jb_buf b = JB_BUF_INIT(16);
+    jb_buf_reset(&b); /* on a never-grown buffer */
+    cr_assert_str_eq(b.data, "");
+    cr_assert_eq(jb_buf_appendf(&b, &err, "%d-%s", 42, "x"), 0);
+    cr_assert_eq(jb_buf_appendf(&b, &err, "/%03d", 7), 0);
+    cr_assert_str_eq(b.data, "42-x/007");
+    cr_assert_eq(b.len, 8);
+    cr_assert_eq(jb_buf_appendf(&b, &err, "%s", "123456789"), -1);
+    cr_assert_eq(err.code, JB_EPROTO);
+    cr_assert_str_eq(b.data, "42-x/007");
+    jb_buf_reset(&b);
+    cr_assert_eq(b.len, 0);
+    cr_assert_str_eq(b.data, "");
+    jb_buf_release(&b);
+}
+
+Test(util, buf_detach_hands_over_memory)
+{
+    struct jb_err err = {0};
+    struct jb_buf b = JB_BUF_INIT(1024);
+    for (int i = 0; i < 100; i++) cr_assert_eq(jb_buf_append(&b, "ab", 2, &err), 0);
+    size_t len = 0;
+    char *s = jb_buf_detach(&b, &len);
+    cr_assert_not_null(s);
+    cr_assert_eq(len, 200);
+    cr_assert_eq(strlen(s), 200);
+    cr_assert_eq(b.data, jb_buf_empty, "the buffer is reset");
+    cr_assert_eq(b.len, 0);
+    free(s);
+    s = jb_buf_detach(&b, &len); /* empty: still a string the caller frees */
+    cr_assert_str_eq(s, "");
+    cr_assert_eq(len, 0);
+    free(s);
+}
+
+/* ---- string vectors ---- */
+
+Test(util, strv_push_and_free)
+{
+    struct jb_err err = {0};
+    struct jb_strv s = JB_STRV_INIT;
+    cr_assert_null(s.v);
+    char word[] = "alpha";
+    cr_assert_eq(jb_strv_push(&s, word, &err), 0);
+    word[0] = 'X'; /* push copied it */
+    cr_assert_eq(jb_strv_pushf(&s, &err, "n=%d", 5), 0);
+    const char *more[] = {"c", "d", NULL};
+    cr_assert_eq(jb_strv_pushv(&s, more, &err), 0);
+    for (int i = 0; i < 40; i++) cr_assert_eq(jb_strv_push(&s, "grow", &err), 0);
+    cr_assert_eq(s.n, 44);
+    cr_assert_str_eq(s.v[0], "alpha");
+    cr_assert_str_eq(s.v[1], "n=5");
+    cr_assert_str_eq(s.v[3], "d");
+    cr_assert_null(s.v[s.n], "NULL-terminated");
+    jb_strv_free(&s);
+    cr_assert_null(s.v);
+    cr_assert_eq(s.n, 0);
+    jb_strv_free(&s); /* twice is fine */
+}
+
+Test(util, env_set_replaces)
+{
+    struct jb_err err = {0};
+    struct jb_strv env = JB_STRV_INIT;
+    cr_assert_eq(jb_env_set(&env, "AB", "long", &err), 0);
+    cr_assert_eq(jb_env_set(&env, "A", "1", &err), 0);
+    cr_assert_eq(jb_env_set(&env, "B", "2", &err), 0);
+    cr_assert_eq(jb_env_set(&env, "A", "3", &err), 0);
+    cr_assert_eq(env.n, 3);
+    cr_assert_str_eq(jb_env_get(&env, "A"), "3");
+    cr_assert_str_eq(jb_env_get(&env, "AB"), "long");
+    cr_assert_str_eq(env.v[1], "A=3", "replaced in place");
+    cr_assert_null(jb_env_get(&env, "C"));
+    cr_assert_null(env.v[env.n]);
+    jb_strv_free(&env);
+}
+
+/* ---- hashing ---- */
+
+Test(util, sha256_matches_sha256sum)
+{
+    char hex[65];
+    /* printf %s chat:x | sha256sum */
+    jb_sha256_hex("chat:x", 6, hex);
+    cr_assert_str_eq(hex, "9b953ff6c0e1c016e5e6b727dce74ea3392112310007b69b4ffc4ad27a94db9d");
+    jb_sha256_hex("", 0, hex);
+    cr_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+Test(util, uuid_v4_format)
+{
+    struct jb_err err = {0};
+    char a[37], b[37];
+    cr_assert_eq(jb_uuid_v4(a, &err), 0);
+    cr_assert_eq(jb_uuid_v4(b, &err), 0);
+    cr_assert_eq(strlen(a), 36);
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) cr_assert_eq(a[i], '-', "%s", a);
+        else cr_assert(strchr("0123456789abcdef", a[i]) && a[i], "%s: char %d", a, i);
+    }
+    cr_assert_eq(a[14], '4', "version nibble: %s", a);
+    cr_assert(strchr("89ab", a[19]) != NULL, "variant: %s", a);
+    cr_assert_str_neq(a, b);
+}
+
+/* ---- redaction ---- */
+
+static void expect_redacted(const char *in, const char *secret)
+{
+    char *out = jb_redact(in);
+    cr_assert_not_null(out);
+    cr_expect_null(strstr(out, secret), "'%s' leaked in '%s'", secret, out);
+    cr_expect_not_null(strstr(out, "[redacted]"), "'%s'", out);
+    free(out);
+}
+
+static void expect_kept(const char *in)
+{
+    char *out = jb_redact(in);
+    cr_assert_not_null(out);
+    cr_expect_str_eq(out, in);
+    free(out);
+}
+
+Test(util, redact_hides_secrets_and_tokens)
+{
+    jb_log_add_secret("hunter2-pass");
+    expect_redacted("password is hunter2-pass, ok", "hunter2-pass");
+    expect_redacted("xhunter2-passx", "hunter2-pass"); /* registered secrets: anywhere */
+    expect_redacted("token xoxb-1234567890-abcdefgh here", "1234567890");
+    expect_redacted("key=sk-ant-api03-abcdefghijkl", "abcdefghijkl");
+    expect_redacted("Authorization: Bearer abcdefghijklmnop", "abcdefghijklmnop");
+    expect_kept("we use sk-learn for that");
+    expect_kept("an ordinary sentence, with punctuation: 1-2-3.");
+    expect_kept("");
+    char *out = jb_redact("a Bearer abcdefghijklmnop b");
+    cr_assert_str_eq(out, "a [redacted] b");
+    free(out);
+}
+
+Test(util, redact_prefers_the_longest_secret)
+{
+    jb_log_add_secret("abcdef12");
+    jb_log_add_secret("abcdef1234567");
+    jb_log_add_secret("short"); /* under 6 bytes: ignored */
+    expect_redacted("x abcdef1234567 y", "34567");
+    expect_kept("a short word");
+}
+
+/* ---- files ---- */
+
+Test(util, rm_rf_does_not_follow_symlinks)
+{
+    struct jb_err err = {0};
+    char outside[PATH_MAX], target[PATH_MAX], tree[PATH_MAX], p[PATH_MAX];
+    in_tmp(outside, sizeof outside, "outside");
+    in_tmp(target, sizeof target, "outside/keep");
+    in_tmp(tree, sizeof tree, "tree");
+    cr_assert_eq(jb_mkdir_p(outside, 0700, &err), 0, "%s", err.msg);
+    write_bytes(target, 1000);
+    cr_assert_eq(jb_mkdir_p(in_tmp(p, sizeof p, "tree/a/b"), 0700, &err), 0, "%s", err.msg);
+    write_bytes(in_tmp(p, sizeof p, "tree/a/b/f"), 1000);
+    cr_assert_eq(symlink(target, in_tmp(p, sizeof p, "tree/link-file")), 0);
+    cr_assert_eq(symlink(outside, in_tmp(p, sizeof p, "tree/a/link-dir")), 0);
+    /* A read-only and an unreadable directory, as a sandboxed agent may leave them. */
+    cr_assert_eq(jb_mkdir_p(in_tmp(p, sizeof p, "tree/ro/sub"), 0700, &err), 0);
+    write_bytes(in_tmp(p, sizeof p, "tree/ro/sub/f"), 1000);
+    cr_assert_eq(chmod(in_tmp(p, sizeof p, "tree/ro"), 0500), 0);
+    cr_assert_eq(jb_mkdir_p(in_tmp(p, sizeof p, "tree/locked/inner"), 0700, &err), 0);
+    cr_assert_eq(chmod(in_tmp(p, sizeof p, "tree/locked/inner"), 0), 0);
+    cr_assert_eq(chmod(in_tmp(p, sizeof p, "tree/locked"), 0), 0);
+
+    cr_assert_eq(jb_rm_rf(tree, &err), 0, "%s", err.msg);
+    cr_assert_eq(access(tree, F_OK), -1, "tree is gone");
+    cr_assert_eq(access(target, F_OK), 0, "the symlink's target survives");
+    cr_assert_eq(access(outside, F_OK), 0);
+    cr_assert_eq(jb_rm_rf(tree, &err), 0, "a missing path is not an error");
+}
+
+Test(util, disk_usage_counts_blocks)
+{
+    char dir[PATH_MAX], f[PATH_MAX];
+    struct jb_err err = {0};
+    cr_assert_eq(jb_mkdir_p(in_tmp(dir, sizeof dir, "du/x"), 0700, &err), 0, "%s", err.msg);
+    write_bytes(in_tmp(f, sizeof f, "du/x/data"), 10000);
+    cr_assert_gt(jb_disk_usage(in_tmp(dir, sizeof dir, "du")), 0);
+    cr_assert_eq(jb_disk_usage(in_tmp(dir, sizeof dir, "missing")), -1);
+}
+
+Test(util, mkdir_p_and_files)
+{
+    struct jb_err err = {0};
+    char p[PATH_MAX], f[PATH_MAX];
+    cr_assert_eq(jb_mkdir_p(in_tmp(p, sizeof p, "m/n/o/"), 0700, &err), 0, "%s", err.msg);
+    cr_assert_eq(jb_mkdir_p(p, 0700, &err), 0, "existing is fine");
+    cr_assert_eq(jb_mkdir_p("", 0700, &err), -1);
+
+    /* A stale temp file from a crash must not lend its mode to a secret. */
+    in_tmp(f, sizeof f, "m/secret");
+    char stale[PATH_MAX + 32];
+    snprintf(stale, sizeof stale, "%s.tmp.%d", f, (int)getpid());
+    write_bytes(stale, 1000);
+    cr_assert_eq(chmod(stale, 0666), 0);
+    cr_assert_eq(jb_write_file(f, "token", 5, 0600, &err), 0, "%s", err.msg);
+    struct stat sb;
+    cr_assert_eq(stat(f, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
+    cr_assert_eq(access(stale, F_OK), -1);
+
+    char *data = NULL;
+    size_t len = 0;
+    cr_assert_eq(jb_read_file(f, 100, &data, &len, &err), 0, "%s", err.msg);
+    cr_assert_eq(len, 5);
+    cr_assert_str_eq(data, "token");
+    free(data);
+    cr_assert_eq(jb_read_file(f, 4, &data, &len, &err), -1);
+    cr_assert_eq(err.code, JB_EPROTO);
+    cr_assert_eq(jb_read_file(in_tmp(p, sizeof p, "nope"), 4, &data, &len, &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND);
+}
+
+Test(util, which_searches_path)
+{
+    char *sh = jb_which("sh", getenv("PATH"));
+    cr_assert_not_null(sh);
+    cr_assert_eq(sh[0], '/');
+    cr_assert_eq(access(sh, X_OK), 0);
+    cr_assert_str_eq(strrchr(sh, '/'), "/sh");
+    free(sh);
+    cr_assert_null(jb_which("janebot-no-such-tool-xyz", getenv("PATH")));
+    cr_assert_null(jb_which("", NULL));
+    char *abs = jb_which("/bin/sh", NULL);
+    cr_assert_str_eq(abs, "/bin/sh");
+    free(abs);
+}
+
+/* ---- time and formatting ---- */
+
+Test(util, time_and_size_formatting)
+{
+    cr_assert_gt(jb_now_ms(), 1600000000000LL);
+    cr_assert_gt(jb_mono_ms(), 0);
+    char out[32];
+    jb_fmt_time(0, out, sizeof out);
+    cr_assert_str_eq(out, "-");
+    jb_fmt_time(INT64_MAX, out, sizeof out); /* beyond struct tm: no crash */
+    cr_assert_str_eq(out, "-");
+    jb_fmt_time(1700000000, out, sizeof out);
+    cr_assert_eq(strlen(out), 19, "%s", out);
+    jb_fmt_size(512, out, sizeof out);
+    cr_assert_str_eq(out, "512 B");
+    jb_fmt_size(1536 * 1024, out, sizeof out);
+    cr_assert_str_eq(out, "1.5 MiB");
+}
