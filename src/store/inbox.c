@@ -14,8 +14,8 @@ void inbox_msgs_free(struct inbox_msg *v, size_t n)
     free(v);
 }
 
-int store_inbox_add(struct store *st, const char *thread_key, const char *user_id,
-                    const char *text, int64_t *ret_id, struct jb_err *err)
+int store_inbox_add(struct store *st, const char *thread_key, const char *user_id, const char *text,
+                    int64_t *ret_id, struct jb_err *err)
 {
     /* RETURNING, not sqlite3_last_insert_rowid(): that one is per connection and would
      * race if a connection were ever shared. */
@@ -23,8 +23,7 @@ int store_inbox_add(struct store *st, const char *thread_key, const char *user_i
                               " VALUES (?1, ?2, ?3, ?4) RETURNING id";
     int64_t id = 0;
     if (store_run(st, sql,
-                  &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(text),
-                              ARG_I(jb_now_ms())),
+                  &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(text), ARG_I(jb_now_ms())),
                   &id, NULL) < 0)
         return store_fail(st, err, "cannot add a message of %s to the inbox", thread_key);
     if (ret_id) *ret_id = id;
@@ -40,8 +39,7 @@ int store_inbox_finish(struct store *st, int64_t id, const char *state, struct j
     if (store_run(st, "UPDATE inbox SET state = ?2, finished_at = ?3 WHERE id = ?1",
                   &STORE_ARGS(ARG_I(id), ARG_T(state), ARG_I(jb_now_ms())), NULL, &n) < 0)
         return store_fail(st, err, "cannot finish inbox message %lld", (long long)id);
-    if (n == 0)
-        return jb_err_set(err, JB_ENOTFOUND, "store: no inbox message %lld", (long long)id);
+    if (n == 0) return jb_err_set(err, JB_ENOTFOUND, "store: no inbox message %lld", (long long)id);
     return 0;
 }
 
@@ -62,8 +60,8 @@ static int msg_from_row(sqlite3_stmt *s, struct inbox_msg *m)
     return 0;
 }
 
-int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret,
-                        size_t *ret_n, struct jb_err *err)
+int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret, size_t *ret_n,
+                        struct jb_err *err)
 {
     /* substr, not LIKE: '_' and '%' occur in keys and must match literally. */
     static const char sql[] = "SELECT id, thread_key, user_id, text, received_at FROM inbox"

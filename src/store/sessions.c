@@ -18,7 +18,8 @@ void session_row_release(struct session_row *r)
 
 void session_rows_free(struct session_row *v, size_t n)
 {
-    for (size_t i = 0; v && i < n; i++) session_row_release(&v[i]);
+    for (size_t i = 0; v && i < n; i++)
+        session_row_release(&v[i]);
     free(v);
 }
 
@@ -88,15 +89,14 @@ static int session_change(struct store *st, const char *sql, const char *thread_
 
 int store_session_clear_id(struct store *st, const char *thread_key, struct jb_err *err)
 {
-    return session_change(
-        st, "UPDATE sessions SET agent_session_id = NULL WHERE thread_key = ?1", thread_key,
-        "clear", err);
+    return session_change(st, "UPDATE sessions SET agent_session_id = NULL WHERE thread_key = ?1",
+                          thread_key, "clear", err);
 }
 
 int store_session_delete(struct store *st, const char *thread_key, struct jb_err *err)
 {
-    return session_change(st, "DELETE FROM sessions WHERE thread_key = ?1", thread_key,
-                          "delete", err);
+    return session_change(st, "DELETE FROM sessions WHERE thread_key = ?1", thread_key, "delete",
+                          err);
 }
 
 int store_session_list(struct store *st, struct session_row **ret, size_t *ret_n,
@@ -104,8 +104,7 @@ int store_session_list(struct store *st, struct session_row **ret, size_t *ret_n
 {
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st,
-                      "SELECT " SESSION_COLS
-                      " FROM sessions ORDER BY last_active DESC, thread_key",
+                      "SELECT " SESSION_COLS " FROM sessions ORDER BY last_active DESC, thread_key",
                       NULL, &s) < 0)
         return store_fail(st, err, "cannot list sessions");
     struct session_row *v = NULL;

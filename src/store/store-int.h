@@ -27,12 +27,15 @@ struct store_args {
 #define ARG_T(x) ((struct store_arg){.type = 't', .s = (x)})
 #define ARG_I(x) ((struct store_arg){.type = 'i', .i = (int64_t)(x)})
 /* &STORE_ARGS(ARG_T(key), ARG_I(now)): parameters ?1, ?2, … in order. */
-#define STORE_ARGS(...)                                                                        \
-    ((struct store_args){                                                                      \
-        .n = sizeof((struct store_arg[]){__VA_ARGS__}) / sizeof(struct store_arg),             \
-        .v = {__VA_ARGS__}})
+#define STORE_ARGS(...)                                                                            \
+    ((struct store_args){.n =                                                                      \
+                             sizeof((struct store_arg[]){__VA_ARGS__}) / sizeof(struct store_arg), \
+                         .v = {__VA_ARGS__}})
 
-static inline void store_stmt_freep(sqlite3_stmt **s) { sqlite3_finalize(*s); }
+static inline void store_stmt_freep(sqlite3_stmt **s)
+{
+    sqlite3_finalize(*s);
+}
 #define store_autostmt jb_auto(store_stmt_freep)
 
 /* Fill err with "store: <fmt>: <sqlite's last message>" and a code from sqlite's last
@@ -48,8 +51,8 @@ int store_prepare(struct store *st, const char *sql, const struct store_args *ar
 /* Prepare, bind and run a statement that returns no rows (or only a RETURNING id, which
  * goes to *ret_id when that is not NULL). *ret_changes (may be NULL) gets the number of
  * rows changed. 0, or -1 for store_fail(). */
-int store_run(struct store *st, const char *sql, const struct store_args *args,
-              int64_t *ret_id, int64_t *ret_changes);
+int store_run(struct store *st, const char *sql, const struct store_args *args, int64_t *ret_id,
+              int64_t *ret_changes);
 /* malloc'd copy of a text column; *ret NULL for SQL NULL. -1 only when out of memory. */
 int store_col_dup(sqlite3_stmt *s, int col, char **ret);
 /* Room for one more element of size elem in v (capacity *cap, n used): v or its

@@ -56,8 +56,10 @@ int store_fail(struct store *st, struct jb_err *err, const char *fmt, ...)
     va_end(ap);
     int rc = sqlite3_errcode(st->db) & 0xff;
     enum jb_code code = JB_ESYS;
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) code = JB_ETIMEOUT;
-    else if (rc == SQLITE_NOMEM) code = JB_ENOMEM;
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        code = JB_ETIMEOUT;
+    else if (rc == SQLITE_NOMEM)
+        code = JB_ENOMEM;
     int sys = sqlite3_system_errno(st->db);
     jb_err_set(err, code, "store: %s: %s", what, sqlite3_errmsg(st->db));
     if (code == JB_ESYS) err->sys_errno = sys;
@@ -86,14 +88,15 @@ int store_prepare(struct store *st, const char *sql, const struct store_args *ar
     return 0;
 }
 
-int store_run(struct store *st, const char *sql, const struct store_args *args,
-              int64_t *ret_id, int64_t *ret_changes)
+int store_run(struct store *st, const char *sql, const struct store_args *args, int64_t *ret_id,
+              int64_t *ret_changes)
 {
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st, sql, args, &s) < 0) return -1;
     int64_t id = 0;
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) id = sqlite3_column_int64(s, 0);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        id = sqlite3_column_int64(s, 0);
     if (rc != SQLITE_DONE) return -1;
     if (ret_id) *ret_id = id;
     if (ret_changes) *ret_changes = sqlite3_changes64(st->db);
@@ -171,7 +174,8 @@ static int migrate_step(struct store *st, struct jb_err *err)
         store_fail(st, err, "cannot commit the migration of %s", st->path);
         goto rollback;
     }
-    if (v < STORE_SCHEMA_VERSION) log_info("store: %s migrated to schema version %d", st->path, v + 1);
+    if (v < STORE_SCHEMA_VERSION)
+        log_info("store: %s migrated to schema version %d", st->path, v + 1);
     return 0;
 rollback:
     /* err already holds the first failure; ROLLBACK would overwrite sqlite's message. */
@@ -203,7 +207,8 @@ static int secure_mode(struct store *st, const struct stat *before, struct jb_er
     if ((before->st_mode & 0077) == 0) return 0;
     log_warn("store: %s was readable by others (mode %03o); setting 0600", st->path,
              (unsigned)(before->st_mode & 0777));
-    if (chmod(st->path, 0600) < 0) log_warn("store: cannot chmod %s: %s", st->path, strerror(errno));
+    if (chmod(st->path, 0600) < 0)
+        log_warn("store: cannot chmod %s: %s", st->path, strerror(errno));
     return 0;
 }
 
@@ -212,6 +217,10 @@ static int configure(struct store *st, struct jb_err *err)
     /* Other connections (one per thread, or another process) may hold the write lock
      * briefly; wait for it rather than fail. Set first: switching to WAL needs a lock. */
     sqlite3_busy_timeout(st->db, 5000);
+    /* Refuse a newer database before touching it (switching to WAL writes its header). */
+    int v;
+    if (read_version(st, &v, err) < 0) return -1;
+    if (v > STORE_SCHEMA_VERSION) return too_new(st, v, err);
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st, "PRAGMA journal_mode = WAL", NULL, &s) < 0 ||
         sqlite3_step(s) != SQLITE_ROW)
@@ -226,29 +235,37 @@ static int configure(struct store *st, struct jb_err *err)
     return 0;
 }
 
-static void store_freep(struct store **st) { store_close(*st); }
-
-int store_open(const char *path, struct store **ret, struct jb_err *err)
+/* Everything after allocation; on failure the caller closes the half-built st. */
+static int store_connect(struct store *st, const char *path, const struct stat *before,
+                         struct jb_err *err)
 {
-    jb_auto(store_freep) struct store *st = calloc(1, sizeof *st);
-    if (!st || !(st->path = strdup(path)))
-        return jb_err_set(err, JB_ENOMEM, "store: opening %s", path);
-    struct stat before;
-    int existed = lstat(path, &before) == 0;
-    if (existed && S_ISLNK(before.st_mode))
-        return jb_err_set(err, JB_ECONFIG, "store: %s is a symlink; refusing to follow it", path);
+    if (!(st->path = strdup(path))) return jb_err_set(err, JB_ENOMEM, "store: opening %s", path);
     /* FULLMUTEX: safe even if a caller shares a connection by mistake. NOFOLLOW: a link
      * planted at the path must not redirect our writes. SQLite opens with O_CLOEXEC. */
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX |
-                SQLITE_OPEN_NOFOLLOW;
+    int flags =
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW;
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
         if (!st->db) return jb_err_set(err, JB_ENOMEM, "store: opening %s", path);
         return store_fail(st, err, "cannot open %s", path);
     }
-    if (secure_mode(st, existed ? &before : NULL, err) < 0 || configure(st, err) < 0 ||
-        store_migrate(st, err) < 0)
+    if (secure_mode(st, before, err) < 0 || configure(st, err) < 0 || store_migrate(st, err) < 0)
         return -1;
-    *ret = TAKE_PTR(st);
+    return 0;
+}
+
+int store_open(const char *path, struct store **ret, struct jb_err *err)
+{
+    struct stat before;
+    int existed = lstat(path, &before) == 0;
+    if (existed && S_ISLNK(before.st_mode))
+        return jb_err_set(err, JB_ECONFIG, "store: %s is a symlink; refusing to follow it", path);
+    struct store *st = calloc(1, sizeof *st);
+    if (!st) return jb_err_set(err, JB_ENOMEM, "store: opening %s", path);
+    if (store_connect(st, path, existed ? &before : NULL, err) < 0) {
+        store_close(st);
+        return -1;
+    }
+    *ret = st;
     return 0;
 }
 

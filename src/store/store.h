@@ -3,7 +3,11 @@
  *
  * One struct store is one connection; open one per thread that touches the database
  * (WAL: one writer, many readers; busy timeout 5 s). Writes are short transactions.
- * Opening applies pending migrations and refuses a database newer than this binary. */
+ * Opening applies pending migrations and refuses a database newer than this binary.
+ *
+ * Errors: "store: <what>: <sqlite's message>" with JB_ETIMEOUT when the database stayed
+ * locked past the busy timeout, JB_ENOMEM, else JB_ESYS; JB_ENOTFOUND for a missing row;
+ * JB_EPROTO for a state or outcome not listed below. Outputs are written only on success. */
 #ifndef JB_STORE_H
 #define JB_STORE_H
 
@@ -16,7 +20,8 @@ struct store;
 
 #define STORE_SCHEMA_VERSION 1
 
-/* Creates the file if needed. *ret is the caller's; close with store_close(). */
+/* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
+ * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
 int store_open(const char *path, struct store **ret, struct jb_err *err);
 void store_close(struct store *st);
 int store_schema_version(struct store *st); /* PRAGMA user_version */
@@ -41,7 +46,8 @@ int store_session_get(struct store *st, const char *thread_key, struct session_r
  * NULL) the session id, increments turns, touches last_active. */
 int store_session_touch(struct store *st, const char *thread_key, const char *agent,
                         const char *agent_session_id, const char *sandbox, struct jb_err *err);
-/* Forget the agent conversation (its transcript is gone); the row stays. */
+/* Forget the agent conversation (its transcript is gone); the row stays.
+ * clear_id and delete: JB_ENOTFOUND when there is no such session. */
 int store_session_clear_id(struct store *st, const char *thread_key, struct jb_err *err);
 int store_session_delete(struct store *st, const char *thread_key, struct jb_err *err);
 /* Ordered by last_active, newest first. *ret freed with session_rows_free(). */
@@ -61,9 +67,10 @@ void inbox_msgs_free(struct inbox_msg *v, size_t n);
 
 int store_inbox_add(struct store *st, const char *thread_key, const char *user_id,
                     const char *text, int64_t *ret_id, struct jb_err *err);
-/* state: "done" or "failed". */
+/* state: "done" or "failed". JB_ENOTFOUND for an unknown id. */
 int store_inbox_finish(struct store *st, int64_t id, const char *state, struct jb_err *err);
-/* Pending messages whose thread key starts with prefix ("" = all), oldest first. */
+/* Pending messages whose thread key starts with prefix ("" or NULL = all; compared
+ * literally, no wildcards), oldest first. *ret freed with inbox_msgs_free(). */
 int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret,
                         size_t *ret_n, struct jb_err *err);
 
@@ -71,21 +78,24 @@ int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg *
 
 int store_turn_begin(struct store *st, const char *thread_key, const char *user_id,
                      const char *sandbox, int64_t *ret_id, struct jb_err *err);
-/* outcome: "ok", "error", "timeout", "cancelled", "no_answer". */
+/* outcome: "ok", "error", "timeout", "cancelled", "no_answer". JB_ENOTFOUND for an
+ * unknown id. */
 int store_turn_end(struct store *st, int64_t id, const char *outcome, int exit_status,
                    int64_t input_tokens, int64_t output_tokens, struct jb_err *err);
 
 struct turn_row {
     int64_t id;
-    char *thread_key, *user_id, *sandbox, *outcome;
+    char *thread_key, *user_id, *sandbox, *outcome; /* outcome NULL while running */
     int64_t started_at, ended_at, duration_ms; /* ended_at 0 while running */
     int exit_status;
 };
 void turn_rows_free(struct turn_row *v, size_t n);
-/* Newest first, at most limit rows; thread_key NULL = all threads. */
+/* Newest first, at most limit rows; thread_key NULL = all threads. *ret freed with
+ * turn_rows_free(). */
 int store_turn_list(struct store *st, const char *thread_key, size_t limit, struct turn_row **ret,
                     size_t *ret_n, struct jb_err *err);
-/* Turns left running by a crash are closed as "interrupted"; returns how many. */
+/* Turns left running by a crash are closed as "interrupted"; returns how many, or -1.
+ * Call at start-up, before any turn begins. */
 int store_turn_close_stale(struct store *st, struct jb_err *err);
 
 #endif

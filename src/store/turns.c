@@ -22,10 +22,10 @@ int store_turn_begin(struct store *st, const char *thread_key, const char *user_
     static const char sql[] = "INSERT INTO turns (thread_key, user_id, sandbox, started_at)"
                               " VALUES (?1, ?2, ?3, ?4) RETURNING id";
     int64_t id = 0;
-    if (store_run(st, sql,
-                  &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(sandbox),
-                              ARG_I(jb_now_ms())),
-                  &id, NULL) < 0)
+    if (store_run(
+            st, sql,
+            &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(sandbox), ARG_I(jb_now_ms())), &id,
+            NULL) < 0)
         return store_fail(st, err, "cannot record a turn of %s", thread_key);
     if (ret_id) *ret_id = id;
     return 0;
@@ -97,16 +97,16 @@ int store_turn_list(struct store *st, const char *thread_key, size_t limit, stru
                     size_t *ret_n, struct jb_err *err)
 {
     /* Two statements rather than "?1 IS NULL OR thread_key = ?1", which defeats the index. */
-#define TURN_SELECT                                                                            \
-    "SELECT id, thread_key, user_id, sandbox, outcome, started_at, coalesce(ended_at, 0),"     \
+#define TURN_SELECT                                                                                \
+    "SELECT id, thread_key, user_id, sandbox, outcome, started_at, coalesce(ended_at, 0),"         \
     " coalesce(duration_ms, 0), coalesce(exit_status, 0) FROM turns"
     const char *sql = thread_key ? TURN_SELECT " WHERE thread_key = ?2 ORDER BY id DESC LIMIT ?1"
                                  : TURN_SELECT " ORDER BY id DESC LIMIT ?1";
 #undef TURN_SELECT
     int64_t lim = limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
     store_autostmt sqlite3_stmt *s = NULL;
-    struct store_args args = thread_key ? STORE_ARGS(ARG_I(lim), ARG_T(thread_key))
-                                        : STORE_ARGS(ARG_I(lim));
+    struct store_args args =
+        thread_key ? STORE_ARGS(ARG_I(lim), ARG_T(thread_key)) : STORE_ARGS(ARG_I(lim));
     if (store_prepare(st, sql, &args, &s) < 0) return store_fail(st, err, "cannot list turns");
     struct turn_row *v = NULL;
     size_t n = 0, cap = 0;

@@ -68,6 +68,10 @@ Test(store, open_creates_schema_version_1)
     struct stat sb;
     cr_assert_eq(stat(dbpath, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
+    char wal[sizeof dbpath + 8];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    cr_assert_eq(stat(wal, &sb), 0, "WAL file %s", wal);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "WAL mode %o", (unsigned)(sb.st_mode & 0777));
     store_close(st);
 
     sqlite3 *db = NULL;
@@ -92,8 +96,7 @@ Test(store, reopen_is_idempotent)
 {
     struct jb_err err = {0};
     struct store *st = open_ok();
-    cr_assert_eq(store_session_touch(st, "chat:x", "amp", "T-1", "local", &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_session_touch(st, "chat:x", "amp", "T-1", "local", &err), 0, "%s", err.msg);
     store_close(st);
     for (int i = 0; i < 3; i++) {
         st = open_ok();
@@ -117,6 +120,31 @@ Test(store, refuses_newer_database)
     cr_assert_not_null(strstr(err.msg, "schema version 99"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, "only up to 1"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, dbpath), "%s", err.msg);
+
+    /* Refused untouched: still in rollback-journal mode, as the newer janebot left it. */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "delete");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+Test(store, refuses_a_file_that_is_not_a_database)
+{
+    FILE *f = fopen(dbpath, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 100; i++)
+        fputs("this is not a database\n", f);
+    fclose(f);
+    struct store *st = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(store_open(dbpath, &st, &err), -1);
+    cr_assert_null(st);
+    cr_assert_eq(err.code, JB_ESYS, "got %s: %s", jb_strerror(err.code), err.msg);
+    cr_assert_not_null(strstr(err.msg, "not a database"), "%s", err.msg);
 }
 
 Test(store, tightens_a_world_readable_file)
@@ -172,8 +200,7 @@ Test(store, session_touch_creates_and_counts)
     struct jb_err err = {0};
     struct store *st = open_ok();
     int64_t t0 = jb_now_ms();
-    cr_assert_eq(store_session_touch(st, "chat:x", "amp", "T-1", "local", &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_session_touch(st, "chat:x", "amp", "T-1", "local", &err), 0, "%s", err.msg);
     struct session_row r;
     cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
     cr_assert_str_eq(r.thread_key, "chat:x");
@@ -188,8 +215,7 @@ Test(store, session_touch_creates_and_counts)
 
     sleep_ms(2);
     /* NULL keeps the known session id; agent and sandbox are replaced. */
-    cr_assert_eq(store_session_touch(st, "chat:x", "claude", NULL, "host", &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_session_touch(st, "chat:x", "claude", NULL, "host", &err), 0, "%s", err.msg);
     cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
     cr_assert_eq(r.turns, 2);
     cr_assert_str_eq(r.agent_session_id, "T-1");
@@ -279,8 +305,10 @@ static size_t pending_count(struct store *st, const char *prefix, struct inbox_m
     struct inbox_msg *v = NULL;
     size_t n = 0;
     cr_assert_eq(store_inbox_pending(st, prefix, &v, &n, &err), 0, "%s", err.msg);
-    if (keep) *keep = v;
-    else inbox_msgs_free(v, n);
+    if (keep)
+        *keep = v;
+    else
+        inbox_msgs_free(v, n);
     return n;
 }
 
@@ -292,8 +320,8 @@ Test(store, inbox_add_pending_finish)
     int64_t ids[JB_ARRAY_LEN(keys)];
     int64_t t0 = jb_now_ms();
     for (size_t i = 0; i < JB_ARRAY_LEN(keys); i++) {
-        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", &ids[i], &err), 0,
-                     "%s", err.msg);
+        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", &ids[i], &err), 0, "%s",
+                     err.msg);
         if (i) cr_assert_gt(ids[i], ids[i - 1]);
     }
     struct inbox_msg *v = NULL;
@@ -419,8 +447,10 @@ Test(store, two_connections_write_concurrently)
     store_close(open_ok()); /* schema first; the next test covers racing openers */
     struct writer w[2] = {{.n = 0}, {.n = 1}};
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, writer_run, &w[i]), 0);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, writer_run, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
     for (int i = 0; i < 2; i++)
         cr_assert_eq(w[i].failures, 0, "writer %d: %d failures, last: %s", i, w[i].failures,
                      w[i].err.msg);
@@ -456,8 +486,10 @@ Test(store, racing_openers_migrate_once)
 {
     struct opener o[8] = {0};
     pthread_t th[8];
-    for (int i = 0; i < 8; i++) cr_assert_eq(pthread_create(&th[i], NULL, opener_run, &o[i]), 0);
-    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, opener_run, &o[i]), 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
     for (int i = 0; i < 8; i++) {
         cr_assert_eq(o[i].rc, 0, "opener %d: %s", i, o[i].err.msg);
         cr_assert_eq(o[i].version, 1);

@@ -117,7 +117,8 @@ Test(util, buf_detach_hands_over_memory)
 {
     struct jb_err err = {0};
     struct jb_buf b = JB_BUF_INIT(1024);
-    for (int i = 0; i < 100; i++) cr_assert_eq(jb_buf_append(&b, "ab", 2, &err), 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(jb_buf_append(&b, "ab", 2, &err), 0);
     size_t len = 0;
     char *s = jb_buf_detach(&b, &len);
     cr_assert_not_null(s);
@@ -145,7 +146,8 @@ Test(util, strv_push_and_free)
     cr_assert_eq(jb_strv_pushf(&s, &err, "n=%d", 5), 0);
     const char *more[] = {"c", "d", NULL};
     cr_assert_eq(jb_strv_pushv(&s, more, &err), 0);
-    for (int i = 0; i < 40; i++) cr_assert_eq(jb_strv_push(&s, "grow", &err), 0);
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(jb_strv_push(&s, "grow", &err), 0);
     cr_assert_eq(s.n, 44);
     cr_assert_str_eq(s.v[0], "alpha");
     cr_assert_str_eq(s.v[1], "n=5");
@@ -194,8 +196,10 @@ Test(util, uuid_v4_format)
     cr_assert_eq(jb_uuid_v4(b, &err), 0);
     cr_assert_eq(strlen(a), 36);
     for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) cr_assert_eq(a[i], '-', "%s", a);
-        else cr_assert(strchr("0123456789abcdef", a[i]) && a[i], "%s: char %d", a, i);
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            cr_assert_eq(a[i], '-', "%s", a);
+        else
+            cr_assert(strchr("0123456789abcdef", a[i]) && a[i], "%s: char %d", a, i);
     }
     cr_assert_eq(a[14], '4', "version nibble: %s", a);
     cr_assert(strchr("89ab", a[19]) != NULL, "variant: %s", a);
