@@ -15,11 +15,10 @@
 #define VERSION "0.1.0"
 
 struct command {
-    const char *name;      /* "chat", "sandbox exec", … */
+    const char *name; /* "chat", "sandbox exec", … */
     const char *usage;
     int (*run)(int argc, char **argv);
 };
-
 
 /* ---- option parsing shared by every command: --help, and an error on the unknown ---- */
 
@@ -35,8 +34,8 @@ static int usage_error(const struct command *cmd, const char *fmt, const char *a
 }
 
 /* Parses long options from `opts`; returns -1 when parsing may go on, else an exit code. */
-static int parse_opts(const struct command *cmd, int argc, char **argv,
-                      const struct option *opts, char **vals)
+static int parse_opts(const struct command *cmd, int argc, char **argv, const struct option *opts,
+                      char **vals)
 {
     optind = 1;
     opterr = 0;
@@ -48,7 +47,8 @@ static int parse_opts(const struct command *cmd, int argc, char **argv,
         }
         if (ch == '?' || ch == ':') {
             const char *bad = argv[optind - 1];
-            return usage_error(cmd, ch == ':' ? "option %s needs a value" : "unknown option %s", bad);
+            return usage_error(cmd, ch == ':' ? "option %s needs a value" : "unknown option %s",
+                               bad);
         }
         vals[ch] = optarg;
     }
@@ -82,7 +82,8 @@ static char *read_line(int interactive, size_t *cap, char **buf)
     if (interactive) return readline("you> ");
     ssize_t n = getline(buf, cap, stdin);
     if (n < 0) return NULL;
-    while (n && ((*buf)[n - 1] == '\n' || (*buf)[n - 1] == '\r')) (*buf)[--n] = '\0';
+    while (n && ((*buf)[n - 1] == '\n' || (*buf)[n - 1] == '\r'))
+        (*buf)[--n] = '\0';
     return strdup(*buf);
 }
 
@@ -91,13 +92,15 @@ static int chat_loop(struct core *c, const char *key, const char *user, int inte
     struct jb_err err = {0};
     int resumed = core_resume_pending(c, key, 0, &err);
     if (resumed > 0)
-        fprintf(stderr, "janebot: answering %d message(s) left unanswered by the last run\n", resumed);
+        fprintf(stderr, "janebot: answering %d message(s) left unanswered by the last run\n",
+                resumed);
     char *buf = NULL;
     size_t cap = 0;
     char *line;
     while ((line = read_line(interactive, &cap, &buf))) {
         const char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (*p) {
             if (interactive) add_history(line);
             if (core_submit(c, key, user, line, &err) < 0)
@@ -218,13 +221,14 @@ static int cmd_sandbox_list(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "janebot: %s\n", err.msg);
     } else {
-        printf("%-18s  %-32s  %-8s  %10s  %s\n", "NAME", "THREAD KEY", "BACKEND", "SIZE", "LAST USED");
+        printf("%-18s  %-32s  %-8s  %10s  %s\n", "NAME", "THREAD KEY", "BACKEND", "SIZE",
+               "LAST USED");
         for (size_t i = 0; i < n; i++) {
             char size[32], when[32];
             jb_fmt_size(v[i].size_bytes, size, sizeof size);
             jb_fmt_time(v[i].last_used, when, sizeof when);
-            printf("%-18s  %-32s  %-8s  %10s  %s\n", v[i].name, v[i].thread_key, v[i].backend,
-                   size, when);
+            printf("%-18s  %-32s  %-8s  %10s  %s\n", v[i].name, v[i].thread_key, v[i].backend, size,
+                   when);
         }
     }
     sandbox_info_free(v, n);
@@ -286,7 +290,8 @@ static int cmd_sessions_list(int argc, char **argv)
             char when[32];
             jb_fmt_time(v[i].last_active / 1000, when, sizeof when);
             printf("%-32s  %-8s  %-38s  %5lld  %s\n", v[i].thread_key, v[i].agent,
-                   v[i].agent_session_id ? v[i].agent_session_id : "-", (long long)v[i].turns, when);
+                   v[i].agent_session_id ? v[i].agent_session_id : "-", (long long)v[i].turns,
+                   when);
         }
     }
     session_rows_free(v, n);
@@ -311,12 +316,16 @@ static void doctor_state(const struct jb_config *cfg, int *failed)
     char detail[1200];
     int ok = jb_mkdir_p(cfg->state_dir, 0700, &err) == 0 && access(cfg->state_dir, W_OK) == 0;
     snprintf(detail, sizeof detail, "%s%s%s", cfg->state_dir, ok ? " (writable)" : ": ",
-             ok ? "" : err.msg[0] ? err.msg : "not writable");
+             ok           ? ""
+             : err.msg[0] ? err.msg
+                          : "not writable");
     doctor_report(failed, ok, "state dir", detail);
     if (!ok) return;
     struct store *st = NULL;
     ok = store_open(cfg->db_path, &st, &err) == 0;
-    if (ok) snprintf(detail, sizeof detail, "%s (schema version %d)", cfg->db_path, store_schema_version(st));
+    if (ok)
+        snprintf(detail, sizeof detail, "%s (schema version %d)", cfg->db_path,
+                 store_schema_version(st));
     doctor_report(failed, ok, "database", ok ? detail : err.msg);
     store_close(st);
 }
@@ -374,6 +383,31 @@ static const struct command *find_command(int argc, char **argv, int *consumed)
     return NULL;
 }
 
+static int is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+/* "janebot sandbox [--help]": the usage of every subcommand of that group, on stdout
+ * when asked for, on stderr when the subcommand is missing or unknown. */
+static int group_usage(const char *group, const char *next)
+{
+    size_t gl = strlen(group);
+    FILE *out = next && is_help(next) ? stdout : stderr;
+    int found = 0;
+    for (size_t i = 0; i < JB_ARRAY_LEN(commands); i++) {
+        const char *name = commands[i].name;
+        if (strncmp(name, group, gl) != 0 || name[gl] != ' ') continue;
+        if (!found++) {
+            if (next && !is_help(next))
+                fprintf(out, "janebot %s: unknown subcommand \"%s\"\n", group, next);
+            fprintf(out, "usage:\n");
+        }
+        fprintf(out, "  janebot %s\n", commands[i].usage);
+    }
+    return found;
+}
+
 static void usage_all(FILE *out)
 {
     fprintf(out, "janebot %s -- a coding agent for your team, one sandbox per thread\n\nusage:\n",
@@ -401,6 +435,8 @@ int main(int argc, char **argv)
     }
     int consumed = 0;
     const struct command *cmd = find_command(argc - 1, argv + 1, &consumed);
+    if (!cmd && group_usage(argv[1], argc > 2 ? argv[2] : NULL))
+        return argc > 2 && is_help(argv[2]) ? 0 : 2;
     if (!cmd) {
         fprintf(stderr, "janebot: unknown command \"%s\"\n", argv[1]);
         usage_all(stderr);

@@ -34,7 +34,8 @@ static int dotenv_read(const char *path, struct jb_err *err)
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         lineno++;
-        while (isspace((unsigned char)*line)) line++;
+        while (isspace((unsigned char)*line))
+            line++;
         if (*line == '#' || *line == '\0') continue;
         if (strncmp(line, "export ", 7) == 0) line += 7;
         char *eq = strchr(line, '=');
@@ -44,10 +45,11 @@ static int dotenv_read(const char *path, struct jb_err *err)
         char *name = line, *val = eq + 1;
         for (char *p = name; *p; p++)
             if (!isalnum((unsigned char)*p) && *p != '_')
-                return jb_err_set(err, JB_ECONFIG, "%s:%d: bad variable name \"%s\"", path,
-                                  lineno, name);
+                return jb_err_set(err, JB_ECONFIG, "%s:%d: bad variable name \"%s\"", path, lineno,
+                                  name);
         size_t vl = strlen(val);
-        while (vl && isspace((unsigned char)val[vl - 1])) val[--vl] = '\0';
+        while (vl && isspace((unsigned char)val[vl - 1]))
+            val[--vl] = '\0';
         if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0])
             val[vl - 1] = '\0', val++;
         if (!jb_env_get(&dotenv, name) && jb_env_set(&dotenv, name, val, err) < 0) return -1;
@@ -71,9 +73,11 @@ static int parse_int(const char *name, int def, int lo, int hi, int *out, struct
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || *end || end == v || n < lo || n > hi)
-        return jb_err_set(err, JB_ECONFIG, "%s=\"%s\" is not valid: expected an integer from %d to %d",
-                          name, v, lo, hi);
+    if (errno || *end || end == v || !(isdigit((unsigned char)v[0]) || v[0] == '-') || n < lo ||
+        n > hi)
+        return jb_err_set(err, JB_ECONFIG,
+                          "%s=\"%s\" is not valid: expected an integer from %d to %d", name, v, lo,
+                          hi);
     *out = (int)n;
     return 0;
 }
@@ -87,8 +91,8 @@ static int parse_bool(const char *name, int *out, struct jb_err *err)
     return jb_err_set(err, JB_ECONFIG, "%s=\"%s\" is not valid: expected true or false", name, v);
 }
 
-static int parse_choice(const char *name, const char *def, const char *const *allowed,
-                        char **out, struct jb_err *err)
+static int parse_choice(const char *name, const char *def, const char *const *allowed, char **out,
+                        struct jb_err *err)
 {
     const char *v = config_get(name);
     if (!v || !*v) v = def;
@@ -110,7 +114,8 @@ static int state_dir_default(char **out, struct jb_err *err)
     if (v && *v) {
         if (v[0] != '/')
             return jb_err_set(err, JB_ECONFIG,
-                              "JANEBOT_STATE_DIR=\"%s\" is not valid: expected an absolute path", v);
+                              "JANEBOT_STATE_DIR=\"%s\" is not valid: expected an absolute path",
+                              v);
         n = asprintf(out, "%s", v);
     } else if ((v = getenv("XDG_STATE_HOME")) && v[0] == '/') {
         n = asprintf(out, "%s/janebot", v);
@@ -119,12 +124,14 @@ static int state_dir_default(char **out, struct jb_err *err)
         struct passwd *pw = home && *home ? NULL : getpwuid(getuid());
         if (pw) home = pw->pw_dir;
         if (!home || home[0] != '/')
-            return jb_err_set(err, JB_ECONFIG, "cannot find a home directory: set JANEBOT_STATE_DIR");
+            return jb_err_set(err, JB_ECONFIG,
+                              "cannot find a home directory: set JANEBOT_STATE_DIR");
         n = asprintf(out, "%s/.local/state/janebot", home);
     }
     if (n < 0) return jb_err_set(err, JB_ENOMEM, "state dir");
     size_t l = strlen(*out);
-    while (l > 1 && (*out)[l - 1] == '/') (*out)[--l] = '\0';
+    while (l > 1 && (*out)[l - 1] == '/')
+        (*out)[--l] = '\0';
     return 0;
 }
 
@@ -163,9 +170,9 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
     const char *lvl = config_get("JANEBOT_LOG_LEVEL");
     cfg->log_level = JB_LOG_INFO;
     if (lvl && *lvl && jb_log_level_parse(lvl, &cfg->log_level) < 0)
-        return jb_err_set(err, JB_ECONFIG,
-                          "JANEBOT_LOG_LEVEL=\"%s\" is not valid: expected debug, info, warn or error",
-                          lvl);
+        return jb_err_set(
+            err, JB_ECONFIG,
+            "JANEBOT_LOG_LEVEL=\"%s\" is not valid: expected debug, info, warn or error", lvl);
     if (parse_choice("JANEBOT_AGENT", "amp", agents, &cfg->agent, err) < 0 ||
         parse_choice("JANEBOT_SANDBOX", "local", sandboxes, &cfg->sandbox, err) < 0 ||
         parse_bool("ALLOW_LOCAL_EXECUTION", &cfg->allow_local_execution, err) < 0 ||
@@ -186,9 +193,10 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
     jb_log_add_secret(config_get("OPENAI_API_KEY"));
     if (config_check_agent_cmd(cfg, err) < 0) return -1;
     if (!strcmp(cfg->sandbox, "host") && !cfg->allow_local_execution)
-        return jb_err_set(err, JB_ECONFIG,
-                          "JANEBOT_SANDBOX=host runs the agent with no isolation and needs "
-                          "ALLOW_LOCAL_EXECUTION=true; use JANEBOT_SANDBOX=local (bubblewrap) instead");
+        return jb_err_set(
+            err, JB_ECONFIG,
+            "JANEBOT_SANDBOX=host runs the agent with no isolation and needs "
+            "ALLOW_LOCAL_EXECUTION=true; use JANEBOT_SANDBOX=local (bubblewrap) instead");
     return 0;
 }
 

@@ -16,20 +16,20 @@
 /* ---- configuration (environment, then ./.env, then $STATE/.env) ---- */
 
 struct jb_config {
-    char *state_dir;            /* JANEBOT_STATE_DIR */
-    char *db_path;              /* <state_dir>/janebot.db */
-    char *agent;                /* JANEBOT_AGENT: amp | claude | command */
-    char *agent_cmd;            /* JANEBOT_AGENT_CMD (absolute path) for "command" */
-    char *agent_bin;            /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
-    char *sandbox;              /* JANEBOT_SANDBOX: local | host */
-    int allow_local_execution;  /* ALLOW_LOCAL_EXECUTION */
-    int max_concurrent_turns;   /* JANEBOT_MAX_CONCURRENT_TURNS, 1..256 */
-    int turn_timeout_s;         /* JANEBOT_TURN_TIMEOUT, 1..86400 */
+    char *state_dir;             /* JANEBOT_STATE_DIR */
+    char *db_path;               /* <state_dir>/janebot.db */
+    char *agent;                 /* JANEBOT_AGENT: amp | claude | command */
+    char *agent_cmd;             /* JANEBOT_AGENT_CMD (absolute path) for "command" */
+    char *agent_bin;             /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
+    char *sandbox;               /* JANEBOT_SANDBOX: local | host */
+    int allow_local_execution;   /* ALLOW_LOCAL_EXECUTION */
+    int max_concurrent_turns;    /* JANEBOT_MAX_CONCURRENT_TURNS, 1..256 */
+    int turn_timeout_s;          /* JANEBOT_TURN_TIMEOUT, 1..86400 */
     enum jb_log_level log_level; /* JANEBOT_LOG_LEVEL */
-    char *amp_api_key;          /* AMP_API_KEY (secret) */
-    char *anthropic_api_key;    /* ANTHROPIC_API_KEY (secret) */
-    char *agent_model;          /* JANEBOT_AGENT_MODEL, passed as --model to claude */
-    char *path_env;             /* host PATH, to find agent CLIs */
+    char *amp_api_key;           /* AMP_API_KEY (secret) */
+    char *anthropic_api_key;     /* ANTHROPIC_API_KEY (secret) */
+    char *agent_model;           /* JANEBOT_AGENT_MODEL, passed as --model to claude */
+    char *path_env;              /* host PATH, to find agent CLIs */
 };
 
 /* Read and validate everything; on error names the variable, the value and what is
@@ -68,8 +68,9 @@ void lanes_free(struct lanes *l);
 struct frontend;
 struct core;
 
-/* Opens the store, checks the sandbox backend and the agent (fails closed), starts the
- * workers. *ret is the caller's; core_free() waits for turns in flight. */
+/* Opens the store, checks that the sandbox backend can run (fails closed), warns when
+ * the agent CLI or its key is missing (each turn then says how to install it), starts
+ * the workers. *ret is the caller's; core_free() waits for turns in flight. */
 int core_new(const struct jb_config *cfg, struct frontend *fe, struct core **ret,
              struct jb_err *err);
 /* Accept a message: stored in the inbox first, then queued in its thread's lane. */
@@ -84,7 +85,7 @@ void core_free(struct core *c);
 /* `janebot sandbox exec`: run argv in the thread's sandbox exactly as a turn would (same
  * backend, environment and agent files), stdio passed through. Sets *ret_code to the
  * command's exit status. */
-int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key,
-                      const char *const *argv, int *ret_code, struct jb_err *err);
+int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const char *const *argv,
+                      int *ret_code, struct jb_err *err);
 
 #endif

@@ -7,8 +7,8 @@
 #include "core/core.h"
 #include "sandbox/sandbox.h"
 
-int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key,
-                      const char *const *argv, int *ret_code, struct jb_err *err)
+int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const char *const *argv,
+                      int *ret_code, struct jb_err *err)
 {
     struct sandbox_ctx ctx = {0};
     struct sandbox *sb = NULL;
@@ -20,8 +20,11 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key,
     }
     if (sandbox_ensure(&ctx, thread_key, &sb, err) < 0) goto out;
     const struct agent_ops *agent = agent_ops_find(cfg->agent);
-    struct agent_turn at = {.cfg = cfg, .thread_key = thread_key, .user = "sandbox-exec",
-                            .prompt = "", .run_dir = sb->run_dir};
+    struct agent_turn at = {.cfg = cfg,
+                            .thread_key = thread_key,
+                            .user = "sandbox-exec",
+                            .prompt = "",
+                            .run_dir = sb->run_dir};
     struct jb_err aerr = {0};
     if (!agent || agent->prepare(&at, &cmd, &aerr) < 0) {
         /* No agent CLI here: the environment is the sandbox's own, minus the agent's. */
@@ -41,7 +44,8 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key,
     x.deadline_ms = jb_mono_ms() + (int64_t)cfg->turn_timeout_s * 1000;
     if (sandbox_exec(sb, &x, err) < 0) goto out;
     if (x.timed_out)
-        log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)", cfg->turn_timeout_s);
+        log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)",
+                 cfg->turn_timeout_s);
     *ret_code = x.exit_code;
     rc = 0;
 out:

@@ -41,7 +41,8 @@ struct lanes {
 static unsigned bucket_of(const char *key)
 {
     unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 16777619u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
     return h % LANE_BUCKETS;
 }
 
@@ -58,8 +59,10 @@ static void ready_push(struct lanes *l, struct lane *ln)
 {
     ln->ready = 1;
     ln->next_ready = NULL;
-    if (l->ready_tail) l->ready_tail->next_ready = ln;
-    else l->ready_head = ln;
+    if (l->ready_tail)
+        l->ready_tail->next_ready = ln;
+    else
+        l->ready_head = ln;
     l->ready_tail = ln;
     pthread_cond_signal(&l->work);
 }
@@ -77,7 +80,8 @@ static struct lane *ready_pop(struct lanes *l)
 static void lane_unlink_free(struct lanes *l, struct lane *ln)
 {
     struct lane **pp = &l->buckets[bucket_of(ln->key)];
-    while (*pp != ln) pp = &(*pp)->next_bucket;
+    while (*pp != ln)
+        pp = &(*pp)->next_bucket;
     *pp = ln->next_bucket;
     free(ln->key);
     free(ln);
@@ -96,7 +100,8 @@ static void *worker_main(void *p)
     pthread_mutex_lock(&l->mu);
     for (;;) {
         struct lane *ln;
-        while (!(ln = ready_pop(l)) && !l->stopping) pthread_cond_wait(&l->work, &l->mu);
+        while (!(ln = ready_pop(l)) && !l->stopping)
+            pthread_cond_wait(&l->work, &l->mu);
         if (!ln) break;
         struct msg_node *n = ln->head;
         ln->head = n->next;
@@ -110,8 +115,10 @@ static void *worker_main(void *p)
         pthread_mutex_lock(&l->mu);
         ln->running = 0;
         l->pending--;
-        if (ln->head) ready_push(l, ln);
-        else lane_unlink_free(l, ln);
+        if (ln->head)
+            ready_push(l, ln);
+        else
+            lane_unlink_free(l, ln);
         if (l->pending == 0) pthread_cond_broadcast(&l->idle);
     }
     pthread_mutex_unlock(&l->mu);
@@ -181,8 +188,10 @@ int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, con
         msg_free(n);
         return jb_err_set(err, JB_ENOMEM, "lane");
     }
-    if (ln->tail) ln->tail->next = n;
-    else ln->head = n;
+    if (ln->tail)
+        ln->tail->next = n;
+    else
+        ln->head = n;
     ln->tail = n;
     l->pending++;
     if (!ln->running && !ln->ready) ready_push(l, ln);
@@ -193,7 +202,8 @@ int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, con
 void lanes_drain(struct lanes *l)
 {
     pthread_mutex_lock(&l->mu);
-    while (l->pending) pthread_cond_wait(&l->idle, &l->mu);
+    while (l->pending)
+        pthread_cond_wait(&l->idle, &l->mu);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -213,7 +223,8 @@ void lanes_free(struct lanes *l)
     l->stopping = 1;
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mu);
-    for (int i = 0; i < l->nworkers; i++) pthread_join(l->workers[i], NULL);
+    for (int i = 0; i < l->nworkers; i++)
+        pthread_join(l->workers[i], NULL);
     free(l->workers);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->work);

@@ -15,9 +15,9 @@ struct core {
     struct frontend *fe;
     const struct agent_ops *agent;
     struct sandbox_ctx sbx;
-    struct store *store;          /* the accepting thread's connection */
-    pthread_mutex_t store_mu;     /* core_submit may be called from several threads */
-    struct store **worker_store;  /* one per worker, opened by that worker */
+    struct store *store;         /* the accepting thread's connection */
+    pthread_mutex_t store_mu;    /* core_submit may be called from several threads */
+    struct store **worker_store; /* one per worker, opened by that worker */
     struct lanes *lanes;
 };
 
@@ -56,7 +56,8 @@ static void on_stdout(void *ud, const char *data, size_t len)
 static char *stderr_excerpt(const char *tail, size_t max_lines)
 {
     size_t len = strlen(tail);
-    while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r')) len--;
+    while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r'))
+        len--;
     size_t start = len, lines = 0;
     while (start > 0 && lines < max_lines) {
         start--;
@@ -87,8 +88,12 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
                      struct run_out *out, struct jb_err *err)
 {
     struct core *c = t->c;
-    struct agent_turn at = {.cfg = c->cfg, .thread_key = t->m->thread_key, .user = t->m->user_id,
-                            .prompt = t->m->text, .resume_id = resume_id, .run_dir = sb->run_dir};
+    struct agent_turn at = {.cfg = c->cfg,
+                            .thread_key = t->m->thread_key,
+                            .user = t->m->user_id,
+                            .prompt = t->m->text,
+                            .resume_id = resume_id,
+                            .run_dir = sb->run_dir};
     struct agent_cmd cmd = {0};
     if (c->agent->prepare(&at, &cmd, err) < 0) {
         agent_cmd_release(&cmd);
@@ -114,8 +119,9 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     agent_stream_finish(t->stream);
     const struct agent_stream_stats *s = agent_stream_stats(t->stream);
     if (s->not_json || s->unknown || s->too_long)
-        log_info("thread %s: agent output: %zu lines, skipped %zu not JSON, %zu unknown, %zu too long",
-                 t->m->thread_key, s->lines, s->not_json, s->unknown, s->too_long);
+        log_info(
+            "thread %s: agent output: %zu lines, skipped %zu not JSON, %zu unknown, %zu too long",
+            t->m->thread_key, s->lines, s->not_json, s->unknown, s->too_long);
     agent_stream_free(t->stream);
     t->stream = NULL;
     if (rc == 0) {
@@ -138,9 +144,10 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
     char msg[2048];
     const char *answer = agent_result_answer(&t->res);
     if (o->timed_out) {
-        snprintf(msg, sizeof msg,
-                 "the agent did not finish within %d seconds (JANEBOT_TURN_TIMEOUT) and was stopped",
-                 c->cfg->turn_timeout_s);
+        snprintf(
+            msg, sizeof msg,
+            "the agent did not finish within %d seconds (JANEBOT_TURN_TIMEOUT) and was stopped",
+            c->cfg->turn_timeout_s);
         fe->ops->fail(fe, key, msg, NULL);
         return "timeout";
     }
@@ -162,9 +169,8 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
         return "ok";
     }
     jb_autofree char *excerpt = stderr_excerpt(o->stderr_tail, 5);
-    snprintf(msg, sizeof msg, "the agent exited with status %d without an answer%s%s",
-             o->exit_code, excerpt && *excerpt ? "; its last output:\n" : "",
-             excerpt ? excerpt : "");
+    snprintf(msg, sizeof msg, "the agent exited with status %d without an answer%s%s", o->exit_code,
+             excerpt && *excerpt ? "; its last output:\n" : "", excerpt ? excerpt : "");
     fe->ops->fail(fe, key, msg, NULL);
     return "no_answer";
 }
@@ -221,12 +227,11 @@ static void run_turn(void *ud, int worker, const struct lane_msg *m)
     if (store_session_touch(st, m->thread_key, c->agent->name, sid, sb->name, &err) < 0)
         log_warn("thread %s: cannot save the session: %s", m->thread_key, err.msg);
 done:
-    if (turn_id &&
-        store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, t.res.input_tokens,
-                       t.res.output_tokens, &err) < 0)
+    if (turn_id && store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1,
+                                  t.res.input_tokens, t.res.output_tokens, &err) < 0)
         log_warn("thread %s: audit: %s", m->thread_key, err.msg);
-    if (m->inbox_id && store_inbox_finish(st, m->inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
-                                          &err) < 0)
+    if (m->inbox_id &&
+        store_inbox_finish(st, m->inbox_id, strcmp(outcome, "ok") ? "failed" : "done", &err) < 0)
         log_warn("thread %s: inbox: %s", m->thread_key, err.msg);
     free(o.new_session);
     agent_result_release(&t.res);
@@ -258,8 +263,8 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, struct core **ret
         core_free(c);
         return jb_err_set(err, JB_ENOMEM, "core");
     }
-    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 ||
-        store_open(cfg->db_path, &c->store, err) < 0 || sandbox_ctx_init(&c->sbx, cfg, 1, err) < 0) {
+    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
+        sandbox_ctx_init(&c->sbx, cfg, 1, err) < 0) {
         core_free(c);
         return -1;
     }
@@ -306,7 +311,10 @@ int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_e
     return rc < 0 ? -1 : queued;
 }
 
-void core_drain(struct core *c) { lanes_drain(c->lanes); }
+void core_drain(struct core *c)
+{
+    lanes_drain(c->lanes);
+}
 
 void core_free(struct core *c)
 {

@@ -10,10 +10,10 @@ extern const struct sandbox_ops sandbox_host_ops;
 
 /* One process to run: full argv and environment for execve, fds the child keeps. */
 struct proc_spec {
-    const char *const *argv;  /* argv[0] is an absolute path */
+    const char *const *argv; /* argv[0] is an absolute path */
     const char *const *envp;
-    const char *cwd;          /* NULL: inherit */
-    const int *keep_fds;      /* made inheritable in the child only */
+    const char *cwd;     /* NULL: inherit */
+    const int *keep_fds; /* made inheritable in the child only */
     size_t nkeep;
 };
 

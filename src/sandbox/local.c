@@ -20,12 +20,16 @@ static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 /* System folders shown read-only when they exist; symlinks are recreated as symlinks. */
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
 static const char *const etc_paths[] = {
-    "/etc/alternatives", "/etc/ssl",       "/etc/ca-certificates", "/etc/ld.so.cache",
-    "/etc/ld.so.conf",   "/etc/ld.so.conf.d", "/etc/localtime",    "/etc/mime.types",
-    "/etc/os-release",   "/etc/debian_version", "/etc/bash.bashrc", "/etc/profile",
+    "/etc/alternatives",   "/etc/ssl",         "/etc/ca-certificates",
+    "/etc/ld.so.cache",    "/etc/ld.so.conf",  "/etc/ld.so.conf.d",
+    "/etc/localtime",      "/etc/mime.types",  "/etc/os-release",
+    "/etc/debian_version", "/etc/bash.bashrc", "/etc/profile",
 };
 
-static char *bwrap_path(void) { return jb_which("bwrap", BWRAP_PATHS); }
+static char *bwrap_path(void)
+{
+    return jb_which("bwrap", BWRAP_PATHS);
+}
 
 struct bwrap_args {
     struct jb_strv argv;
@@ -36,7 +40,8 @@ struct bwrap_args {
 static void bwrap_args_release(struct bwrap_args *a)
 {
     jb_strv_free(&a->argv);
-    for (size_t i = 0; i < a->nfds; i++) close(a->fds[i]);
+    for (size_t i = 0; i < a->nfds; i++)
+        close(a->fds[i]);
     a->nfds = 0;
 }
 
@@ -86,10 +91,10 @@ static int add_system(struct bwrap_args *a, struct jb_err *err)
 
 static int add_identity(struct bwrap_args *a, const char *hostname, struct jb_err *err)
 {
-    static const char passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                                 "agent:x:" SANDBOX_UID ":" SANDBOX_UID
-                                 ":janebot agent:/home/agent:/bin/sh\n"
-                                 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+    static const char passwd[] =
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        "agent:x:" SANDBOX_UID ":" SANDBOX_UID ":janebot agent:/home/agent:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
     static const char group[] = "root:x:0:\nagent:x:" SANDBOX_UID ":\nnogroup:x:65534:\n";
     static const char nss[] = "passwd: files\ngroup: files\nhosts: files dns\n";
     char hosts[256];
@@ -108,12 +113,15 @@ static int check_ro_path(const struct sandbox *sb, const char *p, struct jb_err 
     const char *state = sb->ctx->cfg->state_dir;
     size_t pl = strlen(p), sl = strlen(state);
     if (p[0] != '/' || strstr(p, "/../"))
-        return jb_err_set(err, JB_EDENIED, "refusing to show \"%s\" in the sandbox: not a clean absolute path", p);
-    int contains_state = !strncmp(state, p, pl) && (state[pl] == '/' || state[pl] == '\0' || pl == 1);
+        return jb_err_set(err, JB_EDENIED,
+                          "refusing to show \"%s\" in the sandbox: not a clean absolute path", p);
+    int contains_state =
+        !strncmp(state, p, pl) && (state[pl] == '/' || state[pl] == '\0' || pl == 1);
     int inside_state = !strncmp(p, state, sl) && (p[sl] == '/' || p[sl] == '\0');
     if (contains_state || inside_state)
         return jb_err_set(err, JB_EDENIED,
-                          "refusing to show %s in the sandbox: it overlaps the state dir %s", p, state);
+                          "refusing to show %s in the sandbox: it overlaps the state dir %s", p,
+                          state);
     return 0;
 }
 
@@ -127,7 +135,7 @@ static int add_exec_parts(struct bwrap_args *a, const struct sandbox *sb,
         if (add_data_file(a, x->files[i].path, x->files[i].data, x->files[i].len, err) < 0)
             return -1;
     static const char *const base_env[][2] = {
-        {"HOME", "/home/agent"}, {"USER", "agent"}, {"LOGNAME", "agent"},
+        {"HOME", "/home/agent"}, {"USER", "agent"},  {"LOGNAME", "agent"},
         {"LANG", "C.UTF-8"},     {"TMPDIR", "/tmp"}, {"TERM", "dumb"},
     };
     for (size_t i = 0; i < JB_ARRAY_LEN(base_env); i++)
@@ -147,10 +155,22 @@ static int build_args(struct bwrap_args *a, struct sandbox *sb, const struct san
                       struct jb_err *err)
 {
     static const char *const ns_flags[] = {
-        "--unshare-user", "--unshare-ipc",   "--unshare-pid",   "--unshare-net",
-        "--unshare-uts",  "--unshare-cgroup-try", "--disable-userns", "--die-with-parent",
-        "--new-session",  "--cap-drop",      "ALL",             "--clearenv",
-        "--uid",          SANDBOX_UID,       "--gid",           SANDBOX_UID,
+        "--unshare-user",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--clearenv",
+        "--uid",
+        SANDBOX_UID,
+        "--gid",
+        SANDBOX_UID,
     };
     jb_autofree char *bwrap = bwrap_path();
     if (!bwrap) return jb_err_set(err, JB_EUNAVAIL, "bubblewrap (bwrap) is not installed");
@@ -207,11 +227,28 @@ static int local_probe(char *detail, size_t n)
         snprintf(detail, n, "bubblewrap is not installed: apt-get install bubblewrap");
         return -1;
     }
-    const char *argv[] = {bwrap, "--unshare-user", "--unshare-pid", "--unshare-net",
-                          "--unshare-ipc", "--unshare-uts", "--disable-userns",
-                          "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink",
-                          "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--uid",
-                          SANDBOX_UID, "--", "/usr/bin/true", NULL};
+    const char *argv[] = {bwrap,
+                          "--unshare-user",
+                          "--unshare-pid",
+                          "--unshare-net",
+                          "--unshare-ipc",
+                          "--unshare-uts",
+                          "--disable-userns",
+                          "--die-with-parent",
+                          "--ro-bind",
+                          "/usr",
+                          "/usr",
+                          "--symlink",
+                          "usr/lib",
+                          "/lib",
+                          "--symlink",
+                          "usr/lib64",
+                          "/lib64",
+                          "--uid",
+                          SANDBOX_UID,
+                          "--",
+                          "/usr/bin/true",
+                          NULL};
     static const char *const env[] = {"PATH=/usr/bin:/bin", NULL};
     struct proc_spec ps = {.argv = argv, .envp = env};
     struct sandbox_exec x = SANDBOX_EXEC_INIT;
@@ -219,13 +256,16 @@ static int local_probe(char *detail, size_t n)
     struct jb_err e = {0};
     if (proc_run(&ps, &x, &e) < 0 || x.exit_code != 0) {
         size_t l = strlen(x.stderr_tail);
-        while (l && x.stderr_tail[l - 1] == '\n') x.stderr_tail[--l] = '\0';
+        while (l && x.stderr_tail[l - 1] == '\n')
+            x.stderr_tail[--l] = '\0';
         snprintf(detail, n,
                  "bubblewrap cannot create a sandbox here (%s). Enable unprivileged user "
                  "namespaces (sysctl user.max_user_namespaces=15000, and on Debian "
                  "kernel.unprivileged_userns_clone=1), or set JANEBOT_SANDBOX=host with "
                  "ALLOW_LOCAL_EXECUTION=true to run without isolation",
-                 e.msg[0] ? e.msg : l ? x.stderr_tail : "it exited with an error");
+                 e.msg[0] ? e.msg
+                 : l      ? x.stderr_tail
+                          : "it exited with an error");
         return -1;
     }
     snprintf(detail, n, "%s starts sandboxes with user, pid and network namespaces", bwrap);
@@ -247,7 +287,8 @@ static int local_doctor(const struct sandbox_ctx *ctx,
     (void)ctx;
     char detail[1024];
     jb_autofree char *bwrap = bwrap_path();
-    report(ud, bwrap != NULL, "bubblewrap", bwrap ? bwrap : "not installed: apt-get install bubblewrap");
+    report(ud, bwrap != NULL, "bubblewrap",
+           bwrap ? bwrap : "not installed: apt-get install bubblewrap");
     if (!bwrap) return 1;
     int ok = local_probe(detail, sizeof detail) == 0;
     report(ud, ok, "user namespaces", detail);

@@ -12,7 +12,7 @@
 
 #include "sandbox/backend.h"
 
-#define KILL_GRACE_MS 2000
+#define KILL_GRACE_MS       2000
 #define DRAIN_AFTER_EXIT_MS 500
 
 int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *err)
@@ -43,7 +43,8 @@ static void child_exec(const struct proc_spec *ps, int in, int out, int errfd, p
     if (in >= 0 && dup2(in, 0) < 0) _exit(127);
     if (out >= 0 && dup2(out, 1) < 0) _exit(127);
     if (errfd >= 0 && dup2(errfd, 2) < 0) _exit(127);
-    for (size_t i = 0; i < ps->nkeep; i++) fcntl(ps->keep_fds[i], F_SETFD, 0);
+    for (size_t i = 0; i < ps->nkeep; i++)
+        fcntl(ps->keep_fds[i], F_SETFD, 0);
     if (ps->cwd && chdir(ps->cwd) < 0) _exit(127);
     signal(SIGPIPE, SIG_DFL);
     execve(ps->argv[0], (char *const *)ps->argv, (char *const *)ps->envp);
@@ -110,12 +111,16 @@ static int pump(struct pipes *p, struct sandbox_exec *x, int wait_ms)
         if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (r <= 0) {
             close(fd);
-            if (fd == p->out_r) p->out_r = -1;
-            else p->err_r = -1;
+            if (fd == p->out_r)
+                p->out_r = -1;
+            else
+                p->err_r = -1;
             continue;
         }
-        if (fd == p->out_r && x->on_stdout) x->on_stdout(x->ud, buf, (size_t)r);
-        else if (fd == p->err_r) tail_keep(x->stderr_tail, sizeof x->stderr_tail, buf, (size_t)r);
+        if (fd == p->out_r && x->on_stdout)
+            x->on_stdout(x->ud, buf, (size_t)r);
+        else if (fd == p->err_r)
+            tail_keep(x->stderr_tail, sizeof x->stderr_tail, buf, (size_t)r);
     }
     return (p->in_w >= 0 || p->out_r >= 0 || p->err_r >= 0);
 }
@@ -148,7 +153,8 @@ static void close_all(int *fds, size_t n)
 
 static void finish_status(struct sandbox_exec *x, int status)
 {
-    if (WIFEXITED(status)) x->exit_code = WEXITSTATUS(status);
+    if (WIFEXITED(status))
+        x->exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) {
         x->term_signal = WTERMSIG(status);
         x->exit_code = 128 + x->term_signal;

@@ -39,7 +39,8 @@ int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int c
     memset(ctx, 0, sizeof *ctx);
     ctx->cfg = cfg;
     ctx->ops = sandbox_ops_find(cfg->sandbox);
-    if (!ctx->ops) return jb_err_set(err, JB_ECONFIG, "unknown sandbox backend \"%s\"", cfg->sandbox);
+    if (!ctx->ops)
+        return jb_err_set(err, JB_ECONFIG, "unknown sandbox backend \"%s\"", cfg->sandbox);
     if (asprintf(&ctx->root, "%s/sandboxes", cfg->state_dir) < 0) {
         ctx->root = NULL;
         return jb_err_set(err, JB_ENOMEM, "sandbox root");
@@ -112,8 +113,10 @@ int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
 /* Resolve "chat:x" or "jane-…" to a sandbox name. */
 static void name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
 {
-    if (sandbox_is_name(key_or_name)) snprintf(out, SANDBOX_NAME_LEN, "%s", key_or_name);
-    else sandbox_name_for(key_or_name, out);
+    if (sandbox_is_name(key_or_name))
+        snprintf(out, SANDBOX_NAME_LEN, "%s", key_or_name);
+    else
+        sandbox_name_for(key_or_name, out);
 }
 
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err)
@@ -170,6 +173,7 @@ int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_
 
 void sandbox_info_free(struct sandbox_info *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(v[i].thread_key);
+    for (size_t i = 0; i < n; i++)
+        free(v[i].thread_key);
     free(v);
 }

@@ -36,33 +36,36 @@ struct sandbox_file {
 
 struct sandbox_exec {
     /* in */
-    const char *const *argv;    /* argv[0]: absolute path or a name looked up on PATH inside */
-    const char *const *env;     /* extra NAME=VALUE; the backend sets HOME, PATH, USER, LANG */
-    const char *stdin_data;     /* written to the command's stdin, which is then closed */
+    const char *const *argv; /* argv[0]: absolute path or a name looked up on PATH inside */
+    const char *const *env;  /* extra NAME=VALUE; the backend sets HOME, PATH, USER, LANG */
+    const char *stdin_data;  /* written to the command's stdin, which is then closed */
     size_t stdin_len;
-    int passthrough;            /* 1: stdin/stdout/stderr are the caller's own fds 0/1/2 */
+    int passthrough; /* 1: stdin/stdout/stderr are the caller's own fds 0/1/2 */
     const struct sandbox_file *files;
     size_t nfiles;
     const char *const *ro_paths; /* host paths visible read-only at the same path, or NULL */
-    int64_t deadline_ms;        /* jb_mono_ms() value; 0 = none */
-    const atomic_int *cancel;   /* non-zero kills the run; may be NULL */
+    int64_t deadline_ms;         /* jb_mono_ms() value; 0 = none */
+    const atomic_int *cancel;    /* non-zero kills the run; may be NULL */
     void (*on_stdout)(void *ud, const char *data, size_t len); /* chunks as they arrive */
     void *ud;
     /* out (valid when sandbox_exec() returned 0) */
-    int exit_code;              /* 0..255; 128+N when killed by signal N */
-    int term_signal;            /* the signal, or 0 */
+    int exit_code;   /* 0..255; 128+N when killed by signal N */
+    int term_signal; /* the signal, or 0 */
     int timed_out, cancelled;
-    char stderr_tail[4096];     /* last bytes of stderr, NUL-terminated (not in passthrough) */
+    char stderr_tail[4096]; /* last bytes of stderr, NUL-terminated (not in passthrough) */
     int64_t wall_ms;
 };
-#define SANDBOX_EXEC_INIT {.argv = NULL}
+#define SANDBOX_EXEC_INIT                                                                          \
+    {                                                                                              \
+        .argv = NULL                                                                               \
+    }
 
 struct sandbox_info {
     char name[SANDBOX_NAME_LEN];
-    char *thread_key;           /* owned */
-    const char *backend;        /* static */
-    long long size_bytes;       /* -1 when unknown */
-    int64_t last_used;          /* Unix seconds, 0 when never */
+    char *thread_key;     /* owned */
+    const char *backend;  /* static */
+    long long size_bytes; /* -1 when unknown */
+    int64_t last_used;    /* Unix seconds, 0 when never */
 };
 void sandbox_info_free(struct sandbox_info *v, size_t n);
 
@@ -70,15 +73,15 @@ struct sandbox_ctx;
 struct sandbox {
     const struct sandbox_ctx *ctx;
     char name[SANDBOX_NAME_LEN];
-    char *thread_key;  /* owned */
-    char *dir;         /* host directory of this sandbox: <root>/<name>; owned */
-    char *home;        /* host path of the home; owned */
-    char *run_dir;     /* where sandbox_file paths go ("/run/janebot" inside); owned */
+    char *thread_key; /* owned */
+    char *dir;        /* host directory of this sandbox: <root>/<name>; owned */
+    char *home;       /* host path of the home; owned */
+    char *run_dir;    /* where sandbox_file paths go ("/run/janebot" inside); owned */
 };
 
 struct sandbox_ops {
-    int version;       /* 1 */
-    const char *name;  /* "local", "host" */
+    int version;      /* 1 */
+    const char *name; /* "local", "host" */
     /* Can this backend run here? -1 with a message saying what to install or set. */
     int (*available)(const struct sandbox_ctx *ctx, struct jb_err *err);
     /* Make the sandbox exist (idempotent); sb->name/dir/home are filled in already. */
@@ -86,14 +89,13 @@ struct sandbox_ops {
     int (*exec)(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
     /* One report() per check for `janebot doctor`; returns the number that failed. */
     int (*doctor)(const struct sandbox_ctx *ctx,
-                  void (*report)(void *ud, int ok, const char *what, const char *detail),
-                  void *ud);
+                  void (*report)(void *ud, int ok, const char *what, const char *detail), void *ud);
 };
 
 struct sandbox_ctx {
     const struct jb_config *cfg;
     const struct sandbox_ops *ops;
-    char *root;        /* <state dir>/sandboxes; owned */
+    char *root; /* <state dir>/sandboxes; owned */
 };
 
 const struct sandbox_ops *sandbox_ops_find(const char *name); /* NULL if unknown */
@@ -113,6 +115,5 @@ int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struc
 /* *ret is the caller's, freed with sandbox_info_free(). */
 int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                  struct jb_err *err);
-
 
 #endif

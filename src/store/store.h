@@ -65,14 +65,14 @@ struct inbox_msg {
 };
 void inbox_msgs_free(struct inbox_msg *v, size_t n);
 
-int store_inbox_add(struct store *st, const char *thread_key, const char *user_id,
-                    const char *text, int64_t *ret_id, struct jb_err *err);
+int store_inbox_add(struct store *st, const char *thread_key, const char *user_id, const char *text,
+                    int64_t *ret_id, struct jb_err *err);
 /* state: "done" or "failed". JB_ENOTFOUND for an unknown id. */
 int store_inbox_finish(struct store *st, int64_t id, const char *state, struct jb_err *err);
 /* Pending messages whose thread key starts with prefix ("" or NULL = all; compared
  * literally, no wildcards), oldest first. *ret freed with inbox_msgs_free(). */
-int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret,
-                        size_t *ret_n, struct jb_err *err);
+int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret, size_t *ret_n,
+                        struct jb_err *err);
 
 /* ---- turn audit ---- */
 
@@ -86,7 +86,7 @@ int store_turn_end(struct store *st, int64_t id, const char *outcome, int exit_s
 struct turn_row {
     int64_t id;
     char *thread_key, *user_id, *sandbox, *outcome; /* outcome NULL while running */
-    int64_t started_at, ended_at, duration_ms; /* ended_at 0 while running */
+    int64_t started_at, ended_at, duration_ms;      /* ended_at 0 while running */
     int exit_status;
 };
 void turn_rows_free(struct turn_row *v, size_t n);

@@ -7,11 +7,11 @@ char jb_buf_empty[1];
 
 int jb_buf_append(struct jb_buf *b, const void *p, size_t n, struct jb_err *err)
 {
-    if (n > b->max - b->len)
-        return jb_err_set(err, JB_EPROTO, "more than %zu bytes", b->max);
+    if (n > b->max - b->len) return jb_err_set(err, JB_EPROTO, "more than %zu bytes", b->max);
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *d = realloc(b->cap ? b->data : NULL, cap);
         if (!d) return jb_err_set(err, JB_ENOMEM, "buffer of %zu bytes", cap);
         if (!b->cap) d[0] = '\0';
@@ -103,7 +103,8 @@ int jb_strv_pushv(struct jb_strv *s, const char *const *strs, struct jb_err *err
 
 void jb_strv_free(struct jb_strv *s)
 {
-    for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
     free(s->v);
     *s = (struct jb_strv)JB_STRV_INIT;
 }

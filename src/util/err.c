@@ -7,16 +7,26 @@
 const char *jb_strerror(enum jb_code c)
 {
     switch (c) {
-    case JB_OK: return "ok";
-    case JB_ENOMEM: return "out of memory";
-    case JB_ESYS: return "system error";
-    case JB_EPROTO: return "bad input";
-    case JB_ETIMEOUT: return "timed out";
-    case JB_EDENIED: return "denied";
-    case JB_ECONFIG: return "bad configuration";
-    case JB_ENOTFOUND: return "not found";
-    case JB_ECANCEL: return "cancelled";
-    case JB_EUNAVAIL: return "unavailable";
+    case JB_OK:
+        return "ok";
+    case JB_ENOMEM:
+        return "out of memory";
+    case JB_ESYS:
+        return "system error";
+    case JB_EPROTO:
+        return "bad input";
+    case JB_ETIMEOUT:
+        return "timed out";
+    case JB_EDENIED:
+        return "denied";
+    case JB_ECONFIG:
+        return "bad configuration";
+    case JB_ENOTFOUND:
+        return "not found";
+    case JB_ECANCEL:
+        return "cancelled";
+    case JB_EUNAVAIL:
+        return "unavailable";
     }
     return "unknown error";
 }

@@ -103,12 +103,12 @@ int jb_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
     return *ret ? 0 : jb_err_set(err, JB_ENOMEM, "reading %s", path);
 }
 
-int jb_write_file(const char *path, const void *data, size_t len, unsigned mode,
-                  struct jb_err *err)
+int jb_write_file(const char *path, const void *data, size_t len, unsigned mode, struct jb_err *err)
 {
     char tmp[4096];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) return jb_err_set(err, JB_ESYS, "path too long: %s", path);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return jb_err_set(err, JB_ESYS, "path too long: %s", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0) return jb_err_sys(err, "cannot create %s", tmp);
     /* open()'s mode passes the umask and is ignored for a stale temp file left by a crash:
@@ -192,7 +192,10 @@ void jb_fmt_size(long long bytes, char *out, size_t n)
     }
     double v = (double)bytes;
     size_t u = 0;
-    while (v >= 1024 && u + 1 < JB_ARRAY_LEN(units)) v /= 1024, u++;
-    if (u == 0) snprintf(out, n, "%lld B", bytes);
-    else snprintf(out, n, "%.1f %s", v, units[u]);
+    while (v >= 1024 && u + 1 < JB_ARRAY_LEN(units))
+        v /= 1024, u++;
+    if (u == 0)
+        snprintf(out, n, "%lld B", bytes);
+    else
+        snprintf(out, n, "%.1f %s", v, units[u]);
 }

@@ -50,10 +50,13 @@ void jb_log_add_secret(const char *value)
 }
 
 /* Token shapes hidden even when nobody registered them. */
-static const char *const token_prefixes[] = {"xoxb-", "xoxp-", "xoxa-", "xapp-", "sk-ant-",
-                                             "sk-",   "sgamp_", "Bearer "};
+static const char *const token_prefixes[] = {"xoxb-",   "xoxp-", "xoxa-",  "xapp-",
+                                             "sk-ant-", "sk-",   "sgamp_", "Bearer "};
 
-static int token_char(unsigned char c) { return isalnum(c) || c == '-' || c == '_' || c == '.'; }
+static int token_char(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '_' || c == '.';
+}
 
 /* Length of a token starting at p, or 0 when p does not start one. */
 static size_t token_at(const char *p, const char *start)
@@ -63,7 +66,8 @@ static size_t token_at(const char *p, const char *start)
         size_t pl = strlen(token_prefixes[i]);
         if (strncmp(p, token_prefixes[i], pl) != 0) continue;
         size_t n = pl;
-        while (token_char((unsigned char)p[n])) n++;
+        while (token_char((unsigned char)p[n]))
+            n++;
         if (n - pl >= 8) return n; /* short tails are ordinary words ("sk-learn") */
     }
     return 0;
@@ -84,8 +88,8 @@ char *jb_redact(const char *s)
             if (l > skip && strncmp(p, logger.secrets[i], l) == 0) skip = l;
         }
         if (!skip) skip = token_at(p, s);
-        int rc = skip ? jb_buf_append(&b, mask, sizeof mask - 1, NULL)
-                      : jb_buf_append(&b, p, 1, NULL);
+        int rc =
+            skip ? jb_buf_append(&b, mask, sizeof mask - 1, NULL) : jb_buf_append(&b, p, 1, NULL);
         if (rc < 0) {
             pthread_mutex_unlock(&logger.mu);
             jb_buf_release(&b);

@@ -15,14 +15,14 @@
 enum jb_code {
     JB_OK,
     JB_ENOMEM,
-    JB_ESYS,      /* a system call failed; sys_errno says why */
-    JB_EPROTO,    /* bad input from outside (agent output, files, peers) */
+    JB_ESYS,   /* a system call failed; sys_errno says why */
+    JB_EPROTO, /* bad input from outside (agent output, files, peers) */
     JB_ETIMEOUT,
-    JB_EDENIED,   /* refused by policy or isolation */
-    JB_ECONFIG,   /* bad configuration value */
+    JB_EDENIED, /* refused by policy or isolation */
+    JB_ECONFIG, /* bad configuration value */
     JB_ENOTFOUND,
     JB_ECANCEL,
-    JB_EUNAVAIL,  /* a needed tool or kernel feature is missing */
+    JB_EUNAVAIL, /* a needed tool or kernel feature is missing */
 };
 
 /* A code for the program, a message a person can act on. */
@@ -69,7 +69,10 @@ struct jb_buf {
     size_t len, cap, max;
 };
 extern char jb_buf_empty[1];
-#define JB_BUF_INIT(limit) {.data = jb_buf_empty, .len = 0, .cap = 0, .max = (limit)}
+#define JB_BUF_INIT(limit)                                                                         \
+    {                                                                                              \
+        .data = jb_buf_empty, .len = 0, .cap = 0, .max = (limit)                                   \
+    }
 /* -1 with JB_EPROTO when the result would exceed max, JB_ENOMEM on allocation failure;
  * the buffer is unchanged then. */
 int jb_buf_append(struct jb_buf *b, const void *p, size_t n, struct jb_err *err);
@@ -85,7 +88,10 @@ struct jb_strv {
     char **v; /* NULL-terminated once anything was pushed; may be NULL when empty */
     size_t n, cap;
 };
-#define JB_STRV_INIT {0}
+#define JB_STRV_INIT                                                                               \
+    {                                                                                              \
+        0                                                                                          \
+    }
 int jb_strv_push(struct jb_strv *s, const char *str, struct jb_err *err); /* copies str */
 int jb_strv_pushf(struct jb_strv *s, struct jb_err *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -127,7 +133,10 @@ void jb_fmt_size(long long bytes, char *out, size_t n);
 
 /* ---- resource helpers (cleanup attributes) -------------------------------------- */
 
-static inline void jb_freep(void *p) { free(*(void **)p); }
+static inline void jb_freep(void *p)
+{
+    free(*(void **)p);
+}
 static inline void jb_closep(int *fd)
 {
     if (*fd >= 0) close(*fd);
@@ -135,8 +144,18 @@ static inline void jb_closep(int *fd)
 #define jb_auto(fn)  __attribute__((cleanup(fn)))
 #define jb_autofree  jb_auto(jb_freep)
 #define jb_autoclose jb_auto(jb_closep)
-#define TAKE_PTR(p)  ({ __typeof__(p) p_ = (p); (p) = NULL; p_; })
-#define TAKE_FD(fd)  ({ int fd_ = (fd); (fd) = -1; fd_; })
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) p_ = (p);                                                                    \
+        (p) = NULL;                                                                                \
+        p_;                                                                                        \
+    })
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int fd_ = (fd);                                                                            \
+        (fd) = -1;                                                                                 \
+        fd_;                                                                                       \
+    })
 #define JB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

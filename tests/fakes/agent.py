@@ -20,6 +20,7 @@ without one the agent echoes:
   noresult-text         assistant text lines only, exit 0 without a result line
   error                 result with is_error true, result null, errors ["boom"], exit 1
   env                   answers the sorted names (not values) of its environment
+  getenv <NAME>         answers "NAME=<value>" or "unset: NAME"
   whoami                answers "uid=<uid> host=<hostname>"
   spawn-orphan [TAG]    starts `sh -c 'sleep 300; : orphan-TAG'` detached (setsid,
                         stdio on /dev/null), writes its pid to HOME/orphan.pid, answers
@@ -43,7 +44,7 @@ HOME = os.environ.get("HOME") or os.getcwd()
 STATE = os.path.join(HOME, ".fake-agent")
 MODEL = "fake-model-1"
 KEYWORDS = ("run:", "write", "read", "crash", "hang", "garbage", "noresult-text", "error",
-            "env", "whoami", "spawn-orphan", "sleep")
+            "env", "getenv", "whoami", "spawn-orphan", "sleep")
 
 
 def emit(obj, ascii_only=False):
@@ -264,6 +265,9 @@ def main():
         answer = "survived garbage"
     elif kw == "env":
         answer = " ".join(sorted(os.environ.keys()))
+    elif kw == "getenv":
+        name = rest.split()[0] if rest else ""
+        answer = "%s=%s" % (name, os.environ[name]) if name in os.environ else "unset: " + name
     elif kw == "whoami":
         answer = "uid=%d host=%s" % (os.getuid(), socket.gethostname())
     elif kw == "spawn-orphan":

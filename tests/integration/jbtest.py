@@ -94,6 +94,36 @@ def procs_matching(needle):
     return found
 
 
+def default_signals():
+    """preexec_fn: a signal ignored by whoever started the suite (a backgrounded shell
+    ignores SIGINT) stays ignored across exec; give janebot the default dispositions."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def with_descendants(pids):
+    """pids plus every process below them (by parent pid)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            ppid = int(st[st.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], list(pids)
+    while todo:
+        p = todo.pop()
+        if p in out:
+            continue
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 class Result:
     def __init__(self, argv, rc, out, err, secs):
         self.argv, self.rc, self.out, self.err, self.secs = argv, rc, out, err, secs
@@ -139,12 +169,12 @@ class JanebotCase(unittest.TestCase):
 
     def _cleanup(self):
         # Kill what our runs left behind (found by the unique tags the test used), by pid.
-        for tag in self.tags + [str(self.tmp)]:
-            for pid, _ in procs_matching(tag):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        pids = [pid for tag in self.tags + [str(self.tmp)] for pid, _ in procs_matching(tag)]
+        for pid in with_descendants(pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ---- helpers ----------------------------------------------------------------
@@ -173,7 +203,7 @@ class JanebotCase(unittest.TestCase):
                              stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                              stdout=subprocess.PIPE,
                              stderr=slave if stderr_tty else subprocess.PIPE,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=default_signals)
         reader = None
         if stderr_tty:
             os.close(slave)

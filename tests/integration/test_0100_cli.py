@@ -6,14 +6,13 @@ from jbtest import JanebotCase
 COMMANDS = [
     [],
     ["chat"],
-    ["sandbox"],
     ["sandbox", "exec"],
     ["sandbox", "list"],
     ["sandbox", "rm"],
-    ["sessions"],
     ["sessions", "list"],
     ["doctor"],
 ]
+GROUPS = [["sandbox"], ["sessions"]]
 
 
 class Cli(JanebotCase):
@@ -27,13 +26,29 @@ class Cli(JanebotCase):
                 if cmd:
                     self.assertIn(cmd[-1], r.out, "usage should name the command%s" % r)
 
+    def test_0107_command_groups_answer_help_with_their_subcommands(self):
+        for cmd, subs in ((["sandbox"], ["exec", "list", "rm"]), (["sessions"], ["list"])):
+            with self.subTest(cmd=cmd[0]):
+                r = self.run_jb(cmd + ["--help"], timeout=20)
+                self.assertEqual(r.rc, 0, r)
+                self.assertIn("usage", r.out.lower(), r)
+                for sub in subs:
+                    self.assertIn(sub, r.out, r)
+
+    def test_0108_a_command_group_without_a_subcommand_is_a_usage_error(self):
+        for cmd in (["sandbox"], ["sessions"]):
+            with self.subTest(cmd=cmd[0]):
+                r = self.run_jb(cmd, timeout=20)
+                self.assertEqual(r.rc, 2, r)
+                self.assertTrue(r.err.strip(), r)
+
     def test_0102_help_works_even_with_a_broken_configuration(self):
         r = self.run_jb(["chat", "--help"], env={"JANEBOT_AGENT": "nope"}, timeout=20)
         self.assertEqual(r.rc, 0, r)
         self.assertIn("usage", r.out.lower(), r)
 
     def test_0103_an_unknown_flag_prints_usage_on_stderr_and_exits_2(self):
-        for cmd in COMMANDS:
+        for cmd in COMMANDS + GROUPS:
             with self.subTest(cmd=" ".join(cmd) or "(top level)"):
                 r = self.run_jb(cmd + ["--no-such-flag"], input="hello\n", timeout=20)
                 self.assertEqual(r.rc, 2, r)

@@ -1,10 +1,23 @@
 """1000: `janebot chat`: answers, resume across turns and restarts, threads, sessions."""
+import os
+import pwd
 import re
+import signal
 import subprocess
 import time
 import unittest
 
-from jbtest import BIN, JanebotCase, needs_bwrap, sandbox_name
+from jbtest import (BIN, JanebotCase, default_signals, needs_bwrap, procs_matching,
+                    sandbox_name)
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* janebot (debug|info|warn|error)\b")
+
+
+def non_log_lines(text):
+    """Lines that are not janebot's own timestamped log lines (i.e. progress)."""
+    lines = [l.strip("\r ") for l in text.replace("\r", "\n").split("\n")]
+    return [l for l in lines if l and not LOG_LINE.match(l)]
 
 
 @needs_bwrap
@@ -67,11 +80,13 @@ class Chat(JanebotCase):
         self.assertIn_("zq-marker-42", r)
         self.assertNotIn_("echo zq-marker", r, "out")
         self.assertNotIn_("echo zq-marker", r, "err")
+        self.assertEqual(non_log_lines(r.err), [], "progress on a non-terminal stderr%s" % r)
 
     def test_1010_progress_goes_to_stderr_when_it_is_a_terminal(self):
         r = self.chat_ok(["run: sleep 1; echo zq-tty-$((6*7))"], stderr_tty=True)
         self.assertIn_("zq-tty-42", r)
-        self.assertTrue(r.err.strip(), "progress expected on the terminal%s" % r)
+        self.assertTrue(non_log_lines(r.err), "progress expected on the terminal%s" % r)
+        self.assertNotIn_("working on", r, "out")
 
     def test_1011_two_chats_on_different_threads_run_at_the_same_time(self):
         procs = []
@@ -79,7 +94,8 @@ class Chat(JanebotCase):
         for name in ("left", "right"):
             p = subprocess.Popen([str(BIN), "chat", "--thread", name], cwd=str(self.cwd),
                                  env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True)
+                                 stderr=subprocess.PIPE, start_new_session=True,
+                                 preexec_fn=default_signals)
             procs.append((name, p))
         outs = {}
         for name, p in procs:
@@ -127,11 +143,95 @@ class Chat(JanebotCase):
         self.assertRegex(l1, r"(^|\s)1(\s|$)", s)
         self.assertRegex(l2, r"(^|\s)2(\s|$)", s)
         self.assertIn(self.session_ids("chat:s2")[0], l2, s)
+        self.assertGreaterEqual(len(l2.split()), 5, "key, agent, id, turns, last active%s" % s)
 
     def test_1016_sessions_list_on_a_fresh_state_dir_is_empty_and_exits_0(self):
         s = self.run_jb(["sessions", "list"], timeout=20)
         self.assertEqual(s.rc, 0, s)
         self.assertNotIn("chat:", s.out, s)
+
+    def test_1017_the_agent_is_told_its_thread_key_and_user_the_login_name_by_default(self):
+        login = pwd.getpwuid(os.getuid()).pw_name
+        r = self.chat_ok(["getenv JANEBOT_THREAD_KEY", "getenv JANEBOT_USER"], thread="who")
+        self.assertIn_("JANEBOT_THREAD_KEY=chat:who", r)
+        self.assertIn_("JANEBOT_USER=%s\n" % login, r)
+        r = self.chat_ok(["getenv JANEBOT_USER"], thread="who", user="U0ALICE")
+        self.assertIn_("JANEBOT_USER=U0ALICE", r)
+
+    def test_1018_a_last_line_without_a_newline_is_still_a_message(self):
+        r = self.run_jb(["chat"], input="first\nlast words")
+        self.assertEqual(r.rc, 0, r)
+        self.assertInOrder(r, ["echo: first (turn 1)", "echo: last words (turn 2)"])
+
+    def test_1019_a_long_answer_arrives_whole(self):
+        r = self.chat_ok(["run: seq 1 30000"])
+        self.assertIn_("\n29999\n30000", r)
+        self.assertIn_("1\n2\n3\n", r)
+
+    def test_1020_odd_thread_names_stay_inside_the_state_dir(self):
+        for name in ("../../escape", "a b/c", "x" * 300):
+            with self.subTest(name=name[:20]):
+                r = self.chat_ok(["write f.txt hi"], thread=name)
+                self.assertIn_("wrote f.txt", r)
+                self.assertTrue((self.home_of("chat:" + name) / "f.txt").is_file(), r)
+        entries = sorted(os.listdir(self.state / "sandboxes"))
+        self.assertEqual(len(entries), 3, entries)
+        self.assertTrue(all(e.startswith("jane-") for e in entries), entries)
+        self.assertFalse((self.tmp / "escape").exists())
+
+    def interrupt_mid_turn(self, sig):
+        tag = self.tag("hang")
+        p = subprocess.Popen([str(BIN), "chat", "--thread", "int-%d" % sig], cwd=str(self.cwd),
+                             env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True,
+                             preexec_fn=default_signals)
+        p.stdin.write(("hang %s\n" % tag).encode())
+        p.stdin.flush()
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not procs_matching("hang-" + tag):
+            time.sleep(0.1)
+        if not procs_matching("hang-" + tag):
+            p.kill()
+            out, err = p.communicate()
+            self.fail("the hanging turn never started: %s %s" % (out, err))
+        p.send_signal(sig)
+        try:
+            out, err = p.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            self.fail("janebot chat ignored signal %d: %s %s" % (sig, out, err))
+        return p.returncode, out.decode(errors="replace"), err.decode(errors="replace"), tag
+
+    def test_1021_interrupting_chat_mid_turn_stops_the_turn(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(sig=sig.name):
+                rc, out, err, tag = self.interrupt_mid_turn(sig)
+                self.assertEqual(self.wait_gone("hang-" + tag, 5), [],
+                                 "turn processes survived %s: %s" % (sig.name, err))
+                self.assertNotRegex(err, r"ERROR: AddressSanitizer|runtime error: ")
+
+    def test_1022_a_killed_janebot_leaves_no_sandboxed_process_behind(self):
+        rc, out, err, tag = self.interrupt_mid_turn(signal.SIGKILL)
+        self.assertEqual(self.wait_gone("hang-" + tag, 5), [],
+                         "turn processes survived SIGKILL of janebot")
+
+    def test_1023_a_message_cut_off_by_a_killed_janebot_is_answered_by_the_next_chat(self):
+        tag = self.tag("resumed")
+        p = subprocess.Popen([str(BIN), "chat", "--thread", "cut"], cwd=str(self.cwd),
+                             env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True,
+                             preexec_fn=default_signals)
+        p.stdin.write(("run: sleep 2; echo %s\n" % tag).encode())
+        p.stdin.flush()
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not procs_matching(tag):
+            time.sleep(0.05)
+        p.kill()
+        p.communicate()
+        self.assertEqual(self.wait_gone(tag, 5), [])
+        r = self.chat_ok([], thread="cut")
+        self.assertIn_(tag, r)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
 """1100: agents that crash, hang, print garbage or report errors."""
-import re
-import time
 import unittest
 
 from jbtest import SECRET_TOKEN, JanebotCase, needs_bwrap

@@ -71,6 +71,12 @@ class Agents(JanebotCase):
                          "after 'No conversation found' a new session should start%s" % r2)
         self.assertNotIn("sk-ant-test-key", r2.both)
 
+    def test_2007_claude_gets_the_configured_model(self):
+        env = self.claude_env()
+        env["JANEBOT_AGENT_MODEL"] = "claude-test-model"
+        r = self.chat_ok(["hi"], thread="model", env=env)
+        self.assertIn_("argv ok: echo: hi (turn 1) model=claude-test-model", r)
+
     def test_2008_an_agent_cli_that_fails_its_argv_check_is_reported_not_hidden(self):
         # amp without its key: the fake prints "Error: no API key..." and exits 1.
         env = self.amp_env()
@@ -78,6 +84,17 @@ class Agents(JanebotCase):
         r = self.chat(["hello"], thread="nokey", env=env, timeout=30)
         self.assertNotIn("argv ok", r.out, r)
         self.assertTrue(r.rc != 0 or "status 1" in r.both or "AMP_API_KEY" in r.both, r)
+
+    def test_2009_an_agent_cli_that_prints_its_key_is_shown_with_the_key_redacted(self):
+        key = "plainkey-Q7W8E9R0T1Y2U3"
+        for agent, env in (("amp", self.amp_env()), ("claude", self.claude_env())):
+            with self.subTest(agent=agent):
+                env["AMP_API_KEY" if agent == "amp" else "ANTHROPIC_API_KEY"] = key
+                r = self.chat(["crash-with-key"], thread="leak-" + agent, env=env, timeout=30)
+                self.assertIn("upstream rejected key", r.both, r)
+                self.assertIn("status 1", r.both, r)
+                self.assertNotIn(key, r.both, "configured key leaked%s" % r)
+                self.assertNotIn(key[9:], r.both, "part of the key leaked%s" % r)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,22 @@ static void setup(void)
 {
     cr_assert_not_null(mkdtemp(dir));
     cr_assert_eq(chdir(dir), 0);
-    static const char *vars[] = {"JANEBOT_AGENT", "JANEBOT_SANDBOX", "JANEBOT_AGENT_CMD",
-                                 "JANEBOT_MAX_CONCURRENT_TURNS", "JANEBOT_TURN_TIMEOUT",
-                                 "ALLOW_LOCAL_EXECUTION", "AMP_API_KEY", "JANEBOT_LOG_LEVEL"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
+    static const char *vars[] = {"JANEBOT_AGENT",        "JANEBOT_SANDBOX",
+                                 "JANEBOT_AGENT_CMD",    "JANEBOT_MAX_CONCURRENT_TURNS",
+                                 "JANEBOT_TURN_TIMEOUT", "ALLOW_LOCAL_EXECUTION",
+                                 "AMP_API_KEY",          "JANEBOT_LOG_LEVEL"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
     char state[64];
     snprintf(state, sizeof state, "%s/state", dir);
     setenv("JANEBOT_STATE_DIR", state, 1);
     jb_log_init(JB_LOG_ERROR, stderr);
 }
 
-static void teardown(void) { jb_rm_rf(dir, NULL); }
+static void teardown(void)
+{
+    jb_rm_rf(dir, NULL);
+}
 
 TestSuite(config, .init = setup, .fini = teardown);
 
@@ -106,16 +111,19 @@ Test(config, dotenv_precedence_env_then_cwd_then_state)
     char path[128];
     snprintf(path, sizeof path, "%s/state", dir);
     cr_assert_eq(jb_mkdir_p(path, 0700, NULL), 0);
-    write_file(".env", "# comment\nexport JANEBOT_TURN_TIMEOUT=77\nJANEBOT_MAX_CONCURRENT_TURNS='3'\n");
+    write_file(".env",
+               "# comment\nexport JANEBOT_TURN_TIMEOUT=77\nJANEBOT_MAX_CONCURRENT_TURNS='3'\n");
     snprintf(path, sizeof path, "%s/state/.env", dir);
-    write_file(path, "JANEBOT_TURN_TIMEOUT=99\nJANEBOT_AGENT=claude\nAMP_API_KEY=\"sgamp_secretvalue1\"\n");
+    write_file(
+        path,
+        "JANEBOT_TURN_TIMEOUT=99\nJANEBOT_AGENT=claude\nAMP_API_KEY=\"sgamp_secretvalue1\"\n");
     setenv("JANEBOT_MAX_CONCURRENT_TURNS", "9", 1);
     struct jb_config cfg;
     struct jb_err err = {0};
     cr_assert_eq(config_load(&cfg, &err), 0, "%s", err.msg);
-    cr_assert_eq(cfg.turn_timeout_s, 77);       /* ./.env beats the state dir's */
-    cr_assert_eq(cfg.max_concurrent_turns, 9);  /* the environment beats both */
-    cr_assert_str_eq(cfg.agent, "claude");      /* only in the state dir's */
+    cr_assert_eq(cfg.turn_timeout_s, 77);      /* ./.env beats the state dir's */
+    cr_assert_eq(cfg.max_concurrent_turns, 9); /* the environment beats both */
+    cr_assert_str_eq(cfg.agent, "claude");     /* only in the state dir's */
     cr_assert_str_eq(cfg.amp_api_key, "sgamp_secretvalue1");
     char *red = jb_redact("key is sgamp_secretvalue1 here");
     cr_assert_null(strstr(red, "secretvalue1"), "%s", red);
@@ -149,7 +157,8 @@ static void record_run(void *ud, int worker, const struct lane_msg *m)
     pthread_mutex_lock(&r->mu);
     r->running_per_key[k]++;
     r->running++;
-    if (r->running_per_key[k] > r->max_running_per_key) r->max_running_per_key = r->running_per_key[k];
+    if (r->running_per_key[k] > r->max_running_per_key)
+        r->max_running_per_key = r->running_per_key[k];
     if (r->running > r->max_running) r->max_running = r->running;
     pthread_mutex_unlock(&r->mu);
     usleep(20000);
@@ -197,7 +206,8 @@ Test(lanes, bounded_by_worker_count)
     struct lanes *l = NULL;
     cr_assert_eq(lanes_new(2, record_run, &r, &l, NULL), 0);
     const char *keys[] = {"a", "b", "c", "d"};
-    for (int k = 0; k < 4; k++) cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", "x", NULL), 0);
+    for (int k = 0; k < 4; k++)
+        cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", "x", NULL), 0);
     lanes_free(l); /* drains first */
     cr_assert_leq(r.max_running, 2);
     cr_assert_eq(strlen(r.log), 4 * 3);

@@ -178,7 +178,8 @@ Test(sandbox, stderr_tail_keeps_the_last_bytes)
     cr_assert_eq(sandbox_ensure(&ctx, "chat:loud", &sb, NULL), 0);
     struct sink s = {""};
     struct sandbox_exec x;
-    const char *argv[] = {"sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line$i >&2; i=$((i+1)); done", NULL};
+    const char *argv[] = {"sh", "-c",
+                          "i=0; while [ $i -lt 2000 ]; do echo line$i >&2; i=$((i+1)); done", NULL};
     cr_assert_eq(run(sb, argv, NULL, &s, &x), 0);
     cr_assert_lt(strlen(x.stderr_tail), sizeof x.stderr_tail);
     size_t n = strlen(x.stderr_tail);
