@@ -5,7 +5,7 @@
 #   make bench    sandbox start-up benchmark
 
 CC      ?= cc
-PKGS    := sqlite3 jansson libcrypto libedit
+PKGS    := sqlite3 jansson libcrypto libedit libseccomp
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -19,7 +19,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRC  := $(sort $(wildcard src/util/*.c src/store/*.c src/agent/*.c src/sandbox/*.c \
-                              src/frontend/*.c src/core/*.c))
+                              src/frontend/*.c src/core/*.c src/proxy/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
