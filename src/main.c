@@ -17,7 +17,7 @@
 struct command {
     const char *name; /* "chat", "sandbox exec", … */
     const char *usage;
-    int (*run)(int argc, char **argv);
+    int (*run)(const struct command *cmd, int argc, char **argv);
 };
 
 /* ---- option parsing shared by every command: --help, and an error on the unknown ---- */
@@ -115,36 +115,38 @@ static int chat_loop(struct core *c, const char *key, const char *user, int inte
     return 0;
 }
 
-static int cmd_chat(int argc, char **argv);
-static int cmd_sandbox_exec(int argc, char **argv);
-static int cmd_sandbox_list(int argc, char **argv);
-static int cmd_sandbox_rm(int argc, char **argv);
-static int cmd_sessions_list(int argc, char **argv);
-static int cmd_doctor(int argc, char **argv);
+static int cmd_chat(const struct command *cmd, int argc, char **argv);
+static int cmd_sandbox_exec(const struct command *cmd, int argc, char **argv);
+static int cmd_sandbox_list(const struct command *cmd, int argc, char **argv);
+static int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv);
+static int cmd_sessions_list(const struct command *cmd, int argc, char **argv);
+static int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv);
+static int cmd_doctor(const struct command *cmd, int argc, char **argv);
 
 static const struct command commands[] = {
     {"chat", "chat [--thread NAME] [--user ID]", cmd_chat},
     {"sandbox exec", "sandbox exec THREAD_KEY -- CMD [ARG...]", cmd_sandbox_exec},
     {"sandbox list", "sandbox list", cmd_sandbox_list},
     {"sandbox rm", "sandbox rm THREAD_KEY|NAME", cmd_sandbox_rm},
+    {"sandbox gc", "sandbox gc --idle DAYS", cmd_sandbox_gc},
     {"sessions list", "sessions list", cmd_sessions_list},
     {"doctor", "doctor", cmd_doctor},
 };
 
-static int cmd_chat(int argc, char **argv)
+static int cmd_chat(const struct command *cmd, int argc, char **argv)
 {
     static const struct option opts[] = {{"thread", required_argument, 0, 't'},
                                          {"user", required_argument, 0, 'u'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     char *vals[256] = {0};
-    int rc = parse_opts(&commands[0], argc, argv, opts, vals);
+    int rc = parse_opts(cmd, argc, argv, opts, vals);
     if (rc >= 0) return rc;
-    if (optind < argc) return usage_error(&commands[0], "unexpected argument %s", argv[optind]);
+    if (optind < argc) return usage_error(cmd, "unexpected argument %s", argv[optind]);
     const char *thread = vals['t'] ? vals['t'] : "default";
     const char *user = vals['u'] ? vals['u'] : login_name();
     if (!*thread || strchr(thread, '\n') || !*user)
-        return usage_error(&commands[0], "%s", "thread and user must be non-empty");
+        return usage_error(cmd, "%s", "thread and user must be non-empty");
     struct jb_config cfg;
     if (load_config(&cfg) < 0) return 1;
     int interactive = isatty(0);
@@ -171,11 +173,10 @@ static int cmd_chat(int argc, char **argv)
 
 /* ---- sandbox ---- */
 
-static int cmd_sandbox_exec(int argc, char **argv)
+static int cmd_sandbox_exec(const struct command *cmd, int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     char *vals[256] = {0};
-    const struct command *cmd = &commands[1];
     int rc = parse_opts(cmd, argc, argv, opts, vals);
     if (rc >= 0) return rc;
     /* getopt stops at "--" or the first non-option: THREAD_KEY [--] CMD... */
@@ -205,9 +206,9 @@ static int no_args(const struct command *cmd, int argc, char **argv)
     return -1;
 }
 
-static int cmd_sandbox_list(int argc, char **argv)
+static int cmd_sandbox_list(const struct command *cmd, int argc, char **argv)
 {
-    int rc = no_args(&commands[2], argc, argv);
+    int rc = no_args(cmd, argc, argv);
     if (rc >= 0) return rc;
     struct jb_config cfg;
     if (load_config(&cfg) < 0) return 1;
@@ -237,9 +238,8 @@ static int cmd_sandbox_list(int argc, char **argv)
     return rc;
 }
 
-static int cmd_sandbox_rm(int argc, char **argv)
+static int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv)
 {
-    const struct command *cmd = &commands[3];
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     char *vals[256] = {0};
     int rc = parse_opts(cmd, argc, argv, opts, vals);
@@ -268,9 +268,9 @@ static int cmd_sandbox_rm(int argc, char **argv)
     return rc;
 }
 
-static int cmd_sessions_list(int argc, char **argv)
+static int cmd_sessions_list(const struct command *cmd, int argc, char **argv)
 {
-    int rc = no_args(&commands[4], argc, argv);
+    int rc = no_args(cmd, argc, argv);
     if (rc >= 0) return rc;
     struct jb_config cfg;
     if (load_config(&cfg) < 0) return 1;
@@ -298,6 +298,28 @@ static int cmd_sessions_list(int argc, char **argv)
     store_close(st);
     config_release(&cfg);
     return rc;
+}
+
+static int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"idle", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char *vals[256] = {0};
+    int rc = parse_opts(cmd, argc, argv, opts, vals);
+    if (rc >= 0) return rc;
+    if (optind < argc) return usage_error(cmd, "unexpected argument %s", argv[optind]);
+    char *end = NULL;
+    long days = vals['i'] ? strtol(vals['i'], &end, 10) : -1;
+    if (!vals['i'] || *end || end == vals['i'] || days < 0 || days > 36500)
+        return usage_error(cmd, "%s", "--idle needs a number of days (0 or more)");
+    struct jb_config cfg;
+    if (load_config(&cfg) < 0) return 1;
+    struct jb_err err = {0};
+    rc = core_sandbox_gc(&cfg, (int64_t)days * 86400, &err);
+    if (rc < 0) fprintf(stderr, "janebot: %s\n", err.msg);
+    else printf("removed %d sandbox(es) idle for more than %ld day(s)\n", rc, days);
+    config_release(&cfg);
+    return rc < 0 ? 1 : 0;
 }
 
 /* ---- doctor ---- */
@@ -345,9 +367,9 @@ static void doctor_agent(const struct jb_config *cfg, int *failed)
     doctor_report(failed, set, "agent key", detail);
 }
 
-static int cmd_doctor(int argc, char **argv)
+static int cmd_doctor(const struct command *cmd, int argc, char **argv)
 {
-    int rc = no_args(&commands[5], argc, argv);
+    int rc = no_args(cmd, argc, argv);
     if (rc >= 0) return rc;
     int failed = 0;
     struct jb_config cfg;
@@ -420,6 +442,8 @@ static void usage_all(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* Inside a sandbox, before anything else: no configuration, no logging. */
+    if (argc > 1 && !strcmp(argv[1], "sandbox-init")) return sandbox_init_main(argc - 1, argv + 1);
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage_all(stderr);
@@ -443,5 +467,5 @@ int main(int argc, char **argv)
         return 2;
     }
     /* The command sees argv[0] = its own name, then its arguments. */
-    return cmd->run(argc - consumed, argv + consumed);
+    return cmd->run(cmd, argc - consumed, argv + consumed);
 }

@@ -152,6 +152,25 @@ static int config_check_agent_cmd(struct jb_config *cfg, struct jb_err *err)
     return 0;
 }
 
+static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
+{
+    int uid_base = 0;
+    if (parse_int("JANEBOT_SANDBOX_MAX_PROCS", 512, 16, 1000000, &cfg->sandbox_max_procs, err) < 0 ||
+        parse_int("JANEBOT_SANDBOX_MAX_FILE_MB", 2048, 1, 1 << 20, &cfg->sandbox_max_file_mb, err) < 0 ||
+        parse_int("JANEBOT_SANDBOX_MEMORY_MB", 8192, 64, 1 << 24, &cfg->sandbox_memory_mb, err) < 0 ||
+        parse_int("JANEBOT_SANDBOX_CPU_SECONDS", cfg->turn_timeout_s, 1, 1000000, &cfg->sandbox_cpu_s,
+                  err) < 0 ||
+        parse_int("JANEBOT_SANDBOX_DISK_MB", 4096, 1, 1 << 24, &cfg->sandbox_disk_mb, err) < 0 ||
+        parse_int("JANEBOT_SANDBOX_TMP_MB", 1024, 1, 1 << 20, &cfg->sandbox_tmp_mb, err) < 0 ||
+        parse_int("JANEBOT_SANDBOX_UID_BASE", 1000000, 1000, 2000000000, &uid_base, err) < 0 ||
+        parse_int("JANEBOT_SANDBOX_IDLE_DAYS", 7, 0, 36500, &cfg->sandbox_idle_days, err) < 0 ||
+        dup_or_default(&cfg->egress_allow, "JANEBOT_EGRESS_ALLOW", NULL, err) < 0 ||
+        dup_or_default(&cfg->egress_test_hosts, "JANEBOT_EGRESS_TEST_HOSTS", NULL, err) < 0)
+        return -1;
+    cfg->sandbox_uid_base = uid_base;
+    return 0;
+}
+
 int config_load(struct jb_config *cfg, struct jb_err *err)
 {
     static const char *const agents[] = {"amp", "claude", "command", NULL};
@@ -185,6 +204,7 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
         dup_or_default(&cfg->anthropic_api_key, "ANTHROPIC_API_KEY", NULL, err) < 0 ||
         dup_or_default(&cfg->path_env, "PATH", "/usr/local/bin:/usr/bin:/bin", err) < 0)
         return -1;
+    if (config_load_sandbox(cfg, err) < 0) return -1;
     jb_log_add_secret(cfg->amp_api_key);
     jb_log_add_secret(cfg->anthropic_api_key);
     jb_log_add_secret(config_get("SLACK_BOT_TOKEN"));
@@ -212,6 +232,8 @@ void config_release(struct jb_config *cfg)
     free(cfg->anthropic_api_key);
     free(cfg->agent_model);
     free(cfg->path_env);
+    free(cfg->egress_allow);
+    free(cfg->egress_test_hosts);
     memset(cfg, 0, sizeof *cfg);
     jb_strv_free(&dotenv);
 }

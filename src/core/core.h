@@ -30,6 +30,17 @@ struct jb_config {
     char *anthropic_api_key;     /* ANTHROPIC_API_KEY (secret) */
     char *agent_model;           /* JANEBOT_AGENT_MODEL, passed as --model to claude */
     char *path_env;              /* host PATH, to find agent CLIs */
+    /* local sandbox limits */
+    int sandbox_max_procs;   /* JANEBOT_SANDBOX_MAX_PROCS: RLIMIT_NPROC (and pids.max) */
+    int sandbox_max_file_mb; /* JANEBOT_SANDBOX_MAX_FILE_MB: RLIMIT_FSIZE */
+    int sandbox_memory_mb;   /* JANEBOT_SANDBOX_MEMORY_MB: RLIMIT_AS */
+    int sandbox_cpu_s;       /* JANEBOT_SANDBOX_CPU_SECONDS: RLIMIT_CPU */
+    int sandbox_disk_mb;     /* JANEBOT_SANDBOX_DISK_MB: quota of a thread's home */
+    int sandbox_tmp_mb;      /* JANEBOT_SANDBOX_TMP_MB: size of the sandbox's /tmp */
+    long sandbox_uid_base;   /* JANEBOT_SANDBOX_UID_BASE: host uids of sandboxes when root */
+    int sandbox_idle_days;   /* JANEBOT_SANDBOX_IDLE_DAYS: gc of idle sandboxes */
+    char *egress_allow;      /* JANEBOT_EGRESS_ALLOW (NULL: the default list) */
+    char *egress_test_hosts; /* JANEBOT_EGRESS_TEST_HOSTS (tests only) */
 };
 
 /* Read and validate everything; on error names the variable, the value and what is
@@ -85,6 +96,9 @@ void core_free(struct core *c);
 /* `janebot sandbox exec`: run argv in the thread's sandbox exactly as a turn would (same
  * backend, environment and agent files), stdio passed through. Sets *ret_code to the
  * command's exit status. */
+/* `janebot sandbox gc`: remove sandboxes idle for more than idle_s seconds, with their
+ * agent sessions. Returns how many, or -1. */
+int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err);
 int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const char *const *argv,
                       int *ret_code, struct jb_err *err);
 

@@ -6,6 +6,7 @@
 #include "agent/agent.h"
 #include "core/core.h"
 #include "sandbox/sandbox.h"
+#include "store/store.h"
 
 int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const char *const *argv,
                       int *ret_code, struct jb_err *err)
@@ -43,6 +44,8 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     x.passthrough = 1;
     x.deadline_ms = jb_mono_ms() + (int64_t)cfg->turn_timeout_s * 1000;
     if (sandbox_exec(sb, &x, err) < 0) goto out;
+    if (x.over_quota)
+        log_warn("sandbox exec: stopped: the sandbox went over its disk quota (JANEBOT_SANDBOX_DISK_MB)");
     if (x.timed_out)
         log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)",
                  cfg->turn_timeout_s);
@@ -53,4 +56,28 @@ out:
     sandbox_free(sb);
     sandbox_ctx_release(&ctx);
     return rc;
+}
+
+int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err)
+{
+    struct sandbox_ctx ctx = {0};
+    struct jb_strv removed = JB_STRV_INIT;
+    struct store *st = NULL;
+    int n = -1;
+    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || sandbox_ctx_init(&ctx, cfg, 0, err) < 0 ||
+        store_open(cfg->db_path, &st, err) < 0)
+        goto out;
+    n = sandbox_gc(&ctx, idle_s, &removed, err);
+    for (size_t i = 0; i < removed.n; i++) {
+        struct jb_err e = {0};
+        if (store_session_delete(st, removed.v[i], &e) < 0 && e.code != JB_ENOTFOUND)
+            log_warn("gc: session of %s: %s", removed.v[i], e.msg);
+        else
+            log_info("gc: removed the sandbox of %s", removed.v[i]);
+    }
+out:
+    jb_strv_free(&removed);
+    store_close(st);
+    sandbox_ctx_release(&ctx);
+    return n;
 }

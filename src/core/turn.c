@@ -78,7 +78,7 @@ static struct store *worker_store(struct core *c, int worker, struct jb_err *err
 }
 
 struct run_out {
-    int exec_ok, exit_code, timed_out, cancelled;
+    int exec_ok, exit_code, timed_out, cancelled, over_quota;
     char stderr_tail[4096];
     char *new_session; /* id the adapter chose before the run; owned */
 };
@@ -127,6 +127,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     if (rc == 0) {
         out->exec_ok = 1, out->exit_code = x.exit_code;
         out->timed_out = x.timed_out, out->cancelled = x.cancelled;
+        out->over_quota = x.over_quota;
         memcpy(out->stderr_tail, x.stderr_tail, sizeof out->stderr_tail);
         free(out->new_session);
         out->new_session = cmd.session_id ? strdup(cmd.session_id) : NULL;
@@ -150,6 +151,14 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
             c->cfg->turn_timeout_s);
         fe->ops->fail(fe, key, msg, NULL);
         return "timeout";
+    }
+    if (o->over_quota) {
+        snprintf(msg, sizeof msg,
+                 "the agent was stopped: this thread's sandbox went over its disk quota of %d MiB "
+                 "(JANEBOT_SANDBOX_DISK_MB); delete files in it to continue",
+                 c->cfg->sandbox_disk_mb);
+        fe->ops->fail(fe, key, msg, NULL);
+        return "error";
     }
     if (o->cancelled) {
         fe->ops->fail(fe, key, "the turn was cancelled", NULL);

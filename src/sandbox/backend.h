@@ -5,6 +5,9 @@
 
 #include "sandbox/sandbox.h"
 
+/* The uid (and gid) of the agent inside a local sandbox. */
+#define SANDBOX_UID "1000"
+
 extern const struct sandbox_ops sandbox_local_ops;
 extern const struct sandbox_ops sandbox_host_ops;
 
@@ -12,9 +15,21 @@ extern const struct sandbox_ops sandbox_host_ops;
 struct proc_spec {
     const char *const *argv; /* argv[0] is an absolute path */
     const char *const *envp;
-    const char *cwd;     /* NULL: inherit */
-    const int *keep_fds; /* made inheritable in the child only */
+    const char *cwd;         /* NULL: inherit */
+    const int *keep_fds;     /* made inheritable in the child only */
     size_t nkeep;
+    int drop_to_uid;         /* 1: setgroups/setgid/setuid to uid/gid before exec */
+    uid_t uid;
+    gid_t gid;
+    /* Called about once a second while the process runs; non-zero stops it (the
+     * exec's over_quota is set). May be NULL. */
+    int (*tick)(void *ud);
+    void *tick_ud;
+    /* Bind mounts made in a private mount namespace of the child before it drops
+     * privileges (root only): stage_src[i] appears at stage_dst[i], a placeholder. */
+    const char *const *stage_src;
+    const char *const *stage_dst;
+    size_t nstage;
 };
 
 /* Run ps with x's stdin/stdout/deadline/cancel semantics and fill x's results. The
@@ -24,5 +39,32 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
 
 /* A memfd holding data (close-on-exec; the caller closes it). -1 on error. */
 int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *err);
+
+/* ---- bubblewrap arguments (bwrap.c) ---- */
+
+struct bwrap_plan {
+    const struct sandbox *sb;
+    const struct sandbox_exec *x;
+    /* Host paths bound into the sandbox (staged copies when running as root). */
+    const char *home_src;    /* -> /home/agent */
+    const char *self_src;    /* janebot's binary -> /run/janebot/janebot */
+    const char *sock_src;    /* this exec's proxy socket -> /run/janebot/egress.sock */
+    const char *const *ro_src; /* one per x->ro_paths entry, shown at that entry's path */
+    int seccomp_base_fd, seccomp_agent_fd;
+};
+#define BWRAP_MAX_FDS 32
+struct bwrap_args {
+    struct jb_strv argv;
+    int fds[BWRAP_MAX_FDS]; /* owned: closed by bwrap_args_release() */
+    size_t nfds;
+};
+/* The whole bwrap command line. */
+int bwrap_build(const struct bwrap_plan *p, struct bwrap_args *a, struct jb_err *err);
+void bwrap_args_release(struct bwrap_args *a);
+char *bwrap_path(void); /* caller frees; NULL when bwrap is not installed */
+
+/* Seccomp filters as BPF in a memfd (close-on-exec; the caller closes it). */
+int seccomp_base_fd(struct jb_err *err);
+int seccomp_agent_fd(struct jb_err *err);
 
 #endif

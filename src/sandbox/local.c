@@ -1,226 +1,255 @@
-/* sandbox/local.c -- the local backend: each exec is one bubblewrap sandbox.
+/* sandbox/local.c -- the local backend: each exec is one bubblewrap sandbox (bwrap.c
+ * builds its command line), with janebot's init inside (init.c), two seccomp filters
+ * (seccomp.c), resource limits, a disk quota on the home, and the egress proxy on the
+ * host reached through a per-exec Unix socket.
  *
- * Own user, pid, ipc, uts, cgroup and network namespaces; no capabilities; a cleared
- * environment; /usr and a few /etc files read-only; the thread's home read-write at
- * /home/agent; fresh /tmp, /proc, /dev. Nothing of the state dir, the database, other
- * homes or .env files is mounted. bwrap stays pid 1's parent: when the command exits,
- * the pid namespace ends and every process left in it is killed by the kernel. */
+ * When janebot runs as root, each sandbox runs as its own unprivileged host uid
+ * (JANEBOT_SANDBOX_UID_BASE + 16 bits of the sandbox's hash) that owns only its home:
+ * RLIMIT_NPROC is not enforced for processes that map to host root, and an escape then
+ * lands on a uid with nothing else to read. As a normal user, the sandbox maps to that
+ * user and RLIMIT_NPROC counts the sandbox's processes in its own user namespace. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "proxy/proxy.h"
 #include "sandbox/backend.h"
 
-#define SANDBOX_UID "1000"
-#define BWRAP_PATHS "/usr/bin:/bin:/usr/local/bin"
-
-static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
-
-/* System folders shown read-only when they exist; symlinks are recreated as symlinks. */
-static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
-static const char *const etc_paths[] = {
-    "/etc/alternatives",   "/etc/ssl",         "/etc/ca-certificates",
-    "/etc/ld.so.cache",    "/etc/ld.so.conf",  "/etc/ld.so.conf.d",
-    "/etc/localtime",      "/etc/mime.types",  "/etc/os-release",
-    "/etc/debian_version", "/etc/bash.bashrc", "/etc/profile",
+struct local_ctx {
+    struct egress_policy *policy;
+    struct egress_proxy *proxy;
+    char *self_exe;  /* janebot's own binary: the init inside */
+    char *sock_dir;  /* 0700 directory of the per-exec proxy sockets */
+    atomic_uint seq; /* makes socket names unique within this process */
 };
 
-static char *bwrap_path(void)
+static int uid_of(const struct sandbox *sb, uid_t *ret)
 {
-    return jb_which("bwrap", BWRAP_PATHS);
+    if (geteuid() != 0) return 0;
+    char hex[5];
+    memcpy(hex, sb->name + 5, 4); /* after "jane-" */
+    hex[4] = '\0';
+    *ret = (uid_t)(sb->ctx->cfg->sandbox_uid_base + (long)strtoul(hex, NULL, 16));
+    return 1;
 }
 
-struct bwrap_args {
-    struct jb_strv argv;
-    int fds[16];
-    size_t nfds;
-};
-
-static void bwrap_args_release(struct bwrap_args *a)
+/* The home belongs to the sandbox's host uid (root only; recursive for homes made by an
+ * older janebot as root). Symlinks are never followed. */
+static int chown_tree(int dirfd, uid_t uid)
 {
-    jb_strv_free(&a->argv);
-    for (size_t i = 0; i < a->nfds; i++)
-        close(a->fds[i]);
-    a->nfds = 0;
-}
-
-/* --ro-bind-data FD PATH: a file made from bytes, without touching the host's disk. */
-static int add_data_file(struct bwrap_args *a, const char *path, const char *data, size_t len,
-                         struct jb_err *err)
-{
-    if (a->nfds >= JB_ARRAY_LEN(a->fds)) return jb_err_set(err, JB_ESYS, "too many files");
-    int fd = proc_memfd("janebot-file", data, len, err);
+    if (fchown(dirfd, uid, uid) < 0) return -1;
+    int fd = dup(dirfd);
     if (fd < 0) return -1;
-    a->fds[a->nfds++] = fd;
-    return jb_strv_pushf(&a->argv, err, "--ro-bind-data") < 0 ||
-                   jb_strv_pushf(&a->argv, err, "%d", fd) < 0 ||
-                   jb_strv_push(&a->argv, path, err) < 0
-               ? -1
-               : 0;
-}
-
-static int add3(struct jb_strv *v, const char *a, const char *b, const char *c, struct jb_err *err)
-{
-    if (jb_strv_push(v, a, err) < 0 || jb_strv_push(v, b, err) < 0) return -1;
-    return c ? jb_strv_push(v, c, err) : 0;
-}
-
-static int add_system(struct bwrap_args *a, struct jb_err *err)
-{
-    char target[4096];
-    if (add3(&a->argv, "--ro-bind", "/usr", "/usr", err) < 0) return -1;
-    for (size_t i = 0; i < JB_ARRAY_LEN(top_dirs); i++) {
-        struct stat st;
-        if (lstat(top_dirs[i], &st) < 0) continue;
-        if (S_ISLNK(st.st_mode)) {
-            ssize_t n = readlink(top_dirs[i], target, sizeof target - 1);
-            if (n <= 0) continue;
-            target[n] = '\0';
-            if (add3(&a->argv, "--symlink", target, top_dirs[i], err) < 0) return -1;
-        } else if (add3(&a->argv, "--ro-bind", top_dirs[i], top_dirs[i], err) < 0) {
-            return -1;
-        }
+    DIR *d = fdopendir(fd);
+    if (!d) return close(fd), -1;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        fchownat(dirfd, de->d_name, uid, uid, AT_SYMLINK_NOFOLLOW);
+        if (de->d_type != DT_DIR) continue;
+        int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) rc |= chown_tree(sub, uid), close(sub);
     }
-    for (size_t i = 0; i < JB_ARRAY_LEN(etc_paths); i++)
-        if (access(etc_paths[i], F_OK) == 0 &&
-            add3(&a->argv, "--ro-bind", etc_paths[i], etc_paths[i], err) < 0)
-            return -1;
-    return 0;
-}
-
-static int add_identity(struct bwrap_args *a, const char *hostname, struct jb_err *err)
-{
-    static const char passwd[] =
-        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        "agent:x:" SANDBOX_UID ":" SANDBOX_UID ":janebot agent:/home/agent:/bin/sh\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
-    static const char group[] = "root:x:0:\nagent:x:" SANDBOX_UID ":\nnogroup:x:65534:\n";
-    static const char nss[] = "passwd: files\ngroup: files\nhosts: files dns\n";
-    char hosts[256];
-    snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost\n", hostname);
-    return add_data_file(a, "/etc/passwd", passwd, sizeof passwd - 1, err) < 0 ||
-                   add_data_file(a, "/etc/group", group, sizeof group - 1, err) < 0 ||
-                   add_data_file(a, "/etc/nsswitch.conf", nss, sizeof nss - 1, err) < 0 ||
-                   add_data_file(a, "/etc/hosts", hosts, strlen(hosts), err) < 0
-               ? -1
-               : 0;
-}
-
-/* A host path the agent needs (its CLI) must not expose janebot's own state. */
-static int check_ro_path(const struct sandbox *sb, const char *p, struct jb_err *err)
-{
-    const char *state = sb->ctx->cfg->state_dir;
-    size_t pl = strlen(p), sl = strlen(state);
-    if (p[0] != '/' || strstr(p, "/../"))
-        return jb_err_set(err, JB_EDENIED,
-                          "refusing to show \"%s\" in the sandbox: not a clean absolute path", p);
-    int contains_state =
-        !strncmp(state, p, pl) && (state[pl] == '/' || state[pl] == '\0' || pl == 1);
-    int inside_state = !strncmp(p, state, sl) && (p[sl] == '/' || p[sl] == '\0');
-    if (contains_state || inside_state)
-        return jb_err_set(err, JB_EDENIED,
-                          "refusing to show %s in the sandbox: it overlaps the state dir %s", p,
-                          state);
-    return 0;
-}
-
-static int add_exec_parts(struct bwrap_args *a, const struct sandbox *sb,
-                          const struct sandbox_exec *x, struct jb_err *err)
-{
-    for (const char *const *p = x->ro_paths; p && *p; p++)
-        if (check_ro_path(sb, *p, err) < 0 || add3(&a->argv, "--ro-bind", *p, *p, err) < 0)
-            return -1;
-    for (size_t i = 0; i < x->nfiles; i++)
-        if (add_data_file(a, x->files[i].path, x->files[i].data, x->files[i].len, err) < 0)
-            return -1;
-    static const char *const base_env[][2] = {
-        {"HOME", "/home/agent"}, {"USER", "agent"},  {"LOGNAME", "agent"},
-        {"LANG", "C.UTF-8"},     {"TMPDIR", "/tmp"}, {"TERM", "dumb"},
-    };
-    for (size_t i = 0; i < JB_ARRAY_LEN(base_env); i++)
-        if (add3(&a->argv, "--setenv", base_env[i][0], base_env[i][1], err) < 0) return -1;
-    if (add3(&a->argv, "--setenv", "PATH", sandbox_path, err) < 0) return -1;
-    for (const char *const *e = x->env; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        if (!eq || eq == *e) return jb_err_set(err, JB_EPROTO, "bad environment entry");
-        char name[256];
-        snprintf(name, sizeof name, "%.*s", (int)(eq - *e), *e);
-        if (add3(&a->argv, "--setenv", name, eq + 1, err) < 0) return -1;
-    }
-    return 0;
-}
-
-static int build_args(struct bwrap_args *a, struct sandbox *sb, const struct sandbox_exec *x,
-                      struct jb_err *err)
-{
-    static const char *const ns_flags[] = {
-        "--unshare-user",
-        "--unshare-ipc",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--clearenv",
-        "--uid",
-        SANDBOX_UID,
-        "--gid",
-        SANDBOX_UID,
-    };
-    jb_autofree char *bwrap = bwrap_path();
-    if (!bwrap) return jb_err_set(err, JB_EUNAVAIL, "bubblewrap (bwrap) is not installed");
-    if (jb_strv_push(&a->argv, bwrap, err) < 0) return -1;
-    for (size_t i = 0; i < JB_ARRAY_LEN(ns_flags); i++)
-        if (jb_strv_push(&a->argv, ns_flags[i], err) < 0) return -1;
-    if (add3(&a->argv, "--hostname", sb->name, NULL, err) < 0 || add_system(a, err) < 0 ||
-        add_identity(a, sb->name, err) < 0 || add3(&a->argv, "--proc", "/proc", NULL, err) < 0 ||
-        add3(&a->argv, "--dev", "/dev", NULL, err) < 0 ||
-        add3(&a->argv, "--tmpfs", "/tmp", NULL, err) < 0 ||
-        add3(&a->argv, "--bind", sb->home, "/home/agent", err) < 0 ||
-        add3(&a->argv, "--chdir", "/home/agent", NULL, err) < 0 ||
-        add_exec_parts(a, sb, x, err) < 0 || jb_strv_push(&a->argv, "--", err) < 0)
-        return -1;
-    /* Through sh's exec, a missing command exits 127 and a non-executable one 126, as in
-     * any shell, instead of bwrap's generic 1. */
-    static const char *const via_sh[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\"", NULL};
-    if (jb_strv_pushv(&a->argv, via_sh, err) < 0) return -1;
-    for (const char *const *p = x->argv; *p; p++)
-        if (jb_strv_push(&a->argv, *p, err) < 0) return -1;
-    return 0;
-}
-
-static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
-{
-    if (!x->argv || !x->argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
-    struct bwrap_args a = {.argv = JB_STRV_INIT};
-    if (build_args(&a, sb, x, err) < 0) {
-        bwrap_args_release(&a);
-        return -1;
-    }
-    static const char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
-    struct proc_spec ps = {.argv = (const char *const *)a.argv.v,
-                           .envp = bwrap_env,
-                           .keep_fds = a.fds,
-                           .nkeep = a.nfds};
-    int rc = proc_run(&ps, x, err);
-    bwrap_args_release(&a);
+    closedir(d);
     return rc;
 }
 
 static int local_ensure(struct sandbox *sb, struct jb_err *err)
 {
-    sb->run_dir = strdup("/run/janebot");
-    return sb->run_dir ? 0 : jb_err_set(err, JB_ENOMEM, "run dir");
+    if (!(sb->run_dir = strdup("/run/janebot"))) return jb_err_set(err, JB_ENOMEM, "run dir");
+    uid_t uid;
+    if (!uid_of(sb, &uid)) return 0;
+    jb_autoclose int fd = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) return jb_err_sys(err, "cannot open %s", sb->home);
+    if (st.st_uid != uid && chown_tree(fd, uid) < 0)
+        return jb_err_sys(err, "cannot give %s to the sandbox's uid %u", sb->home, (unsigned)uid);
+    return 0;
 }
 
-/* Start a minimal sandbox with the same namespace flags: proves bwrap and user
- * namespaces work here, so janebot fails closed at start rather than at a user's turn. */
-static int local_probe(char *detail, size_t n)
+static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
+{
+    long long used = jb_disk_usage(sb->home);
+    long long limit = (long long)sb->ctx->cfg->sandbox_disk_mb * 1024 * 1024;
+    if (used <= limit) return 0;
+    char u[32], l[32];
+    jb_fmt_size(used, u, sizeof u);
+    jb_fmt_size(limit, l, sizeof l);
+    return jb_err_set(err, JB_EDENIED,
+                      "this thread's sandbox is over its disk quota (%s used of %s): delete "
+                      "files in it, or an admin can raise JANEBOT_SANDBOX_DISK_MB",
+                      u, l);
+}
+
+static int quota_tick(void *ud)
+{
+    return over_quota_check(ud, NULL) < 0;
+}
+
+static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owner, char *path,
+                      size_t n, struct egress_listener **ret, struct jb_err *err)
+{
+    unsigned seq = atomic_fetch_add(&lc->seq, 1);
+    int w = snprintf(path, n, "%s/%s.%d.%u.sock", lc->sock_dir, sb->name, (int)getpid(), seq);
+    if (w < 0 || (size_t)w >= n) return jb_err_set(err, JB_ESYS, "socket path too long");
+    return egress_listen(lc->proxy, path, sb->thread_key, owner, ret, err);
+}
+
+/* Root only: placeholders under /run/janebot-stage/<exec>/ (0711) where the child binds
+ * the paths bwrap needs, so bwrap can run as the sandbox's unprivileged uid. */
+struct stage {
+    char dir[256];
+    struct jb_strv src, dst, ro;
+};
+
+static void stage_release(struct stage *st)
+{
+    for (size_t i = 0; i < st->dst.n; i++)
+        if (unlink(st->dst.v[i]) < 0) rmdir(st->dst.v[i]);
+    if (st->dir[0]) rmdir(st->dir);
+    jb_strv_free(&st->src);
+    jb_strv_free(&st->dst);
+    jb_strv_free(&st->ro);
+}
+
+/* Add src, shown at <dir>/<name>; returns the placeholder's path (borrowed) or NULL. */
+static const char *stage_add(struct stage *st, const char *src, const char *name,
+                             struct jb_err *err)
+{
+    struct stat sst;
+    if (stat(src, &sst) < 0) return jb_err_sys(err, "cannot use %s in the sandbox", src), NULL;
+    char dst[512];
+    snprintf(dst, sizeof dst, "%s/%s", st->dir, name);
+    int rc = S_ISDIR(sst.st_mode) ? mkdir(dst, 0700)
+                                  : close(open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (rc < 0) return jb_err_sys(err, "cannot stage %s", dst), NULL;
+    if (jb_strv_push(&st->src, src, err) < 0 || jb_strv_push(&st->dst, dst, err) < 0) return NULL;
+    return st->dst.v[st->dst.n - 1];
+}
+
+static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandbox *sb,
+                      struct bwrap_plan *plan, struct jb_err *err)
+{
+    static const char root[] = "/run/janebot-stage";
+    struct stat rs;
+    if ((mkdir(root, 0711) < 0 && errno != EEXIST) || lstat(root, &rs) < 0 ||
+        !S_ISDIR(rs.st_mode) || rs.st_uid != 0 || (rs.st_mode & 022))
+        return jb_err_set(err, JB_EDENIED, "%s must be a directory of root, not writable by others", root);
+    snprintf(st->dir, sizeof st->dir, "%s/%s.%d.%u", root, sb->name, (int)getpid(),
+             atomic_fetch_add(&lc->seq, 1));
+    if (mkdir(st->dir, 0711) < 0) {
+        st->dir[0] = '\0';
+        return jb_err_sys(err, "cannot create a staging dir");
+    }
+    if (!(plan->home_src = stage_add(st, sb->home, "home", err)) ||
+        !(plan->self_src = stage_add(st, lc->self_exe, "janebot", err)) ||
+        (plan->sock_src && !(plan->sock_src = stage_add(st, plan->sock_src, "egress.sock", err))))
+        return -1;
+    for (size_t i = 0; plan->x->ro_paths && plan->x->ro_paths[i]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "ro%zu", i);
+        const char *p = stage_add(st, plan->x->ro_paths[i], name, err);
+        if (!p || jb_strv_push(&st->ro, p, err) < 0) return -1;
+    }
+    plan->ro_src = (const char *const *)st->ro.v;
+    return 0;
+}
+
+static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
+{
+    struct local_ctx *lc = sb->ctx->priv;
+    if (!x->argv || !x->argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
+    if (over_quota_check(sb, err) < 0) return -1;
+    uid_t uid = (uid_t)-1;
+    int drop = uid_of(sb, &uid);
+    char sock[108];
+    struct egress_listener *listener = NULL;
+    struct bwrap_args a = {.argv = JB_STRV_INIT};
+    struct stage st = {.src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT};
+    struct bwrap_plan plan = {.sb = sb, .x = x, .home_src = sb->home, .self_src = lc->self_exe,
+                              .sock_src = sock, .ro_src = x->ro_paths};
+    int rc = -1;
+    plan.seccomp_base_fd = seccomp_base_fd(err);
+    plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1 : seccomp_agent_fd(err);
+    if (plan.seccomp_agent_fd < 0 || listen_for(lc, sb, uid, sock, sizeof sock, &listener, err) < 0 ||
+        (drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0)
+        goto out;
+    int keep[BWRAP_MAX_FDS + 2];
+    size_t nkeep = 0;
+    for (size_t i = 0; i < a.nfds; i++) keep[nkeep++] = a.fds[i];
+    keep[nkeep++] = plan.seccomp_base_fd;
+    keep[nkeep++] = plan.seccomp_agent_fd;
+    static const char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
+    struct proc_spec ps = {.argv = (const char *const *)a.argv.v, .envp = bwrap_env,
+                           .keep_fds = keep, .nkeep = nkeep, .drop_to_uid = drop,
+                           .uid = uid, .gid = (gid_t)uid, .tick = quota_tick, .tick_ud = sb,
+                           .stage_src = (const char *const *)st.src.v,
+                           .stage_dst = (const char *const *)st.dst.v, .nstage = st.src.n};
+    rc = proc_run(&ps, x, err);
+out:
+    if (listener) egress_listener_close(listener);
+    stage_release(&st);
+    bwrap_args_release(&a);
+    if (plan.seccomp_base_fd >= 0) close(plan.seccomp_base_fd);
+    if (plan.seccomp_agent_fd >= 0) close(plan.seccomp_agent_fd);
+    return rc;
+}
+
+/* Per-exec sockets live in <state>/run, or in a private /tmp dir when that path would
+ * not fit a Unix socket address. */
+static int sock_dir_init(struct local_ctx *lc, const struct jb_config *cfg, struct jb_err *err)
+{
+    if (asprintf(&lc->sock_dir, "%s/run", cfg->state_dir) < 0) return lc->sock_dir = NULL, -1;
+    if (strlen(lc->sock_dir) + 48 >= 108) {
+        free(lc->sock_dir);
+        if (asprintf(&lc->sock_dir, "/tmp/janebot-%u", (unsigned)geteuid()) < 0)
+            return lc->sock_dir = NULL, -1;
+    }
+    if (mkdir(lc->sock_dir, 0700) < 0 && errno != EEXIST)
+        return jb_err_sys(err, "cannot create %s", lc->sock_dir);
+    struct stat st;
+    if (lstat(lc->sock_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 077))
+        return jb_err_set(err, JB_EDENIED,
+                          "%s must be a directory of this user with mode 0700; remove it",
+                          lc->sock_dir);
+    return 0;
+}
+
+static void local_ctx_release(struct sandbox_ctx *ctx)
+{
+    struct local_ctx *lc = ctx->priv;
+    egress_proxy_free(lc->proxy);
+    egress_policy_free(lc->policy);
+    free(lc->self_exe);
+    free(lc->sock_dir);
+    free(lc);
+}
+
+static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
+{
+    struct local_ctx *lc = calloc(1, sizeof *lc);
+    if (!lc) return jb_err_set(err, JB_ENOMEM, "sandbox context");
+    ctx->priv = lc;
+    const struct jb_config *cfg = ctx->cfg;
+    if (!(lc->self_exe = realpath("/proc/self/exe", NULL)))
+        return jb_err_sys(err, "cannot find janebot's own binary");
+    if (sock_dir_init(lc, cfg, err) < 0 ||
+        egress_policy_new(cfg->egress_allow, cfg->egress_test_hosts, &lc->policy, err) < 0 ||
+        egress_proxy_new(lc->policy, &lc->proxy, err) < 0)
+        return -1;
+    if (egress_policy_has_test_hosts(lc->policy))
+        log_warn("JANEBOT_EGRESS_TEST_HOSTS is set: some allowlisted names reach local "
+                 "addresses; this is for tests only");
+    return 0;
+}
+static int local_probe(const struct jb_config *cfg, char *detail, size_t n)
 {
     jb_autofree char *bwrap = bwrap_path();
     if (!bwrap) {
@@ -250,7 +279,10 @@ static int local_probe(char *detail, size_t n)
                           "/usr/bin/true",
                           NULL};
     static const char *const env[] = {"PATH=/usr/bin:/bin", NULL};
-    struct proc_spec ps = {.argv = argv, .envp = env};
+    /* As root, probe as the unprivileged uid sandboxes will run as: some kernels allow
+     * user namespaces to root only. */
+    struct proc_spec ps = {.argv = argv, .envp = env, .drop_to_uid = geteuid() == 0,
+                           .uid = (uid_t)cfg->sandbox_uid_base, .gid = (gid_t)cfg->sandbox_uid_base};
     struct sandbox_exec x = SANDBOX_EXEC_INIT;
     x.deadline_ms = jb_mono_ms() + 10000;
     struct jb_err e = {0};
@@ -274,9 +306,8 @@ static int local_probe(char *detail, size_t n)
 
 static int local_available(const struct sandbox_ctx *ctx, struct jb_err *err)
 {
-    (void)ctx;
     char detail[1024];
-    if (local_probe(detail, sizeof detail) < 0) return jb_err_set(err, JB_EUNAVAIL, "%s", detail);
+    if (local_probe(ctx->cfg, detail, sizeof detail) < 0) return jb_err_set(err, JB_EUNAVAIL, "%s", detail);
     return 0;
 }
 
@@ -284,14 +315,22 @@ static int local_doctor(const struct sandbox_ctx *ctx,
                         void (*report)(void *ud, int ok, const char *what, const char *detail),
                         void *ud)
 {
-    (void)ctx;
     char detail[1024];
     jb_autofree char *bwrap = bwrap_path();
     report(ud, bwrap != NULL, "bubblewrap",
            bwrap ? bwrap : "not installed: apt-get install bubblewrap");
     if (!bwrap) return 1;
-    int ok = local_probe(detail, sizeof detail) == 0;
+    int ok = local_probe(ctx->cfg, detail, sizeof detail) == 0;
     report(ud, ok, "user namespaces", detail);
+    struct jb_err e = {0};
+    int fd = seccomp_base_fd(&e);
+    report(ud, fd >= 0, "seccomp", fd >= 0 ? "syscall filters build (libseccomp)" : e.msg);
+    if (fd >= 0) close(fd);
+    else ok = 0;
+    if (geteuid() == 0)
+        report(ud, 1, "sandbox uids",
+               "running as root: each sandbox runs as its own unprivileged host uid "
+               "(JANEBOT_SANDBOX_UID_BASE + 0..65535)");
     return ok ? 0 : 1;
 }
 
@@ -302,4 +341,6 @@ const struct sandbox_ops sandbox_local_ops = {
     .ensure = local_ensure,
     .exec = local_exec,
     .doctor = local_doctor,
+    .ctx_init = local_ctx_init,
+    .ctx_release = local_ctx_release,
 };

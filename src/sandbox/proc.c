@@ -5,7 +5,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +41,18 @@ int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *er
 static void child_exec(const struct proc_spec *ps, int in, int out, int errfd, pid_t parent)
 {
     setsid();
+    if (ps->nstage) {
+        /* Root only: show host paths that the unprivileged uid cannot reach (a state dir
+         * under /root) at placeholders it can, in a mount namespace of this child only. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            _exit(125);
+        for (size_t i = 0; i < ps->nstage; i++)
+            if (mount(ps->stage_src[i], ps->stage_dst[i], NULL, MS_BIND | MS_REC, NULL) < 0)
+                _exit(125);
+    }
+    /* Privileges next: a credential change clears the parent-death signal. */
+    if (ps->drop_to_uid && (setgroups(0, NULL) < 0 || setgid(ps->gid) < 0 || setuid(ps->uid) < 0))
+        _exit(125);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
     if (in >= 0 && dup2(in, 0) < 0) _exit(127);
@@ -166,7 +181,7 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
     int child[3];
     struct pipes p;
     x->stderr_tail[0] = '\0';
-    x->exit_code = x->term_signal = x->timed_out = x->cancelled = 0;
+    x->exit_code = x->term_signal = x->timed_out = x->cancelled = x->over_quota = 0;
     if (make_pipes(x, child, &p, err) < 0) {
         close_all(child, 3);
         close_all(&p.in_w, 1), close_all(&p.out_r, 1), close_all(&p.err_r, 1);
@@ -186,7 +201,7 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
     p.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
     int status = 0, reaped = 0;
-    int64_t kill_at = 0, reaped_at = 0;
+    int64_t kill_at = 0, reaped_at = 0, next_tick = jb_mono_ms() + 1000;
     for (;;) {
         int open = pump(&p, x, x->passthrough ? 100 : 50);
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
@@ -197,9 +212,13 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
         if (reaped) continue;
         int64_t now = jb_mono_ms();
         int cancel = x->cancel && atomic_load(x->cancel);
+        if (ps->tick && !kill_at && now >= next_tick) {
+            next_tick = now + 1000;
+            if (ps->tick(ps->tick_ud)) x->over_quota = 1, cancel = 1;
+        }
         int expired = x->deadline_ms && now >= x->deadline_ms;
         if ((cancel || expired) && !kill_at) {
-            x->cancelled = cancel, x->timed_out = !cancel;
+            x->cancelled = cancel && !x->over_quota, x->timed_out = !cancel;
             kill(-pid, SIGTERM);
             kill_at = now + KILL_GRACE_MS;
         } else if (kill_at && now >= kill_at) {

@@ -46,11 +46,14 @@ int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int c
         return jb_err_set(err, JB_ENOMEM, "sandbox root");
     }
     if (jb_mkdir_p(ctx->root, 0700, err) < 0) return -1;
-    return check ? ctx->ops->available(ctx, err) : 0;
+    if (check && ctx->ops->available(ctx, err) < 0) return -1;
+    return ctx->ops->ctx_init ? ctx->ops->ctx_init(ctx, err) : 0;
 }
 
 void sandbox_ctx_release(struct sandbox_ctx *ctx)
 {
+    if (ctx->priv && ctx->ops && ctx->ops->ctx_release) ctx->ops->ctx_release(ctx);
+    ctx->priv = NULL;
     free(ctx->root);
     ctx->root = NULL;
 }
@@ -176,4 +179,30 @@ void sandbox_info_free(struct sandbox_info *v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i].thread_key);
     free(v);
+}
+
+int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *removed,
+               struct jb_err *err)
+{
+    struct sandbox_info *v = NULL;
+    size_t n = 0;
+    if (sandbox_list(ctx, &v, &n, err) < 0) return -1;
+    int64_t cutoff = jb_now_ms() / 1000 - idle_s;
+    int count = 0, rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t used = v[i].last_used;
+        if (!used) { /* never ran: its directory's age counts */
+            char dir[4096];
+            struct stat st;
+            snprintf(dir, sizeof dir, "%s/%s", ctx->root, v[i].name);
+            used = stat(dir, &st) == 0 ? (int64_t)st.st_mtime : 0;
+        }
+        if (used >= cutoff) continue;
+        if (sandbox_remove(ctx, v[i].name, err) < 0 || jb_strv_push(removed, v[i].thread_key, err) < 0)
+            rc = -1;
+        else
+            count++;
+    }
+    sandbox_info_free(v, n);
+    return rc < 0 ? -1 : count;
 }

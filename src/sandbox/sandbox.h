@@ -52,6 +52,7 @@ struct sandbox_exec {
     int exit_code;   /* 0..255; 128+N when killed by signal N */
     int term_signal; /* the signal, or 0 */
     int timed_out, cancelled;
+    int over_quota;               /* stopped: the home went over JANEBOT_SANDBOX_DISK_MB */
     char stderr_tail[4096]; /* last bytes of stderr, NUL-terminated (not in passthrough) */
     int64_t wall_ms;
 };
@@ -90,12 +91,17 @@ struct sandbox_ops {
     /* One report() per check for `janebot doctor`; returns the number that failed. */
     int (*doctor)(const struct sandbox_ctx *ctx,
                   void (*report)(void *ud, int ok, const char *what, const char *detail), void *ud);
+    /* Optional: per-context state (the local backend's egress proxy), set up once by
+     * sandbox_ctx_init() and torn down by sandbox_ctx_release(). May be NULL. */
+    int (*ctx_init)(struct sandbox_ctx *ctx, struct jb_err *err);
+    void (*ctx_release)(struct sandbox_ctx *ctx);
 };
 
 struct sandbox_ctx {
     const struct jb_config *cfg;
     const struct sandbox_ops *ops;
     char *root; /* <state dir>/sandboxes; owned */
+    void *priv; /* the backend's, from ctx_init */
 };
 
 const struct sandbox_ops *sandbox_ops_find(const char *name); /* NULL if unknown */
@@ -112,8 +118,16 @@ void sandbox_free(struct sandbox *sb);
 int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
 /* Remove by thread key or by name; JB_ENOTFOUND when there is none. */
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
+/* Remove every sandbox unused for more than idle_s seconds; the thread keys of those
+ * removed are pushed to removed (the caller's). Returns how many, or -1. */
+int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *removed,
+               struct jb_err *err);
 /* *ret is the caller's, freed with sandbox_info_free(). */
 int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                  struct jb_err *err);
+
+/* `janebot sandbox-init`: the first process inside a local sandbox (see init.c). Not for
+ * people; never returns (execs the command, or exits 125/126/127). */
+_Noreturn int sandbox_init_main(int argc, char **argv);
 
 #endif

@@ -1,0 +1,134 @@
+/* proxy/proxy-int.h -- private to src/proxy: the proxy's structures and the socket, HTTP
+ * and TLS helpers its files share. Not part of the public interface. */
+#ifndef JB_PROXY_INT_H
+#define JB_PROXY_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "proxy/proxy.h"
+
+/* ---- policy.c ---------------------------------------------------------------------- */
+
+/* The loopback address a test host maps to (port included), or NULL. name normalised. */
+const struct sockaddr *egress_policy_test_addr(const struct egress_policy *p, const char *name,
+                                               socklen_t *ret_len);
+
+/* ---- io.c: sockets with deadlines (jb_mono_ms() values) --------------------------------- */
+
+/* One direction of a splice: bytes read from src, waiting in buf[off, off+len) for dst. */
+struct px_dir {
+    char *buf;
+    size_t cap, off, len;
+    long long left; /* bytes still to read from src; -1: until EOF */
+    int eof;        /* 1: src gave EOF or an error; 2: left reached 0 (dst stays open) */
+    int done;       /* finished: flushed (or dst failed) */
+    unsigned long long total;
+};
+/* Copy a->b and b->a until both directions are done, starting with what the buffers
+ * already hold. EOF on one side half-closes the other (shutdown SHUT_WR). 0 when both finished; -1
+ * with errno ETIMEDOUT after idle_ms without any event, or another errno on a poll failure. */
+int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms);
+/* Read into buf until it holds "\r\n\r\n". 0 with *len (bytes read) and *head_len (up to
+ * and including the blank line); -1 with errno E2BIG (cap reached), ETIMEDOUT, ECONNRESET
+ * (peer closed first) or another errno. */
+int px_read_head(int fd, char *buf, size_t cap, int64_t deadline, size_t *len, size_t *head_len);
+/* Read until *len >= want (or cap). 0, or -1 with errno (ECONNRESET on EOF). */
+int px_read_until(int fd, char *buf, size_t cap, size_t *len, size_t want, int64_t deadline);
+int px_send_all(int fd, const void *p, size_t n, int64_t deadline); /* 0 or -1 (errno) */
+/* Connect the non-blocking socket fd. 0 or -1 with errno (ETIMEDOUT at the deadline). */
+int px_connect(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline);
+/* After an error reply: half-close and read what the peer still sends (bounded), so
+ * closing does not reset the connection before the reply is read. Does not close fd. */
+void px_linger(int fd);
+
+/* ---- http.c ------------------------------------------------------------------------ */
+
+struct px_authority {
+    char host[256]; /* as sent, brackets removed; not normalised */
+    unsigned port;
+    int bracketed;
+};
+enum px_mode { PX_CONNECT, PX_FORWARD };
+/* A parsed request head; pointers borrow from the head buffer. */
+struct px_request {
+    enum px_mode mode;
+    const char *method, *path; /* path: origin-form target for PX_FORWARD */
+    size_t method_len, path_len;
+    struct px_authority auth;
+    int minor;        /* HTTP/1.<minor> */
+    const char *hdrs; /* header lines, each ending in CRLF, without the blank line */
+    size_t hdrs_len;
+    long long clen; /* Content-Length, -1 when absent */
+    int chunked;    /* a Transfer-Encoding header was present */
+    int has_host;
+    struct px_authority host;
+};
+/* Strict authority: host[:port] or [v6][:port]; no userinfo, '%', whitespace or controls.
+ * default_port 0: a port is required. 0, or -1 with *why. */
+int px_parse_authority(const char *s, size_t n, unsigned default_port, struct px_authority *a,
+                       const char **why);
+/* Parse head[0, len) (ends in the blank line). 0, or -1 with *status (400, 411) and *why. */
+int px_parse_request(const char *head, size_t len, struct px_request *r, int *status,
+                     const char **why);
+/* The request for the origin: origin-form line, Proxy-* and hop-by-hop headers dropped,
+ * Host kept (or added, naming host), "Connection: close". */
+int px_forward_head(const struct px_request *r, const char *host, struct jb_buf *out,
+                    struct jb_err *err);
+/* Send a complete response with a text/plain body (NULL for none); best effort. */
+void px_respond(int fd, int status, const char *body);
+/* Copy at most n bytes of in for a log line: non-printables become '?', cut at outsz. */
+void px_sanitize(const char *in, size_t n, char *out, size_t outsz);
+
+/* ---- sni.c ------------------------------------------------------------------------- */
+
+enum px_sni {
+    PX_SNI_NOT_TLS, /* not a TLS handshake record: nothing to check */
+    PX_SNI_NONE,    /* a ClientHello without server_name */
+    PX_SNI_FOUND,   /* name copied out (lowercase as sent) */
+    PX_SNI_MORE,    /* a TLS record not complete yet: read *need bytes in all */
+    PX_SNI_BAD,     /* malformed, or a ClientHello split over records */
+};
+enum px_sni px_sni_parse(const unsigned char *p, size_t n, size_t *need, char out[256]);
+
+/* ---- egress.c / conn.c ------------------------------------------------------------- */
+
+struct egress_conn {
+    struct egress_listener *l;
+    pthread_t thr;
+    int cfd, ufd;  /* client and upstream sockets; under px->mu, -1 once closed */
+    int cancelled; /* under px->mu: the listener is closing */
+    struct egress_conn *next;
+    char ab[EGRESS_BUF_SIZE], ba[EGRESS_BUF_SIZE]; /* client->upstream, upstream->client */
+};
+
+struct egress_listener {
+    struct egress_proxy *px;
+    char *path, *key;
+    int fd, wake[2]; /* listening socket; a pipe that wakes the accept thread */
+    pthread_t thr;
+    /* under px->mu: */
+    int nlive, closing;
+    struct egress_conn *live, *dead; /* dead: finished, waiting to be joined */
+    struct egress_listener *next;
+};
+
+struct egress_proxy {
+    const struct egress_policy *policy;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when a connection finishes */
+    int nlive;
+    struct egress_listener *listeners;
+};
+
+/* A joinable (or detached) thread with a small stack; 0 or -1 with errno. */
+int px_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, int detached);
+/* Thread body of one connection (conn.c); ends by egress_conn_finish(). */
+void *egress_conn_main(void *arg);
+/* Register fd as c's upstream socket. -1 when the listener is closing (fd is closed). */
+int egress_conn_set_upstream(struct egress_conn *c, int fd);
+void egress_conn_close_upstream(struct egress_conn *c); /* after a failed connect */
+/* Close c's sockets and move it to the dead list; last thing its thread does. */
+void egress_conn_finish(struct egress_conn *c);
+
+#endif

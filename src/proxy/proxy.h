@@ -1,0 +1,113 @@
+/* proxy/proxy.h -- the egress proxy (host side) and the relay (sandbox side).
+ *
+ * A sandbox has only its own loopback. Inside it, relay_serve() accepts on 127.0.0.1:3128
+ * and forwards each TCP connection, byte for byte, to a Unix socket bind-mounted from the
+ * host. On the host, the egress proxy listens on one such socket per sandbox, so the
+ * socket itself says which thread a connection belongs to: nothing the sandbox sends is
+ * trusted for that. The proxy serves `CONNECT host:port` (tunnel) and absolute-URI
+ * `GET http://host/path` (forward) and applies, in this order (sandbox-anchors 3.6):
+ *   1. strict authority syntax; port 443 or 80 only;
+ *   2. no IP literals in any spelling;
+ *   3. normalised name on the allowlist (exact, or "*.example.com" for subdomains);
+ *   4. resolve on the host; refuse when ANY address is loopback, private, link-local…;
+ *   5. connect to that vetted address only (never re-resolve);
+ *   6. CONNECT to 443: a TLS ClientHello whose SNI names another host is closed;
+ *   7. refusals: a 403 that says it is a policy block, and one log line (log_warn).
+ * Use:
+ *   1. egress_policy_new() from JANEBOT_EGRESS_ALLOW / JANEBOT_EGRESS_TEST_HOSTS;
+ *   2. egress_proxy_new(policy);
+ *   3. per sandbox: egress_listen(socket path, thread key) ... egress_listener_close();
+ *   4. egress_proxy_free(), then egress_policy_free().
+ * Limits: 32 live connections per listener, 256 per proxy, 16 KiB request heads read
+ * within 10 s, 10 s to connect, 5 min idle, two 64 KiB buffers per connection.
+ * Thread-safety: a policy is read-only after egress_policy_new() and may be shared. The
+ * proxy functions may be called from any thread; each connection runs in its own thread,
+ * so a slow peer or a DNS lookup blocks only its own connection. */
+#ifndef JB_PROXY_H
+#define JB_PROXY_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "util/util.h"
+
+#define EGRESS_DEFAULT_ALLOW      "api.anthropic.com,api.openai.com,ampcode.com"
+#define EGRESS_MAX_PER_LISTENER   32
+#define EGRESS_MAX_PER_PROXY      256
+#define EGRESS_HEAD_MAX           16384
+#define EGRESS_HEAD_TIMEOUT_MS    10000
+#define EGRESS_CONNECT_TIMEOUT_MS 10000
+#define EGRESS_IDLE_TIMEOUT_MS    (5 * 60 * 1000)
+#define EGRESS_BUF_SIZE           65536
+#define RELAY_MAX_CONNS           64
+#define EGRESS_NAME_MAX           253 /* bytes of a normalised host name */
+
+/* ---- policy ------------------------------------------------------------------------ */
+
+struct egress_policy;
+
+/* allow_csv: JANEBOT_EGRESS_ALLOW, e.g. "api.anthropic.com,*.example.com" (NULL/empty →
+ * EGRESS_DEFAULT_ALLOW). test_hosts_csv: JANEBOT_EGRESS_TEST_HOSTS, "name=127.0.0.1:PORT,..."
+ * or "name=[::1]:PORT" (NULL/empty → none): such a name, when also allowed, connects to the
+ * mapped loopback address and port instead of resolving. Bad entries → -1 with JB_ECONFIG
+ * naming the variable, the entry and what is allowed. *ret is owned by the caller. */
+int egress_policy_new(const char *allow_csv, const char *test_hosts_csv, struct egress_policy **ret,
+                      struct jb_err *err);
+void egress_policy_free(struct egress_policy *p); /* accepts NULL */
+int egress_policy_has_test_hosts(const struct egress_policy *p);
+
+/* ---- pure checks (what the proxy decides with; exposed for tests) -------------------- */
+
+/* Lowercase, strip one trailing dot; only [a-z0-9.-] (IDN must already be xn-- A-labels),
+ * labels of 1..63 bytes not starting or ending with '-', at most 253 bytes in all.
+ * 0 with out filled, or -1 with *why (static text, may be NULL) when host is not a name. */
+int egress_normalize_host(const char *host, char out[EGRESS_NAME_MAX + 1], const char **why);
+/* 1 when host (any case, trailing dot allowed) normalises to a name on the allowlist and is
+ * not an IP literal; 0 otherwise. "*.example.com" matches sub.example.com and
+ * a.b.example.com, never example.com itself nor evilexample.com. */
+int egress_name_allowed(const struct egress_policy *p, const char *host);
+/* 1 when host is an IP address in any spelling a resolver or URL parser would accept:
+ * dotted quad, one integer (2130706433), octal or hex parts (0177.0.0.1, 0x7f.1), short
+ * forms (127.1), any name whose last label is numeric, bare or bracketed IPv6 ([::1],
+ * [::ffff:127.0.0.1]). */
+int egress_is_ip_literal(const char *host);
+/* 1 when the proxy must not connect to sa: anything but public unicast. IPv4 0/8, 10/8,
+ * 100.64/10, 127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.0.2/24, 192.88.99/24,
+ * 192.168/16, 198.18/15, 198.51.100/24, 203.0.113/24, 224/4, 240/4; IPv6 outside 2000::/3
+ * (::, ::1, fc00::/7, fe80::/10, ff00::/8…), 2001::/23, 2001:db8::/32, 3fff::/20, and the
+ * IPv4 inside ::ffff:0:0/96, 64:ff9b::/96 and 2002::/16 checked as IPv4. Other families
+ * and NULL → 1. */
+int egress_addr_forbidden(const struct sockaddr *sa);
+
+/* ---- the proxy ----------------------------------------------------------------------- */
+
+struct egress_proxy;
+struct egress_listener;
+
+/* p is borrowed and must outlive the proxy. *ret is owned by the caller. */
+int egress_proxy_new(const struct egress_policy *p, struct egress_proxy **ret, struct jb_err *err);
+/* Closes every listener still open (as egress_listener_close()) and frees px; listener
+ * handles of px are invalid afterwards. Accepts NULL. */
+void egress_proxy_free(struct egress_proxy *px);
+
+/* Listen on a new Unix socket at sock_path (a stale socket there is replaced; any other
+ * file is an error). The socket is mode 0600, then chowned to owner_uid when owner_uid !=
+ * (uid_t)-1 so an unprivileged sandbox uid can connect. Connections through it are
+ * attributed to thread_key (copied) in logs and limits. *ret belongs to px; release it
+ * with egress_listener_close() or egress_proxy_free(). */
+int egress_listen(struct egress_proxy *px, const char *sock_path, const char *thread_key,
+                  uid_t owner_uid, struct egress_listener **ret, struct jb_err *err);
+/* Stops accepting, drops the listener's live connections, unlinks the socket and frees l;
+ * returns once all of its threads are gone (a connection inside a DNS lookup finishes
+ * that lookup first, within the resolver's timeout). Accepts NULL. */
+void egress_listener_close(struct egress_listener *l);
+
+/* ---- the relay (inside the sandbox) ------------------------------------------------------ */
+
+/* Accept TCP connections on listen_fd (already bound to 127.0.0.1:3128 and listening) and
+ * forward each, byte for byte, to the Unix socket unix_path. Runs until killed: at most
+ * RELAY_MAX_CONNS connections at a time (more are closed at once), two fixed buffers each.
+ * Returns only on a fatal error: -1 with err filled. listen_fd stays the caller's. */
+int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
+
+#endif

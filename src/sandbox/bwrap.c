@@ -1,0 +1,273 @@
+/* sandbox/bwrap.c -- the bubblewrap command line of one local exec.
+ *
+ * Namespaces: user, pid, ipc, uts, cgroup, network (loopback only); nested user
+ * namespaces disabled; no capabilities; a cleared environment; the base seccomp filter.
+ * Filesystem: /usr and a few /etc files read-only, generated passwd/group/hosts, the
+ * thread's home read-write at /home/agent, fresh /tmp (size-capped), /proc and /dev,
+ * janebot's binary and the proxy socket under /run/janebot. Host paths go in as fds:
+ * nothing is resolved by name inside a directory the sandbox can write. */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "sandbox/backend.h"
+
+#define RELAY_PORT "3128"
+#define RUN_DIR "/run/janebot"
+
+static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
+static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
+static const char *const etc_paths[] = {
+    "/etc/alternatives",   "/etc/ssl",         "/etc/ca-certificates",
+    "/etc/ld.so.cache",    "/etc/ld.so.conf",  "/etc/ld.so.conf.d",
+    "/etc/localtime",      "/etc/mime.types",  "/etc/os-release",
+    "/etc/debian_version", "/etc/bash.bashrc", "/etc/profile",
+};
+
+char *bwrap_path(void)
+{
+    return jb_which("bwrap", "/usr/bin:/bin:/usr/local/bin");
+}
+
+void bwrap_args_release(struct bwrap_args *a)
+{
+    jb_strv_free(&a->argv);
+    for (size_t i = 0; i < a->nfds; i++)
+        close(a->fds[i]);
+    a->nfds = 0;
+}
+
+static int push(struct bwrap_args *a, const char *s1, const char *s2, const char *s3,
+                struct jb_err *err)
+{
+    const char *v[] = {s1, s2, s3};
+    for (size_t i = 0; i < 3 && v[i]; i++)
+        if (jb_strv_push(&a->argv, v[i], err) < 0) return -1;
+    return 0;
+}
+
+/* Take ownership of fd and put "OPT FD DEST" on the command line. */
+static int push_fd(struct bwrap_args *a, const char *opt, int fd, const char *dest,
+                   struct jb_err *err)
+{
+    if (fd < 0) return -1;
+    if (a->nfds >= BWRAP_MAX_FDS) {
+        close(fd);
+        return jb_err_set(err, JB_ESYS, "too many files for one sandbox");
+    }
+    a->fds[a->nfds++] = fd;
+    char num[16];
+    snprintf(num, sizeof num, "%d", fd);
+    return push(a, opt, num, dest, err);
+}
+
+static int push_fd_arg(struct jb_strv *argv, struct bwrap_args *a, int fd, struct jb_err *err)
+{
+    if (a->nfds >= BWRAP_MAX_FDS) {
+        close(fd);
+        return jb_err_set(err, JB_ESYS, "too many files for one sandbox");
+    }
+    a->fds[a->nfds++] = fd;
+    return jb_strv_push(argv, "--args", err) < 0 ? -1 : jb_strv_pushf(argv, err, "%d", fd);
+}
+
+static int push_data(struct bwrap_args *a, const char *dest, const char *data, size_t len,
+                     struct jb_err *err)
+{
+    return push_fd(a, "--ro-bind-data", proc_memfd("janebot-file", data, len, err), dest, err);
+}
+
+static int add_system(struct bwrap_args *a, struct jb_err *err)
+{
+    char target[4096];
+    if (push(a, "--ro-bind", "/usr", "/usr", err) < 0) return -1;
+    for (size_t i = 0; i < JB_ARRAY_LEN(top_dirs); i++) {
+        struct stat st;
+        if (lstat(top_dirs[i], &st) < 0) continue;
+        if (!S_ISLNK(st.st_mode)) {
+            if (push(a, "--ro-bind", top_dirs[i], top_dirs[i], err) < 0) return -1;
+            continue;
+        }
+        ssize_t n = readlink(top_dirs[i], target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = '\0';
+        if (push(a, "--symlink", target, top_dirs[i], err) < 0) return -1;
+    }
+    for (size_t i = 0; i < JB_ARRAY_LEN(etc_paths); i++)
+        if (access(etc_paths[i], F_OK) == 0 &&
+            push(a, "--ro-bind", etc_paths[i], etc_paths[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static int add_identity(struct bwrap_args *a, const char *hostname, struct jb_err *err)
+{
+    static const char passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                 "agent:x:" SANDBOX_UID ":" SANDBOX_UID
+                                 ":janebot agent:/home/agent:/bin/sh\n"
+                                 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+    static const char group[] = "root:x:0:\nagent:x:" SANDBOX_UID ":\nnogroup:x:65534:\n";
+    static const char nss[] = "passwd: files\ngroup: files\nhosts: files\n";
+    /* No resolver: names go to the proxy, which decides before anything is looked up. */
+    static const char resolv[] = "# janebot: no DNS inside the sandbox; use the HTTP proxy\n";
+    char hosts[256];
+    snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost\n", hostname);
+    return push_data(a, "/etc/passwd", passwd, sizeof passwd - 1, err) < 0 ||
+                   push_data(a, "/etc/group", group, sizeof group - 1, err) < 0 ||
+                   push_data(a, "/etc/nsswitch.conf", nss, sizeof nss - 1, err) < 0 ||
+                   push_data(a, "/etc/resolv.conf", resolv, sizeof resolv - 1, err) < 0 ||
+                   push_data(a, "/etc/hosts", hosts, strlen(hosts), err) < 0
+               ? -1
+               : 0;
+}
+
+/* A host path the agent needs (its CLI) must not expose janebot's own state. */
+static int check_ro_path(const char *state, const char *p, struct jb_err *err)
+{
+    size_t pl = strlen(p), sl = strlen(state);
+    if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./"))
+        return jb_err_set(err, JB_EDENIED,
+                          "refusing to show \"%s\" in the sandbox: not a clean absolute path", p);
+    int contains_state =
+        !strncmp(state, p, pl) && (state[pl] == '/' || state[pl] == '\0' || pl == 1);
+    int inside_state = !strncmp(p, state, sl) && (p[sl] == '/' || p[sl] == '\0');
+    if (contains_state || inside_state)
+        return jb_err_set(err, JB_EDENIED,
+                          "refusing to show %s in the sandbox: it overlaps the state dir %s", p,
+                          state);
+    return 0;
+}
+
+static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
+{
+    static const char *const base_env[][2] = {
+        {"HOME", "/home/agent"}, {"USER", "agent"},  {"LOGNAME", "agent"},
+        {"LANG", "C.UTF-8"},     {"TMPDIR", "/tmp"}, {"TERM", "dumb"},
+    };
+    static const char *const proxy_vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
+                                             "HTTPS_PROXY"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(base_env); i++)
+        if (push(a, "--setenv", base_env[i][0], base_env[i][1], err) < 0) return -1;
+    if (push(a, "--setenv", "PATH", sandbox_path, err) < 0) return -1;
+    for (size_t i = 0; p->sock_src && i < JB_ARRAY_LEN(proxy_vars); i++)
+        if (push(a, "--setenv", proxy_vars[i], "http://127.0.0.1:" RELAY_PORT, err) < 0)
+            return -1;
+    if (p->sock_src && (push(a, "--setenv", "NO_PROXY", "localhost,127.0.0.1", err) < 0 ||
+                           push(a, "--setenv", "no_proxy", "localhost,127.0.0.1", err) < 0))
+        return -1;
+    return 0;
+}
+
+static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
+{
+    const struct sandbox *sb = p->sb;
+    const struct jb_config *cfg = sb->ctx->cfg;
+    char size[32];
+    snprintf(size, sizeof size, "%lld", (long long)cfg->sandbox_tmp_mb * 1024 * 1024);
+    if (add_system(a, err) < 0 || add_identity(a, sb->name, err) < 0 ||
+        push(a, "--proc", "/proc", NULL, err) < 0 || push(a, "--dev", "/dev", NULL, err) < 0 ||
+        push(a, "--perms", "1777", NULL, err) < 0 || push(a, "--size", size, NULL, err) < 0 ||
+        push(a, "--tmpfs", "/tmp", NULL, err) < 0 ||
+        push(a, "--bind", p->home_src, "/home/agent", err) < 0 ||
+        push(a, "--ro-bind", p->self_src, RUN_DIR "/janebot", err) < 0 ||
+        (p->sock_src && push(a, "--ro-bind", p->sock_src, RUN_DIR "/egress.sock", err) < 0))
+        return -1;
+    for (size_t i = 0; p->x->ro_paths && p->x->ro_paths[i]; i++)
+        if (check_ro_path(cfg->state_dir, p->x->ro_paths[i], err) < 0 ||
+            push(a, "--ro-bind", p->ro_src[i], p->x->ro_paths[i], err) < 0)
+            return -1;
+    for (size_t i = 0; i < p->x->nfiles; i++)
+        if (push_data(a, p->x->files[i].path, p->x->files[i].data, p->x->files[i].len, err) < 0)
+            return -1;
+    return 0;
+}
+
+/* The adapter's variables (an API key among them) go to init through a memfd, not on
+ * bwrap's command line, which every process on the host can read. */
+static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
+{
+    struct jb_buf b = JB_BUF_INIT(1 << 20);
+    for (const char *const *e = p->x->env; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || eq == *e || jb_buf_append(&b, *e, strlen(*e) + 1, err) < 0) {
+            jb_buf_release(&b);
+            return eq ? -1 : jb_err_set(err, JB_EPROTO, "bad environment entry");
+        }
+    }
+    int fd = proc_memfd("janebot-env", b.data, b.len, err);
+    jb_buf_release(&b);
+    if (fd < 0) return -1;
+    if (a->nfds >= BWRAP_MAX_FDS) return close(fd), jb_err_set(err, JB_ESYS, "too many files");
+    a->fds[a->nfds++] = fd;
+    return fd;
+}
+
+/* janebot sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N --filter FD --env FD [--relay PORT:SOCK] -- argv */
+static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
+{
+    int env_fd = env_memfd(a, p, err);
+    if (env_fd < 0) return -1;
+    const struct jb_config *cfg = p->sb->ctx->cfg;
+    char limits[128];
+    snprintf(limits, sizeof limits, "%d:4096:%d:%d:%d", cfg->sandbox_max_procs,
+             cfg->sandbox_max_file_mb, cfg->sandbox_memory_mb, cfg->sandbox_cpu_s);
+    if (jb_strv_push(&a->argv, "--", err) < 0 ||
+        push(a, RUN_DIR "/janebot", "sandbox-init", "--limits", err) < 0 ||
+        push(a, limits, NULL, NULL, err) < 0 ||
+        jb_strv_pushf(&a->argv, err, "--filter") < 0 ||
+        jb_strv_pushf(&a->argv, err, "%d", p->seccomp_agent_fd) < 0 ||
+        jb_strv_push(&a->argv, "--env", err) < 0 || jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
+        (p->sock_src && push(a, "--relay", RELAY_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
+        jb_strv_push(&a->argv, "--", err) < 0)
+        return -1;
+    return jb_strv_pushv(&a->argv, p->x->argv, err);
+}
+
+/* bwrap's options go through --args FD: the sandbox (whose pid 1 is bwrap) and other
+ * users of the host then see no host paths or settings in its command line. */
+static int pack_args(struct bwrap_args *a, struct jb_err *err)
+{
+    struct jb_buf b = JB_BUF_INIT(1 << 22);
+    size_t end = 1; /* options only: the command stays on the command line */
+    while (end < a->argv.n && strcmp(a->argv.v[end], "--") != 0) end++;
+    for (size_t i = 1; i < end; i++)
+        if (jb_buf_append(&b, a->argv.v[i], strlen(a->argv.v[i]) + 1, err) < 0) {
+            jb_buf_release(&b);
+            return -1;
+        }
+    int fd = proc_memfd("janebot-bwrap-args", b.data, b.len, err);
+    jb_buf_release(&b);
+    if (fd < 0) return -1;
+    struct jb_strv packed = JB_STRV_INIT;
+    if (jb_strv_push(&packed, a->argv.v[0], err) < 0 || push_fd_arg(&packed, a, fd, err) < 0 ||
+        jb_strv_pushv(&packed, (const char *const *)a->argv.v + end, err) < 0) {
+        jb_strv_free(&packed);
+        return -1;
+    }
+    jb_strv_free(&a->argv);
+    a->argv = packed;
+    return 0;
+}
+
+int bwrap_build(const struct bwrap_plan *p, struct bwrap_args *a, struct jb_err *err)
+{
+    static const char *const ns_flags[] = {
+        "--unshare-user", "--unshare-ipc",        "--unshare-pid",    "--unshare-net",
+        "--unshare-uts",  "--unshare-cgroup-try", "--disable-userns", "--die-with-parent",
+        "--new-session",  "--as-pid-1",           "--cap-drop",           "ALL",              "--clearenv",
+        "--uid",          SANDBOX_UID,            "--gid",            SANDBOX_UID,
+    };
+    jb_autofree char *bwrap = bwrap_path();
+    if (!bwrap) return jb_err_set(err, JB_EUNAVAIL, "bubblewrap (bwrap) is not installed");
+    if (jb_strv_push(&a->argv, bwrap, err) < 0) return -1;
+    for (size_t i = 0; i < JB_ARRAY_LEN(ns_flags); i++)
+        if (jb_strv_push(&a->argv, ns_flags[i], err) < 0) return -1;
+    char num[16];
+    snprintf(num, sizeof num, "%d", p->seccomp_base_fd);
+    if (push(a, "--hostname", p->sb->name, NULL, err) < 0 ||
+        push(a, "--seccomp", num, NULL, err) < 0 || add_mounts(a, p, err) < 0 ||
+        push(a, "--chdir", "/home/agent", NULL, err) < 0 || add_env(a, p, err) < 0)
+        return -1;
+    if (add_init(a, p, err) < 0) return -1;
+    return pack_args(a, err);
+}

@@ -1,0 +1,657 @@
+/* tests/unit/test_proxy.c -- proxy/: the policy's pure checks (names, IP literals, forbidden
+ * addresses, configuration errors), the HTTP and TLS parsers, then the egress proxy end to
+ * end over real sockets (a local origin mapped as a test host) and the relay in front of it. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "proxy/proxy-int.h"
+
+/* ---- pure checks --------------------------------------------------------------------------- */
+
+static struct egress_policy *policy(const char *allow, const char *tests)
+{
+    struct egress_policy *p = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(egress_policy_new(allow, tests, &p, &err), 0, "%s", err.msg);
+    return p;
+}
+
+/* Next space-separated word of *s into w; 0 at the end. Keeps long test lists compact. */
+static int next_word(const char **s, char w[300])
+{
+    while (**s == ' ')
+        (*s)++;
+    size_t n = strcspn(*s, " ");
+    if (n == 0) return 0;
+    snprintf(w, 300, "%.*s", (int)n, *s);
+    *s += n;
+    return 1;
+}
+
+Test(proxy_policy, allowlist_matches_on_label_boundaries)
+{
+    struct egress_policy *p = policy("github.com, *.wild.test,xn--bcher-kva.example", NULL);
+    char w[300];
+    for (const char *s = "github.com GITHUB.COM. GitHub.Com a.wild.test A.B.WILD.TEST. "
+                         "XN--BCHER-KVA.EXAMPLE.";
+         next_word(&s, w);)
+        cr_expect(egress_name_allowed(p, w), "%s should be allowed", w);
+    for (const char *s = "evilgithub.com github.com.evil.example wild.test evilwild.test "
+                         "xn--gthub-n4a.com g\303\255thub.com github..com github.com.. . "
+                         "-github.com api.github.com github.com:443 1.2.3.4 [::1]";
+         next_word(&s, w);)
+        cr_expect(!egress_name_allowed(p, w), "%s should be refused", w);
+    cr_expect(!egress_name_allowed(p, ""));
+    cr_expect(!egress_name_allowed(p, NULL));
+    egress_policy_free(p);
+}
+
+Test(proxy_policy, default_allowlist_and_normalisation)
+{
+    struct egress_policy *p = policy(NULL, "");
+    cr_expect(egress_name_allowed(p, "api.anthropic.com"));
+    cr_expect(egress_name_allowed(p, "AMPCODE.COM."));
+    cr_expect(!egress_name_allowed(p, "example.com"));
+    cr_expect(!egress_policy_has_test_hosts(p));
+    egress_policy_free(p);
+    char out[EGRESS_NAME_MAX + 1], big[300];
+    cr_expect_eq(egress_normalize_host("Api.Example.COM.", out, NULL), 0);
+    cr_expect_str_eq(out, "api.example.com");
+    memset(big, 'a', 64), big[64] = '\0';
+    cr_expect_eq(egress_normalize_host(big, out, NULL), -1, "label over 63 bytes");
+    for (int i = 0; i < 254; i++)
+        big[i] = i % 2 ? '.' : 'a';
+    big[253] = 'a', big[254] = '\0';
+    cr_expect_eq(egress_normalize_host(big, out, NULL), -1, "name over 253 bytes");
+    big[253] = '\0';
+    cr_expect_eq(egress_normalize_host(big, out, NULL), 0, "253 bytes are fine");
+    cr_expect_eq(egress_normalize_host("foo_bar.com", out, NULL), -1);
+}
+
+Test(proxy_policy, ip_literals_in_every_spelling)
+{
+    char w[300];
+    for (const char *s = "127.0.0.1 2130706433 0x7f.1 0X7F.1 0177.0.0.1 127.1 [::1] "
+                         "[::ffff:127.0.0.1] ::1 10.0.0.1 1.2.3.4. 0x foo.123 999.999.999.999";
+         next_word(&s, w);)
+        cr_expect(egress_is_ip_literal(w), "%s is an IP literal", w);
+    for (const char *s = "example.com 1e100.net 123abc.com x1.com 0xzz.com a.b0x1";
+         next_word(&s, w);)
+        cr_expect(!egress_is_ip_literal(w), "%s is a name", w);
+}
+
+static int forbidden(const char *s)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, s, &in->sin_addr) == 1)
+        in->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1)
+        in6->sin6_family = AF_INET6;
+    else
+        cr_assert_fail("bad test address %s", s);
+    return egress_addr_forbidden((struct sockaddr *)&ss);
+}
+
+Test(proxy_policy, forbidden_addresses)
+{
+    char w[300];
+    for (const char *s = "127.0.0.1 127.255.0.9 10.0.0.1 172.16.0.1 172.31.255.255 192.168.1.1 "
+                         "169.254.169.254 169.254.170.2 100.64.0.1 100.127.255.255 0.0.0.0 "
+                         "224.0.0.1 240.0.0.1 255.255.255.255 198.18.0.1 192.0.0.170 :: ::1 "
+                         "fc00::1 fd00:ec2::254 fe80::1 ff02::1 ::ffff:10.0.0.1 ::ffff:127.0.0.1 "
+                         "64:ff9b::a00:1 2002:0a00:0001:: 2001:db8::1 2001::1 ::127.0.0.1 fec0::1";
+         next_word(&s, w);)
+        cr_expect(forbidden(w), "%s must be forbidden", w);
+    for (const char *s = "93.184.216.34 8.8.8.8 172.32.0.1 100.128.0.1 2606:2800:220:1::1 "
+                         "::ffff:93.184.216.34 64:ff9b::5db8:d822 2002:5db8:d822::1 2a00:1450::1";
+         next_word(&s, w);)
+        cr_expect(!forbidden(w), "%s must be allowed", w);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    cr_expect(egress_addr_forbidden((struct sockaddr *)&un));
+    cr_expect(egress_addr_forbidden(NULL));
+}
+
+Test(proxy_policy, bad_configuration_names_variable_and_entry)
+{
+    static const struct {
+        const char *allow, *tests, *var, *entry;
+    } cases[] = {
+        {"ok.com,1.2.3.4", NULL, "JANEBOT_EGRESS_ALLOW", "1.2.3.4"},
+        {"*.com", NULL, "JANEBOT_EGRESS_ALLOW", "*.com"},
+        {"exa mple.com", NULL, "JANEBOT_EGRESS_ALLOW", "exa mple.com"},
+        {"foo_bar.com", NULL, "JANEBOT_EGRESS_ALLOW", "foo_bar.com"},
+        {"*", NULL, "JANEBOT_EGRESS_ALLOW", "*"},
+        {"b\303\274cher.de", NULL, "JANEBOT_EGRESS_ALLOW", "cher.de"},
+        {",", NULL, "JANEBOT_EGRESS_ALLOW", "no domain"},
+        {"a.test", "a.test=10.0.0.1:80", "JANEBOT_EGRESS_TEST_HOSTS", "a.test=10.0.0.1:80"},
+        {"a.test", "a.test=127.0.0.1", "JANEBOT_EGRESS_TEST_HOSTS", "a.test=127.0.0.1"},
+        {"a.test", "a.test=127.0.0.1:0", "JANEBOT_EGRESS_TEST_HOSTS", ":0"},
+        {"a.test", "a.test=127.0.0.1:99999", "JANEBOT_EGRESS_TEST_HOSTS", "99999"},
+        {"a.test", "a.test=[2001:db8::1]:80", "JANEBOT_EGRESS_TEST_HOSTS", "2001:db8"},
+        {"a.test", "noequals", "JANEBOT_EGRESS_TEST_HOSTS", "noequals"},
+        {"a.test", "1.2.3.4=127.0.0.1:80", "JANEBOT_EGRESS_TEST_HOSTS", "1.2.3.4"},
+    };
+    for (size_t i = 0; i < JB_ARRAY_LEN(cases); i++) {
+        struct egress_policy *p = NULL;
+        struct jb_err err = {0};
+        cr_expect_eq(egress_policy_new(cases[i].allow, cases[i].tests, &p, &err), -1, "%zu", i);
+        cr_expect_null(p);
+        cr_expect_eq(err.code, JB_ECONFIG, "%zu: %s", i, err.msg);
+        cr_expect(strstr(err.msg, cases[i].var) && strstr(err.msg, cases[i].entry), "%s", err.msg);
+    }
+    struct egress_policy *p = policy("a.test", " a.test=127.0.0.1:8080 , b.test=[::1]:9 ");
+    cr_expect(egress_policy_has_test_hosts(p));
+    egress_policy_free(p);
+}
+
+/* ---- parsers -------------------------------------------------------------------------------- */
+
+Test(proxy_http, authority_is_parsed_strictly)
+{
+    struct px_authority a;
+    const char *why;
+    cr_assert_eq(px_parse_authority("[::1]:443", 9, 0, &a, &why), 0);
+    cr_expect(a.bracketed && a.port == 443 && strcmp(a.host, "::1") == 0);
+    cr_assert_eq(px_parse_authority("Example.com", 11, 80, &a, &why), 0);
+    cr_expect_eq(a.port, 80);
+    char w[300];
+    for (const char *s = "a:b:443 user@host:443 host%2e.com:443 host: host:0 host:65536 host:+443 "
+                         "[::1 [::1]x host:4a :443 h/x:443 h\\x:443 [a]b]:1 [a[b]:1";
+         next_word(&s, w);)
+        cr_expect_eq(px_parse_authority(w, strlen(w), 80, &a, &why), -1, "%s", w);
+    cr_expect_eq(px_parse_authority("ho st:443", 9, 80, &a, &why), -1);
+    cr_expect_eq(px_parse_authority("", 0, 80, &a, &why), -1);
+    cr_expect_eq(px_parse_authority("host", 4, 0, &a, &why), -1, "CONNECT needs a port");
+}
+
+static int parse(const char *head, struct px_request *r, int *status)
+{
+    const char *why;
+    return px_parse_request(head, strlen(head), r, status, &why);
+}
+
+Test(proxy_http, request_heads)
+{
+    struct px_request r;
+    int st;
+    cr_assert_eq(parse("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n", &r, &st), 0);
+    cr_expect(r.mode == PX_CONNECT && r.auth.port == 443);
+    const char *bad[] = {
+        "GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http://a/ HTTP/1.1\n\r\n",
+        "GET http://a/ HTTP/2\r\n\r\n",
+        "GET  http://a/ HTTP/1.1\r\n\r\n",
+        "GET http://a/ HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        "GET http://a/ HTTP/1.1\r\n X: folded\r\n\r\n",
+        "GET http://a/ HTTP/1.1\r\nX : y\r\n\r\n",
+        "POST http://a/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "GET https://a/ HTTP/1.1\r\n\r\n",
+        "GET http://u@a/ HTTP/1.1\r\n\r\n",
+        "CONNECT a.test HTTP/1.1\r\n\r\n",
+        "\r\n\r\n",
+        "GET http://a/#f HTTP/1.1\r\n\r\n"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
+        cr_expect_eq(parse(bad[i], &r, &st), -1, "%s", bad[i]);
+        cr_expect_eq(st, 400, "%s", bad[i]);
+    }
+    cr_expect_eq(parse("POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &r, &st),
+                 -1);
+    cr_expect_eq(st, 411);
+}
+
+Test(proxy_http, forward_head_is_rewritten)
+{
+    struct px_request r;
+    int st;
+    const char *h = "GET http://a.test:8080?q=1 HTTP/1.1\r\nProxy-Authorization: Basic eA==\r\n"
+                    "Connection: keep-alive\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n";
+    cr_assert_eq(parse(h, &r, &st), 0);
+    struct jb_buf out = JB_BUF_INIT(4096);
+    struct jb_err err = {0};
+    cr_assert_eq(px_forward_head(&r, "a.test", &out, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(out.data, "GET /?q=1 HTTP/1.1\r\nHost: a.test:8080\r\nAccept: */*\r\n"
+                               "Connection: close\r\n\r\n");
+    jb_buf_release(&out);
+}
+
+/* A minimal TLS 1.2-style ClientHello record with an optional server_name. */
+static size_t client_hello(unsigned char *b, const char *sni)
+{
+    size_t nl = sni ? strlen(sni) : 0, n = 9;
+    memset(b, 0, 600);
+    b[n++] = 3, b[n++] = 3, n += 32;                   /* version, random */
+    b[n++] = 0;                                        /* session id */
+    b[n++] = 0, b[n++] = 2, b[n++] = 0x13, b[n++] = 1; /* one cipher suite */
+    b[n++] = 1, b[n++] = 0;                            /* compression: null */
+    size_t ext = sni ? 9 + nl : 0;
+    b[n++] = (unsigned char)(ext >> 8), b[n++] = (unsigned char)ext;
+    if (sni) {
+        b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = (unsigned char)(5 + nl);
+        b[n++] = 0, b[n++] = (unsigned char)(3 + nl), b[n++] = 0, b[n++] = 0;
+        b[n++] = (unsigned char)nl;
+        memcpy(b + n, sni, nl), n += nl;
+    }
+    b[0] = 0x16, b[1] = 3, b[2] = 1, b[3] = (unsigned char)((n - 5) >> 8),
+    b[4] = (unsigned char)(n - 5);
+    b[5] = 1, b[6] = 0, b[7] = (unsigned char)((n - 9) >> 8), b[8] = (unsigned char)(n - 9);
+    return n;
+}
+
+Test(proxy_http, tls_server_name)
+{
+    unsigned char b[600];
+    char name[256];
+    size_t need, n = client_hello(b, "Allowed.test");
+    cr_assert_eq(px_sni_parse(b, n, &need, name), PX_SNI_FOUND);
+    cr_expect_str_eq(name, "Allowed.test");
+    cr_expect_eq(px_sni_parse(b, 3, &need, name), PX_SNI_MORE);
+    cr_expect_eq(px_sni_parse(b, n - 1, &need, name), PX_SNI_MORE);
+    cr_expect_eq(need, n);
+    cr_expect_eq(px_sni_parse((const unsigned char *)"GET / HTTP", 10, &need, name),
+                 PX_SNI_NOT_TLS);
+    n = client_hello(b, NULL);
+    cr_expect_eq(px_sni_parse(b, n, &need, name), PX_SNI_NONE);
+    n = client_hello(b, "x.test");
+    b[8] += 1; /* handshake longer than its record: split, refused */
+    cr_expect_eq(px_sni_parse(b, n, &need, name), PX_SNI_BAD);
+    for (size_t cut = 5; cut < n; cut++) { /* truncated inner lengths never read past the end */
+        unsigned char t[600];
+        memcpy(t, b, n);
+        t[3] = (unsigned char)((cut - 5) >> 8), t[4] = (unsigned char)(cut - 5);
+        px_sni_parse(t, cut, &need, name);
+    }
+}
+
+/* ---- end to end ------------------------------------------------------------------------------ */
+
+static char dir[] = "/tmp/jb-proxy-XXXXXX", sock[128], logpath[160];
+static int origin_fd = -1, origin_stop[2] = {-1, -1}, origin_port;
+static pthread_t origin_thr;
+static struct egress_policy *pol;
+static struct egress_proxy *px;
+static struct egress_listener *lst;
+static FILE *logf;
+
+/* Read from fd until EOF, n-1 bytes, or 5 s; NUL-terminated; the byte count. */
+static size_t read_some(int fd, char *buf, size_t n, const char *until)
+{
+    size_t got = 0;
+    int64_t end = jb_mono_ms() + 5000;
+    while (got + 1 < n && jb_mono_ms() < end) {
+        buf[got] = '\0';
+        if (until && strstr(buf, until)) break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        ssize_t r = recv(fd, buf + got, n - 1 - got, 0);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+/* One recv, waiting at most 5 s (or until the test stops the origin); 0 on EOF or timeout. */
+static size_t recv_once(int fd, char *buf, size_t n)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = origin_stop[0], .events = POLLIN}};
+    if (poll(p, 2, 5000) <= 0 || p[1].revents) return 0;
+    ssize_t r = recv(fd, buf, n, 0);
+    return r > 0 ? (size_t)r : 0;
+}
+
+/* The origin: answers an origin-form request with its head and body; echoes anything else. */
+static void origin_serve(int fd)
+{
+    char buf[8192];
+    size_t n = recv_once(fd, buf, sizeof buf - 1), r = 1;
+    buf[n] = '\0';
+    if (strncmp(buf, "GET /", 5) == 0 || strncmp(buf, "POST /", 6) == 0) {
+        while (!strstr(buf, "\r\n\r\n") && r && n < sizeof buf - 1)
+            n += r = recv_once(fd, buf + n, sizeof buf - 1 - n), buf[n] = '\0';
+        const char *cl = strstr(buf, "Content-Length: "), *e = strstr(buf, "\r\n\r\n");
+        size_t want = e ? (size_t)(e - buf) + 4 + (cl ? strtoul(cl + 16, NULL, 10) : 0) : n;
+        while (n < want && r && n < sizeof buf - 1)
+            n += r = recv_once(fd, buf + n, want - n);
+        char head[128];
+        int hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+        send(fd, head, (size_t)hl, MSG_NOSIGNAL);
+        send(fd, buf, n, MSG_NOSIGNAL);
+        return;
+    }
+    while (n > 0 && send(fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n)
+        n = recv_once(fd, buf, sizeof buf);
+}
+
+static void *origin_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = origin_fd, .events = POLLIN},
+                              {.fd = origin_stop[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 || p[1].revents) return NULL;
+        int fd = accept4(origin_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        origin_serve(fd);
+        close(fd);
+    }
+}
+
+static int tcp_listen(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 64) == 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void start_proxy(const char *allow, const char *tests)
+{
+    struct jb_err err = {0};
+    pol = policy(allow, tests);
+    cr_assert_eq(egress_proxy_new(pol, &px, &err), 0, "%s", err.msg);
+    cr_assert_eq(egress_listen(px, sock, "C1:1.2", (uid_t)-1, &lst, &err), 0, "%s", err.msg);
+}
+
+static void setup_dir(void)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sock, sizeof sock, "%s/egress.sock", dir);
+    snprintf(logpath, sizeof logpath, "%s/log", dir);
+}
+
+static void setup_servers(void)
+{
+    cr_assert_not_null(logf = fopen(logpath, "w+"));
+    jb_log_init(JB_LOG_DEBUG, logf);
+    origin_fd = tcp_listen(&origin_port);
+    cr_assert_eq(pipe2(origin_stop, O_CLOEXEC), 0);
+    cr_assert_eq(pthread_create(&origin_thr, NULL, origin_main, NULL), 0);
+    char tests[64];
+    snprintf(tests, sizeof tests, "allowed.test=127.0.0.1:%d", origin_port);
+    start_proxy("allowed.test,*.wild.test", tests);
+}
+
+static void setup(void)
+{
+    setup_dir();
+    setup_servers();
+}
+
+static void teardown(void)
+{
+    egress_proxy_free(px); /* closes lst and drops every tunnel first */
+    egress_policy_free(pol);
+    cr_expect_eq(write(origin_stop[1], "x", 1), 1);
+    pthread_join(origin_thr, NULL);
+    close(origin_fd), close(origin_stop[0]), close(origin_stop[1]);
+    jb_log_init(JB_LOG_INFO, NULL);
+    fclose(logf);
+    jb_rm_rf(dir, NULL);
+}
+
+static int dial(void)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    memcpy(a.sun_path, sock, strlen(sock) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "%s", strerror(errno));
+    return fd;
+}
+
+static int (*dial_fn)(void) = dial; /* the relay tests dial TCP instead */
+
+/* Wait until the proxy has no live connection (their threads run on after our close). */
+static void wait_idle(void)
+{
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&px->mu);
+        int n = px->nlive;
+        pthread_mutex_unlock(&px->mu);
+        if (n == 0) return;
+        poll(NULL, 0, 10);
+    }
+    cr_assert_fail("connections did not finish");
+}
+
+/* One request on a fresh connection; the reply until EOF (or 5 s) into buf. */
+static const char *ask(const char *req, size_t reqlen, char *buf, size_t n)
+{
+    int fd = dial_fn();
+    cr_assert_eq(send(fd, req, reqlen ? reqlen : strlen(req), MSG_NOSIGNAL),
+                 (ssize_t)(reqlen ? reqlen : strlen(req)));
+    read_some(fd, buf, n, NULL);
+    close(fd);
+    return buf;
+}
+
+static void expect_reply(const char *req, const char *status, const char *body_part)
+{
+    char buf[4096];
+    ask(req, 0, buf, sizeof buf);
+    cr_expect(strncmp(buf, status, strlen(status)) == 0, "%s -> %s", req, buf);
+    if (body_part) cr_expect(strstr(buf, body_part), "%s -> %s (want %s)", req, buf, body_part);
+}
+
+static int open_tunnel(const char *host)
+{
+    int fd = dial_fn();
+    char req[256], buf[256];
+    int n = snprintf(req, sizeof req, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", host, host);
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    read_some(fd, buf, 40, "\r\n\r\n");
+    cr_assert_str_eq(buf, "HTTP/1.1 200 Connection established\r\n\r\n");
+    return fd;
+}
+
+static void check_basics(void)
+{
+    char buf[4096];
+    int fd = open_tunnel("allowed.test:443");
+    cr_assert_eq(send(fd, "hello tunnel", 12, MSG_NOSIGNAL), 12);
+    read_some(fd, buf, 13, NULL);
+    cr_expect_str_eq(buf, "hello tunnel");
+    close(fd);
+    ask("GET http://allowed.test/x?y=1 HTTP/1.1\r\nHost: allowed.test\r\nProxy-Authorization: "
+        "Basic "
+        "c2VjcmV0\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive\r\nUser-Agent: "
+        "t\r\n\r\n",
+        0, buf, sizeof buf);
+    cr_expect(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+    cr_expect(strstr(buf, "\r\n\r\nGET /x?y=1 HTTP/1.1\r\nHost: allowed.test\r\nUser-Agent: t\r\n"
+                          "Connection: close\r\n\r\n"),
+              "%s", buf);
+    cr_expect(!strstr(buf, "Proxy-") && !strstr(buf, "c2VjcmV0") && !strstr(buf, "keep-alive"));
+    expect_reply("CONNECT notallowed.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ",
+                 "notallowed.test is not on the allowlist. An admin can add it to "
+                 "JANEBOT_EGRESS_ALLOW (for example JANEBOT_EGRESS_ALLOW=...,notallowed.test). "
+                 "Retrying another way will not work.");
+    expect_reply("CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ",
+                 "IP addresses are not allowed");
+    expect_reply("CONNECT allowed.test:22 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "port 22");
+}
+
+TestSuite(proxy_e2e, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(proxy_e2e, tunnel_forward_and_refusals)
+{
+    struct stat st;
+    cr_assert_eq(stat(sock, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0600);
+    check_basics();
+    wait_idle();
+    FILE *f = fopen(logpath, "r");
+    char line[512];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        found += strstr(line, "egress C1:1.2: refused notallowed.test:443") != NULL;
+    if (f) fclose(f);
+    cr_expect_eq(found, 1, "one log line per refusal");
+}
+
+Test(proxy_e2e, more_refusals)
+{
+    const char *ip[] = {"[::1]:443", "2130706433:443",         "0x7f.1:443",  "0177.0.0.1:443",
+                        "127.1:443", "[::ffff:127.0.0.1]:443", "10.0.0.1:443"};
+    char req[128];
+    for (size_t i = 0; i < JB_ARRAY_LEN(ip); i++) {
+        snprintf(req, sizeof req, "CONNECT %s HTTP/1.1\r\n\r\n", ip[i]);
+        expect_reply(req, "HTTP/1.1 403 ", "IP addresses are not allowed");
+    }
+    expect_reply("GET http://10.0.0.1/ HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "IP addresses");
+    expect_reply("CONNECT wild.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "not on the allowlist");
+    expect_reply("CONNECT ALLOWED.TEST.:25 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "port 25");
+    expect_reply("GET http://allowed.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n", "HTTP/1.1 403 ",
+                 "Host header");
+    expect_reply("GET /x HTTP/1.1\r\nHost: allowed.test\r\n\r\n", "HTTP/1.1 400 ",
+                 "not a proxy request");
+    expect_reply("CONNECT a.wild.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 502 ", "cannot resolve");
+    char buf[4096];
+    ask("POST http://ALLOWED.test/p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloEXTRA", 0, buf,
+        sizeof buf);
+    cr_expect(strstr(buf, "POST /p HTTP/1.1\r\nHost: allowed.test\r\n") &&
+                  strstr(buf, "\r\n\r\nhello"),
+              "%s", buf);
+    cr_expect(!strstr(buf, "EXTRA"), "bytes past Content-Length are not forwarded: %s", buf);
+}
+
+Test(proxy_e2e, loopback_name_without_mapping_is_refused)
+{
+    egress_proxy_free(px);
+    egress_policy_free(pol);
+    start_proxy("localhost,allowed.test", NULL);
+    expect_reply("CONNECT localhost:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "non-public address");
+}
+
+Test(proxy_e2e, sni_must_match_the_connect_host)
+{
+    unsigned char hello[600];
+    char buf[700];
+    int fd = open_tunnel("allowed.test:443");
+    size_t n = client_hello(hello, "ALLOWED.test");
+    cr_assert_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
+    cr_expect_eq(read_some(fd, buf, n + 1, NULL), n, "the origin echoes the ClientHello");
+    close(fd);
+    fd = open_tunnel("allowed.test:443");
+    n = client_hello(hello, "other.test");
+    cr_assert_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
+    cr_expect_eq(read_some(fd, buf, sizeof buf, NULL), 0, "closed without a byte");
+    close(fd);
+}
+
+Test(proxy_e2e, connection_limit_and_hostile_input)
+{
+    int fds[EGRESS_MAX_PER_LISTENER];
+    for (int i = 0; i < EGRESS_MAX_PER_LISTENER; i++)
+        fds[i] = dial();
+    expect_reply("CONNECT allowed.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 503 ",
+                 "too many connections from this sandbox");
+    for (int i = 0; i < EGRESS_MAX_PER_LISTENER; i++)
+        close(fds[i]);
+    wait_idle();
+    static char junk[20000];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 7919 % 251);
+    char buf[4096];
+    int fd = dial();
+    cr_expect_eq(send(fd, junk, 64, MSG_NOSIGNAL), 64);
+    close(fd); /* half a head of junk, then gone */
+    memcpy(junk + 100, "\r\n\r\n", 4);
+    ask(junk, 104, buf, sizeof buf);
+    cr_expect(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "%s", buf);
+    memset(junk, 'A', sizeof junk);
+    ask(junk, sizeof junk, buf, sizeof buf);
+    cr_expect(strncmp(buf, "HTTP/1.1 431 ", 13) == 0, "%s", buf);
+    expect_reply("CONNECT allowed.test:443 HTTP/1.1\r\nX: a\nY: b\r\n\r\n", "HTTP/1.1 400 ",
+                 "bare LF");
+    close(dial());  /* abrupt close before anything */
+    check_basics(); /* still serving */
+}
+
+Test(proxy_e2e, listener_close_drops_a_live_tunnel)
+{
+    int fd = open_tunnel("allowed.test:80");
+    char buf[16];
+    cr_assert_eq(send(fd, "ping", 4, MSG_NOSIGNAL), 4);
+    read_some(fd, buf, 5, NULL);
+    cr_assert_str_eq(buf, "ping");
+    int64_t t0 = jb_mono_ms();
+    egress_listener_close(lst);
+    cr_expect_lt(jb_mono_ms() - t0, 2000, "close waited %lld ms", (long long)(jb_mono_ms() - t0));
+    cr_expect_eq(read_some(fd, buf, sizeof buf, NULL), 0, "the tunnel is gone");
+    struct stat st;
+    cr_expect_eq(stat(sock, &st), -1, "the socket is unlinked");
+    close(fd);
+}
+
+/* ---- the relay --------------------------------------------------------------------------------
+ */
+
+static pid_t relay_pid = -1;
+static int relay_port;
+
+static int dial_relay(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)relay_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "%s", strerror(errno));
+    return fd;
+}
+
+/* The relay is forked before any thread starts, and dials the proxy's socket lazily. */
+static void relay_setup(void)
+{
+    setup_dir();
+    int lfd = tcp_listen(&relay_port);
+    relay_pid = fork();
+    cr_assert_geq(relay_pid, 0);
+    if (relay_pid == 0) {
+        struct jb_err err = {0};
+        relay_serve(lfd, sock, &err);
+        _exit(1);
+    }
+    close(lfd);
+    dial_fn = dial_relay;
+    setup_servers();
+}
+
+static void relay_teardown(void)
+{
+    kill(relay_pid, SIGKILL);
+    waitpid(relay_pid, NULL, 0);
+    teardown();
+}
+
+Test(proxy_relay, same_answers_through_the_relay, .init = relay_setup, .fini = relay_teardown,
+     .timeout = 60)
+{
+    check_basics();
+    int fds[RELAY_MAX_CONNS + 4];
+    for (size_t i = 0; i < JB_ARRAY_LEN(fds); i++)
+        fds[i] = dial_relay(); /* the relay closes those over its limit; it must stay up */
+    for (size_t i = 0; i < JB_ARRAY_LEN(fds); i++)
+        close(fds[i]);
+    wait_idle();
+    poll(NULL, 0, 300); /* the relay's own threads end just after the proxy's */
+    expect_reply("CONNECT notallowed.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "allowlist");
+    struct jb_err err = {0};
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC); /* not a socket: a fatal error */
+    cr_expect_eq(relay_serve(devnull, sock, &err), -1);
+    close(devnull);
+    cr_expect_eq(err.code, JB_ESYS, "%s", err.msg);
+}
