@@ -5,7 +5,7 @@
 #   make bench    sandbox start-up benchmark
 
 CC      ?= cc
-PKGS    := sqlite3 jansson libcrypto libedit libseccomp
+PKGS    := sqlite3 jansson libcrypto libedit libseccomp libcurl libwebsockets libcmark
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -19,7 +19,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRC  := $(sort $(wildcard src/util/*.c src/store/*.c src/agent/*.c src/sandbox/*.c \
-                              src/frontend/*.c src/core/*.c src/proxy/*.c))
+                              src/frontend/*.c src/core/*.c src/proxy/*.c src/slack/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
@@ -68,6 +68,7 @@ $(B)/bench-exec: $(B)/bench/bench-exec.o $(B)/libjanebot.a
 
 bench: all $(B)/bench-exec
 	./$(B)/bench-exec ./$(B)/janebot
+	./bench/proxy-throughput.py ./$(B)/janebot
 
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c

@@ -88,6 +88,16 @@ void egress_conn_close_upstream(struct egress_conn *c)
     pthread_mutex_unlock(&px->mu);
 }
 
+/* Under px->mu: c leaves the live list and the counts (E1). */
+static void unlink_live(struct egress_listener *l, struct egress_conn *c)
+{
+    struct egress_conn **pp = &l->live;
+    while (*pp != c)
+        pp = &(*pp)->next;
+    *pp = c->next;
+    l->nlive--, l->px->nlive--;
+}
+
 void egress_conn_finish(struct egress_conn *c)
 {
     struct egress_listener *l = c->l;
@@ -96,13 +106,9 @@ void egress_conn_finish(struct egress_conn *c)
     if (c->cfd >= 0) close(c->cfd);
     if (c->ufd >= 0) close(c->ufd);
     c->cfd = c->ufd = -1;
-    struct egress_conn **pp = &l->live;
-    while (*pp != c)
-        pp = &(*pp)->next;
-    *pp = c->next;
+    unlink_live(l, c);
     c->next = l->dead;
     l->dead = c;
-    l->nlive--, px->nlive--;
     pthread_cond_broadcast(&px->cv);
     pthread_mutex_unlock(&px->mu);
     wake(l); /* l outlives this thread: it is freed only after joining it */
@@ -163,11 +169,7 @@ static void admit(struct egress_listener *l, int fd)
     if (px_thread_start(&c->thr, egress_conn_main, c, 0) == 0) return;
     log_error("egress %s: cannot start a connection thread: %s", l->key, strerror(errno));
     pthread_mutex_lock(&px->mu);
-    struct egress_conn **pp = &l->live;
-    while (*pp != c)
-        pp = &(*pp)->next;
-    *pp = c->next;
-    l->nlive--, px->nlive--;
+    unlink_live(l, c);
     pthread_mutex_unlock(&px->mu);
     close(fd);
     free(c);

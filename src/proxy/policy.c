@@ -138,6 +138,10 @@ int egress_policy_has_test_hosts(const struct egress_policy *p)
 
 /* ---- addresses ------------------------------------------------------------------------- */
 
+/* 0/8 "this network", 10/8, 100.64/10 CGNAT, 127/8, 169.254/16 link-local (cloud metadata),
+ * 172.16/12, 192.0.0/24 IETF, 192.0.2/24 TEST-NET-1, 192.88.99/24 6to4 relays, 192.168/16,
+ * 198.18/15 benchmarking, 198.51.100/24 TEST-NET-2, 203.0.113/24 TEST-NET-3, 224/4
+ * multicast, 240/4 reserved and broadcast. */
 static int v4_forbidden(uint32_t a)
 {
     static const struct {
@@ -160,6 +164,8 @@ static uint32_t be32_at(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* Only global unicast passes. An address embedding IPv4 (mapped, NAT64, 6to4) reaches that
+ * IPv4 address through a translator, so the embedded address is what gets checked. */
 static int v6_forbidden(const unsigned char *b)
 {
     static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -167,10 +173,10 @@ static int v6_forbidden(const unsigned char *b)
     if (memcmp(b, mapped, 12) == 0 || memcmp(b, nat64, 12) == 0)
         return v4_forbidden(be32_at(b + 12));
     if ((b[0] & 0xe0) != 0x20) return 1;                       /* outside 2000::/3 global unicast */
-    if (b[0] == 0x20 && b[1] == 0x01 && b[2] < 0x02) return 1; /* 2001::/23 */
-    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return 1;
-    if (b[0] == 0x3f && b[1] == 0xff && b[2] < 0x10) return 1;             /* 3fff::/20 */
-    if (b[0] == 0x20 && b[1] == 0x02) return v4_forbidden(be32_at(b + 2)); /* 6to4 */
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] < 0x02) return 1; /* 2001::/23, Teredo… */
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return 1; /* docs */
+    if (b[0] == 0x3f && b[1] == 0xff && b[2] < 0x10) return 1;                  /* 3fff::/20 */
+    if (b[0] == 0x20 && b[1] == 0x02) return v4_forbidden(be32_at(b + 2));      /* 6to4 */
     return 0;
 }
 

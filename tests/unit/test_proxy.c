@@ -597,6 +597,26 @@ Test(proxy_e2e, listener_close_drops_a_live_tunnel)
     close(fd);
 }
 
+Test(proxy_e2e, listen_replaces_stale_sockets_only)
+{
+    struct egress_listener *l2 = NULL;
+    struct jb_err err = {0};
+    char path[200];
+    snprintf(path, sizeof path, "%s/file", dir);
+    cr_assert_eq(jb_write_file(path, "x", 1, 0600, &err), 0, "%s", err.msg);
+    cr_expect_eq(egress_listen(px, path, "k2", (uid_t)-1, &l2, &err), -1);
+    cr_expect_eq(err.code, JB_ECONFIG, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/stale.sock", dir);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    close(fd); /* leaves a stale socket file behind */
+    cr_assert_eq(egress_listen(px, path, "k2", getuid(), &l2, &err), 0, "%s", err.msg);
+    egress_listener_close(l2);
+    cr_expect_eq(access(path, F_OK), -1, "unlinked on close");
+}
+
 /* ---- the relay --------------------------------------------------------------------------------
  */
 

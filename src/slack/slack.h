@@ -1,0 +1,126 @@
+/* slack/slack.h -- Slack's wire formats: Socket Mode envelopes, Events API payloads, the
+ * Web API (libcurl), Markdown -> mrkdwn (libcmark) and message chunking.
+ * Knows nothing of agents or sandboxes. Tokens appear in no log line or error. */
+#ifndef JB_SLACK_H
+#define JB_SLACK_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/* ---- Socket Mode envelopes (events.c) -------------------------------------------- */
+
+enum slack_envelope_type {
+    SLACK_ENV_HELLO,
+    SLACK_ENV_DISCONNECT,
+    SLACK_ENV_EVENTS_API,
+    SLACK_ENV_SLASH_COMMANDS,
+    SLACK_ENV_INTERACTIVE,
+    SLACK_ENV_OTHER, /* unknown type: acked (if it has an envelope_id) and ignored */
+};
+
+struct slack_envelope {
+    enum slack_envelope_type type;
+    char *envelope_id;       /* NULL for hello/disconnect */
+    char *disconnect_reason; /* "warning", "refresh_requested", "link_disabled", … */
+    int retry_attempt;
+    char *retry_reason;
+    int accepts_response_payload;
+    json_t *payload;         /* owned; NULL when absent */
+};
+
+/* Parse one WebSocket text frame. -1 with JB_EPROTO when it is not a JSON object with a
+ * string "type"; when an envelope_id could still be read, *ret_envelope_id (caller frees)
+ * gets it so the frame can be acked anyway. */
+int slack_envelope_parse(const char *text, size_t len, struct slack_envelope *ret,
+                         char **ret_envelope_id, struct jb_err *err);
+void slack_envelope_release(struct slack_envelope *e);
+/* {"envelope_id": "…"} (plus "payload" when payload != NULL, borrowed); caller frees. */
+char *slack_ack_json(const char *envelope_id, const json_t *payload);
+
+/* A user message the bot should act on, from an events_api payload. All owned. */
+struct slack_message {
+    char *event_id;     /* the callback's event_id (redeliveries share it) */
+    char *dedupe_key;   /* "CHANNEL:TS" of the message: app_mention and message of one
+                           post share it */
+    char *team, *channel, *channel_type, *user, *ts;
+    char *thread_ts;    /* the thread's parent ts (thread_ts, else ts) */
+    char *thread_key;   /* "CHANNEL:THREAD_TS" */
+    char *text;         /* the prompt: bot mention removed, &amp; &lt; &gt; unescaped, trimmed */
+    int is_mention;     /* app_mention, or a message that mentions the bot */
+    int in_thread;      /* the message was a reply inside an existing thread */
+    json_t *files;      /* owned array or NULL */
+};
+void slack_message_release(struct slack_message *m);
+
+/* Decide what an events_api payload means. Returns 1 and fills *ret for a message to act
+ * on; 0 for one to ignore, with *why (static string: "bot message", "edit", "own
+ * message", "unsupported event", …); -1 with JB_EPROTO for a malformed payload.
+ * bot_user_id/bot_id come from auth.test. Messages count only in DMs (channel_type im)
+ * or as app_mention; a plain channel message that is not a mention is ignored. */
+int slack_event_interpret(const json_t *payload, const char *bot_user_id, const char *bot_id,
+                          struct slack_message *ret, const char **why, struct jb_err *err);
+
+/* ---- Markdown -> mrkdwn, chunking (mrkdwn.c, chunk.c) ----------------------------- */
+
+/* Convert the agent's Markdown to Slack mrkdwn using libcmark's parse tree: bold, italic,
+ * strike, inline code, fences, links <url|text>, lists, quotes, headings as bold lines,
+ * tables as code blocks; & < > escaped outside of user mentions (<@U…>, <#C…>, <!here>)
+ * and emoji (:name:) which stay intact. Caller frees; NULL only when out of memory. */
+char *slack_mrkdwn_from_markdown(const char *markdown);
+
+/* Split text into pieces of at most max_chars characters (UTF-8 code points), at line
+ * boundaries where possible; a piece that ends inside a ``` fence closes it and the next
+ * reopens it. Nothing is lost. Pieces are pushed to out (the caller's). */
+int slack_chunk(const char *text, size_t max_chars, struct jb_strv *out, struct jb_err *err);
+
+/* ---- Web API (web.c) ------------------------------------------------------------- */
+
+struct slack_web_opts {
+    const char *api_url;   /* SLACK_API_URL, ends with '/': "https://slack.com/api/" */
+    const char *bot_token; /* xoxb-… */
+    const char *app_token; /* xapp-… (apps.connections.open only) */
+    int max_retries;       /* for 5xx / network errors (0 = default 3) */
+    long timeout_ms;       /* per request (0 = default 15000) */
+};
+
+struct slack_web;
+/* Copies the options. Thread-safe: calls may come from several threads at once.
+ * *ret is the caller's; free with slack_web_free(). */
+int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct jb_err *err);
+void slack_web_free(struct slack_web *w);
+
+/* POST one method. args (borrowed, may be NULL) is sent as JSON, or form-encoded when
+ * form is 1 (read methods). 429: waits Retry-After and retries; 5xx, non-JSON and
+ * network errors: retries with jittered backoff up to max_retries. ok:true -> 0 and
+ * *ret (owned; may be NULL to discard). ok:false -> -1, err->msg "METHOD: ERROR" and
+ * *ret_error (caller frees, may be NULL) the error code. Logged once with method and
+ * error code, never a token. */
+int slack_call(struct slack_web *w, const char *method, const json_t *args, int form,
+               int app_token, json_t **ret, char **ret_error, struct jb_err *err);
+
+int slack_auth_test(struct slack_web *w, char **ret_user_id, char **ret_bot_id,
+                    struct jb_err *err);
+int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *err);
+/* thread_ts may be NULL. *ret_ts (caller frees, may be NULL) is the new message's ts. */
+int slack_post_message(struct slack_web *w, const char *channel, const char *thread_ts,
+                       const char *mrkdwn, char **ret_ts, struct jb_err *err);
+int slack_update_message(struct slack_web *w, const char *channel, const char *ts,
+                         const char *mrkdwn, struct jb_err *err);
+int slack_delete_message(struct slack_web *w, const char *channel, const char *ts,
+                         struct jb_err *err);
+/* already_reacted / no_reaction count as success. */
+int slack_reaction(struct slack_web *w, const char *channel, const char *ts, const char *name,
+                   int add, struct jb_err *err);
+/* Every message of a thread, oldest first, following next_cursor; thread_not_found gives
+ * an empty array. *ret (owned) is a JSON array of message objects. */
+int slack_thread_replies(struct slack_web *w, const char *channel, const char *thread_ts,
+                         json_t **ret, struct jb_err *err);
+/* files.getUploadURLExternal, POST the bytes, files.completeUploadExternal into the
+ * thread. */
+int slack_upload_file(struct slack_web *w, const char *channel, const char *thread_ts,
+                      const char *path, const char *filename, struct jb_err *err);
+
+#endif
