@@ -280,7 +280,7 @@ int egress_listen(struct egress_proxy *px, const char *sock_path, const char *th
     l->next = px->listeners;
     px->listeners = l;
     pthread_mutex_unlock(&px->mu);
-    log_info("egress %s: listening on %s", l->key, l->path);
+    log_debug("egress %s: listening on %s", l->key, l->path);
     *ret = l;
     return 0;
 }
@@ -310,6 +310,6 @@ void egress_listener_close(struct egress_listener *l)
     pthread_mutex_unlock(&px->mu);
     join_all(dead);
     unlink(l->path);
-    log_info("egress %s: closed %s", l->key, l->path);
+    log_debug("egress %s: closed %s", l->key, l->path);
     listener_free(l);
 }
