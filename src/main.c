@@ -103,7 +103,7 @@ static int chat_loop(struct core *c, const char *key, const char *user, int inte
             p++;
         if (*p) {
             if (interactive) add_history(line);
-            if (core_submit(c, key, user, line, &err) < 0)
+            if (core_submit(c, key, user, line, NULL, &err) < 0)
                 fprintf(stderr, "janebot: message not accepted: %s\n", err.msg);
             else if (interactive)
                 core_drain(c); /* a conversation: answer before the next prompt */
@@ -155,7 +155,7 @@ static int cmd_chat(const struct command *cmd, int argc, char **argv)
     struct jb_err err = {0};
     char key[1024];
     snprintf(key, sizeof key, "chat:%s", thread);
-    if (!fe || core_new(&cfg, fe, &c, &err) < 0) {
+    if (!fe || core_new(&cfg, fe, NULL, &c, &err) < 0) {
         fprintf(stderr, "janebot: %s\n", fe ? err.msg : "out of memory");
         frontend_terminal_free(fe);
         config_release(&cfg);

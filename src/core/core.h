@@ -52,22 +52,32 @@ void config_release(struct jb_config *cfg);
 const char *config_get(const char *name);
 
 /* ---- lanes: one per thread key, run on a bounded worker pool ----
- * (L1) At most one message per lane runs at a time.
- * (L2) Messages of a lane run in arrival order; none is dropped.
- * (L3) Different lanes run in parallel, at most `workers` at once. */
+ * (L1) At most one turn per lane runs at a time.
+ * (L2) Messages of a lane run in arrival order; none is dropped. With merging, every
+ *      message waiting when a turn starts goes into that one turn.
+ * (L3) Different lanes run in parallel, at most `workers` at once.
+ * (L4) With a debounce, an idle lane's turn starts debounce_ms after its latest message. */
 
 struct lane_msg {
     int64_t inbox_id;
     char *thread_key, *user_id, *text;
+    char *ref; /* the frontend's reference to the message (Slack: "CHANNEL:TS"), or NULL */
 };
 
 struct lanes;
-typedef void (*lane_run_fn)(void *ud, int worker, const struct lane_msg *msg);
+/* One turn: n >= 1 messages of one thread, in arrival order (borrowed for the call). */
+typedef void (*lane_run_fn)(void *ud, int worker, const struct lane_msg *msgs, size_t n);
+struct lanes_opts {
+    int workers;
+    int merge;       /* 1: a turn takes every waiting message of its lane */
+    int debounce_ms; /* 0: no debounce */
+};
 /* Starts the workers. *ret is the caller's; lanes_free() drains and joins. */
-int lanes_new(int workers, lane_run_fn run, void *ud, struct lanes **ret, struct jb_err *err);
-/* Copies the message. */
+int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lanes **ret,
+              struct jb_err *err);
+/* Copies the message (ref may be NULL). */
 int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
-                  const char *text, struct jb_err *err);
+                  const char *text, const char *ref, struct jb_err *err);
 /* Blocks until every queued message has run. */
 void lanes_drain(struct lanes *l);
 /* Messages queued or running. */
@@ -79,17 +89,33 @@ void lanes_free(struct lanes *l);
 struct frontend;
 struct core;
 
+struct core_opts {
+    int merge;       /* a turn takes every message waiting in its thread (Slack) */
+    int debounce_ms; /* quick successive messages of a thread become one turn */
+};
+
 /* Opens the store, checks that the sandbox backend can run (fails closed), warns when
  * the agent CLI or its key is missing (each turn then says how to install it), starts
- * the workers. *ret is the caller's; core_free() waits for turns in flight. */
-int core_new(const struct jb_config *cfg, struct frontend *fe, struct core **ret,
-             struct jb_err *err);
-/* Accept a message: stored in the inbox first, then queued in its thread's lane. */
+ * the workers. o may be NULL (no merging, no debounce). *ret is the caller's;
+ * core_free() waits for turns in flight. */
+int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core_opts *o,
+             struct core **ret, struct jb_err *err);
+/* Accept a message: stored in the inbox first, then queued in its thread's lane. ref is
+ * the frontend's reference to it (may be NULL). */
 int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
-                struct jb_err *err);
+                const char *ref, struct jb_err *err);
+/* Accept a Slack event exactly once (by event id and by post): 0 queued, 1 seen before,
+ * -1 error. Durable before it returns, so the caller may acknowledge it. */
+int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
+                      const char *thread_key, const char *user, const char *text,
+                      const char *ref, struct jb_err *err);
 /* Queue the inbox's unfinished messages (after a crash or restart) of thread `key`, or
  * of every thread whose key starts with `key` when prefix is 1. Returns how many, or -1. */
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err);
+/* A one-line status of the thread's turn into buf; returns 1 when one is running. */
+int core_status(struct core *c, const char *thread_key, char *buf, size_t n);
+/* Cancel the thread's running turn (its processes are killed); 1 when there was one. */
+int core_abort(struct core *c, const char *thread_key);
 void core_drain(struct core *c);
 void core_free(struct core *c);
 

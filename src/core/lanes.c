@@ -1,13 +1,15 @@
 /* core/lanes.c -- one lane per thread key, run by a fixed pool of worker threads.
  *
- *   lane states:  QUEUED (on the ready list) --worker--> RUNNING --done--> QUEUED if more
- *                 messages wait, else the lane is freed.
- * (L1) A lane is on the ready list or RUNNING, never both: so one turn per thread.
+ *   IDLE --msg--> WAITING (on the ready list, due at ready_at) --worker--> RUNNING
+ *   RUNNING --done--> WAITING (due now) if messages arrived meanwhile, else the lane is
+ *   freed. A message to a WAITING lane restarts its debounce (ready_at = now + debounce).
+ * (L1) A lane is on the ready list or RUNNING, never both: one turn per thread.
  * (L2) Messages are appended and taken from the head: arrival order, none dropped.
  * (L3) A finished lane goes to the tail of the ready list, so a busy thread cannot
  *      starve the others. All state is guarded by one mutex; turns run outside it. */
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 
@@ -21,7 +23,9 @@ struct msg_node {
 struct lane {
     char *key;
     struct msg_node *head, *tail;
+    size_t count;
     int running, ready;
+    int64_t ready_at; /* jb_mono_ms() when a WAITING lane may start */
     struct lane *next_ready, *next_bucket;
 };
 
@@ -32,6 +36,7 @@ struct lanes {
     struct lane *ready_head, *ready_tail;
     size_t pending;
     int stopping;
+    struct lanes_opts opts;
     lane_run_fn run;
     void *ud;
     int nworkers;
@@ -52,29 +57,38 @@ static void msg_free(struct msg_node *n)
     free(n->m.thread_key);
     free(n->m.user_id);
     free(n->m.text);
+    free(n->m.ref);
     free(n);
 }
 
-static void ready_push(struct lanes *l, struct lane *ln)
+static void ready_push(struct lanes *l, struct lane *ln, int64_t at)
 {
     ln->ready = 1;
+    ln->ready_at = at;
     ln->next_ready = NULL;
-    if (l->ready_tail)
-        l->ready_tail->next_ready = ln;
-    else
-        l->ready_head = ln;
+    if (l->ready_tail) l->ready_tail->next_ready = ln;
+    else l->ready_head = ln;
     l->ready_tail = ln;
-    pthread_cond_signal(&l->work);
+    pthread_cond_broadcast(&l->work);
 }
 
-static struct lane *ready_pop(struct lanes *l)
+/* The first lane that is due, unlinked; else NULL and *wake_at the earliest due time. */
+static struct lane *ready_take(struct lanes *l, int64_t now, int64_t *wake_at)
 {
-    struct lane *ln = l->ready_head;
-    if (!ln) return NULL;
-    l->ready_head = ln->next_ready;
-    if (!l->ready_head) l->ready_tail = NULL;
-    ln->ready = 0;
-    return ln;
+    struct lane *prev = NULL;
+    *wake_at = 0;
+    for (struct lane *ln = l->ready_head; ln; prev = ln, ln = ln->next_ready) {
+        if (ln->ready_at > now) {
+            if (!*wake_at || ln->ready_at < *wake_at) *wake_at = ln->ready_at;
+            continue;
+        }
+        if (prev) prev->next_ready = ln->next_ready;
+        else l->ready_head = ln->next_ready;
+        if (l->ready_tail == ln) l->ready_tail = prev;
+        ln->ready = 0;
+        return ln;
+    }
+    return NULL;
 }
 
 static void lane_unlink_free(struct lanes *l, struct lane *ln)
@@ -85,6 +99,55 @@ static void lane_unlink_free(struct lanes *l, struct lane *ln)
     *pp = ln->next_bucket;
     free(ln->key);
     free(ln);
+}
+
+static void wait_until(struct lanes *l, int64_t wake_at)
+{
+    if (!wake_at) {
+        pthread_cond_wait(&l->work, &l->mu);
+        return;
+    }
+    int64_t delay = wake_at - jb_mono_ms();
+    if (delay <= 0) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += delay / 1000;
+    ts.tv_nsec += (delay % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&l->work, &l->mu, &ts);
+}
+
+/* Take the messages of one turn off the lane (all of them when merging). */
+static struct msg_node *take_batch(struct lanes *l, struct lane *ln, size_t *n)
+{
+    struct msg_node *batch = ln->head;
+    if (l->opts.merge) {
+        *n = ln->count;
+        ln->head = ln->tail = NULL;
+    } else {
+        *n = 1;
+        ln->head = batch->next;
+        if (!ln->head) ln->tail = NULL;
+        batch->next = NULL;
+    }
+    ln->count -= *n;
+    return batch;
+}
+
+static void run_batch(struct lanes *l, int worker, struct msg_node *batch, size_t n)
+{
+    struct lane_msg stackv[8] = {0};
+    struct lane_msg *v = n <= 8 ? stackv : calloc(n, sizeof *v);
+    size_t i = 0;
+    for (struct msg_node *p = batch; p && v; p = p->next) v[i++] = p->m;
+    if (v) l->run(l->ud, worker, v, n);
+    else log_error("out of memory: a turn of %zu messages could not run", n);
+    if (v != stackv) free(v);
+    while (batch) {
+        struct msg_node *next = batch->next;
+        msg_free(batch);
+        batch = next;
+    }
 }
 
 struct worker_arg {
@@ -99,45 +162,44 @@ static void *worker_main(void *p)
     struct lanes *l = wa.l;
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        struct lane *ln;
-        while (!(ln = ready_pop(l)) && !l->stopping)
-            pthread_cond_wait(&l->work, &l->mu);
-        if (!ln) break;
-        struct msg_node *n = ln->head;
-        ln->head = n->next;
-        if (!ln->head) ln->tail = NULL;
+        int64_t wake_at;
+        struct lane *ln = ready_take(l, jb_mono_ms(), &wake_at);
+        if (!ln) {
+            if (l->stopping && !l->ready_head) break;
+            wait_until(l, wake_at);
+            continue;
+        }
+        size_t n;
+        struct msg_node *batch = take_batch(l, ln, &n);
         ln->running = 1;
         pthread_mutex_unlock(&l->mu);
-
-        l->run(l->ud, wa.index, &n->m);
-        msg_free(n);
-
+        run_batch(l, wa.index, batch, n);
         pthread_mutex_lock(&l->mu);
         ln->running = 0;
-        l->pending--;
-        if (ln->head)
-            ready_push(l, ln);
-        else
-            lane_unlink_free(l, ln);
+        l->pending -= n;
+        if (ln->head) ready_push(l, ln, jb_mono_ms());
+        else lane_unlink_free(l, ln);
         if (l->pending == 0) pthread_cond_broadcast(&l->idle);
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
 }
 
-int lanes_new(int workers, lane_run_fn run, void *ud, struct lanes **ret, struct jb_err *err)
+int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lanes **ret,
+              struct jb_err *err)
 {
     struct lanes *l = calloc(1, sizeof *l);
-    if (!l || !(l->workers = calloc((size_t)workers, sizeof *l->workers))) {
+    if (!l || !(l->workers = calloc((size_t)o->workers, sizeof *l->workers))) {
         free(l);
         return jb_err_set(err, JB_ENOMEM, "lanes");
     }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->work, NULL);
     pthread_cond_init(&l->idle, NULL);
+    l->opts = *o;
     l->run = run;
     l->ud = ud;
-    for (int i = 0; i < workers; i++) {
+    for (int i = 0; i < o->workers; i++) {
         struct worker_arg *wa = malloc(sizeof *wa);
         int rc = wa ? (*wa = (struct worker_arg){l, i},
                        pthread_create(&l->workers[i], NULL, worker_main, wa))
@@ -168,19 +230,28 @@ static struct lane *lane_get(struct lanes *l, const char *key)
     return ln;
 }
 
-int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
-                  const char *text, struct jb_err *err)
+static struct msg_node *msg_new(int64_t inbox_id, const char *thread_key, const char *user,
+                                const char *text, const char *ref)
 {
     struct msg_node *n = calloc(1, sizeof *n);
-    if (!n) return jb_err_set(err, JB_ENOMEM, "message");
+    if (!n) return NULL;
     n->m.inbox_id = inbox_id;
     n->m.thread_key = strdup(thread_key);
     n->m.user_id = strdup(user);
     n->m.text = strdup(text);
-    if (!n->m.thread_key || !n->m.user_id || !n->m.text) {
+    n->m.ref = ref ? strdup(ref) : NULL;
+    if (!n->m.thread_key || !n->m.user_id || !n->m.text || (ref && !n->m.ref)) {
         msg_free(n);
-        return jb_err_set(err, JB_ENOMEM, "message");
+        return NULL;
     }
+    return n;
+}
+
+int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
+                  const char *text, const char *ref, struct jb_err *err)
+{
+    struct msg_node *n = msg_new(inbox_id, thread_key, user, text, ref);
+    if (!n) return jb_err_set(err, JB_ENOMEM, "message");
     pthread_mutex_lock(&l->mu);
     struct lane *ln = lane_get(l, thread_key);
     if (!ln) {
@@ -188,13 +259,18 @@ int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, con
         msg_free(n);
         return jb_err_set(err, JB_ENOMEM, "lane");
     }
-    if (ln->tail)
-        ln->tail->next = n;
-    else
-        ln->head = n;
+    if (ln->tail) ln->tail->next = n;
+    else ln->head = n;
     ln->tail = n;
+    ln->count++;
     l->pending++;
-    if (!ln->running && !ln->ready) ready_push(l, ln);
+    int64_t due = jb_mono_ms() + l->opts.debounce_ms;
+    if (ln->ready) { /* still waiting: the debounce starts over */
+        ln->ready_at = due;
+        pthread_cond_broadcast(&l->work);
+    } else if (!ln->running) {
+        ready_push(l, ln, due);
+    }
     pthread_mutex_unlock(&l->mu);
     return 0;
 }

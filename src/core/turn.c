@@ -1,33 +1,27 @@
-/* core/turn.c -- the bot: accepting messages and running one turn of the agent.
- * The only file that holds the store, the sandbox backend, the agent adapter and the
- * frontend together. Turns run on lane workers, each with its own store connection. */
-#include <pthread.h>
+/* core/turn.c -- one turn of the agent: the only place that holds the store, the sandbox
+ * backend, the agent adapter and the frontend together. Runs on a lane worker with that
+ * worker's own store connection. */
 #include <string.h>
 
 #include "agent/agent.h"
-#include "core/core.h"
+#include "core/core-int.h"
 #include "frontend/frontend.h"
-#include "sandbox/sandbox.h"
 #include "store/store.h"
-
-struct core {
-    const struct jb_config *cfg;
-    struct frontend *fe;
-    const struct agent_ops *agent;
-    struct sandbox_ctx sbx;
-    struct store *store;         /* the accepting thread's connection */
-    pthread_mutex_t store_mu;    /* core_submit may be called from several threads */
-    struct store **worker_store; /* one per worker, opened by that worker */
-    struct lanes *lanes;
-};
 
 /* The turn being run: what the stream callbacks need. */
 struct turn_ctx {
     struct core *c;
-    const struct lane_msg *m;
+    const char *thread_key;
+    const char *user;
+    const char *prompt;
+    const char *const *refs;
+    size_t n;
+    struct running *run;
     struct agent_stream *stream;
     struct agent_result res;
 };
+
+#define FAIL(t, msg) (t)->c->fe->ops->fail((t)->c->fe, (t)->thread_key, (t)->refs, (t)->n, msg, NULL)
 
 static void on_event(void *ud, const struct agent_event *ev)
 {
@@ -43,7 +37,9 @@ static void on_event(void *ud, const struct agent_event *ev)
         return;
     }
     jb_autofree char *clean = jb_redact(status);
-    if (clean) t->c->fe->ops->progress(t->c->fe, t->m->thread_key, clean);
+    if (!clean) return;
+    core_running_set_tool(t->c, t->run, clean);
+    t->c->fe->ops->progress(t->c->fe, t->thread_key, clean);
 }
 
 static void on_stdout(void *ud, const char *data, size_t len)
@@ -83,17 +79,22 @@ struct run_out {
     char *new_session; /* id the adapter chose before the run; owned */
 };
 
+static void log_stream_stats(const struct turn_ctx *t)
+{
+    const struct agent_stream_stats *s = agent_stream_stats(t->stream);
+    if (s->not_json || s->unknown || s->too_long)
+        log_info(
+            "thread %s: agent output: %zu lines, skipped %zu not JSON, %zu unknown, %zu too long",
+            t->thread_key, s->lines, s->not_json, s->unknown, s->too_long);
+}
+
 /* Prepare and run the agent once; results into t->res and out. */
 static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_id,
                      struct run_out *out, struct jb_err *err)
 {
     struct core *c = t->c;
-    struct agent_turn at = {.cfg = c->cfg,
-                            .thread_key = t->m->thread_key,
-                            .user = t->m->user_id,
-                            .prompt = t->m->text,
-                            .resume_id = resume_id,
-                            .run_dir = sb->run_dir};
+    struct agent_turn at = {.cfg = c->cfg, .thread_key = t->thread_key, .user = t->user,
+                            .prompt = t->prompt, .resume_id = resume_id, .run_dir = sb->run_dir};
     struct agent_cmd cmd = {0};
     if (c->agent->prepare(&at, &cmd, err) < 0) {
         agent_cmd_release(&cmd);
@@ -114,14 +115,11 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     x.files = files, x.nfiles = cmd.nfiles;
     x.stdin_data = cmd.stdin_data, x.stdin_len = cmd.stdin_data ? strlen(cmd.stdin_data) : 0;
     x.deadline_ms = jb_mono_ms() + (int64_t)c->cfg->turn_timeout_s * 1000;
+    x.cancel = &t->run->cancel;
     x.on_stdout = on_stdout, x.ud = t;
     int rc = sandbox_exec(sb, &x, err);
     agent_stream_finish(t->stream);
-    const struct agent_stream_stats *s = agent_stream_stats(t->stream);
-    if (s->not_json || s->unknown || s->too_long)
-        log_info(
-            "thread %s: agent output: %zu lines, skipped %zu not JSON, %zu unknown, %zu too long",
-            t->m->thread_key, s->lines, s->not_json, s->unknown, s->too_long);
+    log_stream_stats(t);
     agent_stream_free(t->stream);
     t->stream = NULL;
     if (rc == 0) {
@@ -141,7 +139,6 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
 {
     struct core *c = t->c;
     struct frontend *fe = c->fe;
-    const char *key = t->m->thread_key;
     char msg[2048];
     const char *answer = agent_result_answer(&t->res);
     if (o->timed_out) {
@@ -149,7 +146,7 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
             msg, sizeof msg,
             "the agent did not finish within %d seconds (JANEBOT_TURN_TIMEOUT) and was stopped",
             c->cfg->turn_timeout_s);
-        fe->ops->fail(fe, key, msg, NULL);
+        FAIL(t, msg);
         return "timeout";
     }
     if (o->over_quota) {
@@ -157,183 +154,151 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
                  "the agent was stopped: this thread's sandbox went over its disk quota of %d MiB "
                  "(JANEBOT_SANDBOX_DISK_MB); delete files in it to continue",
                  c->cfg->sandbox_disk_mb);
-        fe->ops->fail(fe, key, msg, NULL);
+        FAIL(t, msg);
         return "error";
     }
     if (o->cancelled) {
-        fe->ops->fail(fe, key, "the turn was cancelled", NULL);
+        FAIL(t, "the turn was stopped (abort)");
         return "cancelled";
     }
     if (t->res.has_result && t->res.is_error) {
         const char *why = t->res.errors ? t->res.errors : answer ? answer : t->res.subtype;
         jb_autofree char *clean = jb_redact(why ? why : "no details");
         snprintf(msg, sizeof msg, "the agent reported an error: %s", clean ? clean : "");
-        fe->ops->fail(fe, key, msg, NULL);
+        FAIL(t, msg);
         return "error";
     }
     if (answer && (t->res.has_result || o->exit_code == 0)) {
         struct jb_err e = {0};
-        if (fe->ops->answer(fe, key, answer, &e) < 0)
-            log_warn("thread %s: cannot deliver the answer: %s", key, e.msg);
+        if (fe->ops->answer(fe, t->thread_key, t->refs, t->n, answer, &e) < 0)
+            log_warn("thread %s: cannot deliver the answer: %s", t->thread_key, e.msg);
         return "ok";
     }
     jb_autofree char *excerpt = stderr_excerpt(o->stderr_tail, 5);
     snprintf(msg, sizeof msg, "the agent exited with status %d without an answer%s%s", o->exit_code,
              excerpt && *excerpt ? "; its last output:\n" : "", excerpt ? excerpt : "");
-    fe->ops->fail(fe, key, msg, NULL);
+    FAIL(t, msg);
     return "no_answer";
 }
 
-static void report_error(struct core *c, const char *key, const char *what, const struct jb_err *e)
+
+static void report_error(struct turn_ctx *t, const char *what, const struct jb_err *e)
 {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s: %s", what, e->msg);
     jb_autofree char *clean = jb_redact(msg);
-    log_warn("thread %s: %s", key, clean ? clean : what);
-    c->fe->ops->fail(c->fe, key, clean ? clean : what, NULL);
+    log_warn("thread %s: %s", t->thread_key, clean ? clean : what);
+    FAIL(t, clean ? clean : what);
 }
 
-static void run_turn(void *ud, int worker, const struct lane_msg *m)
+static int deliver_file(void *ud, const char *path, const char *name)
 {
-    struct core *c = ud;
+    struct turn_ctx *t = ud;
+    struct jb_err e = {0};
+    if (t->c->fe->ops->upload(t->c->fe, t->thread_key, path, name, &e) == 0) return 0;
+    log_warn("thread %s: cannot upload %s: %s", t->thread_key, name, e.msg);
+    return -1;
+}
+
+static void skipped_file(void *ud, const char *name, const char *why)
+{
+    struct turn_ctx *t = ud;
+    char note[512];
+    snprintf(note, sizeof note, "I left `%s` in the sandbox's outbox: %s.", name, why);
+    t->c->fe->ops->notice(t->c->fe, t->thread_key, note, NULL);
+}
+
+/* Run the agent (once more with a fresh conversation if its transcript is gone), report,
+ * and save the session; returns the audit outcome. */
+static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbox *sb,
+                             const struct session_row *sess, struct run_out *o)
+{
     struct jb_err err = {0};
-    struct store *st = worker_store(c, worker, &err);
-    if (!st) {
-        report_error(c, m->thread_key, "cannot open the store", &err);
-        return; /* the message stays pending in the inbox */
-    }
-    struct turn_ctx t = {.c = c, .m = m, .res = AGENT_RESULT_INIT};
-    struct run_out o = {0};
-    struct sandbox *sb = NULL;
-    struct session_row sess = {0};
-    int64_t turn_id = 0;
-    const char *outcome = "error";
-    c->fe->ops->started(c->fe, m->thread_key, m->user_id);
-    int have_sess = store_session_get(st, m->thread_key, &sess, &err) == 0;
-    if (sandbox_ensure(&c->sbx, m->thread_key, &sb, &err) < 0) {
-        report_error(c, m->thread_key, "cannot prepare the sandbox", &err);
-        goto done;
-    }
-    if (store_turn_begin(st, m->thread_key, m->user_id, sb->name, &turn_id, &err) < 0)
-        log_warn("thread %s: audit: %s", m->thread_key, err.msg);
-    const char *resume = have_sess ? sess.agent_session_id : NULL;
-    int rc = run_agent(&t, sb, resume, &o, &err);
-    if (rc == 0 && resume && agent_resume_missing(&t.res)) {
-        /* The transcript is gone (home removed): start a fresh conversation. */
-        log_info("thread %s: agent conversation %s not found, starting a new one", m->thread_key,
-                 resume);
-        store_session_clear_id(st, m->thread_key, NULL);
-        agent_result_release(&t.res);
-        t.res = (struct agent_result)AGENT_RESULT_INIT;
-        rc = run_agent(&t, sb, NULL, &o, &err);
+    const char *resume = sess ? sess->agent_session_id : NULL;
+    int rc = run_agent(t, sb, resume, o, &err);
+    if (rc == 0 && resume && agent_resume_missing(&t->res)) {
+        log_info("thread %s: agent conversation %s not found, starting a new one",
+                 t->thread_key, resume);
+        store_session_clear_id(st, t->thread_key, NULL);
+        agent_result_release(&t->res);
+        t->res = (struct agent_result)AGENT_RESULT_INIT;
+        rc = run_agent(t, sb, NULL, o, &err);
     }
     if (rc < 0) {
-        report_error(c, m->thread_key, "cannot run the agent", &err);
-        goto done;
+        report_error(t, "cannot run the agent", &err);
+        return "error";
     }
-    outcome = report_outcome(&t, &o);
-    const char *sid = t.res.session_id ? t.res.session_id : o.new_session;
-    if (store_session_touch(st, m->thread_key, c->agent->name, sid, sb->name, &err) < 0)
-        log_warn("thread %s: cannot save the session: %s", m->thread_key, err.msg);
-done:
+    const char *outcome = report_outcome(t, o);
+    const char *sid = t->res.session_id ? t->res.session_id : o->new_session;
+    if (store_session_touch(st, t->thread_key, t->c->agent->name, sid, sb->name, &err) < 0)
+        log_warn("thread %s: cannot save the session: %s", t->thread_key, err.msg);
+    if (!strcmp(outcome, "ok") && t->c->fe->ops->upload)
+        sandbox_outbox(sb, 10, 50LL << 20, deliver_file, skipped_file, t);
+    return outcome;
+}
+
+/* The prompt of a turn: one message, or several joined in arrival order. */
+static char *turn_prompt(const struct lane_msg *msgs, size_t n)
+{
+    struct jb_buf b = JB_BUF_INIT(64u << 20);
+    for (size_t i = 0; i < n; i++)
+        if ((i && jb_buf_append(&b, "\n\n", 2, NULL) < 0) ||
+            jb_buf_append(&b, msgs[i].text, strlen(msgs[i].text), NULL) < 0) {
+            jb_buf_release(&b);
+            return NULL;
+        }
+    return jb_buf_detach(&b, NULL);
+}
+
+static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n, const char *outcome)
+{
+    struct jb_err err = {0};
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].inbox_id &&
+            store_inbox_finish(st, msgs[i].inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
+                               &err) < 0)
+            log_warn("thread %s: inbox: %s", msgs[i].thread_key, err.msg);
+}
+
+void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
+{
+    struct core *c = ud;
+    const char *refs[64];
+    size_t nrefs = n < JB_ARRAY_LEN(refs) ? n : JB_ARRAY_LEN(refs);
+    for (size_t i = 0; i < nrefs; i++) refs[i] = msgs[i].ref;
+    jb_autofree char *prompt = turn_prompt(msgs, n);
+    struct running run = {.thread_key = msgs[0].thread_key, .started_ms = jb_mono_ms()};
+    struct turn_ctx t = {.c = c, .thread_key = msgs[0].thread_key, .user = msgs[n - 1].user_id,
+                         .prompt = prompt, .refs = refs, .n = nrefs, .run = &run,
+                         .res = AGENT_RESULT_INIT};
+    struct jb_err err = {0};
+    struct store *st = worker_store(c, worker, &err);
+    if (!st || !prompt) {
+        report_error(&t, "cannot start the turn", &err); /* the messages stay pending */
+        return;
+    }
+    core_running_add(c, &run);
+    c->fe->ops->started(c->fe, t.thread_key, t.user, refs, nrefs);
+    struct run_out o = {0};
+    struct session_row sess = {0};
+    struct sandbox *sb = NULL;
+    int64_t turn_id = 0;
+    const char *outcome = "error";
+    int have_sess = store_session_get(st, t.thread_key, &sess, &err) == 0;
+    if (sandbox_ensure(&c->sbx, t.thread_key, &sb, &err) < 0) {
+        report_error(&t, "cannot prepare the sandbox", &err);
+    } else {
+        if (store_turn_begin(st, t.thread_key, t.user, sb->name, &turn_id, &err) < 0)
+            log_warn("thread %s: audit: %s", t.thread_key, err.msg);
+        outcome = turn_body(&t, st, sb, have_sess ? &sess : NULL, &o);
+    }
+    core_running_remove(c, &run);
     if (turn_id && store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1,
                                   t.res.input_tokens, t.res.output_tokens, &err) < 0)
-        log_warn("thread %s: audit: %s", m->thread_key, err.msg);
-    if (m->inbox_id &&
-        store_inbox_finish(st, m->inbox_id, strcmp(outcome, "ok") ? "failed" : "done", &err) < 0)
-        log_warn("thread %s: inbox: %s", m->thread_key, err.msg);
+        log_warn("thread %s: audit: %s", t.thread_key, err.msg);
+    finish_inbox(st, msgs, n, outcome);
     free(o.new_session);
     agent_result_release(&t.res);
     if (have_sess) session_row_release(&sess);
     sandbox_free(sb);
-}
-
-static void warn_agent(const struct core *c)
-{
-    struct jb_err e = {0};
-    char *bin = agent_binary(c->agent, c->cfg, &e);
-    if (!bin) log_warn("agent %s: %s", c->agent->name, e.msg);
-    free(bin);
-    if (c->agent->key_var && !config_get(c->agent->key_var))
-        log_warn("agent %s: %s is not set; the agent will likely refuse to run", c->agent->name,
-                 c->agent->key_var);
-}
-
-int core_new(const struct jb_config *cfg, struct frontend *fe, struct core **ret,
-             struct jb_err *err)
-{
-    struct core *c = calloc(1, sizeof *c);
-    if (!c) return jb_err_set(err, JB_ENOMEM, "core");
-    c->cfg = cfg, c->fe = fe;
-    pthread_mutex_init(&c->store_mu, NULL);
-    c->agent = agent_ops_find(cfg->agent);
-    c->worker_store = calloc((size_t)cfg->max_concurrent_turns, sizeof *c->worker_store);
-    if (!c->agent || !c->worker_store) {
-        core_free(c);
-        return jb_err_set(err, JB_ENOMEM, "core");
-    }
-    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
-        sandbox_ctx_init(&c->sbx, cfg, 1, err) < 0) {
-        core_free(c);
-        return -1;
-    }
-    if (!strcmp(cfg->sandbox, "host"))
-        log_warn("JANEBOT_SANDBOX=host: agents run WITHOUT isolation, as this user, on this "
-                 "machine (ALLOW_LOCAL_EXECUTION=true)");
-    warn_agent(c);
-    int stale = store_turn_close_stale(c->store, err);
-    if (stale > 0) log_info("closed %d turn(s) left running by a previous stop", stale);
-    if (lanes_new(cfg->max_concurrent_turns, run_turn, c, &c->lanes, err) < 0) {
-        core_free(c);
-        return -1;
-    }
-    *ret = c;
-    return 0;
-}
-
-int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
-                struct jb_err *err)
-{
-    int64_t id = 0;
-    pthread_mutex_lock(&c->store_mu);
-    int rc = store_inbox_add(c->store, thread_key, user, text, &id, err);
-    pthread_mutex_unlock(&c->store_mu);
-    if (rc < 0) return -1;
-    return lanes_enqueue(c->lanes, id, thread_key, user, text, err);
-}
-
-int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err)
-{
-    struct inbox_msg *v = NULL;
-    size_t n = 0;
-    pthread_mutex_lock(&c->store_mu);
-    int rc = store_inbox_pending(c->store, key, &v, &n, err);
-    pthread_mutex_unlock(&c->store_mu);
-    if (rc < 0) return -1;
-    int queued = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (!prefix && strcmp(v[i].thread_key, key) != 0) continue;
-        rc = lanes_enqueue(c->lanes, v[i].id, v[i].thread_key, v[i].user_id, v[i].text, err);
-        queued++;
-    }
-    inbox_msgs_free(v, n);
-    return rc < 0 ? -1 : queued;
-}
-
-void core_drain(struct core *c)
-{
-    lanes_drain(c->lanes);
-}
-
-void core_free(struct core *c)
-{
-    if (!c) return;
-    lanes_free(c->lanes);
-    for (int i = 0; c->worker_store && i < c->cfg->max_concurrent_turns; i++)
-        store_close(c->worker_store[i]);
-    free(c->worker_store);
-    store_close(c->store);
-    sandbox_ctx_release(&c->sbx);
-    pthread_mutex_destroy(&c->store_mu);
-    free(c);
 }

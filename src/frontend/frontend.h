@@ -10,19 +10,29 @@
 
 struct frontend;
 
+/* refs[i] is the frontend's reference to the i-th message of a turn (Slack: "CHANNEL:TS"),
+ * or NULL; n >= 1. Everything is borrowed for the call. */
 struct frontend_ops {
     int version;      /* 1 */
-    const char *name; /* "terminal" */
-    /* Work on a message started: the agent is running. */
-    void (*started)(struct frontend *fe, const char *thread_key, const char *user);
+    const char *name; /* "terminal", "slack" */
+    /* Work on a turn started: the agent is running. */
+    void (*started)(struct frontend *fe, const char *thread_key, const char *user,
+                    const char *const *refs, size_t n);
     /* Progress while the agent works: a tool in use, a retry, a wait. */
     void (*progress)(struct frontend *fe, const char *thread_key, const char *status);
     /* The answer of a turn. */
-    int (*answer)(struct frontend *fe, const char *thread_key, const char *markdown,
-                  struct jb_err *err);
+    int (*answer)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
+                  const char *markdown, struct jb_err *err);
     /* A turn failed; message is short, friendly and already free of secrets. */
-    int (*fail)(struct frontend *fe, const char *thread_key, const char *message,
-                struct jb_err *err);
+    int (*fail)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
+                const char *message, struct jb_err *err);
+    /* A reply that is not an agent's answer (status, refusals, notes). */
+    int (*notice)(struct frontend *fe, const char *thread_key, const char *text,
+                  struct jb_err *err);
+    /* A file the agent left in its outbox: path is readable by janebot; NULL when the
+     * frontend cannot deliver files (then they stay in the outbox). */
+    int (*upload)(struct frontend *fe, const char *thread_key, const char *path,
+                  const char *name, struct jb_err *err);
 };
 
 struct frontend {

@@ -12,8 +12,11 @@ struct terminal {
     int show_progress;
 };
 
-static void term_started(struct frontend *fe, const char *thread_key, const char *user)
+static void term_started(struct frontend *fe, const char *thread_key, const char *user,
+                         const char *const *refs, size_t n)
 {
+    (void)refs;
+    (void)n;
     struct terminal *t = fe->priv;
     if (!t->show_progress) return;
     pthread_mutex_lock(&t->mu);
@@ -43,20 +46,32 @@ static int term_write(struct terminal *t, const char *prefix, const char *text)
     return 0;
 }
 
-static int term_answer(struct frontend *fe, const char *thread_key, const char *markdown,
-                       struct jb_err *err)
+static int term_answer(struct frontend *fe, const char *thread_key, const char *const *refs,
+                       size_t n, const char *markdown, struct jb_err *err)
 {
+    (void)refs;
+    (void)n;
     (void)thread_key;
     (void)err;
     return term_write(fe->priv, "", markdown);
 }
 
-static int term_fail(struct frontend *fe, const char *thread_key, const char *message,
-                     struct jb_err *err)
+static int term_fail(struct frontend *fe, const char *thread_key, const char *const *refs,
+                     size_t n, const char *message, struct jb_err *err)
 {
+    (void)refs;
+    (void)n;
     (void)thread_key;
     (void)err;
     return term_write(fe->priv, "error: ", message);
+}
+
+static int term_notice(struct frontend *fe, const char *thread_key, const char *text,
+                       struct jb_err *err)
+{
+    (void)thread_key;
+    (void)err;
+    return term_write(fe->priv, "", text);
 }
 
 static const struct frontend_ops terminal_ops = {
@@ -66,6 +81,8 @@ static const struct frontend_ops terminal_ops = {
     .progress = term_progress,
     .answer = term_answer,
     .fail = term_fail,
+    .notice = term_notice,
+    .upload = NULL,
 };
 
 struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress)

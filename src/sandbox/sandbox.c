@@ -206,3 +206,63 @@ int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *re
     sandbox_info_free(v, n);
     return rc < 0 ? -1 : count;
 }
+
+/* The outbox is written by the sandbox: every name is opened relative to a directory fd
+ * with O_NOFOLLOW, so a planted symlink can make janebot read nothing but its own target
+ * name, never a host file. */
+static int outbox_one(int dfd, int sent, const char *name, long long max_bytes,
+                      int (*deliver)(void *, const char *, const char *),
+                      void (*skipped)(void *, const char *, const char *), void *ud)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        skipped(ud, name, "it is not a regular file");
+        return 0;
+    }
+    if (st.st_size > max_bytes) {
+        close(fd);
+        char why[96];
+        snprintf(why, sizeof why, "it is larger than %lld MiB", max_bytes >> 20);
+        skipped(ud, name, why);
+        return 0;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int ok = deliver(ud, path, name) == 0;
+    close(fd);
+    if (ok && sent >= 0) renameat(dfd, name, sent, name);
+    return ok;
+}
+
+int sandbox_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
+                   int (*deliver)(void *ud, const char *path, const char *name),
+                   void (*skipped)(void *ud, const char *name, const char *why), void *ud)
+{
+    jb_autoclose int home = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    jb_autoclose int dfd = home < 0 ? -1 : openat(home, "outbox", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return 0;
+    struct stat ds;
+    if (fstat(dfd, &ds) == 0 && mkdirat(dfd, "sent", 0700) == 0)
+        fchownat(dfd, "sent", ds.st_uid, ds.st_gid, AT_SYMLINK_NOFOLLOW); /* the agent's */
+    jb_autoclose int sent = openat(dfd, "sent", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fdopendir(dup(dfd));
+    if (!d) return 0;
+    struct jb_strv names = JB_STRV_INIT;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.' && strcmp(de->d_name, "sent") != 0)
+            jb_strv_push(&names, de->d_name, NULL);
+    closedir(d);
+    int delivered = 0;
+    for (size_t i = 0; i < names.n; i++) {
+        if ((size_t)delivered >= max_files) {
+            skipped(ud, names.v[i], "only the first files of a turn are sent");
+            continue;
+        }
+        delivered += outbox_one(dfd, sent, names.v[i], max_bytes, deliver, skipped, ud);
+    }
+    jb_strv_free(&names);
+    return delivered;
+}

@@ -83,7 +83,8 @@ struct slack_web_opts {
     const char *bot_token; /* xoxb-… */
     const char *app_token; /* xapp-… (apps.connections.open only) */
     int max_retries;       /* for 5xx / network errors (0 = default 3) */
-    long timeout_ms;       /* per request (0 = default 15000) */
+    long timeout_ms;       /* per request (0 = default 15000); uploads get more, see below */
+    long backoff_ms;       /* first retry delay, doubled per retry, jittered (0 = 500) */
 };
 
 struct slack_web;
@@ -101,10 +102,37 @@ void slack_web_free(struct slack_web *w);
 int slack_call(struct slack_web *w, const char *method, const json_t *args, int form,
                int app_token, json_t **ret, char **ret_error, struct jb_err *err);
 
+/* Flags for slack_call_ex(). */
+#define SLACK_CALL_FORM      1u /* form-encoded body (read methods) */
+#define SLACK_CALL_APP_TOKEN 2u /* the xapp- token (apps.connections.open) */
+/* Not idempotent (chat.postMessage, files.completeUploadExternal): retried only when Slack
+ * certainly did not act on the request (connection never made, HTTP 429, or an answer saying
+ * service_unavailable / request_timeout). When the request may have been processed but no
+ * usable answer came back (timeout or dropped connection after sending, another 5xx, a body
+ * that is not JSON) the call is not repeated: -1 with JB_ETIMEOUT, outcome unknown. */
+#define SLACK_CALL_ONCE 4u
+/* slack_call() with flags. tolerate (borrowed, may be NULL) is a NULL-terminated list of
+ * expected error codes: for those the call returns 1, logs nothing and leaves err untouched
+ * (*ret_error is still set). Auth errors (not_authed, invalid_auth, token_revoked,
+ * token_expired, account_inactive, missing_scope, …) give JB_EDENIED, other ok:false answers
+ * JB_EPROTO, 429/5xx/network trouble that outlasts the retries JB_EUNAVAIL. Any thread. */
+int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
+                  const char *const *tolerate, json_t **ret, char **ret_error,
+                  struct jb_err *err);
+/* POST len bytes of fd (read with pread from offset 0; fd stays the caller's) as the raw
+ * body to url, an upload_url from files.getUploadURLExternal. No token is sent. HTTP 200 is
+ * success; 429, 5xx and network errors are retried like slack_call(). The time limit is
+ * timeout_ms plus 8 ms per KiB. */
+int slack_web_post_file(struct slack_web *w, const char *url, int fd, size_t len,
+                        struct jb_err *err);
+
 int slack_auth_test(struct slack_web *w, char **ret_user_id, char **ret_bot_id,
                     struct jb_err *err);
 int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *err);
-/* thread_ts may be NULL. *ret_ts (caller frees, may be NULL) is the new message's ts. */
+/* thread_ts may be NULL. *ret_ts (caller frees, may be NULL) is the new message's ts.
+ * Sent with unfurl_links false. Called with SLACK_CALL_ONCE so a retry never double-posts:
+ * -1 with JB_ETIMEOUT means the message may or may not have been posted (timeout or lost
+ * connection after sending); the caller decides whether to check the thread or post again. */
 int slack_post_message(struct slack_web *w, const char *channel, const char *thread_ts,
                        const char *mrkdwn, char **ret_ts, struct jb_err *err);
 int slack_update_message(struct slack_web *w, const char *channel, const char *ts,
@@ -119,7 +147,12 @@ int slack_reaction(struct slack_web *w, const char *channel, const char *ts, con
 int slack_thread_replies(struct slack_web *w, const char *channel, const char *thread_ts,
                          json_t **ret, struct jb_err *err);
 /* files.getUploadURLExternal, POST the bytes, files.completeUploadExternal into the
- * thread. */
+ * thread (thread_ts may be NULL: shared into the channel). path (opened with O_NOFOLLOW;
+ * must be a regular file) is read, never kept; filename NULL means path's last component.
+ * Files over SLACK_UPLOAD_MAX bytes are refused up front: -1 with JB_EDENIED. The last
+ * step is SLACK_CALL_ONCE (single-use on Slack's side), so JB_ETIMEOUT means "may have
+ * been shared". */
+#define SLACK_UPLOAD_MAX ((size_t)100 << 20) /* 100 MiB */
 int slack_upload_file(struct slack_web *w, const char *channel, const char *thread_ts,
                       const char *path, const char *filename, struct jb_err *err);
 

@@ -40,6 +40,14 @@ static const char *const migrations[] = {
     "  input_tokens INTEGER,"
     "  output_tokens INTEGER);"
     "CREATE INDEX turns_thread ON turns (thread_key);",
+    /* 2: the frontend's reference to a message (Slack "CHANNEL:TS"), and the Slack events
+     * already accepted, so a redelivery or the same post seen twice runs once. */
+    "ALTER TABLE inbox ADD COLUMN ref TEXT;"
+    "CREATE TABLE slack_events ("
+    "  event_id TEXT PRIMARY KEY,"
+    "  dedupe_key TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX slack_events_dedupe ON slack_events (dedupe_key);",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

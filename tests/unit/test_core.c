@@ -149,10 +149,12 @@ struct record {
     int running_per_key[4], max_running_per_key, running, max_running;
 };
 
-static void record_run(void *ud, int worker, const struct lane_msg *m)
+static void record_run(void *ud, int worker, const struct lane_msg *msgs, size_t nmsgs)
 {
     (void)worker;
     struct record *r = ud;
+    const struct lane_msg *m = &msgs[0];
+    cr_assert_eq(nmsgs, 1);
     int k = m->thread_key[0] - 'a';
     pthread_mutex_lock(&r->mu);
     r->running_per_key[k]++;
@@ -175,13 +177,14 @@ Test(lanes, one_turn_per_thread_in_order_threads_in_parallel)
     struct record r = {.mu = PTHREAD_MUTEX_INITIALIZER};
     struct lanes *l = NULL;
     struct jb_err err = {0};
-    cr_assert_eq(lanes_new(3, record_run, &r, &l, &err), 0);
+    struct lanes_opts o = {.workers = 3};
+    cr_assert_eq(lanes_new(&o, record_run, &r, &l, &err), 0);
     const char *keys[] = {"a", "b", "c"};
     for (int i = 0; i < 5; i++)
         for (int k = 0; k < 3; k++) {
             char text[8];
             snprintf(text, sizeof text, "%d", i);
-            cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", text, &err), 0);
+            cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", text, NULL, &err), 0);
         }
     lanes_drain(l);
     cr_assert_eq(lanes_pending(l), 0);
@@ -204,11 +207,67 @@ Test(lanes, bounded_by_worker_count)
 {
     struct record r = {.mu = PTHREAD_MUTEX_INITIALIZER};
     struct lanes *l = NULL;
-    cr_assert_eq(lanes_new(2, record_run, &r, &l, NULL), 0);
+    struct lanes_opts o = {.workers = 2};
+    cr_assert_eq(lanes_new(&o, record_run, &r, &l, NULL), 0);
     const char *keys[] = {"a", "b", "c", "d"};
     for (int k = 0; k < 4; k++)
-        cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", "x", NULL), 0);
+        cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", "x", NULL, NULL), 0);
     lanes_free(l); /* drains first */
     cr_assert_leq(r.max_running, 2);
     cr_assert_eq(strlen(r.log), 4 * 3);
+}
+
+/* ---- merging and debounce (the Slack lanes) ---- */
+
+struct batches {
+    pthread_mutex_t mu;
+    char log[1024];
+};
+
+static void batch_run(void *ud, int worker, const struct lane_msg *msgs, size_t n)
+{
+    (void)worker;
+    struct batches *b = ud;
+    usleep(100000);
+    pthread_mutex_lock(&b->mu);
+    size_t len = strlen(b->log);
+    snprintf(b->log + len, sizeof b->log - len, "[");
+    for (size_t i = 0; i < n; i++) {
+        len = strlen(b->log);
+        snprintf(b->log + len, sizeof b->log - len, "%s%s", i ? "," : "", msgs[i].text);
+    }
+    len = strlen(b->log);
+    snprintf(b->log + len, sizeof b->log - len, "]");
+    pthread_mutex_unlock(&b->mu);
+}
+
+Test(lanes, messages_during_a_turn_are_merged_into_the_next)
+{
+    struct batches b = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct lanes_opts o = {.workers = 2, .merge = 1};
+    struct lanes *l = NULL;
+    cr_assert_eq(lanes_new(&o, batch_run, &b, &l, NULL), 0);
+    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "1", NULL, NULL), 0);
+    usleep(30000); /* 1 is running */
+    const char *later[] = {"2", "3", "4"};
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(lanes_enqueue(l, 0, "t", "u", later[i], NULL, NULL), 0);
+    lanes_free(l);
+    cr_assert_str_eq(b.log, "[1][2,3,4]");
+}
+
+Test(lanes, debounce_turns_quick_messages_into_one)
+{
+    struct batches b = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct lanes_opts o = {.workers = 2, .merge = 1, .debounce_ms = 300};
+    struct lanes *l = NULL;
+    cr_assert_eq(lanes_new(&o, batch_run, &b, &l, NULL), 0);
+    int64_t t0 = jb_mono_ms();
+    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "a", NULL, NULL), 0);
+    usleep(100000);
+    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "b", NULL, NULL), 0);
+    lanes_drain(l);
+    lanes_free(l);
+    cr_assert_str_eq(b.log, "[a,b]");
+    cr_assert_geq(jb_mono_ms() - t0, 400, "the debounce did not wait");
 }

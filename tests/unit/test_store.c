@@ -60,11 +60,11 @@ static void sleep_ms(long ms)
 
 /* ---- schema ---- */
 
-Test(store, open_creates_schema_version_1)
+Test(store, open_creates_the_current_schema)
 {
     struct store *st = open_ok();
     cr_assert_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
-    cr_assert_eq(STORE_SCHEMA_VERSION, 1);
+    cr_assert_eq(STORE_SCHEMA_VERSION, 2);
     struct stat sb;
     cr_assert_eq(stat(dbpath, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
@@ -100,7 +100,7 @@ Test(store, reopen_is_idempotent)
     store_close(st);
     for (int i = 0; i < 3; i++) {
         st = open_ok();
-        cr_assert_eq(store_schema_version(st), 1);
+        cr_assert_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
         struct session_row r;
         cr_assert_eq(store_session_get(st, "chat:x", &r, &err), 0, "%s", err.msg);
         cr_assert_eq(r.turns, 1);
@@ -118,7 +118,7 @@ Test(store, refuses_newer_database)
     cr_assert_null(st, "*ret must stay untouched on failure");
     cr_assert_eq(err.code, JB_ECONFIG, "got %s: %s", jb_strerror(err.code), err.msg);
     cr_assert_not_null(strstr(err.msg, "schema version 99"), "%s", err.msg);
-    cr_assert_not_null(strstr(err.msg, "only up to 1"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "only up to 2"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, dbpath), "%s", err.msg);
 
     /* Refused untouched: still in rollback-journal mode, as the newer janebot left it. */
@@ -320,7 +320,7 @@ Test(store, inbox_add_pending_finish)
     int64_t ids[JB_ARRAY_LEN(keys)];
     int64_t t0 = jb_now_ms();
     for (size_t i = 0; i < JB_ARRAY_LEN(keys); i++) {
-        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", &ids[i], &err), 0, "%s",
+        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", NULL, &ids[i], &err), 0, "%s",
                      err.msg);
         if (i) cr_assert_gt(ids[i], ids[i - 1]);
     }
@@ -434,7 +434,7 @@ static void *writer_run(void *arg)
         char key[32];
         snprintf(key, sizeof key, "T%d:%d", w->n, i);
         int64_t id = 0;
-        if (store_inbox_add(st, key, "U", "x", &id, &w->err) < 0 ||
+        if (store_inbox_add(st, key, "U", "x", "C1:1.2", &id, &w->err) < 0 ||
             store_session_touch(st, "shared", "amp", NULL, "local", &w->err) < 0)
             w->failures++;
     }
@@ -492,6 +492,30 @@ Test(store, racing_openers_migrate_once)
         pthread_join(th[i], NULL);
     for (int i = 0; i < 8; i++) {
         cr_assert_eq(o[i].rc, 0, "opener %d: %s", i, o[i].err.msg);
-        cr_assert_eq(o[i].version, 1);
+        cr_assert_eq(o[i].version, STORE_SCHEMA_VERSION);
     }
+}
+
+/* ---- Slack events: each accepted once ---- */
+
+Test(store, an_event_is_accepted_once_by_id_and_by_post)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    int64_t id = 0;
+    cr_assert_eq(store_event_accept(st, "Ev1", "C1:1.1", "C1:1.1", "U1", "hi", "C1:1.1", &id, &err),
+                 0, "%s", err.msg);
+    cr_assert_gt(id, 0);
+    /* a redelivery (same event id) and the same post as another event (same dedupe key) */
+    cr_assert_eq(store_event_accept(st, "Ev1", "C1:1.1", "C1:1.1", "U1", "hi", NULL, &id, &err), 1);
+    cr_assert_eq(store_event_accept(st, "Ev2", "C1:1.1", "C1:1.1", "U1", "hi", NULL, &id, &err), 1);
+    struct inbox_msg *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(store_inbox_pending(st, "C1:", &v, &n, &err), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(v[0].ref, "C1:1.1");
+    inbox_msgs_free(v, n);
+    cr_assert_eq(store_event_accept(st, "Ev3", "C1:1.2", "C1:1.1", "U1", "more", "C1:1.2", &id, &err),
+                 0);
+    store_close(st);
 }

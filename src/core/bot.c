@@ -1,0 +1,181 @@
+/* core/bot.c -- the bot's lifecycle: accepting messages (inbox first, then the lane),
+ * replaying what a crash left pending, and the registry of running turns behind the
+ * `status` and `abort` commands. */
+#include <string.h>
+
+#include "agent/agent.h"
+#include "core/core-int.h"
+#include "store/store.h"
+
+static void warn_agent(const struct core *c)
+{
+    struct jb_err e = {0};
+    char *bin = agent_binary(c->agent, c->cfg, &e);
+    if (!bin) log_warn("agent %s: %s", c->agent->name, e.msg);
+    free(bin);
+    if (c->agent->key_var && !config_get(c->agent->key_var))
+        log_warn("agent %s: %s is not set; the agent will likely refuse to run", c->agent->name,
+                 c->agent->key_var);
+}
+
+int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core_opts *o,
+             struct core **ret, struct jb_err *err)
+{
+    struct core *c = calloc(1, sizeof *c);
+    if (!c) return jb_err_set(err, JB_ENOMEM, "core");
+    c->cfg = cfg, c->fe = fe;
+    pthread_mutex_init(&c->store_mu, NULL);
+    pthread_mutex_init(&c->run_mu, NULL);
+    c->agent = agent_ops_find(cfg->agent);
+    c->worker_store = calloc((size_t)cfg->max_concurrent_turns, sizeof *c->worker_store);
+    if (!c->agent || !c->worker_store) {
+        core_free(c);
+        return jb_err_set(err, JB_ENOMEM, "core");
+    }
+    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
+        sandbox_ctx_init(&c->sbx, cfg, 1, err) < 0) {
+        core_free(c);
+        return -1;
+    }
+    if (!strcmp(cfg->sandbox, "host"))
+        log_warn("JANEBOT_SANDBOX=host: agents run WITHOUT isolation, as this user, on this "
+                 "machine (ALLOW_LOCAL_EXECUTION=true)");
+    warn_agent(c);
+    int stale = store_turn_close_stale(c->store, err);
+    if (stale > 0) log_info("closed %d turn(s) left running by a previous stop", stale);
+    struct lanes_opts lo = {.workers = cfg->max_concurrent_turns,
+                            .merge = o ? o->merge : 0,
+                            .debounce_ms = o ? o->debounce_ms : 0};
+    if (lanes_new(&lo, core_run_turn, c, &c->lanes, err) < 0) {
+        core_free(c);
+        return -1;
+    }
+    *ret = c;
+    return 0;
+}
+
+int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
+                const char *ref, struct jb_err *err)
+{
+    int64_t id = 0;
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_inbox_add(c->store, thread_key, user, text, ref, &id, err);
+    pthread_mutex_unlock(&c->store_mu);
+    if (rc < 0) return -1;
+    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, err);
+}
+
+int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
+                      const char *thread_key, const char *user, const char *text,
+                      const char *ref, struct jb_err *err)
+{
+    int64_t id = 0;
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_event_accept(c->store, event_id, dedupe_key, thread_key, user, text, ref, &id,
+                                err);
+    pthread_mutex_unlock(&c->store_mu);
+    if (rc != 0) return rc; /* 1: seen before; -1: error */
+    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, err);
+}
+
+int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err)
+{
+    struct inbox_msg *v = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_inbox_pending(c->store, key, &v, &n, err);
+    pthread_mutex_unlock(&c->store_mu);
+    if (rc < 0) return -1;
+    int queued = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!prefix && strcmp(v[i].thread_key, key) != 0) continue;
+        rc = lanes_enqueue(c->lanes, v[i].id, v[i].thread_key, v[i].user_id, v[i].text, v[i].ref,
+                           err);
+        queued++;
+    }
+    inbox_msgs_free(v, n);
+    return rc < 0 ? -1 : queued;
+}
+
+void core_drain(struct core *c)
+{
+    lanes_drain(c->lanes);
+}
+
+void core_free(struct core *c)
+{
+    if (!c) return;
+    lanes_free(c->lanes);
+    for (int i = 0; c->worker_store && i < c->cfg->max_concurrent_turns; i++)
+        store_close(c->worker_store[i]);
+    free(c->worker_store);
+    store_close(c->store);
+    sandbox_ctx_release(&c->sbx);
+    pthread_mutex_destroy(&c->store_mu);
+    pthread_mutex_destroy(&c->run_mu);
+    free(c);
+}
+
+/* ---- running turns ---- */
+
+void core_running_add(struct core *c, struct running *r)
+{
+    pthread_mutex_lock(&c->run_mu);
+    r->next = c->running;
+    c->running = r;
+    pthread_mutex_unlock(&c->run_mu);
+}
+
+void core_running_remove(struct core *c, struct running *r)
+{
+    pthread_mutex_lock(&c->run_mu);
+    for (struct running **pp = &c->running; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->run_mu);
+}
+
+void core_running_set_tool(struct core *c, struct running *r, const char *tool)
+{
+    pthread_mutex_lock(&c->run_mu);
+    snprintf(r->last_tool, sizeof r->last_tool, "%s", tool);
+    pthread_mutex_unlock(&c->run_mu);
+}
+
+static struct running *running_find(struct core *c, const char *thread_key)
+{
+    for (struct running *r = c->running; r; r = r->next)
+        if (!strcmp(r->thread_key, thread_key)) return r;
+    return NULL;
+}
+
+int core_status(struct core *c, const char *thread_key, char *buf, size_t n)
+{
+    pthread_mutex_lock(&c->run_mu);
+    struct running *r = running_find(c, thread_key);
+    if (r) {
+        int64_t s = (jb_mono_ms() - r->started_ms) / 1000;
+        snprintf(buf, n, "Working on it for %lldm%02llds%s%s.", (long long)(s / 60),
+                 (long long)(s % 60), r->last_tool[0] ? "; last step: " : "", r->last_tool);
+    } else {
+        snprintf(buf, n, "Nothing is running in this thread.");
+    }
+    pthread_mutex_unlock(&c->run_mu);
+    size_t queued = lanes_pending(c->lanes);
+    size_t len = strlen(buf);
+    if (queued > (r ? 1u : 0u) && len < n)
+        snprintf(buf + len, n - len, " %zu message(s) wait in the bot's queue.",
+                 queued - (r ? 1u : 0u));
+    return r != NULL;
+}
+
+int core_abort(struct core *c, const char *thread_key)
+{
+    pthread_mutex_lock(&c->run_mu);
+    struct running *r = running_find(c, thread_key);
+    if (r) atomic_store(&r->cancel, 1);
+    pthread_mutex_unlock(&c->run_mu);
+    return r != NULL;
+}
