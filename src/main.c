@@ -121,9 +121,12 @@ static int cmd_sandbox_list(const struct command *cmd, int argc, char **argv);
 static int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv);
 static int cmd_sessions_list(const struct command *cmd, int argc, char **argv);
 static int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv);
+static int cmd_serve(const struct command *cmd, int argc, char **argv);
+static int no_args(const struct command *cmd, int argc, char **argv);
 static int cmd_doctor(const struct command *cmd, int argc, char **argv);
 
 static const struct command commands[] = {
+    {"serve", "serve", cmd_serve},
     {"chat", "chat [--thread NAME] [--user ID]", cmd_chat},
     {"sandbox exec", "sandbox exec THREAD_KEY -- CMD [ARG...]", cmd_sandbox_exec},
     {"sandbox list", "sandbox list", cmd_sandbox_list},
@@ -167,6 +170,19 @@ static int cmd_chat(const struct command *cmd, int argc, char **argv)
     rc = chat_loop(c, key, user, interactive);
     core_free(c);
     frontend_terminal_free(fe);
+    config_release(&cfg);
+    return rc;
+}
+
+/* ---- serve ---- */
+
+static int cmd_serve(const struct command *cmd, int argc, char **argv)
+{
+    int rc = no_args(cmd, argc, argv);
+    if (rc >= 0) return rc;
+    struct jb_config cfg;
+    if (load_config(&cfg) < 0) return 1;
+    rc = slack_serve(&cfg);
     config_release(&cfg);
     return rc;
 }

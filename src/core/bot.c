@@ -78,6 +78,15 @@ int core_submit_event(struct core *c, const char *event_id, const char *dedupe_k
     return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, err);
 }
 
+int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
+                    struct jb_err *err)
+{
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_event_seen(c->store, event_id, dedupe_key, err);
+    pthread_mutex_unlock(&c->store_mu);
+    return rc;
+}
+
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err)
 {
     struct inbox_msg *v = NULL;

@@ -171,6 +171,94 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
     return 0;
 }
 
+/* "U1, U2,,U3" -> [U1, U2, U3]; ids are Slack's: letters and digits only. */
+static int parse_id_list(const char *name, struct jb_strv *out, struct jb_err *err)
+{
+    const char *v = config_get(name);
+    if (!v) return 0;
+    jb_autofree char *copy = strdup(v);
+    if (!copy) return jb_err_set(err, JB_ENOMEM, "%s", name);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*t)) t++;
+        size_t n = strlen(t);
+        while (n && isspace((unsigned char)t[n - 1])) t[--n] = '\0';
+        if (!n) continue;
+        for (char *p = t; *p; p++)
+            if (!isalnum((unsigned char)*p))
+                return jb_err_set(err, JB_ECONFIG,
+                                  "%s=\"%s\" is not valid: expected Slack ids separated by commas "
+                                  "(like U0123ABCD,U0456EFGH)",
+                                  name, v);
+        if (jb_strv_push(out, t, err) < 0) return -1;
+    }
+    return 0;
+}
+
+static int config_load_slack(struct jb_config *cfg, struct jb_err *err)
+{
+    if (dup_or_default(&cfg->slack_bot_token, "SLACK_BOT_TOKEN", NULL, err) < 0 ||
+        dup_or_default(&cfg->slack_app_token, "SLACK_APP_TOKEN", NULL, err) < 0 ||
+        dup_or_default(&cfg->slack_api_url, "SLACK_API_URL", "https://slack.com/api/", err) < 0 ||
+        parse_id_list("ALLOWED_USER_IDS", &cfg->allowed_users, err) < 0 ||
+        parse_id_list("ALLOWED_CHANNEL_IDS", &cfg->allowed_channels, err) < 0 ||
+        parse_int("DEBOUNCE_MS", 1500, 0, 600000, &cfg->debounce_ms, err) < 0 ||
+        parse_int("MAX_RESPONSE_LENGTH", 3900, 200, 39000, &cfg->max_response_length, err) < 0)
+        return -1;
+    const char *u = cfg->slack_api_url;
+    if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
+        return jb_err_set(err, JB_ECONFIG,
+                          "SLACK_API_URL=\"%s\" is not valid: expected an http(s) URL like "
+                          "https://slack.com/api/",
+                          u);
+    size_t n = strlen(u);
+    if (u[n - 1] != '/') {
+        char *with = NULL;
+        if (asprintf(&with, "%s/", u) < 0) return jb_err_set(err, JB_ENOMEM, "SLACK_API_URL");
+        free(cfg->slack_api_url);
+        cfg->slack_api_url = with;
+    }
+    return 0;
+}
+
+static int token_ok(const char *t, const char *prefix)
+{
+    if (!t || strncmp(t, prefix, strlen(prefix)) != 0 || strlen(t) < strlen(prefix) + 8) return 0;
+    for (const char *p = t; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-') return 0;
+    return 1;
+}
+
+int config_check_slack(const struct jb_config *cfg, struct jb_err *err)
+{
+    if (!cfg->slack_bot_token)
+        return jb_err_set(err, JB_ECONFIG, "SLACK_BOT_TOKEN is not set: the bot token (xoxb-…) "
+                                           "from the app's OAuth & Permissions page");
+    if (!token_ok(cfg->slack_bot_token, "xoxb-"))
+        return jb_err_set(err, JB_ECONFIG, "SLACK_BOT_TOKEN is not valid: expected a bot token "
+                                           "starting with xoxb- (value not shown)");
+    if (!cfg->slack_app_token)
+        return jb_err_set(err, JB_ECONFIG, "SLACK_APP_TOKEN is not set: an app-level token "
+                                           "(xapp-…) with the connections:write scope");
+    if (!token_ok(cfg->slack_app_token, "xapp-"))
+        return jb_err_set(err, JB_ECONFIG, "SLACK_APP_TOKEN is not valid: expected an app-level "
+                                           "token starting with xapp- (value not shown)");
+    return 0;
+}
+
+static int listed(const struct jb_strv *list, const char *id)
+{
+    if (list->n == 0) return 1; /* empty = everyone */
+    for (size_t i = 0; id && i < list->n; i++)
+        if (!strcmp(list->v[i], id)) return 1;
+    return 0;
+}
+
+int config_allowed(const struct jb_config *cfg, const char *user, const char *channel)
+{
+    return listed(&cfg->allowed_users, user) && listed(&cfg->allowed_channels, channel);
+}
+
 int config_load(struct jb_config *cfg, struct jb_err *err)
 {
     static const char *const agents[] = {"amp", "claude", "command", NULL};
@@ -204,11 +292,11 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
         dup_or_default(&cfg->anthropic_api_key, "ANTHROPIC_API_KEY", NULL, err) < 0 ||
         dup_or_default(&cfg->path_env, "PATH", "/usr/local/bin:/usr/bin:/bin", err) < 0)
         return -1;
-    if (config_load_sandbox(cfg, err) < 0) return -1;
+    if (config_load_sandbox(cfg, err) < 0 || config_load_slack(cfg, err) < 0) return -1;
     jb_log_add_secret(cfg->amp_api_key);
     jb_log_add_secret(cfg->anthropic_api_key);
-    jb_log_add_secret(config_get("SLACK_BOT_TOKEN"));
-    jb_log_add_secret(config_get("SLACK_APP_TOKEN"));
+    jb_log_add_secret(cfg->slack_bot_token);
+    jb_log_add_secret(cfg->slack_app_token);
     jb_log_add_secret(config_get("SPRITES_TOKEN"));
     jb_log_add_secret(config_get("OPENAI_API_KEY"));
     if (config_check_agent_cmd(cfg, err) < 0) return -1;
@@ -234,6 +322,11 @@ void config_release(struct jb_config *cfg)
     free(cfg->path_env);
     free(cfg->egress_allow);
     free(cfg->egress_test_hosts);
+    free(cfg->slack_bot_token);
+    free(cfg->slack_app_token);
+    free(cfg->slack_api_url);
+    jb_strv_free(&cfg->allowed_users);
+    jb_strv_free(&cfg->allowed_channels);
     memset(cfg, 0, sizeof *cfg);
     jb_strv_free(&dotenv);
 }

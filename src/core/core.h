@@ -41,12 +41,25 @@ struct jb_config {
     int sandbox_idle_days;   /* JANEBOT_SANDBOX_IDLE_DAYS: gc of idle sandboxes */
     char *egress_allow;      /* JANEBOT_EGRESS_ALLOW (NULL: the default list) */
     char *egress_test_hosts; /* JANEBOT_EGRESS_TEST_HOSTS (tests only) */
+    /* Slack */
+    char *slack_bot_token;       /* SLACK_BOT_TOKEN (secret) */
+    char *slack_app_token;       /* SLACK_APP_TOKEN (secret) */
+    char *slack_api_url;         /* SLACK_API_URL, ends with '/' */
+    struct jb_strv allowed_users;    /* ALLOWED_USER_IDS (empty = everyone) */
+    struct jb_strv allowed_channels; /* ALLOWED_CHANNEL_IDS (empty = everyone) */
+    int debounce_ms;             /* DEBOUNCE_MS */
+    int max_response_length;     /* MAX_RESPONSE_LENGTH */
 };
 
 /* Read and validate everything; on error names the variable, the value and what is
  * allowed. Registers secrets with the logger. Release with config_release(). */
 int config_load(struct jb_config *cfg, struct jb_err *err);
 void config_release(struct jb_config *cfg);
+/* `serve` needs both Slack tokens, well formed: -1 naming the variable (never the value). */
+int config_check_slack(const struct jb_config *cfg, struct jb_err *err);
+/* Policy: may this user, in this channel, use the bot? (ALLOWED_USER_IDS / _CHANNEL_IDS) */
+int config_allowed(const struct jb_config *cfg, const char *user, const char *channel);
+
 /* Value of a variable as janebot sees it (environment, then .env files); borrowed. Only
  * valid between config_load() and config_release(). */
 const char *config_get(const char *name);
@@ -109,6 +122,9 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
                       const char *thread_key, const char *user, const char *text,
                       const char *ref, struct jb_err *err);
+/* A Slack event that runs no turn, exactly once: 0 new, 1 seen before, -1 error. */
+int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
+                    struct jb_err *err);
 /* Queue the inbox's unfinished messages (after a crash or restart) of thread `key`, or
  * of every thread whose key starts with `key` when prefix is 1. Returns how many, or -1. */
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err);

@@ -191,11 +191,11 @@ static void report_error(struct turn_ctx *t, const char *what, const struct jb_e
     FAIL(t, clean ? clean : what);
 }
 
-static int deliver_file(void *ud, const char *path, const char *name)
+static int deliver_file(void *ud, int fd, const char *name)
 {
     struct turn_ctx *t = ud;
     struct jb_err e = {0};
-    if (t->c->fe->ops->upload(t->c->fe, t->thread_key, path, name, &e) == 0) return 0;
+    if (t->c->fe->ops->upload(t->c->fe, t->thread_key, fd, name, &e) == 0) return 0;
     log_warn("thread %s: cannot upload %s: %s", t->thread_key, name, e.msg);
     return -1;
 }
@@ -285,6 +285,13 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     int64_t turn_id = 0;
     const char *outcome = "error";
     int have_sess = store_session_get(st, t.thread_key, &sess, &err) == 0;
+    jb_autofree char *with_context = NULL;
+    if (!have_sess && c->fe->ops->context && refs[0]) {
+        /* The bot joins a thread that has history: the agent sees it first. */
+        jb_autofree char *history = c->fe->ops->context(c->fe, t.thread_key, refs[0]);
+        if (history && asprintf(&with_context, "%s\n\n%s", history, prompt) > 0)
+            t.prompt = with_context;
+    }
     if (sandbox_ensure(&c->sbx, t.thread_key, &sb, &err) < 0) {
         report_error(&t, "cannot prepare the sandbox", &err);
     } else {

@@ -29,16 +29,32 @@ struct frontend_ops {
     /* A reply that is not an agent's answer (status, refusals, notes). */
     int (*notice)(struct frontend *fe, const char *thread_key, const char *text,
                   struct jb_err *err);
-    /* A file the agent left in its outbox: path is readable by janebot; NULL when the
+    /* A file the agent left in its outbox, open for reading (borrowed); NULL when the
      * frontend cannot deliver files (then they stay in the outbox). */
-    int (*upload)(struct frontend *fe, const char *thread_key, const char *path,
-                  const char *name, struct jb_err *err);
+    int (*upload)(struct frontend *fe, const char *thread_key, int fd, const char *name,
+                  struct jb_err *err);
+    /* Optional: what was said in the thread before the bot joined it (the first turn of a
+     * conversation started inside an existing thread), as text for the agent; caller
+     * frees; NULL when there is nothing. */
+    char *(*context)(struct frontend *fe, const char *thread_key, const char *ref);
 };
 
 struct frontend {
     const struct frontend_ops *ops;
     void *priv;
 };
+
+struct jb_config;
+struct slack_web;
+/* The Slack frontend: posts through w (borrowed), mrkdwn in chunks of
+ * cfg->max_response_length, reactions, one status message per running thread, uploads.
+ * Owned by the caller; release with frontend_slack_free(). */
+struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config *cfg,
+                                    struct jb_err *err);
+void frontend_slack_free(struct frontend *fe);
+/* `janebot serve`: Slack through Socket Mode until SIGTERM or SIGINT. Returns the exit
+ * status. */
+int slack_serve(const struct jb_config *cfg);
 
 /* The terminal frontend: answers to out, progress to err only when show_progress.
  * Owned by the caller; release with frontend_terminal_free(). NULL when out of memory. */

@@ -83,6 +83,7 @@ static const struct frontend_ops terminal_ops = {
     .fail = term_fail,
     .notice = term_notice,
     .upload = NULL,
+    .context = NULL,
 };
 
 struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress)

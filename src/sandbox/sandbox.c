@@ -211,7 +211,7 @@ int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *re
  * with O_NOFOLLOW, so a planted symlink can make janebot read nothing but its own target
  * name, never a host file. */
 static int outbox_one(int dfd, int sent, const char *name, long long max_bytes,
-                      int (*deliver)(void *, const char *, const char *),
+                      int (*deliver)(void *, int, const char *),
                       void (*skipped)(void *, const char *, const char *), void *ud)
 {
     int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -228,16 +228,14 @@ static int outbox_one(int dfd, int sent, const char *name, long long max_bytes,
         skipped(ud, name, why);
         return 0;
     }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    int ok = deliver(ud, path, name) == 0;
+    int ok = deliver(ud, fd, name) == 0;
     close(fd);
     if (ok && sent >= 0) renameat(dfd, name, sent, name);
     return ok;
 }
 
 int sandbox_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
-                   int (*deliver)(void *ud, const char *path, const char *name),
+                   int (*deliver)(void *ud, int fd, const char *name),
                    void (*skipped)(void *ud, const char *name, const char *why), void *ud)
 {
     jb_autoclose int home = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -119,11 +119,11 @@ int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
 /* Remove by thread key or by name; JB_ENOTFOUND when there is none. */
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
 /* Files the agent left in ~/outbox: each regular file (symlinks and other kinds are never
- * followed) of at most max_bytes, up to max_files, is passed to deliver() as a path janebot
- * can read and its name; delivered files move to ~/outbox/sent/. Files skipped (too big,
+ * followed) of at most max_bytes, up to max_files, is passed to deliver() open for reading,
+ * with its name; delivered files move to ~/outbox/sent/. Files skipped (too big,
  * too many, not regular) are reported through skipped(). Returns how many were delivered. */
 int sandbox_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
-                   int (*deliver)(void *ud, const char *path, const char *name),
+                   int (*deliver)(void *ud, int fd, const char *name),
                    void (*skipped)(void *ud, const char *name, const char *why), void *ud);
 /* Remove every sandbox unused for more than idle_s seconds; the thread keys of those
  * removed are pushed to removed (the caller's). Returns how many, or -1. */

@@ -31,13 +31,23 @@ struct slack_envelope {
     json_t *payload;         /* owned; NULL when absent */
 };
 
+/* Frames longer than this are refused without parsing (Slack's are a few KiB). */
+#define SLACK_FRAME_MAX (16u << 20)
+
 /* Parse one WebSocket text frame. -1 with JB_EPROTO when it is not a JSON object with a
  * string "type"; when an envelope_id could still be read, *ret_envelope_id (caller frees)
  * gets it so the frame can be acked anyway. */
+/* Details: *ret (the caller's; free its contents with slack_envelope_release()) is written
+ * only on success. ret_envelope_id may be NULL; when not, it is set to NULL first. An
+ * events_api, slash_commands or interactive frame needs an envelope_id and an object
+ * "payload" (else -1, with the id handed out when present). disconnect_reason and
+ * retry_reason are NULL when absent. An unknown type gives SLACK_ENV_OTHER with its
+ * envelope_id (may be NULL) and payload (any JSON, may be NULL). Never reads past len. */
 int slack_envelope_parse(const char *text, size_t len, struct slack_envelope *ret,
                          char **ret_envelope_id, struct jb_err *err);
 void slack_envelope_release(struct slack_envelope *e);
-/* {"envelope_id": "…"} (plus "payload" when payload != NULL, borrowed); caller frees. */
+/* {"envelope_id": "…"} (plus "payload" when payload != NULL, borrowed); caller frees.
+ * Compact JSON; NULL when envelope_id is NULL or not UTF-8, or out of memory. */
 char *slack_ack_json(const char *envelope_id, const json_t *payload);
 
 /* A user message the bot should act on, from an events_api payload. All owned. */
@@ -51,15 +61,32 @@ struct slack_message {
     char *text;         /* the prompt: bot mention removed, &amp; &lt; &gt; unescaped, trimmed */
     int is_mention;     /* app_mention, or a message that mentions the bot */
     int in_thread;      /* the message was a reply inside an existing thread */
-    json_t *files;      /* owned array or NULL */
+    int followup_only;  /* a channel file_share/thread_broadcast reply that does not mention
+                           the bot: act on it only when thread_key is a thread the bot is
+                           already in, else drop it */
+    json_t *files;      /* owned array or NULL (file_share keeps its files[]) */
 };
+/* Frees every field and zeroes *m; accepts NULL and half-filled messages. */
 void slack_message_release(struct slack_message *m);
 
 /* Decide what an events_api payload means. Returns 1 and fills *ret for a message to act
  * on; 0 for one to ignore, with *why (static string: "bot message", "edit", "own
  * message", "unsupported event", …); -1 with JB_EPROTO for a malformed payload.
  * bot_user_id/bot_id come from auth.test. Messages count only in DMs (channel_type im)
- * or as app_mention; a plain channel message that is not a mention is ignored. */
+ * or as app_mention; a plain channel message that is not a mention is ignored.
+ * Details: *ret (the caller's; release with slack_message_release()) is written only when
+ * 1 is returned. why may be NULL. payload and the ids are borrowed; bot_user_id/bot_id may
+ * be NULL (then no own-message check on that field). Ignored (0): payload.type other than
+ * event_callback ("not an event_callback"), events other than app_mention/message
+ * ("unsupported event"), the bot's own posts ("own message": user == bot_user_id or
+ * bot_id == bot_id), other bots ("bot message": bot_id set or subtype bot_message),
+ * message_changed or an "edited" object ("edit"), message_deleted ("deletion"),
+ * subtypes other than file_share/thread_broadcast ("unsupported subtype"), hidden events
+ * ("hidden message"), and outside DMs message events with no subtype, or a file_share /
+ * thread_broadcast that neither mentions the bot nor replies in a thread ("not addressed
+ * to the bot"). An empty prompt is still returned (text ""): the caller decides.
+ * -1 (JB_EPROTO) when payload is no object, the event no object, event_id, channel, ts
+ * or user is missing; JB_ENOMEM. channel_type is NULL when absent (app_mention). */
 int slack_event_interpret(const json_t *payload, const char *bot_user_id, const char *bot_id,
                           struct slack_message *ret, const char **why, struct jb_err *err);
 
@@ -69,14 +96,32 @@ int slack_event_interpret(const json_t *payload, const char *bot_user_id, const 
  * strike, inline code, fences, links <url|text>, lists, quotes, headings as bold lines,
  * tables as code blocks; & < > escaped outside of user mentions (<@U…>, <#C…>, <!here>)
  * and emoji (:name:) which stay intact. Caller frees; NULL only when out of memory. */
+/* Details: the rules are those of conformance/slack/mrkdwn_cases.json and its README:
+ * ~~x~~ -> ~x~ (paired ~~ only), ***x*** -> *_x_*, images -> <url|alt>, autolinks stay
+ * <url>, bullets • ◦ ▪ with 4 spaces per level, thematic breaks a line of ─, raw HTML as
+ * escaped text, and Slack tokens (<@U…>, <#C…>, <!here>, <!subteam^…>, <!date^…>,
+ * <https://…|label>) passed through. Source line breaks and single blank lines between
+ * blocks are kept; nothing is wrapped or truncated. markdown NULL is treated as "".
+ * When the result would exceed 8 times the input plus 64 KiB (pathological nesting), the
+ * input is returned escaped and otherwise unconverted. Thread-safe. */
 char *slack_mrkdwn_from_markdown(const char *markdown);
 
 /* Split text into pieces of at most max_chars characters (UTF-8 code points), at line
  * boundaries where possible; a piece that ends inside a ``` fence closes it and the next
  * reopens it. Nothing is lost. Pieces are pushed to out (the caller's). */
+/* Details: cut preference: after a blank line (when that keeps the piece at least half
+ * full), after the last newline, after the last space, else at the last code point
+ * boundary that fits. A piece never ends inside a UTF-8 sequence or a run of backticks
+ * (unless such a run alone exceeds the room). A run of 3+ backticks toggles "inside a
+ * fence"; a piece cut inside one ends with an added "```" line ("```" after a newline,
+ * else "\n```") and the next starts with an added "```\n". Removing those added fence
+ * lines and concatenating gives text back byte for byte. Empty text pushes nothing.
+ * -1 with JB_EPROTO when max_chars < SLACK_CHUNK_MIN; JB_ENOMEM. On error out is
+ * unchanged. Thread-safe. */
+#define SLACK_CHUNK_MIN 16
 int slack_chunk(const char *text, size_t max_chars, struct jb_strv *out, struct jb_err *err);
 
-/* ---- Web API (web.c) ------------------------------------------------------------- */
+/* ---- Web API (web.c, web-files.c) ---------------------------------------------------- */
 
 struct slack_web_opts {
     const char *api_url;   /* SLACK_API_URL, ends with '/': "https://slack.com/api/" */
@@ -126,8 +171,11 @@ int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, u
 int slack_web_post_file(struct slack_web *w, const char *url, int fd, size_t len,
                         struct jb_err *err);
 
+/* auth.test (form-encoded). *ret_user_id / *ret_bot_id (caller frees; either pointer may be
+ * NULL) are the bot user and bot id; *ret_bot_id is NULL when the answer has none. */
 int slack_auth_test(struct slack_web *w, char **ret_user_id, char **ret_bot_id,
                     struct jb_err *err);
+/* apps.connections.open with the app token; *ret_url (caller frees) is good for one dial. */
 int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *err);
 /* thread_ts may be NULL. *ret_ts (caller frees, may be NULL) is the new message's ts.
  * Sent with unfurl_links false. Called with SLACK_CALL_ONCE so a retry never double-posts:
@@ -139,11 +187,14 @@ int slack_update_message(struct slack_web *w, const char *channel, const char *t
                          const char *mrkdwn, struct jb_err *err);
 int slack_delete_message(struct slack_web *w, const char *channel, const char *ts,
                          struct jb_err *err);
-/* already_reacted / no_reaction count as success. */
+/* already_reacted / no_reaction count as success. name goes without colons (":eyes:" is
+ * accepted and stripped). */
 int slack_reaction(struct slack_web *w, const char *channel, const char *ts, const char *name,
                    int add, struct jb_err *err);
-/* Every message of a thread, oldest first, following next_cursor; thread_not_found gives
- * an empty array. *ret (owned) is a JSON array of message objects. */
+/* Every message of a thread, oldest first, following next_cursor (limit 200 per page),
+ * duplicates by ts dropped; thread_not_found gives an empty array. At most 50 pages: a longer
+ * thread yields its first 10,000 messages and a warning in the log. *ret (owned) is a JSON
+ * array of message objects. */
 int slack_thread_replies(struct slack_web *w, const char *channel, const char *thread_ts,
                          json_t **ret, struct jb_err *err);
 /* files.getUploadURLExternal, POST the bytes, files.completeUploadExternal into the
@@ -155,5 +206,27 @@ int slack_thread_replies(struct slack_web *w, const char *channel, const char *t
 #define SLACK_UPLOAD_MAX ((size_t)100 << 20) /* 100 MiB */
 int slack_upload_file(struct slack_web *w, const char *channel, const char *thread_ts,
                       const char *path, const char *filename, struct jb_err *err);
+/* The same for a file already open (read from its current offset; the caller keeps fd). */
+int slack_upload_fd(struct slack_web *w, const char *channel, const char *thread_ts, int fd,
+                    const char *name, struct jb_err *err);
+
+/* ---- Socket Mode connection (socket.c) ------------------------------------------- */
+
+struct slack_socket;
+/* Called on the socket thread for each envelope that carries an envelope_id, before it
+ * is acknowledged (the ack follows whatever this returns, even for malformed frames).
+ * Must be quick: store the event, don't work on it. Returns a payload for the ack (the
+ * socket takes ownership) or NULL. env->type is never HELLO or DISCONNECT here. */
+typedef json_t *(*slack_envelope_fn)(void *ud, const struct slack_envelope *env);
+
+/* Connect (apps.connections.open, then the WebSocket) on a thread of its own and keep
+ * connected: a refresh or warning opens the new connection before the old one closes;
+ * an abrupt drop reconnects with jittered backoff; link_disabled retries only slowly.
+ * *ret is the caller's; slack_socket_stop() closes and joins. */
+int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
+                       struct slack_socket **ret, struct jb_err *err);
+void slack_socket_stop(struct slack_socket *s);
+/* Number of hello frames received so far (connections made), for tests and logs. */
+int slack_socket_connections(struct slack_socket *s);
 
 #endif

@@ -120,3 +120,15 @@ fail_keep:
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
 }
+
+int store_event_seen(struct store *st, const char *event_id, const char *dedupe_key,
+                     struct jb_err *err)
+{
+    static const char sql[] = "INSERT INTO slack_events (event_id, dedupe_key, received_at)"
+                              " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+    int64_t n = 0;
+    if (store_run(st, sql, &STORE_ARGS(ARG_T(event_id), ARG_T(dedupe_key), ARG_I(jb_now_ms())),
+                  NULL, &n) < 0)
+        return store_fail(st, err, "cannot record event %s", event_id);
+    return n == 0;
+}

@@ -72,6 +72,10 @@ int store_inbox_add(struct store *st, const char *thread_key, const char *user_i
 /* A Slack event, exactly once: in one transaction, record event_id and dedupe_key and add
  * the message to the inbox. Returns 0 (added, *ret_id set), 1 when that event or that
  * post was accepted before (nothing added), -1 on error. */
+/* Record a Slack event that runs no turn (a command, a refusal): 0 the first time, 1 when
+ * that event or that post was seen before, -1 on error. */
+int store_event_seen(struct store *st, const char *event_id, const char *dedupe_key,
+                     struct jb_err *err);
 int store_event_accept(struct store *st, const char *event_id, const char *dedupe_key,
                        const char *thread_key, const char *user_id, const char *text,
                        const char *ref, int64_t *ret_id, struct jb_err *err);

@@ -1,0 +1,221 @@
+/* slack/web-files.c -- the typed Web API methods on top of slack_call_ex() (web.c): auth,
+ * messages, reactions, whole threads (conversations.replies) and files (the external upload
+ * flow). Each builds its arguments, picks the encoding and retry class, and reads its fields. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "slack.h"
+
+#define REPLIES_LIMIT     200
+#define REPLIES_MAX_PAGES 50
+
+/* Build arguments with json_pack; a NULL string argument or invalid UTF-8 fails here. */
+static json_t *args_pack(struct jb_err *err, const char *method, const char *fmt, ...)
+{
+    json_error_t je;
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *j = json_vpack_ex(&je, 0, fmt, ap);
+    va_end(ap);
+    if (!j) jb_err_set(err, JB_EPROTO, "%s: bad arguments: %s", method, je.text);
+    return j;
+}
+
+/* Copy string field key of r into *ret (caller frees); a missing field is an error when
+ * required, else *ret is NULL. */
+static int take_string(const json_t *r, const char *key, int required, const char *method,
+                       char **ret, struct jb_err *err)
+{
+    const char *s = json_string_value(json_object_get(r, key));
+    if (!s && required)
+        return jb_err_set(err, JB_EPROTO, "%s: no \"%s\" in the answer", method, key);
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d) return jb_err_set(err, JB_ENOMEM, "%s", method);
+    *ret = d;
+    return 0;
+}
+
+int slack_auth_test(struct slack_web *w, char **ret_user_id, char **ret_bot_id, struct jb_err *err)
+{
+    jb_auto(json_decrefp) json_t *r = NULL;
+    jb_autofree char *uid = NULL;
+    jb_autofree char *bid = NULL;
+    if (slack_call_ex(w, "auth.test", NULL, SLACK_CALL_FORM, NULL, &r, NULL, err) < 0 ||
+        take_string(r, "user_id", 1, "auth.test", &uid, err) < 0 ||
+        take_string(r, "bot_id", 0, "auth.test", &bid, err) < 0)
+        return -1;
+    if (ret_user_id) *ret_user_id = TAKE_PTR(uid);
+    if (ret_bot_id) *ret_bot_id = TAKE_PTR(bid);
+    return 0;
+}
+
+int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *err)
+{
+    const char *m = "apps.connections.open";
+    jb_auto(json_decrefp) json_t *r = NULL;
+    jb_autofree char *url = NULL;
+    if (slack_call_ex(w, m, NULL, SLACK_CALL_FORM | SLACK_CALL_APP_TOKEN, NULL, &r, NULL, err) <
+            0 ||
+        take_string(r, "url", 1, m, &url, err) < 0)
+        return -1;
+    *ret_url = TAKE_PTR(url);
+    return 0;
+}
+
+int slack_post_message(struct slack_web *w, const char *channel, const char *thread_ts,
+                       const char *mrkdwn, char **ret_ts, struct jb_err *err)
+{
+    const char *m = "chat.postMessage";
+    jb_auto(json_decrefp) json_t *args =
+        args_pack(err, m, "{s:s, s:s*, s:s, s:b}", "channel", channel, "thread_ts", thread_ts,
+                  "text", mrkdwn, "unfurl_links", 0);
+    jb_auto(json_decrefp) json_t *r = NULL;
+    jb_autofree char *ts = NULL;
+    if (!args || slack_call_ex(w, m, args, SLACK_CALL_ONCE, NULL, &r, NULL, err) < 0 ||
+        take_string(r, "ts", 1, m, &ts, err) < 0)
+        return -1;
+    if (ret_ts) *ret_ts = TAKE_PTR(ts);
+    return 0;
+}
+
+int slack_update_message(struct slack_web *w, const char *channel, const char *ts,
+                         const char *mrkdwn, struct jb_err *err)
+{
+    jb_auto(json_decrefp) json_t *args = args_pack(err, "chat.update", "{s:s, s:s, s:s}", "channel",
+                                                   channel, "ts", ts, "text", mrkdwn);
+    if (!args) return -1;
+    return slack_call_ex(w, "chat.update", args, 0, NULL, NULL, NULL, err);
+}
+
+int slack_delete_message(struct slack_web *w, const char *channel, const char *ts,
+                         struct jb_err *err)
+{
+    jb_auto(json_decrefp) json_t *args =
+        args_pack(err, "chat.delete", "{s:s, s:s}", "channel", channel, "ts", ts);
+    if (!args) return -1;
+    return slack_call_ex(w, "chat.delete", args, 0, NULL, NULL, NULL, err);
+}
+
+int slack_reaction(struct slack_web *w, const char *channel, const char *ts, const char *name,
+                   int add, struct jb_err *err)
+{
+    static const char *const ok_add[] = {"already_reacted", NULL};
+    static const char *const ok_remove[] = {"no_reaction", NULL};
+    const char *m = add ? "reactions.add" : "reactions.remove";
+    size_t n = name ? strlen(name) : 0;
+    if (n > 2 && name[0] == ':' && name[n - 1] == ':') /* ":eyes:" -> "eyes" */
+        name++, n -= 2;
+    jb_auto(json_decrefp) json_t *args = args_pack(err, m, "{s:s, s:s, s:s#}", "channel", channel,
+                                                   "timestamp", ts, "name", name, (int)n);
+    if (!args) return -1;
+    int rc = slack_call_ex(w, m, args, 0, add ? ok_add : ok_remove, NULL, NULL, err);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Append the messages of one page to all, skipping any ts already seen. */
+static int append_messages(json_t *all, json_t *seen, const json_t *msgs, struct jb_err *err)
+{
+    size_t i;
+    json_t *m;
+    if (msgs && !json_is_array(msgs))
+        return jb_err_set(err, JB_EPROTO, "conversations.replies: \"messages\" is no array");
+    json_array_foreach(msgs, i, m)
+    {
+        const char *ts = json_string_value(json_object_get(m, "ts"));
+        if (!json_is_object(m) || !ts || json_object_get(seen, ts)) continue;
+        if (json_array_append(all, m) < 0 || json_object_set_new(seen, ts, json_true()) < 0)
+            return jb_err_set(err, JB_ENOMEM, "conversations.replies");
+    }
+    return 0;
+}
+
+int slack_thread_replies(struct slack_web *w, const char *channel, const char *thread_ts,
+                         json_t **ret, struct jb_err *err)
+{
+    static const char *const ok_errors[] = {"thread_not_found", NULL};
+    const char *m = "conversations.replies";
+    jb_auto(json_decrefp) json_t *all = json_array();
+    jb_auto(json_decrefp) json_t *seen = json_object(); /* ts -> true */
+    jb_autofree char *cursor = NULL;
+    if (!all || !seen) return jb_err_set(err, JB_ENOMEM, "%s", m);
+    for (int page = 0;; page++) {
+        if (page == REPLIES_MAX_PAGES) {
+            log_warn("slack %s: thread %s has over %d pages; keeping the first %zu messages", m,
+                     thread_ts, REPLIES_MAX_PAGES, json_array_size(all));
+            break;
+        }
+        jb_auto(json_decrefp) json_t *args =
+            args_pack(err, m, "{s:s, s:s, s:i, s:s*}", "channel", channel, "ts", thread_ts, "limit",
+                      REPLIES_LIMIT, "cursor", cursor);
+        jb_auto(json_decrefp) json_t *r = NULL;
+        int rc = args ? slack_call_ex(w, m, args, SLACK_CALL_FORM, ok_errors, &r, NULL, err) : -1;
+        if (rc < 0) return -1;
+        if (rc == 1) break; /* thread_not_found: nothing (more) to read */
+        if (append_messages(all, seen, json_object_get(r, "messages"), err) < 0) return -1;
+        const char *next = json_string_value(
+            json_object_get(json_object_get(r, "response_metadata"), "next_cursor"));
+        if (!next || !*next) break;
+        free(cursor);
+        if (!(cursor = strdup(next))) return jb_err_set(err, JB_ENOMEM, "%s", m);
+    }
+    *ret = TAKE_PTR(all);
+    return 0;
+}
+
+/* Step 1: an upload URL and file id for len bytes. */
+static int upload_url(struct slack_web *w, const char *filename, size_t len, char **ret_url,
+                      char **ret_id, struct jb_err *err)
+{
+    const char *m = "files.getUploadURLExternal";
+    jb_auto(json_decrefp) json_t *args =
+        args_pack(err, m, "{s:s, s:I}", "filename", filename, "length", (json_int_t)len);
+    jb_auto(json_decrefp) json_t *r = NULL;
+    jb_autofree char *url = NULL;
+    jb_autofree char *id = NULL;
+    if (!args || slack_call_ex(w, m, args, SLACK_CALL_FORM, NULL, &r, NULL, err) < 0 ||
+        take_string(r, "upload_url", 1, m, &url, err) < 0 ||
+        take_string(r, "file_id", 1, m, &id, err) < 0)
+        return -1;
+    *ret_url = TAKE_PTR(url);
+    *ret_id = TAKE_PTR(id);
+    return 0;
+}
+
+int slack_upload_fd(struct slack_web *w, const char *channel, const char *thread_ts, int fd,
+                    const char *name, struct jb_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) return jb_err_sys(err, "upload %s", name);
+    if (!S_ISREG(st.st_mode))
+        return jb_err_set(err, JB_EPROTO, "upload %s: not a regular file", name);
+    if ((uint64_t)st.st_size > SLACK_UPLOAD_MAX) {
+        char sz[32];
+        jb_fmt_size((long long)st.st_size, sz, sizeof sz);
+        return jb_err_set(err, JB_EDENIED, "upload %s: %s is over the 100 MiB limit", name, sz);
+    }
+    jb_autofree char *url = NULL;
+    jb_autofree char *id = NULL;
+    if (upload_url(w, name, (size_t)st.st_size, &url, &id, err) < 0 ||
+        slack_web_post_file(w, url, fd, (size_t)st.st_size, err) < 0)
+        return jb_err_prefix(err, "upload %s", name);
+    const char *m = "files.completeUploadExternal";
+    jb_auto(json_decrefp) json_t *args =
+        args_pack(err, m, "{s:[{s:s, s:s}], s:s, s:s*}", "files", "id", id, "title", name,
+                  "channel_id", channel, "thread_ts", thread_ts);
+    if (!args || slack_call_ex(w, m, args, SLACK_CALL_ONCE, NULL, NULL, NULL, err) < 0)
+        return jb_err_prefix(err, "upload %s", name);
+    return 0;
+}
+
+int slack_upload_file(struct slack_web *w, const char *channel, const char *thread_ts,
+                      const char *path, const char *filename, struct jb_err *err)
+{
+    /* O_NOFOLLOW: a sandboxed agent must not turn a symlink into a host file upload;
+     * O_NONBLOCK: opening a FIFO must not hang (it then fails the S_ISREG check). */
+    jb_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return jb_err_sys(err, "upload %s", path);
+    const char *slash = strrchr(path, '/');
+    const char *name = filename && *filename ? filename : slash ? slash + 1 : path;
+    return slack_upload_fd(w, channel, thread_ts, fd, name, err);
+}

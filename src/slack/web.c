@@ -1,0 +1,599 @@
+/* slack/web.c -- the Slack Web API over libcurl: one POST per call on connections shared by
+ * all threads, retries, slack_call_ex() and the upload POST (typed methods: web-files.c).
+ * Tokens travel only in the Authorization header: never in a URL, a log line or an error.
+ *
+ * Retry policy, per call (web_request):
+ *  (W1) HTTP 429: wait Retry-After seconds (1 when missing or not a number, at most 120),
+ *       at most RATE_LIMIT_RETRIES times; these are counted apart from (W2).
+ *  (W2) 5xx, a body that is not JSON, ok:false with a Slack-side error (internal_error,
+ *       fatal_error, service_unavailable, request_timeout), network errors: jittered
+ *       exponential backoff from backoff_ms, at most max_retries times, then JB_EUNAVAIL.
+ *  (W3) SLACK_CALL_ONCE: (W2) applies only when Slack certainly did not act on the request;
+ *       otherwise JB_ETIMEOUT at once, because a blind retry could post a message twice. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "slack.h"
+
+#define RESP_MAX           ((size_t)32 << 20) /* one response body */
+#define RATE_LIMIT_RETRIES 5
+#define RETRY_AFTER_MAX_S  120L
+#define CONNECT_TIMEOUT_MS 10000L
+#define MAX_IDLE_CONNS     32L /* curl's default of 5 would churn under 8 busy threads */
+
+struct slack_web {
+    char *api_url, *bot_token, *app_token; /* api_url ends with '/'; tokens may be NULL */
+    int max_retries;
+    long timeout_ms, backoff_ms;
+    CURLSH *share; /* connection cache, DNS and TLS sessions, shared by all threads */
+    pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+};
+
+/* One HTTP exchange to make, and what came back. */
+struct web_req {
+    const char *what;  /* method name or "file upload", for messages */
+    const char *url;   /* never holds a token */
+    const char *token; /* NULL: no Authorization header */
+    const char *ctype; /* the whole "Content-Type: …" header line */
+    const char *body;  /* len bytes, unless fd >= 0: then len bytes read from fd */
+    size_t len;
+    int fd;
+    long timeout_ms;
+    int once;      /* (W3) */
+    int want_json; /* success needs a JSON object body */
+};
+
+struct web_resp {
+    CURLcode cc;
+    long status;
+    int maybe_sent;   /* the request may have reached the server */
+    int body_failed;  /* over RESP_MAX or out of memory */
+    int read_failed;  /* the upload file could not be read */
+    long retry_after; /* seconds; -1 when absent or invalid */
+    struct jb_buf body;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct upload_src {
+    int fd, failed;
+    size_t len, off;
+};
+
+enum verdict { V_OK, V_FAIL, V_BACKOFF, V_RATE };
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc; /* written once, under curl_once */
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void easy_cleanupp(CURL **c)
+{
+    curl_easy_cleanup(*c);
+}
+static void slist_freep(struct curl_slist **l)
+{
+    curl_slist_free_all(*l);
+}
+
+/* ---- handle ------------------------------------------------------------------------ */
+static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *u)
+{
+    (void)c, (void)a; /* one mutex per kind of shared data, exclusive either way */
+    pthread_mutex_lock(&((struct slack_web *)u)->locks[d]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data d, void *u)
+{
+    (void)c;
+    pthread_mutex_unlock(&((struct slack_web *)u)->locks[d]);
+}
+
+static char *dup_secret(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+static void free_secret(char *s)
+{
+    if (s) explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+void slack_web_free(struct slack_web *w)
+{
+    if (!w) return;
+    if (w->share) curl_share_cleanup(w->share);
+    for (size_t i = 0; i < JB_ARRAY_LEN(w->locks); i++)
+        pthread_mutex_destroy(&w->locks[i]);
+    free(w->api_url);
+    free_secret(w->bot_token);
+    free_secret(w->app_token);
+    free(w);
+}
+
+static void web_freep(struct slack_web **w)
+{
+    slack_web_free(*w);
+}
+
+static int web_share_init(struct slack_web *w, struct jb_err *err)
+{
+    if (!(w->share = curl_share_init())) return jb_err_set(err, JB_ENOMEM, "curl_share_init");
+    CURLSHcode rc = curl_share_setopt(w->share, CURLSHOPT_LOCKFUNC, share_lock);
+    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_USERDATA, w);
+    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    if (rc) return jb_err_set(err, JB_EUNAVAIL, "curl share: %s", curl_share_strerror(rc));
+    return 0;
+}
+
+int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct jb_err *err)
+{
+    if (!o || !o->api_url ||
+        (strncmp(o->api_url, "https://", 8) != 0 && strncmp(o->api_url, "http://", 7) != 0))
+        return jb_err_set(err, JB_ECONFIG,
+                          "slack: the API URL must start with https:// (or http://)");
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return jb_err_set(err, JB_EUNAVAIL, "curl_global_init: %s",
+                          curl_easy_strerror(curl_init_rc));
+    jb_auto(web_freep) struct slack_web *w = calloc(1, sizeof *w);
+    if (!w) return jb_err_set(err, JB_ENOMEM, "slack web client");
+    for (size_t i = 0; i < JB_ARRAY_LEN(w->locks); i++)
+        pthread_mutex_init(&w->locks[i], NULL);
+    size_t n = strlen(o->api_url);
+    if (asprintf(&w->api_url, "%s%s", o->api_url, o->api_url[n - 1] == '/' ? "" : "/") < 0) {
+        w->api_url = NULL;
+        return jb_err_set(err, JB_ENOMEM, "slack web client");
+    }
+    w->bot_token = dup_secret(o->bot_token);
+    w->app_token = dup_secret(o->app_token);
+    if ((o->bot_token && *o->bot_token && !w->bot_token) ||
+        (o->app_token && *o->app_token && !w->app_token))
+        return jb_err_set(err, JB_ENOMEM, "slack web client");
+    jb_log_add_secret(w->bot_token);
+    jb_log_add_secret(w->app_token);
+    w->max_retries = o->max_retries > 0 ? o->max_retries : 3;
+    w->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 15000;
+    w->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 500;
+    if (web_share_init(w, err) < 0) return -1;
+    *ret = TAKE_PTR(w);
+    return 0;
+}
+
+/* ---- one HTTP exchange ------------------------------------------------------------- */
+
+static size_t write_cb(char *p, size_t size, size_t n, void *u)
+{
+    struct web_resp *rs = u;
+    if (jb_buf_append(&rs->body, p, size * n, NULL) < 0) {
+        rs->body_failed = 1;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
+    return size * n;
+}
+
+/* "Retry-After: 30" -> 30; an HTTP date or anything else -> -1. */
+static long parse_retry_after(const char *p, size_t len)
+{
+    size_t i = 0;
+    long v = 0;
+    while (i < len && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    size_t start = i;
+    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+        v = v < 1000000 ? v * 10 + (p[i] - '0') : v;
+    if (i == start) return -1;
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+        i++;
+    return i == len ? v : -1;
+}
+
+static size_t header_cb(char *p, size_t size, size_t n, void *u)
+{
+    static const char name[] = "retry-after:";
+    struct web_resp *rs = u;
+    size_t len = size * n, nl = sizeof name - 1;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0)
+        rs->retry_after = -1; /* a new response, e.g. after "100 Continue" */
+    else if (len > nl && strncasecmp(p, name, nl) == 0)
+        rs->retry_after = parse_retry_after(p + nl, len - nl);
+    return len;
+}
+
+static size_t read_cb(char *dst, size_t size, size_t n, void *u)
+{
+    struct upload_src *s = u;
+    size_t want = size * n;
+    if (want > s->len - s->off) want = s->len - s->off;
+    if (!want) return 0;
+    ssize_t got;
+    do
+        got = pread(s->fd, dst, want, (off_t)s->off);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0) { /* a read error, or the file shrank under us */
+        s->failed = 1;
+        return CURL_READFUNC_ABORT;
+    }
+    s->off += (size_t)got;
+    return (size_t)got;
+}
+
+/* Failures where no byte of the request can have reached the server. */
+static int never_connected(CURLcode cc)
+{
+    return cc == CURLE_COULDNT_RESOLVE_PROXY || cc == CURLE_COULDNT_RESOLVE_HOST ||
+           cc == CURLE_COULDNT_CONNECT;
+}
+
+static int web_headers(const struct web_req *rq, struct curl_slist **h, struct jb_err *err)
+{
+    jb_autofree char *auth = NULL;
+    if (rq->token && asprintf(&auth, "Authorization: Bearer %s", rq->token) < 0) auth = NULL;
+    if (rq->token && !auth) return jb_err_set(err, JB_ENOMEM, "%s: headers", rq->what);
+    const char *lines[] = {auth, rq->ctype, "Expect:", "Accept: application/json"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(lines); i++) {
+        if (!lines[i]) continue;
+        struct curl_slist *n = curl_slist_append(*h, lines[i]);
+        if (!n) return jb_err_set(err, JB_ENOMEM, "%s: headers", rq->what);
+        *h = n;
+    }
+    if (auth) explicit_bzero(auth, strlen(auth));
+    return 0;
+}
+
+/* Perform one POST; rs says what happened. -1 only for local trouble (memory, curl setup). */
+static int web_perform(struct slack_web *w, const struct web_req *rq, struct web_resp *rs,
+                       struct jb_err *err)
+{
+    jb_auto(easy_cleanupp) CURL *c = curl_easy_init();
+    jb_auto(slist_freep) struct curl_slist *h = NULL;
+    struct upload_src src = {.fd = rq->fd, .len = rq->len};
+    if (!c) return jb_err_set(err, JB_ENOMEM, "%s: curl_easy_init", rq->what);
+    if (web_headers(rq, &h, err) < 0) return -1;
+    CURLcode sc = curl_easy_setopt(c, CURLOPT_URL, rq->url);
+    if (!sc) sc = curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (sc) return jb_err_set(err, JB_EPROTO, "%s: bad URL: %s", rq->what, curl_easy_strerror(sc));
+    curl_easy_setopt(c, CURLOPT_SHARE, w->share);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, MAX_IDLE_CONNS); /* of the shared cache */
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "janebot");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
+    if (rq->fd >= 0) {
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(c, CURLOPT_READDATA, &src);
+    } else {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, rs);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->errbuf);
+    rs->cc = curl_easy_perform(c);
+    long sent = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+    rs->maybe_sent = sent > 0 && !never_connected(rs->cc);
+    rs->read_failed = src.failed;
+    return 0;
+}
+
+/* ---- retries ----------------------------------------------------------------------- */
+
+static int in_list(const char *const *list, const char *s)
+{
+    for (; s && list && *list; list++)
+        if (strcmp(*list, s) == 0) return 1;
+    return 0;
+}
+
+/* Slack-side errors: the first group says the request was not acted on. */
+static const char *const not_processed[] = {"service_unavailable", "request_timeout", "ratelimited",
+                                            NULL};
+static const char *const slack_trouble[] = {"internal_error", "fatal_error", NULL};
+
+/* The body as a JSON object, or NULL. */
+static json_t *parse_object(const struct jb_buf *b)
+{
+    json_t *j = b->len ? json_loadb(b->data, b->len, 0, NULL) : NULL;
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* The error code of an ok:false body, else NULL. Borrowed from j. */
+static const char *body_error(const json_t *j)
+{
+    if (!j || !json_is_false(json_object_get(j, "ok"))) return NULL;
+    return json_string_value(json_object_get(j, "error"));
+}
+
+#define MAYBE_DONE "; not retried, it may have been processed"
+
+/* Fill why and return v. */
+__attribute__((format(printf, 4, 5))) static enum verdict
+verdict(enum verdict v, struct jb_err *why, enum jb_code c, const char *fmt, ...)
+{
+    char msg[sizeof why->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    jb_err_set(why, c, "%s", msg);
+    return v;
+}
+
+/* What one finished exchange means; on V_OK *ret_json (if wanted) gets the body. */
+static enum verdict classify(const struct web_req *rq, struct web_resp *rs, json_t **ret_json,
+                             struct jb_err *why)
+{
+    const char *what = rq->what;
+    if (rs->read_failed) return verdict(V_FAIL, why, JB_ESYS, "%s: reading the file failed", what);
+    if (rs->body_failed) return verdict(V_FAIL, why, JB_EPROTO, "%s: response over 32 MiB", what);
+    if (rs->cc != CURLE_OK) {
+        const char *msg = rs->errbuf[0] ? rs->errbuf : curl_easy_strerror(rs->cc);
+        if (rq->once && rs->maybe_sent)
+            return verdict(V_FAIL, why, JB_ETIMEOUT, "%s: %s after sending" MAYBE_DONE, what, msg);
+        return verdict(V_BACKOFF, why, JB_EUNAVAIL, "%s: %s", what, msg);
+    }
+    if (rs->status == 429)
+        return verdict(V_RATE, why, JB_EUNAVAIL, "%s: rate limited (HTTP 429)", what);
+    jb_auto(json_decrefp) json_t *j = rq->want_json ? parse_object(&rs->body) : NULL;
+    const char *e = body_error(j);
+    int ok2xx = rs->status / 100 == 2, garbled = rq->want_json && !j;
+    if (rs->status >= 500 || (ok2xx && garbled) || in_list(not_processed, e) ||
+        in_list(slack_trouble, e)) {
+        char desc[160];
+        snprintf(desc, sizeof desc, "HTTP %ld%s%.100s", rs->status, e ? ": " : "",
+                 e         ? e
+                 : garbled ? " with a body that is not JSON"
+                           : "");
+        if (rq->once && !in_list(not_processed, e))
+            return verdict(V_FAIL, why, JB_ETIMEOUT, "%s: %s" MAYBE_DONE, what, desc);
+        return verdict(V_BACKOFF, why, JB_EUNAVAIL, "%s: %s", what, desc);
+    }
+    if (!ok2xx && !e) return verdict(V_FAIL, why, JB_EPROTO, "%s: HTTP %ld", what, rs->status);
+    if (ret_json) *ret_json = TAKE_PTR(j);
+    return V_OK;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* base * 2^n, then a random point in its upper half ("equal jitter"). */
+static long backoff_delay(long base, int n)
+{
+    long d = base << (n < 10 ? n : 10);
+    uint32_t r = 0;
+    jb_random_bytes(&r, sizeof r, NULL);
+    return d / 2 + (long)(r % (uint32_t)(d / 2 + 1));
+}
+
+/* Run rq with the retry policy (W1)-(W3). 0: *ret_json (if wanted) holds the body. */
+static int web_request(struct slack_web *w, const struct web_req *rq, json_t **ret_json,
+                       struct jb_err *err)
+{
+    struct jb_err why = {0};
+    int tries = 0, limited = 0;
+    for (;;) {
+        struct web_resp rs = {.retry_after = -1, .body = JB_BUF_INIT(RESP_MAX)};
+        int rc = web_perform(w, rq, &rs, err);
+        enum verdict v = rc < 0 ? V_FAIL : classify(rq, &rs, ret_json, &why);
+        long after = rs.retry_after;
+        jb_buf_release(&rs.body);
+        if (rc < 0) return -1;
+        if (v == V_OK) return 0;
+        if (v == V_FAIL) return jb_err_set(err, why.code, "%s", why.msg);
+        if (v == V_RATE) {
+            if (limited++ >= RATE_LIMIT_RETRIES)
+                return jb_err_set(err, JB_EUNAVAIL, "%s %d times; giving up", why.msg, limited);
+            long s = after < 0 ? 1 : after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : after;
+            log_info("slack %s: rate limited; retrying in %ld s", rq->what, s);
+            sleep_ms(s * 1000);
+            continue;
+        }
+        if (tries >= w->max_retries)
+            return jb_err_set(err, JB_EUNAVAIL, "%s; giving up after %d attempts", why.msg,
+                              tries + 1);
+        long d = backoff_delay(w->backoff_ms, tries++);
+        log_info("%s; retry %d/%d in %ld ms", why.msg, tries, w->max_retries, d);
+        sleep_ms(d);
+    }
+}
+
+int slack_web_post_file(struct slack_web *w, const char *url, int fd, size_t len,
+                        struct jb_err *err)
+{
+    if (!url || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
+        return jb_err_set(err, JB_EPROTO, "file upload: upload_url is not an http(s) URL");
+    struct web_req rq = {
+        .what = "file upload",
+        .url = url,
+        .ctype = "Content-Type: application/octet-stream",
+        .len = len,
+        .fd = fd,
+        .timeout_ms = w->timeout_ms + (long)(len / 128), /* 8 ms per KiB */
+    };
+    return web_request(w, &rq, NULL, err);
+}
+
+/* ---- methods ----------------------------------------------------------------------- */
+
+/* Answers that mean the token is missing, dead or lacks a scope: JB_EDENIED. */
+/* clang-format off */
+static const char *const auth_errors[] = {
+    "not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
+    "missing_scope", "no_permission", "not_allowed_token_type", "access_denied",
+    "team_access_not_granted", NULL};
+/* clang-format on */
+
+/* Method names are [A-Za-z0-9._]: they become part of the URL. */
+static int method_ok(const char *m)
+{
+    size_t n = m ? strlen(m) : 0;
+    if (!n || n > 64) return 0;
+    for (; *m; m++)
+        if (!(*m == '.' || *m == '_' || (*m >= '0' && *m <= '9') || (*m >= 'a' && *m <= 'z') ||
+              (*m >= 'A' && *m <= 'Z')))
+            return 0;
+    return 1;
+}
+
+/* Text of one form value (caller frees): strings as they are, arrays and objects as JSON. */
+static char *form_value(const json_t *v)
+{
+    char *s = NULL;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return strndup(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return asprintf(&s, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) < 0 ? NULL : s;
+    case JSON_REAL:
+        return asprintf(&s, "%.17g", json_real_value(v)) < 0 ? NULL : s;
+    case JSON_TRUE:
+        return strdup("true");
+    case JSON_FALSE:
+        return strdup("false");
+    default:
+        return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+}
+
+static int form_append(struct jb_buf *b, const char *s, size_t n, struct jb_err *err)
+{
+    char *e = curl_easy_escape(NULL, s, (int)n);
+    if (!e) return jb_err_set(err, JB_ENOMEM, "form encoding");
+    int rc = jb_buf_append(b, e, strlen(e), err);
+    curl_free(e);
+    return rc;
+}
+
+/* args as key=value&…, null values left out; caller frees. */
+static char *form_encode(const json_t *args, struct jb_err *err)
+{
+    struct jb_buf b = JB_BUF_INIT(RESP_MAX);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)args, k, v)
+    {
+        if (json_is_null(v)) continue;
+        jb_autofree char *s = form_value(v);
+        if (!s) return jb_buf_release(&b), jb_err_set(err, JB_ENOMEM, "form encoding"), NULL;
+        if ((b.len && jb_buf_append(&b, "&", 1, err) < 0) ||
+            form_append(&b, k, strlen(k), err) < 0 || jb_buf_append(&b, "=", 1, err) < 0 ||
+            form_append(&b, s, strlen(s), err) < 0)
+            return jb_buf_release(&b), NULL;
+    }
+    char *out = jb_buf_detach(&b, NULL);
+    if (!out) jb_err_set(err, JB_ENOMEM, "form encoding");
+    return out;
+}
+
+static char *request_body(const json_t *args, unsigned flags, struct jb_err *err)
+{
+    if (args && !json_is_object(args))
+        return jb_err_set(err, JB_EPROTO, "arguments must be a JSON object"), NULL;
+    if (args && (flags & SLACK_CALL_FORM)) return form_encode(args, err);
+    char *s =
+        !args ? strdup((flags & SLACK_CALL_FORM) ? "" : "{}") : json_dumps(args, JSON_COMPACT);
+    if (!s) jb_err_set(err, JB_ENOMEM, "encoding the arguments");
+    return s;
+}
+
+static void log_warnings(const char *method, const json_t *j)
+{
+    json_t *ws = json_object_get(json_object_get(j, "response_metadata"), "warnings");
+    size_t i;
+    json_t *x;
+    json_array_foreach(ws, i, x)
+    {
+        const char *s = json_string_value(x);
+        if (s && strcmp(s, "missing_charset") != 0 && strcmp(s, "superfluous_charset") != 0)
+            log_warn("slack %s: warning %.100s", method, s);
+    }
+}
+
+/* Turn a JSON answer into the result of slack_call_ex(); takes *jp on success. */
+static int api_result(const char *method, json_t **jp, const char *const *tolerate, json_t **ret,
+                      char **ret_error, struct jb_err *err)
+{
+    json_t *ok = json_object_get(*jp, "ok");
+    if (json_is_true(ok)) {
+        log_warnings(method, *jp);
+        if (ret) *ret = TAKE_PTR(*jp);
+        return 0;
+    }
+    const char *e = json_string_value(json_object_get(*jp, "error"));
+    if (!json_is_false(ok) || !e)
+        return jb_err_set(err, JB_EPROTO, "%s: response without \"ok\" and \"error\"", method);
+    if (ret_error && !(*ret_error = strdup(e))) return jb_err_set(err, JB_ENOMEM, "%s", method);
+    if (in_list(tolerate, e)) return 1;
+    const char *needed = json_string_value(json_object_get(*jp, "needed"));
+    char extra[128] = "";
+    if (needed) snprintf(extra, sizeof extra, " (needed %.100s)", needed);
+    log_warn("slack %s: %.100s%s", method, e, extra);
+    return jb_err_set(err, in_list(auth_errors, e) ? JB_EDENIED : JB_EPROTO, "%s: %.100s%s", method,
+                      e, extra);
+}
+
+int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
+                  const char *const *tolerate, json_t **ret, char **ret_error, struct jb_err *err)
+{
+    if (!method_ok(method)) return jb_err_set(err, JB_EPROTO, "slack: bad method name");
+    int app = !!(flags & SLACK_CALL_APP_TOKEN);
+    const char *token = app ? w->app_token : w->bot_token;
+    if (!token)
+        return jb_err_set(err, JB_ECONFIG, "%s: no %s token configured", method,
+                          app ? "app-level (xapp-)" : "bot (xoxb-)");
+    jb_autofree char *url = NULL;
+    if (asprintf(&url, "%s%s", w->api_url, method) < 0) {
+        url = NULL;
+        return jb_err_set(err, JB_ENOMEM, "%s", method);
+    }
+    jb_autofree char *body = request_body(args, flags, err);
+    if (!body) return jb_err_prefix(err, "%s", method);
+    struct web_req rq = {
+        .what = method,
+        .url = url,
+        .token = token,
+        .ctype = (flags & SLACK_CALL_FORM) ? "Content-Type: application/x-www-form-urlencoded"
+                                           : "Content-Type: application/json; charset=utf-8",
+        .body = body,
+        .len = strlen(body),
+        .fd = -1,
+        .timeout_ms = w->timeout_ms,
+        .once = !!(flags & SLACK_CALL_ONCE),
+        .want_json = 1,
+    };
+    jb_auto(json_decrefp) json_t *j = NULL;
+    if (web_request(w, &rq, &j, err) < 0) return -1;
+    return api_result(method, &j, tolerate, ret, ret_error, err);
+}
+
+int slack_call(struct slack_web *w, const char *method, const json_t *args, int form, int app_token,
+               json_t **ret, char **ret_error, struct jb_err *err)
+{
+    unsigned flags = (form ? SLACK_CALL_FORM : 0) | (app_token ? SLACK_CALL_APP_TOKEN : 0);
+    return slack_call_ex(w, method, args, flags, NULL, ret, ret_error, err);
+}
