@@ -165,9 +165,12 @@ int core_status(struct core *c, const char *thread_key, char *buf, size_t n)
     pthread_mutex_lock(&c->run_mu);
     struct running *r = running_find(c, thread_key);
     if (r) {
-        int64_t s = (jb_mono_ms() - r->started_ms) / 1000;
-        snprintf(buf, n, "Working on it for %lldm%02llds%s%s.", (long long)(s / 60),
-                 (long long)(s % 60), r->last_tool[0] ? "; last step: " : "", r->last_tool);
+        long long s = (long long)((jb_mono_ms() - r->started_ms) / 1000);
+        char took[48];
+        if (s < 60) snprintf(took, sizeof took, "%lld s", s);
+        else snprintf(took, sizeof took, "%lld min %lld s", s / 60, s % 60);
+        snprintf(buf, n, "Working on it, %s elapsed%s%s.", took,
+                 r->last_tool[0] ? "; last step: " : "", r->last_tool);
     } else {
         snprintf(buf, n, "Nothing is running in this thread.");
     }
@@ -187,4 +190,17 @@ int core_abort(struct core *c, const char *thread_key)
     if (r) atomic_store(&r->cancel, 1);
     pthread_mutex_unlock(&c->run_mu);
     return r != NULL;
+}
+
+int core_knows_thread(struct core *c, const char *thread_key)
+{
+    struct session_row r;
+    pthread_mutex_lock(&c->store_mu);
+    int known = store_session_get(c->store, thread_key, &r, NULL) == 0;
+    pthread_mutex_unlock(&c->store_mu);
+    if (known) session_row_release(&r);
+    pthread_mutex_lock(&c->run_mu);
+    known = known || running_find(c, thread_key) != NULL;
+    pthread_mutex_unlock(&c->run_mu);
+    return known;
 }

@@ -128,6 +128,9 @@ int core_event_once(struct core *c, const char *event_id, const char *dedupe_key
 /* Queue the inbox's unfinished messages (after a crash or restart) of thread `key`, or
  * of every thread whose key starts with `key` when prefix is 1. Returns how many, or -1. */
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err);
+/* 1 when the bot already has a conversation in this thread (a session, or a turn queued
+ * or running), so a reply there without a mention is for the bot. */
+int core_knows_thread(struct core *c, const char *thread_key);
 /* A one-line status of the thread's turn into buf; returns 1 when one is running. */
 int core_status(struct core *c, const char *thread_key, char *buf, size_t n);
 /* Cancel the thread's running turn (its processes are killed); 1 when there was one. */

@@ -16,6 +16,8 @@ struct turn_ctx {
     const char *prompt;
     const char *const *refs;
     size_t n;
+    const struct lane_msg *msgs; /* the turn's messages (nmsgs of them) */
+    size_t nmsgs;
     struct running *run;
     struct agent_stream *stream;
     struct agent_result res;
@@ -208,6 +210,16 @@ static void skipped_file(void *ud, const char *name, const char *why)
     t->c->fe->ops->notice(t->c->fe, t->thread_key, note, NULL);
 }
 
+static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n, const char *outcome)
+{
+    struct jb_err err = {0};
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].inbox_id &&
+            store_inbox_finish(st, msgs[i].inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
+                               &err) < 0)
+            log_warn("thread %s: inbox: %s", msgs[i].thread_key, err.msg);
+}
+
 /* Run the agent (once more with a fresh conversation if its transcript is gone), report,
  * and save the session; returns the audit outcome. */
 static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbox *sb,
@@ -226,9 +238,12 @@ static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbo
     }
     if (rc < 0) {
         report_error(t, "cannot run the agent", &err);
+        finish_inbox(st, t->msgs, t->nmsgs, "error");
         return "error";
     }
     const char *outcome = report_outcome(t, o);
+    /* Right after the reply: a crash from here on must not answer these messages again. */
+    finish_inbox(st, t->msgs, t->nmsgs, outcome);
     const char *sid = t->res.session_id ? t->res.session_id : o->new_session;
     if (store_session_touch(st, t->thread_key, t->c->agent->name, sid, sb->name, &err) < 0)
         log_warn("thread %s: cannot save the session: %s", t->thread_key, err.msg);
@@ -250,15 +265,6 @@ static char *turn_prompt(const struct lane_msg *msgs, size_t n)
     return jb_buf_detach(&b, NULL);
 }
 
-static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n, const char *outcome)
-{
-    struct jb_err err = {0};
-    for (size_t i = 0; i < n; i++)
-        if (msgs[i].inbox_id &&
-            store_inbox_finish(st, msgs[i].inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
-                               &err) < 0)
-            log_warn("thread %s: inbox: %s", msgs[i].thread_key, err.msg);
-}
 
 void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
 {
@@ -269,7 +275,8 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     jb_autofree char *prompt = turn_prompt(msgs, n);
     struct running run = {.thread_key = msgs[0].thread_key, .started_ms = jb_mono_ms()};
     struct turn_ctx t = {.c = c, .thread_key = msgs[0].thread_key, .user = msgs[n - 1].user_id,
-                         .prompt = prompt, .refs = refs, .n = nrefs, .run = &run,
+                         .prompt = prompt, .refs = refs, .n = nrefs, .msgs = msgs,
+                         .nmsgs = n, .run = &run,
                          .res = AGENT_RESULT_INIT};
     struct jb_err err = {0};
     struct store *st = worker_store(c, worker, &err);
@@ -294,6 +301,7 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     }
     if (sandbox_ensure(&c->sbx, t.thread_key, &sb, &err) < 0) {
         report_error(&t, "cannot prepare the sandbox", &err);
+        finish_inbox(st, msgs, n, outcome);
     } else {
         if (store_turn_begin(st, t.thread_key, t.user, sb->name, &turn_id, &err) < 0)
             log_warn("thread %s: audit: %s", t.thread_key, err.msg);
@@ -303,7 +311,6 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     if (turn_id && store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1,
                                   t.res.input_tokens, t.res.output_tokens, &err) < 0)
         log_warn("thread %s: audit: %s", t.thread_key, err.msg);
-    finish_inbox(st, msgs, n, outcome);
     free(o.new_session);
     agent_result_release(&t.res);
     if (have_sess) session_row_release(&sess);

@@ -89,6 +89,11 @@ static void run_command(struct serve *sv, const struct slack_message *m, const c
 static void handle_message(struct serve *sv, const struct slack_message *m)
 {
     struct jb_err err = {0};
+    if (m->followup_only && !core_knows_thread(sv->core, m->thread_key)) {
+        log_debug("slack: reply in %s without a mention, in a thread the bot is not in",
+                  m->thread_key);
+        return;
+    }
     const char *cmd = command_of(m->text);
     int allowed = config_allowed(sv->cfg, m->user, m->channel);
     if (!allowed || cmd || !*m->text) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <dirent.h>
 #include <string.h>
@@ -222,6 +223,25 @@ static int sock_dir_init(struct local_ctx *lc, const struct jb_config *cfg, stru
     return 0;
 }
 
+/* Staging dirs of janebot processes that died (kill -9) are removed at start: their
+ * names carry the pid. */
+static void stage_sweep(void)
+{
+    DIR *d = opendir("/run/janebot-stage");
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *dot = strchr(de->d_name, '.');
+        long pid = dot ? strtol(dot + 1, NULL, 10) : 0;
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "/run/janebot-stage/%s", de->d_name);
+        jb_rm_rf(path, NULL); /* placeholders only: nothing is mounted there any more */
+    }
+    closedir(d);
+}
+
 static void local_ctx_release(struct sandbox_ctx *ctx)
 {
     struct local_ctx *lc = ctx->priv;
@@ -244,6 +264,7 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
         egress_policy_new(cfg->egress_allow, cfg->egress_test_hosts, &lc->policy, err) < 0 ||
         egress_proxy_new(lc->policy, &lc->proxy, err) < 0)
         return -1;
+    if (geteuid() == 0) stage_sweep();
     if (egress_policy_has_test_hosts(lc->policy))
         log_warn("JANEBOT_EGRESS_TEST_HOSTS is set: some allowlisted names reach local "
                  "addresses; this is for tests only");

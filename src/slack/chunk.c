@@ -5,9 +5,9 @@
 
 #include "slack/slack.h"
 
-#define REOPEN      "```\n" /* added at the start of a piece that begins inside a fence */
-#define CLOSE_NL    "```"   /* added after a piece ending with a newline inside a fence */
-#define CLOSE_NONL  "\n```" /* added after a piece ending mid-line inside a fence */
+#define REOPEN     "```\n" /* added at the start of a piece that begins inside a fence */
+#define CLOSE_NL   "```"   /* added after a piece ending with a newline inside a fence */
+#define CLOSE_NONL "\n```" /* added after a piece ending mid-line inside a fence */
 
 /* Byte index after the code point at i: a lead byte and its continuation bytes; a stray
  * continuation or invalid byte counts as one character on its own. */

@@ -79,8 +79,8 @@ int slack_envelope_parse(const char *text, size_t len, struct slack_envelope *re
     json_error_t jerr;
     jb_auto(json_decrefp) json_t *root = json_loadb(text, len, 0, &jerr);
     if (!root)
-        return jb_err_set(err, JB_EPROTO, "Socket Mode frame is not JSON: %s (line %d)",
-                          jerr.text, jerr.line);
+        return jb_err_set(err, JB_EPROTO, "Socket Mode frame is not JSON: %s (line %d)", jerr.text,
+                          jerr.line);
     if (!json_is_object(root)) return frame_reject(NULL, NULL, err, "not a JSON object");
     const char *id = jstr(root, "envelope_id");
     const char *type = jstr(root, "type");
@@ -126,8 +126,8 @@ char *slack_ack_json(const char *envelope_id, const json_t *payload)
 void slack_message_release(struct slack_message *m)
 {
     if (!m) return;
-    char **fields[] = {&m->event_id, &m->dedupe_key, &m->team,      &m->channel,
-                       &m->channel_type, &m->user,   &m->ts,        &m->thread_ts,
+    char **fields[] = {&m->event_id,     &m->dedupe_key, &m->team, &m->channel,
+                       &m->channel_type, &m->user,       &m->ts,   &m->thread_ts,
                        &m->thread_key,   &m->text};
     for (size_t i = 0; i < JB_ARRAY_LEN(fields); i++)
         free(*fields[i]);

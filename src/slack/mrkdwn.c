@@ -12,20 +12,20 @@ enum frame_kind { FR_QUOTE, FR_LIST, FR_ITEM };
 
 struct frame {
     enum frame_kind kind;
-    int pending;          /* FR_ITEM: the marker is not written yet */
-    long long next;       /* FR_LIST: number of the next ordered item, -1 for bullets */
-    char delim;           /* FR_LIST: '.' or ')' */
-    char marker[32];      /* FR_ITEM: "• ", "◦ ", "▪ ", "12. " */
+    int pending;     /* FR_ITEM: the marker is not written yet */
+    long long next;  /* FR_LIST: number of the next ordered item, -1 for bullets */
+    char delim;      /* FR_LIST: '.' or ')' */
+    char marker[32]; /* FR_ITEM: "• ", "◦ ", "▪ ", "12. " */
 };
 
-struct tilde {            /* a "~~" in a text node, in document order */
+struct tilde { /* a "~~" in a text node, in document order */
     cmark_node *node;
     size_t off;
     int open, close, paired; /* can open (a non-space follows), can close, matched */
 };
 
 struct line {
-    size_t start, end;    /* byte range of a source line, terminator excluded */
+    size_t start, end; /* byte range of a source line, terminator excluded */
 };
 
 struct render {
@@ -37,8 +37,8 @@ struct render {
     int line_start, failed, strong, emph, heading, lists, no_tables;
     enum jb_code code;
     const char *src;
-    struct line *lines;
-    size_t nlines;
+    int line_no;     /* source line ... */
+    size_t line_off; /* ... starting at this byte: table() reads lines in document order */
 };
 
 /* ---- output ---------------------------------------------------------------------- */
@@ -53,6 +53,18 @@ static void buf_add(struct render *r, struct jb_buf *b, const char *s, size_t n)
 {
     struct jb_err e;
     if (!r->failed && jb_buf_append(b, s, n, &e) < 0) fail(r, e.code);
+}
+
+/* Room for one more element in *v (n used of *cap); 0, or -1 after fail(). */
+static int grow(struct render *r, void **v, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap) return 0;
+    size_t c = *cap ? 2 * *cap : 16;
+    void *p = realloc(*v, c * size);
+    if (!p) return fail(r, JB_ENOMEM), -1;
+    *v = p;
+    *cap = c;
+    return 0;
 }
 
 static void trim_spaces(struct jb_buf *b, size_t floor)
@@ -138,8 +150,9 @@ static size_t token_len(const char *s, size_t n)
         end++;
     if (end == n || s[end] != '>') return 0;
     const char *b = s + 1;
-    size_t bn = end - 1, bar = strcspn(b, "|");
-    if (bar > bn) bar = bn;
+    size_t bn = end - 1;
+    const char *pipe = memchr(b, '|', bn);
+    size_t bar = pipe ? (size_t)(pipe - b) : bn;
     int ok = 0;
     if (b[0] == '@' && bn > 1 && (b[1] == 'U' || b[1] == 'W')) ok = slack_id(b + 1, bn - 1);
     if (b[0] == '#' && bn > 1 && (b[1] == 'C' || b[1] == 'G')) ok = slack_id(b + 1, bn - 1);
@@ -188,13 +201,7 @@ static int solid_neighbour(cmark_node *sib)
 
 static void tilde_add(struct render *r, cmark_node *n, const char *s, size_t i)
 {
-    if (r->ntildes == r->captildes) {
-        size_t cap = r->captildes ? 2 * r->captildes : 16;
-        struct tilde *t = realloc(r->tildes, cap * sizeof *t);
-        if (!t) return fail(r, JB_ENOMEM);
-        r->tildes = t;
-        r->captildes = cap;
-    }
+    if (grow(r, (void **)&r->tildes, r->ntildes, &r->captildes, sizeof *r->tildes) < 0) return;
     int before = i ? !isspace((unsigned char)s[i - 1]) : solid_neighbour(cmark_node_previous(n));
     int after = s[i + 2] ? !isspace((unsigned char)s[i + 2]) : solid_neighbour(cmark_node_next(n));
     r->tildes[r->ntildes++] = (struct tilde){.node = n, .off = i, .open = after, .close = before};
@@ -220,13 +227,15 @@ static void tilde_scan(struct render *r, cmark_node *block)
     if (r->ntildes && !stack) return fail(r, JB_ENOMEM);
     for (size_t i = 0; i < r->ntildes; i++) {
         struct tilde *t = &r->tildes[i];
-        if (t->close && top) r->tildes[stack[--top]].paired = t->paired = 1;
-        else if (t->open) stack[top++] = i;
+        if (t->close && top)
+            r->tildes[stack[--top]].paired = t->paired = 1;
+        else if (t->open)
+            stack[top++] = i;
     }
     free(stack);
 }
 
-/* A text node into the run, paired "~~" becoming "~". */
+/* A text (or inline HTML) node into the run, paired "~~" becoming "~". */
 static void run_text(struct render *r, cmark_node *n)
 {
     const char *s = cmark_node_get_literal(n);
@@ -270,45 +279,21 @@ static void emph_mark(struct render *r, int on)
     if (on ? r->emph++ == 0 : --r->emph == 0) puts_(r, "_");
 }
 
-/* The plain text of node's descendants (an image's alt text). */
-static void put_plain(struct render *r, cmark_node *node)
-{
-    cmark_iter *it = cmark_iter_new(node);
-    if (!it) return fail(r, JB_ENOMEM);
-    for (cmark_event_type ev; (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE;) {
-        cmark_node *n = cmark_iter_get_node(it);
-        const char *lit = is_type(n, CMARK_NODE_TEXT) || is_type(n, CMARK_NODE_CODE)
-                              ? cmark_node_get_literal(n)
-                              : NULL;
-        if (lit) put_esc(r, lit, strlen(lit));
-    }
-    cmark_iter_free(it);
-}
-
-/* Links: <url|label>, autolinks <url>; images <url|alt>. Returns 1 when the subtree is
- * done (skip it). */
+/* Links <url|label> and images <url|alt> (the label's inlines follow, then ">"); an
+ * autolink or empty label <url>, returning 1: the subtree is done (skip it). */
 static int link_enter(struct render *r, cmark_node *n)
 {
     const char *url = cmark_node_get_url(n);
     if (!url || !*url) return 0;
     cmark_node *c = cmark_node_first_child(n);
-    const char *lit = is_type(c, CMARK_NODE_TEXT) && !cmark_node_next(c)
-                          ? cmark_node_get_literal(c)
-                          : NULL;
+    const char *lit =
+        is_type(c, CMARK_NODE_TEXT) && !cmark_node_next(c) ? cmark_node_get_literal(c) : NULL;
     int autolink = lit && (strcmp(lit, url) == 0 ||
                            (strncmp(url, "mailto:", 7) == 0 && strcmp(lit, url + 7) == 0));
     puts_(r, "<");
     put_esc(r, url, strlen(url));
-    if (is_type(n, CMARK_NODE_IMAGE) || autolink || !c) {
-        if (is_type(n, CMARK_NODE_IMAGE) && c) {
-            puts_(r, "|");
-            put_plain(r, n);
-        }
-        puts_(r, ">");
-        return 1;
-    }
-    puts_(r, "|");
-    return 0;
+    puts_(r, autolink || !c ? ">" : "|");
+    return autolink || !c;
 }
 
 static void flush_run(struct render *r)
@@ -323,8 +308,7 @@ static int inline_event(struct render *r, cmark_node *n, int enter)
     cmark_node_type t = cmark_node_get_type(n);
     cmark_node *parent = cmark_node_parent(n);
     if (t == CMARK_NODE_TEXT || t == CMARK_NODE_HTML_INLINE) {
-        if (t == CMARK_NODE_TEXT) run_text(r, n);
-        else buf_add(r, &r->run, cmark_node_get_literal(n), strlen(cmark_node_get_literal(n)));
+        run_text(r, n); /* raw HTML too: Slack shows it as text */
         cmark_node *next = cmark_node_next(n);
         if (!is_type(next, CMARK_NODE_TEXT) && !is_type(next, CMARK_NODE_HTML_INLINE)) flush_run(r);
     } else if (t == CMARK_NODE_SOFTBREAK || t == CMARK_NODE_LINEBREAK) {
@@ -343,7 +327,7 @@ static int inline_event(struct render *r, cmark_node *n, int enter)
         strong_mark(r, enter);
     } else if ((t == CMARK_NODE_LINK || t == CMARK_NODE_IMAGE) && enter) {
         return link_enter(r, n);
-    } else if (t == CMARK_NODE_LINK) {
+    } else if (t == CMARK_NODE_LINK || t == CMARK_NODE_IMAGE) {
         const char *url = cmark_node_get_url(n);
         if (url && *url) puts_(r, ">");
     }
@@ -365,65 +349,43 @@ static void render_inlines(struct render *r, cmark_node *block)
 
 /* ---- tables: a paragraph whose lines hold a header row and a |---| row ------------ */
 
-static void lines_index(struct render *r)
+/* Source line no (1-based) without the container prefix of a block at column col; -1
+ * past the end. Lines are asked for in increasing order (the walk's), so a cursor does. */
+static int line_get(struct render *r, int no, int col, int first, struct line *ret)
 {
-    size_t n = 1;
-    for (const char *p = r->src; *p; p++)
-        n += *p == '\n' || (*p == '\r' && p[1] != '\n');
-    if (!(r->lines = calloc(n, sizeof *r->lines))) return fail(r, JB_ENOMEM);
-    size_t i = 0, k = 0;
-    for (;; i++) {
-        char c = r->src[i];
-        if (c && c != '\n' && c != '\r') continue;
-        r->lines[k].end = i;
-        if (!c) break;
-        i += c == '\r' && r->src[i + 1] == '\n';
-        r->lines[++k].start = i + 1;
+    const char *src = r->src;
+    if (no < r->line_no) r->line_no = 1, r->line_off = 0;
+    for (; r->line_no < no && src[r->line_off]; r->line_no++) {
+        size_t k = r->line_off + strcspn(src + r->line_off, "\r\n");
+        r->line_off = k + (src[k] ? 1 : 0) + (src[k] == '\r' && src[k + 1] == '\n');
     }
-    r->nlines = k + 1;
-}
-
-/* Source line no (1-based) without the container prefix of a block at column col. */
-static struct line line_get(const struct render *r, int no, int col, int first)
-{
-    struct line l = r->lines[no - 1];
-    size_t skip = col > 1 ? (size_t)col - 1 : 0;
-    for (size_t i = 0; i < skip && l.start < l.end; i++) {
-        if (!first && !strchr(" \t>", r->src[l.start])) break;
+    if (r->line_no != no) return -1;
+    struct line l = {r->line_off, r->line_off + strcspn(src + r->line_off, "\r\n")};
+    for (int i = 1; i < col && l.start < l.end && (first || strchr(" \t>", src[l.start])); i++)
         l.start++;
-    }
-    return l;
+    *ret = l;
+    return 0;
 }
 
-/* Cells of a |---|:--:| row, 0 when it is not one. */
-static int delim_cells(const char *s, size_t n)
+/* Cells of a table row: of a header row (pipes not escaped with \\), or with delim of a
+ * |---|:-:| row; -1 when it is no such row. */
+static int row_cells(const char *s, size_t n, int delim)
 {
-    while (n && isspace((unsigned char)s[n - 1]))
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    while (n > i && isspace((unsigned char)s[n - 1]))
         n--;
-    size_t i = strspn(s, " \t");
-    int cells = 1, dash = 0, pipes = 0;
+    int cells = 1, pipes = 0, dash = 0;
     if (i < n && s[i] == '|') i++, pipes++;
-    if (n > i && s[n - 1] == '|') n--, pipes++;
+    if (n > i && s[n - 1] == '|' && (delim || s[n - 2] != '\\')) n--, pipes++;
     for (; i < n; i++) {
-        if (s[i] == '|' && !dash) return 0;
-        if (s[i] == '|') cells++, dash = 0, pipes++;
-        else if (s[i] == '-') dash = 1;
-        else if (!strchr(" \t:", s[i])) return 0;
+        int pipe = s[i] == '|' && (i == 0 || s[i - 1] != '\\');
+        if (delim && (pipe ? !dash : !strchr(" \t:-", s[i]))) return -1;
+        dash = pipe ? 0 : dash || s[i] == '-';
+        cells += pipe, pipes += pipe;
     }
-    return dash && pipes ? cells : 0;
-}
-
-static int header_cells(const char *s, size_t n)
-{
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
-    size_t i = strspn(s, " \t");
-    int cells = 1, pipes = 0;
-    if (i < n && s[i] == '|') i++, pipes++;
-    if (n > i && n >= 2 && s[n - 1] == '|' && s[n - 2] != '\\') n--, pipes++;
-    for (; i < n; i++)
-        if (s[i] == '|' && (i == 0 || s[i - 1] != '\\')) cells++, pipes++;
-    return pipes ? cells : -1;
+    return pipes && (!delim || dash) ? cells : -1;
 }
 
 static void render_blocks(struct render *r, cmark_node *root);
@@ -439,9 +401,10 @@ static void render_source(struct render *r, const struct line *ls, size_t nl)
     cmark_node *doc = r->failed ? NULL : cmark_parse_document(text.data, text.len, 0);
     jb_buf_release(&text);
     if (!doc) return fail(r, JB_ENOMEM);
+    int no_tables = r->no_tables;
     r->no_tables = 1;
     render_blocks(r, doc);
-    r->no_tables = 0;
+    r->no_tables = no_tables;
     cmark_node_free(doc);
     puts_(r, "\n");
 }
@@ -451,16 +414,16 @@ static int table(struct render *r, cmark_node *para)
 {
     int first = cmark_node_get_start_line(para), last = cmark_node_get_end_line(para);
     int col = cmark_node_get_start_column(para);
-    if (r->no_tables || !r->lines || first < 1 || last <= first || (size_t)last > r->nlines)
-        return 0;
+    if (r->no_tables || first < 1 || last <= first) return 0;
     struct line *ls = calloc((size_t)(last - first + 1), sizeof *ls);
     if (!ls) return fail(r, JB_ENOMEM), 1;
     size_t nl = 0, head = 0;
     for (int no = first; no <= last; no++)
-        ls[nl++] = line_get(r, no, col, no == first);
-    while (head + 1 < nl && header_cells(r->src + ls[head].start, ls[head].end - ls[head].start) !=
-                                delim_cells(r->src + ls[head + 1].start,
-                                            ls[head + 1].end - ls[head + 1].start))
+        if (line_get(r, no, col, no == first, &ls[nl++]) < 0) return free(ls), 0;
+    while (head + 1 < nl &&
+           (row_cells(r->src + ls[head].start, ls[head].end - ls[head].start, 0) < 0 ||
+            row_cells(r->src + ls[head].start, ls[head].end - ls[head].start, 0) !=
+                row_cells(r->src + ls[head + 1].start, ls[head + 1].end - ls[head + 1].start, 1)))
         head++;
     if (head + 1 < nl) {
         if (head) render_source(r, ls, head);
@@ -479,13 +442,7 @@ static int table(struct render *r, cmark_node *para)
 
 static struct frame *push_frame(struct render *r, enum frame_kind kind)
 {
-    if (r->nframes == r->capframes) {
-        size_t cap = r->capframes ? 2 * r->capframes : 16;
-        struct frame *f = realloc(r->frames, cap * sizeof *f);
-        if (!f) return fail(r, JB_ENOMEM), NULL;
-        r->frames = f;
-        r->capframes = cap;
-    }
+    if (grow(r, (void **)&r->frames, r->nframes, &r->capframes, sizeof *r->frames) < 0) return NULL;
     r->frames[r->nframes] = (struct frame){.kind = kind};
     return &r->frames[r->nframes++];
 }
@@ -610,19 +567,10 @@ static void render_blocks(struct render *r, cmark_node *root)
             continue;
         }
         separate(r, n);
-        if (block_enter(r, n) && cmark_node_first_child(n)) cmark_iter_reset(it, n, CMARK_EVENT_EXIT);
+        if (block_enter(r, n) && cmark_node_first_child(n))
+            cmark_iter_reset(it, n, CMARK_EVENT_EXIT);
     }
     cmark_iter_free(it);
-}
-
-/* ---- entry point ----------------------------------------------------------------- */
-
-static char *escape_only(const char *md)
-{
-    struct render r = {.out = JB_BUF_INIT((size_t)-1), .line_start = 1};
-    put_esc(&r, md, strlen(md));
-    if (r.failed) return jb_buf_release(&r.out), NULL;
-    return jb_buf_detach(&r.out, NULL);
 }
 
 char *slack_mrkdwn_from_markdown(const char *markdown)
@@ -630,18 +578,22 @@ char *slack_mrkdwn_from_markdown(const char *markdown)
     const char *md = markdown ? markdown : "";
     size_t len = strlen(md);
     size_t ceiling = len > ((size_t)-1 - 65536) / 8 ? (size_t)-1 : 8 * len + 65536;
-    struct render r = {
-        .out = JB_BUF_INIT(ceiling), .run = JB_BUF_INIT(ceiling), .line_start = 1, .src = md};
-    if (strchr(md, '|')) lines_index(&r);
+    struct render r = {.out = JB_BUF_INIT(ceiling),
+                       .run = JB_BUF_INIT(ceiling),
+                       .line_start = 1,
+                       .src = md,
+                       .line_no = 1};
+    r.no_tables = strchr(md, '|') == NULL;
     cmark_node *doc = r.failed ? NULL : cmark_parse_document(md, len, CMARK_OPT_VALIDATE_UTF8);
-    if (doc) render_blocks(&r, doc);
-    else fail(&r, JB_ENOMEM);
+    doc ? render_blocks(&r, doc) : fail(&r, JB_ENOMEM);
     cmark_node_free(doc);
     free(r.frames);
     free(r.tildes);
-    free(r.lines);
     jb_buf_release(&r.run);
     if (!r.failed) return jb_buf_detach(&r.out, NULL);
     jb_buf_release(&r.out);
-    return r.code == JB_EPROTO ? escape_only(md) : NULL;
+    if (r.code != JB_EPROTO) return NULL;
+    struct render e = {.out = JB_BUF_INIT((size_t)-1)}; /* over the ceiling: escape only */
+    put_esc(&e, md, len);
+    return e.failed ? (jb_buf_release(&e.out), NULL) : jb_buf_detach(&e.out, NULL);
 }

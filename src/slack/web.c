@@ -8,8 +8,11 @@
  *  (W2) 5xx, a body that is not JSON, ok:false with a Slack-side error (internal_error,
  *       fatal_error, service_unavailable, request_timeout), network errors: jittered
  *       exponential backoff from backoff_ms, at most max_retries times, then JB_EUNAVAIL.
- *  (W3) SLACK_CALL_ONCE: (W2) applies only when Slack certainly did not act on the request;
- *       otherwise JB_ETIMEOUT at once, because a blind retry could post a message twice. */
+ *  (W3) SLACK_CALL_ONCE: (W2) applies only when Slack did not act on the request: an HTTP
+ *       5xx or an error that says so; a timeout after sending, or a 2xx whose body is
+ *       garbled, gives JB_ETIMEOUT at once, because a blind retry could post twice.
+ *  (W4) A 429 blocks its method for every thread until Retry-After has passed: Slack's
+ *       limits are per method, so other calls of that method wait too. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +34,11 @@ struct slack_web {
     long timeout_ms, backoff_ms;
     CURLSH *share; /* connection cache, DNS and TLS sessions, shared by all threads */
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+    pthread_mutex_t limit_mu; /* guards limits (W4) */
+    struct {
+        char method[48];
+        int64_t until_ms; /* jb_mono_ms() */
+    } limits[16];
 };
 
 /* One HTTP exchange to make, and what came back. */
@@ -112,6 +120,7 @@ void slack_web_free(struct slack_web *w)
     if (w->share) curl_share_cleanup(w->share);
     for (size_t i = 0; i < JB_ARRAY_LEN(w->locks); i++)
         pthread_mutex_destroy(&w->locks[i]);
+    pthread_mutex_destroy(&w->limit_mu);
     free(w->api_url);
     free_secret(w->bot_token);
     free_secret(w->app_token);
@@ -150,6 +159,7 @@ int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct
     if (!w) return jb_err_set(err, JB_ENOMEM, "slack web client");
     for (size_t i = 0; i < JB_ARRAY_LEN(w->locks); i++)
         pthread_mutex_init(&w->locks[i], NULL);
+    pthread_mutex_init(&w->limit_mu, NULL);
     size_t n = strlen(o->api_url);
     if (asprintf(&w->api_url, "%s%s", o->api_url, o->api_url[n - 1] == '/' ? "" : "/") < 0) {
         w->api_url = NULL;
@@ -193,6 +203,12 @@ static long parse_retry_after(const char *p, size_t len)
     for (; i < len && p[i] >= '0' && p[i] <= '9'; i++)
         v = v < 1000000 ? v * 10 + (p[i] - '0') : v;
     if (i == start) return -1;
+    if (i < len && p[i] == '.') { /* "2.5": some proxies send fractions; round up */
+        int frac = 0;
+        for (i++; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+            frac |= p[i] != '0';
+        v += frac;
+    }
     while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
         i++;
     return i == len ? v : -1;
@@ -365,7 +381,7 @@ static enum verdict classify(const struct web_req *rq, struct web_resp *rs, json
                  e         ? e
                  : garbled ? " with a body that is not JSON"
                            : "");
-        if (rq->once && !in_list(not_processed, e))
+        if (rq->once && rs->status < 500 && !in_list(not_processed, e))
             return verdict(V_FAIL, why, JB_ETIMEOUT, "%s: %s" MAYBE_DONE, what, desc);
         return verdict(V_BACKOFF, why, JB_EUNAVAIL, "%s: %s", what, desc);
     }
@@ -390,7 +406,30 @@ static long backoff_delay(long base, int n)
     return d / 2 + (long)(r % (uint32_t)(d / 2 + 1));
 }
 
-/* Run rq with the retry policy (W1)-(W3). 0: *ret_json (if wanted) holds the body. */
+/* (W4): wait while the method is rate limited; with block_s > 0, limit it first. */
+static void method_limit(struct slack_web *w, const char *method, long block_s)
+{
+    int64_t now = jb_mono_ms(), until = 0;
+    pthread_mutex_lock(&w->limit_mu);
+    size_t free_slot = JB_ARRAY_LEN(w->limits), i;
+    for (i = 0; i < JB_ARRAY_LEN(w->limits); i++) {
+        if (!strcmp(w->limits[i].method, method)) break;
+        if (w->limits[i].until_ms <= now && free_slot == JB_ARRAY_LEN(w->limits)) free_slot = i;
+    }
+    if (i == JB_ARRAY_LEN(w->limits) && block_s > 0 && free_slot < JB_ARRAY_LEN(w->limits)) {
+        i = free_slot;
+        snprintf(w->limits[i].method, sizeof w->limits[i].method, "%s", method);
+    }
+    if (i < JB_ARRAY_LEN(w->limits)) {
+        if (block_s > 0 && now + block_s * 1000 > w->limits[i].until_ms)
+            w->limits[i].until_ms = now + block_s * 1000;
+        until = w->limits[i].until_ms;
+    }
+    pthread_mutex_unlock(&w->limit_mu);
+    if (until > now) sleep_ms((long)(until - now));
+}
+
+/* Run rq with the retry policy (W1)-(W4). 0: *ret_json (if wanted) holds the body. */
 static int web_request(struct slack_web *w, const struct web_req *rq, json_t **ret_json,
                        struct jb_err *err)
 {
@@ -398,6 +437,7 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
     int tries = 0, limited = 0;
     for (;;) {
         struct web_resp rs = {.retry_after = -1, .body = JB_BUF_INIT(RESP_MAX)};
+        method_limit(w, rq->what, 0);
         int rc = web_perform(w, rq, &rs, err);
         enum verdict v = rc < 0 ? V_FAIL : classify(rq, &rs, ret_json, &why);
         long after = rs.retry_after;
@@ -410,7 +450,7 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
                 return jb_err_set(err, JB_EUNAVAIL, "%s %d times; giving up", why.msg, limited);
             long s = after < 0 ? 1 : after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : after;
             log_info("slack %s: rate limited; retrying in %ld s", rq->what, s);
-            sleep_ms(s * 1000);
+            method_limit(w, rq->what, s);
             continue;
         }
         if (tries >= w->max_retries)

@@ -68,6 +68,7 @@ Control (all JSON; POST unless noted):
 import argparse
 import base64
 import json
+import math
 import os
 import random
 import re
@@ -923,7 +924,7 @@ class Server:
                 if str(s.mode) == "429":
                     st.blocked_until[method] = now + s.retry_after
                     call["status"] = 429
-                    return 429, {"Retry-After": str(s.retry_after)}, \
+                    return 429, {"Retry-After": str(int(math.ceil(s.retry_after)))}, \
                         {"ok": False, "error": "ratelimited"}
                 if str(s.mode) in ("500", "502", "503"):
                     call["status"] = int(s.mode)
@@ -1569,8 +1570,19 @@ def main():
     from http.server import ThreadingHTTPServer
     import websockets
 
+    class QuietServer(ThreadingHTTPServer):
+        # A client that goes away mid-request (the bot killed by a test) is normal here:
+        # log one line instead of a traceback.
+        def handle_error(self, request, client_address):
+            exc = sys.exc_info()[1]
+            if isinstance(exc, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+                log("http client %s:%s went away (%s)" % (client_address[0], client_address[1],
+                                                           type(exc).__name__))
+                return
+            super().handle_error(request, client_address)
+
     srv = Server(opts)
-    httpd = ThreadingHTTPServer(("127.0.0.1", opts.port), make_http_handler(srv))
+    httpd = QuietServer(("127.0.0.1", opts.port), make_http_handler(srv))
     httpd.daemon_threads = True
     srv.port = httpd.server_address[1]
 

@@ -93,7 +93,8 @@ Test(slack_mrkdwn, slack_tokens_and_html)
     expect_mrkdwn("team <!subteam^S0123|devs>", "team <!subteam^S0123|devs>");
     expect_mrkdwn("<div>x & y</div>", "&lt;div&gt;x &amp; y&lt;/div&gt;");
     expect_mrkdwn("a <b>bold</b> c", "a &lt;b&gt;bold&lt;/b&gt; c");
-    expect_mrkdwn("<@u0lower> <@> <#> <!nope>", "&lt;@u0lower&gt; &lt;@&gt; &lt;#&gt; &lt;!nope&gt;");
+    expect_mrkdwn("<@u0lower> <@> <#> <!nope>",
+                  "&lt;@u0lower&gt; &lt;@&gt; &lt;#&gt; &lt;!nope&gt;");
     expect_mrkdwn("&amp; &lt;@U1&gt;", "&amp; <@U1>");
     expect_mrkdwn(":tada: :+1::-1:", ":tada: :+1::-1:");
 }
@@ -123,8 +124,8 @@ Test(slack_mrkdwn, tables)
                   "Result *now*:\n```\n| a | b |\n|---|---|\n| 1 | 2 |\n```");
     expect_mrkdwn("> | a |\n> |---|\n> | 1 |", "> ```\n> | a |\n> |---|\n> | 1 |\n> ```");
     expect_mrkdwn("- | a |\n  |---|", "• ```\n    | a |\n    |---|\n    ```");
-    expect_mrkdwn("| a | b |\n|---|", "| a | b |\n|---|");      /* cell counts differ */
-    expect_mrkdwn("a | b\nc | d", "a | b\nc | d");              /* no delimiter row */
+    expect_mrkdwn("| a | b |\n|---|", "| a | b |\n|---|"); /* cell counts differ */
+    expect_mrkdwn("a | b\nc | d", "a | b\nc | d");         /* no delimiter row */
     expect_mrkdwn("x\n\n| a |\n|:-:|\n| `<b>` |", "x\n\n```\n| a |\n|:-:|\n| `&lt;b&gt;` |\n```");
 }
 
@@ -164,9 +165,10 @@ Test(slack_mrkdwn, pathological_nesting_does_not_crash)
 Test(slack_mrkdwn, random_input_does_not_crash)
 {
     static const char *const atoms[] = {
-        "*", "_", "~", "~~", "`", "```", "\n", "\n\n", " ", "  ", "- ", "1. ", "> ", "#", "|",
-        "---", "[", "]", "(", ")", "!", "<", ">", "&", "@", "U1", "http://a.b", "é", "💥", "x",
-        "word", "\\", ":", "\t", "<@U0X>", "<!here>", "&amp;", "\r\n"};
+        "*",    "_",   "~",  "~~", "`",      "```",     "\n",         "\n\n", " ", "  ",
+        "- ",   "1. ", "> ", "#",  "|",      "---",     "[",          "]",    "(", ")",
+        "!",    "<",   ">",  "&",  "@",      "U1",      "http://a.b", "é",    "💥", "x",
+        "word", "\\",  ":",  "\t", "<@U0X>", "<!here>", "&amp;",      "\r\n"};
     srand(42);
     for (int round = 0; round < 3000; round++) {
         char buf[1024];
@@ -199,8 +201,11 @@ static int utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        size_t k = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-                                  : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        size_t k = *p < 0x80             ? 1
+                   : (*p & 0xE0) == 0xC0 ? 2
+                   : (*p & 0xF0) == 0xE0 ? 3
+                   : (*p & 0xF8) == 0xF0 ? 4
+                                         : 0;
         if (!k) return 0;
         for (size_t i = 1; i < k; i++)
             if ((p[i] & 0xC0) != 0x80) return 0;
@@ -280,16 +285,15 @@ Test(slack_chunk, examples)
                  (const char *[]){"aaaa aaaa\nbbbb bbbb\n\n", "cccc cccc\ndddd"}, 2);
     chunk_expect("aaaa\nbbbb\ncccc\ndddd eeee ffff", 16,
                  (const char *[]){"aaaa\nbbbb\ncccc\n", "dddd eeee ffff"}, 2);
-    chunk_expect("aaaa bbbb cccc dddd eeee", 16, (const char *[]){"aaaa bbbb cccc ", "dddd eeee"}, 2);
+    chunk_expect("aaaa bbbb cccc dddd eeee", 16, (const char *[]){"aaaa bbbb cccc ", "dddd eeee"},
+                 2);
     chunk_expect("0123456789abcdefghij", 16, (const char *[]){"0123456789abcdef", "ghij"}, 2);
     chunk_expect("ééééééééééééééééééé", 16, (const char *[]){"éééééééééééééééé", "ééé"}, 2);
-    chunk_expect("```\nline1\nline2\nline3\n```\nafter", 16,
-                 (const char *[]){"```\nline1\n```", "```\nline2\n```", "```\nline3\n```\n",
-                                  "after"},
-                 4);
+    chunk_expect(
+        "```\nline1\nline2\nline3\n```\nafter", 16,
+        (const char *[]){"```\nline1\n```", "```\nline2\n```", "```\nline3\n```\n", "after"}, 4);
     chunk_expect("```\n0123456789abcdefghij\n```", 16,
-                 (const char *[]){"```\n01234567\n```", "```\n89abcdef\n```", "```\nghij\n```"},
-                 3);
+                 (const char *[]){"```\n01234567\n```", "```\n89abcdef\n```", "```\nghij\n```"}, 3);
 }
 
 Test(slack_chunk, rejects_tiny_max_and_keeps_out)
@@ -325,9 +329,25 @@ Test(slack_chunk, backtick_runs_are_not_split)
 
 static size_t random_text(char *buf, size_t cap, int valid)
 {
-    static const char *const atoms[] = {"a", "bc", "word", " ", "  ", "\n", "\n\n", "```",
-                                        "```py\n", "\n```\n", "`", "é", "€", "💥", "ü",
-                                        "~", "> ", "* ", "longerwordwithoutspaces"};
+    static const char *const atoms[] = {"a",
+                                        "bc",
+                                        "word",
+                                        " ",
+                                        "  ",
+                                        "\n",
+                                        "\n\n",
+                                        "```",
+                                        "```py\n",
+                                        "\n```\n",
+                                        "`",
+                                        "é",
+                                        "€",
+                                        "💥",
+                                        "ü",
+                                        "~",
+                                        "> ",
+                                        "* ",
+                                        "longerwordwithoutspaces"};
     size_t len = 0, n = (size_t)(rand() % 400);
     for (size_t i = 0; i < n; i++) {
         char raw[2] = {(char)(rand() % 255 + 1), 0};
