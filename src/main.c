@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "core/core.h"
+#include "core/policy.h"
 #include "frontend/frontend.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
@@ -122,8 +123,12 @@ static int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv);
 static int cmd_sessions_list(const struct command *cmd, int argc, char **argv);
 static int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv);
 static int cmd_serve(const struct command *cmd, int argc, char **argv);
+static int cmd_tokens_list(const struct command *cmd, int argc, char **argv);
+static int cmd_tokens_revoke(const struct command *cmd, int argc, char **argv);
+static int cmd_usage(const struct command *cmd, int argc, char **argv);
 static int no_args(const struct command *cmd, int argc, char **argv);
 static int cmd_doctor(const struct command *cmd, int argc, char **argv);
+static int cmd_config_check(const struct command *cmd, int argc, char **argv);
 
 static const struct command commands[] = {
     {"serve", "serve", cmd_serve},
@@ -133,7 +138,11 @@ static const struct command commands[] = {
     {"sandbox rm", "sandbox rm THREAD_KEY|NAME", cmd_sandbox_rm},
     {"sandbox gc", "sandbox gc --idle DAYS", cmd_sandbox_gc},
     {"sessions list", "sessions list", cmd_sessions_list},
+    {"tokens list", "tokens list", cmd_tokens_list},
+    {"tokens revoke", "tokens revoke THREAD_KEY", cmd_tokens_revoke},
+    {"usage", "usage [--since YYYY-MM-DD]", cmd_usage},
     {"doctor", "doctor", cmd_doctor},
+    {"config check", "config check", cmd_config_check},
 };
 
 static int cmd_chat(const struct command *cmd, int argc, char **argv)
@@ -274,8 +283,10 @@ static int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv)
         rc = 1;
     } else {
         /* The agent conversation lived in that home: forget it. */
-        if (!sandbox_is_name(what) && store_open(cfg.db_path, &st, &err) == 0)
+        if (!sandbox_is_name(what) && store_open(cfg.db_path, &st, &err) == 0) {
             store_session_delete(st, what, NULL);
+            store_token_revoke(st, NULL, what, NULL);
+        }
         printf("removed sandbox of %s\n", what);
     }
     store_close(st);
@@ -338,6 +349,103 @@ static int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+/* ---- tokens and usage ---- */
+
+static int open_store(struct jb_config *cfg, struct store **st)
+{
+    struct jb_err err = {0};
+    if (load_config(cfg) < 0) return -1;
+    if (jb_mkdir_p(cfg->state_dir, 0700, &err) < 0 || store_open(cfg->db_path, st, &err) < 0) {
+        fprintf(stderr, "janebot: %s\n", err.msg);
+        config_release(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_tokens_list(const struct command *cmd, int argc, char **argv)
+{
+    int rc = no_args(cmd, argc, argv);
+    if (rc >= 0) return rc;
+    struct jb_config cfg;
+    struct store *st = NULL;
+    if (open_store(&cfg, &st) < 0) return 1;
+    struct token_row *v = NULL;
+    size_t n = 0;
+    struct jb_err err = {0};
+    rc = store_token_list(st, &v, &n, &err) < 0;
+    if (rc) fprintf(stderr, "janebot: %s\n", err.msg);
+    else printf("%-32s  %-12s  %-19s  %-19s  %-8s  %10s  %10s\n", "THREAD KEY", "USER", "CREATED",
+                "LAST USED", "STATE", "TOKENS IN", "TOKENS OUT");
+    int64_t now = jb_now_ms();
+    for (size_t i = 0; !rc && i < n; i++) {
+        char made[32], used[32];
+        jb_fmt_time(v[i].created_at / 1000, made, sizeof made);
+        jb_fmt_time(v[i].last_used / 1000, used, sizeof used);
+        printf("%-32s  %-12s  %-19s  %-19s  %-8s  %10lld  %10lld\n", v[i].thread_key,
+               v[i].user_id ? v[i].user_id : "-", made, used,
+               v[i].revoked ? "revoked" : v[i].expires_at < now ? "expired" : "valid",
+               (long long)v[i].input_tokens, (long long)v[i].output_tokens);
+    }
+    token_rows_free(v, n);
+    store_close(st);
+    config_release(&cfg);
+    return rc;
+}
+
+static int cmd_tokens_revoke(const struct command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char *vals[256] = {0};
+    int rc = parse_opts(cmd, argc, argv, opts, vals);
+    if (rc >= 0) return rc;
+    if (optind + 1 != argc) return usage_error(cmd, "%s", "expected one THREAD_KEY");
+    struct jb_config cfg;
+    struct store *st = NULL;
+    if (open_store(&cfg, &st) < 0) return 1;
+    struct jb_err err = {0};
+    int n = store_token_revoke(st, NULL, argv[optind], &err);
+    if (n < 0) fprintf(stderr, "janebot: %s\n", err.msg);
+    else printf("revoked %d token(s) of %s\n", n, argv[optind]);
+    store_close(st);
+    config_release(&cfg);
+    return n < 0;
+}
+
+static int cmd_usage(const struct command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"since", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char *vals[256] = {0};
+    int rc = parse_opts(cmd, argc, argv, opts, vals);
+    if (rc >= 0) return rc;
+    if (optind < argc) return usage_error(cmd, "unexpected argument %s", argv[optind]);
+    const char *since = vals['s'];
+    int y, m, d;
+    char tail;
+    if (since && (sscanf(since, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 ||
+                  d < 1 || d > 31 || strlen(since) != 10))
+        return usage_error(cmd, "--since %s: expected a date like 2026-11-01", since);
+    struct jb_config cfg;
+    struct store *st = NULL;
+    if (open_store(&cfg, &st) < 0) return 1;
+    struct usage_row *v = NULL;
+    size_t n = 0;
+    struct jb_err err = {0};
+    rc = store_usage_list(st, since, &v, &n, &err) < 0;
+    if (rc) fprintf(stderr, "janebot: %s\n", err.msg);
+    else printf("%-16s  %-32s  %8s  %12s  %12s\n", "USER", "THREAD KEY", "REQUESTS", "TOKENS IN",
+                "TOKENS OUT");
+    for (size_t i = 0; !rc && i < n; i++)
+        printf("%-16s  %-32s  %8lld  %12lld  %12lld\n", v[i].user_id, v[i].thread_key,
+               (long long)v[i].requests, (long long)v[i].input_tokens,
+               (long long)v[i].output_tokens);
+    usage_rows_free(v, n);
+    store_close(st);
+    config_release(&cfg);
+    return rc;
+}
+
 /* ---- doctor ---- */
 
 static void doctor_report(void *ud, int ok, const char *what, const char *detail)
@@ -379,7 +487,11 @@ static void doctor_agent(const struct jb_config *cfg, int *failed)
     if (!agent->key_var) return;
     int set = config_get(agent->key_var) && *config_get(agent->key_var);
     snprintf(detail, sizeof detail, "%s is %s", agent->key_var,
-             set ? "set (value not shown)" : "not set: the agent cannot reach its API");
+             !set ? "not set: the agent cannot reach its API"
+             : strcmp(cfg->sandbox, "local")
+                 ? "set (value not shown)"
+                 : "set (value not shown; it stays on the host: each sandbox gets a scoped "
+                   "token for janebot's LLM proxy)");
     doctor_report(failed, set, "agent key", detail);
 }
 
@@ -405,6 +517,28 @@ static int cmd_doctor(const struct command *cmd, int argc, char **argv)
                           : "janebot is ready");
     config_release(&cfg);
     return failed ? 1 : 0;
+}
+
+/* ---- config check ---- */
+
+static int cmd_config_check(const struct command *cmd, int argc, char **argv)
+{
+    int rc = no_args(cmd, argc, argv);
+    if (rc >= 0) return rc;
+    struct jb_config cfg;
+    if (load_config(&cfg) < 0) return 1;
+    struct policy *p = NULL;
+    struct jb_err err = {0};
+    if (policy_load(&cfg, &p, &err) < 0) {
+        fprintf(stderr, "janebot: %s\n", err.msg);
+        config_release(&cfg);
+        return 1;
+    }
+    policy_print(p, &cfg, stdout);
+    printf("configuration is valid\n");
+    policy_unref(p);
+    config_release(&cfg);
+    return 0;
 }
 
 /* ---- dispatch ---- */

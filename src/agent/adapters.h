@@ -2,6 +2,8 @@
 #ifndef JB_AGENT_ADAPTERS_H
 #define JB_AGENT_ADAPTERS_H
 
+#include <jansson.h>
+
 #include "agent/agent.h"
 
 extern const struct agent_ops agent_amp_ops;
@@ -28,5 +30,14 @@ int agent_bin_ro_path(const char *real, struct jb_strv *ro, struct jb_err *err);
 /* Add a file to c->files (copies path and data). JB_ENOMEM, or JB_EPROTO when full. */
 int agent_cmd_add_file(struct agent_cmd *c, const char *path, const char *data, size_t len,
                        struct jb_err *err);
+
+/* ---- the channel's policy in each agent's own switches (toolmap.c) ----
+ * Each does nothing when t->policy is NULL. Amp: amp.tools.disable/enable and
+ * amp.mcpServers into the settings object. Claude: --mcp-config <run_dir>/mcp.json
+ * --strict-mcp-config and --allowedTools/--disallowedTools. Command: the file
+ * <run_dir>/mcp.json in JANEBOT_MCP_CONFIG and JANEBOT_TOOL_PROFILE. */
+int agent_amp_policy(const struct agent_turn *t, json_t *settings, struct jb_err *err);
+int agent_claude_policy(const struct agent_turn *t, struct agent_cmd *c, struct jb_err *err);
+int agent_command_policy(const struct agent_turn *t, struct agent_cmd *c, struct jb_err *err);
 
 #endif

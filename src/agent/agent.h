@@ -19,7 +19,20 @@ struct jb_config;
 
 /* ---- adapters ------------------------------------------------------------------- */
 
+/* The channel's policy for one turn (core/policy.c builds it; borrowed). */
+enum agent_tool_profile {
+    AGENT_TOOLS_FULL,     /* every tool but the cross-thread ones */
+    AGENT_TOOLS_NO_SHELL, /* the seed's "drop Bash entirely" list */
+    AGENT_TOOLS_ALLOW,    /* exactly the tools in allow */
+};
+struct agent_policy {
+    const char *mcp_json; /* the channel's MCP servers, {"name": definition, ...}; "{}" none */
+    enum agent_tool_profile tools;
+    const char *const *allow; /* AGENT_TOOLS_ALLOW: NULL-terminated tool names */
+};
+
 struct agent_turn {
+    const struct agent_policy *policy; /* NULL: no MCP servers, no tool switches at all */
     const struct jb_config *cfg;
     const char *thread_key;
     const char *user;

@@ -22,20 +22,22 @@ static int plain_token(const char *s)
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
-/* The settings JSON; caller frees. NULL when out of memory. */
-static char *settings_json(void)
+/* The settings JSON, with the channel's tools and MCP servers; caller frees. NULL when
+ * out of memory. */
+static char *settings_json(const struct agent_turn *t)
 {
-    json_t *disable = json_pack("[ss]", "find_thread", "read_thread");
-    json_t *o = json_pack("{s:b,s:s,s:b,s:o}", "amp.dangerouslyAllowAll", 1, "amp.updates.mode",
-                          "disabled", "amp.notifications.enabled", 0, "amp.tools.disable", disable);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_t *o = json_pack("{s:b,s:s,s:b}", "amp.dangerouslyAllowAll", 1, "amp.updates.mode",
+                          "disabled", "amp.notifications.enabled", 0);
+    char *s = o && agent_amp_policy(t, o, NULL) == 0 ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS)
+                                                     : NULL;
     json_decref(o);
     return s;
 }
 
-static int add_settings(struct agent_cmd *c, const char *path, struct jb_err *err)
+static int add_settings(const struct agent_turn *t, struct agent_cmd *c, const char *path,
+                        struct jb_err *err)
 {
-    jb_autofree char *json = settings_json();
+    jb_autofree char *json = settings_json(t);
     if (!json) return jb_err_set(err, JB_ENOMEM, "amp settings");
     return agent_cmd_add_file(c, path, json, strlen(json), err);
 }
@@ -49,7 +51,7 @@ static int amp_prepare(const struct agent_turn *t, struct agent_cmd *out, struct
     jb_autofree char *settings = NULL;
     if (asprintf(&settings, "%s/%s", t->run_dir, SETTINGS_NAME) < 0)
         return jb_err_set(err, JB_ENOMEM, "amp settings path");
-    if (add_settings(&c, settings, err) < 0) return -1;
+    if (add_settings(t, &c, settings, err) < 0) return -1;
     const char *head[] = {"--dangerously-allow-all", "--settings-file", settings, NULL};
     if (jb_strv_pushv(&c.argv, head, err) < 0) return -1;
     if (t->resume_id && *t->resume_id && !plain_token(t->resume_id))

@@ -5,6 +5,8 @@
 
 #include "agent/agent.h"
 #include "core/core-int.h"
+#include "core/policy.h"
+#include "frontend/frontend.h"
 #include "store/store.h"
 
 static void warn_agent(const struct core *c)
@@ -26,6 +28,11 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
     c->cfg = cfg, c->fe = fe;
     pthread_mutex_init(&c->store_mu, NULL);
     pthread_mutex_init(&c->run_mu, NULL);
+    pthread_mutex_init(&c->pol_mu, NULL);
+    if (policy_load(cfg, &c->policy, err) < 0) {
+        core_free(c);
+        return -1;
+    }
     c->agent = agent_ops_find(cfg->agent);
     c->worker_store = calloc((size_t)cfg->max_concurrent_turns, sizeof *c->worker_store);
     if (!c->agent || !c->worker_store) {
@@ -45,7 +52,8 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
     if (stale > 0) log_info("closed %d turn(s) left running by a previous stop", stale);
     struct lanes_opts lo = {.workers = cfg->max_concurrent_turns,
                             .merge = o ? o->merge : 0,
-                            .debounce_ms = o ? o->debounce_ms : 0};
+                            .debounce_ms = o ? o->debounce_ms : 0,
+                            .max_per_user = c->policy->max_turns_per_user};
     if (lanes_new(&lo, core_run_turn, c, &c->lanes, err) < 0) {
         core_free(c);
         return -1;
@@ -57,6 +65,16 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
 int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
                 const char *ref, struct jb_err *err)
 {
+    int retry_s = 0;
+    if (core_rate_take(c, user, &retry_s, err) == 1) { /* nothing stored, nothing runs */
+        struct policy *p = core_policy_get(c);
+        char msg[256];
+        policy_rate_message(retry_s, p->rate_per_minute, msg, sizeof msg);
+        policy_unref(p);
+        log_info("thread %s: %s rate limited (retry in %d s)", thread_key, user, retry_s);
+        c->fe->ops->notice(c->fe, thread_key, msg, NULL);
+        return 1;
+    }
     int64_t id = 0;
     pthread_mutex_lock(&c->store_mu);
     int rc = store_inbox_add(c->store, thread_key, user, text, ref, &id, err);
@@ -122,6 +140,8 @@ void core_free(struct core *c)
     sandbox_ctx_release(&c->sbx);
     pthread_mutex_destroy(&c->store_mu);
     pthread_mutex_destroy(&c->run_mu);
+    policy_unref(c->policy);
+    pthread_mutex_destroy(&c->pol_mu);
     free(c);
 }
 

@@ -195,6 +195,35 @@ static int parse_id_list(const char *name, struct jb_strv *out, struct jb_err *e
     return 0;
 }
 
+/* A URL without its trailing '/': the proxy appends API paths to it. */
+static int load_upstream(char **dst, const char *name, const char *def, struct jb_err *err)
+{
+    if (dup_or_default(dst, name, def, err) < 0) return -1;
+    if (strncmp(*dst, "https://", 8) != 0 && strncmp(*dst, "http://", 7) != 0)
+        return jb_err_set(err, JB_ECONFIG, "%s=\"%s\" is not valid: expected an http(s) URL",
+                          name, *dst);
+    size_t n = strlen(*dst);
+    while (n > 8 && (*dst)[n - 1] == '/') (*dst)[--n] = '\0';
+    return 0;
+}
+
+static int config_load_llm(struct jb_config *cfg, struct jb_err *err)
+{
+    int daily = 0;
+    if (dup_or_default(&cfg->openai_api_key, "OPENAI_API_KEY", NULL, err) < 0 ||
+        load_upstream(&cfg->upstream_anthropic, "JANEBOT_UPSTREAM_ANTHROPIC",
+                      "https://api.anthropic.com", err) < 0 ||
+        load_upstream(&cfg->upstream_openai, "JANEBOT_UPSTREAM_OPENAI", "https://api.openai.com",
+                      err) < 0 ||
+        load_upstream(&cfg->upstream_amp, "JANEBOT_UPSTREAM_AMP", "https://ampcode.com", err) < 0 ||
+        parse_int("JANEBOT_USER_DAILY_TOKENS", 0, 0, 2000000000, &daily, err) < 0 ||
+        dup_or_default(&cfg->prices, "JANEBOT_PRICES", NULL, err) < 0)
+        return -1;
+    cfg->user_daily_tokens = daily;
+    jb_log_add_secret(cfg->openai_api_key);
+    return 0;
+}
+
 static int config_load_slack(struct jb_config *cfg, struct jb_err *err)
 {
     if (dup_or_default(&cfg->slack_bot_token, "SLACK_BOT_TOKEN", NULL, err) < 0 ||
@@ -292,13 +321,14 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
         dup_or_default(&cfg->anthropic_api_key, "ANTHROPIC_API_KEY", NULL, err) < 0 ||
         dup_or_default(&cfg->path_env, "PATH", "/usr/local/bin:/usr/bin:/bin", err) < 0)
         return -1;
-    if (config_load_sandbox(cfg, err) < 0 || config_load_slack(cfg, err) < 0) return -1;
+    if (config_load_sandbox(cfg, err) < 0 || config_load_slack(cfg, err) < 0 ||
+        config_load_llm(cfg, err) < 0)
+        return -1;
     jb_log_add_secret(cfg->amp_api_key);
     jb_log_add_secret(cfg->anthropic_api_key);
     jb_log_add_secret(cfg->slack_bot_token);
     jb_log_add_secret(cfg->slack_app_token);
     jb_log_add_secret(config_get("SPRITES_TOKEN"));
-    jb_log_add_secret(config_get("OPENAI_API_KEY"));
     if (config_check_agent_cmd(cfg, err) < 0) return -1;
     if (!strcmp(cfg->sandbox, "host") && !cfg->allow_local_execution)
         return jb_err_set(
@@ -322,6 +352,11 @@ void config_release(struct jb_config *cfg)
     free(cfg->path_env);
     free(cfg->egress_allow);
     free(cfg->egress_test_hosts);
+    free(cfg->openai_api_key);
+    free(cfg->upstream_anthropic);
+    free(cfg->upstream_openai);
+    free(cfg->upstream_amp);
+    free(cfg->prices);
     free(cfg->slack_bot_token);
     free(cfg->slack_app_token);
     free(cfg->slack_api_url);

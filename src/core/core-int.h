@@ -31,6 +31,8 @@ struct core {
     struct lanes *lanes;
     pthread_mutex_t run_mu;
     struct running *running;
+    pthread_mutex_t pol_mu; /* guards the pointer only; snapshots are immutable */
+    struct policy *policy;  /* current snapshot (core/policy.h); one reference held */
 };
 
 /* The lane worker: one turn of msgs[0..n). */

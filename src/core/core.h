@@ -41,6 +41,13 @@ struct jb_config {
     int sandbox_idle_days;   /* JANEBOT_SANDBOX_IDLE_DAYS: gc of idle sandboxes */
     char *egress_allow;      /* JANEBOT_EGRESS_ALLOW (NULL: the default list) */
     char *egress_test_hosts; /* JANEBOT_EGRESS_TEST_HOSTS (tests only) */
+    /* LLM proxy */
+    char *openai_api_key;        /* OPENAI_API_KEY (secret) */
+    char *upstream_anthropic;    /* JANEBOT_UPSTREAM_ANTHROPIC */
+    char *upstream_openai;       /* JANEBOT_UPSTREAM_OPENAI */
+    char *upstream_amp;          /* JANEBOT_UPSTREAM_AMP */
+    long long user_daily_tokens; /* JANEBOT_USER_DAILY_TOKENS (0 = no cap) */
+    char *prices;                /* JANEBOT_PRICES: "model=in:out,…" USD per million tokens */
     /* Slack */
     char *slack_bot_token;       /* SLACK_BOT_TOKEN (secret) */
     char *slack_app_token;       /* SLACK_APP_TOKEN (secret) */
@@ -69,7 +76,9 @@ const char *config_get(const char *name);
  * (L2) Messages of a lane run in arrival order; none is dropped. With merging, every
  *      message waiting when a turn starts goes into that one turn.
  * (L3) Different lanes run in parallel, at most `workers` at once.
- * (L4) With a debounce, an idle lane's turn starts debounce_ms after its latest message. */
+ * (L4) With a debounce, an idle lane's turn starts debounce_ms after its latest message.
+ * (L5) With max_per_user, at most that many turns of one user (the user of a turn's last
+ *      message) run at once; a lane over the cap waits on the ready list, in order. */
 
 struct lane_msg {
     int64_t inbox_id;
@@ -83,7 +92,8 @@ typedef void (*lane_run_fn)(void *ud, int worker, const struct lane_msg *msgs, s
 struct lanes_opts {
     int workers;
     int merge;       /* 1: a turn takes every waiting message of its lane */
-    int debounce_ms; /* 0: no debounce */
+    int debounce_ms;  /* 0: no debounce */
+    int max_per_user; /* 0: no cap (L5) */
 };
 /* Starts the workers. *ret is the caller's; lanes_free() drains and joins. */
 int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lanes **ret,
@@ -91,6 +101,8 @@ int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lane
 /* Copies the message (ref may be NULL). */
 int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
                   const char *text, const char *ref, struct jb_err *err);
+/* Change the cap of (L5) (a reloaded configuration); lanes waiting on it may start. */
+void lanes_set_max_per_user(struct lanes *l, int max_per_user);
 /* Blocks until every queued message has run. */
 void lanes_drain(struct lanes *l);
 /* Messages queued or running. */
@@ -114,7 +126,9 @@ struct core_opts {
 int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core_opts *o,
              struct core **ret, struct jb_err *err);
 /* Accept a message: stored in the inbox first, then queued in its thread's lane. ref is
- * the frontend's reference to it (may be NULL). */
+ * the frontend's reference to it (may be NULL). Returns 1, with nothing stored or run,
+ * when the user is over RATE_LIMIT_PER_MINUTE: the frontend's notice() told them when
+ * to retry. (A failed rate check lets the message through.) */
 int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
                 const char *ref, struct jb_err *err);
 /* Accept a Slack event exactly once (by event id and by post): 0 queued, 1 seen before,

@@ -70,6 +70,7 @@ int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *
     n = sandbox_gc(&ctx, idle_s, &removed, err);
     for (size_t i = 0; i < removed.n; i++) {
         struct jb_err e = {0};
+        store_token_revoke(st, NULL, removed.v[i], NULL);
         if (store_session_delete(st, removed.v[i], &e) < 0 && e.code != JB_ENOTFOUND)
             log_warn("gc: session of %s: %s", removed.v[i], e.msg);
         else

@@ -6,7 +6,12 @@
  * (L1) A lane is on the ready list or RUNNING, never both: one turn per thread.
  * (L2) Messages are appended and taken from the head: arrival order, none dropped.
  * (L3) A finished lane goes to the tail of the ready list, so a busy thread cannot
- *      starve the others. All state is guarded by one mutex; turns run outside it. */
+ *      starve the others. All state is guarded by one mutex; turns run outside it.
+ * (L5) Per-user cap (opts.max_per_user > 0): a due lane whose turn's user (its next
+ *      batch's last message) already runs max_per_user turns is passed over and stays
+ *      where it is on the ready list; the end of any turn wakes the workers to look
+ *      again. So extra messages wait in their lanes, in order, and are never dropped;
+ *      users[] counts the running turns per user (entries with n > 0 only). */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +34,12 @@ struct lane {
     struct lane *next_ready, *next_bucket;
 };
 
+struct user_count {
+    char *user;
+    int n; /* turns of this user running now */
+    struct user_count *next;
+};
+
 struct lanes {
     pthread_mutex_t mu;
     pthread_cond_t work, idle;
@@ -37,6 +48,7 @@ struct lanes {
     size_t pending;
     int stopping;
     struct lanes_opts opts;
+    struct user_count *users; /* (L5) */
     lane_run_fn run;
     void *ud;
     int nworkers;
@@ -72,7 +84,60 @@ static void ready_push(struct lanes *l, struct lane *ln, int64_t at)
     pthread_cond_broadcast(&l->work);
 }
 
-/* The first lane that is due, unlinked; else NULL and *wake_at the earliest due time. */
+/* The user a lane's next turn runs for: its last message's with merging, else its
+ * first's (take_batch takes those). */
+static const char *batch_user(const struct lanes *l, const struct lane *ln)
+{
+    return (l->opts.merge ? ln->tail : ln->head)->m.user_id;
+}
+
+static struct user_count *user_find(struct lanes *l, const char *user)
+{
+    for (struct user_count *u = l->users; u; u = u->next)
+        if (!strcmp(u->user, user)) return u;
+    return NULL;
+}
+
+/* (L5): 1 when the lane's next turn must wait for one of its user's turns to end. */
+static int user_blocked(struct lanes *l, const struct lane *ln)
+{
+    if (l->opts.max_per_user <= 0) return 0;
+    const struct user_count *u = user_find(l, batch_user(l, ln));
+    return u && u->n >= l->opts.max_per_user;
+}
+
+/* Count a turn of user as running; NULL when out of memory (the turn then goes uncounted). */
+static struct user_count *user_inc(struct lanes *l, const char *user)
+{
+    struct user_count *u = user_find(l, user);
+    if (!u) {
+        u = calloc(1, sizeof *u);
+        if (!u || !(u->user = strdup(user))) {
+            free(u);
+            log_warn("lanes: out of memory counting the turns of %s", user);
+            return NULL;
+        }
+        u->next = l->users;
+        l->users = u;
+    }
+    u->n++;
+    return u;
+}
+
+static void user_dec(struct lanes *l, struct user_count *u)
+{
+    if (!u || --u->n > 0) return;
+    for (struct user_count **pp = &l->users; *pp; pp = &(*pp)->next)
+        if (*pp == u) {
+            *pp = u->next;
+            break;
+        }
+    free(u->user);
+    free(u);
+}
+
+/* The first lane that is due and not held back by (L5), unlinked; else NULL and *wake_at
+ * the earliest due time (0: none; held-back lanes wait for a turn to end). */
 static struct lane *ready_take(struct lanes *l, int64_t now, int64_t *wake_at)
 {
     struct lane *prev = NULL;
@@ -82,6 +147,7 @@ static struct lane *ready_take(struct lanes *l, int64_t now, int64_t *wake_at)
             if (!*wake_at || ln->ready_at < *wake_at) *wake_at = ln->ready_at;
             continue;
         }
+        if (user_blocked(l, ln)) continue;
         if (prev) prev->next_ready = ln->next_ready;
         else l->ready_head = ln->next_ready;
         if (l->ready_tail == ln) l->ready_tail = prev;
@@ -170,12 +236,15 @@ static void *worker_main(void *p)
             continue;
         }
         size_t n;
+        struct user_count *user = user_inc(l, batch_user(l, ln));
         struct msg_node *batch = take_batch(l, ln, &n);
         ln->running = 1;
         pthread_mutex_unlock(&l->mu);
         run_batch(l, wa.index, batch, n);
         pthread_mutex_lock(&l->mu);
         ln->running = 0;
+        user_dec(l, user);
+        if (l->opts.max_per_user > 0) pthread_cond_broadcast(&l->work); /* (L5) */
         l->pending -= n;
         if (ln->head) ready_push(l, ln, jb_mono_ms());
         else lane_unlink_free(l, ln);
@@ -273,6 +342,14 @@ int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, con
     }
     pthread_mutex_unlock(&l->mu);
     return 0;
+}
+
+void lanes_set_max_per_user(struct lanes *l, int max_per_user)
+{
+    pthread_mutex_lock(&l->mu);
+    l->opts.max_per_user = max_per_user;
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->mu);
 }
 
 void lanes_drain(struct lanes *l)

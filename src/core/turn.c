@@ -5,6 +5,7 @@
 
 #include "agent/agent.h"
 #include "core/core-int.h"
+#include "core/policy.h"
 #include "frontend/frontend.h"
 #include "store/store.h"
 
@@ -77,6 +78,8 @@ static struct store *worker_store(struct core *c, int worker, struct jb_err *err
 
 struct run_out {
     int exec_ok, exit_code, timed_out, cancelled, over_quota;
+    const char *llm_refused;       /* static string from the proxy, or NULL */
+    int64_t llm_input, llm_output; /* counted by the LLM proxy */
     char stderr_tail[4096];
     char *new_session; /* id the adapter chose before the run; owned */
 };
@@ -98,7 +101,11 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     struct agent_turn at = {.cfg = c->cfg, .thread_key = t->thread_key, .user = t->user,
                             .prompt = t->prompt, .resume_id = resume_id, .run_dir = sb->run_dir};
     struct agent_cmd cmd = {0};
-    if (c->agent->prepare(&at, &cmd, err) < 0) {
+    struct policy *pol = core_policy_get(c); /* this channel's MCP servers and tools */
+    at.policy = &policy_channel_for(pol, t->thread_key)->agent;
+    int prc = c->agent->prepare(&at, &cmd, err);
+    policy_unref(pol);
+    if (prc < 0) {
         agent_cmd_release(&cmd);
         return -1;
     }
@@ -118,6 +125,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     x.stdin_data = cmd.stdin_data, x.stdin_len = cmd.stdin_data ? strlen(cmd.stdin_data) : 0;
     x.deadline_ms = jb_mono_ms() + (int64_t)c->cfg->turn_timeout_s * 1000;
     x.cancel = &t->run->cancel;
+    x.user = t->user;
     x.on_stdout = on_stdout, x.ud = t;
     int rc = sandbox_exec(sb, &x, err);
     agent_stream_finish(t->stream);
@@ -128,12 +136,37 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
         out->exec_ok = 1, out->exit_code = x.exit_code;
         out->timed_out = x.timed_out, out->cancelled = x.cancelled;
         out->over_quota = x.over_quota;
+        out->llm_refused = x.llm_refused;
+        out->llm_input += x.llm_input, out->llm_output += x.llm_output;
         memcpy(out->stderr_tail, x.stderr_tail, sizeof out->stderr_tail);
         free(out->new_session);
         out->new_session = cmd.session_id ? strdup(cmd.session_id) : NULL;
     }
     agent_cmd_release(&cmd);
     return rc;
+}
+
+/* JANEBOT_PRICES "model=in:out,…" (USD per million tokens): the first entry prices the
+ * turn (one model per deployment is the common case). 0 when none is given. */
+static int price_of(const struct jb_config *cfg, double *in, double *out)
+{
+    const char *eq = cfg->prices ? strchr(cfg->prices, '=') : NULL;
+    return eq && sscanf(eq + 1, "%lf:%lf", in, out) == 2;
+}
+
+/* The answer with a one-line footer: tokens in/out through the proxy (and the cost). */
+static char *usage_footer(const struct jb_config *cfg, const char *answer, const struct run_out *o)
+{
+    if (!o->llm_input && !o->llm_output) return NULL;
+    char *s = NULL, cost[64] = "";
+    double pin, pout;
+    if (price_of(cfg, &pin, &pout))
+        snprintf(cost, sizeof cost, " · $%.4f",
+                 ((double)o->llm_input * pin + (double)o->llm_output * pout) / 1e6);
+    if (asprintf(&s, "%s\n\n_tokens: %lld in / %lld out%s_", answer, (long long)o->llm_input,
+                 (long long)o->llm_output, cost) < 0)
+        return NULL;
+    return s;
 }
 
 /* Tell the user how the turn ended; returns the audit outcome. */
@@ -150,6 +183,18 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
             c->cfg->turn_timeout_s);
         FAIL(t, msg);
         return "timeout";
+    }
+    if (o->llm_refused) {
+        if (strstr(o->llm_refused, "budget"))
+            snprintf(msg, sizeof msg,
+                     "the agent was stopped: %s has used up today's token budget "
+                     "(JANEBOT_USER_DAILY_TOKENS); it resets at 00:00 UTC",
+                     t->user);
+        else
+            snprintf(msg, sizeof msg, "the agent was stopped: its API access was refused (%s)",
+                     o->llm_refused);
+        FAIL(t, msg);
+        return "error";
     }
     if (o->over_quota) {
         snprintf(msg, sizeof msg,
@@ -172,7 +217,9 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
     }
     if (answer && (t->res.has_result || o->exit_code == 0)) {
         struct jb_err e = {0};
-        if (fe->ops->answer(fe, t->thread_key, t->refs, t->n, answer, &e) < 0)
+        jb_autofree char *with_footer = usage_footer(c->cfg, answer, o);
+        if (fe->ops->answer(fe, t->thread_key, t->refs, t->n, with_footer ? with_footer : answer,
+                            &e) < 0)
             log_warn("thread %s: cannot deliver the answer: %s", t->thread_key, e.msg);
         return "ok";
     }
@@ -308,8 +355,10 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         outcome = turn_body(&t, st, sb, have_sess ? &sess : NULL, &o);
     }
     core_running_remove(c, &run);
-    if (turn_id && store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1,
-                                  t.res.input_tokens, t.res.output_tokens, &err) < 0)
+    int64_t tin = o.llm_input ? o.llm_input : t.res.input_tokens;
+    int64_t tout = o.llm_output ? o.llm_output : t.res.output_tokens;
+    if (turn_id && store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, tin, tout,
+                                  &err) < 0)
         log_warn("thread %s: audit: %s", t.thread_key, err.msg);
     free(o.new_session);
     agent_result_release(&t.res);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/policy.h"
 #include "frontend/frontend.h"
 #include "slack/slack.h"
 
@@ -86,6 +87,19 @@ static void run_command(struct serve *sv, const struct slack_message *m, const c
     notice_async(sv, m->thread_key, text);
 }
 
+/* Over RATE_LIMIT_PER_MINUTE: recorded as seen (its twin event is dropped too), answered
+ * with when to retry; nothing is stored for a turn, no sandbox is made. */
+static void rate_refuse(struct serve *sv, const struct slack_message *m, int retry_s)
+{
+    if (core_event_once(sv->core, m->event_id, m->dedupe_key, NULL) != 0) return;
+    struct policy *p = core_policy_get(sv->core);
+    char text[256];
+    policy_rate_message(retry_s, p->rate_per_minute, text, sizeof text);
+    policy_unref(p);
+    log_info("slack: %s in %s rate limited (retry in %d s)", m->user, m->channel, retry_s);
+    notice_async(sv, m->thread_key, text);
+}
+
 static void handle_message(struct serve *sv, const struct slack_message *m)
 {
     struct jb_err err = {0};
@@ -95,7 +109,7 @@ static void handle_message(struct serve *sv, const struct slack_message *m)
         return;
     }
     const char *cmd = command_of(m->text);
-    int allowed = config_allowed(sv->cfg, m->user, m->channel);
+    int allowed = core_allowed(sv->core, m->user, m->channel);
     if (!allowed || cmd || !*m->text) {
         int seen = core_event_once(sv->core, m->event_id, m->dedupe_key, &err);
         if (seen != 0) {
@@ -112,6 +126,12 @@ static void handle_message(struct serve *sv, const struct slack_message *m)
         } else {
             notice_async(sv, m->thread_key, "Hi! Tell me what to do, here in this thread.");
         }
+        return;
+    }
+    int retry_s = 0; /* a redelivered or twin event was counted the first time */
+    if (!core_event_known(sv->core, m->event_id, m->dedupe_key) &&
+        core_rate_take(sv->core, m->user, &retry_s, &err) == 1) {
+        rate_refuse(sv, m, retry_s);
         return;
     }
     int rc = core_submit_event(sv->core, m->event_id, m->dedupe_key, m->thread_key, m->user,
@@ -206,6 +226,7 @@ int slack_serve(const struct jb_config *cfg)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP); /* reload the configuration file */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     struct slack_socket *sock = NULL;
     int rc = 1;
@@ -218,7 +239,13 @@ int slack_serve(const struct jb_config *cfg)
     if (cfg->sandbox_idle_days > 0 && pthread_create(&gc, NULL, gc_main, (void *)cfg) == 0)
         pthread_detach(gc);
     int sig = 0;
-    sigwait(&stop, &sig);
+    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
+        struct jb_err e = {0};
+        if (core_policy_reload(sv.core, &e) < 0)
+            log_error("configuration not reloaded, the previous one stays in force: %s", e.msg);
+        else
+            log_info("configuration reloaded (SIGHUP)");
+    }
     log_info("stopping (signal %d); turns in flight run again at the next start", sig);
     slack_socket_stop(sock);
     rc = 0;

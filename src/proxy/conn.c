@@ -76,9 +76,19 @@ static void set_port(struct sockaddr_storage *ss, unsigned port)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
+/* "localhost" and "*.localhost" are loopback by definition (RFC 6761), whatever the
+ * resolver says: refused before any lookup. */
+static int is_localhost_name(const char *name)
+{
+    size_t n = strlen(name);
+    return !strcmp(name, "localhost") || (n > 10 && !strcmp(name + n - 10, ".localhost"));
+}
+
 static int resolve(struct egress_conn *c, struct target *t)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (is_localhost_name(t->name))
+        return refuse(c, 403, t->name, t->port, "a localhost name is a loopback address", NULL), -1;
     int rc = getaddrinfo(t->name, NULL, &hints, &res);
     char why[400], ip[INET6_ADDRSTRLEN];
     if (rc != 0) {

@@ -110,4 +110,50 @@ void egress_listener_close(struct egress_listener *l);
  * Returns only on a fatal error: -1 with err filled. listen_fd stays the caller's. */
 int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
 
+/* ---- the LLM API proxy (llm.c, llm-fwd.c) -------------------------------------------
+ * Holds the real API keys; a sandbox gets, per exec, a scoped token ("jbt_" + 64 hex,
+ * 256 random bits) that works only on that exec's own Unix socket, for the provider API
+ * paths the agents use. The proxy checks the token (stored as its sha256 only: revoked,
+ * expired and other sandboxes' tokens fail), swaps in the real key, strips every other
+ * credential, streams the answer back unbuffered, and records the tokens used. */
+
+enum llm_provider { LLM_ANTHROPIC, LLM_OPENAI, LLM_AMP, LLM_NPROVIDERS };
+
+#define LLM_TOKEN_LEN     68 /* "jbt_" + 64 hex */
+#define LLM_BODY_MAX      ((size_t)32 << 20)
+#define LLM_TOKEN_TTL_MS  (60 * 60 * 1000) /* renewed by use */
+#define LLM_MAX_PER_LISTENER 64
+
+struct llm_config {
+    const char *key[LLM_NPROVIDERS];      /* real keys; NULL: provider not offered */
+    const char *upstream[LLM_NPROVIDERS]; /* base URLs without a trailing '/' */
+    const char *db_path;                  /* tokens and usage */
+    long long user_daily_tokens;          /* 0: no cap */
+};
+
+/* The variables of a provider inside a sandbox, pointing at the relay. */
+const char *llm_key_var(enum llm_provider p);  /* "ANTHROPIC_API_KEY", … */
+const char *llm_base_var(enum llm_provider p); /* "ANTHROPIC_BASE_URL", … */
+const char *llm_base_url(enum llm_provider p); /* "http://127.0.0.1:4000/anthropic", … */
+
+struct llm_proxy;
+/* cfg's strings are copied. *ret is the caller's; llm_proxy_free(). */
+int llm_proxy_new(const struct llm_config *cfg, struct llm_proxy **ret, struct jb_err *err);
+void llm_proxy_free(struct llm_proxy *px); /* accepts NULL */
+int llm_proxy_offers(const struct llm_proxy *px, enum llm_provider p);
+
+struct llm_session;
+/* One sandbox exec: mint a token for thread_key (written to token, NUL-terminated) and
+ * listen on sock_path (mode 0600, chowned to owner_uid unless (uid_t)-1). *ret belongs to
+ * the caller until llm_session_close(). */
+int llm_session_open(struct llm_proxy *px, const char *sock_path, const char *thread_key,
+                     const char *user, const char *sandbox, uid_t owner_uid,
+                     char token[LLM_TOKEN_LEN + 1], struct llm_session **ret, struct jb_err *err);
+/* Why the proxy refused this exec's token since it opened ("revoked", "expired", "over
+ * the daily budget"), or NULL. Safe from any thread. */
+const char *llm_session_refused(struct llm_session *s);
+void llm_session_usage(struct llm_session *s, int64_t *ret_in, int64_t *ret_out);
+/* Revoke the token, stop listening, drop live requests, join; frees s (NULL is fine). */
+void llm_session_close(struct llm_session *s);
+
 #endif

@@ -49,6 +49,9 @@ struct bwrap_plan {
     const char *home_src;    /* -> /home/agent */
     const char *self_src;    /* janebot's binary -> /run/janebot/janebot */
     const char *sock_src;    /* this exec's proxy socket -> /run/janebot/egress.sock */
+    const char *llm_src;     /* its LLM proxy socket -> /run/janebot/llm.sock, or NULL */
+    const char *const *llm_env; /* NAME=VALUE: base URLs and the scoped token; these names
+                                   replace the adapter's own (a real key never goes in) */
     const char *const *ro_src; /* one per x->ro_paths entry, shown at that entry's path */
     int seccomp_base_fd, seccomp_agent_fd;
 };

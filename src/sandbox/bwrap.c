@@ -13,6 +13,7 @@
 #include "sandbox/backend.h"
 
 #define RELAY_PORT "3128"
+#define LLM_PORT "4000"
 #define RUN_DIR "/run/janebot"
 
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
@@ -170,7 +171,8 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
         push(a, "--tmpfs", "/tmp", NULL, err) < 0 ||
         push(a, "--bind", p->home_src, "/home/agent", err) < 0 ||
         push(a, "--ro-bind", p->self_src, RUN_DIR "/janebot", err) < 0 ||
-        (p->sock_src && push(a, "--ro-bind", p->sock_src, RUN_DIR "/egress.sock", err) < 0))
+        (p->sock_src && push(a, "--ro-bind", p->sock_src, RUN_DIR "/egress.sock", err) < 0) ||
+        (p->llm_src && push(a, "--ro-bind", p->llm_src, RUN_DIR "/llm.sock", err) < 0))
         return -1;
     for (size_t i = 0; p->x->ro_paths && p->x->ro_paths[i]; i++)
         if (check_ro_path(cfg->state_dir, p->x->ro_paths[i], err) < 0 ||
@@ -182,6 +184,14 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
     return 0;
 }
 
+/* Is NAME (n bytes) set by the LLM proxy's variables? */
+static int overridden(const char *const *llm_env, const char *name, size_t n)
+{
+    for (const char *const *e = llm_env; e && *e; e++)
+        if (!strncmp(*e, name, n) && (*e)[n] == '=') return 1;
+    return 0;
+}
+
 /* The adapter's variables (an API key among them) go to init through a memfd, not on
  * bwrap's command line, which every process on the host can read. */
 static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
@@ -189,11 +199,17 @@ static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb
     struct jb_buf b = JB_BUF_INIT(1 << 20);
     for (const char *const *e = p->x->env; e && *e; e++) {
         const char *eq = strchr(*e, '=');
+        if (eq && overridden(p->llm_env, *e, (size_t)(eq - *e))) continue;
         if (!eq || eq == *e || jb_buf_append(&b, *e, strlen(*e) + 1, err) < 0) {
             jb_buf_release(&b);
             return eq ? -1 : jb_err_set(err, JB_EPROTO, "bad environment entry");
         }
     }
+    for (const char *const *e = p->llm_env; e && *e; e++)
+        if (jb_buf_append(&b, *e, strlen(*e) + 1, err) < 0) {
+            jb_buf_release(&b);
+            return -1;
+        }
     int fd = proc_memfd("janebot-env", b.data, b.len, err);
     jb_buf_release(&b);
     if (fd < 0) return -1;
@@ -218,6 +234,7 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
         jb_strv_pushf(&a->argv, err, "%d", p->seccomp_agent_fd) < 0 ||
         jb_strv_push(&a->argv, "--env", err) < 0 || jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
         (p->sock_src && push(a, "--relay", RELAY_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
+        (p->llm_src && push(a, "--relay", LLM_PORT ":" RUN_DIR "/llm.sock", NULL, err) < 0) ||
         jb_strv_push(&a->argv, "--", err) < 0)
         return -1;
     return jb_strv_pushv(&a->argv, p->x->argv, err);

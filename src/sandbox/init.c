@@ -140,12 +140,13 @@ static _Noreturn void reap_until(pid_t cmd)
 
 _Noreturn int sandbox_init_main(int argc, char **argv)
 {
-    const char *limits = NULL, *relay = NULL;
+    const char *limits = NULL, *relay[4] = {0};
+    size_t nrelay = 0;
     int filter_fd = -1, env_fd = -1, i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (i + 1 >= argc) errno = EINVAL, die("arguments");
         if (!strcmp(argv[i], "--limits")) limits = argv[i + 1];
-        else if (!strcmp(argv[i], "--relay")) relay = argv[i + 1];
+        else if (!strcmp(argv[i], "--relay") && nrelay < 4) relay[nrelay++] = argv[i + 1];
         else if (!strcmp(argv[i], "--filter")) filter_fd = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--env")) env_fd = atoi(argv[i + 1]);
         else errno = EINVAL, die(argv[i]);
@@ -155,7 +156,8 @@ _Noreturn int sandbox_init_main(int argc, char **argv)
     /* Not dumpable: the agent (same uid, no capabilities) cannot open /proc/1/mem or the
      * relay's and run code under their lighter filters. The relay inherits this. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl");
-    if (relay && start_relay(relay) < 0) die("relay");
+    for (size_t r = 0; r < nrelay; r++)
+        if (start_relay(relay[r]) < 0) die("relay");
     /* After the relay forked: the adapter's variables are for the agent only. */
     if (env_fd >= 3 && load_env(env_fd) < 0) die("environment");
     if (apply_limits(limits) < 0) die("resource limits");

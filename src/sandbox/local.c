@@ -24,6 +24,7 @@
 struct local_ctx {
     struct egress_policy *policy;
     struct egress_proxy *proxy;
+    struct llm_proxy *llm; /* NULL when the host has no provider key */
     char *self_exe;  /* janebot's own binary: the init inside */
     char *sock_dir;  /* 0700 directory of the per-exec proxy sockets */
     atomic_uint seq; /* makes socket names unique within this process */
@@ -88,10 +89,6 @@ static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
                       u, l);
 }
 
-static int quota_tick(void *ud)
-{
-    return over_quota_check(ud, NULL) < 0;
-}
 
 static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owner, char *path,
                       size_t n, struct egress_listener **ret, struct jb_err *err)
@@ -150,7 +147,8 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
     }
     if (!(plan->home_src = stage_add(st, sb->home, "home", err)) ||
         !(plan->self_src = stage_add(st, lc->self_exe, "janebot", err)) ||
-        (plan->sock_src && !(plan->sock_src = stage_add(st, plan->sock_src, "egress.sock", err))))
+        (plan->sock_src && !(plan->sock_src = stage_add(st, plan->sock_src, "egress.sock", err))) ||
+        (plan->llm_src && !(plan->llm_src = stage_add(st, plan->llm_src, "llm.sock", err))))
         return -1;
     for (size_t i = 0; plan->x->ro_paths && plan->x->ro_paths[i]; i++) {
         char name[32];
@@ -162,6 +160,42 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
     return 0;
 }
 
+/* What the run's tick watches: the home's size, and refusals of the exec's token. */
+struct watch {
+    const struct sandbox *sb;
+    struct llm_session *llm;
+    int llm_refused;
+};
+
+static int watch_tick(void *ud)
+{
+    struct watch *w = ud;
+    if (w->llm && llm_session_refused(w->llm)) return w->llm_refused = 1;
+    return over_quota_check(w->sb, NULL) < 0;
+}
+
+/* This exec's scoped token for every provider the host has a key for. */
+static int llm_open(struct local_ctx *lc, const struct sandbox *sb, const struct sandbox_exec *x,
+                    uid_t uid, char *path, size_t n, struct llm_session **ret, struct jb_strv *env,
+                    struct jb_err *err)
+{
+    char token[LLM_TOKEN_LEN + 1];
+    int w = snprintf(path, n, "%s/%s.%d.%u.llm.sock", lc->sock_dir, sb->name, (int)getpid(),
+                     atomic_fetch_add(&lc->seq, 1));
+    if (w < 0 || (size_t)w >= n) return jb_err_set(err, JB_ESYS, "socket path too long");
+    if (llm_session_open(lc->llm, path, sb->thread_key, x->user ? x->user : "sandbox-exec",
+                         sb->name, uid, token, ret, err) < 0)
+        return -1;
+    for (int p = 0; p < LLM_NPROVIDERS; p++)
+        if (llm_proxy_offers(lc->llm, (enum llm_provider)p) &&
+            (jb_strv_pushf(env, err, "%s=%s", llm_base_var((enum llm_provider)p),
+                           llm_base_url((enum llm_provider)p)) < 0 ||
+             jb_strv_pushf(env, err, "%s=%s", llm_key_var((enum llm_provider)p), token) < 0))
+            return -1;
+    explicit_bzero(token, sizeof token);
+    return 0;
+}
+
 static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
 {
     struct local_ctx *lc = sb->ctx->priv;
@@ -169,8 +203,10 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     if (over_quota_check(sb, err) < 0) return -1;
     uid_t uid = (uid_t)-1;
     int drop = uid_of(sb, &uid);
-    char sock[108];
+    char sock[108], llm_sock[108];
     struct egress_listener *listener = NULL;
+    struct watch watch = {.sb = sb};
+    struct jb_strv llm_env = JB_STRV_INIT;
     struct bwrap_args a = {.argv = JB_STRV_INIT};
     struct stage st = {.src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT};
     struct bwrap_plan plan = {.sb = sb, .x = x, .home_src = sb->home, .self_src = lc->self_exe,
@@ -179,7 +215,10 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     plan.seccomp_base_fd = seccomp_base_fd(err);
     plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1 : seccomp_agent_fd(err);
     if (plan.seccomp_agent_fd < 0 || listen_for(lc, sb, uid, sock, sizeof sock, &listener, err) < 0 ||
-        (drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0)
+        (lc->llm && llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0))
+        goto out;
+    if (watch.llm) plan.llm_src = llm_sock, plan.llm_env = (const char *const *)llm_env.v;
+    if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0)
         goto out;
     int keep[BWRAP_MAX_FDS + 2];
     size_t nkeep = 0;
@@ -189,14 +228,22 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     static const char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
     struct proc_spec ps = {.argv = (const char *const *)a.argv.v, .envp = bwrap_env,
                            .keep_fds = keep, .nkeep = nkeep, .drop_to_uid = drop,
-                           .uid = uid, .gid = (gid_t)uid, .tick = quota_tick, .tick_ud = sb,
+                           .uid = uid, .gid = (gid_t)uid, .tick = watch_tick, .tick_ud = &watch,
                            .stage_src = (const char *const *)st.src.v,
                            .stage_dst = (const char *const *)st.dst.v, .nstage = st.src.n};
     rc = proc_run(&ps, x, err);
+    if (rc == 0 && watch.llm_refused) {
+        x->over_quota = 0; /* the tick stopped it for the token, not the disk */
+        x->llm_refused = llm_session_refused(watch.llm);
+    }
+    if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm_input, &x->llm_output);
 out:
     if (listener) egress_listener_close(listener);
+    llm_session_close(watch.llm);
     stage_release(&st);
     bwrap_args_release(&a);
+    for (size_t i = 0; i < llm_env.n; i++) explicit_bzero(llm_env.v[i], strlen(llm_env.v[i]));
+    jb_strv_free(&llm_env);
     if (plan.seccomp_base_fd >= 0) close(plan.seccomp_base_fd);
     if (plan.seccomp_agent_fd >= 0) close(plan.seccomp_agent_fd);
     return rc;
@@ -247,6 +294,7 @@ static void local_ctx_release(struct sandbox_ctx *ctx)
     struct local_ctx *lc = ctx->priv;
     egress_proxy_free(lc->proxy);
     egress_policy_free(lc->policy);
+    llm_proxy_free(lc->llm);
     free(lc->self_exe);
     free(lc->sock_dir);
     free(lc);
@@ -265,6 +313,14 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
         egress_proxy_new(lc->policy, &lc->proxy, err) < 0)
         return -1;
     if (geteuid() == 0) stage_sweep();
+    struct llm_config llm = {
+        .key = {cfg->anthropic_api_key, cfg->openai_api_key, cfg->amp_api_key},
+        .upstream = {cfg->upstream_anthropic, cfg->upstream_openai, cfg->upstream_amp},
+        .db_path = cfg->db_path,
+        .user_daily_tokens = cfg->user_daily_tokens,
+    };
+    if ((llm.key[0] || llm.key[1] || llm.key[2]) && llm_proxy_new(&llm, &lc->llm, err) < 0)
+        return -1;
     if (egress_policy_has_test_hosts(lc->policy))
         log_warn("JANEBOT_EGRESS_TEST_HOSTS is set: some allowlisted names reach local "
                  "addresses; this is for tests only");

@@ -182,6 +182,7 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
     struct pipes p;
     x->stderr_tail[0] = '\0';
     x->exit_code = x->term_signal = x->timed_out = x->cancelled = x->over_quota = 0;
+    x->llm_refused = NULL;
     if (make_pipes(x, child, &p, err) < 0) {
         close_all(child, 3);
         close_all(&p.in_w, 1), close_all(&p.out_r, 1), close_all(&p.err_r, 1);

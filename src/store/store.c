@@ -48,6 +48,32 @@ static const char *const migrations[] = {
     "  dedupe_key TEXT NOT NULL,"
     "  received_at INTEGER NOT NULL);"
     "CREATE UNIQUE INDEX slack_events_dedupe ON slack_events (dedupe_key);",
+    /* 3: scoped LLM tokens (only their sha256) and token usage per day, user and thread. */
+    "CREATE TABLE llm_tokens ("
+    "  hash TEXT PRIMARY KEY,"
+    "  thread_key TEXT NOT NULL,"
+    "  user_id TEXT,"
+    "  sandbox TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  last_used INTEGER,"
+    "  revoked INTEGER NOT NULL DEFAULT 0,"
+    "  input_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  output_tokens INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX llm_tokens_thread ON llm_tokens (thread_key);"
+    "CREATE TABLE llm_usage ("
+    "  day TEXT NOT NULL,"
+    "  user_id TEXT NOT NULL,"
+    "  thread_key TEXT NOT NULL,"
+    "  input_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  output_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (day, user_id, thread_key));",
+    /* 4: per-user rate-limit token buckets (core/policy.c), kept across restarts. */
+    "CREATE TABLE rate_buckets ("
+    "  key TEXT PRIMARY KEY,"
+    "  tokens REAL NOT NULL,"
+    "  updated_at INTEGER NOT NULL);",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

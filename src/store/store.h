@@ -18,7 +18,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 4
 
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
@@ -109,5 +109,58 @@ int store_turn_list(struct store *st, const char *thread_key, size_t limit, stru
 /* Turns left running by a crash are closed as "interrupted"; returns how many, or -1.
  * Call at start-up, before any turn begins. */
 int store_turn_close_stale(struct store *st, struct jb_err *err);
+
+/* ---- scoped LLM tokens and usage (tokens.c) ---- */
+
+/* hash: hex sha256 of the token; times Unix ms. */
+int store_token_add(struct store *st, const char *hash, const char *thread_key, const char *user,
+                    const char *sandbox, int64_t expires_at, struct jb_err *err);
+/* 0 and *ret_thread (caller frees) when the token is known, unrevoked and unexpired;
+ * -1 with JB_EDENIED (revoked or expired: the message says which) or JB_ENOTFOUND. */
+int store_token_check(struct store *st, const char *hash, char **ret_thread, struct jb_err *err);
+/* A request went through: usage added to the token and to today's (UTC) usage of its
+ * user and thread; the expiry is pushed to expires_at. */
+int store_token_use(struct store *st, const char *hash, const char *thread_key, const char *user,
+                    int64_t input_tokens, int64_t output_tokens, int64_t expires_at,
+                    struct jb_err *err);
+/* Revoke one token (hash) or every token of a thread (thread_key); returns how many. */
+int store_token_revoke(struct store *st, const char *hash, const char *thread_key,
+                       struct jb_err *err);
+
+struct token_row {
+    char *thread_key, *user_id, *sandbox;
+    int64_t created_at, expires_at, last_used;
+    int revoked;
+    int64_t input_tokens, output_tokens;
+};
+void token_rows_free(struct token_row *v, size_t n);
+int store_token_list(struct store *st, struct token_row **ret, size_t *ret_n, struct jb_err *err);
+
+/* Tokens (in + out) a user spent today (UTC). */
+int store_usage_today(struct store *st, const char *user, int64_t *ret_total, struct jb_err *err);
+struct usage_row {
+    char *user_id, *thread_key;
+    int64_t input_tokens, output_tokens, requests;
+};
+void usage_rows_free(struct usage_row *v, size_t n);
+/* Totals per user and thread since day ("YYYY-MM-DD", NULL = all), biggest first. */
+int store_usage_list(struct store *st, const char *since, struct usage_row **ret, size_t *ret_n,
+                     struct jb_err *err);
+
+/* ---- rate-limit buckets (buckets.c) ---- */
+
+/* The stored state of one token bucket; fn decides. found is 0 when key has none yet.
+ * fn returns what store_bucket_update() returns (>= 0), after updating *tokens and
+ * *updated_ms, which are then stored; a negative return stores nothing. */
+typedef int (*store_bucket_fn)(void *ud, int found, double *tokens, int64_t *updated_ms);
+/* Read, let fn update, and write the bucket of key in one write transaction (so two
+ * processes sharing the database cannot both spend the last token). Returns fn's result,
+ * or -1 with err. */
+int store_bucket_update(struct store *st, const char *key, store_bucket_fn fn, void *ud,
+                        struct jb_err *err);
+/* 1 when that Slack event or that post was already recorded (store_event_seen/accept),
+ * 0 when not, -1 on error. Reads only. */
+int store_event_known(struct store *st, const char *event_id, const char *dedupe_key,
+                      struct jb_err *err);
 
 #endif

@@ -1,0 +1,477 @@
+#!/usr/bin/python3
+"""bench/slack-ack.py -- Socket Mode ack latency and memory of `janebot serve`, side by side
+with a minimal Node bot on @slack/socket-mode (bench/node-socket-mode/bot.js: ack at once,
+push the event onto an in-memory queue, nothing else), both against the same fake Slack
+(tests/fakes/slack.py) in the same run.
+
+For each bot: start the fake-fresh state (control reset), start the bot, wait for hello,
+read RSS at idle (VmRSS of the bot's own process), inject events at 50/s for 10 s and at
+200/s for 10 s (paced by a few threads driving the fake's control API), then top the total
+up to 10,000 events, wait until everything is acked and read RSS again. Ack latency is the
+fake's own record per envelope: the time the fake read the ack frame minus the time it
+queued the envelope for sending (first delivery attempts only). Every event is a message
+with subtype bot_message: janebot acks it and ignores it by design (no agent turn, no
+sandbox), so the comparison is about intake and ack, like the Node bot that does no work.
+
+usage: bench/slack-ack.py [JANEBOT_BINARY]      (default build/janebot)
+Everything listens on 127.0.0.1; every wait is bounded; the fake, the bots and the temp
+dir are cleaned up on every exit path. `npm install` runs in bench/node-socket-mode when
+its node_modules lack the pinned @slack/socket-mode; if that fails, the Node rows are
+skipped with the reason and the janebot rows are still printed.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+FAKE = os.path.join(REPO, "tests", "fakes", "slack.py")
+AGENT = os.path.join(REPO, "tests", "fakes", "agent.py")
+NODE_DIR = os.path.join(HERE, "node-socket-mode")
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+BOT_TOKEN = "xoxb-bench-1111-2222-b0tT0kenBenchValue"
+APP_TOKEN = "xapp-bench-1-A0JANEBOT1-3333-appT0kenBenchValue"
+
+PHASES = [(50, 10.0), (200, 10.0)]   # (envelopes/s, seconds): the measured phases
+TOTAL = 10000                        # events per bot before the second RSS reading
+FILL_RATE = 500                      # pace of the top-up to TOTAL (not measured)
+WORKERS = 8                          # threads driving /_control/inject
+IDLE_SECS = 2.0                      # settle time before the idle RSS reading
+CONNECT_TIMEOUT = 20.0
+DRAIN_TIMEOUT = 20.0                 # wait for the last acks (retries are 3 s apart)
+NPM_TIMEOUT = 120
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---- the fake's control API ----------------------------------------------------------
+
+class Control:
+    """Control API client on one persistent HTTP/1.1 connection (one per thread)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    def call(self, op, body=None, timeout=30.0):
+        for attempt in (1, 2):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                           timeout=timeout)
+                    self.conn.connect()
+                    self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # The fake writes headers and body in two send()s; without a quick ACK
+                # from us, Nagle (its side) + delayed ACK (ours) cost ~40 ms per call.
+                self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                if body is None:
+                    self.conn.request("GET", "/_control/" + op)
+                else:
+                    self.conn.request("POST", "/_control/" + op, json.dumps(body),
+                                      {"Content-Type": "application/json"})
+                self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                r = self.conn.getresponse()
+                data = r.read()
+                if r.status != 200:
+                    raise BenchError("control %s: HTTP %s %s" % (op, r.status, data[:300]))
+                out = json.loads(data.decode())
+                if not out.get("ok", True):
+                    raise BenchError("control %s: %s" % (op, out))
+                return out
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise BenchError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+            self.conn = None
+
+
+# ---- processes -----------------------------------------------------------------------
+
+PROCS = []
+
+
+def spawn(argv, log_path, env=None, cwd=None):
+    log = open(log_path, "ab")
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                             cwd=cwd, start_new_session=True)
+    finally:
+        log.close()
+    PROCS.append(p)
+    return p
+
+
+def stop(p, grace=3.0):
+    """SIGTERM the process group we started, then SIGKILL it."""
+    if p is None:
+        return
+    try:
+        pgid = os.getpgid(p.pid) if p.poll() is None else p.pid
+    except OSError:
+        pgid = p.pid
+    if p.poll() is None:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except OSError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(pgid, signal.SIGKILL)  # stragglers of the group, if any
+    except OSError:
+        pass
+    try:
+        p.wait(3)
+    except subprocess.TimeoutExpired:
+        pass
+    if p in PROCS:
+        PROCS.remove(p)
+
+
+def tail(path, n=1500):
+    try:
+        with open(path, "rb") as f:
+            return f.read()[-n:].decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise BenchError("no VmRSS for pid %d" % pid)
+
+
+def mib(kib):
+    return "%.1f" % (kib / 1024.0)
+
+
+# ---- fake Slack ----------------------------------------------------------------------
+
+def start_fake(tmp):
+    port_file = os.path.join(tmp, "fake.port")
+    log = os.path.join(tmp, "fake.log")
+    p = spawn([PYTHON, FAKE, "--port-file", port_file], log)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        if p.poll() is not None:
+            raise BenchError("fake Slack exited (%s):\n%s" % (p.returncode, tail(log)))
+        try:
+            with open(port_file) as f:
+                parts = f.read().split()
+            if len(parts) == 2:
+                return p, int(parts[0]), log
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise BenchError("fake Slack did not start within 10 s:\n%s" % tail(log))
+
+
+# ---- injection -----------------------------------------------------------------------
+
+def inject_paced(port, rate, count, first_index):
+    """Inject count bot_message events at `rate`/s from WORKERS threads; event i is due at
+    t0 + i/rate (sent at once when the workers are behind). Returns (event_ids, seconds,
+    errors)."""
+    lock = threading.Lock()
+    nxt = [0]
+    ids = []
+    errors = []
+    t0 = time.monotonic() + 0.05
+
+    def worker():
+        ctl = Control(port)
+        try:
+            while True:
+                with lock:
+                    i = nxt[0]
+                    if i >= count or len(errors) > 20:
+                        return
+                    nxt[0] += 1
+                delay = t0 + i / float(rate) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                try:
+                    out = ctl.call("inject", {"kind": "bot_message",
+                                              "text": "bench event %d" % (first_index + i)})
+                    with lock:
+                        ids.extend(out["event_ids"])
+                except (BenchError, OSError, http.client.HTTPException, ValueError) as e:
+                    with lock:
+                        errors.append(str(e))
+        finally:
+            ctl.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(WORKERS)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + count / float(rate) * 3 + 30
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        errors.append("injection did not finish in time")
+    return ids, time.monotonic() - t0, errors
+
+
+def wait_drained(ctl, proc, what):
+    """Poll the fake until nothing is pending and every envelope sent was acked or gave up.
+    Returns the last state."""
+    end = time.monotonic() + DRAIN_TIMEOUT
+    while True:
+        s = ctl.call("state", timeout=60)
+        sent = [e for e in s["envelopes"] if e["sent_at"]]
+        open_ = [e for e in sent if not e["acked_at"] and not e["timed_out"]]
+        if not s["pending"] and not open_:
+            return s
+        if proc.poll() is not None:
+            raise BenchError("%s exited (rc %s) while draining" % (what, proc.returncode))
+        if time.monotonic() > end:
+            return s
+        time.sleep(0.5)
+
+
+def pct(sorted_vals, q):
+    """Nearest-rank percentile of a sorted list."""
+    if not sorted_vals:
+        return float("nan")
+    k = max(0, min(len(sorted_vals) - 1, int(-(-q * len(sorted_vals) // 1)) - 1))
+    return sorted_vals[k]
+
+
+def phase_stats(state, event_ids):
+    want = set(event_ids)
+    first = [e for e in state["envelopes"] if e["event_id"] in want and e["retry_attempt"] == 0]
+    lat = sorted(e["latency"] * 1000.0 for e in first
+                 if e["latency"] is not None and not e["late"])
+    sent = sorted(e["sent_at"] for e in first if e["sent_at"])
+    achieved = (len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 and sent[-1] > sent[0] \
+        else float("nan")
+    retries = sum(1 for e in state["envelopes"] if e["event_id"] in want and e["retry_attempt"])
+    late = sum(1 for e in first if e["late"])
+    return {"events": len(want), "acks": len(lat), "p50": pct(lat, 0.50),
+            "p99": pct(lat, 0.99), "max": lat[-1] if lat else float("nan"),
+            "achieved": achieved, "retries": retries, "late": late}
+
+
+# ---- one bot -------------------------------------------------------------------------
+
+def run_bot(name, argv, env, cwd, port, tmp):
+    ctl = Control(port)
+    ctl.call("reset", {})
+    log = os.path.join(tmp, "%s.log" % name)
+    proc = spawn(argv, log, env=env, cwd=cwd)
+    try:
+        end = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            s = ctl.call("state")
+            if any(c["hello_at"] and c["open"] for c in s["connections"]):
+                break
+            if proc.poll() is not None:
+                raise BenchError("%s exited (rc %s) before connecting:\n%s"
+                                 % (name, proc.returncode, tail(log)))
+            if time.monotonic() > end:
+                raise BenchError("%s did not connect within %.0f s:\n%s"
+                                 % (name, CONNECT_TIMEOUT, tail(log)))
+            time.sleep(0.1)
+        time.sleep(IDLE_SECS)
+        rss_idle = rss_kib(proc.pid)
+
+        done = 0
+        phases = []
+        for rate, secs in PHASES:
+            n = int(rate * secs)
+            ids, took, errs = inject_paced(port, rate, n, done)
+            if errs:
+                raise BenchError("%s: injection at %d/s failed: %s" % (name, rate, errs[:3]))
+            done += n
+            phases.append((rate, ids, took))
+            time.sleep(1.0)  # let the last acks of this phase in before the next one
+        fill_ids = []
+        if TOTAL > done:
+            fill_ids, _, errs = inject_paced(port, FILL_RATE, TOTAL - done, done)
+            if errs:
+                raise BenchError("%s: top-up injection failed: %s" % (name, errs[:3]))
+        state = wait_drained(ctl, proc, name)
+        if proc.poll() is not None:
+            raise BenchError("%s exited (rc %s):\n%s" % (name, proc.returncode, tail(log)))
+        time.sleep(1.0)
+        rss_after = rss_kib(proc.pid)
+        rows = []
+        for rate, ids, took in phases:
+            st = phase_stats(state, ids)
+            st.update(rate=rate, inject_secs=took)
+            rows.append(st)
+        total = phase_stats(state, [i for _, ids, _ in phases for i in ids] + fill_ids)
+        conns = len(state["connections"])
+        return {"rows": rows, "rss_idle": rss_idle, "rss_after": rss_after, "total": total,
+                "connections": conns, "stray_acks": len(state["stray_acks"])}
+    finally:
+        stop(proc)
+        ctl.close()
+
+
+# ---- node ----------------------------------------------------------------------------
+
+def pinned_version():
+    with open(os.path.join(NODE_DIR, "package.json")) as f:
+        return json.load(f)["dependencies"]["@slack/socket-mode"]
+
+
+def node_ready():
+    """Make sure bench/node-socket-mode has its dependencies. Returns (ok, why)."""
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if not node:
+        return False, "node is not installed"
+    want = pinned_version()
+    have_pkg = os.path.join(NODE_DIR, "node_modules", "@slack", "socket-mode", "package.json")
+    try:
+        with open(have_pkg) as f:
+            if json.load(f).get("version") == want:
+                return True, "@slack/socket-mode %s (already installed)" % want
+    except (OSError, ValueError):
+        pass
+    if not npm:
+        return False, "npm is not installed"
+    try:
+        r = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-package-lock",
+                            "--loglevel=error"], cwd=NODE_DIR, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return False, "npm install timed out after %d s" % NPM_TIMEOUT
+    if r.returncode != 0:
+        msg = (r.stderr or r.stdout).strip().splitlines()
+        return False, "npm install failed (rc %d): %s" % (r.returncode,
+                                                          " / ".join(msg[-3:])[:300])
+    return True, "@slack/socket-mode %s (npm install)" % want
+
+
+def node_version():
+    try:
+        return subprocess.run(["node", "--version"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+# ---- main ----------------------------------------------------------------------------
+
+def fmt_row(bot, res, r):
+    rate = "%d/s (sent %.0f/s)" % (r["rate"], r["achieved"])
+    return "| %s | %s | %d/%d | %.2f | %.2f | %.2f | %s | %s |" % (
+        bot, rate, r["acks"], r["events"], r["p50"], r["p99"], r["max"],
+        mib(res["rss_idle"]), mib(res["rss_after"]))
+
+
+def main():
+    jb = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build",
+                                                                             "janebot"))
+    if not os.access(jb, os.X_OK):
+        print("slack-ack: %s is not executable (run make first)" % jb, file=sys.stderr)
+        return 2
+
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt("signal %d" % sig)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    tmp = tempfile.mkdtemp(prefix="janebot-bench-ack-")
+    fake = None
+    results = []
+    notes = []
+    t_start = time.monotonic()
+    try:
+        fake, port, fake_log = start_fake(tmp)
+        api_url = "http://127.0.0.1:%d/api/" % port
+        base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+        # janebot serve
+        home, state, cwd = (os.path.join(tmp, d) for d in ("home", "state", "cwd"))
+        for d in (home, state, cwd):
+            os.mkdir(d, 0o700)
+        env = dict(base_env, HOME=home, JANEBOT_STATE_DIR=state, JANEBOT_AGENT="command",
+                   JANEBOT_AGENT_CMD=AGENT, JANEBOT_SANDBOX="local", DEBOUNCE_MS="0",
+                   SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url)
+        print("slack-ack: janebot serve (%s) ..." % jb, file=sys.stderr, flush=True)
+        results.append(("janebot serve",
+                        run_bot("janebot", [jb, "serve"], env, cwd, port, tmp)))
+
+        # node baseline
+        ok, why = node_ready()
+        if ok:
+            env = dict(base_env, HOME=home, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url,
+                       NODE_ENV="production")
+            print("slack-ack: node bot (%s) ..." % why, file=sys.stderr, flush=True)
+            try:
+                results.append(("node @slack/socket-mode",
+                                run_bot("node", ["node", os.path.join(NODE_DIR, "bot.js")],
+                                        env, NODE_DIR, port, tmp)))
+                notes.append("Node: %s, node %s, bot.js acks and queues only."
+                             % (why, node_version()))
+            except BenchError as e:
+                notes.append("Node row skipped: the node bot failed: %s" % str(e)[:500])
+        else:
+            notes.append("Node row skipped: %s" % why)
+    except KeyboardInterrupt as e:
+        print("slack-ack: interrupted (%s)" % e, file=sys.stderr)
+        return 130
+    except BenchError as e:
+        print("slack-ack: %s" % e, file=sys.stderr)
+        return 1
+    finally:
+        for p in list(PROCS):
+            stop(p)
+        if fake is not None and "Traceback" in tail(os.path.join(tmp, "fake.log"), 20000):
+            notes.append("the fake Slack logged a traceback:\n" + tail(os.path.join(tmp,
+                                                                              "fake.log")))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print("Socket Mode ack latency (fake's record: ack frame read - envelope queued), "
+          "first attempts only; %d events per bot in total" % TOTAL)
+    print()
+    print("| bot | rate | acks | p50 ms | p99 ms | max ms | RSS idle MiB | RSS after 10k MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for bot, res in results:
+        for r in res["rows"]:
+            print(fmt_row(bot, res, r))
+    print()
+    for bot, res in results:
+        t = res["total"]
+        print("%s: %d/%d events acked in time, %d late acks, %d redeliveries, %d stray acks, "
+              "%d socket(s)" % (bot, t["acks"], t["events"], t["late"], t["retries"],
+                                res["stray_acks"], res["connections"]))
+    print("Events are message/bot_message: janebot acks and ignores them by design (no agent, "
+          "no sandbox), the Node bot acks and queues them; RSS is VmRSS of the bot process.")
+    print("'sent' is the rate the fake actually put envelopes on the socket "
+          "(driven through its control API, one HTTP call per event).")
+    for n in notes:
+        print(n)
+    print("(%.0f s)" % (time.monotonic() - t_start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+/* agent/toolmap.c -- a channel's policy (its MCP servers and tool profile) in the switches
+ * each agent CLI understands. Only the channel's own servers are ever written: the
+ * definitions (and credentials) of other channels' servers never reach the sandbox. */
+#include <string.h>
+
+#include "agent/adapters.h"
+
+#define MCP_FILE "mcp.json"
+
+/* Cross-thread tools (Amp): off in every profile (Tier 0 of the security model). */
+static const char *const amp_cross_thread[] = {"find_thread", "read_thread", NULL};
+/* The seed's "drop Bash entirely" list, in Amp's names; MCP tools stay available. */
+static const char *const amp_no_shell[] = {
+    "create_file", "edit_file", "Read",          "glob",       "Grep",    "finder",
+    "librarian",   "oracle",    "mermaid",       "read_web_page", "web_search", "mcp__*",
+    NULL};
+static const char *const amp_no_shell_off[] = {"Bash", "undo_edit", "Task", NULL};
+/* Claude Code: the same profile in its tool names. */
+static const char *const claude_no_shell[] = {"Read",     "Edit",      "Write", "Glob",
+                                              "Grep",     "WebFetch",  "WebSearch", NULL};
+static const char *const claude_shell[] = {"Bash", "BashOutput", "KillShell", "Task", NULL};
+/* Claude's built-in tools, to refuse those an explicit allow list leaves out. */
+static const char *const claude_builtin[] = {
+    "Bash",     "BashOutput", "KillShell", "Edit",      "MultiEdit",    "Write",
+    "Read",     "Glob",       "Grep",      "NotebookEdit", "WebFetch",  "WebSearch",
+    "Task",     "TodoWrite",  "SlashCommand", NULL};
+
+static int listed(const char *const *v, const char *s)
+{
+    for (; v && *v; v++)
+        if (!strcmp(*v, s)) return 1;
+    return 0;
+}
+
+static int push_names(json_t *arr, const char *const *names, const char *const *skip)
+{
+    for (; names && *names; names++)
+        if (!listed(skip, *names) && json_array_append_new(arr, json_string(*names)) < 0)
+            return -1;
+    return 0;
+}
+
+int agent_amp_policy(const struct agent_turn *t, json_t *settings, struct jb_err *err)
+{
+    const struct agent_policy *p = t->policy;
+    json_t *disable = json_array(), *enable = NULL, *mcp = NULL;
+    int bad = !disable || push_names(disable, amp_cross_thread, NULL) < 0;
+    if (p && p->tools == AGENT_TOOLS_NO_SHELL) {
+        enable = json_array();
+        bad = bad || !enable || push_names(enable, amp_no_shell, NULL) < 0 ||
+              push_names(disable, amp_no_shell_off, NULL) < 0;
+    } else if (p && p->tools == AGENT_TOOLS_ALLOW) {
+        enable = json_array();
+        bad = bad || !enable || push_names(enable, p->allow, amp_cross_thread) < 0;
+    }
+    if (p && p->mcp_json) {
+        json_error_t je;
+        mcp = json_loads(p->mcp_json, 0, &je);
+        bad = bad || !json_is_object(mcp);
+    }
+    if (bad) {
+        json_decref(disable), json_decref(enable), json_decref(mcp);
+        return jb_err_set(err, JB_ENOMEM, "amp settings: tools and MCP servers");
+    }
+    json_object_set_new(settings, "amp.tools.disable", disable);
+    if (enable) json_object_set_new(settings, "amp.tools.enable", enable);
+    if (mcp) json_object_set_new(settings, "amp.mcpServers", mcp);
+    return 0;
+}
+
+/* <run_dir>/mcp.json holding {"mcpServers": {...}}; *ret_path is the caller's. */
+static int add_mcp_file(const struct agent_turn *t, struct agent_cmd *c, char **ret_path,
+                        struct jb_err *err)
+{
+    if (!t->run_dir || t->run_dir[0] != '/')
+        return jb_err_set(err, JB_ECONFIG, "MCP servers need an absolute run_dir");
+    jb_autofree char *path = NULL, *text = NULL;
+    if (asprintf(&path, "%s/%s", t->run_dir, MCP_FILE) < 0) path = NULL;
+    json_error_t je;
+    json_t *servers = json_loads(t->policy->mcp_json ? t->policy->mcp_json : "{}", 0, &je);
+    json_t *o = servers ? json_pack("{s:o}", "mcpServers", servers) : NULL;
+    text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (!path || !text) return jb_err_set(err, JB_ENOMEM, "MCP configuration");
+    if (agent_cmd_add_file(c, path, text, strlen(text), err) < 0) return -1;
+    *ret_path = TAKE_PTR(path);
+    return 0;
+}
+
+/* names joined by ',', those in skip left out; caller frees. */
+static char *join(const char *const *names, const char *const *skip)
+{
+    struct jb_buf b = JB_BUF_INIT(1u << 16);
+    for (; names && *names; names++)
+        if (!listed(skip, *names) &&
+            jb_buf_appendf(&b, NULL, "%s%s", b.len ? "," : "", *names) < 0) {
+            jb_buf_release(&b);
+            return NULL;
+        }
+    return jb_buf_detach(&b, NULL);
+}
+
+static int claude_tool_args(const struct agent_policy *p, struct agent_cmd *c, struct jb_err *err)
+{
+    jb_autofree char *allowed = NULL, *denied = NULL;
+    if (p->tools == AGENT_TOOLS_NO_SHELL) {
+        allowed = join(claude_no_shell, NULL);
+        denied = join(claude_shell, NULL);
+    } else if (p->tools == AGENT_TOOLS_ALLOW) {
+        allowed = join(p->allow, NULL);
+        denied = join(claude_builtin, p->allow);
+    } else {
+        return 0;
+    }
+    if (!allowed || !denied) return jb_err_set(err, JB_ENOMEM, "claude tool flags");
+    if (*allowed && jb_strv_pushv(&c->argv, (const char *[]){"--allowedTools", allowed, NULL},
+                                  err) < 0)
+        return -1;
+    if (*denied && jb_strv_pushv(&c->argv, (const char *[]){"--disallowedTools", denied, NULL},
+                                 err) < 0)
+        return -1;
+    return 0;
+}
+
+int agent_claude_policy(const struct agent_turn *t, struct agent_cmd *c, struct jb_err *err)
+{
+    if (!t->policy) return 0;
+    jb_autofree char *path = NULL;
+    if (add_mcp_file(t, c, &path, err) < 0) return -1;
+    const char *mcp[] = {"--mcp-config", path, "--strict-mcp-config", NULL};
+    if (jb_strv_pushv(&c->argv, mcp, err) < 0) return -1;
+    return claude_tool_args(t->policy, c, err);
+}
+
+int agent_command_policy(const struct agent_turn *t, struct agent_cmd *c, struct jb_err *err)
+{
+    const struct agent_policy *p = t->policy;
+    if (!p) return 0;
+    jb_autofree char *path = NULL, *allow = NULL;
+    if (add_mcp_file(t, c, &path, err) < 0 || jb_env_set(&c->env, "JANEBOT_MCP_CONFIG", path, err) < 0)
+        return -1;
+    const char *profile = p->tools == AGENT_TOOLS_NO_SHELL ? "no-shell" : "full";
+    if (p->tools == AGENT_TOOLS_ALLOW) {
+        jb_autofree char *names = join(p->allow, NULL);
+        if (!names || asprintf(&allow, "allow:%s", names) < 0) {
+            allow = NULL;
+            return jb_err_set(err, JB_ENOMEM, "tool profile");
+        }
+        profile = allow;
+    }
+    return jb_env_set(&c->env, "JANEBOT_TOOL_PROFILE", profile, err);
+}

@@ -1,0 +1,193 @@
+/* proxy/llm-fwd.c -- one request to an LLM upstream over libcurl, its answer streamed to
+ * the sandbox as it arrives, and the tokens it used counted on the way (JSON usage, or
+ * the server-sent events of a streamed answer). */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/llm-int.h"
+
+#define SEND_TIMEOUT_MS 60000
+#define JSON_KEEP_MAX   ((size_t)4 << 20)
+
+struct fwd {
+    int fd;             /* the sandbox's connection */
+    int head_sent, failed;
+    long status;
+    struct jb_buf head; /* response head being built */
+    struct jb_buf line; /* current SSE line */
+    struct jb_buf json; /* a JSON (non-SSE) body, for its usage */
+    int sse;
+    struct llm_usage *u;
+};
+
+static int64_t json_int(const json_t *o, const char *k)
+{
+    return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+/* usage objects of both APIs: {input_tokens, output_tokens} or {prompt_tokens, …}. */
+static void add_usage(struct llm_usage *u, const json_t *usage, int cumulative_out)
+{
+    if (!json_is_object(usage)) return;
+    int64_t in = json_int(usage, "input_tokens") + json_int(usage, "prompt_tokens");
+    int64_t out = json_int(usage, "output_tokens") + json_int(usage, "completion_tokens");
+    if (in) u->input = in;
+    if (out) u->output = cumulative_out ? out : u->output + out;
+}
+
+static void usage_from_event(struct llm_usage *u, const char *data, size_t len)
+{
+    json_t *j = json_loadb(data, len, 0, NULL);
+    if (!j) return;
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (type && !strcmp(type, "message_start"))
+        add_usage(u, json_object_get(json_object_get(j, "message"), "usage"), 1);
+    else
+        add_usage(u, json_object_get(j, "usage"), 1); /* message_delta, OpenAI's last chunk */
+    json_decref(j);
+}
+
+static void sse_feed(struct fwd *f, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n') {
+            if (jb_buf_append(&f->line, p + i, 1, NULL) < 0) jb_buf_reset(&f->line);
+            continue;
+        }
+        const char *l = f->line.data;
+        if (!strncmp(l, "data:", 5)) usage_from_event(f->u, l + 5, f->line.len - 5);
+        jb_buf_reset(&f->line);
+    }
+}
+
+static const char *const hop_by_hop[] = {"connection:", "keep-alive:", "transfer-encoding:",
+                                         "content-length:", "proxy-", "te:", "trailer:",
+                                         "upgrade:"};
+
+static int skip_header(const char *h)
+{
+    for (size_t i = 0; i < JB_ARRAY_LEN(hop_by_hop); i++)
+        if (!strncasecmp(h, hop_by_hop[i], strlen(hop_by_hop[i]))) return 1;
+    return 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct fwd *f = ud;
+    size_t len = size * n;
+    if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a (new) status line */
+        jb_buf_reset(&f->head);
+        const char *sp = memchr(p, ' ', len);
+        f->status = sp ? strtol(sp + 1, NULL, 10) : 502;
+        if (jb_buf_appendf(&f->head, NULL, "HTTP/1.1 %.*s", (int)(len - (size_t)(sp ? sp - p : 0)),
+                           sp ? sp + 1 : "502 Bad Gateway\r\n") < 0)
+            return 0;
+        return len;
+    }
+    if (len <= 2) { /* the blank line */
+        if (f->status == 100) return len;
+        if (jb_buf_appendf(&f->head, NULL, "Connection: close\r\n\r\n") < 0) return 0;
+        if (px_send_all(f->fd, f->head.data, f->head.len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0)
+            return 0;
+        f->head_sent = 1;
+        return len;
+    }
+    if (!strncasecmp(p, "content-type:", 13) && strstr(p, "text/event-stream")) f->sse = 1;
+    if (!skip_header(p) && jb_buf_append(&f->head, p, len, NULL) < 0) return 0;
+    return len;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct fwd *f = ud;
+    size_t len = size * n;
+    if (!f->head_sent) return 0;
+    /* To the sandbox first (unbuffered streaming), then the accounting. */
+    if (px_send_all(f->fd, p, len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0) {
+        f->failed = 1; /* the client went away: stop the upstream request too */
+        return 0;
+    }
+    if (f->sse) sse_feed(f, p, len);
+    else if (f->json.len + len <= JSON_KEEP_MAX) jb_buf_append(&f->json, p, len, NULL);
+    return len;
+}
+
+static struct curl_slist *upstream_headers(const struct llm_request *rq, const char *key,
+                                           enum llm_provider prov)
+{
+    struct curl_slist *h = NULL;
+    char line[8192];
+    for (size_t i = 0; i < rq->nheaders; i++) {
+        const char *name = rq->headers[i];
+        if (skip_header(name) || !strncasecmp(name, "host:", 5) ||
+            !strncasecmp(name, "x-api-key:", 10) || !strncasecmp(name, "authorization:", 14) ||
+            !strncasecmp(name, "cookie:", 7) || !strncasecmp(name, "accept-encoding:", 16) ||
+            !strncasecmp(name, "expect:", 7))
+            continue; /* hop-by-hop, credentials, and encodings we could not count */
+        h = curl_slist_append(h, name);
+    }
+    if (prov == LLM_ANTHROPIC) snprintf(line, sizeof line, "x-api-key: %s", key);
+    else snprintf(line, sizeof line, "Authorization: Bearer %s", key);
+    h = curl_slist_append(h, line);
+    memset(line, 0, sizeof line);
+    return curl_slist_append(h, "Expect:");
+}
+
+int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd,
+                struct llm_usage *u, struct jb_err *err)
+{
+    CURL *c = curl_easy_init();
+    if (!c) return jb_err_set(err, JB_ENOMEM, "curl");
+    struct fwd f = {.fd = fd, .head = JB_BUF_INIT(64u << 10), .line = JB_BUF_INIT(1u << 20),
+                    .json = JB_BUF_INIT(JSON_KEEP_MAX), .u = u};
+    jb_autofree char *url = NULL;
+    struct curl_slist *h = upstream_headers(rq, px->cfg.key[rq->provider], rq->provider);
+    int rc = -1;
+    if (asprintf(&url, "%s%s", px->cfg.upstream[rq->provider], rq->path) < 0) {
+        url = NULL;
+        jb_err_set(err, JB_ENOMEM, "url");
+        goto out;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a hung upstream: 5 min of silence */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 300L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    if (!strcmp(rq->method, "GET")) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+    }
+    CURLcode cc = curl_easy_perform(c);
+    if (!f.sse && f.json.len) {
+        json_t *j = json_loadb(f.json.data, f.json.len, 0, NULL);
+        if (j) add_usage(u, json_object_get(j, "usage"), 1);
+        json_decref(j);
+    }
+    u->status = f.status;
+    if (cc != CURLE_OK && !f.head_sent) {
+        jb_err_set(err, JB_EUNAVAIL, "upstream %s: %s", px->cfg.upstream[rq->provider],
+                   curl_easy_strerror(cc));
+        goto out;
+    }
+    if (cc != CURLE_OK && !f.failed)
+        log_warn("llm proxy: upstream answer cut short: %s", curl_easy_strerror(cc));
+    rc = 0;
+out:
+    curl_slist_free_all(h); /* holds the key: freed, not logged */
+    curl_easy_cleanup(c);
+    jb_buf_release(&f.head);
+    jb_buf_release(&f.line);
+    jb_buf_release(&f.json);
+    return rc;
+}
