@@ -43,7 +43,7 @@ APP_TOKEN = "xapp-bench-1-A0JANEBOT1-3333-appT0kenBenchValue"
 
 PHASES = [(50, 10.0), (200, 10.0)]   # (envelopes/s, seconds): the measured phases
 TOTAL = 10000                        # events per bot before the second RSS reading
-FILL_RATE = 500                      # pace of the top-up to TOTAL (not measured)
+FILL_RATE = 1000                     # pace of the top-up to TOTAL (not measured)
 WORKERS = 8                          # threads driving /_control/inject
 IDLE_SECS = 2.0                      # settle time before the idle RSS reading
 CONNECT_TIMEOUT = 20.0
@@ -157,6 +157,13 @@ def tail(path, n=1500):
         return ""
 
 
+T0 = time.monotonic()
+
+
+def progress(msg):
+    print("slack-ack: [%5.1fs] %s" % (time.monotonic() - T0, msg), file=sys.stderr, flush=True)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -192,10 +199,10 @@ def start_fake(tmp):
 
 # ---- injection -----------------------------------------------------------------------
 
-def inject_paced(port, rate, count, first_index):
-    """Inject count bot_message events at `rate`/s from WORKERS threads; event i is due at
-    t0 + i/rate (sent at once when the workers are behind). Returns (event_ids, seconds,
-    errors)."""
+def paced(port, rate, count, request):
+    """Call request(ctl, i) for i in 0..count-1 from WORKERS threads (one control
+    connection each); call i is due at t0 + i/rate (made at once when the workers are
+    behind). request returns a list of ids. Returns (ids, seconds, errors)."""
     lock = threading.Lock()
     nxt = [0]
     ids = []
@@ -215,11 +222,11 @@ def inject_paced(port, rate, count, first_index):
                 if delay > 0:
                     time.sleep(delay)
                 try:
-                    out = ctl.call("inject", {"kind": "bot_message",
-                                              "text": "bench event %d" % (first_index + i)})
+                    got = request(ctl, i)
                     with lock:
-                        ids.extend(out["event_ids"])
-                except (BenchError, OSError, http.client.HTTPException, ValueError) as e:
+                        ids.extend(got)
+                except (BenchError, OSError, http.client.HTTPException, ValueError,
+                        KeyError) as e:
                     with lock:
                         errors.append(str(e))
         finally:
@@ -236,15 +243,47 @@ def inject_paced(port, rate, count, first_index):
     return ids, time.monotonic() - t0, errors
 
 
-def wait_drained(ctl, proc, what):
-    """Poll the fake until nothing is pending and every envelope sent was acked or gave up.
-    Returns the last state."""
+def inject_paced(port, rate, count, first_index):
+    """count bot_message events through /_control/inject: the fake registers each one and
+    records its envelope's send and ack times. Returns (event_ids, seconds, errors)."""
+    def req(ctl, i):
+        return ctl.call("inject", {"kind": "bot_message",
+                                   "text": "bench event %d" % (first_index + i)})["event_ids"]
+    return paced(port, rate, count, req)
+
+
+def frames_paced(port, rate, count, template, first_index):
+    """count events as raw envelope frames (/_control/frame): a copy of template (a frame
+    the fake built for an injected event) with fresh envelope_id, event_id and ts. The fake
+    does not track these; their acks land in its stray_acks (why "unknown"), which is how
+    we count them. Used for the unmeasured top-up to TOTAL only: /_control/inject scans
+    every envelope recorded so far on each call, so injecting thousands more that way
+    slows down quadratically. Returns (envelope_ids, seconds, errors)."""
+    def req(ctl, i):
+        n = first_index + i
+        env_id = "bench-fill-%08d-%s" % (n, os.urandom(6).hex())
+        ts = "1717190000.%06d" % n
+        payload = dict(template["payload"], event_id="EvBENCHFILL%07d" % n)
+        payload["event"] = dict(template["payload"]["event"], ts=ts, event_ts=ts,
+                                text="bench event %d" % n)
+        frame = dict(template, envelope_id=env_id, payload=payload)
+        out = ctl.call("frame", {"text": json.dumps(frame)})
+        if out.get("sent_to") != 1:
+            raise BenchError("frame went to %s sockets, expected 1" % out.get("sent_to"))
+        return [env_id]
+    return paced(port, rate, count, req)
+
+
+def wait_drained(ctl, proc, what, raw_ids=()):
+    """Poll the fake until nothing is pending, every envelope sent was acked or timed out,
+    and every raw frame in raw_ids was acked. Returns the last state."""
     end = time.monotonic() + DRAIN_TIMEOUT
     while True:
         s = ctl.call("state", timeout=60)
         sent = [e for e in s["envelopes"] if e["sent_at"]]
         open_ = [e for e in sent if not e["acked_at"] and not e["timed_out"]]
-        if not s["pending"] and not open_:
+        raw_acked = sum(1 for a in s["stray_acks"] if a["envelope_id"] in raw_ids)
+        if not s["pending"] and not open_ and raw_acked >= len(raw_ids):
             return s
         if proc.poll() is not None:
             raise BenchError("%s exited (rc %s) while draining" % (what, proc.returncode))
@@ -296,6 +335,7 @@ def run_bot(name, argv, env, cwd, port, tmp):
                 raise BenchError("%s did not connect within %.0f s:\n%s"
                                  % (name, CONNECT_TIMEOUT, tail(log)))
             time.sleep(0.1)
+        progress("%s: connected" % name)
         time.sleep(IDLE_SECS)
         rss_idle = rss_kib(proc.pid)
 
@@ -303,31 +343,50 @@ def run_bot(name, argv, env, cwd, port, tmp):
         phases = []
         for rate, secs in PHASES:
             n = int(rate * secs)
+            progress("%s: %d events at %d/s" % (name, n, rate))
             ids, took, errs = inject_paced(port, rate, n, done)
             if errs:
                 raise BenchError("%s: injection at %d/s failed: %s" % (name, rate, errs[:3]))
             done += n
             phases.append((rate, ids, took))
             time.sleep(1.0)  # let the last acks of this phase in before the next one
+        state = wait_drained(ctl, proc, name)
         fill_ids = []
         if TOTAL > done:
-            fill_ids, _, errs = inject_paced(port, FILL_RATE, TOTAL - done, done)
+            template = next(e["frame"] for e in state["envelopes"]
+                            if e["event_id"] == phases[0][1][0])
+            progress("%s: %d more events as raw frames at %d/s (top-up, not measured)"
+                     % (name, TOTAL - done, FILL_RATE))
+            fill_ids, _, errs = frames_paced(port, FILL_RATE, TOTAL - done, template, done)
             if errs:
-                raise BenchError("%s: top-up injection failed: %s" % (name, errs[:3]))
-        state = wait_drained(ctl, proc, name)
+                raise BenchError("%s: top-up failed: %s" % (name, errs[:3]))
+            state = wait_drained(ctl, proc, name, set(fill_ids))
+        progress("%s: %d events sent, all acked" % (name, TOTAL))
         if proc.poll() is not None:
             raise BenchError("%s exited (rc %s):\n%s" % (name, proc.returncode, tail(log)))
         time.sleep(1.0)
         rss_after = rss_kib(proc.pid)
+        progress("%s: done" % name)
         rows = []
         for rate, ids, took in phases:
             st = phase_stats(state, ids)
             st.update(rate=rate, inject_secs=took)
             rows.append(st)
-        total = phase_stats(state, [i for _, ids, _ in phases for i in ids] + fill_ids)
+        total = phase_stats(state, [i for _, ids, _ in phases for i in ids])
+        fill = set(fill_ids)
+        fill_acks = {}
+        for a in state["stray_acks"]:
+            if a["envelope_id"] in fill:
+                fill_acks[a["envelope_id"]] = fill_acks.get(a["envelope_id"], 0) + 1
+        other_stray = sum(1 for a in state["stray_acks"] if a["envelope_id"] not in fill)
         conns = len(state["connections"])
-        return {"rows": rows, "rss_idle": rss_idle, "rss_after": rss_after, "total": total,
-                "connections": conns, "stray_acks": len(state["stray_acks"])}
+        calls = {}
+        for c in state["calls"]:
+            calls[c["method"]] = calls.get(c["method"], 0) + 1
+        return {"calls": calls, "rows": rows, "rss_idle": rss_idle, "rss_after": rss_after, "total": total,
+                "fill": len(fill), "fill_acked": len(fill_acks),
+                "fill_dup": sum(v - 1 for v in fill_acks.values()),
+                "connections": conns, "stray_acks": other_stray}
     finally:
         stop(proc)
         ctl.close()
@@ -414,7 +473,7 @@ def main():
         env = dict(base_env, HOME=home, JANEBOT_STATE_DIR=state, JANEBOT_AGENT="command",
                    JANEBOT_AGENT_CMD=AGENT, JANEBOT_SANDBOX="local", DEBOUNCE_MS="0",
                    SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url)
-        print("slack-ack: janebot serve (%s) ..." % jb, file=sys.stderr, flush=True)
+        progress("janebot serve: %s" % jb)
         results.append(("janebot serve",
                         run_bot("janebot", [jb, "serve"], env, cwd, port, tmp)))
 
@@ -423,7 +482,7 @@ def main():
         if ok:
             env = dict(base_env, HOME=home, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url,
                        NODE_ENV="production")
-            print("slack-ack: node bot (%s) ..." % why, file=sys.stderr, flush=True)
+            progress("node bot: %s" % why)
             try:
                 results.append(("node @slack/socket-mode",
                                 run_bot("node", ["node", os.path.join(NODE_DIR, "bot.js")],
@@ -460,13 +519,18 @@ def main():
     print()
     for bot, res in results:
         t = res["total"]
-        print("%s: %d/%d events acked in time, %d late acks, %d redeliveries, %d stray acks, "
-              "%d socket(s)" % (bot, t["acks"], t["events"], t["late"], t["retries"],
-                                res["stray_acks"], res["connections"]))
+        print("%s: measured phases %d/%d acked in time, %d late acks, %d redeliveries, "
+              "%d stray acks; top-up %d/%d raw frames acked (%d duplicate acks); %d socket(s); "
+              "Web API calls: %s"
+              % (bot, t["acks"], t["events"], t["late"], t["retries"], res["stray_acks"],
+                 res["fill_acked"], res["fill"], res["fill_dup"], res["connections"],
+                 ", ".join("%s %d" % kv for kv in sorted(res["calls"].items())) or "none"))
     print("Events are message/bot_message: janebot acks and ignores them by design (no agent, "
           "no sandbox), the Node bot acks and queues them; RSS is VmRSS of the bot process.")
     print("'sent' is the rate the fake actually put envelopes on the socket "
-          "(driven through its control API, one HTTP call per event).")
+          "(driven through its control API, one HTTP call per event). The top-up to %d "
+          "events goes as raw envelope frames at up to %d/s (not in the latency columns)."
+          % (TOTAL, FILL_RATE))
     for n in notes:
         print(n)
     print("(%.0f s)" % (time.monotonic() - t_start))

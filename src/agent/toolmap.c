@@ -11,19 +11,18 @@
 static const char *const amp_cross_thread[] = {"find_thread", "read_thread", NULL};
 /* The seed's "drop Bash entirely" list, in Amp's names; MCP tools stay available. */
 static const char *const amp_no_shell[] = {
-    "create_file", "edit_file", "Read",          "glob",       "Grep",    "finder",
-    "librarian",   "oracle",    "mermaid",       "read_web_page", "web_search", "mcp__*",
-    NULL};
+    "create_file", "edit_file", "Read",          "glob",       "Grep",   "finder", "librarian",
+    "oracle",      "mermaid",   "read_web_page", "web_search", "mcp__*", NULL};
 static const char *const amp_no_shell_off[] = {"Bash", "undo_edit", "Task", NULL};
 /* Claude Code: the same profile in its tool names. */
-static const char *const claude_no_shell[] = {"Read",     "Edit",      "Write", "Glob",
-                                              "Grep",     "WebFetch",  "WebSearch", NULL};
+static const char *const claude_no_shell[] = {"Read", "Edit",     "Write",     "Glob",
+                                              "Grep", "WebFetch", "WebSearch", NULL};
 static const char *const claude_shell[] = {"Bash", "BashOutput", "KillShell", "Task", NULL};
 /* Claude's built-in tools, to refuse those an explicit allow list leaves out. */
 static const char *const claude_builtin[] = {
-    "Bash",     "BashOutput", "KillShell", "Edit",      "MultiEdit",    "Write",
-    "Read",     "Glob",       "Grep",      "NotebookEdit", "WebFetch",  "WebSearch",
-    "Task",     "TodoWrite",  "SlashCommand", NULL};
+    "Bash",         "BashOutput", "KillShell",    "Edit",     "MultiEdit", "Write", "Read",
+    "Glob",         "Grep",       "NotebookEdit", "WebFetch", "WebSearch", "Task",  "TodoWrite",
+    "SlashCommand", NULL};
 
 static int listed(const char *const *v, const char *s)
 {
@@ -35,8 +34,7 @@ static int listed(const char *const *v, const char *s)
 static int push_names(json_t *arr, const char *const *names, const char *const *skip)
 {
     for (; names && *names; names++)
-        if (!listed(skip, *names) && json_array_append_new(arr, json_string(*names)) < 0)
-            return -1;
+        if (!listed(skip, *names) && json_array_append_new(arr, json_string(*names)) < 0) return -1;
     return 0;
 }
 
@@ -113,11 +111,11 @@ static int claude_tool_args(const struct agent_policy *p, struct agent_cmd *c, s
         return 0;
     }
     if (!allowed || !denied) return jb_err_set(err, JB_ENOMEM, "claude tool flags");
-    if (*allowed && jb_strv_pushv(&c->argv, (const char *[]){"--allowedTools", allowed, NULL},
-                                  err) < 0)
+    if (*allowed &&
+        jb_strv_pushv(&c->argv, (const char *[]){"--allowedTools", allowed, NULL}, err) < 0)
         return -1;
-    if (*denied && jb_strv_pushv(&c->argv, (const char *[]){"--disallowedTools", denied, NULL},
-                                 err) < 0)
+    if (*denied &&
+        jb_strv_pushv(&c->argv, (const char *[]){"--disallowedTools", denied, NULL}, err) < 0)
         return -1;
     return 0;
 }
@@ -137,7 +135,8 @@ int agent_command_policy(const struct agent_turn *t, struct agent_cmd *c, struct
     const struct agent_policy *p = t->policy;
     if (!p) return 0;
     jb_autofree char *path = NULL, *allow = NULL;
-    if (add_mcp_file(t, c, &path, err) < 0 || jb_env_set(&c->env, "JANEBOT_MCP_CONFIG", path, err) < 0)
+    if (add_mcp_file(t, c, &path, err) < 0 ||
+        jb_env_set(&c->env, "JANEBOT_MCP_CONFIG", path, err) < 0)
         return -1;
     const char *profile = p->tools == AGENT_TOOLS_NO_SHELL ? "no-shell" : "full";
     if (p->tools == AGENT_TOOLS_ALLOW) {

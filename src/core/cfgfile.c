@@ -69,14 +69,14 @@ static int read_count(struct fctx *f, const yaml_node_t *n, const char *key, int
 /* A list of plain names (ids, servers, tools): letters, digits, _ - . * : allowed. */
 static int read_names(struct fctx *f, const yaml_node_t *n, const char *key, struct jb_strv *out)
 {
-    if (n->type != YAML_SEQUENCE_NODE)
-        return ferr(f, n, key, "expected a list like [a, b]");
+    if (n->type != YAML_SEQUENCE_NODE) return ferr(f, n, key, "expected a list like [a, b]");
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         const yaml_node_t *e = node(f, *it);
         const char *v = scalar(e);
-        if (!v || !*v || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                   "0123456789_-.*:") != strlen(v))
+        if (!v || !*v ||
+            strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789_-.*:") != strlen(v))
             return ferr(f, e, key, "\"%s\" is not valid: expected a name (letters, digits, _ - .)",
                         v ? v : "(not a scalar)");
         if (jb_strv_push(out, v, f->err) < 0) return -1;
@@ -97,7 +97,8 @@ static json_t *to_json(struct fctx *f, const yaml_node_t *n, int depth)
         char *end;
         errno = 0;
         long long x = strtoll(v, &end, 10);
-        if (!errno && !*end && (isdigit((unsigned char)v[0]) || v[0] == '-')) return json_integer(x);
+        if (!errno && !*end && (isdigit((unsigned char)v[0]) || v[0] == '-'))
+            return json_integer(x);
         return json_string(v);
     }
     json_t *out = n->type == YAML_SEQUENCE_NODE ? json_array() : json_object();
@@ -120,15 +121,17 @@ static int read_servers(struct fctx *f, const yaml_node_t *n)
 {
     if (n->type != YAML_MAPPING_NODE)
         return ferr(f, n, "mcp_servers", "expected a mapping of server name -> definition");
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
-         pr++) {
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         const char *name = scalar(node(f, pr->key));
         const yaml_node_t *def = node(f, pr->value);
         if (!name || !*name || def->type != YAML_MAPPING_NODE)
-            return ferr(f, def, "mcp_servers", "\"%s\": expected a mapping (command, args, env "
-                        "or url, headers)", name ? name : "?");
+            return ferr(f, def, "mcp_servers",
+                        "\"%s\": expected a mapping (command, args, env "
+                        "or url, headers)",
+                        name ? name : "?");
         json_t *j = to_json(f, def, 0);
-        if (!j) return ferr(f, def, "mcp_servers", "\"%s\": cannot convert (nested too deep)", name);
+        if (!j)
+            return ferr(f, def, "mcp_servers", "\"%s\": cannot convert (nested too deep)", name);
         json_object_set_new(f->p->mcp_servers, name, j);
     }
     f->p->mcp_from = "the config file";
@@ -157,8 +160,7 @@ static int read_channel(struct fctx *f, const char *id, const yaml_node_t *n,
     if (n->type != YAML_MAPPING_NODE)
         return ferr(f, n, key, "expected a mapping with mcp_servers and/or tools");
     ch->line = (int)n->start_mark.line + 1;
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
-         pr++) {
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         const yaml_node_t *kn = node(f, pr->key), *v = node(f, pr->value);
         const char *k = scalar(kn);
         char sub[200];
@@ -185,14 +187,16 @@ static int read_channels(struct fctx *f, const yaml_node_t *n)
     struct policy_channel *v = realloc(p->ch, max * sizeof *v);
     if (!v) return jb_err_set(f->err, JB_ENOMEM, "channels");
     p->ch = v;
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
-         pr++) {
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         const yaml_node_t *kn = node(f, pr->key);
         const char *id = scalar(kn);
-        if (!id || !*id || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                      "0123456789") != strlen(id))
-            return ferr(f, kn, "channels", "\"%s\" is not valid: expected a channel id (like "
-                        "C0123ABCD) or default", id ? id : "?");
+        if (!id || !*id ||
+            strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       "0123456789") != strlen(id))
+            return ferr(f, kn, "channels",
+                        "\"%s\" is not valid: expected a channel id (like "
+                        "C0123ABCD) or default",
+                        id ? id : "?");
         struct policy_channel *ch = &p->ch[0];
         if (strcmp(id, "default") != 0) {
             for (size_t i = 1; i < p->nch; i++)
@@ -210,7 +214,8 @@ static int read_channels(struct fctx *f, const yaml_node_t *n)
 static int read_top(struct fctx *f, const char *k, const yaml_node_t *v)
 {
     struct policy *p = f->p;
-    if (!strcmp(k, "rate_limit_per_minute")) return read_count(f, v, k, 1000000, &p->rate_per_minute);
+    if (!strcmp(k, "rate_limit_per_minute"))
+        return read_count(f, v, k, 1000000, &p->rate_per_minute);
     if (!strcmp(k, "max_turns_per_user")) return read_count(f, v, k, 1000, &p->max_turns_per_user);
     if (!strcmp(k, "allowed_users")) return read_names(f, v, k, &p->allowed_users);
     if (!strcmp(k, "allowed_channels")) return read_names(f, v, k, &p->allowed_channels);
@@ -225,7 +230,8 @@ static int read_root(struct fctx *f)
 {
     const yaml_node_t *root = yaml_document_get_root_node(f->doc);
     if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root))) return 0; /* empty file */
-    if (root->type != YAML_MAPPING_NODE) return ferr(f, root, "(top)", "expected a mapping of settings");
+    if (root->type != YAML_MAPPING_NODE)
+        return ferr(f, root, "(top)", "expected a mapping of settings");
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
          pr++) {
         const yaml_node_t *kn = node(f, pr->key);
@@ -251,8 +257,8 @@ int policy_read_file(struct policy *p, const char *path, struct jb_err *err)
     if (!yaml_parser_load(&parser, &doc)) {
         jb_err_set(err, JB_ECONFIG, "%s:%zu: not valid YAML: %s%s%s", path,
                    (size_t)parser.problem_mark.line + 1,
-                   parser.problem ? parser.problem : "parse error",
-                   parser.context ? " " : "", parser.context ? parser.context : "");
+                   parser.problem ? parser.problem : "parse error", parser.context ? " " : "",
+                   parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         return -1;
     }
@@ -283,11 +289,14 @@ static void mask(json_t *o, int all)
     json_t *v;
     size_t i;
     if (json_is_array(o)) {
-        json_array_foreach(o, i, v) if (json_is_string(v) && all)
-            json_array_set_new(o, i, json_string("set (hidden)"));
+        json_array_foreach(o, i, v)
+        {
+            if (json_is_string(v) && all) json_array_set_new(o, i, json_string("set (hidden)"));
+        }
         return;
     }
-    json_object_foreach(o, k, v) {
+    json_object_foreach(o, k, v)
+    {
         int hide = all || secret_key(k);
         if (json_is_object(v) || json_is_array(v))
             mask(v, hide || !strcmp(k, "env") || !strcmp(k, "headers"));
@@ -328,7 +337,8 @@ void policy_print(const struct policy *p, const struct jb_config *cfg, FILE *out
     fprintf(out, "mcp_servers (from %s):\n", p->mcp_from);
     const char *name;
     json_t *def;
-    json_object_foreach(p->mcp_servers, name, def) {
+    json_object_foreach(p->mcp_servers, name, def)
+    {
         json_t *copy = json_deep_copy(def);
         mask(copy, 0);
         char *s = copy ? json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

@@ -91,7 +91,7 @@ struct lanes;
 typedef void (*lane_run_fn)(void *ud, int worker, const struct lane_msg *msgs, size_t n);
 struct lanes_opts {
     int workers;
-    int merge;       /* 1: a turn takes every waiting message of its lane */
+    int merge;        /* 1: a turn takes every waiting message of its lane */
     int debounce_ms;  /* 0: no debounce */
     int max_per_user; /* 0: no cap (L5) */
 };

@@ -5,6 +5,7 @@
 
 #include "agent/agent.h"
 #include "core/core.h"
+#include "core/policy.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
 
@@ -14,18 +15,21 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     struct sandbox_ctx ctx = {0};
     struct sandbox *sb = NULL;
     struct agent_cmd cmd = {0};
+    struct policy *pol = NULL; /* the thread's channel policy, as a turn gets it */
     int rc = -1;
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || sandbox_ctx_init(&ctx, cfg, 0, err) < 0) {
         sandbox_ctx_release(&ctx);
         return -1;
     }
-    if (sandbox_ensure(&ctx, thread_key, &sb, err) < 0) goto out;
+    if (policy_load(cfg, &pol, err) < 0 || sandbox_ensure(&ctx, thread_key, &sb, err) < 0)
+        goto out;
     const struct agent_ops *agent = agent_ops_find(cfg->agent);
     struct agent_turn at = {.cfg = cfg,
                             .thread_key = thread_key,
                             .user = "sandbox-exec",
                             .prompt = "",
-                            .run_dir = sb->run_dir};
+                            .run_dir = sb->run_dir,
+                            .policy = &policy_channel_for(pol, thread_key)->agent};
     struct jb_err aerr = {0};
     if (!agent || agent->prepare(&at, &cmd, &aerr) < 0) {
         /* No agent CLI here: the environment is the sandbox's own, minus the agent's. */
@@ -52,6 +56,7 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     *ret_code = x.exit_code;
     rc = 0;
 out:
+    policy_unref(pol);
     agent_cmd_release(&cmd);
     sandbox_free(sb);
     sandbox_ctx_release(&ctx);

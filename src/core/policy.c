@@ -76,8 +76,8 @@ static int env_count(const char *name, int hi, int *out, struct jb_err *err)
     long n = strtol(v, &end, 10);
     if (errno || *end || !isdigit((unsigned char)v[0]) || n > hi)
         return jb_err_set(err, JB_ECONFIG,
-                          "%s=\"%s\" is not valid: expected a non-negative integer (0 to %d)",
-                          name, v, hi);
+                          "%s=\"%s\" is not valid: expected a non-negative integer (0 to %d)", name,
+                          v, hi);
     *out = (int)n;
     return 0;
 }
@@ -87,11 +87,16 @@ static void register_secrets(json_t *servers)
 {
     const char *name, *k;
     json_t *def, *v;
-    json_object_foreach(servers, name, def) {
+    json_object_foreach(servers, name, def)
+    {
         static const char *const bags[] = {"env", "headers"};
-        for (size_t i = 0; i < JB_ARRAY_LEN(bags); i++)
-            json_object_foreach(json_object_get(def, bags[i]), k, v)
+        for (size_t i = 0; i < JB_ARRAY_LEN(bags); i++) {
+            json_t *bag = json_object_get(def, bags[i]);
+            json_object_foreach(bag, k, v)
+            {
                 jb_log_add_secret(json_string_value(v));
+            }
+        }
     }
 }
 
@@ -106,7 +111,10 @@ static int env_mcp(struct policy *p, struct jb_err *err)
     const char *name;
     json_t *def;
     int ok = json_is_object(o);
-    json_object_foreach(o, name, def) ok = ok && json_is_object(def) && *name;
+    json_object_foreach(o, name, def)
+    {
+        ok = ok && json_is_object(def) && *name;
+    }
     if (!ok) {
         json_decref(o);
         return jb_err_set(err, JB_ECONFIG,
@@ -228,8 +236,7 @@ int policy_allowed(const struct policy *p, const char *user, const char *channel
 
 /* ---- token bucket ---- */
 
-int rate_bucket_take(struct rate_bucket *b, int found, int limit, int64_t now_ms,
-                     int *ret_retry_s)
+int rate_bucket_take(struct rate_bucket *b, int found, int limit, int64_t now_ms, int *ret_retry_s)
 {
     if (limit <= 0) return 0;
     if (!found) *b = (struct rate_bucket){.tokens = limit, .updated_ms = now_ms};
@@ -307,6 +314,9 @@ int core_rate_take(struct core *c, const char *user, int *ret_retry_s, struct jb
     pthread_mutex_lock(&c->store_mu);
     int rc = store_bucket_update(c->store, key, take_fn, &t, err);
     pthread_mutex_unlock(&c->store_mu);
+    if (rc < 0)
+        log_warn("rate limit of %s not checked (message let through): %s", user,
+                 err ? err->msg : "store error");
     if (rc == 1) *ret_retry_s = t.retry_s;
     return rc;
 }

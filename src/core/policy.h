@@ -21,21 +21,21 @@ struct jb_config;
 struct core;
 
 struct policy_channel {
-    char *id;                    /* "default" or a channel id (C…, G…, D…) */
-    int line;                    /* its line in the config file; 0 when built in */
-    struct jb_strv mcp;          /* names of the MCP servers it may use */
-    struct jb_strv allow;        /* AGENT_TOOLS_ALLOW: the tool names */
-    char *mcp_json;              /* those servers' definitions, {"name": {...}} */
-    struct agent_policy agent;   /* what adapters get; points into this struct */
+    char *id;                  /* "default" or a channel id (C…, G…, D…) */
+    int line;                  /* its line in the config file; 0 when built in */
+    struct jb_strv mcp;        /* names of the MCP servers it may use */
+    struct jb_strv allow;      /* AGENT_TOOLS_ALLOW: the tool names */
+    char *mcp_json;            /* those servers' definitions, {"name": {...}} */
+    struct agent_policy agent; /* what adapters get; points into this struct */
 };
 
 struct policy {
     atomic_int refs;
-    char *path;             /* the config file read, or NULL */
-    int rate_per_minute;    /* RATE_LIMIT_PER_MINUTE / rate_limit_per_minute; 0 = off */
-    int max_turns_per_user; /* JANEBOT_MAX_TURNS_PER_USER / max_turns_per_user; 0 = no cap */
-    json_t *mcp_servers;    /* declared servers: name -> definition (owned) */
-    const char *mcp_from;   /* where the servers come from (static string, for messages) */
+    char *path;                /* the config file read, or NULL */
+    int rate_per_minute;       /* RATE_LIMIT_PER_MINUTE / rate_limit_per_minute; 0 = off */
+    int max_turns_per_user;    /* JANEBOT_MAX_TURNS_PER_USER / max_turns_per_user; 0 = no cap */
+    json_t *mcp_servers;       /* declared servers: name -> definition (owned) */
+    const char *mcp_from;      /* where the servers come from (static string, for messages) */
     struct policy_channel *ch; /* ch[0] is "default" */
     size_t nch;
     struct jb_strv allowed_users, allowed_channels; /* empty = everyone */
@@ -75,8 +75,7 @@ struct rate_bucket {
 /* Spend one token at now_ms. A new bucket (found 0) starts full. 0 when spent; 1 when
  * empty, with *ret_retry_s the whole seconds until a token is back (at least 1). A clock
  * that went backwards refills nothing. limit 0 always allows. */
-int rate_bucket_take(struct rate_bucket *b, int found, int limit, int64_t now_ms,
-                     int *ret_retry_s);
+int rate_bucket_take(struct rate_bucket *b, int found, int limit, int64_t now_ms, int *ret_retry_s);
 
 /* ---- the core's current snapshot (policy.c; the core must exist) ---- */
 

@@ -493,8 +493,8 @@ class Forwarding(ProxyCase):
         reqs = [oai(), oai(path="/models", method="GET", body=None),
                 oai(path="/embeddings", body={"model": "e", "input": "x"}),
                 oai(path="/responses", body={"model": "gpt-fake", "input": "hi"}),
-                # a stray x-api-key alongside the bearer token must not reach OpenAI
-                oai(headers={"x-api-key": "stray-credential-123"}),
+                # the token in x-api-key as well as in the bearer: x-api-key must not reach OpenAI
+                oai(auth="both"),
                 {"provider": "amp", "method": "POST", "path": "/api/internal?getUserInfo",
                  "body": {"method": "getUserInfo", "params": {}}},
                 {"provider": "amp", "method": "POST", "path": "/api/telemetry", "body": []}]
@@ -518,6 +518,14 @@ class Forwarding(ProxyCase):
         self.assertEqual(json.loads(res[5]["body"])["echo"]["method"], "getUserInfo")
         for v in env.values():
             self.upstream_has_no(v, "a scoped token")
+        # A different credential next to the token: refused, or forwarded without it.
+        stray = "stray-credential-" + secrets.token_hex(4)
+        r = self.results("chat:oa", [oai(headers={"x-api-key": stray}),
+                                     anth(headers={"authorization": "Bearer " + stray,
+                                                   "anthropic-version": "2023-06-01"})])
+        for x in r:
+            self.assertIn(x["status"], (200, 401), x)
+        self.upstream_has_no(stray, "a second credential header")
 
     def test_7103_upstream_errors_are_passed_on(self):
         res = self.results("chat:err", [anth(body=msg_body(status=500)),
@@ -765,9 +773,24 @@ class Accounting(ProxyCase):
                          "the user must be told about the daily budget%s" % r)
         self.assertRegex(r.out, r"(?i)reset", "the user must be told when it resets%s" % r)
         self.assertEqual(len(self.fake.requests()), 1, "over-budget requests went upstream")
-        # The next turn of the same user is told at once, too.
-        r2 = self.chat(["hello again"], thread="cap2", user="UCAP", env=env, timeout=WAIT)
-        self.assertRegex(r2.out + r2.err, r"(?i)reset", r2)
+        # The same user's next turn, in another thread: refused at its first request too.
+        self.put_client("chat:cap2")
+        r2 = self.chat(["run: /usr/bin/python3 /home/agent/c.py " + b64spec(
+            {"reqs": [anth()], "out": "/home/agent/out.jsonl"})], thread="cap2", user="UCAP",
+            env=env, timeout=WAIT)
+        o2 = [json.loads(l) for l in
+              (self.home_of("chat:cap2") / "out.jsonl").read_text().splitlines()]
+        self.assert_refused(o2[0], (429,), "anthropic", "the capped user in another thread")
+        self.assertRegex(r2.out, r"(?i)reset", "the user must be told when it resets%s" % r2)
+        self.assertEqual(len(self.fake.requests()), 1, "over-budget requests went upstream")
+        # Another user is not affected.
+        self.put_client("chat:cap3")
+        r3 = self.chat(["run: /usr/bin/python3 /home/agent/c.py " + b64spec(
+            {"reqs": [anth()], "out": "/home/agent/out.jsonl"})], thread="cap3", user="UOTHER",
+            env=env, timeout=WAIT)
+        o3 = [json.loads(l) for l in
+              (self.home_of("chat:cap3") / "out.jsonl").read_text().splitlines()]
+        self.assertEqual(o3[0]["status"], 200, "another user's request: %s%s" % (o3[0], r3))
 
 
 @needs_bwrap
@@ -780,12 +803,12 @@ class Revocation(ProxyCase):
                 "out": "/home/agent/out.jsonl", "sleep_end": 60}
         prompt = "run: /usr/bin/python3 /home/agent/c.py " + b64spec(spec)
         argv = [str(BIN), "chat", "--thread", "rvt", "--user", "URV"]
-        p = subprocess.Popen(argv, cwd=str(self.cwd), env=self.env, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True, preexec_fn=default_signals)
+        (self.tmp / "prompt.txt").write_text(prompt + "\n")
+        with open(self.tmp / "prompt.txt") as stdin:
+            p = subprocess.Popen(argv, cwd=str(self.cwd), env=self.env, stdin=stdin,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True, preexec_fn=default_signals)
         self.addCleanup(lambda: p.poll() is None and os.killpg(p.pid, signal.SIGKILL))
-        p.stdin.write((prompt + "\n").encode())
-        p.stdin.close()
         def ready():
             out = home / "out.jsonl"
             if out.exists():
