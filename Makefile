@@ -69,6 +69,7 @@ $(B)/bench-exec: $(B)/bench/bench-exec.o $(B)/libjanebot.a
 bench: all $(B)/bench-exec
 	./$(B)/bench-exec ./$(B)/janebot
 	./bench/proxy-throughput.py ./$(B)/janebot
+	./bench/slack-ack.py ./$(B)/janebot
 
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c

@@ -48,7 +48,7 @@ WORKERS = 8                          # threads driving /_control/inject
 IDLE_SECS = 2.0                      # settle time before the idle RSS reading
 CONNECT_TIMEOUT = 20.0
 DRAIN_TIMEOUT = 20.0                 # wait for the last acks (retries are 3 s apart)
-NPM_TIMEOUT = 120
+NPM_TIMEOUT = 90 
 
 
 class BenchError(Exception):
@@ -417,14 +417,21 @@ def node_ready():
         return False, "npm is not installed"
     try:
         r = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-package-lock",
-                            "--loglevel=error"], cwd=NODE_DIR, stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=NPM_TIMEOUT)
+                            "--loglevel=error", "--fetch-retries=2",
+                            "--fetch-retry-mintimeout=2000", "--fetch-retry-maxtimeout=10000"],
+                           cwd=NODE_DIR, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=NPM_TIMEOUT)
     except subprocess.TimeoutExpired:
         return False, "npm install timed out after %d s" % NPM_TIMEOUT
     if r.returncode != 0:
-        msg = (r.stderr or r.stdout).strip().splitlines()
-        return False, "npm install failed (rc %d): %s" % (r.returncode,
-                                                          " / ".join(msg[-3:])[:300])
+        lines = [ln.replace("npm error", "", 1).replace("npm ERR!", "", 1).strip()
+                 for ln in (r.stderr or r.stdout or "").splitlines()]
+        code = next((ln for ln in lines if ln.startswith("code ")), "")
+        msg = next((ln for ln in lines if ln and not ln.startswith(("at ", "code ", "syscall ",
+                                                                    "errno ", "A complete"))),
+                   "")
+        return False, "npm install failed (rc %d): %s" % (
+            r.returncode, "; ".join(x for x in (code, msg) if x)[:300] or "no output")
     return True, "@slack/socket-mode %s (npm install)" % want
 
 

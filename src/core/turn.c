@@ -257,14 +257,17 @@ static void skipped_file(void *ud, const char *name, const char *why)
     t->c->fe->ops->notice(t->c->fe, t->thread_key, note, NULL);
 }
 
-static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n, const char *outcome)
+static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n, const char *outcome,
+                         struct turn_ctx *t)
 {
+    struct frontend *fe = t->c->fe;
     struct jb_err err = {0};
     for (size_t i = 0; i < n; i++)
         if (msgs[i].inbox_id &&
             store_inbox_finish(st, msgs[i].inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
                                &err) < 0)
             log_warn("thread %s: inbox: %s", msgs[i].thread_key, err.msg);
+    if (fe->ops->finished) fe->ops->finished(fe, t->thread_key, t->refs, t->n, !strcmp(outcome, "ok"));
 }
 
 /* Run the agent (once more with a fresh conversation if its transcript is gone), report,
@@ -285,12 +288,12 @@ static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbo
     }
     if (rc < 0) {
         report_error(t, "cannot run the agent", &err);
-        finish_inbox(st, t->msgs, t->nmsgs, "error");
+        finish_inbox(st, t->msgs, t->nmsgs, "error", t);
         return "error";
     }
     const char *outcome = report_outcome(t, o);
     /* Right after the reply: a crash from here on must not answer these messages again. */
-    finish_inbox(st, t->msgs, t->nmsgs, outcome);
+    finish_inbox(st, t->msgs, t->nmsgs, outcome, t);
     const char *sid = t->res.session_id ? t->res.session_id : o->new_session;
     if (store_session_touch(st, t->thread_key, t->c->agent->name, sid, sb->name, &err) < 0)
         log_warn("thread %s: cannot save the session: %s", t->thread_key, err.msg);
@@ -348,7 +351,7 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     }
     if (sandbox_ensure(&c->sbx, t.thread_key, &sb, &err) < 0) {
         report_error(&t, "cannot prepare the sandbox", &err);
-        finish_inbox(st, msgs, n, outcome);
+        finish_inbox(st, msgs, n, outcome, &t);
     } else {
         if (store_turn_begin(st, t.thread_key, t.user, sb->name, &turn_id, &err) < 0)
             log_warn("thread %s: audit: %s", t.thread_key, err.msg);

@@ -146,11 +146,10 @@ static int slack_answer(struct frontend *fe, const char *key, const char *const 
                         const char *markdown, struct jb_err *err)
 {
     struct fe_slack *s = fe->priv;
+    (void)refs;
+    (void)n;
     status_end(s, key);
-    int rc = post_markdown(s, key, markdown, err);
-    react_all(s, refs, n, "eyes", 0);
-    react_all(s, refs, n, rc == 0 ? "white_check_mark" : "x", 1);
-    return rc;
+    return post_markdown(s, key, markdown, err);
 }
 
 static int slack_fail(struct frontend *fe, const char *key, const char *const *refs, size_t n,
@@ -160,11 +159,22 @@ static int slack_fail(struct frontend *fe, const char *key, const char *const *r
     status_end(s, key);
     jb_autofree char *md = NULL;
     int rc = -1;
+    (void)refs;
+    (void)n;
     if (asprintf(&md, "Sorry, that did not work: %s", message) > 0)
         rc = post_markdown(s, key, md, err);
-    react_all(s, refs, n, "eyes", 0);
-    react_all(s, refs, n, "x", 1);
     return rc;
+}
+
+/* Reactions come last, once the turn is recorded as done: a ✅ means "answered, and
+ * never answered again after a crash". */
+static void slack_finished(struct frontend *fe, const char *key, const char *const *refs,
+                           size_t n, int ok)
+{
+    (void)key;
+    struct fe_slack *s = fe->priv;
+    react_all(s, refs, n, "eyes", 0);
+    react_all(s, refs, n, ok ? "white_check_mark" : "x", 1);
 }
 
 static int slack_notice(struct frontend *fe, const char *key, const char *text, struct jb_err *err)
@@ -223,6 +233,7 @@ static const struct frontend_ops slack_ops = {
     .progress = slack_progress,
     .answer = slack_answer,
     .fail = slack_fail,
+    .finished = slack_finished,
     .notice = slack_notice,
     .upload = slack_upload,
     .context = slack_context,

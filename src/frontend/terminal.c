@@ -81,6 +81,7 @@ static const struct frontend_ops terminal_ops = {
     .progress = term_progress,
     .answer = term_answer,
     .fail = term_fail,
+    .finished = NULL,
     .notice = term_notice,
     .upload = NULL,
     .context = NULL,
