@@ -20,12 +20,11 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
-PER_TEST_TIMEOUT = 240
 
 
-def test_ids(patterns):
-    sys.path.insert(0, HERE)
-    suite = unittest.defaultTestLoader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+def test_ids(here, patterns):
+    sys.path.insert(0, here)
+    suite = unittest.defaultTestLoader.discover(here, pattern="test_*.py", top_level_dir=here)
     ids = []
 
     def walk(s):
@@ -43,16 +42,16 @@ def test_ids(patterns):
     return ids
 
 
-def run_one(tid):
+def run_one(here, timeout, tid):
     t0 = time.monotonic()
     try:
-        p = subprocess.run([sys.executable, "-m", "unittest", "-v", tid], cwd=HERE,
+        p = subprocess.run([sys.executable, "-m", "unittest", "-v", tid], cwd=here,
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=PER_TEST_TIMEOUT)
+                           stderr=subprocess.STDOUT, timeout=timeout)
         out = p.stdout.decode(errors="replace")
         rc = p.returncode
     except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode(errors="replace") + "\n[killed after %ss]" % PER_TEST_TIMEOUT
+        out = (e.stdout or b"").decode(errors="replace") + "\n[killed after %ss]" % timeout
         rc = -1
     secs = time.monotonic() - t0
     if rc == 0:
@@ -63,21 +62,28 @@ def run_one(tid):
     return tid, "FAIL", secs, out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+def main(suite="integration", here=HERE, timeout=240, slow_first=(), skip_reason=None,
+         doc=__doc__):
+    """Run a suite's tests in parallel; the last line is "SUITE: N passed, N failed, N
+    skipped in Ts". skip_reason() may return why nothing can run here (all skipped)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[1])
     ap.add_argument("-j", "--jobs", type=int,
                     default=int(os.environ.get("JOBS", "0")) or min(6, 2 * (os.cpu_count() or 1)))
     ap.add_argument("patterns", nargs="*")
     a = ap.parse_args()
-    ids = test_ids(a.patterns)
+    ids = test_ids(here, a.patterns)
+    ids.sort(key=lambda i: (not any(s in i for s in slow_first), i))  # slow ones first
     binary = os.environ.get("JANEBOT_BIN") or os.path.join(HERE, "..", "..", "build", "janebot")
-    print("integration: %d tests, %d at a time, binary %s" % (len(ids), a.jobs,
-                                                            os.path.abspath(binary)), flush=True)
+    print("%s: %d tests, %d at a time, binary %s" % (suite, len(ids), a.jobs,
+                                                   os.path.abspath(binary)), flush=True)
+    reason = skip_reason() if skip_reason else None
+    if reason:
+        print("%s: every test is skipped: %s" % (suite, reason), flush=True)
     counts = {"ok": 0, "FAIL": 0, "skip": 0}
     failures = []
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        for tid, status, secs, detail in ex.map(run_one, ids):
+        for tid, status, secs, detail in ex.map(lambda t: run_one(here, timeout, t), ids):
             counts[status] += 1
             extra = "  (%s)" % detail if status == "skip" and detail else ""
             print("%-4s %-100s %5.1fs%s" % (status, tid, secs, extra), flush=True)
@@ -85,8 +91,9 @@ def main():
                 failures.append((tid, detail))
     for tid, out in failures:
         print("\n======== FAIL: %s ========\n%s" % (tid, out.rstrip()), flush=True)
-    print("integration: %d passed, %d failed, %d skipped in %.0fs"
-          % (counts["ok"], counts["FAIL"], counts["skip"], time.monotonic() - t0), flush=True)
+    print("%s: %d passed, %d failed, %d skipped in %.0fs"
+          % (suite, counts["ok"], counts["FAIL"], counts["skip"], time.monotonic() - t0),
+          flush=True)
     return 1 if counts["FAIL"] else 0
 
 
