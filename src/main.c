@@ -11,6 +11,7 @@
 #include "core/policy.h"
 #include "frontend/frontend.h"
 #include "sandbox/sandbox.h"
+#include "slack/slack.h"
 #include "store/store.h"
 
 #define VERSION "0.1.0"
@@ -476,6 +477,28 @@ static void doctor_state(const struct jb_config *cfg, int *failed)
     store_close(st);
 }
 
+/* Slack, when configured: the tokens' shape, then auth.test with the bot token. */
+static void doctor_slack(const struct jb_config *cfg, int *failed)
+{
+    if (!cfg->slack_bot_token && !cfg->slack_app_token) return;
+    struct jb_err err = {0};
+    if (config_check_slack(cfg, &err) < 0) {
+        doctor_report(failed, 0, "slack", err.msg);
+        return;
+    }
+    struct slack_web_opts wo = {.api_url = cfg->slack_api_url, .bot_token = cfg->slack_bot_token,
+                                .app_token = cfg->slack_app_token, .max_retries = 1,
+                                .timeout_ms = 10000};
+    struct slack_web *w = NULL;
+    char *user = NULL, *bot = NULL, detail[1024];
+    int ok = slack_web_new(&wo, &w, &err) == 0 && slack_auth_test(w, &user, &bot, &err) == 0;
+    if (ok) snprintf(detail, sizeof detail, "signed in as <@%s> through %s", user, cfg->slack_api_url);
+    doctor_report(failed, ok, "slack", ok ? detail : err.msg);
+    free(user);
+    free(bot);
+    slack_web_free(w);
+}
+
 static void doctor_agent(const struct jb_config *cfg, int *failed)
 {
     const struct agent_ops *agent = agent_ops_find(cfg->agent);
@@ -513,6 +536,7 @@ static int cmd_doctor(const struct command *cmd, int argc, char **argv)
     struct sandbox_ctx ctx = {.cfg = &cfg, .ops = sandbox_ops_find(cfg.sandbox)};
     ctx.ops->doctor(&ctx, doctor_report, &failed); /* counts its failures itself */
     doctor_agent(&cfg, &failed);
+    doctor_slack(&cfg, &failed);
     printf("%s\n", failed ? "janebot cannot run as configured: fix the FAIL lines above"
                           : "janebot is ready");
     config_release(&cfg);
