@@ -4,7 +4,7 @@ with a minimal Node bot on @slack/socket-mode (bench/node-socket-mode/bot.js: ac
 push the event onto an in-memory queue, nothing else), both against the same fake Slack
 (tests/fakes/slack.py) in the same run.
 
-For each bot: start the fake-fresh state (control reset), start the bot, wait for hello,
+For each bot: reset the fake (/_control/reset), start the bot, wait for its hello,
 read RSS at idle (VmRSS of the bot's own process), inject events at 50/s for 10 s and at
 200/s for 10 s (paced by a few threads driving the fake's control API), then top the total
 up to 10,000 events, wait until everything is acked and read RSS again. Ack latency is the
@@ -48,7 +48,7 @@ WORKERS = 8                          # threads driving /_control/inject
 IDLE_SECS = 2.0                      # settle time before the idle RSS reading
 CONNECT_TIMEOUT = 20.0
 DRAIN_TIMEOUT = 20.0                 # wait for the last acks (retries are 3 s apart)
-NPM_TIMEOUT = 90 
+NPM_TIMEOUT = 90
 
 
 class BenchError(Exception):
@@ -170,6 +170,27 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise BenchError("no VmRSS for pid %d" % pid)
+
+
+def children(pid):
+    """Number of live descendants of pid (janebot runs agents in child processes; with
+    ignored events there should be none)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        for c, pp in parent.items():
+            if pp == p:
+                found += 1
+                todo.append(c)
+    return found
 
 
 def mib(kib):
@@ -366,6 +387,7 @@ def run_bot(name, argv, env, cwd, port, tmp):
             raise BenchError("%s exited (rc %s):\n%s" % (name, proc.returncode, tail(log)))
         time.sleep(1.0)
         rss_after = rss_kib(proc.pid)
+        kids = children(proc.pid)
         progress("%s: done" % name)
         rows = []
         for rate, ids, took in phases:
@@ -383,8 +405,8 @@ def run_bot(name, argv, env, cwd, port, tmp):
         calls = {}
         for c in state["calls"]:
             calls[c["method"]] = calls.get(c["method"], 0) + 1
-        return {"calls": calls, "rows": rows, "rss_idle": rss_idle, "rss_after": rss_after, "total": total,
-                "fill": len(fill), "fill_acked": len(fill_acks),
+        return {"rows": rows, "rss_idle": rss_idle, "rss_after": rss_after, "total": total,
+                "calls": calls, "children": kids, "fill": len(fill), "fill_acked": len(fill_acks),
                 "fill_dup": sum(v - 1 for v in fill_acks.values()),
                 "connections": conns, "stray_acks": other_stray}
     finally:
@@ -464,12 +486,13 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
 
     tmp = tempfile.mkdtemp(prefix="janebot-bench-ack-")
-    fake = None
+    fake = fake_log = None
     results = []
     notes = []
     t_start = time.monotonic()
     try:
         fake, port, fake_log = start_fake(tmp)
+        progress("fake Slack on 127.0.0.1:%d" % port)
         api_url = "http://127.0.0.1:%d/api/" % port
         base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
@@ -509,9 +532,9 @@ def main():
     finally:
         for p in list(PROCS):
             stop(p)
-        if fake is not None and "Traceback" in tail(os.path.join(tmp, "fake.log"), 20000):
-            notes.append("the fake Slack logged a traceback:\n" + tail(os.path.join(tmp,
-                                                                              "fake.log")))
+        if fake is not None and "Traceback" in tail(fake_log, 200000):
+            print("slack-ack: the fake Slack logged a traceback:\n" + tail(fake_log),
+                  file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
@@ -528,9 +551,10 @@ def main():
         t = res["total"]
         print("%s: measured phases %d/%d acked in time, %d late acks, %d redeliveries, "
               "%d stray acks; top-up %d/%d raw frames acked (%d duplicate acks); %d socket(s); "
-              "Web API calls: %s"
+              "%d child process(es) at the end; Web API calls: %s"
               % (bot, t["acks"], t["events"], t["late"], t["retries"], res["stray_acks"],
                  res["fill_acked"], res["fill"], res["fill_dup"], res["connections"],
+                 res["children"],
                  ", ".join("%s %d" % kv for kv in sorted(res["calls"].items())) or "none"))
     print("Events are message/bot_message: janebot acks and ignores them by design (no agent, "
           "no sandbox), the Node bot acks and queues them; RSS is VmRSS of the bot process.")
