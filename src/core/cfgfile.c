@@ -158,7 +158,7 @@ static int read_channel(struct fctx *f, const char *id, const yaml_node_t *n,
     char key[160];
     snprintf(key, sizeof key, "channels.%s", id);
     if (n->type != YAML_MAPPING_NODE)
-        return ferr(f, n, key, "expected a mapping with mcp_servers and/or tools");
+        return ferr(f, n, key, "expected a mapping with mcp_servers, tools, agent, egress");
     ch->line = (int)n->start_mark.line + 1;
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         const yaml_node_t *kn = node(f, pr->key), *v = node(f, pr->value);
@@ -171,8 +171,19 @@ static int read_channel(struct fctx *f, const char *id, const yaml_node_t *n,
         } else if (k && !strcmp(k, "tools")) {
             jb_strv_free(&ch->allow);
             if (read_tools(f, v, sub, ch) < 0) return -1;
+        } else if (k && !strcmp(k, "egress")) {
+            jb_strv_free(&ch->egress);
+            if (read_names(f, v, sub, &ch->egress) < 0) return -1;
+        } else if (k && !strcmp(k, "agent")) {
+            const char *a = scalar(v);
+            if (!a || (strcmp(a, "amp") && strcmp(a, "claude") && strcmp(a, "command")))
+                return ferr(f, v, sub, "\"%s\" is not valid: expected amp, claude or command",
+                            a ? a : "(not a scalar)");
+            free(ch->agent_name);
+            if (!(ch->agent_name = strdup(a))) return jb_err_set(f->err, JB_ENOMEM, "policy");
         } else {
-            return ferr(f, kn, sub, "unknown key (a channel takes mcp_servers and tools)");
+            return ferr(f, kn, sub,
+                        "unknown key (a channel takes mcp_servers, tools, agent and egress)");
         }
     }
     return 0;

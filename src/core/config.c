@@ -165,7 +165,9 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
         parse_int("JANEBOT_SANDBOX_UID_BASE", 1000000, 1000, 2000000000, &uid_base, err) < 0 ||
         parse_int("JANEBOT_SANDBOX_IDLE_DAYS", 7, 0, 36500, &cfg->sandbox_idle_days, err) < 0 ||
         dup_or_default(&cfg->egress_allow, "JANEBOT_EGRESS_ALLOW", NULL, err) < 0 ||
-        dup_or_default(&cfg->egress_test_hosts, "JANEBOT_EGRESS_TEST_HOSTS", NULL, err) < 0)
+        dup_or_default(&cfg->egress_test_hosts, "JANEBOT_EGRESS_TEST_HOSTS", NULL, err) < 0 ||
+        dup_or_default(&cfg->sprites_token, "SPRITES_TOKEN", NULL, err) < 0 ||
+        dup_or_default(&cfg->sprites_api_url, "SPRITES_API_URL", "https://api.sprites.dev", err) < 0)
         return -1;
     cfg->sandbox_uid_base = uid_base;
     return 0;
@@ -288,10 +290,17 @@ int config_allowed(const struct jb_config *cfg, const char *user, const char *ch
     return listed(&cfg->allowed_users, user) && listed(&cfg->allowed_channels, channel);
 }
 
+/* JANEBOT_SANDBOX unset: sprites when SPRITES_TOKEN is set (as the original bot), else local. */
+static const char *sandbox_default(void)
+{
+    const char *t = config_get("SPRITES_TOKEN");
+    return t && *t ? "sprites" : "local";
+}
+
 int config_load(struct jb_config *cfg, struct jb_err *err)
 {
     static const char *const agents[] = {"amp", "claude", "command", NULL};
-    static const char *const sandboxes[] = {"local", "host", NULL};
+    static const char *const sandboxes[] = {"local", "host", "sprites", NULL};
     memset(cfg, 0, sizeof *cfg);
     if (dotenv_read(".env", err) < 0) return -1;
     if (state_dir_default(&cfg->state_dir, err) < 0) return -1;
@@ -310,7 +319,7 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
             err, JB_ECONFIG,
             "JANEBOT_LOG_LEVEL=\"%s\" is not valid: expected debug, info, warn or error", lvl);
     if (parse_choice("JANEBOT_AGENT", "amp", agents, &cfg->agent, err) < 0 ||
-        parse_choice("JANEBOT_SANDBOX", "local", sandboxes, &cfg->sandbox, err) < 0 ||
+        parse_choice("JANEBOT_SANDBOX", sandbox_default(), sandboxes, &cfg->sandbox, err) < 0 ||
         parse_bool("ALLOW_LOCAL_EXECUTION", &cfg->allow_local_execution, err) < 0 ||
         parse_int("JANEBOT_MAX_CONCURRENT_TURNS", 4, 1, 256, &cfg->max_concurrent_turns, err) < 0 ||
         parse_int("JANEBOT_TURN_TIMEOUT", 1800, 1, 86400, &cfg->turn_timeout_s, err) < 0 ||
@@ -335,6 +344,8 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
             err, JB_ECONFIG,
             "JANEBOT_SANDBOX=host runs the agent with no isolation and needs "
             "ALLOW_LOCAL_EXECUTION=true; use JANEBOT_SANDBOX=local (bubblewrap) instead");
+    if (!strcmp(cfg->sandbox, "sprites") && !cfg->sprites_token)
+        return jb_err_set(err, JB_ECONFIG, "JANEBOT_SANDBOX=sprites needs SPRITES_TOKEN");
     return 0;
 }
 
@@ -352,6 +363,9 @@ void config_release(struct jb_config *cfg)
     free(cfg->path_env);
     free(cfg->egress_allow);
     free(cfg->egress_test_hosts);
+    if (cfg->sprites_token) explicit_bzero(cfg->sprites_token, strlen(cfg->sprites_token));
+    free(cfg->sprites_token);
+    free(cfg->sprites_api_url);
     free(cfg->openai_api_key);
     free(cfg->upstream_anthropic);
     free(cfg->upstream_openai);

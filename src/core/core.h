@@ -21,7 +21,7 @@ struct jb_config {
     char *agent;                 /* JANEBOT_AGENT: amp | claude | command */
     char *agent_cmd;             /* JANEBOT_AGENT_CMD (absolute path) for "command" */
     char *agent_bin;             /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
-    char *sandbox;               /* JANEBOT_SANDBOX: local | host */
+    char *sandbox;               /* JANEBOT_SANDBOX: local | host | sprites */
     int allow_local_execution;   /* ALLOW_LOCAL_EXECUTION */
     int max_concurrent_turns;    /* JANEBOT_MAX_CONCURRENT_TURNS, 1..256 */
     int turn_timeout_s;          /* JANEBOT_TURN_TIMEOUT, 1..86400 */
@@ -41,6 +41,8 @@ struct jb_config {
     int sandbox_idle_days;   /* JANEBOT_SANDBOX_IDLE_DAYS: gc of idle sandboxes */
     char *egress_allow;      /* JANEBOT_EGRESS_ALLOW (NULL: the default list) */
     char *egress_test_hosts; /* JANEBOT_EGRESS_TEST_HOSTS (tests only) */
+    char *sprites_token;     /* SPRITES_TOKEN (secret) */
+    char *sprites_api_url;   /* SPRITES_API_URL */
     /* LLM proxy */
     char *openai_api_key;        /* OPENAI_API_KEY (secret) */
     char *upstream_anthropic;    /* JANEBOT_UPSTREAM_ANTHROPIC */

@@ -23,13 +23,14 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     }
     if (policy_load(cfg, &pol, err) < 0 || sandbox_ensure(&ctx, thread_key, &sb, err) < 0)
         goto out;
-    const struct agent_ops *agent = agent_ops_find(cfg->agent);
+    const struct policy_channel *ch = policy_channel_for(pol, thread_key);
+    const struct agent_ops *agent = agent_ops_find(ch->agent_name ? ch->agent_name : cfg->agent);
     struct agent_turn at = {.cfg = cfg,
                             .thread_key = thread_key,
                             .user = "sandbox-exec",
                             .prompt = "",
                             .run_dir = sb->run_dir,
-                            .policy = &policy_channel_for(pol, thread_key)->agent};
+                            .policy = &ch->agent};
     struct jb_err aerr = {0};
     if (!agent || agent->prepare(&at, &cmd, &aerr) < 0) {
         /* No agent CLI here: the environment is the sandbox's own, minus the agent's. */
@@ -46,6 +47,7 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     x.ro_paths = (const char *const *)cmd.ro_paths.v;
     x.files = files, x.nfiles = cmd.nfiles;
     x.passthrough = 1;
+    x.egress_extra = ch->egress_csv;
     x.deadline_ms = jb_mono_ms() + (int64_t)cfg->turn_timeout_s * 1000;
     if (sandbox_exec(sb, &x, err) < 0) goto out;
     if (x.over_quota)

@@ -21,6 +21,9 @@ static void channel_release(struct policy_channel *ch)
     jb_strv_free(&ch->mcp);
     jb_strv_free(&ch->allow);
     free(ch->mcp_json);
+    free(ch->agent_name);
+    jb_strv_free(&ch->egress);
+    free(ch->egress_csv);
 }
 
 struct policy *policy_new_default(void)
@@ -199,6 +202,15 @@ static int channel_finish(struct policy *p, struct policy_channel *ch, struct jb
     ch->mcp_json = json_dumps(mine, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(mine);
     if (!ch->mcp_json) return jb_err_set(err, JB_ENOMEM, "policy");
+    struct jb_buf eg = JB_BUF_INIT(1 << 16);
+    for (size_t i = 0; i < ch->egress.n; i++)
+        if (jb_buf_appendf(&eg, err, "%s%s", i ? "," : "", ch->egress.v[i]) < 0) {
+            jb_buf_release(&eg);
+            return -1;
+        }
+    free(ch->egress_csv);
+    ch->egress_csv = ch->egress.n ? jb_buf_detach(&eg, NULL) : NULL;
+    jb_buf_release(&eg);
     ch->agent.mcp_json = ch->mcp_json;
     ch->agent.allow = (const char *const *)ch->allow.v;
     return 0;

@@ -26,6 +26,9 @@ struct policy_channel {
     struct jb_strv mcp;        /* names of the MCP servers it may use */
     struct jb_strv allow;      /* AGENT_TOOLS_ALLOW: the tool names */
     char *mcp_json;            /* those servers' definitions, {"name": {...}} */
+    char *agent_name;          /* the channel's agent ("amp", "claude", "command"), or NULL */
+    struct jb_strv egress;     /* names added to JANEBOT_EGRESS_ALLOW for this channel */
+    char *egress_csv;          /* the same, comma-joined, or NULL when none */
     struct agent_policy agent; /* what adapters get; points into this struct */
 };
 

@@ -20,6 +20,7 @@ struct turn_ctx {
     const struct lane_msg *msgs; /* the turn's messages (nmsgs of them) */
     size_t nmsgs;
     struct running *run;
+    const struct agent_ops *agent; /* the channel's, else the configured one */
     struct agent_stream *stream;
     struct agent_result res;
 };
@@ -101,9 +102,12 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     struct agent_turn at = {.cfg = c->cfg, .thread_key = t->thread_key, .user = t->user,
                             .prompt = t->prompt, .resume_id = resume_id, .run_dir = sb->run_dir};
     struct agent_cmd cmd = {0};
-    struct policy *pol = core_policy_get(c); /* this channel's MCP servers and tools */
-    at.policy = &policy_channel_for(pol, t->thread_key)->agent;
-    int prc = c->agent->prepare(&at, &cmd, err);
+    struct policy *pol = core_policy_get(c); /* this channel's MCP servers, tools, agent */
+    const struct policy_channel *ch = policy_channel_for(pol, t->thread_key);
+    at.policy = &ch->agent;
+    t->agent = ch->agent_name ? agent_ops_find(ch->agent_name) : c->agent;
+    jb_autofree char *egress = ch->egress_csv ? strdup(ch->egress_csv) : NULL;
+    int prc = t->agent->prepare(&at, &cmd, err);
     policy_unref(pol);
     if (prc < 0) {
         agent_cmd_release(&cmd);
@@ -126,6 +130,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     x.deadline_ms = jb_mono_ms() + (int64_t)c->cfg->turn_timeout_s * 1000;
     x.cancel = &t->run->cancel;
     x.user = t->user;
+    x.egress_extra = egress;
     x.on_stdout = on_stdout, x.ud = t;
     int rc = sandbox_exec(sb, &x, err);
     agent_stream_finish(t->stream);
@@ -295,7 +300,7 @@ static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbo
     /* Right after the reply: a crash from here on must not answer these messages again. */
     finish_inbox(st, t->msgs, t->nmsgs, outcome, t);
     const char *sid = t->res.session_id ? t->res.session_id : o->new_session;
-    if (store_session_touch(st, t->thread_key, t->c->agent->name, sid, sb->name, &err) < 0)
+    if (store_session_touch(st, t->thread_key, t->agent->name, sid, sb->name, &err) < 0)
         log_warn("thread %s: cannot save the session: %s", t->thread_key, err.msg);
     if (!strcmp(outcome, "ok") && t->c->fe->ops->upload)
         sandbox_outbox(sb, 10, 50LL << 20, deliver_file, skipped_file, t);

@@ -132,7 +132,7 @@ static int not_allowed(struct egress_conn *c, const char *name, unsigned port)
 /* Steps 1-4: 0 with t filled (addresses vetted), or -1 after a refusal. */
 static int decide(struct egress_conn *c, const struct px_request *r, struct target *t)
 {
-    const struct egress_policy *p = c->l->px->policy;
+    const struct egress_policy *p = c->l->policy ? c->l->policy : c->l->px->policy;
     const char *host = r->auth.host, *why;
     char msg[200];
     t->port = r->auth.port;

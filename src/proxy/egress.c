@@ -313,3 +313,10 @@ void egress_listener_close(struct egress_listener *l)
     log_debug("egress %s: closed %s", l->key, l->path);
     listener_free(l);
 }
+
+void egress_listener_set_policy(struct egress_listener *l, const struct egress_policy *policy)
+{
+    pthread_mutex_lock(&l->px->mu);
+    l->policy = policy;
+    pthread_mutex_unlock(&l->px->mu);
+}

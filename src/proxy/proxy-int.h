@@ -104,6 +104,7 @@ struct egress_conn {
 
 struct egress_listener {
     struct egress_proxy *px;
+    const struct egress_policy *policy; /* this listener's (a channel's additions), else NULL */
     char *path, *key;
     int fd, wake[2]; /* listening socket; a pipe that wakes the accept thread */
     pthread_t thr;

@@ -97,6 +97,9 @@ void egress_proxy_free(struct egress_proxy *px);
  * with egress_listener_close() or egress_proxy_free(). */
 int egress_listen(struct egress_proxy *px, const char *sock_path, const char *thread_key,
                   uid_t owner_uid, struct egress_listener **ret, struct jb_err *err);
+/* The listener of l uses policy (borrowed; must outlive l) instead of the proxy's: a
+ * channel's own allowlist. Call right after egress_listen(). */
+void egress_listener_set_policy(struct egress_listener *l, const struct egress_policy *policy);
 /* Stops accepting, drops the listener's live connections, unlinks the socket and frees l;
  * returns once all of its threads are gone (a connection inside a DNS lookup finishes
  * that lookup first, within the resolver's timeout). Accepts NULL. */

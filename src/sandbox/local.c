@@ -160,6 +160,20 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
     return 0;
 }
 
+/* JANEBOT_EGRESS_ALLOW (or the default list) plus a channel's own names. */
+static int channel_policy(const struct jb_config *cfg, const char *extra,
+                          struct egress_listener *l, struct egress_policy **ret, struct jb_err *err)
+{
+    jb_autofree char *allow = NULL;
+    if (asprintf(&allow, "%s,%s", cfg->egress_allow ? cfg->egress_allow : EGRESS_DEFAULT_ALLOW,
+                 extra) < 0)
+        return allow = NULL, jb_err_set(err, JB_ENOMEM, "egress policy");
+    if (egress_policy_new(allow, cfg->egress_test_hosts, ret, err) < 0)
+        return jb_err_prefix(err, "the channel's egress list");
+    egress_listener_set_policy(l, *ret);
+    return 0;
+}
+
 /* What the run's tick watches: the home's size, and refusals of the exec's token. */
 struct watch {
     const struct sandbox *sb;
@@ -214,7 +228,9 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     int rc = -1;
     plan.seccomp_base_fd = seccomp_base_fd(err);
     plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1 : seccomp_agent_fd(err);
+    struct egress_policy *own = NULL; /* the channel's additions to the allowlist */
     if (plan.seccomp_agent_fd < 0 || listen_for(lc, sb, uid, sock, sizeof sock, &listener, err) < 0 ||
+        (x->egress_extra && channel_policy(sb->ctx->cfg, x->egress_extra, listener, &own, err) < 0) ||
         (lc->llm && llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0))
         goto out;
     if (watch.llm) plan.llm_src = llm_sock, plan.llm_env = (const char *const *)llm_env.v;
@@ -239,6 +255,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm_input, &x->llm_output);
 out:
     if (listener) egress_listener_close(listener);
+    egress_policy_free(own);
     llm_session_close(watch.llm);
     stage_release(&st);
     bwrap_args_release(&a);

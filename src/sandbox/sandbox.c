@@ -9,7 +9,8 @@
 #include "core/core.h"
 #include "sandbox/backend.h"
 
-static const struct sandbox_ops *const backends[] = {&sandbox_local_ops, &sandbox_host_ops};
+static const struct sandbox_ops *const backends[] = {&sandbox_local_ops, &sandbox_host_ops,
+                                                     &sandbox_sprites_ops};
 
 const struct sandbox_ops *sandbox_ops_find(const char *name)
 {
@@ -124,6 +125,7 @@ static void name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
 
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err)
 {
+    if (ctx->ops == &sandbox_sprites_ops) return sprites_remove(ctx, key_or_name, err);
     char name[SANDBOX_NAME_LEN], dir[4096];
     name_of(key_or_name, name);
     snprintf(dir, sizeof dir, "%s/%s", ctx->root, name);
@@ -153,6 +155,7 @@ static int info_fill(const struct sandbox_ctx *ctx, const char *name, struct san
 int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                  struct jb_err *err)
 {
+    if (ctx->ops == &sandbox_sprites_ops) return sprites_list(ctx, ret, ret_n, err);
     DIR *d = opendir(ctx->root);
     if (!d) return jb_err_sys(err, "cannot read %s", ctx->root);
     struct sandbox_info *v = NULL;

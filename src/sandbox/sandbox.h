@@ -47,6 +47,7 @@ struct sandbox_exec {
     int64_t deadline_ms;         /* jb_mono_ms() value; 0 = none */
     const atomic_int *cancel;    /* non-zero kills the run; may be NULL */
     const char *user;           /* who the exec runs for (token accounting); may be NULL */
+    const char *egress_extra;   /* names added to the egress allowlist (comma list), or NULL */
     void (*on_stdout)(void *ud, const char *data, size_t len); /* chunks as they arrive */
     void *ud;
     /* out (valid when sandbox_exec() returned 0) */

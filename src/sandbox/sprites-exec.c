@@ -1,0 +1,337 @@
+/* sandbox/sprites-exec.c -- one command over the Sprites WebSocket exec protocol (non-TTY):
+ * binary messages are <stream id><payload>: 0 stdin and 4 stdin EOF from us; 1 stdout,
+ * 2 stderr and 3 exit (one byte) from the sprite; JSON text messages are ignored except
+ * {"type":"exit","exit_code":N}. One lws context per exec, serviced by the calling thread;
+ * a 50 ms tick checks the deadline and cancel flag and (passthrough) reads stdin.
+ * On a deadline or cancel: a {"type":"signal","signal":"SIGKILL"} message, then up to 2 s
+ * for the exit frame, then the socket is closed (the sprite kills what outlives it after
+ * max_run_after_disconnect). */
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <poll.h>
+#include <string.h>
+
+#include "sandbox/sprites-int.h"
+
+#define TICK_US      (50 * LWS_US_PER_MS)
+#define CHUNK        16384
+#define TEXT_MAX     65536
+#define KILL_GRACE_MS 2000
+
+struct wsx {
+    struct sprites *sp;
+    struct sandbox_exec *x;
+    struct lws_context *ctx;
+    struct lws *wsi;
+    lws_sorted_usec_list_t tick;
+    size_t in_off;        /* of x->stdin_data sent */
+    struct jb_buf pend;   /* passthrough stdin read, not yet sent */
+    int stdin_eof, eof_sent;
+    int established, closed, got_exit, exit_pending;
+    int msg_open, msg_id; /* inside a message: its stream id, or -1 for text */
+    struct jb_buf text;
+    size_t tail_len;
+    int want_kill, kill_sent;
+    int64_t kill_at;
+    long http_status;
+    char why[256];
+};
+
+static void tail_add(struct wsx *w, const char *p, size_t n)
+{
+    char *t = w->x->stderr_tail;
+    size_t cap = sizeof w->x->stderr_tail - 1;
+    if (n >= cap) {
+        memcpy(t, p + n - cap, cap);
+        w->tail_len = cap;
+    } else {
+        if (w->tail_len + n > cap) {
+            size_t drop = w->tail_len + n - cap;
+            memmove(t, t + drop, w->tail_len - drop);
+            w->tail_len -= drop;
+        }
+        memcpy(t + w->tail_len, p, n);
+        w->tail_len += n;
+    }
+    t[w->tail_len] = '\0';
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k <= 0) return;
+        p += k, n -= (size_t)k;
+    }
+}
+
+static void on_payload(struct wsx *w, const char *p, size_t n)
+{
+    if (w->exit_pending && n) {
+        w->x->exit_code = (unsigned char)p[0];
+        w->got_exit = 1, w->exit_pending = 0;
+        return;
+    }
+    if (!n) return;
+    if (w->msg_id == 1) {
+        if (w->x->passthrough) write_all(1, p, n);
+        else if (w->x->on_stdout) w->x->on_stdout(w->x->ud, p, n);
+    } else if (w->msg_id == 2) {
+        if (w->x->passthrough) write_all(2, p, n);
+        else tail_add(w, p, n);
+    }
+}
+
+static void on_text(struct wsx *w)
+{
+    json_t *j = json_loadb(w->text.data, w->text.len, 0, NULL);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    json_t *code = json_object_get(j, "exit_code");
+    if (type && !strcmp(type, "exit") && json_is_integer(code)) {
+        w->x->exit_code = (int)(json_integer_value(code) & 0xff);
+        w->got_exit = 1;
+    }
+    json_decref(j);
+}
+
+/* Returns -1 (close) once the exit status is in. */
+static int on_receive(struct wsx *w, struct lws *wsi, const char *in, size_t len)
+{
+    if (!w->msg_open) {
+        w->msg_open = 1;
+        w->msg_id = lws_frame_is_binary(wsi) ? (len ? (unsigned char)in[0] : 0) : -1;
+        if (w->msg_id >= 0 && len) in++, len--;
+        if (w->msg_id == 3) w->exit_pending = 1;
+        jb_buf_reset(&w->text);
+    }
+    if (w->msg_id == -1) {
+        if (jb_buf_append(&w->text, in, len, NULL) < 0) jb_buf_reset(&w->text);
+    } else {
+        on_payload(w, in, len);
+    }
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        w->msg_open = 0;
+        if (w->msg_id == -1) on_text(w);
+        w->exit_pending = 0;
+    }
+    return w->got_exit ? -1 : 0;
+}
+
+static int send_msg(struct lws *wsi, int id, const char *p, size_t n, int text)
+{
+    unsigned char *buf = malloc(LWS_PRE + 1 + n);
+    if (!buf) return -1;
+    size_t off = 0;
+    if (id >= 0) buf[LWS_PRE] = (unsigned char)id, off = 1;
+    memcpy(buf + LWS_PRE + off, p, n);
+    int k = lws_write(wsi, buf + LWS_PRE, off + n, text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+    free(buf);
+    return k < (int)(off + n) ? -1 : 0;
+}
+
+static int on_writable(struct wsx *w, struct lws *wsi)
+{
+    if (w->want_kill) {
+        if (!w->kill_sent) { /* then wait a little for the exit frame; tick_cb closes */
+            static const char sig[] = "{\"type\":\"signal\",\"signal\":\"SIGKILL\"}";
+            w->kill_sent = 1;
+            return send_msg(wsi, -1, sig, sizeof sig - 1, 1);
+        }
+        return 0;
+    }
+    struct sandbox_exec *x = w->x;
+    if (x->passthrough && w->pend.len) {
+        size_t n = w->pend.len < CHUNK ? w->pend.len : CHUNK;
+        if (send_msg(wsi, 0, w->pend.data, n, 0) < 0) return -1;
+        memmove(w->pend.data, w->pend.data + n, w->pend.len - n);
+        w->pend.len -= n;
+        w->pend.data[w->pend.len] = '\0';
+    } else if (!x->passthrough && x->stdin_data && w->in_off < x->stdin_len) {
+        size_t n = x->stdin_len - w->in_off < CHUNK ? x->stdin_len - w->in_off : CHUNK;
+        if (send_msg(wsi, 0, x->stdin_data + w->in_off, n, 0) < 0) return -1;
+        w->in_off += n;
+    } else if (!w->eof_sent && (!x->passthrough || w->stdin_eof)) {
+        w->eof_sent = 1;
+        return send_msg(wsi, 4, "", 0, 0);
+    } else {
+        return 0;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    (void)user;
+    struct wsx *w = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+        unsigned char **p = (unsigned char **)in, *end = *p + len;
+        return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+                                            (unsigned char *)w->sp->bearer,
+                                            (int)strlen(w->sp->bearer), p, end) ? -1 : 0;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        w->established = 1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        return on_receive(w, wsi, in, len);
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return on_writable(w, wsi);
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        w->http_status = lws_http_client_http_response(wsi);
+        snprintf(w->why, sizeof w->why, "%s", in ? (const char *)in : "connection error");
+        w->closed = 1, w->wsi = NULL;
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (wsi == w->wsi) w->closed = 1, w->wsi = NULL;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"janebot-sprites", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const lws_retry_bo_t keepalive = {
+    .secs_since_valid_ping = 15, /* as the SDKs: ping after 15 s idle, dead after 45 s */
+    .secs_since_valid_hangup = 45,
+};
+
+static void read_stdin(struct wsx *w)
+{
+    if (w->stdin_eof || w->pend.len >= (256u << 10)) return;
+    struct pollfd pfd = {.fd = 0, .events = POLLIN};
+    if (poll(&pfd, 1, 0) <= 0) return;
+    if (pfd.revents & POLLNVAL) {
+        w->stdin_eof = 1;
+        return;
+    }
+    char buf[65536];
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n <= 0) w->stdin_eof = 1;
+    else if (jb_buf_append(&w->pend, buf, (size_t)n, NULL) < 0) w->stdin_eof = 1;
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct wsx *w = lws_container_of(sul, struct wsx, tick);
+    struct sandbox_exec *x = w->x;
+    if (!w->want_kill) {
+        if (x->cancel && atomic_load(x->cancel)) w->want_kill = x->cancelled = 1;
+        else if (x->deadline_ms && jb_mono_ms() >= x->deadline_ms) w->want_kill = x->timed_out = 1;
+        if (w->want_kill) w->kill_at = jb_mono_ms();
+    }
+    if (w->wsi) {
+        if (w->want_kill && (!w->established || jb_mono_ms() - w->kill_at > KILL_GRACE_MS))
+            lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        else if (w->want_kill || (x->passthrough && w->established && !w->eof_sent)) {
+            if (x->passthrough && !w->want_kill) read_stdin(w);
+            lws_callback_on_writable(w->wsi);
+        }
+    }
+    lws_sul_schedule(w->ctx, 0, &w->tick, tick_cb, TICK_US);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    if (level & LLL_ERR) log_warn("websocket: %s", msg);
+    else log_debug("websocket: %s", msg);
+}
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static void log_setup(void)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+}
+
+static int connect_ws(struct wsx *w, const char *path, struct jb_err *err)
+{
+    char base[1024];
+    snprintf(base, sizeof base, "%s", w->sp->api_url);
+    const char *proto = NULL, *host = NULL, *prefix = NULL;
+    int port = 0;
+    if (lws_parse_uri(base, &proto, &host, &port, &prefix) != 0)
+        return jb_err_set(err, JB_ECONFIG, "SPRITES_API_URL is not a URL");
+    jb_autofree char *full = NULL, *hostport = NULL;
+    if (asprintf(&full, "%s%s%s", *prefix ? "/" : "", prefix, path) < 0) full = NULL;
+    int tls = !strcmp(proto, "https");
+    if (asprintf(&hostport, (port == (tls ? 443 : 80)) ? "%s" : "%s:%d", host, port) < 0)
+        hostport = NULL;
+    if (!full || !hostport) return jb_err_set(err, JB_ENOMEM, "exec url");
+    struct lws_client_connect_info ci = {
+        .context = w->ctx, .address = host, .port = port, .path = full, .host = hostport,
+        .origin = hostport, .protocol = NULL, .pwsi = &w->wsi,
+        .ssl_connection = tls ? LCCSCF_USE_SSL : 0,
+        .retry_and_idle_policy = &keepalive, .local_protocol_name = protocols[0].name,
+    };
+    if (!lws_client_connect_via_info(&ci) && !w->closed) {
+        w->closed = 1;
+        snprintf(w->why, sizeof w->why, "cannot connect");
+    }
+    return 0;
+}
+
+static int finish(struct wsx *w, long *http_status, struct jb_err *err)
+{
+    struct sandbox_exec *x = w->x;
+    if (w->got_exit) return SPR_EXEC_DONE;
+    if (x->timed_out || x->cancelled) {
+        x->exit_code = 128 + 9, x->term_signal = 9;
+        return SPR_EXEC_DONE;
+    }
+    if (!w->established) {
+        *http_status = w->http_status;
+        if (w->http_status)
+            jb_err_set(err, JB_EUNAVAIL, "exec could not start (%s, HTTP %ld)", w->why, w->http_status);
+        else
+            jb_err_set(err, JB_EUNAVAIL, "exec could not start (%s)", w->why);
+        return SPR_EXEC_NOT_STARTED;
+    }
+    jb_err_set(err, JB_EUNAVAIL,
+               "the connection to the sprite dropped before the command finished (no exit "
+               "status); it is not re-run, since it may have had effects");
+    return SPR_EXEC_FAILED;
+}
+
+int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
+                    long *http_status, struct jb_err *err)
+{
+    pthread_once(&log_once, log_setup);
+    struct wsx w = {.sp = sp, .x = x, .pend = JB_BUF_INIT(1u << 20), .text = JB_BUF_INIT(TEXT_MAX)};
+    *http_status = 0;
+    x->stderr_tail[0] = '\0';
+    int64_t t0 = jb_mono_ms();
+    struct lws_context_creation_info info = {
+        .port = CONTEXT_PORT_NO_LISTEN, .protocols = protocols, .gid = -1, .uid = -1,
+        .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT, .user = &w,
+    };
+    if (!(w.ctx = lws_create_context(&info)))
+        return jb_err_set(err, JB_ESYS, "cannot create a WebSocket context"), SPR_EXEC_NOT_STARTED;
+    int rc = connect_ws(&w, path, err);
+    if (rc == 0) {
+        lws_sul_schedule(w.ctx, 0, &w.tick, tick_cb, TICK_US);
+        while (!w.closed)
+            if (lws_service(w.ctx, 0) < 0) break;
+        lws_sul_cancel(&w.tick);
+        rc = finish(&w, http_status, err);
+    } else {
+        rc = SPR_EXEC_NOT_STARTED;
+    }
+    lws_context_destroy(w.ctx);
+    jb_buf_release(&w.pend);
+    jb_buf_release(&w.text);
+    x->wall_ms = jb_mono_ms() - t0;
+    return rc;
+}

@@ -1,0 +1,215 @@
+/* sandbox/sprites-rest.c -- the Sprites REST API over libcurl: one shared connection cache
+ * (keep-alive, DNS, TLS sessions) for every thread; the token travels only in the
+ * Authorization header, never in a URL, a log line or an error.
+ * Retries (every call janebot makes is idempotent: GET, DELETE, the policy POST replaces
+ * the whole policy, and a create of an existing name answers "exists"): network errors,
+ * 429 (Retry-After, else backoff) and 5xx, with jittered exponential backoff, at most
+ * rest_attempts tries and rest_deadline_ms in total. */
+#include <string.h>
+#include <time.h>
+
+#include "sandbox/sprites-int.h"
+
+#define RESP_MAX           ((size_t)8 << 20)
+#define CONNECT_TIMEOUT_MS 10000L
+#define CALL_TIMEOUT_MS    120000L /* a create may wait for capacity */
+#define BACKOFF_MS         300L
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *u)
+{
+    (void)c, (void)a;
+    pthread_mutex_lock(&((struct sprites *)u)->locks[d]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data d, void *u)
+{
+    (void)c;
+    pthread_mutex_unlock(&((struct sprites *)u)->locks[d]);
+}
+
+static void free_secret(char *s)
+{
+    if (s) explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+void sprites_client_free(struct sprites *sp)
+{
+    if (!sp) return;
+    if (sp->share) curl_share_cleanup(sp->share);
+    for (size_t i = 0; i < JB_ARRAY_LEN(sp->locks); i++)
+        pthread_mutex_destroy(&sp->locks[i]);
+    free(sp->api_url);
+    free_secret(sp->auth);
+    free_secret(sp->bearer);
+    free(sp->policy);
+    free(sp);
+}
+
+static int share_init(struct sprites *sp, struct jb_err *err)
+{
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return jb_err_set(err, JB_EUNAVAIL, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+    if (!(sp->share = curl_share_init())) return jb_err_set(err, JB_ENOMEM, "curl_share_init");
+    CURLSHcode rc = curl_share_setopt(sp->share, CURLSHOPT_LOCKFUNC, share_lock);
+    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_USERDATA, sp);
+    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    if (rc) return jb_err_set(err, JB_EUNAVAIL, "curl share: %s", curl_share_strerror(rc));
+    return 0;
+}
+
+int sprites_client_new(const char *api_url, const char *token, const char *egress_csv,
+                       struct sprites **ret, struct jb_err *err)
+{
+    if (!token || !*token)
+        return jb_err_set(err, JB_ECONFIG, "JANEBOT_SANDBOX=sprites needs SPRITES_TOKEN");
+    if (!api_url || !*api_url) api_url = SPRITES_DEFAULT_URL;
+    if (strncmp(api_url, "http://", 7) != 0 && strncmp(api_url, "https://", 8) != 0)
+        return jb_err_set(err, JB_ECONFIG, "SPRITES_API_URL=\"%s\" is not valid: expected http(s)://HOST[:PORT]", api_url);
+    struct sprites *sp = calloc(1, sizeof *sp);
+    if (!sp) return jb_err_set(err, JB_ENOMEM, "sprites");
+    for (size_t i = 0; i < JB_ARRAY_LEN(sp->locks); i++)
+        pthread_mutex_init(&sp->locks[i], NULL);
+    sp->rest_attempts = 4;
+    sp->rest_deadline_ms = 60000;
+    if (!(sp->api_url = strdup(api_url)) || asprintf(&sp->auth, "Authorization: Bearer %s", token) < 0 ||
+        asprintf(&sp->bearer, "Bearer %s", token) < 0) {
+        sp->auth = sp->bearer = NULL;
+        sprites_client_free(sp);
+        return jb_err_set(err, JB_ENOMEM, "sprites");
+    }
+    size_t n = strlen(sp->api_url);
+    while (n && sp->api_url[n - 1] == '/')
+        sp->api_url[--n] = '\0';
+    if (!(sp->policy = sprites_policy_json(egress_csv, err)) || share_init(sp, err) < 0) {
+        sprites_client_free(sp);
+        return -1;
+    }
+    *ret = sp;
+    return 0;
+}
+
+void sprites_resp_release(struct sprites_resp *r)
+{
+    jb_buf_release(&r->body);
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    return jb_buf_append(ud, p, sz * n, NULL) < 0 ? 0 : sz * n;
+}
+
+/* One exchange: 0 with r->status set, -1 on a network error (err says which). */
+static int rest_once(struct sprites *sp, const char *method, const char *url, const char *body,
+                     long timeout_ms, struct sprites_resp *r, struct jb_err *err)
+{
+    CURL *c = curl_easy_init();
+    if (!c) return jb_err_set(err, JB_ENOMEM, "curl_easy_init");
+    struct curl_slist *h = curl_slist_append(NULL, sp->auth), *h2;
+    if (h && (h2 = curl_slist_append(h, "Content-Type: application/json"))) h = h2;
+    if (h && (h2 = curl_slist_append(h, "Accept: application/json"))) h = h2;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    jb_buf_reset(&r->body);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_SHARE, sp->share);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "janebot");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode cc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    if (cc != CURLE_OK)
+        return jb_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? JB_ETIMEOUT : JB_EUNAVAIL, "%s",
+                          errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    return 0;
+}
+
+int sprites_is_not_found(long status, const char *body)
+{
+    return status == 404 || (status == 500 && body && strstr(body, "failed to retrieve"));
+}
+
+static int retryable(long status, const char *body, unsigned flags)
+{
+    if ((flags & SPR_GET_SPRITE) && sprites_is_not_found(status, body)) return 0;
+    return status == 429 || status >= 500;
+}
+
+/* Backoff before attempt n+1 (n >= 1): BACKOFF_MS * 2^(n-1), +0..50 % jitter. */
+static long backoff_ms(int n)
+{
+    unsigned r = 0;
+    jb_random_bytes(&r, sizeof r, NULL);
+    long base = BACKOFF_MS << (n - 1 > 6 ? 6 : n - 1);
+    return base + (long)(r % (unsigned)(base / 2 + 1));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0) {
+    }
+}
+
+int sprites_rest(struct sprites *sp, const char *method, const char *path, const char *body,
+                 unsigned flags, struct sprites_resp *r, struct jb_err *err)
+{
+    jb_autofree char *url = NULL;
+    if (asprintf(&url, "%s%s", sp->api_url, path) < 0) return jb_err_set(err, JB_ENOMEM, "url");
+    r->body = (struct jb_buf)JB_BUF_INIT(RESP_MAX);
+    int64_t end = jb_mono_ms() + sp->rest_deadline_ms;
+    struct jb_err e = {0};
+    for (int n = 1;; n++) {
+        int64_t left = end - jb_mono_ms();
+        long to = left < CALL_TIMEOUT_MS ? (long)(left > 1000 ? left : 1000) : CALL_TIMEOUT_MS;
+        r->status = 0;
+        int rc = rest_once(sp, method, url, body, to, r, &e);
+        if (rc == 0 && !retryable(r->status, r->body.data, flags)) return 0;
+        long wait = backoff_ms(n);
+        if (n >= sp->rest_attempts || jb_mono_ms() + wait >= end) break;
+        log_warn("sprites: %s %s: %s; retrying in %ld ms", method, path,
+                 rc < 0 ? e.msg : (r->status == 429 ? "rate limited (429)" : "server error"), wait);
+        sleep_ms(wait);
+    }
+    if (r->status) {
+        char why[512];
+        sprites_describe(r, why, sizeof why);
+        jb_err_set(err, JB_EUNAVAIL, "Sprites API %s %s: %s", method, path, why);
+    } else {
+        jb_err_set(err, e.code ? e.code : JB_EUNAVAIL, "Sprites API %s %s: %s", method, path, e.msg);
+    }
+    sprites_resp_release(r);
+    return -1;
+}
+
+void sprites_describe(const struct sprites_resp *r, char *out, size_t n)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", r->body.data ? r->body.data : "");
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    jb_autofree char *red = jb_redact(msg);
+    snprintf(out, n, "HTTP %ld%s%s", r->status, *msg ? ": " : "", red ? red : "");
+}
