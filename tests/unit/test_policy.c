@@ -241,8 +241,12 @@ Test(policy, bad_files_name_file_line_and_key)
     load_bad("max_turns_per_user: two\n", (const char *[]){":1:", "max_turns_per_user", NULL});
     load_bad("channels:\n  C1: {tools: bash}\n",
              (const char *[]){":2:", "channels.C1.tools", NULL});
-    load_bad("channels:\n  C1:\n    agent: claude\n",
-             (const char *[]){":3:", "channels.C1.agent", "unknown", NULL});
+    load_bad("channels:\n  C1:\n    color: red\n",
+             (const char *[]){":3:", "channels.C1.color", "unknown", NULL});
+    load_bad("channels:\n  C1:\n    agent: gpt\n",
+             (const char *[]){":3:", "channels.C1.agent", "amp, claude or command", NULL});
+    load_bad("channels:\n  C1: {egress: [\"bad name\"]}\n",
+             (const char *[]){":2:", "channels.C1.egress", NULL});
     load_bad("channels:\n  C1: {mcp_servers: [nope]}\n",
              (const char *[]){":2:", "channels.C1.mcp_servers", "nope", NULL});
     load_bad("channels:\n  C-1: {tools: full}\n", (const char *[]){":2:", "channels", NULL});
