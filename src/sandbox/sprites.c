@@ -370,9 +370,17 @@ static int probe(const struct jb_config *cfg, struct jb_err *err)
     return rc;
 }
 
+/* The seed's trade-off, said plainly: a sprite cannot reach janebot's LLM proxy on a
+ * host socket, so the agent's real key goes into the sprite. */
+static const char key_in_sprite[] =
+    "the Sprites backend passes the agent's real API key into each sprite (the seed's "
+    "trade-off): janebot's LLM proxy with scoped tokens covers local sandboxes only";
+
 static int sprites_available(const struct sandbox_ctx *ctx, struct jb_err *err)
 {
-    return probe(ctx->cfg, err);
+    if (probe(ctx->cfg, err) < 0) return -1;
+    log_warn("%s", key_in_sprite);
+    return 0;
 }
 
 static int sprites_doctor(const struct sandbox_ctx *ctx,
@@ -384,6 +392,7 @@ static int sprites_doctor(const struct sandbox_ctx *ctx,
     char detail[900];
     snprintf(detail, sizeof detail, "sprites: %s", ok ? "the Sprites API answers" : e.msg);
     report(ud, ok, "sandbox", detail);
+    report(ud, 1, "api keys", key_in_sprite);
     return ok ? 0 : 1;
 }
 
