@@ -154,3 +154,26 @@ void agent_cmd_release(struct agent_cmd *c)
     free(c->session_id);
     *c = (struct agent_cmd){0};
 }
+
+char *agent_instructions(const struct agent_turn *t)
+{
+    const char *key = t->thread_key ? t->thread_key : "";
+    const char *colon = strchr(key, ':');
+    int slack = colon && (key[0] == 'C' || key[0] == 'G' || key[0] == 'D');
+    char *s = NULL;
+    int n;
+    if (slack)
+        n = asprintf(&s,
+                     "You are janebot, a coding agent shared by a team through Slack. This turn "
+                     "was asked by <@%s> in %s %.*s (thread %s). Answer in Markdown; it is "
+                     "posted in that Slack thread. Files you put in ~/outbox/ are uploaded to "
+                     "the thread.",
+                     t->user ? t->user : "someone", key[0] == 'D' ? "a direct message" : "channel",
+                     key[0] == 'D' ? 0 : (int)(colon - key), key, colon + 1);
+    else
+        n = asprintf(&s,
+                     "You are janebot, a coding agent. This turn was asked by %s in the terminal "
+                     "chat thread %s.",
+                     t->user ? t->user : "someone", colon ? colon + 1 : key);
+    return n < 0 ? NULL : s;
+}

@@ -75,6 +75,10 @@ struct agent_ops {
 };
 
 const struct agent_ops *agent_ops_find(const char *name); /* NULL if unknown */
+/* Who asked and where, for the agent's instructions (not its prompt): caller frees; NULL
+ * when out of memory. Claude gets it as --append-system-prompt, a command agent as
+ * JANEBOT_INSTRUCTIONS. */
+char *agent_instructions(const struct agent_turn *t);
 /* Host path of the agent's executable, realpath()ed; caller frees. amp/claude: cfg->agent_bin
  * (a name looked up on cfg->path_env, or a path) else bin_name on cfg->path_env; command:
  * cfg->agent_cmd, which must be an absolute path. NULL with JB_EUNAVAIL and a message

@@ -63,6 +63,11 @@ static int claude_prepare(const struct agent_turn *t, struct agent_cmd *out, str
         const char *m[] = {"--model", model, NULL};
         if (jb_strv_pushv(&c.argv, m, err) < 0) return -1;
     }
+    jb_autofree char *who = agent_instructions(t);
+    if (who) {
+        const char *sp[] = {"--append-system-prompt", who, NULL};
+        if (jb_strv_pushv(&c.argv, sp, err) < 0) return -1;
+    }
     if (agent_claude_policy(t, &c, err) < 0) return -1;
     if (claude_env(t->cfg, &c.env, err) < 0) return -1;
     *out = c;

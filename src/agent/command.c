@@ -32,6 +32,8 @@ static int command_prepare(const struct agent_turn *t, struct agent_cmd *out, st
     if (t->thread_key && jb_env_set(&c.env, "JANEBOT_THREAD_KEY", t->thread_key, err) < 0)
         return -1;
     if (t->user && jb_env_set(&c.env, "JANEBOT_USER", t->user, err) < 0) return -1;
+    jb_autofree char *who = agent_instructions(t);
+    if (who && jb_env_set(&c.env, "JANEBOT_INSTRUCTIONS", who, err) < 0) return -1;
     if (agent_command_policy(t, &c, err) < 0) return -1;
     *out = c;
     c = (struct agent_cmd){0};

@@ -12,7 +12,7 @@ ALLOWED_ENV = {"HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TERM", "PATH", "htt
                # set by the shell or by janebot on a continued conversation
                "PWD", "SHLVL", "_", "OLDPWD", "JANEBOT_RESUME_ID",
                # the channel's policy, for the command agent
-               "JANEBOT_MCP_CONFIG", "JANEBOT_TOOL_PROFILE",
+               "JANEBOT_MCP_CONFIG", "JANEBOT_TOOL_PROFILE", "JANEBOT_INSTRUCTIONS",
                # the LLM proxy: base URLs and a scoped per-exec token in the key variables
                "AMP_API_KEY", "AMP_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
                "OPENAI_API_KEY", "OPENAI_BASE_URL"}

@@ -241,12 +241,15 @@ Test(agent_adapters, claude_new)
     cfg.anthropic_api_key = "sk-ant-test-key";
     cfg.amp_api_key = "amp-key-123456";
     prep("claude", NULL);
-    cr_assert_eq(cmd.argv.n, 8);
+    cr_assert_eq(cmd.argv.n, 10);
     cr_assert_not_null(cmd.session_id);
     cr_assert(uuid_like(cmd.session_id), "%s", cmd.session_id);
+    /* Who asked and where: in the instructions, never in the prompt. */
+    const char *who = cmd.argv.v[9];
+    cr_assert(strstr(who, "<@U123>") && strstr(who, "channel C1"), "%s", who);
     const char *want[] = {bin("claude"),  "-p",           "--output-format",
                           "stream-json",  "--verbose",    "--dangerously-skip-permissions",
-                          "--session-id", cmd.session_id, NULL};
+                          "--session-id", cmd.session_id, "--append-system-prompt", who, NULL};
     assert_argv(want);
     assert_prompt_only_on_stdin();
     assert_claude_env(1);
@@ -270,7 +273,7 @@ Test(agent_adapters, claude_resume_and_model)
     const char *want[] = {bin("claude"),       "-p",        "--output-format",
                           "stream-json",       "--verbose", "--dangerously-skip-permissions",
                           "--resume",          UUID_A,      "--model",
-                          "claude-sonnet-4-5", NULL};
+                          "claude-sonnet-4-5", "--append-system-prompt", cmd.argv.v[11], NULL};
     assert_argv(want);
     cr_assert_str_eq(cmd.session_id, UUID_A);
     assert_prompt_only_on_stdin();
@@ -317,7 +320,8 @@ Test(agent_adapters, command_new_and_resume)
     assert_prompt_only_on_stdin();
     cr_assert_eq(cmd.ro_paths.n, 1);
     cr_assert_str_eq(cmd.ro_paths.v[0], path);
-    cr_assert_eq(cmd.env.n, 2);
+    cr_assert_eq(cmd.env.n, 3);
+    cr_assert(strstr(jb_env_get(&cmd.env, "JANEBOT_INSTRUCTIONS"), "<@U123>"));
     cr_assert_str_eq(jb_env_get(&cmd.env, "JANEBOT_THREAD_KEY"), "C1:1700000000.000100");
     cr_assert_str_eq(jb_env_get(&cmd.env, "JANEBOT_USER"), "U123");
     cr_assert_null(jb_env_get(&cmd.env, "JANEBOT_RESUME_ID"));
@@ -325,7 +329,7 @@ Test(agent_adapters, command_new_and_resume)
 
     prep("command", "any id: T-1 / x");
     assert_argv(want);
-    cr_assert_eq(cmd.env.n, 3);
+    cr_assert_eq(cmd.env.n, 4);
     cr_assert_str_eq(jb_env_get(&cmd.env, "JANEBOT_RESUME_ID"), "any id: T-1 / x");
 }
 
