@@ -184,15 +184,20 @@ class JanebotCase(unittest.TestCase):
         self.tags.append(t)
         return t
 
-    def run_jb(self, args, input=None, env=None, timeout=60, cwd=None, stderr_tty=False,
-               check_sanitizer=True):
-        """Run janebot ARGS; env entries override self.env (None unsets)."""
+    def merged_env(self, env=None):
+        """self.env with env's entries on top (a None value unsets that variable)."""
         e = dict(self.env)
         for k, v in (env or {}).items():
             if v is None:
                 e.pop(k, None)
             else:
                 e[k] = v
+        return e
+
+    def run_jb(self, args, input=None, env=None, timeout=60, cwd=None, stderr_tty=False,
+               check_sanitizer=True):
+        """Run janebot ARGS; env entries override self.env (None unsets)."""
+        e = self.merged_env(env)
         argv = [str(BIN)] + list(args)
         t0 = time.monotonic()
         master = slave = None

@@ -71,12 +71,7 @@ class ServeCase(JanebotCase):
     def start_serve(self, env=None, wait_connected=True):
         """Start `janebot serve` (env entries override; None unsets). With wait_connected,
         wait until it holds a socket that got hello; fail clearly if it exits first."""
-        e = dict(self.env)
-        for k, v in (env or {}).items():
-            if v is None:
-                e.pop(k, None)
-            else:
-                e[k] = v
+        e = self.merged_env(env)
         self.serve_runs += 1
         self.serve_log = self.tmp / ("serve-%d.log" % self.serve_runs)
         before = len(self.slack.state()["connections"])
