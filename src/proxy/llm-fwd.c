@@ -163,6 +163,7 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_SHARE, jb_curl_share_handle(px->share));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a hung upstream: 5 min of silence */
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 300L);

@@ -11,6 +11,7 @@ struct store;
 struct llm_proxy {
     struct llm_config cfg; /* strings owned */
     struct store *st;      /* tokens and usage; guarded by st_mu */
+    struct jb_curl_share *share; /* upstream connections kept alive across requests */
     pthread_mutex_t st_mu;
 };
 

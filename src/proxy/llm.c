@@ -443,7 +443,7 @@ int llm_proxy_new(const struct llm_config *cfg, struct llm_proxy **ret, struct j
         llm_proxy_free(px);
         return jb_err_set(err, JB_ENOMEM, "llm proxy");
     }
-    if (store_open(px->cfg.db_path, &px->st, err) < 0) {
+    if (!(px->share = jb_curl_share_new(err)) || store_open(px->cfg.db_path, &px->st, err) < 0) {
         llm_proxy_free(px);
         return -1;
     }
@@ -460,6 +460,7 @@ void llm_proxy_free(struct llm_proxy *px)
 {
     if (!px) return;
     store_close(px->st);
+    jb_curl_share_free(px->share);
     for (int p = 0; p < LLM_NPROVIDERS; p++) {
         if (px->cfg.key[p]) explicit_bzero((char *)px->cfg.key[p], strlen(px->cfg.key[p]));
         free((char *)px->cfg.key[p]);

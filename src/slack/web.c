@@ -32,8 +32,7 @@ struct slack_web {
     char *api_url, *bot_token, *app_token; /* api_url ends with '/'; tokens may be NULL */
     int max_retries;
     long timeout_ms, backoff_ms;
-    CURLSH *share; /* connection cache, DNS and TLS sessions, shared by all threads */
-    pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+    struct jb_curl_share *share; /* connections, DNS and TLS sessions, for all threads */
     pthread_mutex_t limit_mu; /* guards limits (W4) */
     struct {
         char method[48];
@@ -91,18 +90,6 @@ static void slist_freep(struct curl_slist **l)
 }
 
 /* ---- handle ------------------------------------------------------------------------ */
-static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *u)
-{
-    (void)c, (void)a; /* one mutex per kind of shared data, exclusive either way */
-    pthread_mutex_lock(&((struct slack_web *)u)->locks[d]);
-}
-
-static void share_unlock(CURL *c, curl_lock_data d, void *u)
-{
-    (void)c;
-    pthread_mutex_unlock(&((struct slack_web *)u)->locks[d]);
-}
-
 static char *dup_secret(const char *s)
 {
     return s && *s ? strdup(s) : NULL;
@@ -117,9 +104,7 @@ static void free_secret(char *s)
 void slack_web_free(struct slack_web *w)
 {
     if (!w) return;
-    if (w->share) curl_share_cleanup(w->share);
-    for (size_t i = 0; i < JB_ARRAY_LEN(w->locks); i++)
-        pthread_mutex_destroy(&w->locks[i]);
+    jb_curl_share_free(w->share);
     pthread_mutex_destroy(&w->limit_mu);
     free(w->api_url);
     free_secret(w->bot_token);
@@ -134,15 +119,7 @@ static void web_freep(struct slack_web **w)
 
 static int web_share_init(struct slack_web *w, struct jb_err *err)
 {
-    if (!(w->share = curl_share_init())) return jb_err_set(err, JB_ENOMEM, "curl_share_init");
-    CURLSHcode rc = curl_share_setopt(w->share, CURLSHOPT_LOCKFUNC, share_lock);
-    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_USERDATA, w);
-    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    if (!rc) rc = curl_share_setopt(w->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    if (rc) return jb_err_set(err, JB_EUNAVAIL, "curl share: %s", curl_share_strerror(rc));
-    return 0;
+    return (w->share = jb_curl_share_new(err)) ? 0 : -1;
 }
 
 int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct jb_err *err)
@@ -157,8 +134,6 @@ int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct
                           curl_easy_strerror(curl_init_rc));
     jb_auto(web_freep) struct slack_web *w = calloc(1, sizeof *w);
     if (!w) return jb_err_set(err, JB_ENOMEM, "slack web client");
-    for (size_t i = 0; i < JB_ARRAY_LEN(w->locks); i++)
-        pthread_mutex_init(&w->locks[i], NULL);
     pthread_mutex_init(&w->limit_mu, NULL);
     size_t n = strlen(o->api_url);
     if (asprintf(&w->api_url, "%s%s", o->api_url, o->api_url[n - 1] == '/' ? "" : "/") < 0) {
@@ -279,7 +254,7 @@ static int web_perform(struct slack_web *w, const struct web_req *rq, struct web
     CURLcode sc = curl_easy_setopt(c, CURLOPT_URL, rq->url);
     if (!sc) sc = curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     if (sc) return jb_err_set(err, JB_EPROTO, "%s: bad URL: %s", rq->what, curl_easy_strerror(sc));
-    curl_easy_setopt(c, CURLOPT_SHARE, w->share);
+    curl_easy_setopt(c, CURLOPT_SHARE, jb_curl_share_handle(w->share));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, rq->timeout_ms);

@@ -122,6 +122,15 @@ int jb_write_file(const char *path, const void *data, size_t len, unsigned mode,
 /* First executable named `name` on PATH (or name itself when it has a '/'); caller frees. */
 char *jb_which(const char *name, const char *path_env);
 
+/* ---- libcurl connection sharing (curlshare.c) ----------------------------------- */
+
+struct jb_curl_share;
+/* A share handle for connections, DNS and TLS sessions, safe across threads; NULL on
+ * error. The caller frees it with jb_curl_share_free(), after every handle using it. */
+struct jb_curl_share *jb_curl_share_new(struct jb_err *err);
+void *jb_curl_share_handle(struct jb_curl_share *s); /* the CURLSH * for CURLOPT_SHARE */
+void jb_curl_share_free(struct jb_curl_share *s);
+
 /* ---- time ----------------------------------------------------------------------- */
 
 int64_t jb_now_ms(void);  /* wall clock, Unix epoch */
