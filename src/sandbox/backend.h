@@ -11,10 +11,6 @@
 extern const struct sandbox_ops sandbox_local_ops;
 extern const struct sandbox_ops sandbox_host_ops;
 extern const struct sandbox_ops sandbox_sprites_ops;
-/* The sprites backend lists and removes through its API (sprites.c). */
-int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
-                 struct jb_err *err);
-int sprites_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
 
 /* One process to run: full argv and environment for execve, fds the child keeps. */
 struct proc_spec {

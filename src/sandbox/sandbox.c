@@ -114,8 +114,7 @@ int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
     return sb->ctx->ops->exec(sb, x, err);
 }
 
-/* Resolve "chat:x" or "jane-…" to a sandbox name. */
-static void name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
+void sandbox_name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
 {
     if (sandbox_is_name(key_or_name))
         snprintf(out, SANDBOX_NAME_LEN, "%s", key_or_name);
@@ -125,9 +124,9 @@ static void name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
 
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err)
 {
-    if (ctx->ops == &sandbox_sprites_ops) return sprites_remove(ctx, key_or_name, err);
+    if (ctx->ops->remove) return ctx->ops->remove(ctx, key_or_name, err);
     char name[SANDBOX_NAME_LEN], dir[4096];
-    name_of(key_or_name, name);
+    sandbox_name_of(key_or_name, name);
     snprintf(dir, sizeof dir, "%s/%s", ctx->root, name);
     struct stat st;
     if (lstat(dir, &st) < 0)
@@ -155,7 +154,7 @@ static int info_fill(const struct sandbox_ctx *ctx, const char *name, struct san
 int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                  struct jb_err *err)
 {
-    if (ctx->ops == &sandbox_sprites_ops) return sprites_list(ctx, ret, ret_n, err);
+    if (ctx->ops->list) return ctx->ops->list(ctx, ret, ret_n, err);
     DIR *d = opendir(ctx->root);
     if (!d) return jb_err_sys(err, "cannot read %s", ctx->root);
     struct sandbox_info *v = NULL;

@@ -26,6 +26,8 @@ struct jb_config;
 void sandbox_name_for(const char *thread_key, char out[SANDBOX_NAME_LEN]);
 /* 1 when s looks like a sandbox name (so `sandbox rm` can take either form). */
 int sandbox_is_name(const char *s);
+/* "chat:x" (a thread key) or "jane-…" (a name) -> the sandbox name. */
+void sandbox_name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN]);
 
 /* A read-only file placed at an absolute path inside the sandbox for one exec. */
 struct sandbox_file {
@@ -99,6 +101,11 @@ struct sandbox_ops {
      * sandbox_ctx_init() and torn down by sandbox_ctx_release(). May be NULL. */
     int (*ctx_init)(struct sandbox_ctx *ctx, struct jb_err *err);
     void (*ctx_release)(struct sandbox_ctx *ctx);
+    /* Optional: list and remove through the backend itself (a remote API). NULL: the
+     * sandboxes are the directories under the context's root. */
+    int (*list)(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
+                struct jb_err *err);
+    int (*remove)(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
 };
 
 struct sandbox_ctx {

@@ -284,8 +284,8 @@ static int list_page(const struct sandbox_ctx *ctx, json_t *doc, struct sandbox_
     return 0;
 }
 
-int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
-                 struct jb_err *err)
+static int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
+                        struct jb_err *err)
 {
     struct sandbox_info *v = NULL;
     size_t n = 0;
@@ -324,11 +324,11 @@ int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_
     return 0;
 }
 
-int sprites_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err)
+static int sprites_remove(const struct sandbox_ctx *ctx, const char *key_or_name,
+                          struct jb_err *err)
 {
     char name[SANDBOX_NAME_LEN], path[4096];
-    if (sandbox_is_name(key_or_name)) snprintf(name, sizeof name, "%s", key_or_name);
-    else sandbox_name_for(key_or_name, name);
+    sandbox_name_of(key_or_name, name);
     snprintf(path, sizeof path, "/v1/sprites/%s", name);
     struct sprites_resp r;
     if (sprites_rest(sp_of(ctx), "DELETE", path, NULL, 0, &r, err) < 0) return -1;
@@ -420,4 +420,6 @@ const struct sandbox_ops sandbox_sprites_ops = {
     .doctor = sprites_doctor,
     .ctx_init = sprites_ctx_init,
     .ctx_release = sprites_ctx_release,
+    .list = sprites_list,
+    .remove = sprites_remove,
 };
