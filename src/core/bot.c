@@ -105,6 +105,14 @@ int core_event_once(struct core *c, const char *event_id, const char *dedupe_key
     return rc;
 }
 
+int core_event_known(struct core *c, const char *event_id, const char *dedupe_key)
+{
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_event_known(c->store, event_id, dedupe_key, NULL);
+    pthread_mutex_unlock(&c->store_mu);
+    return rc == 1;
+}
+
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err)
 {
     struct inbox_msg *v = NULL;

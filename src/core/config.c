@@ -277,19 +277,6 @@ int config_check_slack(const struct jb_config *cfg, struct jb_err *err)
     return 0;
 }
 
-static int listed(const struct jb_strv *list, const char *id)
-{
-    if (list->n == 0) return 1; /* empty = everyone */
-    for (size_t i = 0; id && i < list->n; i++)
-        if (!strcmp(list->v[i], id)) return 1;
-    return 0;
-}
-
-int config_allowed(const struct jb_config *cfg, const char *user, const char *channel)
-{
-    return listed(&cfg->allowed_users, user) && listed(&cfg->allowed_channels, channel);
-}
-
 /* JANEBOT_SANDBOX unset: sprites when SPRITES_TOKEN is set (as the original bot), else local. */
 static const char *sandbox_default(void)
 {

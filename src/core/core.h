@@ -66,8 +66,6 @@ int config_load(struct jb_config *cfg, struct jb_err *err);
 void config_release(struct jb_config *cfg);
 /* `serve` needs both Slack tokens, well formed: -1 naming the variable (never the value). */
 int config_check_slack(const struct jb_config *cfg, struct jb_err *err);
-/* Policy: may this user, in this channel, use the bot? (ALLOWED_USER_IDS / _CHANNEL_IDS) */
-int config_allowed(const struct jb_config *cfg, const char *user, const char *channel);
 
 /* Value of a variable as janebot sees it (environment, then .env files); borrowed. Only
  * valid between config_load() and config_release(). */
@@ -141,6 +139,8 @@ int core_submit_event(struct core *c, const char *event_id, const char *dedupe_k
 /* A Slack event that runs no turn, exactly once: 0 new, 1 seen before, -1 error. */
 int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
                     struct jb_err *err);
+/* 1 when that Slack event or post was recorded before (see store_event_known). */
+int core_event_known(struct core *c, const char *event_id, const char *dedupe_key);
 /* Queue the inbox's unfinished messages (after a crash or restart) of thread `key`, or
  * of every thread whose key starts with `key` when prefix is 1. Returns how many, or -1. */
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err);

@@ -340,11 +340,3 @@ int core_allowed(struct core *c, const char *user, const char *channel)
     policy_unref(p);
     return ok;
 }
-
-int core_event_known(struct core *c, const char *event_id, const char *dedupe_key)
-{
-    pthread_mutex_lock(&c->store_mu);
-    int rc = store_event_known(c->store, event_id, dedupe_key, NULL);
-    pthread_mutex_unlock(&c->store_mu);
-    return rc == 1;
-}

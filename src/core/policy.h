@@ -92,8 +92,6 @@ int core_policy_reload(struct core *c, struct jb_err *err);
 int core_rate_take(struct core *c, const char *user, int *ret_retry_s, struct jb_err *err);
 /* policy_allowed() on the current snapshot. */
 int core_allowed(struct core *c, const char *user, const char *channel);
-/* 1 when that Slack event or post was recorded before (see store_event_known). */
-int core_event_known(struct core *c, const char *event_id, const char *dedupe_key);
 /* The user-facing refusal: "rate limited … try again in N seconds" into buf. */
 void policy_rate_message(int retry_s, int limit, char *buf, size_t n);
 

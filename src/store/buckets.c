@@ -55,17 +55,3 @@ int store_bucket_update(struct store *st, const char *key, store_bucket_fn fn, v
         jb_err_set(err, JB_ESYS, "store: rate bucket of %s: not updated", key);
     return rc;
 }
-
-int store_event_known(struct store *st, const char *event_id, const char *dedupe_key,
-                      struct jb_err *err)
-{
-    store_autostmt sqlite3_stmt *s = NULL;
-    if (store_prepare(st,
-                      "SELECT 1 FROM slack_events WHERE event_id = ?1 OR dedupe_key = ?2 LIMIT 1",
-                      &STORE_ARGS(ARG_T(event_id), ARG_T(dedupe_key)), &s) < 0)
-        return store_fail(st, err, "cannot look up event %s", event_id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) return 1;
-    if (rc == SQLITE_DONE) return 0;
-    return store_fail(st, err, "cannot look up event %s", event_id);
-}

@@ -132,3 +132,17 @@ int store_event_seen(struct store *st, const char *event_id, const char *dedupe_
         return store_fail(st, err, "cannot record event %s", event_id);
     return n == 0;
 }
+
+int store_event_known(struct store *st, const char *event_id, const char *dedupe_key,
+                      struct jb_err *err)
+{
+    store_autostmt sqlite3_stmt *s = NULL;
+    if (store_prepare(st,
+                      "SELECT 1 FROM slack_events WHERE event_id = ?1 OR dedupe_key = ?2 LIMIT 1",
+                      &STORE_ARGS(ARG_T(event_id), ARG_T(dedupe_key)), &s) < 0)
+        return store_fail(st, err, "cannot look up event %s", event_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return store_fail(st, err, "cannot look up event %s", event_id);
+}

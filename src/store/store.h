@@ -76,6 +76,10 @@ int store_inbox_add(struct store *st, const char *thread_key, const char *user_i
  * that event or that post was seen before, -1 on error. */
 int store_event_seen(struct store *st, const char *event_id, const char *dedupe_key,
                      struct jb_err *err);
+/* 1 when that Slack event or that post was already recorded (store_event_seen/accept),
+ * 0 when not, -1 on error. Reads only. */
+int store_event_known(struct store *st, const char *event_id, const char *dedupe_key,
+                      struct jb_err *err);
 int store_event_accept(struct store *st, const char *event_id, const char *dedupe_key,
                        const char *thread_key, const char *user_id, const char *text,
                        const char *ref, int64_t *ret_id, struct jb_err *err);
@@ -158,9 +162,5 @@ typedef int (*store_bucket_fn)(void *ud, int found, double *tokens, int64_t *upd
  * or -1 with err. */
 int store_bucket_update(struct store *st, const char *key, store_bucket_fn fn, void *ud,
                         struct jb_err *err);
-/* 1 when that Slack event or that post was already recorded (store_event_seen/accept),
- * 0 when not, -1 on error. Reads only. */
-int store_event_known(struct store *st, const char *event_id, const char *dedupe_key,
-                      struct jb_err *err);
 
 #endif
