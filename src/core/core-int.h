@@ -35,6 +35,13 @@ struct core {
     struct policy *policy;  /* current snapshot (core/policy.h); one reference held */
 };
 
+struct agent_cmd;
+/* What turns and `sandbox exec` both run: the adapter's environment, read-only paths and
+ * files (files has room for every cmd->files entry; both borrowed by x) and the turn
+ * timeout as deadline. argv, stdin and the callbacks stay the caller's to set. */
+void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
+                        const struct agent_cmd *cmd, const struct jb_config *cfg);
+
 /* The lane worker: one turn of msgs[0..n). */
 void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n);
 /* Register / unregister the turn of a thread (the caller owns r until unregistered). */

@@ -4,10 +4,21 @@
 #include <string.h>
 
 #include "agent/agent.h"
-#include "core/core.h"
+#include "core/core-int.h"
 #include "core/policy.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
+
+void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
+                        const struct agent_cmd *cmd, const struct jb_config *cfg)
+{
+    for (size_t i = 0; i < cmd->nfiles; i++)
+        files[i] = (struct sandbox_file){cmd->files[i].path, cmd->files[i].data, cmd->files[i].len};
+    x->env = (const char *const *)cmd->env.v;
+    x->ro_paths = (const char *const *)cmd->ro_paths.v;
+    x->files = files, x->nfiles = cmd->nfiles;
+    x->deadline_ms = jb_mono_ms() + (int64_t)cfg->turn_timeout_s * 1000;
+}
 
 int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const char *const *argv,
                       int *ret_code, struct jb_err *err)
@@ -21,8 +32,7 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
         sandbox_ctx_release(&ctx);
         return -1;
     }
-    if (policy_load(cfg, &pol, err) < 0 || sandbox_ensure(&ctx, thread_key, &sb, err) < 0)
-        goto out;
+    if (policy_load(cfg, &pol, err) < 0 || sandbox_ensure(&ctx, thread_key, &sb, err) < 0) goto out;
     const struct policy_channel *ch = policy_channel_for(pol, thread_key);
     const struct agent_ops *agent = agent_ops_find(ch->agent_name ? ch->agent_name : cfg->agent);
     struct agent_turn at = {.cfg = cfg,
@@ -39,19 +49,15 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
         memset(&cmd, 0, sizeof cmd);
     }
     struct sandbox_file files[JB_ARRAY_LEN(cmd.files)];
-    for (size_t i = 0; i < cmd.nfiles; i++)
-        files[i] = (struct sandbox_file){cmd.files[i].path, cmd.files[i].data, cmd.files[i].len};
     struct sandbox_exec x = SANDBOX_EXEC_INIT;
+    core_exec_from_cmd(&x, files, &cmd, cfg);
     x.argv = argv;
-    x.env = (const char *const *)cmd.env.v;
-    x.ro_paths = (const char *const *)cmd.ro_paths.v;
-    x.files = files, x.nfiles = cmd.nfiles;
     x.passthrough = 1;
     x.egress_extra = ch->egress_csv;
-    x.deadline_ms = jb_mono_ms() + (int64_t)cfg->turn_timeout_s * 1000;
     if (sandbox_exec(sb, &x, err) < 0) goto out;
     if (x.over_quota)
-        log_warn("sandbox exec: stopped: the sandbox went over its disk quota (JANEBOT_SANDBOX_DISK_MB)");
+        log_warn("sandbox exec: stopped: the sandbox went over its disk quota "
+                 "(JANEBOT_SANDBOX_DISK_MB)");
     if (x.timed_out)
         log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)",
                  cfg->turn_timeout_s);

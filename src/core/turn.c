@@ -25,7 +25,8 @@ struct turn_ctx {
     struct agent_result res;
 };
 
-#define FAIL(t, msg) (t)->c->fe->ops->fail((t)->c->fe, (t)->thread_key, (t)->refs, (t)->n, msg, NULL)
+#define FAIL(t, msg)                                                                               \
+    (t)->c->fe->ops->fail((t)->c->fe, (t)->thread_key, (t)->refs, (t)->n, msg, NULL)
 
 static void on_event(void *ud, const struct agent_event *ev)
 {
@@ -99,8 +100,12 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
                      struct run_out *out, struct jb_err *err)
 {
     struct core *c = t->c;
-    struct agent_turn at = {.cfg = c->cfg, .thread_key = t->thread_key, .user = t->user,
-                            .prompt = t->prompt, .resume_id = resume_id, .run_dir = sb->run_dir};
+    struct agent_turn at = {.cfg = c->cfg,
+                            .thread_key = t->thread_key,
+                            .user = t->user,
+                            .prompt = t->prompt,
+                            .resume_id = resume_id,
+                            .run_dir = sb->run_dir};
     struct agent_cmd cmd = {0};
     struct policy *pol = core_policy_get(c); /* this channel's MCP servers, tools, agent */
     const struct policy_channel *ch = policy_channel_for(pol, t->thread_key);
@@ -114,20 +119,15 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
         return -1;
     }
     struct sandbox_file files[JB_ARRAY_LEN(cmd.files)];
-    for (size_t i = 0; i < cmd.nfiles; i++)
-        files[i] = (struct sandbox_file){cmd.files[i].path, cmd.files[i].data, cmd.files[i].len};
     t->stream = agent_stream_new(0, on_event, t);
     if (!t->stream) {
         agent_cmd_release(&cmd);
         return jb_err_set(err, JB_ENOMEM, "stream parser");
     }
     struct sandbox_exec x = SANDBOX_EXEC_INIT;
+    core_exec_from_cmd(&x, files, &cmd, c->cfg);
     x.argv = (const char *const *)cmd.argv.v;
-    x.env = (const char *const *)cmd.env.v;
-    x.ro_paths = (const char *const *)cmd.ro_paths.v;
-    x.files = files, x.nfiles = cmd.nfiles;
     x.stdin_data = cmd.stdin_data, x.stdin_len = cmd.stdin_data ? strlen(cmd.stdin_data) : 0;
-    x.deadline_ms = jb_mono_ms() + (int64_t)c->cfg->turn_timeout_s * 1000;
     x.cancel = &t->run->cancel;
     x.user = t->user;
     x.egress_extra = egress;
@@ -235,7 +235,6 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
     return "no_answer";
 }
 
-
 static void report_error(struct turn_ctx *t, const char *what, const struct jb_err *e)
 {
     char msg[1024];
@@ -262,8 +261,8 @@ static void skipped_file(void *ud, const char *name, const char *why)
     t->c->fe->ops->notice(t->c->fe, t->thread_key, note, NULL);
 }
 
-static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n, const char *outcome,
-                         struct turn_ctx *t)
+static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n,
+                         const char *outcome, struct turn_ctx *t)
 {
     struct frontend *fe = t->c->fe;
     struct jb_err err = {0};
@@ -272,7 +271,8 @@ static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n
             store_inbox_finish(st, msgs[i].inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
                                &err) < 0)
             log_warn("thread %s: inbox: %s", msgs[i].thread_key, err.msg);
-    if (fe->ops->finished) fe->ops->finished(fe, t->thread_key, t->refs, t->n, !strcmp(outcome, "ok"));
+    if (fe->ops->finished)
+        fe->ops->finished(fe, t->thread_key, t->refs, t->n, !strcmp(outcome, "ok"));
 }
 
 /* Run the agent (once more with a fresh conversation if its transcript is gone), report,
@@ -284,8 +284,8 @@ static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbo
     const char *resume = sess ? sess->agent_session_id : NULL;
     int rc = run_agent(t, sb, resume, o, &err);
     if (rc == 0 && resume && agent_resume_missing(&t->res)) {
-        log_info("thread %s: agent conversation %s not found, starting a new one",
-                 t->thread_key, resume);
+        log_info("thread %s: agent conversation %s not found, starting a new one", t->thread_key,
+                 resume);
         store_session_clear_id(st, t->thread_key, NULL);
         agent_result_release(&t->res);
         t->res = (struct agent_result)AGENT_RESULT_INIT;
@@ -320,18 +320,24 @@ static char *turn_prompt(const struct lane_msg *msgs, size_t n)
     return jb_buf_detach(&b, NULL);
 }
 
-
 void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
 {
     struct core *c = ud;
     const char *refs[64];
     size_t nrefs = n < JB_ARRAY_LEN(refs) ? n : JB_ARRAY_LEN(refs);
-    for (size_t i = 0; i < nrefs; i++) refs[i] = msgs[i].ref;
+    for (size_t i = 0; i < nrefs; i++)
+        refs[i] = msgs[i].ref;
     jb_autofree char *prompt = turn_prompt(msgs, n);
     struct running run = {.thread_key = msgs[0].thread_key, .started_ms = jb_mono_ms()};
-    struct turn_ctx t = {.c = c, .thread_key = msgs[0].thread_key, .user = msgs[n - 1].user_id,
-                         .prompt = prompt, .refs = refs, .n = nrefs, .msgs = msgs,
-                         .nmsgs = n, .run = &run,
+    struct turn_ctx t = {.c = c,
+                         .thread_key = msgs[0].thread_key,
+                         .user = msgs[n - 1].user_id,
+                         .prompt = prompt,
+                         .refs = refs,
+                         .n = nrefs,
+                         .msgs = msgs,
+                         .nmsgs = n,
+                         .run = &run,
                          .res = AGENT_RESULT_INIT};
     struct jb_err err = {0};
     struct store *st = worker_store(c, worker, &err);
@@ -365,8 +371,8 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     core_running_remove(c, &run);
     int64_t tin = o.llm_input ? o.llm_input : t.res.input_tokens;
     int64_t tout = o.llm_output ? o.llm_output : t.res.output_tokens;
-    if (turn_id && store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, tin, tout,
-                                  &err) < 0)
+    if (turn_id &&
+        store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, tin, tout, &err) < 0)
         log_warn("thread %s: audit: %s", t.thread_key, err.msg);
     free(o.new_session);
     agent_result_release(&t.res);
