@@ -344,8 +344,10 @@ static int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv)
     if (load_config(&cfg) < 0) return 1;
     struct jb_err err = {0};
     rc = core_sandbox_gc(&cfg, (int64_t)days * 86400, &err);
-    if (rc < 0) fprintf(stderr, "janebot: %s\n", err.msg);
-    else printf("removed %d sandbox(es) idle for more than %ld day(s)\n", rc, days);
+    if (rc < 0)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("removed %d sandbox(es) idle for more than %ld day(s)\n", rc, days);
     config_release(&cfg);
     return rc < 0 ? 1 : 0;
 }
@@ -375,9 +377,11 @@ static int cmd_tokens_list(const struct command *cmd, int argc, char **argv)
     size_t n = 0;
     struct jb_err err = {0};
     rc = store_token_list(st, &v, &n, &err) < 0;
-    if (rc) fprintf(stderr, "janebot: %s\n", err.msg);
-    else printf("%-32s  %-12s  %-19s  %-19s  %-8s  %10s  %10s\n", "THREAD KEY", "USER", "CREATED",
-                "LAST USED", "STATE", "TOKENS IN", "TOKENS OUT");
+    if (rc)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("%-32s  %-12s  %-19s  %-19s  %-8s  %10s  %10s\n", "THREAD KEY", "USER", "CREATED",
+               "LAST USED", "STATE", "TOKENS IN", "TOKENS OUT");
     int64_t now = jb_now_ms();
     for (size_t i = 0; !rc && i < n; i++) {
         char made[32], used[32];
@@ -385,7 +389,9 @@ static int cmd_tokens_list(const struct command *cmd, int argc, char **argv)
         jb_fmt_time(v[i].last_used / 1000, used, sizeof used);
         printf("%-32s  %-12s  %-19s  %-19s  %-8s  %10lld  %10lld\n", v[i].thread_key,
                v[i].user_id ? v[i].user_id : "-", made, used,
-               v[i].revoked ? "revoked" : v[i].expires_at < now ? "expired" : "valid",
+               v[i].revoked            ? "revoked"
+               : v[i].expires_at < now ? "expired"
+                                       : "valid",
                (long long)v[i].input_tokens, (long long)v[i].output_tokens);
     }
     token_rows_free(v, n);
@@ -406,8 +412,10 @@ static int cmd_tokens_revoke(const struct command *cmd, int argc, char **argv)
     if (open_store(&cfg, &st) < 0) return 1;
     struct jb_err err = {0};
     int n = store_token_revoke(st, NULL, argv[optind], &err);
-    if (n < 0) fprintf(stderr, "janebot: %s\n", err.msg);
-    else printf("revoked %d token(s) of %s\n", n, argv[optind]);
+    if (n < 0)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("revoked %d token(s) of %s\n", n, argv[optind]);
     store_close(st);
     config_release(&cfg);
     return n < 0;
@@ -434,9 +442,11 @@ static int cmd_usage(const struct command *cmd, int argc, char **argv)
     size_t n = 0;
     struct jb_err err = {0};
     rc = store_usage_list(st, since, &v, &n, &err) < 0;
-    if (rc) fprintf(stderr, "janebot: %s\n", err.msg);
-    else printf("%-16s  %-32s  %8s  %12s  %12s\n", "USER", "THREAD KEY", "REQUESTS", "TOKENS IN",
-                "TOKENS OUT");
+    if (rc)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("%-16s  %-32s  %8s  %12s  %12s\n", "USER", "THREAD KEY", "REQUESTS", "TOKENS IN",
+               "TOKENS OUT");
     for (size_t i = 0; !rc && i < n; i++)
         printf("%-16s  %-32s  %8lld  %12lld  %12lld\n", v[i].user_id, v[i].thread_key,
                (long long)v[i].requests, (long long)v[i].input_tokens,
@@ -486,13 +496,16 @@ static void doctor_slack(const struct jb_config *cfg, int *failed)
         doctor_report(failed, 0, "slack", err.msg);
         return;
     }
-    struct slack_web_opts wo = {.api_url = cfg->slack_api_url, .bot_token = cfg->slack_bot_token,
-                                .app_token = cfg->slack_app_token, .max_retries = 1,
+    struct slack_web_opts wo = {.api_url = cfg->slack_api_url,
+                                .bot_token = cfg->slack_bot_token,
+                                .app_token = cfg->slack_app_token,
+                                .max_retries = 1,
                                 .timeout_ms = 10000};
     struct slack_web *w = NULL;
     char *user = NULL, *bot = NULL, detail[1024];
     int ok = slack_web_new(&wo, &w, &err) == 0 && slack_auth_test(w, &user, &bot, &err) == 0;
-    if (ok) snprintf(detail, sizeof detail, "signed in as <@%s> through %s", user, cfg->slack_api_url);
+    if (ok)
+        snprintf(detail, sizeof detail, "signed in as <@%s> through %s", user, cfg->slack_api_url);
     doctor_report(failed, ok, "slack", ok ? detail : err.msg);
     free(user);
     free(bot);

@@ -84,13 +84,13 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
 }
 
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
-                      const char *thread_key, const char *user, const char *text,
-                      const char *ref, struct jb_err *err)
+                      const char *thread_key, const char *user, const char *text, const char *ref,
+                      struct jb_err *err)
 {
     int64_t id = 0;
     pthread_mutex_lock(&c->store_mu);
-    int rc = store_event_accept(c->store, event_id, dedupe_key, thread_key, user, text, ref, &id,
-                                err);
+    int rc =
+        store_event_accept(c->store, event_id, dedupe_key, thread_key, user, text, ref, &id, err);
     pthread_mutex_unlock(&c->store_mu);
     if (rc != 0) return rc; /* 1: seen before; -1: error */
     return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, err);
@@ -195,8 +195,10 @@ int core_status(struct core *c, const char *thread_key, char *buf, size_t n)
     if (r) {
         long long s = (long long)((jb_mono_ms() - r->started_ms) / 1000);
         char took[48];
-        if (s < 60) snprintf(took, sizeof took, "%lld s", s);
-        else snprintf(took, sizeof took, "%lld min %lld s", s / 60, s % 60);
+        if (s < 60)
+            snprintf(took, sizeof took, "%lld s", s);
+        else
+            snprintf(took, sizeof took, "%lld min %lld s", s / 60, s % 60);
         snprintf(buf, n, "Working on it, %s elapsed%s%s.", took,
                  r->last_tool[0] ? "; last step: " : "", r->last_tool);
     } else {

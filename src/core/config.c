@@ -155,11 +155,14 @@ static int config_check_agent_cmd(struct jb_config *cfg, struct jb_err *err)
 static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
 {
     int uid_base = 0;
-    if (parse_int("JANEBOT_SANDBOX_MAX_PROCS", 512, 16, 1000000, &cfg->sandbox_max_procs, err) < 0 ||
-        parse_int("JANEBOT_SANDBOX_MAX_FILE_MB", 2048, 1, 1 << 20, &cfg->sandbox_max_file_mb, err) < 0 ||
-        parse_int("JANEBOT_SANDBOX_MEMORY_MB", 8192, 64, 1 << 24, &cfg->sandbox_memory_mb, err) < 0 ||
-        parse_int("JANEBOT_SANDBOX_CPU_SECONDS", cfg->turn_timeout_s, 1, 1000000, &cfg->sandbox_cpu_s,
-                  err) < 0 ||
+    if (parse_int("JANEBOT_SANDBOX_MAX_PROCS", 512, 16, 1000000, &cfg->sandbox_max_procs, err) <
+            0 ||
+        parse_int("JANEBOT_SANDBOX_MAX_FILE_MB", 2048, 1, 1 << 20, &cfg->sandbox_max_file_mb, err) <
+            0 ||
+        parse_int("JANEBOT_SANDBOX_MEMORY_MB", 8192, 64, 1 << 24, &cfg->sandbox_memory_mb, err) <
+            0 ||
+        parse_int("JANEBOT_SANDBOX_CPU_SECONDS", cfg->turn_timeout_s, 1, 1000000,
+                  &cfg->sandbox_cpu_s, err) < 0 ||
         parse_int("JANEBOT_SANDBOX_DISK_MB", 4096, 1, 1 << 24, &cfg->sandbox_disk_mb, err) < 0 ||
         parse_int("JANEBOT_SANDBOX_TMP_MB", 1024, 1, 1 << 20, &cfg->sandbox_tmp_mb, err) < 0 ||
         parse_int("JANEBOT_SANDBOX_UID_BASE", 1000000, 1000, 2000000000, &uid_base, err) < 0 ||
@@ -167,7 +170,8 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
         dup_or_default(&cfg->egress_allow, "JANEBOT_EGRESS_ALLOW", NULL, err) < 0 ||
         dup_or_default(&cfg->egress_test_hosts, "JANEBOT_EGRESS_TEST_HOSTS", NULL, err) < 0 ||
         dup_or_default(&cfg->sprites_token, "SPRITES_TOKEN", NULL, err) < 0 ||
-        dup_or_default(&cfg->sprites_api_url, "SPRITES_API_URL", "https://api.sprites.dev", err) < 0)
+        dup_or_default(&cfg->sprites_api_url, "SPRITES_API_URL", "https://api.sprites.dev", err) <
+            0)
         return -1;
     cfg->sandbox_uid_base = uid_base;
     return 0;
@@ -182,9 +186,11 @@ static int parse_id_list(const char *name, struct jb_strv *out, struct jb_err *e
     if (!copy) return jb_err_set(err, JB_ENOMEM, "%s", name);
     char *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*t)) t++;
+        while (isspace((unsigned char)*t))
+            t++;
         size_t n = strlen(t);
-        while (n && isspace((unsigned char)t[n - 1])) t[--n] = '\0';
+        while (n && isspace((unsigned char)t[n - 1]))
+            t[--n] = '\0';
         if (!n) continue;
         for (char *p = t; *p; p++)
             if (!isalnum((unsigned char)*p))
@@ -202,10 +208,11 @@ static int load_upstream(char **dst, const char *name, const char *def, struct j
 {
     if (dup_or_default(dst, name, def, err) < 0) return -1;
     if (strncmp(*dst, "https://", 8) != 0 && strncmp(*dst, "http://", 7) != 0)
-        return jb_err_set(err, JB_ECONFIG, "%s=\"%s\" is not valid: expected an http(s) URL",
-                          name, *dst);
+        return jb_err_set(err, JB_ECONFIG, "%s=\"%s\" is not valid: expected an http(s) URL", name,
+                          *dst);
     size_t n = strlen(*dst);
-    while (n > 8 && (*dst)[n - 1] == '/') (*dst)[--n] = '\0';
+    while (n > 8 && (*dst)[n - 1] == '/')
+        (*dst)[--n] = '\0';
     return 0;
 }
 
@@ -263,17 +270,21 @@ static int token_ok(const char *t, const char *prefix)
 int config_check_slack(const struct jb_config *cfg, struct jb_err *err)
 {
     if (!cfg->slack_bot_token)
-        return jb_err_set(err, JB_ECONFIG, "SLACK_BOT_TOKEN is not set: the bot token (xoxb-…) "
-                                           "from the app's OAuth & Permissions page");
+        return jb_err_set(err, JB_ECONFIG,
+                          "SLACK_BOT_TOKEN is not set: the bot token (xoxb-…) "
+                          "from the app's OAuth & Permissions page");
     if (!token_ok(cfg->slack_bot_token, "xoxb-"))
-        return jb_err_set(err, JB_ECONFIG, "SLACK_BOT_TOKEN is not valid: expected a bot token "
-                                           "starting with xoxb- (value not shown)");
+        return jb_err_set(err, JB_ECONFIG,
+                          "SLACK_BOT_TOKEN is not valid: expected a bot token "
+                          "starting with xoxb- (value not shown)");
     if (!cfg->slack_app_token)
-        return jb_err_set(err, JB_ECONFIG, "SLACK_APP_TOKEN is not set: an app-level token "
-                                           "(xapp-…) with the connections:write scope");
+        return jb_err_set(err, JB_ECONFIG,
+                          "SLACK_APP_TOKEN is not set: an app-level token "
+                          "(xapp-…) with the connections:write scope");
     if (!token_ok(cfg->slack_app_token, "xapp-"))
-        return jb_err_set(err, JB_ECONFIG, "SLACK_APP_TOKEN is not valid: expected an app-level "
-                                           "token starting with xapp- (value not shown)");
+        return jb_err_set(err, JB_ECONFIG,
+                          "SLACK_APP_TOKEN is not valid: expected an app-level "
+                          "token starting with xapp- (value not shown)");
     return 0;
 }
 

@@ -51,13 +51,13 @@ struct jb_config {
     long long user_daily_tokens; /* JANEBOT_USER_DAILY_TOKENS (0 = no cap) */
     char *prices;                /* JANEBOT_PRICES: "model=in:out,…" USD per million tokens */
     /* Slack */
-    char *slack_bot_token;       /* SLACK_BOT_TOKEN (secret) */
-    char *slack_app_token;       /* SLACK_APP_TOKEN (secret) */
-    char *slack_api_url;         /* SLACK_API_URL, ends with '/' */
+    char *slack_bot_token;           /* SLACK_BOT_TOKEN (secret) */
+    char *slack_app_token;           /* SLACK_APP_TOKEN (secret) */
+    char *slack_api_url;             /* SLACK_API_URL, ends with '/' */
     struct jb_strv allowed_users;    /* ALLOWED_USER_IDS (empty = everyone) */
     struct jb_strv allowed_channels; /* ALLOWED_CHANNEL_IDS (empty = everyone) */
-    int debounce_ms;             /* DEBOUNCE_MS */
-    int max_response_length;     /* MAX_RESPONSE_LENGTH */
+    int debounce_ms;                 /* DEBOUNCE_MS */
+    int max_response_length;         /* MAX_RESPONSE_LENGTH */
 };
 
 /* Read and validate everything; on error names the variable, the value and what is
@@ -134,8 +134,8 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
 /* Accept a Slack event exactly once (by event id and by post): 0 queued, 1 seen before,
  * -1 error. Durable before it returns, so the caller may acknowledge it. */
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
-                      const char *thread_key, const char *user, const char *text,
-                      const char *ref, struct jb_err *err);
+                      const char *thread_key, const char *user, const char *text, const char *ref,
+                      struct jb_err *err);
 /* A Slack event that runs no turn, exactly once: 0 new, 1 seen before, -1 error. */
 int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
                     struct jb_err *err);

@@ -78,8 +78,10 @@ static void ready_push(struct lanes *l, struct lane *ln, int64_t at)
     ln->ready = 1;
     ln->ready_at = at;
     ln->next_ready = NULL;
-    if (l->ready_tail) l->ready_tail->next_ready = ln;
-    else l->ready_head = ln;
+    if (l->ready_tail)
+        l->ready_tail->next_ready = ln;
+    else
+        l->ready_head = ln;
     l->ready_tail = ln;
     pthread_cond_broadcast(&l->work);
 }
@@ -148,8 +150,10 @@ static struct lane *ready_take(struct lanes *l, int64_t now, int64_t *wake_at)
             continue;
         }
         if (user_blocked(l, ln)) continue;
-        if (prev) prev->next_ready = ln->next_ready;
-        else l->ready_head = ln->next_ready;
+        if (prev)
+            prev->next_ready = ln->next_ready;
+        else
+            l->ready_head = ln->next_ready;
         if (l->ready_tail == ln) l->ready_tail = prev;
         ln->ready = 0;
         return ln;
@@ -205,9 +209,12 @@ static void run_batch(struct lanes *l, int worker, struct msg_node *batch, size_
     struct lane_msg stackv[8] = {0};
     struct lane_msg *v = n <= 8 ? stackv : calloc(n, sizeof *v);
     size_t i = 0;
-    for (struct msg_node *p = batch; p && v; p = p->next) v[i++] = p->m;
-    if (v) l->run(l->ud, worker, v, n);
-    else log_error("out of memory: a turn of %zu messages could not run", n);
+    for (struct msg_node *p = batch; p && v; p = p->next)
+        v[i++] = p->m;
+    if (v)
+        l->run(l->ud, worker, v, n);
+    else
+        log_error("out of memory: a turn of %zu messages could not run", n);
     if (v != stackv) free(v);
     while (batch) {
         struct msg_node *next = batch->next;
@@ -246,8 +253,10 @@ static void *worker_main(void *p)
         user_dec(l, user);
         if (l->opts.max_per_user > 0) pthread_cond_broadcast(&l->work); /* (L5) */
         l->pending -= n;
-        if (ln->head) ready_push(l, ln, jb_mono_ms());
-        else lane_unlink_free(l, ln);
+        if (ln->head)
+            ready_push(l, ln, jb_mono_ms());
+        else
+            lane_unlink_free(l, ln);
         if (l->pending == 0) pthread_cond_broadcast(&l->idle);
     }
     pthread_mutex_unlock(&l->mu);
@@ -328,8 +337,10 @@ int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, con
         msg_free(n);
         return jb_err_set(err, JB_ENOMEM, "lane");
     }
-    if (ln->tail) ln->tail->next = n;
-    else ln->head = n;
+    if (ln->tail)
+        ln->tail->next = n;
+    else
+        ln->head = n;
     ln->tail = n;
     ln->count++;
     l->pending++;

@@ -27,8 +27,8 @@ struct frontend_ops {
     int (*fail)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
                 const char *message, struct jb_err *err);
     /* The turn is over and recorded (after answer() or fail()): ok or not. Optional. */
-    void (*finished)(struct frontend *fe, const char *thread_key, const char *const *refs,
-                     size_t n, int ok);
+    void (*finished)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
+                     int ok);
     /* A reply that is not an agent's answer (status, refusals, notes). */
     int (*notice)(struct frontend *fe, const char *thread_key, const char *text,
                   struct jb_err *err);

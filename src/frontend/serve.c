@@ -63,11 +63,13 @@ static const char *command_of(const char *text)
 {
     char word[16];
     size_t n = 0;
-    while (*text && isspace((unsigned char)*text)) text++;
+    while (*text && isspace((unsigned char)*text))
+        text++;
     while (*text && !isspace((unsigned char)*text) && n < sizeof word - 1)
         word[n++] = (char)tolower((unsigned char)*text++);
     word[n] = '\0';
-    while (*text && isspace((unsigned char)*text)) text++;
+    while (*text && isspace((unsigned char)*text))
+        text++;
     if (*text) return NULL;
     if (!strcmp(word, "status")) return "status";
     if (!strcmp(word, "abort") || !strcmp(word, "stop")) return "abort";
@@ -136,8 +138,10 @@ static void handle_message(struct serve *sv, const struct slack_message *m)
     }
     int rc = core_submit_event(sv->core, m->event_id, m->dedupe_key, m->thread_key, m->user,
                                m->text, m->dedupe_key, &err);
-    if (rc < 0) log_error("slack: event %s not stored: %s", m->event_id, err.msg);
-    else if (rc == 1) log_debug("slack: event %s seen before", m->event_id);
+    if (rc < 0)
+        log_error("slack: event %s not stored: %s", m->event_id, err.msg);
+    else if (rc == 1)
+        log_debug("slack: event %s seen before", m->event_id);
 }
 
 /* The Cancel button of block_actions carries the thread key as its value. */
@@ -146,7 +150,8 @@ static void handle_interactive(struct serve *sv, const json_t *payload)
     json_t *actions = json_object_get(payload, "actions");
     size_t i;
     json_t *a;
-    json_array_foreach(actions, i, a) {
+    json_array_foreach(actions, i, a)
+    {
         const char *value = json_string_value(json_object_get(a, "value"));
         if (value && strchr(value, ':') && core_abort(sv->core, value))
             notice_async(sv, value, "Stopping the running turn.");
@@ -165,8 +170,10 @@ static json_t *on_envelope(void *ud, const struct slack_envelope *env)
     const char *why = NULL;
     struct jb_err err = {0};
     int rc = slack_event_interpret(env->payload, sv->bot_user, sv->bot_id, &m, &why, &err);
-    if (rc < 0) log_warn("slack: malformed event (acknowledged): %s", err.msg);
-    else if (rc == 0) log_debug("slack: event ignored: %s", why ? why : "-");
+    if (rc < 0)
+        log_warn("slack: malformed event (acknowledged): %s", err.msg);
+    else if (rc == 0)
+        log_debug("slack: event ignored: %s", why ? why : "-");
     else {
         handle_message(sv, &m);
         slack_message_release(&m);
@@ -181,9 +188,11 @@ static void *gc_main(void *p)
     for (;;) {
         struct jb_err err = {0};
         int n = core_sandbox_gc(cfg, (int64_t)cfg->sandbox_idle_days * 86400, &err);
-        if (n < 0) log_warn("gc: %s", err.msg);
-        else if (n > 0) log_info("gc: removed %d sandbox(es) idle for more than %d days", n,
-                                 cfg->sandbox_idle_days);
+        if (n < 0)
+            log_warn("gc: %s", err.msg);
+        else if (n > 0)
+            log_info("gc: removed %d sandbox(es) idle for more than %d days", n,
+                     cfg->sandbox_idle_days);
         sleep(86400);
     }
     return NULL;

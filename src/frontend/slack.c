@@ -13,7 +13,7 @@
 
 struct status_msg {
     char *thread_key;
-    char *ts;          /* the status message, or NULL when it could not be posted */
+    char *ts; /* the status message, or NULL when it could not be posted */
     int64_t updated_ms;
     struct status_msg *next;
 };
@@ -97,7 +97,8 @@ static void slack_progress(struct frontend *fe, const char *key, const char *sta
     if (split_ref(key, ch, sizeof ch, thread, sizeof thread) < 0) return;
     pthread_mutex_lock(&s->mu);
     for (struct status_msg *m = s->status; m; m = m->next)
-        if (!strcmp(m->thread_key, key) && m->ts && jb_mono_ms() - m->updated_ms >= STATUS_EVERY_MS) {
+        if (!strcmp(m->thread_key, key) && m->ts &&
+            jb_mono_ms() - m->updated_ms >= STATUS_EVERY_MS) {
             snprintf(ts, sizeof ts, "%s", m->ts);
             m->updated_ms = jb_mono_ms();
         }
@@ -168,8 +169,8 @@ static int slack_fail(struct frontend *fe, const char *key, const char *const *r
 
 /* Reactions come last, once the turn is recorded as done: a ✅ means "answered, and
  * never answered again after a crash". */
-static void slack_finished(struct frontend *fe, const char *key, const char *const *refs,
-                           size_t n, int ok)
+static void slack_finished(struct frontend *fe, const char *key, const char *const *refs, size_t n,
+                           int ok)
 {
     (void)key;
     struct fe_slack *s = fe->priv;
@@ -210,7 +211,8 @@ static char *slack_context(struct frontend *fe, const char *key, const char *ref
     jb_buf_appendf(&b, NULL, "Earlier messages in this Slack thread, oldest first:\n");
     size_t i, shown = 0;
     json_t *m;
-    json_array_foreach(msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         const char *ts = json_string_value(json_object_get(m, "ts"));
         const char *text = json_string_value(json_object_get(m, "text"));
         const char *user = json_string_value(json_object_get(m, "user"));

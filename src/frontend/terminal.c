@@ -56,8 +56,8 @@ static int term_answer(struct frontend *fe, const char *thread_key, const char *
     return term_write(fe->priv, "", markdown);
 }
 
-static int term_fail(struct frontend *fe, const char *thread_key, const char *const *refs,
-                     size_t n, const char *message, struct jb_err *err)
+static int term_fail(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
+                     const char *message, struct jb_err *err)
 {
     (void)refs;
     (void)n;

@@ -12,7 +12,7 @@
 #define JSON_KEEP_MAX   ((size_t)4 << 20)
 
 struct fwd {
-    int fd;             /* the sandbox's connection */
+    int fd; /* the sandbox's connection */
     int head_sent, failed;
     long status;
     struct jb_buf head; /* response head being built */
@@ -72,9 +72,9 @@ static void sse_feed(struct fwd *f, const char *p, size_t n)
     }
 }
 
-static const char *const hop_by_hop[] = {"connection:", "keep-alive:", "transfer-encoding:",
-                                         "content-length:", "proxy-", "te:", "trailer:",
-                                         "upgrade:"};
+static const char *const hop_by_hop[] = {
+    "connection:", "keep-alive:", "transfer-encoding:", "content-length:",
+    "proxy-",      "te:",         "trailer:",           "upgrade:"};
 
 static int skip_header(const char *h)
 {
@@ -119,8 +119,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         f->failed = 1; /* the client went away: stop the upstream request too */
         return 0;
     }
-    if (f->sse) sse_feed(f, p, len);
-    else if (f->json.len + len <= JSON_KEEP_MAX) jb_buf_append(&f->json, p, len, NULL);
+    if (f->sse)
+        sse_feed(f, p, len);
+    else if (f->json.len + len <= JSON_KEEP_MAX)
+        jb_buf_append(&f->json, p, len, NULL);
     return len;
 }
 
@@ -138,8 +140,10 @@ static struct curl_slist *upstream_headers(const struct llm_request *rq, const c
             continue; /* hop-by-hop, credentials, and encodings we could not count */
         h = curl_slist_append(h, name);
     }
-    if (prov == LLM_ANTHROPIC) snprintf(line, sizeof line, "x-api-key: %s", key);
-    else snprintf(line, sizeof line, "Authorization: Bearer %s", key);
+    if (prov == LLM_ANTHROPIC)
+        snprintf(line, sizeof line, "x-api-key: %s", key);
+    else
+        snprintf(line, sizeof line, "Authorization: Bearer %s", key);
     h = curl_slist_append(h, line);
     memset(line, 0, sizeof line);
     return curl_slist_append(h, "Expect:");
@@ -150,8 +154,11 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
 {
     CURL *c = curl_easy_init();
     if (!c) return jb_err_set(err, JB_ENOMEM, "curl");
-    struct fwd f = {.fd = fd, .head = JB_BUF_INIT(64u << 10), .line = JB_BUF_INIT(1u << 20),
-                    .json = JB_BUF_INIT(JSON_KEEP_MAX), .u = u};
+    struct fwd f = {.fd = fd,
+                    .head = JB_BUF_INIT(64u << 10),
+                    .line = JB_BUF_INIT(1u << 20),
+                    .json = JB_BUF_INIT(JSON_KEEP_MAX),
+                    .u = u};
     jb_autofree char *url = NULL;
     struct curl_slist *h = upstream_headers(rq, px->cfg.key[rq->provider], rq->provider);
     int rc = -1;

@@ -9,8 +9,8 @@
 struct store;
 
 struct llm_proxy {
-    struct llm_config cfg; /* strings owned */
-    struct store *st;      /* tokens and usage; guarded by st_mu */
+    struct llm_config cfg;       /* strings owned */
+    struct store *st;            /* tokens and usage; guarded by st_mu */
     struct jb_curl_share *share; /* upstream connections kept alive across requests */
     pthread_mutex_t st_mu;
 };
@@ -21,7 +21,7 @@ struct llm_proxy {
 struct llm_request {
     enum llm_provider provider;
     char method[16];
-    char path[4096]; /* upstream path with query, e.g. "/v1/messages?beta=true" */
+    char path[4096];                /* upstream path with query, e.g. "/v1/messages?beta=true" */
     char *headers[LLM_MAX_HEADERS]; /* "Name: value" lines, NUL-terminated, no CRLF */
     size_t nheaders;
     const char *body;

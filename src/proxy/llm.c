@@ -29,9 +29,18 @@ static const struct {
     [LLM_AMP] = {"/amp", "AMP_API_KEY", "AMP_URL", "http://127.0.0.1:4000/amp"},
 };
 
-const char *llm_key_var(enum llm_provider p) { return providers[p].key_var; }
-const char *llm_base_var(enum llm_provider p) { return providers[p].base_var; }
-const char *llm_base_url(enum llm_provider p) { return providers[p].base_url; }
+const char *llm_key_var(enum llm_provider p)
+{
+    return providers[p].key_var;
+}
+const char *llm_base_var(enum llm_provider p)
+{
+    return providers[p].base_var;
+}
+const char *llm_base_url(enum llm_provider p)
+{
+    return providers[p].base_url;
+}
 
 struct llm_conn {
     struct llm_session *s;
@@ -58,21 +67,20 @@ struct llm_session {
 static void reply(int fd, enum llm_provider p, int status, const char *type, const char *msg)
 {
     char body[1024], head[256];
-    json_t *j = p == LLM_ANTHROPIC
-                    ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type,
-                                "message", msg)
-                    : json_pack("{s:{s:s, s:s, s:n}}", "error", "message", msg, "type", type,
-                                "code");
+    json_t *j = p == LLM_ANTHROPIC ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error",
+                                               "type", type, "message", msg)
+                                   : json_pack("{s:{s:s, s:s, s:n}}", "error", "message", msg,
+                                               "type", type, "code");
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     snprintf(body, sizeof body, "%s", text ? text : "{}");
     free(text);
     json_decref(j);
-    static const char *const reasons[] = {[400] = "Bad Request", [401] = "Unauthorized",
-                                          [403] = "Forbidden", [404] = "Not Found",
-                                          [411] = "Length Required", [413] = "Payload Too Large",
-                                          [429] = "Too Many Requests", [502] = "Bad Gateway",
-                                          [503] = "Service Unavailable"};
-    const char *reason = status < (int)JB_ARRAY_LEN(reasons) && reasons[status] ? reasons[status] : "Error";
+    static const char *const reasons[] = {
+        [400] = "Bad Request",       [401] = "Unauthorized",    [403] = "Forbidden",
+        [404] = "Not Found",         [411] = "Length Required", [413] = "Payload Too Large",
+        [429] = "Too Many Requests", [502] = "Bad Gateway",     [503] = "Service Unavailable"};
+    const char *reason =
+        status < (int)JB_ARRAY_LEN(reasons) && reasons[status] ? reasons[status] : "Error";
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n",
@@ -107,7 +115,8 @@ static const char *header(const struct llm_request *rq, const char *name)
     for (size_t i = 0; i < rq->nheaders; i++)
         if (!strncasecmp(rq->headers[i], name, n) && rq->headers[i][n] == ':') {
             const char *v = rq->headers[i] + n + 1;
-            while (*v == ' ' || *v == '\t') v++;
+            while (*v == ' ' || *v == '\t')
+                v++;
             return v;
         }
     return NULL;
@@ -120,12 +129,16 @@ static int path_allowed(enum llm_provider p, const char *method, const char *pat
     int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
 #define IS(s) (n == strlen(s) && !strncmp(path, s, n))
     switch (p) {
-    case LLM_ANTHROPIC: return post && (IS("/v1/messages") || IS("/v1/messages/count_tokens"));
+    case LLM_ANTHROPIC:
+        return post && (IS("/v1/messages") || IS("/v1/messages/count_tokens"));
     case LLM_OPENAI:
-        return (post && (IS("/v1/chat/completions") || IS("/v1/responses") || IS("/v1/embeddings"))) ||
+        return (post &&
+                (IS("/v1/chat/completions") || IS("/v1/responses") || IS("/v1/embeddings"))) ||
                (get && IS("/v1/models"));
-    case LLM_AMP: return (post || get) && !strncmp(path, "/api/", 5) && !strstr(path, "/../");
-    default: return 0;
+    case LLM_AMP:
+        return (post || get) && !strncmp(path, "/api/", 5) && !strstr(path, "/../");
+    default:
+        return 0;
     }
 #undef IS
 }
@@ -169,10 +182,12 @@ static int check_token(struct llm_session *s, int fd, const struct llm_request *
     char hash[65] = "";
     if (tok) jb_sha256_hex(tok, strcspn(tok, " \t"), hash);
     unsigned diff = tok ? 0 : 1;
-    for (size_t i = 0; i < 64; i++) diff |= (unsigned)(hash[i] ^ s->hash[i]);
+    for (size_t i = 0; i < 64; i++)
+        diff |= (unsigned)(hash[i] ^ s->hash[i]);
     if (diff) {
         log_warn("llm proxy %s: a request with a token that is not this sandbox's", s->thread_key);
-        reply(fd, rq->provider, 401, rq->provider == LLM_ANTHROPIC ? "authentication_error" : "invalid_api_key",
+        reply(fd, rq->provider, 401,
+              rq->provider == LLM_ANTHROPIC ? "authentication_error" : "invalid_api_key",
               "invalid token for this sandbox");
         return -1;
     }
@@ -183,7 +198,10 @@ static int check_token(struct llm_session *s, int fd, const struct llm_request *
     pthread_mutex_unlock(&s->px->st_mu);
     free(thread);
     if (rc < 0) {
-        refuse(s, fd, rq->provider, err.code == JB_EDENIED ? (strstr(err.msg, "revoked") ? "the token was revoked" : "the token expired") : "the token is not valid");
+        refuse(s, fd, rq->provider,
+               err.code == JB_EDENIED
+                   ? (strstr(err.msg, "revoked") ? "the token was revoked" : "the token expired")
+                   : "the token is not valid");
         return -1;
     }
     return 0;
@@ -199,7 +217,8 @@ static int over_budget(struct llm_session *s, int fd, enum llm_provider p)
     pthread_mutex_unlock(&s->px->st_mu);
     if (rc < 0 || used < cap) return 0;
     atomic_store(&s->refused, "over the daily token budget");
-    log_warn("llm proxy %s: %s is over the daily budget (%lld tokens)", s->thread_key, s->user, cap);
+    log_warn("llm proxy %s: %s is over the daily budget (%lld tokens)", s->thread_key, s->user,
+             cap);
     reply(fd, p, 429, p == LLM_ANTHROPIC ? "rate_limit_error" : "insufficient_quota",
           "daily token budget used up (JANEBOT_USER_DAILY_TOKENS); it resets at 00:00 UTC");
     return 1;
@@ -212,7 +231,8 @@ static void serve_request(struct llm_session *s, int fd)
     struct llm_request rq = {0};
     const char *target = NULL;
     if (px_read_head(fd, buf, HEAD_MAX, jb_mono_ms() + HEAD_TIMEOUT_MS, &len, &head_len) < 0) {
-        if (errno == E2BIG) reply(fd, LLM_ANTHROPIC, 400, "invalid_request_error", "request head too large");
+        if (errno == E2BIG)
+            reply(fd, LLM_ANTHROPIC, 400, "invalid_request_error", "request head too large");
         return;
     }
     char *rest = buf + head_len;
@@ -220,11 +240,15 @@ static void serve_request(struct llm_session *s, int fd)
     buf[head_len - 2] = '\0'; /* end the head before the blank line */
     int st = parse_head(buf, &rq, &target);
     if (!st) st = route(target, &rq);
-    if (st) return reply(fd, rq.provider, st, "not_found_error", st == 404 ? "unknown API" : "bad request");
+    if (st)
+        return reply(fd, rq.provider, st, "not_found_error",
+                     st == 404 ? "unknown API" : "bad request");
     if (!s->px->cfg.key[rq.provider])
-        return reply(fd, rq.provider, 404, "not_found_error", "this provider is not configured on the host");
+        return reply(fd, rq.provider, 404, "not_found_error",
+                     "this provider is not configured on the host");
     if (!path_allowed(rq.provider, rq.method, rq.path))
-        return reply(fd, rq.provider, 403, "permission_error", "this API path is not allowed from a sandbox");
+        return reply(fd, rq.provider, 403, "permission_error",
+                     "this API path is not allowed from a sandbox");
     if (check_token(s, fd, &rq) < 0 || over_budget(s, fd, rq.provider)) return;
     const char *cl = header(&rq, "content-length");
     if (header(&rq, "transfer-encoding"))
@@ -294,7 +318,8 @@ static int live_conns(struct llm_session *s)
 {
     int n = 0;
     pthread_mutex_lock(&s->mu);
-    for (struct llm_conn *c = s->conns; c; c = c->next) n += !atomic_load(&c->done);
+    for (struct llm_conn *c = s->conns; c; c = c->next)
+        n += !atomic_load(&c->done);
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -303,7 +328,8 @@ static void *accept_main(void *p)
 {
     struct llm_session *s = p;
     for (;;) {
-        struct pollfd fds[2] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
+        struct pollfd fds[2] = {{.fd = s->lfd, .events = POLLIN},
+                                {.fd = s->wake[0], .events = POLLIN}};
         if (poll(fds, 2, 1000) < 0 && errno != EINTR) break;
         if (fds[1].revents) break;
         reap(s, 0);
@@ -312,7 +338,8 @@ static void *accept_main(void *p)
         if (fd < 0) continue;
         struct llm_conn *c = live_conns(s) < LLM_MAX_PER_LISTENER ? calloc(1, sizeof *c) : NULL;
         if (!c) {
-            reply(fd, LLM_ANTHROPIC, 503, "overloaded_error", "too many requests from this sandbox at once");
+            reply(fd, LLM_ANTHROPIC, 503, "overloaded_error",
+                  "too many requests from this sandbox at once");
             close(fd);
             continue;
         }
@@ -333,7 +360,8 @@ static void *accept_main(void *p)
 static int listen_unix(const char *path, uid_t owner, struct jb_err *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) return jb_err_set(err, JB_ESYS, "socket path too long: %s", path);
+    if (strlen(path) >= sizeof sa.sun_path)
+        return jb_err_set(err, JB_ESYS, "socket path too long: %s", path);
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return jb_err_sys(err, "socket");
@@ -363,7 +391,8 @@ static int mint(struct llm_session *s, const char *sandbox, char token[LLM_TOKEN
     unsigned char raw[32];
     if (jb_random_bytes(raw, sizeof raw, err) < 0) return -1;
     memcpy(token, "jbt_", 4);
-    for (size_t i = 0; i < sizeof raw; i++) snprintf(token + 4 + 2 * i, 3, "%02x", raw[i]);
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(token + 4 + 2 * i, 3, "%02x", raw[i]);
     jb_sha256_hex(token, LLM_TOKEN_LEN, s->hash);
     pthread_mutex_lock(&s->px->st_mu);
     int rc = store_token_add(s->px->st, s->hash, s->thread_key, s->user, sandbox,

@@ -122,9 +122,9 @@ int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
 
 enum llm_provider { LLM_ANTHROPIC, LLM_OPENAI, LLM_AMP, LLM_NPROVIDERS };
 
-#define LLM_TOKEN_LEN     68 /* "jbt_" + 64 hex */
-#define LLM_BODY_MAX      ((size_t)32 << 20)
-#define LLM_TOKEN_TTL_MS  (60 * 60 * 1000) /* renewed by use */
+#define LLM_TOKEN_LEN        68 /* "jbt_" + 64 hex */
+#define LLM_BODY_MAX         ((size_t)32 << 20)
+#define LLM_TOKEN_TTL_MS     (60 * 60 * 1000) /* renewed by use */
 #define LLM_MAX_PER_LISTENER 64
 
 struct llm_config {

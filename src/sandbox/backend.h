@@ -16,10 +16,10 @@ extern const struct sandbox_ops sandbox_sprites_ops;
 struct proc_spec {
     const char *const *argv; /* argv[0] is an absolute path */
     const char *const *envp;
-    const char *cwd;         /* NULL: inherit */
-    const int *keep_fds;     /* made inheritable in the child only */
+    const char *cwd;     /* NULL: inherit */
+    const int *keep_fds; /* made inheritable in the child only */
     size_t nkeep;
-    int drop_to_uid;         /* 1: setgroups/setgid/setuid to uid/gid before exec */
+    int drop_to_uid; /* 1: setgroups/setgid/setuid to uid/gid before exec */
     uid_t uid;
     gid_t gid;
     /* Called about once a second while the process runs; non-zero stops it (the
@@ -47,13 +47,13 @@ struct bwrap_plan {
     const struct sandbox *sb;
     const struct sandbox_exec *x;
     /* Host paths bound into the sandbox (staged copies when running as root). */
-    const char *home_src;    /* -> /home/agent */
-    const char *self_src;    /* janebot's binary -> /run/janebot/janebot */
-    const char *sock_src;    /* this exec's proxy socket -> /run/janebot/egress.sock */
-    const char *llm_src;     /* its LLM proxy socket -> /run/janebot/llm.sock, or NULL */
+    const char *home_src;       /* -> /home/agent */
+    const char *self_src;       /* janebot's binary -> /run/janebot/janebot */
+    const char *sock_src;       /* this exec's proxy socket -> /run/janebot/egress.sock */
+    const char *llm_src;        /* its LLM proxy socket -> /run/janebot/llm.sock, or NULL */
     const char *const *llm_env; /* NAME=VALUE: base URLs and the scoped token; these names
                                    replace the adapter's own (a real key never goes in) */
-    const char *const *ro_src; /* one per x->ro_paths entry, shown at that entry's path */
+    const char *const *ro_src;  /* one per x->ro_paths entry, shown at that entry's path */
     int seccomp_base_fd, seccomp_agent_fd;
 };
 #define BWRAP_MAX_FDS 32

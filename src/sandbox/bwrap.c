@@ -13,8 +13,8 @@
 #include "sandbox/backend.h"
 
 #define RELAY_PORT "3128"
-#define LLM_PORT "4000"
-#define RUN_DIR "/run/janebot"
+#define LLM_PORT   "4000"
+#define RUN_DIR    "/run/janebot"
 
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
@@ -103,10 +103,10 @@ static int add_system(struct bwrap_args *a, struct jb_err *err)
 
 static int add_identity(struct bwrap_args *a, const char *hostname, struct jb_err *err)
 {
-    static const char passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                                 "agent:x:" SANDBOX_UID ":" SANDBOX_UID
-                                 ":janebot agent:/home/agent:/bin/sh\n"
-                                 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+    static const char passwd[] =
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        "agent:x:" SANDBOX_UID ":" SANDBOX_UID ":janebot agent:/home/agent:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
     static const char group[] = "root:x:0:\nagent:x:" SANDBOX_UID ":\nnogroup:x:65534:\n";
     static const char nss[] = "passwd: files\ngroup: files\nhosts: files\n";
     /* No resolver: names go to the proxy, which decides before anything is looked up. */
@@ -151,10 +151,9 @@ static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_e
         if (push(a, "--setenv", base_env[i][0], base_env[i][1], err) < 0) return -1;
     if (push(a, "--setenv", "PATH", sandbox_path, err) < 0) return -1;
     for (size_t i = 0; p->sock_src && i < JB_ARRAY_LEN(proxy_vars); i++)
-        if (push(a, "--setenv", proxy_vars[i], "http://127.0.0.1:" RELAY_PORT, err) < 0)
-            return -1;
+        if (push(a, "--setenv", proxy_vars[i], "http://127.0.0.1:" RELAY_PORT, err) < 0) return -1;
     if (p->sock_src && (push(a, "--setenv", "NO_PROXY", "localhost,127.0.0.1", err) < 0 ||
-                           push(a, "--setenv", "no_proxy", "localhost,127.0.0.1", err) < 0))
+                        push(a, "--setenv", "no_proxy", "localhost,127.0.0.1", err) < 0))
         return -1;
     return 0;
 }
@@ -218,7 +217,8 @@ static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb
     return fd;
 }
 
-/* janebot sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N --filter FD --env FD [--relay PORT:SOCK] -- argv */
+/* janebot sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N --filter FD --env FD
+ * [--relay PORT:SOCK] -- argv */
 static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     int env_fd = env_memfd(a, p, err);
@@ -229,10 +229,10 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
              cfg->sandbox_max_file_mb, cfg->sandbox_memory_mb, cfg->sandbox_cpu_s);
     if (jb_strv_push(&a->argv, "--", err) < 0 ||
         push(a, RUN_DIR "/janebot", "sandbox-init", "--limits", err) < 0 ||
-        push(a, limits, NULL, NULL, err) < 0 ||
-        jb_strv_pushf(&a->argv, err, "--filter") < 0 ||
+        push(a, limits, NULL, NULL, err) < 0 || jb_strv_pushf(&a->argv, err, "--filter") < 0 ||
         jb_strv_pushf(&a->argv, err, "%d", p->seccomp_agent_fd) < 0 ||
-        jb_strv_push(&a->argv, "--env", err) < 0 || jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
+        jb_strv_push(&a->argv, "--env", err) < 0 ||
+        jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
         (p->sock_src && push(a, "--relay", RELAY_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
         (p->llm_src && push(a, "--relay", LLM_PORT ":" RUN_DIR "/llm.sock", NULL, err) < 0) ||
         jb_strv_push(&a->argv, "--", err) < 0)
@@ -246,7 +246,8 @@ static int pack_args(struct bwrap_args *a, struct jb_err *err)
 {
     struct jb_buf b = JB_BUF_INIT(1 << 22);
     size_t end = 1; /* options only: the command stays on the command line */
-    while (end < a->argv.n && strcmp(a->argv.v[end], "--") != 0) end++;
+    while (end < a->argv.n && strcmp(a->argv.v[end], "--") != 0)
+        end++;
     for (size_t i = 1; i < end; i++)
         if (jb_buf_append(&b, a->argv.v[i], strlen(a->argv.v[i]) + 1, err) < 0) {
             jb_buf_release(&b);
@@ -269,10 +270,15 @@ static int pack_args(struct bwrap_args *a, struct jb_err *err)
 int bwrap_build(const struct bwrap_plan *p, struct bwrap_args *a, struct jb_err *err)
 {
     static const char *const ns_flags[] = {
-        "--unshare-user", "--unshare-ipc",        "--unshare-pid",    "--unshare-net",
-        "--unshare-uts",  "--unshare-cgroup-try", "--disable-userns", "--die-with-parent",
-        "--new-session",  "--as-pid-1",           "--cap-drop",           "ALL",              "--clearenv",
-        "--uid",          SANDBOX_UID,            "--gid",            SANDBOX_UID,
+        "--unshare-user",   "--unshare-ipc",
+        "--unshare-pid",    "--unshare-net",
+        "--unshare-uts",    "--unshare-cgroup-try",
+        "--disable-userns", "--die-with-parent",
+        "--new-session",    "--as-pid-1",
+        "--cap-drop",       "ALL",
+        "--clearenv",       "--uid",
+        SANDBOX_UID,        "--gid",
+        SANDBOX_UID,
     };
     jb_autofree char *bwrap = bwrap_path();
     if (!bwrap) return jb_err_set(err, JB_EUNAVAIL, "bubblewrap (bwrap) is not installed");

@@ -27,7 +27,8 @@
 static _Noreturn void leave(int code, const char *who, const char *what, int e)
 {
     char msg[512];
-    int n = snprintf(msg, sizeof msg, "%s: %s%s%s\n", who, what, e ? ": " : "", e ? strerror(e) : "");
+    int n =
+        snprintf(msg, sizeof msg, "%s: %s%s%s\n", who, what, e ? ": " : "", e ? strerror(e) : "");
     if (n > 0) {
         ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
         (void)w;
@@ -55,10 +56,10 @@ static int apply_limits(const char *spec)
     const rlim_t mib = 1024 * 1024;
     if (set_limit(RLIMIT_NPROC, nproc, nproc) < 0 || set_limit(RLIMIT_NOFILE, nofile, nofile) < 0 ||
         set_limit(RLIMIT_FSIZE, fsize_mb * mib, fsize_mb * mib) < 0 ||
-        set_limit(RLIMIT_AS, as_mb * mib, as_mb * mib) < 0 || set_limit(RLIMIT_CPU, cpu, cpu + 5) < 0 ||
-        set_limit(RLIMIT_CORE, 0, 0) < 0 || set_limit(RLIMIT_MEMLOCK, 65536, 65536) < 0 ||
-        set_limit(RLIMIT_NICE, 0, 0) < 0 || set_limit(RLIMIT_RTPRIO, 0, 0) < 0 ||
-        set_limit(RLIMIT_MSGQUEUE, 0, 0) < 0)
+        set_limit(RLIMIT_AS, as_mb * mib, as_mb * mib) < 0 ||
+        set_limit(RLIMIT_CPU, cpu, cpu + 5) < 0 || set_limit(RLIMIT_CORE, 0, 0) < 0 ||
+        set_limit(RLIMIT_MEMLOCK, 65536, 65536) < 0 || set_limit(RLIMIT_NICE, 0, 0) < 0 ||
+        set_limit(RLIMIT_RTPRIO, 0, 0) < 0 || set_limit(RLIMIT_MSGQUEUE, 0, 0) < 0)
         return -1;
     return 0;
 }
@@ -68,7 +69,8 @@ static int apply_filter(int fd)
     static char bpf[65536];
     size_t len = 0;
     ssize_t n;
-    while ((n = read(fd, bpf + len, sizeof bpf - len)) > 0) len += (size_t)n;
+    while ((n = read(fd, bpf + len, sizeof bpf - len)) > 0)
+        len += (size_t)n;
     close(fd);
     if (n < 0 || len == 0 || len % sizeof(struct sock_filter) != 0 || len == sizeof bpf)
         return errno = EINVAL, -1;
@@ -89,7 +91,8 @@ static int start_relay(const char *spec)
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) return -1;
     pid_t pid = fork();
@@ -110,7 +113,8 @@ static int load_env(int fd)
     static char buf[1 << 20];
     size_t len = 0;
     ssize_t n;
-    while ((n = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
+    while ((n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
     close(fd);
     if (n < 0) return -1;
     buf[len] = '\0';
@@ -145,11 +149,16 @@ _Noreturn int sandbox_init_main(int argc, char **argv)
     int filter_fd = -1, env_fd = -1, i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (i + 1 >= argc) errno = EINVAL, die("arguments");
-        if (!strcmp(argv[i], "--limits")) limits = argv[i + 1];
-        else if (!strcmp(argv[i], "--relay") && nrelay < 4) relay[nrelay++] = argv[i + 1];
-        else if (!strcmp(argv[i], "--filter")) filter_fd = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--env")) env_fd = atoi(argv[i + 1]);
-        else errno = EINVAL, die(argv[i]);
+        if (!strcmp(argv[i], "--limits"))
+            limits = argv[i + 1];
+        else if (!strcmp(argv[i], "--relay") && nrelay < 4)
+            relay[nrelay++] = argv[i + 1];
+        else if (!strcmp(argv[i], "--filter"))
+            filter_fd = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--env"))
+            env_fd = atoi(argv[i + 1]);
+        else
+            errno = EINVAL, die(argv[i]);
     }
     if (i + 1 >= argc || filter_fd < 3 || !limits) errno = EINVAL, die("arguments");
     char **cmd = argv + i + 1;

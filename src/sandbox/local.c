@@ -25,9 +25,9 @@ struct local_ctx {
     struct egress_policy *policy;
     struct egress_proxy *proxy;
     struct llm_proxy *llm; /* NULL when the host has no provider key */
-    char *self_exe;  /* janebot's own binary: the init inside */
-    char *sock_dir;  /* 0700 directory of the per-exec proxy sockets */
-    atomic_uint seq; /* makes socket names unique within this process */
+    char *self_exe;        /* janebot's own binary: the init inside */
+    char *sock_dir;        /* 0700 directory of the per-exec proxy sockets */
+    atomic_uint seq;       /* makes socket names unique within this process */
 };
 
 static int uid_of(const struct sandbox *sb, uid_t *ret)
@@ -89,7 +89,6 @@ static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
                       u, l);
 }
 
-
 static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owner, char *path,
                       size_t n, struct egress_listener **ret, struct jb_err *err)
 {
@@ -138,7 +137,8 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
     struct stat rs;
     if ((mkdir(root, 0711) < 0 && errno != EEXIST) || lstat(root, &rs) < 0 ||
         !S_ISDIR(rs.st_mode) || rs.st_uid != 0 || (rs.st_mode & 022))
-        return jb_err_set(err, JB_EDENIED, "%s must be a directory of root, not writable by others", root);
+        return jb_err_set(err, JB_EDENIED, "%s must be a directory of root, not writable by others",
+                          root);
     snprintf(st->dir, sizeof st->dir, "%s/%s.%d.%u", root, sb->name, (int)getpid(),
              atomic_fetch_add(&lc->seq, 1));
     if (mkdir(st->dir, 0711) < 0) {
@@ -161,8 +161,8 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
 }
 
 /* JANEBOT_EGRESS_ALLOW (or the default list) plus a channel's own names. */
-static int channel_policy(const struct jb_config *cfg, const char *extra,
-                          struct egress_listener *l, struct egress_policy **ret, struct jb_err *err)
+static int channel_policy(const struct jb_config *cfg, const char *extra, struct egress_listener *l,
+                          struct egress_policy **ret, struct jb_err *err)
 {
     jb_autofree char *allow = NULL;
     if (asprintf(&allow, "%s,%s", cfg->egress_allow ? cfg->egress_allow : EGRESS_DEFAULT_ALLOW,
@@ -223,30 +223,45 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct jb_strv llm_env = JB_STRV_INIT;
     struct bwrap_args a = {.argv = JB_STRV_INIT};
     struct stage st = {.src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT};
-    struct bwrap_plan plan = {.sb = sb, .x = x, .home_src = sb->home, .self_src = lc->self_exe,
-                              .sock_src = sock, .ro_src = x->ro_paths};
+    struct bwrap_plan plan = {.sb = sb,
+                              .x = x,
+                              .home_src = sb->home,
+                              .self_src = lc->self_exe,
+                              .sock_src = sock,
+                              .ro_src = x->ro_paths};
     int rc = -1;
     plan.seccomp_base_fd = seccomp_base_fd(err);
     plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1 : seccomp_agent_fd(err);
     struct egress_policy *own = NULL; /* the channel's additions to the allowlist */
-    if (plan.seccomp_agent_fd < 0 || listen_for(lc, sb, uid, sock, sizeof sock, &listener, err) < 0 ||
-        (x->egress_extra && channel_policy(sb->ctx->cfg, x->egress_extra, listener, &own, err) < 0) ||
-        (lc->llm && llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0))
+    if (plan.seccomp_agent_fd < 0 ||
+        listen_for(lc, sb, uid, sock, sizeof sock, &listener, err) < 0 ||
+        (x->egress_extra &&
+         channel_policy(sb->ctx->cfg, x->egress_extra, listener, &own, err) < 0) ||
+        (lc->llm &&
+         llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0))
         goto out;
     if (watch.llm) plan.llm_src = llm_sock, plan.llm_env = (const char *const *)llm_env.v;
     if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0)
         goto out;
     int keep[BWRAP_MAX_FDS + 2];
     size_t nkeep = 0;
-    for (size_t i = 0; i < a.nfds; i++) keep[nkeep++] = a.fds[i];
+    for (size_t i = 0; i < a.nfds; i++)
+        keep[nkeep++] = a.fds[i];
     keep[nkeep++] = plan.seccomp_base_fd;
     keep[nkeep++] = plan.seccomp_agent_fd;
     static const char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
-    struct proc_spec ps = {.argv = (const char *const *)a.argv.v, .envp = bwrap_env,
-                           .keep_fds = keep, .nkeep = nkeep, .drop_to_uid = drop,
-                           .uid = uid, .gid = (gid_t)uid, .tick = watch_tick, .tick_ud = &watch,
+    struct proc_spec ps = {.argv = (const char *const *)a.argv.v,
+                           .envp = bwrap_env,
+                           .keep_fds = keep,
+                           .nkeep = nkeep,
+                           .drop_to_uid = drop,
+                           .uid = uid,
+                           .gid = (gid_t)uid,
+                           .tick = watch_tick,
+                           .tick_ud = &watch,
                            .stage_src = (const char *const *)st.src.v,
-                           .stage_dst = (const char *const *)st.dst.v, .nstage = st.src.n};
+                           .stage_dst = (const char *const *)st.dst.v,
+                           .nstage = st.src.n};
     rc = proc_run(&ps, x, err);
     if (rc == 0 && watch.llm_refused) {
         x->over_quota = 0; /* the tick stopped it for the token, not the disk */
@@ -259,7 +274,8 @@ out:
     llm_session_close(watch.llm);
     stage_release(&st);
     bwrap_args_release(&a);
-    for (size_t i = 0; i < llm_env.n; i++) explicit_bzero(llm_env.v[i], strlen(llm_env.v[i]));
+    for (size_t i = 0; i < llm_env.n; i++)
+        explicit_bzero(llm_env.v[i], strlen(llm_env.v[i]));
     jb_strv_free(&llm_env);
     if (plan.seccomp_base_fd >= 0) close(plan.seccomp_base_fd);
     if (plan.seccomp_agent_fd >= 0) close(plan.seccomp_agent_fd);
@@ -375,8 +391,11 @@ static int local_probe(const struct jb_config *cfg, char *detail, size_t n)
     static const char *const env[] = {"PATH=/usr/bin:/bin", NULL};
     /* As root, probe as the unprivileged uid sandboxes will run as: some kernels allow
      * user namespaces to root only. */
-    struct proc_spec ps = {.argv = argv, .envp = env, .drop_to_uid = geteuid() == 0,
-                           .uid = (uid_t)cfg->sandbox_uid_base, .gid = (gid_t)cfg->sandbox_uid_base};
+    struct proc_spec ps = {.argv = argv,
+                           .envp = env,
+                           .drop_to_uid = geteuid() == 0,
+                           .uid = (uid_t)cfg->sandbox_uid_base,
+                           .gid = (gid_t)cfg->sandbox_uid_base};
     struct sandbox_exec x = SANDBOX_EXEC_INIT;
     x.deadline_ms = jb_mono_ms() + 10000;
     struct jb_err e = {0};
@@ -401,7 +420,8 @@ static int local_probe(const struct jb_config *cfg, char *detail, size_t n)
 static int local_available(const struct sandbox_ctx *ctx, struct jb_err *err)
 {
     char detail[1024];
-    if (local_probe(ctx->cfg, detail, sizeof detail) < 0) return jb_err_set(err, JB_EUNAVAIL, "%s", detail);
+    if (local_probe(ctx->cfg, detail, sizeof detail) < 0)
+        return jb_err_set(err, JB_EUNAVAIL, "%s", detail);
     return 0;
 }
 
@@ -419,8 +439,10 @@ static int local_doctor(const struct sandbox_ctx *ctx,
     struct jb_err e = {0};
     int fd = seccomp_base_fd(&e);
     report(ud, fd >= 0, "seccomp", fd >= 0 ? "syscall filters build (libseccomp)" : e.msg);
-    if (fd >= 0) close(fd);
-    else ok = 0;
+    if (fd >= 0)
+        close(fd);
+    else
+        ok = 0;
     if (geteuid() == 0)
         report(ud, 1, "sandbox uids",
                "running as root: each sandbox runs as its own unprivileged host uid "

@@ -200,7 +200,8 @@ int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *re
             used = stat(dir, &st) == 0 ? (int64_t)st.st_mtime : 0;
         }
         if (used >= cutoff) continue;
-        if (sandbox_remove(ctx, v[i].name, err) < 0 || jb_strv_push(removed, v[i].thread_key, err) < 0)
+        if (sandbox_remove(ctx, v[i].name, err) < 0 ||
+            jb_strv_push(removed, v[i].thread_key, err) < 0)
             rc = -1;
         else
             count++;
@@ -241,7 +242,8 @@ int sandbox_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
                    void (*skipped)(void *ud, const char *name, const char *why), void *ud)
 {
     jb_autoclose int home = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    jb_autoclose int dfd = home < 0 ? -1 : openat(home, "outbox", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    jb_autoclose int dfd =
+        home < 0 ? -1 : openat(home, "outbox", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) return 0;
     struct stat ds;
     if (fstat(dfd, &ds) == 0 && mkdirat(dfd, "sent", 0700) == 0)

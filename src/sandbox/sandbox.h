@@ -48,18 +48,18 @@ struct sandbox_exec {
     const char *const *ro_paths; /* host paths visible read-only at the same path, or NULL */
     int64_t deadline_ms;         /* jb_mono_ms() value; 0 = none */
     const atomic_int *cancel;    /* non-zero kills the run; may be NULL */
-    const char *user;           /* who the exec runs for (token accounting); may be NULL */
-    const char *egress_extra;   /* names added to the egress allowlist (comma list), or NULL */
+    const char *user;            /* who the exec runs for (token accounting); may be NULL */
+    const char *egress_extra;    /* names added to the egress allowlist (comma list), or NULL */
     void (*on_stdout)(void *ud, const char *data, size_t len); /* chunks as they arrive */
     void *ud;
     /* out (valid when sandbox_exec() returned 0) */
     int exit_code;   /* 0..255; 128+N when killed by signal N */
     int term_signal; /* the signal, or 0 */
     int timed_out, cancelled;
-    int over_quota;               /* stopped: the home went over JANEBOT_SANDBOX_DISK_MB */
-    const char *llm_refused;      /* stopped: the LLM proxy refused the exec's token (why) */
+    int over_quota;                /* stopped: the home went over JANEBOT_SANDBOX_DISK_MB */
+    const char *llm_refused;       /* stopped: the LLM proxy refused the exec's token (why) */
     int64_t llm_input, llm_output; /* tokens used through the LLM proxy */
-    char stderr_tail[4096]; /* last bytes of stderr, NUL-terminated (not in passthrough) */
+    char stderr_tail[4096];        /* last bytes of stderr, NUL-terminated (not in passthrough) */
     int64_t wall_ms;
 };
 #define SANDBOX_EXEC_INIT                                                                          \

@@ -26,21 +26,62 @@
 
 /* Denied with EPERM: what the anchors' checklist says an escape uses. */
 static const char *const deny_eperm[] = {
-    "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "kcmp",
-    "pidfd_getfd", "mount", "umount", "umount2", "pivot_root", "chroot", "unshare", "setns",
-    "bpf", "perf_event_open", "userfaultfd", "add_key", "keyctl", "request_key", "kexec_load",
-    "kexec_file_load", "init_module", "finit_module", "delete_module", "open_by_handle_at",
-    "name_to_handle_at", "syslog", "acct", "quotactl", "uselib", "swapon", "swapoff", "reboot",
-    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "iopl", "ioperm",
-    "lookup_dcookie", "fanotify_init", "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "modify_ldt", "vhangup", "nfsservctl", "move_pages", "migrate_pages", "mbind",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "process_madvise",
+    "kcmp",
+    "pidfd_getfd",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "add_key",
+    "keyctl",
+    "request_key",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "syslog",
+    "acct",
+    "quotactl",
+    "uselib",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "iopl",
+    "ioperm",
+    "lookup_dcookie",
+    "fanotify_init",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "modify_ldt",
+    "vhangup",
+    "nfsservctl",
+    "move_pages",
+    "migrate_pages",
+    "mbind",
     "set_mempolicy",
 };
 
 /* Denied with ENOSYS, so userspace falls back (glibc's clone3 -> clone). */
 static const char *const deny_enosys[] = {
-    "clone3", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick",
-    "mount_setattr",
+    "clone3", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
 };
 
 static int add_names(scmp_filter_ctx ctx, const char *const *names, size_t n, uint32_t action,
@@ -50,21 +91,23 @@ static int add_names(scmp_filter_ctx ctx, const char *const *names, size_t n, ui
         int nr = seccomp_syscall_resolve_name(names[i]);
         if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
         int rc = seccomp_rule_add(ctx, action, nr, 0);
-        if (rc < 0) return jb_err_set(err, JB_ESYS, "seccomp rule for %s: %s", names[i], strerror(-rc));
+        if (rc < 0)
+            return jb_err_set(err, JB_ESYS, "seccomp rule for %s: %s", names[i], strerror(-rc));
     }
     return 0;
 }
 
-#define RULE(ctx, act, name, ...)                                                                 \
-    do {                                                                                          \
-        int rc_ = seccomp_rule_add(ctx, act, SCMP_SYS(name), __VA_ARGS__);                        \
-        if (rc_ < 0) return jb_err_set(err, JB_ESYS, "seccomp rule for " #name ": %s", strerror(-rc_)); \
+#define RULE(ctx, act, name, ...)                                                                  \
+    do {                                                                                           \
+        int rc_ = seccomp_rule_add(ctx, act, SCMP_SYS(name), __VA_ARGS__);                         \
+        if (rc_ < 0)                                                                               \
+            return jb_err_set(err, JB_ESYS, "seccomp rule for " #name ": %s", strerror(-rc_));     \
     } while (0)
 
 static int add_arg_rules(scmp_filter_ctx ctx, struct jb_err *err)
 {
-    static const unsigned long ns_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,
-                                             CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+    static const unsigned long ns_flags[] = {CLONE_NEWNS,     CLONE_NEWUTS, CLONE_NEWIPC,
+                                             CLONE_NEWUSER,   CLONE_NEWPID, CLONE_NEWNET,
                                              CLONE_NEWCGROUP, CLONE_NEWTIME};
     const uint32_t eperm = SCMP_ACT_ERRNO(EPERM), enoaf = SCMP_ACT_ERRNO(EAFNOSUPPORT);
     /* x86-64 and arm64 both pass clone's flags in the first argument. */
@@ -81,9 +124,12 @@ static int add_arg_rules(scmp_filter_ctx ctx, struct jb_err *err)
     for (int af = AF_INET + 1; af < AF_INET6; af++)
         RULE(ctx, enoaf, socket, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af));
     RULE(ctx, enoaf, socket, 1, SCMP_A0(SCMP_CMP_GT, AF_INET6));
-    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_RAW));
-    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET6), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_RAW));
-    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_PACKET));
+    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
+         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_RAW));
+    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET6),
+         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_RAW));
+    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
+         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_PACKET));
     RULE(ctx, enoaf, socketpair, 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
     return 0;
 }
@@ -134,8 +180,10 @@ int seccomp_agent_fd(struct jb_err *err)
     int fd = -1;
     int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
                               SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
-    if (rc < 0) jb_err_set(err, JB_ESYS, "seccomp rule for socket: %s", strerror(-rc));
-    else fd = export_fd(ctx, "janebot-seccomp-agent", err);
+    if (rc < 0)
+        jb_err_set(err, JB_ESYS, "seccomp rule for socket: %s", strerror(-rc));
+    else
+        fd = export_fd(ctx, "janebot-seccomp-agent", err);
     seccomp_release(ctx);
     return fd;
 }

@@ -13,9 +13,9 @@
 
 #include "sandbox/sprites-int.h"
 
-#define TICK_US      (50 * LWS_US_PER_MS)
-#define CHUNK        16384
-#define TEXT_MAX     65536
+#define TICK_US       (50 * LWS_US_PER_MS)
+#define CHUNK         16384
+#define TEXT_MAX      65536
 #define KILL_GRACE_MS 2000
 
 struct wsx {
@@ -24,8 +24,8 @@ struct wsx {
     struct lws_context *ctx;
     struct lws *wsi;
     lws_sorted_usec_list_t tick;
-    size_t in_off;        /* of x->stdin_data sent */
-    struct jb_buf pend;   /* passthrough stdin read, not yet sent */
+    size_t in_off;      /* of x->stdin_data sent */
+    struct jb_buf pend; /* passthrough stdin read, not yet sent */
     int stdin_eof, eof_sent;
     int established, closed, got_exit, exit_pending;
     int msg_open, msg_id; /* inside a message: its stream id, or -1 for text */
@@ -74,11 +74,15 @@ static void on_payload(struct wsx *w, const char *p, size_t n)
     }
     if (!n) return;
     if (w->msg_id == 1) {
-        if (w->x->passthrough) write_all(1, p, n);
-        else if (w->x->on_stdout) w->x->on_stdout(w->x->ud, p, n);
+        if (w->x->passthrough)
+            write_all(1, p, n);
+        else if (w->x->on_stdout)
+            w->x->on_stdout(w->x->ud, p, n);
     } else if (w->msg_id == 2) {
-        if (w->x->passthrough) write_all(2, p, n);
-        else tail_add(w, p, n);
+        if (w->x->passthrough)
+            write_all(2, p, n);
+        else
+            tail_add(w, p, n);
     }
 }
 
@@ -170,7 +174,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         unsigned char **p = (unsigned char **)in, *end = *p + len;
         return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
                                             (unsigned char *)w->sp->bearer,
-                                            (int)strlen(w->sp->bearer), p, end) ? -1 : 0;
+                                            (int)strlen(w->sp->bearer), p, end)
+                   ? -1
+                   : 0;
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         w->established = 1;
@@ -215,8 +221,10 @@ static void read_stdin(struct wsx *w)
     }
     char buf[65536];
     ssize_t n = read(0, buf, sizeof buf);
-    if (n <= 0) w->stdin_eof = 1;
-    else if (jb_buf_append(&w->pend, buf, (size_t)n, NULL) < 0) w->stdin_eof = 1;
+    if (n <= 0)
+        w->stdin_eof = 1;
+    else if (jb_buf_append(&w->pend, buf, (size_t)n, NULL) < 0)
+        w->stdin_eof = 1;
 }
 
 static void tick_cb(lws_sorted_usec_list_t *sul)
@@ -224,8 +232,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     struct wsx *w = lws_container_of(sul, struct wsx, tick);
     struct sandbox_exec *x = w->x;
     if (!w->want_kill) {
-        if (x->cancel && atomic_load(x->cancel)) w->want_kill = x->cancelled = 1;
-        else if (x->deadline_ms && jb_mono_ms() >= x->deadline_ms) w->want_kill = x->timed_out = 1;
+        if (x->cancel && atomic_load(x->cancel))
+            w->want_kill = x->cancelled = 1;
+        else if (x->deadline_ms && jb_mono_ms() >= x->deadline_ms)
+            w->want_kill = x->timed_out = 1;
         if (w->want_kill) w->kill_at = jb_mono_ms();
     }
     if (w->wsi) {
@@ -246,8 +256,10 @@ static void lws_log_emit(int level, const char *line)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    if (level & LLL_ERR) log_warn("websocket: %s", msg);
-    else log_debug("websocket: %s", msg);
+    if (level & LLL_ERR)
+        log_warn("websocket: %s", msg);
+    else
+        log_debug("websocket: %s", msg);
 }
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
@@ -271,10 +283,17 @@ static int connect_ws(struct wsx *w, const char *path, struct jb_err *err)
         hostport = NULL;
     if (!full || !hostport) return jb_err_set(err, JB_ENOMEM, "exec url");
     struct lws_client_connect_info ci = {
-        .context = w->ctx, .address = host, .port = port, .path = full, .host = hostport,
-        .origin = hostport, .protocol = NULL, .pwsi = &w->wsi,
+        .context = w->ctx,
+        .address = host,
+        .port = port,
+        .path = full,
+        .host = hostport,
+        .origin = hostport,
+        .protocol = NULL,
+        .pwsi = &w->wsi,
         .ssl_connection = tls ? LCCSCF_USE_SSL : 0,
-        .retry_and_idle_policy = &keepalive, .local_protocol_name = protocols[0].name,
+        .retry_and_idle_policy = &keepalive,
+        .local_protocol_name = protocols[0].name,
     };
     if (!lws_client_connect_via_info(&ci) && !w->closed) {
         w->closed = 1;
@@ -294,7 +313,8 @@ static int finish(struct wsx *w, long *http_status, struct jb_err *err)
     if (!w->established) {
         *http_status = w->http_status;
         if (w->http_status)
-            jb_err_set(err, JB_EUNAVAIL, "exec could not start (%s, HTTP %ld)", w->why, w->http_status);
+            jb_err_set(err, JB_EUNAVAIL, "exec could not start (%s, HTTP %ld)", w->why,
+                       w->http_status);
         else
             jb_err_set(err, JB_EUNAVAIL, "exec could not start (%s)", w->why);
         return SPR_EXEC_NOT_STARTED;
@@ -305,8 +325,8 @@ static int finish(struct wsx *w, long *http_status, struct jb_err *err)
     return SPR_EXEC_FAILED;
 }
 
-int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
-                    long *http_status, struct jb_err *err)
+int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x, long *http_status,
+                    struct jb_err *err)
 {
     pthread_once(&log_once, log_setup);
     struct wsx w = {.sp = sp, .x = x, .pend = JB_BUF_INIT(1u << 20), .text = JB_BUF_INIT(TEXT_MAX)};
@@ -314,8 +334,12 @@ int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x
     x->stderr_tail[0] = '\0';
     int64_t t0 = jb_mono_ms();
     struct lws_context_creation_info info = {
-        .port = CONTEXT_PORT_NO_LISTEN, .protocols = protocols, .gid = -1, .uid = -1,
-        .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT, .user = &w,
+        .port = CONTEXT_PORT_NO_LISTEN,
+        .protocols = protocols,
+        .gid = -1,
+        .uid = -1,
+        .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT,
+        .user = &w,
     };
     if (!(w.ctx = lws_create_context(&info)))
         return jb_err_set(err, JB_ESYS, "cannot create a WebSocket context"), SPR_EXEC_NOT_STARTED;

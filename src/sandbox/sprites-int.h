@@ -23,7 +23,7 @@ struct sprites {
     char *policy;  /* the network policy body, {"rules":[...]} */
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
-    int rest_attempts;    /* per idempotent call */
+    int rest_attempts;     /* per idempotent call */
     long rest_deadline_ms; /* total, per call */
 };
 
@@ -69,7 +69,7 @@ enum { SPR_EXEC_DONE = 0, SPR_EXEC_FAILED = -1, SPR_EXEC_NOT_STARTED = -2 };
 /* Run once. SPR_EXEC_DONE: x's results are filled (exit, timeout or cancel).
  * SPR_EXEC_NOT_STARTED: the upgrade failed (*http_status, 0 when none), safe to retry.
  * SPR_EXEC_FAILED: the command may have run (connection dropped): never retry. */
-int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
-                    long *http_status, struct jb_err *err);
+int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x, long *http_status,
+                    struct jb_err *err);
 
 #endif

@@ -58,7 +58,8 @@ static int share_init(struct sprites *sp, struct jb_err *err)
 {
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
-        return jb_err_set(err, JB_EUNAVAIL, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+        return jb_err_set(err, JB_EUNAVAIL, "curl_global_init: %s",
+                          curl_easy_strerror(curl_init_rc));
     if (!(sp->share = curl_share_init())) return jb_err_set(err, JB_ENOMEM, "curl_share_init");
     CURLSHcode rc = curl_share_setopt(sp->share, CURLSHOPT_LOCKFUNC, share_lock);
     if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
@@ -77,14 +78,17 @@ int sprites_client_new(const char *api_url, const char *token, const char *egres
         return jb_err_set(err, JB_ECONFIG, "JANEBOT_SANDBOX=sprites needs SPRITES_TOKEN");
     if (!api_url || !*api_url) api_url = SPRITES_DEFAULT_URL;
     if (strncmp(api_url, "http://", 7) != 0 && strncmp(api_url, "https://", 8) != 0)
-        return jb_err_set(err, JB_ECONFIG, "SPRITES_API_URL=\"%s\" is not valid: expected http(s)://HOST[:PORT]", api_url);
+        return jb_err_set(err, JB_ECONFIG,
+                          "SPRITES_API_URL=\"%s\" is not valid: expected http(s)://HOST[:PORT]",
+                          api_url);
     struct sprites *sp = calloc(1, sizeof *sp);
     if (!sp) return jb_err_set(err, JB_ENOMEM, "sprites");
     for (size_t i = 0; i < JB_ARRAY_LEN(sp->locks); i++)
         pthread_mutex_init(&sp->locks[i], NULL);
     sp->rest_attempts = 4;
     sp->rest_deadline_ms = 60000;
-    if (!(sp->api_url = strdup(api_url)) || asprintf(&sp->auth, "Authorization: Bearer %s", token) < 0 ||
+    if (!(sp->api_url = strdup(api_url)) ||
+        asprintf(&sp->auth, "Authorization: Bearer %s", token) < 0 ||
         asprintf(&sp->bearer, "Bearer %s", token) < 0) {
         sp->auth = sp->bearer = NULL;
         sprites_client_free(sp);
@@ -198,7 +202,8 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
         sprites_describe(r, why, sizeof why);
         jb_err_set(err, JB_EUNAVAIL, "Sprites API %s %s: %s", method, path, why);
     } else {
-        jb_err_set(err, e.code ? e.code : JB_EUNAVAIL, "Sprites API %s %s: %s", method, path, e.msg);
+        jb_err_set(err, e.code ? e.code : JB_EUNAVAIL, "Sprites API %s %s: %s", method, path,
+                   e.msg);
     }
     sprites_resp_release(r);
     return -1;

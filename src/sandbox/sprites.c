@@ -135,7 +135,9 @@ static int set_policy(struct sprites *sp, const char *name, struct jb_err *err)
     sprites_describe(&r, why, sizeof why);
     int ok = r.status == 200 || r.status == 204;
     sprites_resp_release(&r);
-    return ok ? 0 : jb_err_set(err, JB_EUNAVAIL, "cannot set the network policy of sprite %s: %s", name, why);
+    return ok ? 0
+              : jb_err_set(err, JB_EUNAVAIL, "cannot set the network policy of sprite %s: %s", name,
+                           why);
 }
 
 /* Make sure the sprite exists and has our policy. */
@@ -153,9 +155,8 @@ static int sprite_ready(struct sprites *sp, const char *name, struct jb_err *err
     if (missing) {
         if (create_sprite(sp, name, err) < 0) return -1;
     } else if (st != 200) {
-        return jb_err_set(err, st == 401 || st == 403 ? JB_EDENIED : JB_EUNAVAIL,
-                          "sprite %s: %s%s", name, why,
-                          st == 401 || st == 403 ? " (is SPRITES_TOKEN right?)" : "");
+        return jb_err_set(err, st == 401 || st == 403 ? JB_EDENIED : JB_EUNAVAIL, "sprite %s: %s%s",
+                          name, why, st == 401 || st == 403 ? " (is SPRITES_TOKEN right?)" : "");
     }
     return set_policy(sp, name, err);
 }
@@ -170,7 +171,8 @@ static int sprites_ensure(struct sandbox *sb, struct jb_err *err)
 
 static int build_env(const struct sandbox_exec *x, struct jb_strv *env, struct jb_err *err)
 {
-    if (jb_env_set(env, "HOME", SPRITES_HOME, err) < 0 || jb_env_set(env, "PATH", SPRITES_PATH, err) < 0 ||
+    if (jb_env_set(env, "HOME", SPRITES_HOME, err) < 0 ||
+        jb_env_set(env, "PATH", SPRITES_PATH, err) < 0 ||
         jb_env_set(env, "USER", "sprite", err) < 0 || jb_env_set(env, "LANG", "C.UTF-8", err) < 0 ||
         jb_env_set(env, "TERM", "dumb", err) < 0)
         return -1;
@@ -215,8 +217,10 @@ static int place_files(struct sandbox *sb, const struct sandbox_exec *x, struct 
         const char *argv[] = {"/bin/sh", "-c", script, "sh", p, NULL};
         const char *env[] = {"PATH=" SPRITES_PATH, NULL};
         struct jb_buf path = JB_BUF_INIT(1u << 20);
-        struct sandbox_exec fx = {.stdin_data = x->files[i].data, .stdin_len = x->files[i].len,
-                                  .deadline_ms = x->deadline_ms, .cancel = x->cancel};
+        struct sandbox_exec fx = {.stdin_data = x->files[i].data,
+                                  .stdin_len = x->files[i].len,
+                                  .deadline_ms = x->deadline_ms,
+                                  .cancel = x->cancel};
         int rc = sprites_exec_path(sb->name, argv, env, NULL, &path, err);
         if (rc == 0) rc = exec_once_retrying(sb, &fx, path.data, err);
         jb_buf_release(&path);
@@ -236,7 +240,8 @@ static int sprites_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_er
     struct jb_buf path = JB_BUF_INIT(4u << 20);
     int rc = -1;
     if (build_env(x, &env, err) == 0 &&
-        sprites_exec_path(sb->name, x->argv, (const char *const *)env.v, SPRITES_HOME, &path, err) == 0)
+        sprites_exec_path(sb->name, x->argv, (const char *const *)env.v, SPRITES_HOME, &path,
+                          err) == 0)
         rc = exec_once_retrying(sb, x, path.data, err);
     jb_strv_free(&env);
     jb_buf_release(&path);
@@ -265,13 +270,15 @@ static void info_from(const struct sandbox_ctx *ctx, json_t *e, struct sandbox_i
 }
 
 /* Append this page's thread sprites to *v; *next gets the continuation token or NULL. */
-static int list_page(const struct sandbox_ctx *ctx, json_t *doc, struct sandbox_info **v,
-                     size_t *n, struct jb_err *err)
+static int list_page(const struct sandbox_ctx *ctx, json_t *doc, struct sandbox_info **v, size_t *n,
+                     struct jb_err *err)
 {
     json_t *arr = json_object_get(doc, "sprites"), *e;
     size_t i;
-    if (!json_is_array(arr)) return jb_err_set(err, JB_EPROTO, "Sprites list: no \"sprites\" array");
-    json_array_foreach(arr, i, e) {
+    if (!json_is_array(arr))
+        return jb_err_set(err, JB_EPROTO, "Sprites list: no \"sprites\" array");
+    json_array_foreach(arr, i, e)
+    {
         const char *name = json_string_value(json_object_get(e, "name"));
         if (!name || !sandbox_is_name(name)) continue; /* pool sprites, others' */
         struct sandbox_info *nv = realloc(*v, (*n + 1) * sizeof **v);
@@ -297,8 +304,11 @@ static int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret
         struct sprites_resp r;
         rc = jb_buf_appendf(&path, err, "/v1/sprites?prefix=jane-&max_results=50");
         if (rc == 0 && token)
-            rc = jb_buf_appendf(&path, err, "&continuation_token=") < 0 ? -1 : sprites_escape(&path, token, err);
-        if (rc < 0 || (rc = sprites_rest(sp_of(ctx), "GET", path.data, NULL, 0, &r, err)) < 0) break;
+            rc = jb_buf_appendf(&path, err, "&continuation_token=") < 0
+                     ? -1
+                     : sprites_escape(&path, token, err);
+        if (rc < 0 || (rc = sprites_rest(sp_of(ctx), "GET", path.data, NULL, 0, &r, err)) < 0)
+            break;
         json_t *doc = r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
         if (!doc) {
             char why[512];
@@ -353,7 +363,8 @@ static int sprites_remove(const struct sandbox_ctx *ctx, const char *key_or_name
 static int probe(const struct jb_config *cfg, struct jb_err *err)
 {
     struct sprites *sp = NULL;
-    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) < 0)
+    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) <
+        0)
         return -1;
     sp->rest_attempts = 2;
     struct sprites_resp r;
@@ -363,7 +374,8 @@ static int probe(const struct jb_config *cfg, struct jb_err *err)
         sprites_describe(&r, why, sizeof why);
         if (r.status != 200)
             rc = jb_err_set(err, JB_EUNAVAIL, "the Sprites API at %s answered %s%s", sp->api_url,
-                            why, r.status == 401 || r.status == 403 ? " (is SPRITES_TOKEN right?)" : "");
+                            why,
+                            r.status == 401 || r.status == 403 ? " (is SPRITES_TOKEN right?)" : "");
         sprites_resp_release(&r);
     }
     sprites_client_free(sp);
@@ -400,7 +412,8 @@ static int sprites_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
 {
     struct sprites *sp = NULL;
     const struct jb_config *cfg = ctx->cfg;
-    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) < 0)
+    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) <
+        0)
         return -1;
     ctx->priv = sp;
     return 0;

@@ -28,7 +28,7 @@ struct slack_envelope {
     int retry_attempt;
     char *retry_reason;
     int accepts_response_payload;
-    json_t *payload;         /* owned; NULL when absent */
+    json_t *payload; /* owned; NULL when absent */
 };
 
 /* Frames longer than this are refused without parsing (Slack's are a few KiB). */
@@ -52,19 +52,19 @@ char *slack_ack_json(const char *envelope_id, const json_t *payload);
 
 /* A user message the bot should act on, from an events_api payload. All owned. */
 struct slack_message {
-    char *event_id;     /* the callback's event_id (redeliveries share it) */
-    char *dedupe_key;   /* "CHANNEL:TS" of the message: app_mention and message of one
-                           post share it */
+    char *event_id;   /* the callback's event_id (redeliveries share it) */
+    char *dedupe_key; /* "CHANNEL:TS" of the message: app_mention and message of one
+                         post share it */
     char *team, *channel, *channel_type, *user, *ts;
-    char *thread_ts;    /* the thread's parent ts (thread_ts, else ts) */
-    char *thread_key;   /* "CHANNEL:THREAD_TS" */
-    char *text;         /* the prompt: bot mention removed, &amp; &lt; &gt; unescaped, trimmed */
-    int is_mention;     /* app_mention, or a message that mentions the bot */
-    int in_thread;      /* the message was a reply inside an existing thread */
-    int followup_only;  /* a channel file_share/thread_broadcast reply that does not mention
-                           the bot: act on it only when thread_key is a thread the bot is
-                           already in, else drop it */
-    json_t *files;      /* owned array or NULL (file_share keeps its files[]) */
+    char *thread_ts;   /* the thread's parent ts (thread_ts, else ts) */
+    char *thread_key;  /* "CHANNEL:THREAD_TS" */
+    char *text;        /* the prompt: bot mention removed, &amp; &lt; &gt; unescaped, trimmed */
+    int is_mention;    /* app_mention, or a message that mentions the bot */
+    int in_thread;     /* the message was a reply inside an existing thread */
+    int followup_only; /* a channel file_share/thread_broadcast reply that does not mention
+                          the bot: act on it only when thread_key is a thread the bot is
+                          already in, else drop it */
+    json_t *files;     /* owned array or NULL (file_share keeps its files[]) */
 };
 /* Frees every field and zeroes *m; accepts NULL and half-filled messages. */
 void slack_message_release(struct slack_message *m);
@@ -144,8 +144,8 @@ void slack_web_free(struct slack_web *w);
  * *ret (owned; may be NULL to discard). ok:false -> -1, err->msg "METHOD: ERROR" and
  * *ret_error (caller frees, may be NULL) the error code. Logged once with method and
  * error code, never a token. */
-int slack_call(struct slack_web *w, const char *method, const json_t *args, int form,
-               int app_token, json_t **ret, char **ret_error, struct jb_err *err);
+int slack_call(struct slack_web *w, const char *method, const json_t *args, int form, int app_token,
+               json_t **ret, char **ret_error, struct jb_err *err);
 
 /* Flags for slack_call_ex(). */
 #define SLACK_CALL_FORM      1u /* form-encoded body (read methods) */
@@ -162,8 +162,7 @@ int slack_call(struct slack_web *w, const char *method, const json_t *args, int 
  * token_expired, account_inactive, missing_scope, …) give JB_EDENIED, other ok:false answers
  * JB_EPROTO, 429/5xx/network trouble that outlasts the retries JB_EUNAVAIL. Any thread. */
 int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
-                  const char *const *tolerate, json_t **ret, char **ret_error,
-                  struct jb_err *err);
+                  const char *const *tolerate, json_t **ret, char **ret_error, struct jb_err *err);
 /* POST len bytes of fd (read with pread from offset 0; fd stays the caller's) as the raw
  * body to url, an upload_url from files.getUploadURLExternal. No token is sent. HTTP 200 is
  * success; 429, 5xx and network errors are retried like slack_call(). The time limit is
@@ -173,8 +172,7 @@ int slack_web_post_file(struct slack_web *w, const char *url, int fd, size_t len
 
 /* auth.test (form-encoded). *ret_user_id / *ret_bot_id (caller frees; either pointer may be
  * NULL) are the bot user and bot id; *ret_bot_id is NULL when the answer has none. */
-int slack_auth_test(struct slack_web *w, char **ret_user_id, char **ret_bot_id,
-                    struct jb_err *err);
+int slack_auth_test(struct slack_web *w, char **ret_user_id, char **ret_bot_id, struct jb_err *err);
 /* apps.connections.open with the app token; *ret_url (caller frees) is good for one dial. */
 int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *err);
 /* thread_ts may be NULL. *ret_ts (caller frees, may be NULL) is the new message's ts.

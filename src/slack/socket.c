@@ -80,8 +80,10 @@ static void queue_ack(struct conn *c, char *text)
         return;
     }
     a->text = text;
-    if (c->acks_tail) c->acks_tail->next = a;
-    else c->acks = a;
+    if (c->acks_tail)
+        c->acks_tail->next = a;
+    else
+        c->acks = a;
     c->acks_tail = a;
     lws_callback_on_writable(c->wsi);
 }
@@ -91,7 +93,8 @@ static void retire_old(struct slack_socket *s, struct conn *fresh)
 {
     for (int i = 0; i < MAX_CONNS; i++) {
         struct conn *c = s->conns[i];
-        if (c && c != fresh && c->retiring && c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 2);
+        if (c && c != fresh && c->retiring && c->wsi)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 2);
     }
 }
 
@@ -187,7 +190,8 @@ static void on_closed(struct slack_socket *s, struct conn *c, const char *why)
     conn_free(c);
     if (!atomic_load(&s->stop) && live_count(s) == 0 && !s->link_disabled) {
         int delay = was_live ? 0 : s->backoff_ms;
-        s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2) : 1000;
+        s->backoff_ms =
+            s->backoff_ms ? (s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2) : 1000;
         schedule_connect(s, delay);
     }
 }
@@ -239,7 +243,8 @@ static void connect_now(struct slack_socket *s)
         if (!s->conns[i]) slot = i;
     if (slot < 0 || slack_connections_open(s->web, &url, &err) < 0) {
         if (slot >= 0) log_warn("slack: cannot open a connection: %s", err.msg);
-        s->backoff_ms = s->backoff_ms ? (s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2) : 1000;
+        s->backoff_ms =
+            s->backoff_ms ? (s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2) : 1000;
         schedule_connect(s, s->backoff_ms);
         return;
     }
@@ -258,10 +263,18 @@ static void connect_now(struct slack_socket *s)
     c->s = s;
     c->frame = (struct jb_buf)JB_BUF_INIT(MAX_FRAME);
     struct lws_client_connect_info ci = {
-        .context = s->ctx, .address = host, .port = port, .path = pathbuf, .host = host,
-        .origin = host, .protocol = NULL, .userdata = c, .pwsi = &c->wsi,
+        .context = s->ctx,
+        .address = host,
+        .port = port,
+        .path = pathbuf,
+        .host = host,
+        .origin = host,
+        .protocol = NULL,
+        .userdata = c,
+        .pwsi = &c->wsi,
         .ssl_connection = strcmp(proto, "wss") == 0 ? LCCSCF_USE_SSL : 0,
-        .retry_and_idle_policy = &keepalive, .local_protocol_name = protocols[0].name,
+        .retry_and_idle_policy = &keepalive,
+        .local_protocol_name = protocols[0].name,
     };
     s->conns[slot] = c;
     if (!lws_client_connect_via_info(&ci)) {
@@ -295,9 +308,12 @@ static void lws_log_emit(int level, const char *line)
     char msg[512];
     snprintf(msg, sizeof msg, "%s", line);
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    if (level & LLL_ERR) log_warn("slack: websocket: %s", msg);
-    else log_debug("slack: websocket: %s", msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    if (level & LLL_ERR)
+        log_warn("slack: websocket: %s", msg);
+    else
+        log_debug("slack: websocket: %s", msg);
 }
 
 static void *socket_main(void *p)
@@ -317,8 +333,12 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
     s->web = w, s->fn = fn, s->ud = ud;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     struct lws_context_creation_info info = {
-        .port = CONTEXT_PORT_NO_LISTEN, .protocols = protocols, .gid = -1, .uid = -1,
-        .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT, .user = s,
+        .port = CONTEXT_PORT_NO_LISTEN,
+        .protocols = protocols,
+        .gid = -1,
+        .uid = -1,
+        .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT,
+        .user = s,
     };
     if (!(s->ctx = lws_create_context(&info))) {
         free(s);

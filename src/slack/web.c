@@ -33,7 +33,7 @@ struct slack_web {
     int max_retries;
     long timeout_ms, backoff_ms;
     struct jb_curl_share *share; /* connections, DNS and TLS sessions, for all threads */
-    pthread_mutex_t limit_mu; /* guards limits (W4) */
+    pthread_mutex_t limit_mu;    /* guards limits (W4) */
     struct {
         char method[48];
         int64_t until_ms; /* jb_mono_ms() */

@@ -61,7 +61,7 @@ struct inbox_msg {
     char *thread_key;
     char *user_id;
     char *text;
-    char *ref; /* frontend reference, or NULL */
+    char *ref;           /* frontend reference, or NULL */
     int64_t received_at; /* Unix ms */
 };
 void inbox_msgs_free(struct inbox_msg *v, size_t n);

@@ -56,10 +56,10 @@ int store_token_use(struct store *st, const char *hash, const char *thread_key, 
         " requests = requests + 1";
     char day[11];
     utc_day(day);
-    if (store_run(st, tok,
-                  &STORE_ARGS(ARG_T(hash), ARG_I(jb_now_ms()), ARG_I(expires_at), ARG_I(in),
-                              ARG_I(out)),
-                  NULL, NULL) < 0 ||
+    if (store_run(
+            st, tok,
+            &STORE_ARGS(ARG_T(hash), ARG_I(jb_now_ms()), ARG_I(expires_at), ARG_I(in), ARG_I(out)),
+            NULL, NULL) < 0 ||
         store_run(st, use,
                   &STORE_ARGS(ARG_T(day), ARG_T(user ? user : "?"), ARG_T(thread_key), ARG_I(in),
                               ARG_I(out)),
@@ -72,11 +72,12 @@ int store_token_revoke(struct store *st, const char *hash, const char *thread_ke
                        struct jb_err *err)
 {
     int64_t n = 0;
-    int rc = hash ? store_run(st, "UPDATE llm_tokens SET revoked = 1 WHERE hash = ?1 AND revoked = 0",
-                              &STORE_ARGS(ARG_T(hash)), NULL, &n)
-                  : store_run(st,
-                              "UPDATE llm_tokens SET revoked = 1 WHERE thread_key = ?1 AND revoked = 0",
-                              &STORE_ARGS(ARG_T(thread_key)), NULL, &n);
+    int rc =
+        hash ? store_run(st, "UPDATE llm_tokens SET revoked = 1 WHERE hash = ?1 AND revoked = 0",
+                         &STORE_ARGS(ARG_T(hash)), NULL, &n)
+             : store_run(st,
+                         "UPDATE llm_tokens SET revoked = 1 WHERE thread_key = ?1 AND revoked = 0",
+                         &STORE_ARGS(ARG_T(thread_key)), NULL, &n);
     if (rc < 0) return store_fail(st, err, "cannot revoke tokens");
     return (int)n;
 }

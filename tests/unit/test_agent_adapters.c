@@ -247,9 +247,17 @@ Test(agent_adapters, claude_new)
     /* Who asked and where: in the instructions, never in the prompt. */
     const char *who = cmd.argv.v[9];
     cr_assert(strstr(who, "<@U123>") && strstr(who, "channel C1"), "%s", who);
-    const char *want[] = {bin("claude"),  "-p",           "--output-format",
-                          "stream-json",  "--verbose",    "--dangerously-skip-permissions",
-                          "--session-id", cmd.session_id, "--append-system-prompt", who, NULL};
+    const char *want[] = {bin("claude"),
+                          "-p",
+                          "--output-format",
+                          "stream-json",
+                          "--verbose",
+                          "--dangerously-skip-permissions",
+                          "--session-id",
+                          cmd.session_id,
+                          "--append-system-prompt",
+                          who,
+                          NULL};
     assert_argv(want);
     assert_prompt_only_on_stdin();
     assert_claude_env(1);
@@ -270,10 +278,19 @@ Test(agent_adapters, claude_resume_and_model)
 {
     cfg.agent_model = "claude-sonnet-4-5";
     prep("claude", UUID_A);
-    const char *want[] = {bin("claude"),       "-p",        "--output-format",
-                          "stream-json",       "--verbose", "--dangerously-skip-permissions",
-                          "--resume",          UUID_A,      "--model",
-                          "claude-sonnet-4-5", "--append-system-prompt", cmd.argv.v[11], NULL};
+    const char *want[] = {bin("claude"),
+                          "-p",
+                          "--output-format",
+                          "stream-json",
+                          "--verbose",
+                          "--dangerously-skip-permissions",
+                          "--resume",
+                          UUID_A,
+                          "--model",
+                          "claude-sonnet-4-5",
+                          "--append-system-prompt",
+                          cmd.argv.v[11],
+                          NULL};
     assert_argv(want);
     cr_assert_str_eq(cmd.session_id, UUID_A);
     assert_prompt_only_on_stdin();

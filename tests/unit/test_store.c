@@ -320,8 +320,8 @@ Test(store, inbox_add_pending_finish)
     int64_t ids[JB_ARRAY_LEN(keys)];
     int64_t t0 = jb_now_ms();
     for (size_t i = 0; i < JB_ARRAY_LEN(keys); i++) {
-        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", NULL, &ids[i], &err), 0, "%s",
-                     err.msg);
+        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", NULL, &ids[i], &err), 0,
+                     "%s", err.msg);
         if (i) cr_assert_gt(ids[i], ids[i - 1]);
     }
     struct inbox_msg *v = NULL;
@@ -515,7 +515,7 @@ Test(store, an_event_is_accepted_once_by_id_and_by_post)
     cr_assert_eq(n, 1);
     cr_assert_str_eq(v[0].ref, "C1:1.1");
     inbox_msgs_free(v, n);
-    cr_assert_eq(store_event_accept(st, "Ev3", "C1:1.2", "C1:1.1", "U1", "more", "C1:1.2", &id, &err),
-                 0);
+    cr_assert_eq(
+        store_event_accept(st, "Ev3", "C1:1.2", "C1:1.1", "U1", "more", "C1:1.2", &id, &err), 0);
     store_close(st);
 }
