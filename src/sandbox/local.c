@@ -89,12 +89,19 @@ static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
                       u, l);
 }
 
+/* A fresh host path for one of this exec's proxy sockets: <sock_dir>/<name>.<pid>.<seq><suffix>. */
+static int sock_path(struct local_ctx *lc, const struct sandbox *sb, const char *suffix, char *path,
+                     size_t n, struct jb_err *err)
+{
+    int w = snprintf(path, n, "%s/%s.%d.%u%s", lc->sock_dir, sb->name, (int)getpid(),
+                     atomic_fetch_add(&lc->seq, 1), suffix);
+    return w < 0 || (size_t)w >= n ? jb_err_set(err, JB_ESYS, "socket path too long") : 0;
+}
+
 static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owner, char *path,
                       size_t n, struct egress_listener **ret, struct jb_err *err)
 {
-    unsigned seq = atomic_fetch_add(&lc->seq, 1);
-    int w = snprintf(path, n, "%s/%s.%d.%u.sock", lc->sock_dir, sb->name, (int)getpid(), seq);
-    if (w < 0 || (size_t)w >= n) return jb_err_set(err, JB_ESYS, "socket path too long");
+    if (sock_path(lc, sb, ".sock", path, n, err) < 0) return -1;
     return egress_listen(lc->proxy, path, sb->thread_key, owner, ret, err);
 }
 
@@ -194,9 +201,7 @@ static int llm_open(struct local_ctx *lc, const struct sandbox *sb, const struct
                     struct jb_err *err)
 {
     char token[LLM_TOKEN_LEN + 1];
-    int w = snprintf(path, n, "%s/%s.%d.%u.llm.sock", lc->sock_dir, sb->name, (int)getpid(),
-                     atomic_fetch_add(&lc->seq, 1));
-    if (w < 0 || (size_t)w >= n) return jb_err_set(err, JB_ESYS, "socket path too long");
+    if (sock_path(lc, sb, ".llm.sock", path, n, err) < 0) return -1;
     if (llm_session_open(lc->llm, path, sb->thread_key, x->user ? x->user : "sandbox-exec",
                          sb->name, uid, token, ret, err) < 0)
         return -1;
