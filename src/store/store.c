@@ -2,6 +2,7 @@
  * and the prepare/bind/run helpers the table files (sessions.c, inbox.c, turns.c) share. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include "store/store-int.h"
@@ -256,9 +257,19 @@ static int configure(struct store *st, struct jb_err *err)
     if (read_version(st, &v, err) < 0) return -1;
     if (v > STORE_SCHEMA_VERSION) return too_new(st, v, err);
     store_autostmt sqlite3_stmt *s = NULL;
-    if (store_prepare(st, "PRAGMA journal_mode = WAL", NULL, &s) < 0 ||
-        sqlite3_step(s) != SQLITE_ROW)
+    if (store_prepare(st, "PRAGMA journal_mode = WAL", NULL, &s) < 0)
         return store_fail(st, err, "cannot set up %s", st->path);
+    /* Switching to WAL can answer SQLITE_BUSY without calling the busy handler (a lock
+     * upgrade that could deadlock), e.g. when two processes open a new database at once:
+     * retry within the same 5 s the busy timeout gives everything else. */
+    int rc;
+    int64_t deadline = jb_mono_ms() + 5000;
+    while ((rc = sqlite3_step(s)) == SQLITE_BUSY && jb_mono_ms() < deadline) {
+        sqlite3_reset(s);
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    if (rc != SQLITE_ROW) return store_fail(st, err, "cannot set up %s", st->path);
     const char *mode = (const char *)sqlite3_column_text(s, 0);
     if (!mode || strcmp(mode, "wal") != 0)
         log_warn("store: %s: WAL unavailable (journal mode %s); writers will block readers",

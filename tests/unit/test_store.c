@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "store/store.h"
@@ -493,6 +494,33 @@ Test(store, racing_openers_migrate_once)
     for (int i = 0; i < 8; i++) {
         cr_assert_eq(o[i].rc, 0, "opener %d: %s", i, o[i].err.msg);
         cr_assert_eq(o[i].version, STORE_SCHEMA_VERSION);
+    }
+}
+
+/* Several processes opening one new database at once (two `janebot chat` started
+ * together): switching it to WAL must wait, not fail with "database is locked". */
+Test(store, racing_processes_open_a_new_database)
+{
+    for (int round = 0; round < 40; round++) {
+        unlink(dbpath);
+        pid_t kids[8];
+        for (int i = 0; i < 8; i++) {
+            kids[i] = fork();
+            cr_assert_geq(kids[i], 0);
+            if (kids[i] == 0) {
+                struct store *st = NULL;
+                struct jb_err err = {0};
+                int rc = store_open(dbpath, &st, &err);
+                store_close(st);
+                _exit(rc == 0 ? 0 : 1);
+            }
+        }
+        for (int i = 0; i < 8; i++) {
+            int status = 0;
+            waitpid(kids[i], &status, 0);
+            cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: an opener failed",
+                      round);
+        }
     }
 }
 
