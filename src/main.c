@@ -20,6 +20,7 @@ struct command {
     const char *name; /* "chat", "sandbox exec", … */
     const char *usage;
     int (*run)(const struct command *cmd, int argc, char **argv);
+    const char *help; /* more for --help, or NULL */
 };
 
 /* ---- option parsing shared by every command: --help, and an error on the unknown ---- */
@@ -44,7 +45,8 @@ static int parse_opts(const struct command *cmd, int argc, char **argv, const st
     int ch, idx;
     while ((ch = getopt_long(argc, argv, "+h", opts, &idx)) != -1) {
         if (ch == 'h') {
-            printf("usage: janebot %s\n", cmd->usage);
+            printf("usage: janebot %s\n%s%s", cmd->usage, cmd->help ? "\n" : "",
+                   cmd->help ? cmd->help : "");
             return 0;
         }
         if (ch == '?' || ch == ':') {
@@ -123,6 +125,8 @@ static int cmd_sandbox_list(const struct command *cmd, int argc, char **argv);
 static int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv);
 static int cmd_sessions_list(const struct command *cmd, int argc, char **argv);
 static int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv);
+static int cmd_sandbox_reset(const struct command *cmd, int argc, char **argv);
+static int cmd_sprites_golden(const struct command *cmd, int argc, char **argv);
 static int cmd_serve(const struct command *cmd, int argc, char **argv);
 static int cmd_tokens_list(const struct command *cmd, int argc, char **argv);
 static int cmd_tokens_revoke(const struct command *cmd, int argc, char **argv);
@@ -132,18 +136,31 @@ static int cmd_doctor(const struct command *cmd, int argc, char **argv);
 static int cmd_config_check(const struct command *cmd, int argc, char **argv);
 
 static const struct command commands[] = {
-    {"serve", "serve", cmd_serve},
-    {"chat", "chat [--thread NAME] [--user ID]", cmd_chat},
-    {"sandbox exec", "sandbox exec THREAD_KEY -- CMD [ARG...]", cmd_sandbox_exec},
-    {"sandbox list", "sandbox list", cmd_sandbox_list},
-    {"sandbox rm", "sandbox rm THREAD_KEY|NAME", cmd_sandbox_rm},
-    {"sandbox gc", "sandbox gc --idle DAYS", cmd_sandbox_gc},
-    {"sessions list", "sessions list", cmd_sessions_list},
-    {"tokens list", "tokens list", cmd_tokens_list},
-    {"tokens revoke", "tokens revoke THREAD_KEY", cmd_tokens_revoke},
-    {"usage", "usage [--since YYYY-MM-DD]", cmd_usage},
-    {"doctor", "doctor", cmd_doctor},
-    {"config check", "config check", cmd_config_check},
+    {"serve", "serve", cmd_serve, NULL},
+    {"chat", "chat [--thread NAME] [--user ID]", cmd_chat, NULL},
+    {"sandbox exec", "sandbox exec THREAD_KEY -- CMD [ARG...]", cmd_sandbox_exec, NULL},
+    {"sandbox list", "sandbox list", cmd_sandbox_list, NULL},
+    {"sandbox rm", "sandbox rm THREAD_KEY|NAME", cmd_sandbox_rm, NULL},
+    {"sandbox gc", "sandbox gc --idle DAYS", cmd_sandbox_gc, NULL},
+    {"sandbox reset", "sandbox reset THREAD_KEY", cmd_sandbox_reset,
+     "Puts the thread's sandbox back to its state right after set-up and starts a new agent\n"
+     "conversation there. Sprites: restores the sprite's golden checkpoint. Local: empties\n"
+     "the thread's home.\n"},
+    {"sprites golden", "sprites golden", cmd_sprites_golden,
+     "Builds the golden sprite \"jane-golden\" from a clean image: runs the set-up\n"
+     "(JANEBOT_SPRITES_SETUP; by default it installs the agent's CLI when missing, reaching\n"
+     "the hosts of JANEBOT_SPRITES_SETUP_EGRESS) and checkpoints it.\n"
+     "What the Sprites API does not offer: a sprite cannot start from, or restore, another\n"
+     "sprite's checkpoint. So every new or pooled sprite runs the same set-up once and keeps\n"
+     "its own golden checkpoint (what `sandbox reset` restores); this command proves the\n"
+     "set-up on a fresh sprite and times it. Pool sprites made by an older set-up are\n"
+     "replaced when `serve` or `chat` starts.\n"},
+    {"sessions list", "sessions list", cmd_sessions_list, NULL},
+    {"tokens list", "tokens list", cmd_tokens_list, NULL},
+    {"tokens revoke", "tokens revoke THREAD_KEY", cmd_tokens_revoke, NULL},
+    {"usage", "usage [--since YYYY-MM-DD]", cmd_usage, NULL},
+    {"doctor", "doctor", cmd_doctor, NULL},
+    {"config check", "config check", cmd_config_check, NULL},
 };
 
 static int cmd_chat(const struct command *cmd, int argc, char **argv)
@@ -292,6 +309,42 @@ static int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv)
     }
     store_close(st);
     sandbox_ctx_release(&ctx);
+    config_release(&cfg);
+    return rc;
+}
+
+static int cmd_sandbox_reset(const struct command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char *vals[256] = {0};
+    int rc = parse_opts(cmd, argc, argv, opts, vals);
+    if (rc >= 0) return rc;
+    if (optind + 1 != argc) return usage_error(cmd, "%s", "expected one THREAD_KEY");
+    struct jb_config cfg;
+    if (load_config(&cfg) < 0) return 1;
+    struct jb_err err = {0};
+    rc = core_sandbox_reset(&cfg, argv[optind], &err) < 0;
+    if (rc)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("reset the sandbox of %s; its next turn starts a new conversation\n", argv[optind]);
+    config_release(&cfg);
+    return rc;
+}
+
+static int cmd_sprites_golden(const struct command *cmd, int argc, char **argv)
+{
+    int rc = no_args(cmd, argc, argv);
+    if (rc >= 0) return rc;
+    struct jb_config cfg;
+    if (load_config(&cfg) < 0) return 1;
+    struct jb_err err = {0};
+    char report[1024];
+    rc = core_sandbox_golden(&cfg, report, sizeof report, &err) < 0;
+    if (rc)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("%s\n", report);
     config_release(&cfg);
     return rc;
 }

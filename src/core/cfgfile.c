@@ -339,6 +339,11 @@ void policy_print(const struct policy *p, const struct jb_config *cfg, FILE *out
                                           "ANTHROPIC_API_KEY", "SPRITES_TOKEN"};
     for (size_t i = 0; i < JB_ARRAY_LEN(secrets); i++)
         print_secret(out, secrets[i]);
+    if (!strcmp(cfg->sandbox, "sprites"))
+        fprintf(out, "%-24s%d\n%-24s%s\n%-24s%s\n", "sprites pool", cfg->sprites_pool,
+                "sprites set-up", *cfg->sprites_setup ? cfg->sprites_setup : "none",
+                "llm proxy for sprites",
+                cfg->public_url ? cfg->public_url : "off: the real key goes into sprites");
     fprintf(out, "%-24s%d%s\n", "rate_limit_per_minute", p->rate_per_minute,
             p->rate_per_minute ? "" : " (off)");
     fprintf(out, "%-24s%d%s\n", "max_turns_per_user", p->max_turns_per_user,

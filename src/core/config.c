@@ -143,6 +143,12 @@ static int config_check_agent_cmd(struct jb_config *cfg, struct jb_err *err)
         return jb_err_set(err, JB_ECONFIG,
                           "JANEBOT_AGENT=command needs JANEBOT_AGENT_CMD: the absolute path of an "
                           "executable that prints stream-json");
+    if (!strcmp(cfg->sandbox, "sprites")) /* a path inside the sprite (its set-up installs it) */
+        return v[0] == '/' ? 0
+                           : jb_err_set(err, JB_ECONFIG,
+                                        "JANEBOT_AGENT_CMD=\"%s\" is not valid: expected an "
+                                        "absolute path inside the sprite",
+                                        v);
     struct stat st;
     if (v[0] != '/' || stat(v, &st) < 0 || !S_ISREG(st.st_mode) || access(v, X_OK) < 0)
         return jb_err_set(err, JB_ECONFIG,
@@ -174,6 +180,54 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
             0)
         return -1;
     cfg->sandbox_uid_base = uid_base;
+    return 0;
+}
+
+/* The set-up of a new sprite when JANEBOT_SPRITES_SETUP is unset: install the agent's CLI
+ * unless the image has it (npm must reach a registry: JANEBOT_SPRITES_SETUP_EGRESS). */
+static const char *setup_default(const char *agent)
+{
+    if (!strcmp(agent, "amp"))
+        return "command -v amp >/dev/null || npm install -g @sourcegraph/amp";
+    if (!strcmp(agent, "claude"))
+        return "command -v claude >/dev/null || npm install -g @anthropic-ai/claude-code";
+    return "";
+}
+
+/* https://HOST[:PORT] without a trailing '/'; plain http only for a loopback host, where the
+ * scoped token crosses no network (a TLS terminator on this machine, or tests). */
+static int public_url_check(char *u, struct jb_err *err)
+{
+    size_t n = strlen(u);
+    while (n > 8 && u[n - 1] == '/')
+        u[--n] = '\0';
+    if (!strncmp(u, "https://", 8) && u[8]) return 0;
+    static const char *const loop[] = {"http://127.0.0.1", "http://localhost", "http://[::1]"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(loop); i++) {
+        size_t l = strlen(loop[i]);
+        if (!strncmp(u, loop[i], l) && (u[l] == '\0' || u[l] == ':' || u[l] == '/')) return 0;
+    }
+    return jb_err_set(err, JB_ECONFIG,
+                      "JANEBOT_PUBLIC_URL=\"%s\" is not valid: expected https://HOST[:PORT] (a TLS "
+                      "terminator in front of JANEBOT_PROXY_LISTEN; see the README)",
+                      u);
+}
+
+static int config_load_sprites(struct jb_config *cfg, struct jb_err *err)
+{
+    if (parse_int("JANEBOT_SPRITES_POOL", 0, 0, 50, &cfg->sprites_pool, err) < 0 ||
+        parse_int("JANEBOT_SPRITES_HEALTH_TIMEOUT", 30, 1, 600, &cfg->sprites_health_s, err) < 0 ||
+        dup_or_default(&cfg->sprites_setup, "JANEBOT_SPRITES_SETUP", setup_default(cfg->agent),
+                       err) < 0 ||
+        dup_or_default(&cfg->sprites_setup_allow, "JANEBOT_SPRITES_SETUP_EGRESS", NULL, err) < 0 ||
+        dup_or_default(&cfg->proxy_listen, "JANEBOT_PROXY_LISTEN", NULL, err) < 0 ||
+        dup_or_default(&cfg->public_url, "JANEBOT_PUBLIC_URL", NULL, err) < 0)
+        return -1;
+    if (cfg->public_url && public_url_check(cfg->public_url, err) < 0) return -1;
+    if (cfg->public_url && !cfg->proxy_listen)
+        return jb_err_set(err, JB_ECONFIG,
+                          "JANEBOT_PUBLIC_URL is set but JANEBOT_PROXY_LISTEN is not: set the "
+                          "address the LLM proxy listens on (like 127.0.0.1:8787) behind it");
     return 0;
 }
 
@@ -328,8 +382,8 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
         dup_or_default(&cfg->anthropic_api_key, "ANTHROPIC_API_KEY", NULL, err) < 0 ||
         dup_or_default(&cfg->path_env, "PATH", "/usr/local/bin:/usr/bin:/bin", err) < 0)
         return -1;
-    if (config_load_sandbox(cfg, err) < 0 || config_load_slack(cfg, err) < 0 ||
-        config_load_llm(cfg, err) < 0)
+    if (config_load_sandbox(cfg, err) < 0 || config_load_sprites(cfg, err) < 0 ||
+        config_load_slack(cfg, err) < 0 || config_load_llm(cfg, err) < 0)
         return -1;
     jb_log_add_secret(cfg->amp_api_key);
     jb_log_add_secret(cfg->anthropic_api_key);
@@ -364,6 +418,10 @@ void config_release(struct jb_config *cfg)
     if (cfg->sprites_token) explicit_bzero(cfg->sprites_token, strlen(cfg->sprites_token));
     free(cfg->sprites_token);
     free(cfg->sprites_api_url);
+    free(cfg->sprites_setup);
+    free(cfg->sprites_setup_allow);
+    free(cfg->proxy_listen);
+    free(cfg->public_url);
     free(cfg->openai_api_key);
     free(cfg->upstream_anthropic);
     free(cfg->upstream_openai);

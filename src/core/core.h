@@ -43,6 +43,12 @@ struct jb_config {
     char *egress_test_hosts; /* JANEBOT_EGRESS_TEST_HOSTS (tests only) */
     char *sprites_token;     /* SPRITES_TOKEN (secret) */
     char *sprites_api_url;   /* SPRITES_API_URL */
+    int sprites_pool;        /* JANEBOT_SPRITES_POOL: warm sprites kept ready, 0..50 */
+    char *sprites_setup; /* JANEBOT_SPRITES_SETUP: shell run once in each new sprite ("" none) */
+    char *sprites_setup_allow; /* JANEBOT_SPRITES_SETUP_EGRESS: hosts reachable during set-up */
+    int sprites_health_s;      /* JANEBOT_SPRITES_HEALTH_TIMEOUT: a sprite must answer within */
+    char *proxy_listen;        /* JANEBOT_PROXY_LISTEN: LLM proxy on TCP for sprites (HOST:PORT) */
+    char *public_url;          /* JANEBOT_PUBLIC_URL: where sprites reach it (https, no '/') */
     /* LLM proxy */
     char *openai_api_key;        /* OPENAI_API_KEY (secret) */
     char *upstream_anthropic;    /* JANEBOT_UPSTREAM_ANTHROPIC */
@@ -153,6 +159,12 @@ int core_status(struct core *c, const char *thread_key, char *buf, size_t n);
 int core_abort(struct core *c, const char *thread_key);
 void core_drain(struct core *c);
 void core_free(struct core *c);
+
+/* `janebot sandbox reset`: the thread's sandbox back to its state after set-up (its golden
+ * checkpoint for sprites; an empty home for local); the agent conversation is forgotten. */
+int core_sandbox_reset(const struct jb_config *cfg, const char *thread_key, struct jb_err *err);
+/* `janebot sprites golden`: build the backend's golden sandbox; a report goes to out. */
+int core_sandbox_golden(const struct jb_config *cfg, char *out, size_t n, struct jb_err *err);
 
 /* `janebot sandbox exec`: run argv in the thread's sandbox exactly as a turn would (same
  * backend, environment and agent files), stdio passed through. Sets *ret_code to the

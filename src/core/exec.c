@@ -95,3 +95,31 @@ out:
     sandbox_ctx_release(&ctx);
     return n;
 }
+
+int core_sandbox_reset(const struct jb_config *cfg, const char *thread_key, struct jb_err *err)
+{
+    struct sandbox_ctx ctx = {0};
+    struct store *st = NULL;
+    int rc = -1;
+    if (jb_mkdir_p(cfg->state_dir, 0700, err) == 0 && sandbox_ctx_init(&ctx, cfg, 0, err) == 0 &&
+        store_open(cfg->db_path, &st, err) == 0 && sandbox_reset(&ctx, thread_key, err) == 0) {
+        /* The agent's transcript lived in the files just reset: start a new conversation. */
+        struct jb_err e = {0};
+        if (store_session_clear_id(st, thread_key, &e) < 0 && e.code != JB_ENOTFOUND)
+            log_warn("reset: session of %s: %s", thread_key, e.msg);
+        rc = 0;
+    }
+    store_close(st);
+    sandbox_ctx_release(&ctx);
+    return rc;
+}
+
+int core_sandbox_golden(const struct jb_config *cfg, char *out, size_t n, struct jb_err *err)
+{
+    struct sandbox_ctx ctx = {0};
+    int rc = jb_mkdir_p(cfg->state_dir, 0700, err) == 0 && sandbox_ctx_init(&ctx, cfg, 0, err) == 0
+                 ? sandbox_golden(&ctx, out, n, err)
+                 : -1;
+    sandbox_ctx_release(&ctx);
+    return rc;
+}

@@ -84,6 +84,7 @@ struct run_out {
     int64_t llm_input, llm_output; /* counted by the LLM proxy */
     char stderr_tail[4096];
     char *new_session; /* id the adapter chose before the run; owned */
+    int64_t exec_ms;   /* wall time in the sandbox, every run of the turn */
 };
 
 static void log_stream_stats(const struct turn_ctx *t)
@@ -132,7 +133,9 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     x.user = t->user;
     x.egress_extra = egress;
     x.on_stdout = on_stdout, x.ud = t;
+    int64_t t0 = jb_mono_ms();
     int rc = sandbox_exec(sb, &x, err);
+    out->exec_ms += jb_mono_ms() - t0;
     agent_stream_finish(t->stream);
     log_stream_stats(t);
     agent_stream_free(t->stream);
@@ -372,7 +375,8 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     int64_t tin = o.llm_input ? o.llm_input : t.res.input_tokens;
     int64_t tout = o.llm_output ? o.llm_output : t.res.output_tokens;
     if (turn_id &&
-        store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, tin, tout, &err) < 0)
+        (store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, tin, tout, &err) < 0 ||
+         store_turn_exec(st, turn_id, c->sbx.ops->name, o.exec_ms, &err) < 0))
         log_warn("thread %s: audit: %s", t.thread_key, err.msg);
     free(o.new_session);
     agent_result_release(&t.res);

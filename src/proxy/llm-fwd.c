@@ -3,6 +3,7 @@
  * the server-sent events of a streamed answer). */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
 
@@ -10,6 +11,7 @@
 
 #define SEND_TIMEOUT_MS 60000
 #define JSON_KEEP_MAX   ((size_t)4 << 20)
+#define CANCEL_CHECK_MS 200
 
 struct fwd {
     int fd; /* the sandbox's connection */
@@ -20,6 +22,7 @@ struct fwd {
     struct jb_buf json; /* a JSON (non-SSE) body, for its usage */
     int sse;
     struct llm_usage *u;
+    int64_t checked; /* when on_progress() last looked at fd */
 };
 
 static int64_t json_int(const json_t *o, const char *k)
@@ -109,6 +112,24 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* The sandbox's socket was shut down (the session is closing, the proxy stopping) or
+ * reset: stop the upstream transfer too, even one waiting on a silent upstream. curl calls
+ * this at least once a second; the socket is looked at every CANCEL_CHECK_MS at most. */
+static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+    struct fwd *f = ud;
+    (void)dlt, (void)dln, (void)ult, (void)uln;
+    int64_t now = jb_mono_ms();
+    if (now - f->checked < CANCEL_CHECK_MS) return 0;
+    f->checked = now;
+    struct pollfd p = {.fd = f->fd};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+        f->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     struct fwd *f = ud;
@@ -126,6 +147,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Never passed upstream: the sandbox's credentials (the real key replaces them), what a
+ * proxy or TLS terminator in front of us adds about the client, and encodings. */
+static const char *const dropped[] = {
+    "host:",     "x-api-key:",      "authorization:",   "cookie:",    "accept-encoding:",
+    "expect:",   "forwarded:",      "x-forwarded-",     "x-real-ip:", "via:",
+    "x-client-", "true-client-ip:", "cf-connecting-ip:"};
+
+static int dropped_header(const char *h)
+{
+    for (size_t i = 0; i < JB_ARRAY_LEN(dropped); i++)
+        if (!strncasecmp(h, dropped[i], strlen(dropped[i]))) return 1;
+    return 0;
+}
+
 static struct curl_slist *upstream_headers(const struct llm_request *rq, const char *key,
                                            enum llm_provider prov)
 {
@@ -133,11 +168,8 @@ static struct curl_slist *upstream_headers(const struct llm_request *rq, const c
     char line[8192];
     for (size_t i = 0; i < rq->nheaders; i++) {
         const char *name = rq->headers[i];
-        if (skip_header(name) || !strncasecmp(name, "host:", 5) ||
-            !strncasecmp(name, "x-api-key:", 10) || !strncasecmp(name, "authorization:", 14) ||
-            !strncasecmp(name, "cookie:", 7) || !strncasecmp(name, "accept-encoding:", 16) ||
-            !strncasecmp(name, "expect:", 7))
-            continue; /* hop-by-hop, credentials, and encodings we could not count */
+        if (skip_header(name) || dropped_header(name))
+            continue; /* hop-by-hop, credentials, proxy hops, encodings we could not count */
         h = curl_slist_append(h, name);
     }
     if (prov == LLM_ANTHROPIC)
@@ -180,6 +212,9 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     if (!strcmp(rq->method, "GET")) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {

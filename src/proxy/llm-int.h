@@ -1,19 +1,93 @@
-/* proxy/llm-int.h -- private to the LLM proxy (llm.c, llm-fwd.c). */
+/* proxy/llm-int.h -- private to the LLM proxy: llm.c (sessions, Unix listeners, the
+ * proxy), llm-serve.c (one request: parse, check, forward), llm-fwd.c (upstream) and
+ * llm-public.c (the TCP listener for remote sandboxes). */
 #ifndef JB_LLM_INT_H
 #define JB_LLM_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "proxy/proxy-int.h"
 
 struct store;
+struct llm_public;
+
+#define LLM_PUBLIC_MAX_CONNS 512   /* TCP connections at once, all remote sandboxes together */
+#define LLM_HEAD_TIMEOUT_MS  30000 /* to send a request head, on either listener */
 
 struct llm_proxy {
     struct llm_config cfg;       /* strings owned */
-    struct store *st;            /* tokens and usage; guarded by st_mu */
+    struct store *st;            /* tokens and usage: the writes; guarded by st_mu */
+    struct store *rd;            /* the same database for the checks; guarded by rd_mu */
     struct jb_curl_share *share; /* upstream connections kept alive across requests */
-    pthread_mutex_t st_mu;
+    pthread_mutex_t st_mu, rd_mu;
+    /* Remote sessions (llm-public.c), found by their token (constant-time compare). Under
+     * reg_mu: remote, and each remote session's fds/nfds. reg_cv: a remote session's
+     * request finished. */
+    pthread_mutex_t reg_mu;
+    pthread_cond_t reg_cv;
+    struct llm_session *remote;
+    struct llm_public *pub; /* the TCP listener, NULL when not listening */
 };
+
+/* ---- connection threads: one request each, joined by the listener (llm.c) ---- */
+
+struct llm_conn;
+struct llm_pool {
+    pthread_mutex_t mu; /* conns, nlive */
+    struct llm_conn *conns;
+    int nlive, max;
+    void (*serve)(void *ud, int fd); /* runs in the connection's thread */
+    void *ud;
+};
+void llm_pool_init(struct llm_pool *pl, int max, void (*serve)(void *ud, int fd), void *ud);
+/* Accept on lfd until wake_fd is readable; each connection served in its own thread of
+ * pl (tcp: with TCP_NODELAY). Past pl->max live ones, a connection gets a 503 and is
+ * closed. Returns when woken; connections still running are left to llm_pool_reap(pl, 1). */
+void llm_accept_loop(int lfd, int wake_fd, struct llm_pool *pl, int tcp);
+/* Join finished connection threads (and close their fds); all: shut the live ones down
+ * first (a blocked read or send fails, an upstream transfer stops) and join them too. */
+void llm_pool_reap(struct llm_pool *pl, int all);
+void llm_pool_destroy(struct llm_pool *pl); /* after llm_pool_reap(pl, 1) */
+
+/* ---- sessions ---- */
+
+struct llm_session {
+    struct llm_proxy *px;
+    char *thread_key, *user, *sandbox;
+    /* The token itself, to compare requests with (constant time, no hashing on the way
+     * of a request); only its sha256 (hash) goes into the store. Zeroed on free. */
+    char token[LLM_TOKEN_LEN + 1];
+    char hash[65];
+    _Atomic(const char *) refused;
+    pthread_mutex_t mu; /* in, out */
+    int64_t in, out;
+    /* local: its own Unix socket */
+    char *path;
+    int lfd, wake[2];
+    pthread_t thr;
+    struct llm_pool pool;
+    /* remote: requests come through px->pub; under px->reg_mu */
+    int remote;
+    struct llm_session *rnext;
+    int fds[LLM_MAX_PER_LISTENER]; /* its requests in flight */
+    int nfds;
+};
+
+/* Allocate a session and mint its token (recorded in the store). *ret is the caller's:
+ * llm_session_free() before it is published anywhere, llm_session_close() after. */
+int llm_session_new(struct llm_proxy *px, const char *thread_key, const char *user,
+                    const char *sandbox, char token[LLM_TOKEN_LEN + 1], struct llm_session **ret,
+                    struct jb_err *err);
+void llm_session_free(struct llm_session *s); /* memory only */
+
+/* llm-public.c: take s off the registry (no new request finds it); then, once its token
+ * is revoked, shut down its requests in flight and wait until none uses s. */
+void llm_remote_unregister(struct llm_session *s);
+void llm_remote_drain(struct llm_session *s);
+void llm_public_stop(struct llm_proxy *px); /* stop the TCP listener; joins its threads */
+
+/* ---- one request (llm-serve.c) ---- */
 
 #define LLM_MAX_HEADERS 100
 
@@ -28,13 +102,56 @@ struct llm_request {
     size_t body_len;
 };
 
+/* A request head as read from the sandbox; everything borrows from a thread-local
+ * buffer, valid until the thread reads the next head. */
+struct llm_in {
+    struct llm_request rq;
+    const char *target; /* request target as sent, e.g. "/anthropic/v1/messages" */
+    char *rest;         /* body bytes that came with the head */
+    size_t rest_len;
+};
+
+const char *llm_prefix(enum llm_provider p); /* "/anthropic", "/openai", "/amp" */
+/* What a base URL adds after the proxy address: "/anthropic", "/openai/v1", "/amp". */
+const char *llm_api_path(enum llm_provider p);
+/* An error answer in the provider's JSON shape, then Connection: close. Best effort. */
+void llm_reply(int fd, enum llm_provider p, int status, const char *type, const char *msg);
+void llm_reply_401(int fd, enum llm_provider p, const char *msg);
+/* Read and parse a request head: 0, or -1 when answered (400) or the peer is gone. */
+int llm_read_request(int fd, struct llm_in *in);
+/* "/anthropic/v1/messages?x" → in->rq.provider and .path: 0, or -1 when answered (404/414). */
+int llm_route(int fd, const char *target, struct llm_in *in);
+/* The token the request presents (x-api-key, else a Bearer), up to a blank; NULL if none.
+ * Borrowed from the request; *len its length. */
+const char *llm_presented_token(const struct llm_request *rq, size_t *len);
+/* 1 when the token presented (len bytes) is s's own. Constant time in its bytes. */
+int llm_token_is(const struct llm_session *s, const char *tok, size_t len);
+
+/* What the store says about a session's token (unrevoked, unexpired) and its user's
+ * daily budget, and when it said so. */
+struct llm_verdict {
+    int64_t at;      /* jb_mono_ms() when the store was asked */
+    const char *why; /* NULL: go ahead; else the refusal (static text) */
+    int status;      /* with why: 401 (token) or 429 (budget) */
+};
+#define LLM_VERDICT_MAX_AGE_MS 1000 /* a verdict older than this is asked again */
+void llm_verdict(struct llm_session *s, struct llm_verdict *v);
+/* Everything after routing, for the session s the request belongs to: provider offered,
+ * path allowed, s's own token, the store's verdict (pre, when taken at most
+ * LLM_VERDICT_MAX_AGE_MS ago, else asked now), body, forward, usage. Every failure is
+ * answered on fd. */
+void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct llm_verdict *pre);
+
+/* ---- upstream (llm-fwd.c) ---- */
+
 struct llm_usage {
     int64_t input, output;
     long status;
 };
 
 /* Forward rq to the provider's upstream with the real key and stream the answer to fd.
- * -1 (nothing sent to fd yet) when the upstream could not be reached. */
+ * -1 (nothing sent to fd yet) when the upstream could not be reached. The transfer stops
+ * once fd is shut down (see llm_pool_reap()). */
 int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd,
                 struct llm_usage *u, struct jb_err *err);
 

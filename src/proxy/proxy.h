@@ -113,12 +113,17 @@ void egress_listener_close(struct egress_listener *l);
  * Returns only on a fatal error: -1 with err filled. listen_fd stays the caller's. */
 int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
 
-/* ---- the LLM API proxy (llm.c, llm-fwd.c) -------------------------------------------
+/* ---- the LLM API proxy (llm*.c) ------------------------------------------------------
  * Holds the real API keys; a sandbox gets, per exec, a scoped token ("jbt_" + 64 hex,
- * 256 random bits) that works only on that exec's own Unix socket, for the provider API
- * paths the agents use. The proxy checks the token (stored as its sha256 only: revoked,
- * expired and other sandboxes' tokens fail), swaps in the real key, strips every other
- * credential, streams the answer back unbuffered, and records the tokens used. */
+ * 256 random bits) that works only for that exec, for the provider API paths the agents
+ * use. A local exec reaches the proxy on its own Unix socket (llm_session_open()); a
+ * remote one (a Sprite VM) over TCP through a TLS terminator (llm_proxy_listen(),
+ * llm_session_open_remote()), where the token alone says whose request it is; neither
+ * kind of token works on the other's listener. The proxy checks the token (stored as its
+ * sha256 only: revoked, expired and other sandboxes' tokens fail), swaps in the real key,
+ * strips every other credential, streams the answer back unbuffered, and records the
+ * tokens used. Limits: 64 requests at once per exec, 512 TCP connections in all (more
+ * get a 503), 30 s to send a request head, one request per connection. */
 
 enum llm_provider { LLM_ANTHROPIC, LLM_OPENAI, LLM_AMP, LLM_NPROVIDERS };
 
@@ -152,11 +157,28 @@ struct llm_session;
 int llm_session_open(struct llm_proxy *px, const char *sock_path, const char *thread_key,
                      const char *user, const char *sandbox, uid_t owner_uid,
                      char token[LLM_TOKEN_LEN + 1], struct llm_session **ret, struct jb_err *err);
+/* Listen on addr ("HOST:PORT", "[V6]:PORT"; port 0 picks one) for requests from remote
+ * sandboxes. At most one listener per proxy; stopped by llm_proxy_free(). Not thread-safe
+ * against itself: call once, at start-up. */
+int llm_proxy_listen(struct llm_proxy *px, const char *addr, struct jb_err *err);
+int llm_proxy_port(const struct llm_proxy *px); /* the bound port, 0 when not listening */
+/* A session for one exec in a remote sandbox: mints a token bound to thread_key and
+ * sandbox like llm_session_open(), but has no socket of its own: requests come through
+ * the TCP listener at "/s/<sandbox>/<provider prefix>/...". sandbox: 1..63 of
+ * [A-Za-z0-9._-] (it is a path segment). *ret is the caller's until llm_session_close(),
+ * which unregisters it first, then revokes, drops its requests in flight and waits. */
+int llm_session_open_remote(struct llm_proxy *px, const char *thread_key, const char *user,
+                            const char *sandbox, char token[LLM_TOKEN_LEN + 1],
+                            struct llm_session **ret, struct jb_err *err);
+/* "<public_url>/s/<sandbox>" + the provider's path (e.g. "/anthropic", "/openai/v1",
+ * "/amp"); trailing '/' of public_url dropped. Caller frees; NULL on no memory. */
+char *llm_remote_base_url(const char *public_url, const char *sandbox, enum llm_provider p);
 /* Why the proxy refused this exec's token since it opened ("revoked", "expired", "over
  * the daily budget"), or NULL. Safe from any thread. */
 const char *llm_session_refused(struct llm_session *s);
 void llm_session_usage(struct llm_session *s, int64_t *ret_in, int64_t *ret_out);
-/* Revoke the token, stop listening, drop live requests, join; frees s (NULL is fine). */
+/* Revoke the token, stop listening, drop live requests, join; frees s (NULL is fine).
+ * Close every session before llm_proxy_free(). */
 void llm_session_close(struct llm_session *s);
 
 #endif

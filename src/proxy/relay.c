@@ -2,6 +2,8 @@
  * for byte. It adds nothing, decides nothing and is not trusted: the policy lives on the
  * host side. It only has to stay up and bounded whatever the sandbox throws at it. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -52,6 +54,10 @@ static void relay_start(struct relay *r, int fd)
         return;
     }
     c->r = r, c->tfd = fd;
+    /* Bytes go on as they come: a reply head and the first event right behind it must not
+     * wait for an ACK (Nagle). */
+    static const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     atomic_fetch_add(&r->active, 1);
     atomic_fetch_add(&r->refs, 1);
     pthread_t t;

@@ -28,8 +28,9 @@ void sandbox_name_for(const char *thread_key, char out[SANDBOX_NAME_LEN])
 
 int sandbox_is_name(const char *s)
 {
-    if (strncmp(s, "jane-", 5) != 0 || strlen(s) != SANDBOX_NAME_LEN - 1) return 0;
-    for (const char *p = s + 5; *p; p++)
+    const char *hex = !strncmp(s, "jane-pool-", 10) ? s + 10 : !strncmp(s, "jane-", 5) ? s + 5 : "";
+    if (strlen(hex) != 12) return 0;
+    for (const char *p = hex; *p; p++)
         if (!strchr("0123456789abcdef", *p)) return 0;
     return 1;
 }
@@ -47,6 +48,7 @@ int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int c
         return jb_err_set(err, JB_ENOMEM, "sandbox root");
     }
     if (jb_mkdir_p(ctx->root, 0700, err) < 0) return -1;
+    ctx->serving = check;
     if (check && ctx->ops->available(ctx, err) < 0) return -1;
     return ctx->ops->ctx_init ? ctx->ops->ctx_init(ctx, err) : 0;
 }
@@ -132,6 +134,30 @@ int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struc
     if (lstat(dir, &st) < 0)
         return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, key_or_name);
     return jb_rm_rf(dir, err);
+}
+
+int sandbox_reset(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err)
+{
+    if (ctx->ops->reset) return ctx->ops->reset(ctx, thread_key, err);
+    char name[SANDBOX_NAME_LEN], home[4096];
+    sandbox_name_for(thread_key, name);
+    snprintf(home, sizeof home, "%s/%s/home", ctx->root, name);
+    struct stat st;
+    if (lstat(home, &st) < 0)
+        return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, thread_key);
+    if (jb_rm_rf(home, err) < 0 || jb_mkdir_p(home, 0700, err) < 0) return -1;
+    log_info("sandbox %s of %s: reset (its home is empty)", name, thread_key);
+    return 0;
+}
+
+int sandbox_golden(const struct sandbox_ctx *ctx, char *out, size_t n, struct jb_err *err)
+{
+    if (!ctx->ops->golden)
+        return jb_err_set(err, JB_ECONFIG,
+                          "the %s backend has no golden image: its sandboxes start from the "
+                          "host's own files",
+                          ctx->ops->name);
+    return ctx->ops->golden(ctx, out, n, err);
 }
 
 static int info_fill(const struct sandbox_ctx *ctx, const char *name, struct sandbox_info *in)
@@ -241,6 +267,8 @@ int sandbox_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
                    int (*deliver)(void *ud, int fd, const char *name),
                    void (*skipped)(void *ud, const char *name, const char *why), void *ud)
 {
+    if (sb->ctx->ops->outbox)
+        return sb->ctx->ops->outbox(sb, max_files, max_bytes, deliver, skipped, ud);
     jb_autoclose int home = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     jb_autoclose int dfd =
         home < 0 ? -1 : openat(home, "outbox", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -21,10 +21,12 @@
 
 struct jb_config;
 
-/* "jane-" + first 12 hex digits of sha256(thread_key). */
-#define SANDBOX_NAME_LEN 18
+/* "jane-" + first 12 hex digits of sha256(thread_key): the thread's own name. A remote
+ * backend may serve a thread from a warm pool sprite ("jane-pool-" + 12 hex) instead;
+ * struct sandbox's name is then that one. */
+#define SANDBOX_NAME_LEN 32
 void sandbox_name_for(const char *thread_key, char out[SANDBOX_NAME_LEN]);
-/* 1 when s looks like a sandbox name (so `sandbox rm` can take either form). */
+/* 1 when s looks like a sandbox name, either form (so `sandbox rm` can take a name). */
 int sandbox_is_name(const char *s);
 /* "chat:x" (a thread key) or "jane-…" (a name) -> the sandbox name. */
 void sandbox_name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN]);
@@ -106,13 +108,24 @@ struct sandbox_ops {
     int (*list)(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                 struct jb_err *err);
     int (*remove)(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
+    /* Optional: put a thread's sandbox back to its state right after set-up. NULL: its
+     * home is emptied. */
+    int (*reset)(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err);
+    /* Optional: build the reference ("golden") sandbox new ones are made like; a short
+     * report goes to out. NULL: the backend has none (an error says so). */
+    int (*golden)(const struct sandbox_ctx *ctx, char *out, size_t n, struct jb_err *err);
+    /* Optional: sandbox_outbox() for a home that is not on this host. */
+    int (*outbox)(struct sandbox *sb, size_t max_files, long long max_bytes,
+                  int (*deliver)(void *ud, int fd, const char *name),
+                  void (*skipped)(void *ud, const char *name, const char *why), void *ud);
 };
 
 struct sandbox_ctx {
     const struct jb_config *cfg;
     const struct sandbox_ops *ops;
-    char *root; /* <state dir>/sandboxes; owned */
-    void *priv; /* the backend's, from ctx_init */
+    int serving; /* a long-running process (chat, serve): background work may start */
+    char *root;  /* <state dir>/sandboxes; owned */
+    void *priv;  /* the backend's, from ctx_init */
 };
 
 const struct sandbox_ops *sandbox_ops_find(const char *name); /* NULL if unknown */
@@ -129,6 +142,11 @@ void sandbox_free(struct sandbox *sb);
 int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
 /* Remove by thread key or by name; JB_ENOTFOUND when there is none. */
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
+/* Back to the state after set-up: every file the agent made in the thread's sandbox is
+ * gone (the caller forgets the agent's conversation). JB_ENOTFOUND when there is none. */
+int sandbox_reset(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err);
+/* Build the backend's golden sandbox (see sandbox_ops.golden); report as there. */
+int sandbox_golden(const struct sandbox_ctx *ctx, char *out, size_t n, struct jb_err *err);
 /* Files the agent left in ~/outbox: each regular file (symlinks and other kinds are never
  * followed) of at most max_bytes, up to max_files, is passed to deliver() open for reading,
  * with its name; delivered files move to ~/outbox/sent/. Files skipped (too big,

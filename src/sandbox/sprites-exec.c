@@ -35,6 +35,10 @@ struct wsx {
     int64_t kill_at;
     long http_status;
     char why[256];
+    int64_t t0;
+    int no_answer; /* not upgraded within sp->health_ms */
+    int (*stop)(void *ud);
+    void *stop_ud;
 };
 
 static void tail_add(struct wsx *w, const char *p, size_t n)
@@ -236,6 +240,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             w->want_kill = x->cancelled = 1;
         else if (x->deadline_ms && jb_mono_ms() >= x->deadline_ms)
             w->want_kill = x->timed_out = 1;
+        else if (w->stop && w->stop(w->stop_ud))
+            w->want_kill = 1; /* the caller's reason is in x already */
+        else if (!w->established && jb_mono_ms() - w->t0 > w->sp->health_ms)
+            w->want_kill = w->no_answer = 1;
         if (w->want_kill) w->kill_at = jb_mono_ms();
     }
     if (w->wsi) {
@@ -306,7 +314,14 @@ static int finish(struct wsx *w, long *http_status, struct jb_err *err)
 {
     struct sandbox_exec *x = w->x;
     if (w->got_exit) return SPR_EXEC_DONE;
-    if (x->timed_out || x->cancelled) {
+    if (w->no_answer) {
+        jb_err_set(err, JB_ETIMEOUT,
+                   "the sprite did not answer within %ld s (JANEBOT_SPRITES_HEALTH_TIMEOUT): it "
+                   "may be starting, or the Sprites API is degraded; try again in a minute",
+                   w->sp->health_ms / 1000);
+        return SPR_EXEC_NOT_STARTED;
+    }
+    if (x->timed_out || x->cancelled || (w->stop && w->stop(w->stop_ud))) {
         x->exit_code = 128 + 9, x->term_signal = 9;
         return SPR_EXEC_DONE;
     }
@@ -325,14 +340,20 @@ static int finish(struct wsx *w, long *http_status, struct jb_err *err)
     return SPR_EXEC_FAILED;
 }
 
-int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x, long *http_status,
-                    struct jb_err *err)
+int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
+                    int (*stop)(void *ud), void *stop_ud, long *http_status, struct jb_err *err)
 {
     pthread_once(&log_once, log_setup);
-    struct wsx w = {.sp = sp, .x = x, .pend = JB_BUF_INIT(1u << 20), .text = JB_BUF_INIT(TEXT_MAX)};
+    int64_t t0 = jb_mono_ms();
+    struct wsx w = {.sp = sp,
+                    .x = x,
+                    .pend = JB_BUF_INIT(1u << 20),
+                    .text = JB_BUF_INIT(TEXT_MAX),
+                    .t0 = t0,
+                    .stop = stop,
+                    .stop_ud = stop_ud};
     *http_status = 0;
     x->stderr_tail[0] = '\0';
-    int64_t t0 = jb_mono_ms();
     struct lws_context_creation_info info = {
         .port = CONTEXT_PORT_NO_LISTEN,
         .protocols = protocols,

@@ -5,7 +5,9 @@
 #define JB_SANDBOX_SPRITES_INT_H
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "sandbox/backend.h"
 
@@ -13,18 +15,40 @@
 #define SPRITES_HOME        "/home/sprite" /* the sprite's default user's home */
 #define SPRITES_RUN_DIR     "/tmp/janebot-run"
 #define SPRITES_PATH        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* libwebsockets writes the upgrade's request line into 2048 bytes and cuts the rest: an
+ * exec path longer than this goes through a launcher script instead (sprites.c). */
+#define SPRITES_PATH_MAX 1900
 
-/* ctx->priv of the sprites backend. Read-only after sprites_client_new() except the
- * curl share, which locks itself. */
+struct store;
+struct jb_config;
+struct llm_proxy;
+struct sprites_pool;
+
+/* ctx->priv of the sprites backend. Read-only after set-up except the curl share (locks
+ * itself) and the store (st_mu). */
 struct sprites {
-    char *api_url; /* no trailing '/' */
-    char *auth;    /* "Authorization: Bearer <token>" (secret) */
-    char *bearer;  /* "Bearer <token>" (secret), for the WebSocket upgrade */
-    char *policy;  /* the network policy body, {"rules":[...]} */
+    char *api_url;      /* no trailing '/' */
+    char *auth;         /* "Authorization: Bearer <token>" (secret) */
+    char *bearer;       /* "Bearer <token>" (secret), for the WebSocket upgrade */
+    char *policy;       /* the network policy body, {"rules":[...]} */
+    char *setup_policy; /* the policy while the set-up runs (policy + set-up hosts) */
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
     int rest_attempts;     /* per idempotent call */
     long rest_deadline_ms; /* total, per call */
+    long health_ms;        /* an exec must be answered (upgraded) within this */
+    /* backend state (sprites.c), NULL/0 for a bare client */
+    const char *setup;           /* shell run once in each new sprite (cfg's) */
+    char setup_hash[13];         /* 12 hex of sha256(setup) */
+    struct store *st;            /* thread -> sprite, the pool */
+    pthread_mutex_t st_mu;       /* one user of st at a time (transactions) */
+    struct llm_proxy *llm;       /* scoped tokens over JANEBOT_PUBLIC_URL, or NULL */
+    const char *public_url;      /* cfg's */
+    const struct jb_config *cfg; /* the context's */
+    int llm_tried;               /* sp->llm opened (or given up on); under st_mu */
+    int no_keys;                 /* drop every API key the adapter set */
+    struct sprites_pool *pool;   /* refill thread, or NULL */
+    atomic_int stopping;         /* the context is going away: stop long set-ups */
 };
 
 int sprites_client_new(const char *api_url, const char *token, const char *egress_csv,
@@ -50,6 +74,9 @@ int sprites_is_not_found(long status, const char *body);
 /* A short, redacted description of an error answer: "HTTP 503: <message>". */
 void sprites_describe(const struct sprites_resp *r, char *out, size_t n);
 
+/* retry_after_seconds of a structured 429 body, in ms; 0 when absent. */
+long sprites_retry_after_ms(const char *body);
+
 /* ---- pure helpers (sprites.c) ---- */
 
 /* Percent-encode s (RFC 3986 unreserved kept) onto b. */
@@ -66,10 +93,63 @@ int64_t sprites_parse_time(const char *s);
 /* ---- WebSocket exec (sprites-exec.c) ---- */
 
 enum { SPR_EXEC_DONE = 0, SPR_EXEC_FAILED = -1, SPR_EXEC_NOT_STARTED = -2 };
-/* Run once. SPR_EXEC_DONE: x's results are filled (exit, timeout or cancel).
- * SPR_EXEC_NOT_STARTED: the upgrade failed (*http_status, 0 when none), safe to retry.
- * SPR_EXEC_FAILED: the command may have run (connection dropped): never retry. */
-int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x, long *http_status,
+/* Run once. SPR_EXEC_DONE: x's results are filled (exit, timeout, cancel, or stop() said
+ * non-zero: polled every 50 ms, may be NULL). SPR_EXEC_NOT_STARTED: the upgrade failed
+ * (*http_status, 0 when none), safe to retry -- except JB_ETIMEOUT: the sprite did not
+ * answer within sp->health_ms. SPR_EXEC_FAILED: the command may have run (connection
+ * dropped): never retry. */
+int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
+                    int (*stop)(void *ud), void *stop_ud, long *http_status, struct jb_err *err);
+
+/* ---- sprites by name (sprites.c): what ensure, the pool and the golden build share ---- */
+
+/* The sprite exists (created when missing: 404 or the quirk) and has policy (sp->policy
+ * when NULL). *created (may be NULL) says whether it was made now. */
+int sprites_make(struct sprites *sp, const char *name, const char *policy, int *created,
+                 struct jb_err *err);
+/* Run argv in sprite name (upgrade failures retried, a started command never). */
+int sprites_run(struct sprites *sp, const char *name, struct sandbox_exec *x, const char *dir,
+                struct jb_err *err);
+/* 0 deleted, 1 there was none (404), -1 error. */
+int sprites_delete(struct sprites *sp, const char *name, struct jb_err *err);
+/* Open the LLM proxy for a one-off command, once (sprites-ops.c). */
+void sprites_llm_ready(struct sprites *sp);
+/* The backend's ensure and exec (sandbox_ops). */
+int sprites_sb_ensure(struct sandbox *sb, struct jb_err *err);
+int sprites_sb_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
+/* Every sprite whose name starts with prefix, page by page: fn(ud, entry) per list entry
+ * (a JSON object with at least "name"); fn returns -1 to stop with its error. */
+int sprites_list_each(struct sprites *sp, const char *prefix,
+                      int (*fn)(void *ud, json_t *entry, struct jb_err *err), void *ud,
+                      struct jb_err *err);
+
+/* ---- set-up and checkpoints (sprites-setup.c) ---- */
+
+#define SPRITES_GOLDEN_COMMENT "janebot-golden"
+#define SPRITES_CKPT_ID_MAX    64
+/* An NDJSON checkpoint/restore stream: 0 when it has a "complete" event (id gets the "vN"
+ * of its text, or ""), else -1 with why (an "error" event's text, or "no complete"). */
+int sprites_ndjson_result(const char *body, char *id, size_t idn, char *why, size_t whyn);
+/* Checkpoint sprite name with comment; id gets the new checkpoint's id. */
+int sprites_checkpoint(struct sprites *sp, const char *name, const char *comment,
+                       char id[SPRITES_CKPT_ID_MAX], struct jb_err *err);
+int sprites_restore(struct sprites *sp, const char *name, const char *id, struct jb_err *err);
+/* Make sprite name ready for work: create it, run sp->setup under the set-up policy, put
+ * the thread policy back, checkpoint it as golden (id to golden). */
+int sprites_prepare(struct sprites *sp, const char *name, char golden[SPRITES_CKPT_ID_MAX],
                     struct jb_err *err);
+
+/* ---- the outbox (sprites-outbox.c): sandbox_outbox() of a sprite ---- */
+int sprites_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
+                   int (*deliver)(void *ud, int fd, const char *name),
+                   void (*skipped)(void *ud, const char *name, const char *why), void *ud);
+
+/* ---- the warm pool (sprites-pool.c) ---- */
+
+#define SPRITES_POOL_PREFIX "jane-pool-"
+/* Start the refill thread keeping n sprites ready (sweeps strays and stale ones first). */
+int sprites_pool_start(struct sprites *sp, int n, struct jb_err *err);
+void sprites_pool_stop(struct sprites *sp); /* joins; accepts sp->pool == NULL */
+void sprites_pool_kick(struct sprites *sp); /* a sprite was claimed: refill now */
 
 #endif

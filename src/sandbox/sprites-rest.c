@@ -5,6 +5,7 @@
  * the whole policy, and a create of an existing name answers "exists"): network errors,
  * 429 (Retry-After, else backoff) and 5xx, with jittered exponential backoff, at most
  * rest_attempts tries and rest_deadline_ms in total. */
+#include <jansson.h>
 #include <string.h>
 #include <time.h>
 
@@ -51,6 +52,8 @@ void sprites_client_free(struct sprites *sp)
     free_secret(sp->auth);
     free_secret(sp->bearer);
     free(sp->policy);
+    free(sp->setup_policy);
+    pthread_mutex_destroy(&sp->st_mu);
     free(sp);
 }
 
@@ -85,6 +88,8 @@ int sprites_client_new(const char *api_url, const char *token, const char *egres
     if (!sp) return jb_err_set(err, JB_ENOMEM, "sprites");
     for (size_t i = 0; i < JB_ARRAY_LEN(sp->locks); i++)
         pthread_mutex_init(&sp->locks[i], NULL);
+    pthread_mutex_init(&sp->st_mu, NULL);
+    sp->health_ms = 30000;
     sp->rest_attempts = 4;
     sp->rest_deadline_ms = 60000;
     if (!(sp->api_url = strdup(api_url)) ||
@@ -177,6 +182,15 @@ static void sleep_ms(long ms)
     }
 }
 
+long sprites_retry_after_ms(const char *body)
+{
+    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *v = json_object_get(j, "retry_after_seconds");
+    double secs = json_is_number(v) ? json_number_value(v) : 0;
+    json_decref(j);
+    return secs > 0 && secs < 86400 ? (long)(secs * 1000) : 0;
+}
+
 int sprites_rest(struct sprites *sp, const char *method, const char *path, const char *body,
                  unsigned flags, struct sprites_resp *r, struct jb_err *err)
 {
@@ -192,6 +206,10 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
         int rc = rest_once(sp, method, url, body, to, r, &e);
         if (rc == 0 && !retryable(r->status, r->body.data, flags)) return 0;
         long wait = backoff_ms(n);
+        if (rc == 0 && r->status == 429) { /* the API says when: prefer it to our guess */
+            long ra = sprites_retry_after_ms(r->body.data);
+            wait = ra > wait ? ra : wait;
+        }
         if (n >= sp->rest_attempts || jb_mono_ms() + wait >= end) break;
         log_warn("sprites: %s %s: %s; retrying in %ld ms", method, path,
                  rc < 0 ? e.msg : (r->status == 429 ? "rate limited (429)" : "server error"), wait);

@@ -1,15 +1,16 @@
 /* sandbox/sprites.c -- the Sprites backend: one Sprite (a persistent Firecracker micro-VM
  * of api.sprites.dev) per thread, named like every sandbox ("jane-<12 hex>").
- *  - ensure: GET the sprite; when missing (404, or the 500 "failed to retrieve" quirk)
- *    create it; then POST its network policy (JANEBOT_EGRESS_ALLOW, ending in deny *)
- *    before any command runs. Every ensure re-applies the policy (it replaces, so this is
- *    idempotent, and a sprite whose policy call failed once is never left open).
+ *  - ensure: the store says which sprite serves the thread (sandbox_names); on its first
+ *    turn that is its own existing sprite, a warm one claimed from the pool, or a new one
+ *    made and set up now (sprites-setup.c). A sprite that is gone (404, or the 500 "failed
+ *    to retrieve" quirk) is made again. Its network policy (JANEBOT_EGRESS_ALLOW, ending
+ *    in deny *) is POSTed before any command runs, on every ensure.
  *  - exec: the WebSocket exec protocol (sprites-exec.c) with HOME, PATH and friends set
- *    explicitly (a given env replaces the sprite's). An upgrade that failed is retried
- *    (5xx, network; a 404 first recreates the sprite); a command that started is never
- *    re-run. Files for the run are written by a small `sh` exec first.
- *  - list and remove go to the API (sandbox.c routes them here); the local directory
- *    <state>/sandboxes/<name> only keeps the thread key and last-use stamp. */
+ *    explicitly (a given env replaces the sprite's), as a non-root user. An upgrade that
+ *    failed is retried (5xx, network; a 404 first recreates the sprite) unless the sprite
+ *    did not answer within the health bound; a command that started is never re-run.
+ *    Files for the run are written by a small `sh` exec first.
+ *  - list, remove, reset, golden and the context: sprites-ops.c. */
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include "core/core.h"
 #include "proxy/proxy.h"
 #include "sandbox/sprites-int.h"
+#include "store/store.h"
 
 #define EXEC_ATTEMPTS 3
 
@@ -100,7 +102,7 @@ int64_t sprites_parse_time(const char *s)
     return t < 0 ? 0 : (int64_t)t;
 }
 
-/* ---- ensure ---- */
+/* ---- sprites by name ---- */
 
 static struct sprites *sp_of(const struct sandbox_ctx *ctx)
 {
@@ -125,12 +127,12 @@ static int create_sprite(struct sprites *sp, const char *name, struct jb_err *er
     return ok ? 0 : jb_err_set(err, JB_EUNAVAIL, "cannot create sprite %s: %s", name, why);
 }
 
-static int set_policy(struct sprites *sp, const char *name, struct jb_err *err)
+static int set_policy(struct sprites *sp, const char *name, const char *policy, struct jb_err *err)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/sprites/%s/policy/network", name);
     struct sprites_resp r;
-    if (sprites_rest(sp, "POST", path, sp->policy, 0, &r, err) < 0) return -1;
+    if (sprites_rest(sp, "POST", path, policy, 0, &r, err) < 0) return -1;
     char why[512];
     sprites_describe(&r, why, sizeof why);
     int ok = r.status == 200 || r.status == 204;
@@ -140,8 +142,8 @@ static int set_policy(struct sprites *sp, const char *name, struct jb_err *err)
                            why);
 }
 
-/* Make sure the sprite exists and has our policy. */
-static int sprite_ready(struct sprites *sp, const char *name, struct jb_err *err)
+/* 1 when sprite name exists, 0 when it does not (404 or the quirk), -1 on error. */
+static int sprite_exists(struct sprites *sp, const char *name, struct jb_err *err)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/sprites/%s", name);
@@ -152,22 +154,172 @@ static int sprite_ready(struct sprites *sp, const char *name, struct jb_err *err
     char why[512];
     sprites_describe(&r, why, sizeof why);
     sprites_resp_release(&r);
-    if (missing) {
-        if (create_sprite(sp, name, err) < 0) return -1;
-    } else if (st != 200) {
-        return jb_err_set(err, st == 401 || st == 403 ? JB_EDENIED : JB_EUNAVAIL, "sprite %s: %s%s",
-                          name, why, st == 401 || st == 403 ? " (is SPRITES_TOKEN right?)" : "");
-    }
-    return set_policy(sp, name, err);
+    if (missing) return 0;
+    if (st == 200) return 1;
+    return jb_err_set(err, st == 401 || st == 403 ? JB_EDENIED : JB_EUNAVAIL, "sprite %s: %s%s",
+                      name, why, st == 401 || st == 403 ? " (is SPRITES_TOKEN right?)" : "");
 }
 
-static int sprites_ensure(struct sandbox *sb, struct jb_err *err)
+int sprites_make(struct sprites *sp, const char *name, const char *policy, int *created,
+                 struct jb_err *err)
 {
+    int ex = sprite_exists(sp, name, err);
+    if (ex < 0 || (!ex && create_sprite(sp, name, err) < 0)) return -1;
+    if (created) *created = !ex;
+    /* Every use re-applies the policy: it replaces, so a sprite whose policy call once
+     * failed is never left open, and a changed allowlist reaches old sprites. */
+    return set_policy(sp, name, policy ? policy : sp->policy, err);
+}
+
+int sprites_delete(struct sprites *sp, const char *name, struct jb_err *err)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/sprites/%s", name);
+    struct sprites_resp r;
+    if (sprites_rest(sp, "DELETE", path, NULL, 0, &r, err) < 0) return -1;
+    long st = r.status;
+    char why[512];
+    sprites_describe(&r, why, sizeof why);
+    sprites_resp_release(&r);
+    if (st != 404 && (st < 200 || st >= 300))
+        return jb_err_set(err, JB_EUNAVAIL, "cannot delete sprite %s: %s", name, why);
+    if (st == 404) return 1;
+    log_info("sprites: deleted sprite %s", name);
+    return 0;
+}
+
+struct stop_watch {
+    struct llm_session *llm;
+    struct sandbox_exec *x;
+};
+
+static int stop_check(void *ud)
+{
+    struct stop_watch *w = ud;
+    const char *why = w->llm ? llm_session_refused(w->llm) : NULL;
+    if (why) w->x->llm_refused = why;
+    return why != NULL;
+}
+
+static int run_path(struct sprites *sp, const char *name, struct sandbox_exec *x, const char *path,
+                    struct stop_watch *watch, struct jb_err *err)
+{
+    struct jb_err e = {0};
+    for (int n = 1;; n++) {
+        long status = 0;
+        int rc = sprites_ws_exec(sp, path, x, watch ? stop_check : NULL, watch, &status, &e);
+        if (rc == SPR_EXEC_DONE) return 0;
+        int again = rc == SPR_EXEC_NOT_STARTED && n < EXEC_ATTEMPTS && e.code != JB_ETIMEOUT &&
+                    (status == 0 || status >= 500 || status == 404) &&
+                    !(x->deadline_ms && jb_mono_ms() >= x->deadline_ms);
+        if (!again) return jb_err_set(err, e.code, "sprite %s: %s", name, e.msg);
+        log_warn("sprites: exec in %s: %s; trying again", name, e.msg);
+        if (status == 404 && sprites_make(sp, name, NULL, NULL, err) < 0) return -1; /* gone */
+        usleep(300000u * (unsigned)n);
+    }
+}
+
+int sprites_run(struct sprites *sp, const char *name, struct sandbox_exec *x, const char *dir,
+                struct jb_err *err)
+{
+    struct jb_buf path = JB_BUF_INIT(4u << 20);
+    int rc = sprites_exec_path(name, x->argv, x->env, dir, &path, err);
+    if (rc == 0) rc = run_path(sp, name, x, path.data, NULL, err);
+    jb_buf_release(&path);
+    return rc;
+}
+
+/* ---- ensure: which sprite serves the thread ---- */
+
+static int store_locked_get(struct sprites *sp, const char *thread_key,
+                            struct sandbox_name_row *row, struct jb_err *err)
+{
+    pthread_mutex_lock(&sp->st_mu);
+    int rc = store_name_get(sp->st, thread_key, 0, row, err);
+    pthread_mutex_unlock(&sp->st_mu);
+    return rc;
+}
+
+static int store_locked_set(struct sprites *sp, const char *thread_key, const char *name,
+                            const char *golden, struct jb_err *err)
+{
+    pthread_mutex_lock(&sp->st_mu);
+    int rc = store_name_set(sp->st, thread_key, name, golden, golden ? sp->setup_hash : NULL, err);
+    pthread_mutex_unlock(&sp->st_mu);
+    return rc;
+}
+
+/* A thread's first turn: its own sprite when one exists (made before janebot kept names),
+ * else a warm one from the pool, else a new one made now (*ready: nothing more to do). */
+static int first_sprite(struct sprites *sp, struct sandbox *sb, int *ready, struct jb_err *err)
+{
+    int ex = sprite_exists(sp, sb->name, err);
+    if (ex < 0) return -1;
+    if (ex) return store_locked_set(sp, sb->thread_key, sb->name, NULL, err);
+    struct sandbox_name_row row;
+    struct jb_err e = {0};
+    pthread_mutex_lock(&sp->st_mu);
+    int rc = sp->pool ? store_pool_claim(sp->st, sb->thread_key, sp->setup_hash, &row, &e) : -1;
+    pthread_mutex_unlock(&sp->st_mu);
+    if (rc == 0) {
+        log_info("sprites: thread %s takes warm sprite %s", sb->thread_key, row.name);
+        snprintf(sb->name, sizeof sb->name, "%s", row.name);
+        sandbox_name_row_release(&row);
+        sprites_pool_kick(sp);
+        return 0;
+    }
+    if (sp->pool && e.code != JB_ENOTFOUND) log_warn("sprites: pool: %s", e.msg);
+    char golden[SPRITES_CKPT_ID_MAX];
+    if (sprites_prepare(sp, sb->name, golden, err) < 0) return -1;
+    *ready = 1;
+    return store_locked_set(sp, sb->thread_key, sb->name, golden, err);
+}
+
+int sprites_sb_ensure(struct sandbox *sb, struct jb_err *err)
+{
+    struct sprites *sp = sp_of(sb->ctx);
     if (!(sb->run_dir = strdup(SPRITES_RUN_DIR))) return jb_err_set(err, JB_ENOMEM, "run dir");
-    return sprite_ready(sp_of(sb->ctx), sb->name, err);
+    struct sandbox_name_row row;
+    if (store_locked_get(sp, sb->thread_key, &row, err) < 0) {
+        if (err->code != JB_ENOTFOUND) return -1;
+        memset(err, 0, sizeof *err);
+        int ready = 0;
+        if (first_sprite(sp, sb, &ready, err) < 0) return -1;
+        if (ready) return 0;
+    } else {
+        snprintf(sb->name, sizeof sb->name, "%s", row.name);
+        sandbox_name_row_release(&row);
+    }
+    int created = 0;
+    if (sprites_make(sp, sb->name, NULL, &created, err) < 0) return -1;
+    if (!created) return 0;
+    /* It vanished (deleted, or lost by the API): made again under its name, set up, and
+     * the thread keeps its session. */
+    log_warn("sprites: sprite %s of %s was gone; made it again", sb->name, sb->thread_key);
+    char golden[SPRITES_CKPT_ID_MAX];
+    if (sprites_prepare(sp, sb->name, golden, err) < 0) return -1;
+    return store_locked_set(sp, sb->thread_key, sb->name, golden, err);
 }
 
 /* ---- exec ---- */
+
+/* The agent never runs as root: when the sprite's exec user is root, drop to the owner of
+ * the home (the sprite's own user), and refuse when that is root too. */
+static const char drop_root[] =
+    "if [ \"$(id -u)\" = 0 ]; then u=$(stat -c %u \"$HOME\") g=$(stat -c %g \"$HOME\"); "
+    "if [ \"${u:-0}\" = 0 ]; then echo \"janebot: $HOME belongs to root; the agent does not run "
+    "as root\" >&2; exit 126; fi; exec setpriv --reuid=\"$u\" --regid=\"$g\" --clear-groups -- "
+    "\"$@\"; fi; exec \"$@\"";
+
+static int build_argv(const struct sandbox_exec *x, struct jb_strv *argv, struct jb_err *err)
+{
+    if (jb_strv_push(argv, "/bin/sh", err) < 0 || jb_strv_push(argv, "-c", err) < 0 ||
+        jb_strv_push(argv, drop_root, err) < 0 || jb_strv_push(argv, "sh", err) < 0)
+        return -1;
+    for (const char *const *a = x->argv; *a; a++)
+        if (jb_strv_push(argv, *a, err) < 0) return -1;
+    return 0;
+}
 
 static int build_env(const struct sandbox_exec *x, struct jb_strv *env, struct jb_err *err)
 {
@@ -186,253 +338,134 @@ static int build_env(const struct sandbox_exec *x, struct jb_strv *env, struct j
     return 0;
 }
 
-static int exec_once_retrying(struct sandbox *sb, struct sandbox_exec *x, const char *path,
-                              struct jb_err *err)
+/* With JANEBOT_PUBLIC_URL: a scoped token for this exec replaces every real key the
+ * adapter put in env, and the base URLs point at the proxy, by this sprite's name. */
+static int llm_env(struct sprites *sp, struct sandbox *sb, const struct sandbox_exec *x,
+                   struct jb_strv *env, struct llm_session **ret, struct jb_err *err)
+{
+    char token[LLM_TOKEN_LEN + 1];
+    if (llm_session_open_remote(sp->llm, sb->thread_key, x->user ? x->user : "sandbox-exec",
+                                sb->name, token, ret, err) < 0)
+        return -1;
+    int rc = 0;
+    for (int p = 0; p < LLM_NPROVIDERS && rc == 0; p++) {
+        if (!llm_proxy_offers(sp->llm, (enum llm_provider)p)) continue;
+        jb_autofree char *base =
+            llm_remote_base_url(sp->public_url, sb->name, (enum llm_provider)p);
+        rc = !base ? jb_err_set(err, JB_ENOMEM, "llm env")
+             : jb_env_set(env, llm_base_var((enum llm_provider)p), base, err) < 0 ||
+                     jb_env_set(env, llm_key_var((enum llm_provider)p), token, err) < 0
+                 ? -1
+                 : 0;
+    }
+    explicit_bzero(token, sizeof token);
+    return rc;
+}
+
+static int no_keys(struct jb_strv *env, struct jb_err *err)
+{
+    for (int p = 0; p < LLM_NPROVIDERS; p++)
+        if (jb_env_set(env, llm_key_var((enum llm_provider)p), "", err) < 0) return -1;
+    return 0;
+}
+
+/* Write one file of the run with `sh` in the sprite (only under the run dir), readable by
+ * the agent's user. */
+static int place_file(struct sandbox *sb, const struct sandbox_exec *x, const char *p,
+                      const char *data, size_t len, struct jb_err *err)
+{
+    static const char script[] =
+        "umask 077 && mkdir -p \"${1%/*}\" && cat > \"$1\" && if [ \"$(id -u)\" = 0 ]; then "
+        "chown -R \"$(stat -c %u:%g \"$HOME\")\" \"${1%/*}\"; fi";
+    size_t dl = strlen(SPRITES_RUN_DIR);
+    if (strncmp(p, SPRITES_RUN_DIR "/", dl + 1) != 0 || strstr(p, "/.."))
+        return jb_err_set(err, JB_EDENIED, "file %s is outside the sandbox's run dir", p);
+    const char *argv[] = {"/bin/sh", "-c", script, "sh", p, NULL};
+    const char *env[] = {"PATH=" SPRITES_PATH, "HOME=" SPRITES_HOME, NULL};
+    struct sandbox_exec fx = {.argv = argv,
+                              .env = env,
+                              .stdin_data = data,
+                              .stdin_len = len,
+                              .deadline_ms = x->deadline_ms,
+                              .cancel = x->cancel};
+    if (sprites_run(sp_of(sb->ctx), sb->name, &fx, NULL, err) < 0) return -1;
+    if (fx.exit_code != 0)
+        return jb_err_set(err, JB_EUNAVAIL, "cannot write %s in sprite %s: %s", p, sb->name,
+                          fx.stderr_tail);
+    return 0;
+}
+
+static int sh_quote(struct jb_buf *b, const char *s, struct jb_err *err)
+{
+    if (jb_buf_append(b, "'", 1, err) < 0) return -1;
+    for (const char *q; (q = strchr(s, '\'')); s = q + 1)
+        if (jb_buf_append(b, s, (size_t)(q - s), err) < 0 || jb_buf_append(b, "'\\''", 4, err) < 0)
+            return -1;
+    return jb_buf_append(b, s, strlen(s), err) < 0 || jb_buf_append(b, "'", 1, err) < 0 ? -1 : 0;
+}
+
+/* The exec path of a run too long for one request line: its environment and argv go into
+ * a launcher script (removed as it starts), and the path runs that. */
+static int launcher(struct sandbox *sb, const struct sandbox_exec *x, const struct jb_strv *argv,
+                    const struct jb_strv *env, struct jb_buf *path, struct jb_err *err)
+{
+    unsigned char raw[8];
+    char file[128];
+    if (jb_random_bytes(raw, sizeof raw, err) < 0) return -1;
+    snprintf(file, sizeof file, SPRITES_RUN_DIR "/launch-%02x%02x%02x%02x%02x%02x%02x%02x.sh",
+             raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
+    struct jb_buf sh = JB_BUF_INIT(8u << 20);
+    int rc = jb_buf_appendf(&sh, err, "rm -f \"$0\"\n");
+    for (size_t i = 0; rc == 0 && i < env->n; i++) {
+        const char *eq = strchr(env->v[i], '=');
+        rc = !eq || !strncmp(env->v[i], "HOME=", 5) ? 0 /* HOME: the exec's own, below */
+             : jb_buf_appendf(&sh, err, "export %.*s=", (int)(eq - env->v[i]), env->v[i]) < 0 ||
+                     sh_quote(&sh, eq + 1, err) < 0 || jb_buf_append(&sh, "\n", 1, err) < 0
+                 ? -1
+                 : 0;
+    }
+    if (rc == 0) rc = jb_buf_appendf(&sh, err, "exec");
+    for (size_t i = 0; rc == 0 && i < argv->n; i++)
+        rc = jb_buf_append(&sh, " ", 1, err) < 0 ? -1 : sh_quote(&sh, argv->v[i], err);
+    if (rc == 0) rc = jb_buf_append(&sh, "\n", 1, err);
+    if (rc == 0) rc = place_file(sb, x, file, sh.data, sh.len, err);
+    explicit_bzero(sh.data, sh.len); /* it holds the run's token */
+    jb_buf_release(&sh);
+    const char *run[] = {"/bin/sh", file, NULL};
+    const char *base[] = {"PATH=" SPRITES_PATH, "HOME=" SPRITES_HOME, NULL};
+    jb_buf_reset(path);
+    return rc < 0 ? -1 : sprites_exec_path(sb->name, run, base, SPRITES_HOME, path, err);
+}
+
+int sprites_sb_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
 {
     struct sprites *sp = sp_of(sb->ctx);
-    struct jb_err e = {0};
-    for (int n = 1;; n++) {
-        long status = 0;
-        int rc = sprites_ws_exec(sp, path, x, &status, &e);
-        if (rc == SPR_EXEC_DONE) return 0;
-        int again = rc == SPR_EXEC_NOT_STARTED && n < EXEC_ATTEMPTS &&
-                    (status == 0 || status >= 500 || status == 404) &&
-                    !(x->deadline_ms && jb_mono_ms() >= x->deadline_ms);
-        if (!again) return jb_err_set(err, e.code, "sprite %s: %s", sb->name, e.msg);
-        log_warn("sprites: exec in %s: %s; trying again", sb->name, e.msg);
-        if (status == 404 && sprite_ready(sp, sb->name, err) < 0) return -1; /* it vanished */
-        usleep(300000u * (unsigned)n);
-    }
-}
-
-/* Write the run's files with `sh` in the sprite (only under the run dir). */
-static int place_files(struct sandbox *sb, const struct sandbox_exec *x, struct jb_err *err)
-{
-    static const char script[] = "umask 077 && mkdir -p \"${1%/*}\" && cat > \"$1\"";
-    size_t dl = strlen(SPRITES_RUN_DIR);
-    for (size_t i = 0; i < x->nfiles; i++) {
-        const char *p = x->files[i].path;
-        if (strncmp(p, SPRITES_RUN_DIR "/", dl + 1) != 0 || strstr(p, "/.."))
-            return jb_err_set(err, JB_EDENIED, "file %s is outside the sandbox's run dir", p);
-        const char *argv[] = {"/bin/sh", "-c", script, "sh", p, NULL};
-        const char *env[] = {"PATH=" SPRITES_PATH, NULL};
-        struct jb_buf path = JB_BUF_INIT(1u << 20);
-        struct sandbox_exec fx = {.stdin_data = x->files[i].data,
-                                  .stdin_len = x->files[i].len,
-                                  .deadline_ms = x->deadline_ms,
-                                  .cancel = x->cancel};
-        int rc = sprites_exec_path(sb->name, argv, env, NULL, &path, err);
-        if (rc == 0) rc = exec_once_retrying(sb, &fx, path.data, err);
-        jb_buf_release(&path);
-        if (rc < 0) return -1;
-        if (fx.exit_code != 0)
-            return jb_err_set(err, JB_EUNAVAIL, "cannot write %s in sprite %s: %s", p, sb->name,
-                              fx.stderr_tail);
-    }
-    return 0;
-}
-
-static int sprites_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
-{
     if (!x->argv || !x->argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
-    if (place_files(sb, x, err) < 0) return -1;
-    struct jb_strv env = JB_STRV_INIT;
+    sprites_llm_ready(sp);
+    for (size_t i = 0; i < x->nfiles; i++)
+        if (place_file(sb, x, x->files[i].path, x->files[i].data, x->files[i].len, err) < 0)
+            return -1;
+    struct jb_strv env = JB_STRV_INIT, argv = JB_STRV_INIT;
     struct jb_buf path = JB_BUF_INIT(4u << 20);
+    struct stop_watch watch = {.x = x};
     int rc = -1;
-    if (build_env(x, &env, err) == 0 &&
-        sprites_exec_path(sb->name, x->argv, (const char *const *)env.v, SPRITES_HOME, &path,
-                          err) == 0)
-        rc = exec_once_retrying(sb, x, path.data, err);
+    if (build_env(x, &env, err) == 0 && build_argv(x, &argv, err) == 0 &&
+        (!sp->llm || llm_env(sp, sb, x, &env, &watch.llm, err) == 0) &&
+        (!sp->no_keys || no_keys(&env, err) == 0) &&
+        sprites_exec_path(sb->name, (const char *const *)argv.v, (const char *const *)env.v,
+                          SPRITES_HOME, &path, err) == 0 &&
+        (path.len <= SPRITES_PATH_MAX || launcher(sb, x, &argv, &env, &path, err) == 0))
+        rc = run_path(sp, sb->name, x, path.data, &watch, err);
+    if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm_input, &x->llm_output);
+    llm_session_close(watch.llm);
+    pthread_mutex_lock(&sp->st_mu);
+    store_name_touch(sp->st, sb->thread_key, NULL);
+    pthread_mutex_unlock(&sp->st_mu);
+    for (size_t i = 0; i < env.n; i++)
+        explicit_bzero(env.v[i], strlen(env.v[i]));
+    explicit_bzero(path.data, path.len);
     jb_strv_free(&env);
+    jb_strv_free(&argv);
     jb_buf_release(&path);
     return rc;
 }
-
-/* ---- list and remove (called by sandbox.c for this backend) ---- */
-
-static void info_from(const struct sandbox_ctx *ctx, json_t *e, struct sandbox_info *in)
-{
-    const char *name = json_string_value(json_object_get(e, "name"));
-    char path[4096];
-    size_t len;
-    memset(in, 0, sizeof *in);
-    snprintf(in->name, sizeof in->name, "%s", name);
-    in->backend = "sprites";
-    in->size_bytes = -1;
-    snprintf(path, sizeof path, "%s/%s/thread_key", ctx->root, name);
-    if (jb_read_file(path, 4096, &in->thread_key, &len, NULL) < 0) in->thread_key = strdup("?");
-    static const char *const fields[] = {"last_active_at", "last_running_at", "updated_at"};
-    for (size_t i = 0; i < JB_ARRAY_LEN(fields) && !in->last_used; i++)
-        in->last_used = sprites_parse_time(json_string_value(json_object_get(e, fields[i])));
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s/last_used", ctx->root, name);
-    if (stat(path, &st) == 0 && st.st_mtime > in->last_used) in->last_used = st.st_mtime;
-}
-
-/* Append this page's thread sprites to *v; *next gets the continuation token or NULL. */
-static int list_page(const struct sandbox_ctx *ctx, json_t *doc, struct sandbox_info **v, size_t *n,
-                     struct jb_err *err)
-{
-    json_t *arr = json_object_get(doc, "sprites"), *e;
-    size_t i;
-    if (!json_is_array(arr))
-        return jb_err_set(err, JB_EPROTO, "Sprites list: no \"sprites\" array");
-    json_array_foreach(arr, i, e)
-    {
-        const char *name = json_string_value(json_object_get(e, "name"));
-        if (!name || !sandbox_is_name(name)) continue; /* pool sprites, others' */
-        struct sandbox_info *nv = realloc(*v, (*n + 1) * sizeof **v);
-        if (!nv) return jb_err_set(err, JB_ENOMEM, "sandbox list");
-        *v = nv;
-        info_from(ctx, e, &nv[*n]);
-        if (!nv[*n].thread_key) return jb_err_set(err, JB_ENOMEM, "sandbox list");
-        (*n)++;
-    }
-    return 0;
-}
-
-static int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
-                        struct jb_err *err)
-{
-    struct sandbox_info *v = NULL;
-    size_t n = 0;
-    struct jb_buf path = JB_BUF_INIT(8192);
-    char *token = NULL;
-    int rc = 0;
-    for (int page = 0; rc == 0 && page < 1000; page++) {
-        jb_buf_reset(&path);
-        struct sprites_resp r;
-        rc = jb_buf_appendf(&path, err, "/v1/sprites?prefix=jane-&max_results=50");
-        if (rc == 0 && token)
-            rc = jb_buf_appendf(&path, err, "&continuation_token=") < 0
-                     ? -1
-                     : sprites_escape(&path, token, err);
-        if (rc < 0 || (rc = sprites_rest(sp_of(ctx), "GET", path.data, NULL, 0, &r, err)) < 0)
-            break;
-        json_t *doc = r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
-        if (!doc) {
-            char why[512];
-            sprites_describe(&r, why, sizeof why);
-            rc = jb_err_set(err, JB_EUNAVAIL, "cannot list sprites: %s", why);
-        } else {
-            rc = list_page(ctx, doc, &v, &n, err);
-            const char *next = json_string_value(json_object_get(doc, "next_continuation_token"));
-            free(token);
-            token = json_is_true(json_object_get(doc, "has_more")) && next ? strdup(next) : NULL;
-        }
-        json_decref(doc);
-        sprites_resp_release(&r);
-        if (!token) break;
-    }
-    free(token);
-    jb_buf_release(&path);
-    if (rc < 0) {
-        sandbox_info_free(v, n);
-        return -1;
-    }
-    *ret = v, *ret_n = n;
-    return 0;
-}
-
-static int sprites_remove(const struct sandbox_ctx *ctx, const char *key_or_name,
-                          struct jb_err *err)
-{
-    char name[SANDBOX_NAME_LEN], path[4096];
-    sandbox_name_of(key_or_name, name);
-    snprintf(path, sizeof path, "/v1/sprites/%s", name);
-    struct sprites_resp r;
-    if (sprites_rest(sp_of(ctx), "DELETE", path, NULL, 0, &r, err) < 0) return -1;
-    long st = r.status;
-    char why[512];
-    sprites_describe(&r, why, sizeof why);
-    sprites_resp_release(&r);
-    snprintf(path, sizeof path, "%s/%s", ctx->root, name);
-    struct stat lst;
-    int local = lstat(path, &lst) == 0;
-    if (local && jb_rm_rf(path, err) < 0) return -1;
-    if (st == 404 && !local)
-        return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, key_or_name);
-    if (st != 404 && (st < 200 || st >= 300))
-        return jb_err_set(err, JB_EUNAVAIL, "cannot delete sprite %s: %s", name, why);
-    log_info("sprites: deleted sprite %s", name);
-    return 0;
-}
-
-/* ---- backend table ---- */
-
-static int probe(const struct jb_config *cfg, struct jb_err *err)
-{
-    struct sprites *sp = NULL;
-    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) <
-        0)
-        return -1;
-    sp->rest_attempts = 2;
-    struct sprites_resp r;
-    int rc = sprites_rest(sp, "GET", "/v1/sprites?max_results=1", NULL, 0, &r, err);
-    if (rc == 0) {
-        char why[512];
-        sprites_describe(&r, why, sizeof why);
-        if (r.status != 200)
-            rc = jb_err_set(err, JB_EUNAVAIL, "the Sprites API at %s answered %s%s", sp->api_url,
-                            why,
-                            r.status == 401 || r.status == 403 ? " (is SPRITES_TOKEN right?)" : "");
-        sprites_resp_release(&r);
-    }
-    sprites_client_free(sp);
-    return rc;
-}
-
-/* The seed's trade-off, said plainly: a sprite cannot reach janebot's LLM proxy on a
- * host socket, so the agent's real key goes into the sprite. */
-static const char key_in_sprite[] =
-    "the Sprites backend passes the agent's real API key into each sprite (the seed's "
-    "trade-off): janebot's LLM proxy with scoped tokens covers local sandboxes only";
-
-static int sprites_available(const struct sandbox_ctx *ctx, struct jb_err *err)
-{
-    if (probe(ctx->cfg, err) < 0) return -1;
-    log_warn("%s", key_in_sprite);
-    return 0;
-}
-
-static int sprites_doctor(const struct sandbox_ctx *ctx,
-                          void (*report)(void *ud, int ok, const char *what, const char *detail),
-                          void *ud)
-{
-    struct jb_err e = {0};
-    int ok = probe(ctx->cfg, &e) == 0;
-    char detail[900];
-    snprintf(detail, sizeof detail, "sprites: %s", ok ? "the Sprites API answers" : e.msg);
-    report(ud, ok, "sandbox", detail);
-    report(ud, 1, "api keys", key_in_sprite);
-    return ok ? 0 : 1;
-}
-
-static int sprites_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
-{
-    struct sprites *sp = NULL;
-    const struct jb_config *cfg = ctx->cfg;
-    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) <
-        0)
-        return -1;
-    ctx->priv = sp;
-    return 0;
-}
-
-static void sprites_ctx_release(struct sandbox_ctx *ctx)
-{
-    sprites_client_free(ctx->priv);
-}
-
-const struct sandbox_ops sandbox_sprites_ops = {
-    .version = 1,
-    .name = "sprites",
-    .available = sprites_available,
-    .ensure = sprites_ensure,
-    .exec = sprites_exec,
-    .doctor = sprites_doctor,
-    .ctx_init = sprites_ctx_init,
-    .ctx_release = sprites_ctx_release,
-    .list = sprites_list,
-    .remove = sprites_remove,
-};

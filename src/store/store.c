@@ -75,6 +75,23 @@ static const char *const migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  tokens REAL NOT NULL,"
     "  updated_at INTEGER NOT NULL);",
+    /* 5: remote sandboxes (sprites): which sprite serves a thread (a claimed pool sprite
+     * keeps its own name) and its golden checkpoint; warm pool sprites ready to claim; the
+     * backend and exec wall time of each turn. */
+    "CREATE TABLE sandbox_names ("
+    "  thread_key TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  golden TEXT,"
+    "  setup_hash TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used INTEGER NOT NULL);"
+    "CREATE TABLE sandbox_pool ("
+    "  name TEXT PRIMARY KEY,"
+    "  golden TEXT,"
+    "  setup_hash TEXT NOT NULL,"
+    "  ready_at INTEGER NOT NULL);"
+    "ALTER TABLE turns ADD COLUMN backend TEXT;"
+    "ALTER TABLE turns ADD COLUMN exec_ms INTEGER;",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

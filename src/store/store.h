@@ -18,7 +18,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
@@ -162,5 +162,45 @@ typedef int (*store_bucket_fn)(void *ud, int found, double *tokens, int64_t *upd
  * or -1 with err. */
 int store_bucket_update(struct store *st, const char *key, store_bucket_fn fn, void *ud,
                         struct jb_err *err);
+
+/* ---- remote sandboxes (remote.c): thread -> sprite, and the warm pool ---- */
+
+struct sandbox_name_row {
+    char *thread_key, *name;
+    char *golden;                  /* checkpoint id of its state after set-up, or NULL */
+    char *setup_hash;              /* which set-up made it, or NULL */
+    int64_t created_at, last_used; /* Unix ms */
+};
+void sandbox_name_row_release(struct sandbox_name_row *r);
+void sandbox_name_rows_free(struct sandbox_name_row *v, size_t n);
+/* By thread key (or, with by_name, by the sprite's name). JB_ENOTFOUND when none. */
+int store_name_get(struct store *st, const char *key, int by_name, struct sandbox_name_row *ret,
+                   struct jb_err *err);
+/* Insert or replace the row of thread_key; golden and setup_hash may be NULL. */
+int store_name_set(struct store *st, const char *thread_key, const char *name, const char *golden,
+                   const char *setup_hash, struct jb_err *err);
+int store_name_touch(struct store *st, const char *thread_key, struct jb_err *err);
+/* JB_ENOTFOUND when thread_key has no row. */
+int store_name_delete(struct store *st, const char *thread_key, struct jb_err *err);
+/* Every row, by name. *ret freed with sandbox_name_rows_free(). */
+int store_name_list(struct store *st, struct sandbox_name_row **ret, size_t *ret_n,
+                    struct jb_err *err);
+
+/* A pool sprite, set up (setup_hash) and ready to claim. */
+int store_pool_add(struct store *st, const char *name, const char *golden, const char *setup_hash,
+                   struct jb_err *err);
+/* In one write transaction: take the oldest ready pool sprite made by setup_hash, remove
+ * it from the pool and make it thread_key's (*ret filled, the caller's to release).
+ * JB_ENOTFOUND when the pool has none. */
+int store_pool_claim(struct store *st, const char *thread_key, const char *setup_hash,
+                     struct sandbox_name_row *ret, struct jb_err *err);
+/* Names of the pool's sprites; with stale_for != NULL only those not made by it. */
+int store_pool_names(struct store *st, const char *stale_for, struct jb_strv *ret,
+                     struct jb_err *err);
+int store_pool_remove(struct store *st, const char *name, struct jb_err *err);
+
+/* The backend and wall time of a turn's agent run (exec_ms). JB_ENOTFOUND for an unknown id. */
+int store_turn_exec(struct store *st, int64_t id, const char *backend, int64_t exec_ms,
+                    struct jb_err *err);
 
 #endif

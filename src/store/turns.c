@@ -128,3 +128,13 @@ int store_turn_list(struct store *st, const char *thread_key, size_t limit, stru
     *ret_n = n;
     return 0;
 }
+
+int store_turn_exec(struct store *st, int64_t id, const char *backend, int64_t exec_ms,
+                    struct jb_err *err)
+{
+    int64_t n = 0;
+    if (store_run(st, "UPDATE turns SET backend = ?2, exec_ms = ?3 WHERE id = ?1",
+                  &STORE_ARGS(ARG_I(id), ARG_T(backend), ARG_I(exec_ms)), NULL, &n) < 0)
+        return store_fail(st, err, "cannot record the run of turn %lld", (long long)id);
+    return n ? 0 : jb_err_set(err, JB_ENOTFOUND, "store: no turn %lld", (long long)id);
+}

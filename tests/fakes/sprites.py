@@ -9,35 +9,130 @@ under /home/sprite mapped to a per-sprite directory <root>/<name>.
 
 In-process use (tests): f = FakeSprites(root, token).start(); f.url; f.calls (every
 request: method, path, query, headers; the token is checked, never stored); f.events
-(order of create/policy/exec/delete per sprite); switches (plain attributes):
+(order of create/policy/exec/checkpoint/restore/delete per sprite, see below);
+f.checkpoints(name) (the public checkpoint list of a sprite, newest first).
+Switches (plain attributes; set them at any time):
   quirk_500       a missing sprite answers 500 "failed to retrieve" instead of 404
-  fail_next       the next N REST calls answer 503
+  fail_next       the next N REST calls answer 503 (counts down; exec upgrades excluded)
+  rate_limit_next the next N REST calls answer 429 with the structured body of the doc's
+                  section 2 ({"error":"sprite_creation_rate_limited","message":...,
+                  "retry_after_seconds":R,...}) and headers Retry-After (R rounded up),
+                  X-RateLimit-Limit/-Remaining/-Reset (counts down; exec upgrades
+                  excluded; checked before fail_next)
+  retry_after     R above, in seconds (default 1)
   drop_exec       a string: the next exec whose command line holds it drops the connection
                   after its first output, with no exit frame (then the switch resets)
   create_delay    seconds a create takes
+  rest_delay      seconds every REST answer is delayed (401s and injected errors too)
+  exec_delay      seconds every exec upgrade answer (the 101) is delayed: a sprite slow to
+                  answer. A client that hangs up meanwhile gets nothing and nothing runs
+                  (event "exec_abandoned" instead of "exec")
+  checkpoint_fail True: the next checkpoint or restore stream (200) sends info lines then
+                  an `error` event and no `complete`; nothing is saved or restored (then
+                  the switch resets; events "checkpoint_failed" / "restore_failed")
+Checkpoints: POST /v1/sprites/{name}/checkpoint copies the sprite's directory and its
+network policy (ids v1, v2, ... per sprite; the NDJSON stream ends with "Checkpoint vN
+created"); POST .../checkpoints/{id}/restore kills the processes of the sprite's running
+execs (SIGKILL to their process groups), replaces the directory with the copy's contents
+and restores the policy. A checkpoint's source_id is the checkpoint the sprite was last
+restored from (absent when it never was). Deleting a sprite kills its execs and drops its
+files, policy and checkpoints. Copies live under <root>/.checkpoints (names starting with
+"." or holding "/" are refused at create).
+Listing pages by name: next_continuation_token is the last name of the page (base64url),
+so paging stays exact when sprites are created or deleted between two pages.
+Events (f.events, dicts with kind and name): create, policy, exec, exec_abandoned, exit,
+dropped, signal, checkpoint (id, comment), checkpoint_failed, restore (id), restore_failed,
+delete.
+As root (euid 0), every sprite directory belongs to uid/gid 1000 (on a real sprite
+/home/sprite belongs to its non-root user), recursively after a restore; commands still
+run as the fake's own user. The directories above root are left alone: they must let
+uid 1000 search them (a mkdtemp() dir is 0700); the fake warns on stderr when they do not.
 Standalone: sprites.py --port N --root DIR --token T (serves until killed).
 """
 import base64
+import copy
 import hashlib
 import json
+import math
 import os
+import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HOME = "/home/sprite"
+SPRITE_UID = SPRITE_GID = 1000  # the non-root user owning /home/sprite on a real sprite
+CP_DIR = ".checkpoints"
 
 
 def now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def copy_tree(src, dst):
+    """Copy directories, regular files (mode and times) and symlinks (not followed);
+    skip other file types (sockets, FIFOs, devices) and entries that vanish or cannot be
+    read meanwhile: the sprite may be busy while it is checkpointed."""
+    os.makedirs(dst, exist_ok=True)
+    try:
+        shutil.copystat(src, dst, follow_symlinks=False)
+    except OSError:
+        pass
+    try:
+        entries = list(os.scandir(src))
+    except OSError:
+        return
+    for e in entries:
+        d = os.path.join(dst, e.name)
+        try:
+            if e.is_symlink():
+                os.symlink(os.readlink(e.path), d)
+            elif e.is_dir(follow_symlinks=False):
+                copy_tree(e.path, d)
+            elif e.is_file(follow_symlinks=False):
+                shutil.copy2(e.path, d, follow_symlinks=False)
+        except OSError:
+            pass
+
+
+def unreachable_ancestor(path, uid):
+    """The first directory on path's way that uid cannot search (no x for it), or None."""
+    p = os.path.abspath(path)
+    chain = []
+    while True:
+        chain.append(p)
+        up = os.path.dirname(p)
+        if up == p:
+            break
+        p = up
+    for d in reversed(chain):
+        try:
+            st = os.stat(d)
+        except OSError:
+            return None
+        if not st.st_mode & (0o100 if st.st_uid == uid else 0o001):
+            return d
+    return None
+
+
+def chown_tree(path, uid, gid):
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in [dirpath] + [os.path.join(dirpath, x) for x in dirnames + filenames]:
+            try:
+                os.lchown(n, uid, gid)
+            except OSError:
+                pass
 
 
 class FakeSprites:
@@ -46,8 +141,22 @@ class FakeSprites:
         self.sprites = {}   # name -> dict
         self.calls, self.events = [], []
         self.quirk_500, self.fail_next, self.drop_exec, self.create_delay = False, 0, None, 0
-        self.lock = threading.Lock()
+        self.rate_limit_next, self.retry_after = 0, 1
+        self.rest_delay, self.exec_delay = 0, 0
+        self.checkpoint_fail = False
+        self.lock = threading.RLock()
+        self.cp_lock = threading.Lock()  # one checkpoint/restore/delete at a time
+        self.running = {}   # name -> set of Exec sessions with a live process
+        self.creating = set()
         os.makedirs(self.root, exist_ok=True)
+        if os.geteuid() == 0:
+            bad = unreachable_ancestor(self.root, SPRITE_UID)
+            if bad:
+                print("fake sprites: uid %d cannot search %s (mode %o): a command that drops "
+                      "to it cannot reach its sprite's home under %s"
+                      % (SPRITE_UID, bad, os.stat(bad).st_mode & 0o7777, self.root),
+                      file=sys.stderr, flush=True)
+        self.cp_root = os.path.join(self.root, CP_DIR)
         fake = self
 
         class H(Handler):
@@ -73,12 +182,49 @@ class FakeSprites:
     def sprite_dir(self, name):
         return os.path.join(self.root, name)
 
+    def own(self, path):
+        """As root, give a sprite's directory (recursively) to the sprite's user."""
+        if os.geteuid() == 0:
+            chown_tree(path, SPRITE_UID, SPRITE_GID)
+
     def obj(self, name):
         s = self.sprites[name]
         return {"id": s["id"], "name": name, "organization": "fake-org",
                 "url": "https://%s-fake.sprites.app" % name, "url_settings": {"auth": "sprite"},
                 "status": s["status"], "created_at": s["created_at"],
                 "updated_at": s["updated_at"]}
+
+    @staticmethod
+    def cp_public(c):
+        out = {"id": c["id"], "create_time": c["create_time"], "comment": c["comment"]}
+        if c.get("source_id"):
+            out["source_id"] = c["source_id"]
+        return out
+
+    def checkpoints(self, name):
+        """The public checkpoint list of sprite name, newest first ([] if none/unknown)."""
+        with self.lock:
+            s = self.sprites.get(name)
+            cps = list(s.get("checkpoints", [])) if s else []
+        return [self.cp_public(c) for c in sorted(cps, key=lambda c: -c["n"])]
+
+    def kill_running(self, name):
+        with self.lock:
+            sessions = list(self.running.get(name, ()))
+        for x in sessions:
+            x.kill(signal.SIGKILL)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            with self.lock:
+                if not self.running.get(name):
+                    break
+            time.sleep(0.02)
+        return len(sessions)
+
+    def drop_checkpoints(self, s):
+        for c in s.get("checkpoints", []):
+            shutil.rmtree(c["snap"], ignore_errors=True)
+        s["checkpoints"] = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -101,13 +247,40 @@ class Handler(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
-    def body_json(self):
+    def body_raw(self):
         n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        return self.rfile.read(n) if n else b""
+
+    def body_json(self):
         try:
-            return json.loads(raw or b"null")
+            return json.loads(self.body_raw() or b"null")
         except ValueError:
             return None
+
+    # NDJSON streams (checkpoint, restore): 200, chunked, one event per chunk.
+    def ndjson_start(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+    def ndjson(self, typ, text, pause=0.02):
+        ev = {"type": typ, ("error" if typ == "error" else "data"): text, "time": now_iso()}
+        line = (json.dumps(ev) + "\n").encode()
+        try:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+        time.sleep(pause)  # let the client see a stream, not one blob
+
+    def ndjson_end(self):
+        try:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
 
     def record(self):
         u = urlsplit(self.path)
@@ -120,30 +293,75 @@ class Handler(BaseHTTPRequestHandler):
                                         if k.lower() != "authorization"}})
         return u, auth == "Bearer " + f.token
 
+    def rate_limited(self):
+        f = self.fake
+        r = f.retry_after
+        r = int(r) if float(r) == int(r) else float(r)
+        secs = max(0, int(math.ceil(float(r))))
+        return self.reply(429, {"error": "sprite_creation_rate_limited",
+                                "message": "Sprite creation rate limit exceeded",
+                                "limit": 10, "window_seconds": 60,
+                                "retry_after_seconds": r, "current_count": 10,
+                                "upgrade_available": False},
+                          headers={"Retry-After": str(secs), "X-RateLimit-Limit": "10",
+                                   "X-RateLimit-Remaining": "0",
+                                   "X-RateLimit-Reset": str(int(time.time()) + secs)})
+
     def route(self):
         u, ok = self.record()
-        if not ok:
-            return self.reply(401, {"error": "unauthorized"})
         parts = [unquote(p) for p in u.path.split("/") if p]
-        q = parse_qs(u.query, keep_blank_values=True)
         f = self.fake
         is_exec = len(parts) == 4 and parts[3] == "exec" and self.command == "GET"
-        if not is_exec and f.fail_next > 0:
-            f.fail_next -= 1
-            return self.reply(503, {"error": "service unavailable (injected)"})
+        if not is_exec and f.rest_delay:
+            time.sleep(f.rest_delay)
+        if not ok:
+            self.body_raw()
+            return self.reply(401, {"error": "unauthorized"})
+        q = parse_qs(u.query, keep_blank_values=True)
+        if not is_exec:
+            with f.lock:
+                limited = f.rate_limit_next > 0
+                failed = not limited and f.fail_next > 0
+                if limited:
+                    f.rate_limit_next -= 1
+                elif failed:
+                    f.fail_next -= 1
+            if limited or failed:
+                self.body_raw()
+                return self.rate_limited() if limited else self.reply(
+                    503, {"error": "service unavailable (injected)"})
         if parts[:2] != ["v1", "sprites"]:
+            self.body_raw()
             return self.reply(404, {"error": "not found"})
         if len(parts) == 2:
             return self.collection(q)
         name = parts[2]
         if len(parts) == 3:
             return self.one(name)
-        if name not in f.sprites:
+        if f.sprites.get(name) is None:
+            self.body_raw()
             return self.missing()
         if is_exec:
             return Exec(self, name, q).run()
-        if parts[3:] == ["policy", "network"]:
+        rest = parts[3:]
+        if rest == ["policy", "network"]:
             return self.policy(name)
+        if rest == ["checkpoint"] and self.command == "POST":
+            return self.checkpoint(name)
+        if rest == ["checkpoints"] and self.command == "GET":
+            self.body_raw()
+            return self.reply(200, f.checkpoints(name))
+        if len(rest) == 2 and rest[0] == "checkpoints" and self.command == "GET":
+            self.body_raw()
+            for c in f.checkpoints(name):
+                if c["id"] == rest[1]:
+                    return self.reply(200, c)
+            return self.reply(404, {"error": "checkpoint not found"})
+        if len(rest) == 3 and rest[0] == "checkpoints" and rest[2] == "restore" \
+                and self.command == "POST":
+            self.body_raw()
+            return self.restore(name, rest[1])
+        self.body_raw()
         return self.reply(404, {"error": "not found"})
 
     def missing(self):
@@ -161,39 +379,70 @@ class Handler(BaseHTTPRequestHandler):
             name = b.get("name") if isinstance(b, dict) else None
             if not isinstance(name, str) or not name:
                 return self.reply(400, {"error": "name is required"})
-            if name in f.sprites:
-                return self.reply(400, {"error": "sprite with this name already exists"})
+            if "/" in name or name.startswith(".") or "\0" in name:
+                return self.reply(400, {"error": "invalid sprite name"})
+            with f.lock:
+                if name in f.sprites or name in f.creating:
+                    return self.reply(400, {"error": "sprite with this name already exists"})
+                f.creating.add(name)
             time.sleep(f.create_delay)
             t = now_iso()
-            f.sprites[name] = {"id": hashlib.md5(name.encode()).hexdigest(), "status": "cold",
-                               "created_at": t, "updated_at": t, "policy": {"rules": []}}
             os.makedirs(f.sprite_dir(name), exist_ok=True)
+            f.own(f.sprite_dir(name))
+            with f.lock:
+                f.creating.discard(name)
+                f.sprites[name] = {"id": str(uuid.uuid4()), "status": "cold",
+                                   "created_at": t, "updated_at": t, "policy": {"rules": []},
+                                   "checkpoints": [], "next_cp": 1, "restored_from": None}
             f.event("create", name)
             return self.reply(201, f.obj(name))
+        self.body_raw()
         if self.command != "GET":
             return self.reply(404, {"error": "not found"})
         prefix = (q.get("prefix") or [""])[0]
-        maxr = max(1, min(50, int((q.get("max_results") or ["50"])[0])))
-        start = int((q.get("continuation_token") or ["0"])[0] or 0)
-        names = sorted(n for n in f.sprites if n.startswith(prefix))
-        page = names[start:start + maxr]
-        more = start + maxr < len(names)
-        return self.reply(200, {"sprites": [{"name": n, "org_slug": "fake-org",
-                                             "updated_at": f.sprites[n]["updated_at"]}
-                                            for n in page],
-                                "has_more": more,
-                                "next_continuation_token": str(start + maxr) if more else None})
+        try:
+            maxr = max(1, min(50, int((q.get("max_results") or ["50"])[0])))
+        except ValueError:
+            return self.reply(400, {"errors": ["invalid max_results parameter"]})
+        # The continuation token is opaque to clients: here, the last name of the previous
+        # page (base64url), so a page boundary survives sprites created or deleted between
+        # two calls (a pool refilling in the background).
+        tok = (q.get("continuation_token") or [""])[0]
+        after = None
+        if tok:
+            try:
+                after = base64.b64decode(tok.encode() + b"=" * (-len(tok) % 4), altchars=b"-_",
+                                         validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                return self.reply(400, {"errors": ["invalid continuation_token parameter"]})
+        with f.lock:
+            names = sorted(n for n in f.sprites if n.startswith(prefix)
+                           and (after is None or n > after))
+            page = [(n, f.sprites[n]["updated_at"]) for n in names[:maxr]]
+        more = len(names) > maxr
+        nxt = base64.urlsafe_b64encode(page[-1][0].encode()).decode().rstrip("=") \
+            if more else None
+        return self.reply(200, {"sprites": [{"name": n, "org_slug": "fake-org", "updated_at": u}
+                                            for n, u in page],
+                                "has_more": more, "next_continuation_token": nxt})
 
     def one(self, name):
         f = self.fake
-        if name not in f.sprites:
+        self.body_raw()
+        if f.sprites.get(name) is None:
             return self.missing() if self.command == "GET" else self.reply(
                 404, {"error": "sprite not found"})
         if self.command == "GET":
             return self.reply(200, f.obj(name))
         if self.command == "DELETE":
-            del f.sprites[name]
-            shutil.rmtree(f.sprite_dir(name), ignore_errors=True)
+            with f.cp_lock:
+                with f.lock:
+                    s = f.sprites.pop(name, None)
+                if s is None:
+                    return self.reply(404, {"error": "sprite not found"})
+                f.kill_running(name)  # the VM is gone, and its processes with it
+                f.drop_checkpoints(s)
+                shutil.rmtree(f.sprite_dir(name), ignore_errors=True)
             f.event("delete", name)
             return self.reply(204)
         return self.reply(404, {"error": "not found"})
@@ -201,18 +450,108 @@ class Handler(BaseHTTPRequestHandler):
     def policy(self, name):
         f = self.fake
         if self.command == "GET":
+            self.body_raw()
             return self.reply(200, f.sprites[name]["policy"])
+        if self.command != "POST":
+            self.body_raw()
+            return self.reply(404, {"error": "not found"})
         b = self.body_json()
         rules = b.get("rules") if isinstance(b, dict) else None
         if not isinstance(rules, list):
             return self.reply(400, {"error": "Invalid policy: rules must be a list"})
         for r in rules:
+            if not isinstance(r, dict):
+                return self.reply(400, {"error": "Invalid policy: bad rule %r" % (r,)})
             has_d, has_i = "domain" in r, "include" in r
             if has_d == has_i or (has_d and r.get("action") not in ("allow", "deny")):
                 return self.reply(400, {"error": "Invalid policy: bad rule %r" % (r,)})
         f.sprites[name]["policy"] = {"rules": rules}
         f.event("policy", name, rules=rules)
         return self.reply(204)
+
+    # ---- checkpoints ----
+    def take_fail(self):
+        f = self.fake
+        with f.lock:
+            fail, f.checkpoint_fail = bool(f.checkpoint_fail), False
+        return fail
+
+    def checkpoint(self, name):
+        f = self.fake
+        raw = self.body_raw()
+        try:
+            b = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return self.reply(400, {"error": "invalid JSON body"})
+        if not isinstance(b, dict) or not isinstance(b.get("comment", ""), str):
+            return self.reply(400, {"errors": ["comment must be a string"]})
+        comment = b.get("comment", "")
+        self.ndjson_start()
+        self.ndjson("info", "Creating checkpoint...")
+        if self.take_fail():
+            self.ndjson("error", "checkpoint failed (injected)")
+            f.event("checkpoint_failed", name)
+            return self.ndjson_end()
+        with f.cp_lock:
+            s = f.sprites.get(name)
+            if s is None:  # deleted meanwhile
+                self.ndjson("error", "sprite not found")
+                return self.ndjson_end()
+            self.ndjson("info", "Saving filesystem state...")
+            with f.lock:
+                n = s.setdefault("next_cp", 1)
+                s["next_cp"] = n + 1
+            cid = "v%d" % n
+            os.makedirs(f.cp_root, exist_ok=True)
+            snap = tempfile.mkdtemp(prefix="%s-%s-" % (name, cid), dir=f.cp_root)
+            copy_tree(f.sprite_dir(name), snap)
+            cp = {"n": n, "id": cid, "create_time": now_iso(), "comment": comment,
+                  "source_id": s.get("restored_from"), "snap": snap,
+                  "policy": copy.deepcopy(s["policy"])}
+            with f.lock:
+                s.setdefault("checkpoints", []).append(cp)
+        f.event("checkpoint", name, id=cid, comment=comment)
+        self.ndjson("complete", "Checkpoint %s created" % cid, pause=0)
+        return self.ndjson_end()
+
+    def restore(self, name, cid):
+        f = self.fake
+        with f.lock:
+            s = f.sprites.get(name)
+            cp = next((c for c in (s or {}).get("checkpoints", []) if c["id"] == cid), None)
+        if cp is None:
+            return self.reply(404, {"error": "checkpoint not found"})
+        self.ndjson_start()
+        self.ndjson("info", "Restoring checkpoint %s..." % cid)
+        if self.take_fail():
+            self.ndjson("error", "restore failed (injected)")
+            f.event("restore_failed", name, id=cid)
+            return self.ndjson_end()
+        with f.cp_lock:
+            if f.sprites.get(name) is not s:
+                self.ndjson("error", "sprite not found")
+                return self.ndjson_end()
+            self.ndjson("info", "Stopping processes...")
+            f.kill_running(name)
+            self.ndjson("info", "Restoring filesystem state...")
+            d = f.sprite_dir(name)
+            old = os.path.join(f.cp_root, "restoring-%s-%s" % (name, uuid.uuid4().hex[:8]))
+            try:
+                os.rename(d, old)
+            except FileNotFoundError:
+                old = None
+            copy_tree(cp["snap"], d)
+            f.own(d)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+            with f.lock:
+                s["policy"] = copy.deepcopy(cp["policy"])
+                s["restored_from"] = cid
+                s["status"] = "warm"
+                s["updated_at"] = now_iso()
+        f.event("restore", name, id=cid)
+        self.ndjson("complete", "Checkpoint %s restored" % cid, pause=0)
+        return self.ndjson_end()
 
 
 class Exec:
@@ -243,11 +582,18 @@ class Exec:
                 env["HOME"] = self.mapped(env["HOME"])
         cwd = self.mapped((q.get("dir") or [HOME])[0])
         want_stdin = (q.get("stdin") or ["false"])[0] == "true"
+        if self.f.exec_delay and not self.wait_alive(self.f.exec_delay):
+            self.f.event("exec_abandoned", self.name, cmd=cmd)
+            h.close_connection = True
+            return
         drop = False
         with self.f.lock:
             if self.f.drop_exec and self.f.drop_exec in " ".join(cmd):
                 self.f.drop_exec = None
                 drop = True
+        sp = self.f.sprites.get(self.name)
+        if sp is None:  # deleted meanwhile
+            return h.reply(404, {"error": "sprite not found"})
         self.f.event("exec", self.name, cmd=cmd, dir=cwd, env=env)
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
         h.send_response(101)
@@ -257,17 +603,22 @@ class Exec:
         h.end_headers()
         h.wfile.flush()
         h.close_connection = True
-        self.f.sprites[self.name]["status"] = "running"
+        sp["status"] = "running"
         try:
             p = subprocess.Popen(cmd, executable=(q.get("path") or [cmd[0]])[0], cwd=cwd, env=env,
                                  stdin=subprocess.PIPE if want_stdin else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  start_new_session=True)
         except OSError as e:
+            with self.f.lock:
+                if not self.f.running.get(self.name):
+                    sp["status"] = "warm"
             self.send(2, ("%s: %s\n" % (cmd[0], e.strerror)).encode())
             self.send(3, bytes([127 if isinstance(e, FileNotFoundError) else 126]))
             return self.linger()
         self.proc = p
+        with self.f.lock:
+            self.f.running.setdefault(self.name, set()).add(self)
         outs = [threading.Thread(target=self.pump, args=(p.stdout, 1, drop)),
                 threading.Thread(target=self.pump, args=(p.stderr, 2, False))]
         for t in outs:
@@ -276,6 +627,8 @@ class Exec:
         for t in outs:
             t.join()
         code = p.wait()
+        with self.f.lock:
+            self.f.running.get(self.name, set()).discard(self)
         for pipe in (p.stdin, p.stdout, p.stderr):
             if pipe:
                 try:
@@ -283,12 +636,28 @@ class Exec:
                 except OSError:
                     pass
         code = code & 0xff if code >= 0 else 128 + (-code)
-        self.f.sprites[self.name]["status"] = "warm"
-        self.f.sprites[self.name]["updated_at"] = now_iso()
+        with self.f.lock:
+            if not self.f.running.get(self.name):
+                sp["status"] = "warm"
+        sp["updated_at"] = now_iso()
         self.f.event("exit", self.name, code=code)
         if self.open:
             self.send(3, bytes([code]))
             self.linger()
+
+    def wait_alive(self, secs):
+        """Sleep secs before answering the upgrade; False as soon as the client hangs up."""
+        end = time.monotonic() + secs
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            try:
+                r, _, _ = select.select([self.sock], [], [], min(left, 0.05))
+                if r and not self.sock.recv(1, socket.MSG_PEEK):
+                    return False
+            except OSError:
+                return False
 
     def linger(self):
         end = time.monotonic() + 5

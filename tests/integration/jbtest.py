@@ -25,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FAKES = REPO / "tests" / "fakes"
+SPRITES_TOKEN = "org-slug/1ef8/SPRITESSECRET4242"  # what the fake Sprites API accepts
 AGENT = FAKES / "agent.py"
 FAKE_BIN = FAKES / "bin"
 BIN = Path(os.path.abspath(os.environ.get("JANEBOT_BIN") or (REPO / "build" / "janebot")))
@@ -250,6 +251,22 @@ class JanebotCase(unittest.TestCase):
             self.assertIsNone(SANITIZER_RE.search(r.err), "sanitizer report%s" % r)
             self.assertGreaterEqual(r.rc, 0, "janebot died by signal %s%s" % (-r.rc, r))
         return r
+
+    def use_fake_sprites(self):
+        """Start tests/fakes/sprites.py for this test and point janebot at it
+        (JANEBOT_SANDBOX=sprites). Returns the fake."""
+        import sys
+        if str(FAKES) not in sys.path:
+            sys.path.insert(0, str(FAKES))
+        from sprites import FakeSprites
+        # A sprite's home belongs to its non-root user (uid 1000 in the fake when it runs as
+        # root): the way down to it must be open to that user, as /home is on a real sprite.
+        os.chmod(self.tmp, 0o711)
+        fake = FakeSprites(self.tmp / "sprites", SPRITES_TOKEN).start()
+        self.addCleanup(fake.stop)
+        self.env.update({"JANEBOT_SANDBOX": "sprites", "SPRITES_TOKEN": SPRITES_TOKEN,
+                         "SPRITES_API_URL": fake.url})
+        return fake
 
     def chat(self, lines, thread=None, user=None, **kw):
         args = ["chat"]

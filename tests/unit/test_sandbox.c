@@ -48,6 +48,9 @@ Test(sandbox, name_is_jane_plus_12_hex_of_sha256)
     cr_assert(!sandbox_is_name("chat:x"));
     cr_assert(!sandbox_is_name("jane-ABCDEF012345"));
     cr_assert(!sandbox_is_name("jane-0123"));
+    cr_assert(sandbox_is_name("jane-pool-0123456789ab"));
+    cr_assert(!sandbox_is_name("jane-pool-0123"));
+    cr_assert(!sandbox_is_name("jane-golden"));
 }
 
 Test(sandbox, unknown_backend_is_refused)

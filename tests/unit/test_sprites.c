@@ -69,3 +69,31 @@ Test(sprites, client_needs_a_token_and_an_http_url)
     cr_assert_str_eq(sp->bearer, "Bearer tok-123456");
     sprites_client_free(sp);
 }
+
+Test(sprites, checkpoint_streams_are_judged_by_their_last_word)
+{
+    char id[64], why[256];
+    const char ok[] = "{\"type\":\"info\",\"data\":\"Creating checkpoint...\"}\n\nnot json\n"
+                      "{\"type\":\"complete\",\"data\":\"Checkpoint v8 created\"}";
+    cr_assert_eq(sprites_ndjson_result(ok, id, sizeof id, why, sizeof why), 0);
+    cr_assert_str_eq(id, "v8");
+    const char bad[] = "{\"type\":\"info\",\"data\":\"x\"}\n{\"type\":\"error\",\"error\":\"sprite_"
+                       "not_routable\"}\n";
+    cr_assert_eq(sprites_ndjson_result(bad, id, sizeof id, why, sizeof why), -1);
+    cr_assert_str_eq(why, "sprite_not_routable");
+    cr_assert_eq(sprites_ndjson_result("{\"type\":\"info\"}\n", id, sizeof id, why, sizeof why),
+                 -1);
+    cr_assert(strstr(why, "without"));
+    cr_assert_eq(sprites_ndjson_result("", id, sizeof id, why, sizeof why), -1);
+}
+
+Test(sprites, retry_after_comes_from_the_structured_429_body)
+{
+    cr_assert_eq(sprites_retry_after_ms("{\"error\":\"sprite_creation_rate_limited\","
+                                        "\"retry_after_seconds\":42}"),
+                 42000);
+    cr_assert_eq(sprites_retry_after_ms("{\"error\":\"x\"}"), 0);
+    cr_assert_eq(sprites_retry_after_ms("rate limited"), 0);
+    cr_assert_eq(sprites_retry_after_ms(NULL), 0);
+    cr_assert_eq(sprites_retry_after_ms("{\"retry_after_seconds\":-5}"), 0);
+}

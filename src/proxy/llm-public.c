@@ -1,0 +1,301 @@
+/* proxy/llm-public.c -- the LLM proxy's TCP listener, for sandboxes on other machines
+ * (Sprites VMs) that cannot reach a Unix socket on the host. It faces the internet behind
+ * a TLS terminator, so nothing about the connection identifies the sandbox: the token
+ * does. A request is "/s/<sandbox>/<provider>/<path>"; its token must be the one of an
+ * open remote session (the registry on the proxy, compared in constant time) whose sandbox is
+ * <sandbox>; then it passes the same checks as on a Unix socket (llm_serve()). Tokens of
+ * local sessions are not in the registry, so they do not work here; remote tokens do not
+ * match any Unix socket's own token, so they do not work there. Headers a proxy in front
+ * adds (X-Forwarded-For…) are ignored here and not passed upstream (llm-fwd.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "proxy/llm-int.h"
+
+#define SANDBOX_MAX 63 /* bytes of a sandbox name in a path */
+
+struct llm_public {
+    struct llm_proxy *px;
+    int lfd, wake[2], port;
+    pthread_t thr;
+    struct llm_pool pool;
+};
+
+/* ---- the registry of remote sessions ---- */
+
+/* The session whose token tok is, or NULL. Every entry is compared in full and in
+ * constant time, so the time taken says nothing about how close a guess came. Under
+ * px->reg_mu. */
+static struct llm_session *find(struct llm_proxy *px, const char *tok, size_t len)
+{
+    struct llm_session *hit = NULL;
+    for (struct llm_session *s = px->remote; s; s = s->rnext)
+        if (llm_token_is(s, tok, len)) hit = s;
+    return hit;
+}
+
+/* Unknown tokens are what a scanner sends: at most one log line a second about them. */
+static int log_unknown_allowed(void)
+{
+    static _Atomic int64_t last;
+    int64_t now = jb_mono_ms(), was = atomic_load(&last);
+    return now - was >= 1000 && atomic_compare_exchange_strong(&last, &was, now);
+}
+
+/* The open session this request's token belongs to, checked against the sandbox named in
+ * the path, with fd registered as one of its requests in flight; NULL when answered. */
+static struct llm_session *claim(struct llm_proxy *px, int fd, const struct llm_in *in,
+                                 const char *sandbox)
+{
+    enum llm_provider p = in->rq.provider;
+    size_t len = 0;
+    const char *tok = llm_presented_token(&in->rq, &len);
+    if (!tok) {
+        llm_reply_401(fd, p, "no token: send this sandbox's token as x-api-key or a Bearer");
+        return NULL;
+    }
+    enum { OK, UNKNOWN, OTHER_SANDBOX, BUSY } why = OK;
+    pthread_mutex_lock(&px->reg_mu);
+    struct llm_session *s = find(px, tok, len);
+    if (!s)
+        why = UNKNOWN;
+    else if (strcmp(s->sandbox, sandbox))
+        why = OTHER_SANDBOX;
+    else if (s->nfds >= LLM_MAX_PER_LISTENER)
+        why = BUSY;
+    else
+        s->fds[s->nfds++] = fd;
+    if (why == OTHER_SANDBOX) /* names the thread whose token it is, never the token */
+        log_warn("llm proxy %s: its token was sent for another sandbox's path", s->thread_key);
+    pthread_mutex_unlock(&px->reg_mu);
+    if (why == UNKNOWN && log_unknown_allowed())
+        log_warn("llm proxy: refused a request over TCP with an unknown or closed token");
+    if (why == UNKNOWN || why == OTHER_SANDBOX)
+        llm_reply_401(fd, p, "invalid token for this sandbox");
+    else if (why == BUSY)
+        llm_reply(fd, p, 503, "overloaded_error", "too many requests from this sandbox at once");
+    return why == OK ? s : NULL;
+}
+
+static void release(struct llm_proxy *px, struct llm_session *s, int fd)
+{
+    pthread_mutex_lock(&px->reg_mu);
+    for (int i = 0; i < s->nfds; i++)
+        if (s->fds[i] == fd) {
+            s->fds[i] = s->fds[--s->nfds];
+            break;
+        }
+    if (!s->nfds) pthread_cond_broadcast(&px->reg_cv); /* llm_remote_drain() may wait */
+    pthread_mutex_unlock(&px->reg_mu);
+}
+
+void llm_remote_unregister(struct llm_session *s)
+{
+    struct llm_proxy *px = s->px;
+    pthread_mutex_lock(&px->reg_mu);
+    for (struct llm_session **pp = &px->remote; *pp; pp = &(*pp)->rnext)
+        if (*pp == s) {
+            *pp = s->rnext;
+            break;
+        }
+    pthread_mutex_unlock(&px->reg_mu);
+}
+
+void llm_remote_drain(struct llm_session *s)
+{
+    struct llm_proxy *px = s->px;
+    pthread_mutex_lock(&px->reg_mu);
+    /* An fd here is still open: its thread closes nothing before release(). */
+    for (int i = 0; i < s->nfds; i++)
+        shutdown(s->fds[i], SHUT_RDWR);
+    while (s->nfds)
+        pthread_cond_wait(&px->reg_cv, &px->reg_mu);
+    pthread_mutex_unlock(&px->reg_mu);
+}
+
+static int sandbox_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > SANDBOX_MAX || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+int llm_session_open_remote(struct llm_proxy *px, const char *thread_key, const char *user,
+                            const char *sandbox, char token[LLM_TOKEN_LEN + 1],
+                            struct llm_session **ret, struct jb_err *err)
+{
+    if (!sandbox_name_ok(sandbox))
+        return jb_err_set(err, JB_ECONFIG,
+                          "sandbox name \"%.80s\" cannot be a URL path segment: use 1 to %d "
+                          "letters, digits, '.', '_' or '-'",
+                          sandbox, SANDBOX_MAX);
+    struct llm_session *s = NULL;
+    if (llm_session_new(px, thread_key, user, sandbox, token, &s, err) < 0) return -1;
+    s->remote = 1;
+    pthread_mutex_lock(&px->reg_mu);
+    s->rnext = px->remote;
+    px->remote = s;
+    pthread_mutex_unlock(&px->reg_mu);
+    *ret = s;
+    return 0;
+}
+
+char *llm_remote_base_url(const char *public_url, const char *sandbox, enum llm_provider p)
+{
+    size_t n = strlen(public_url);
+    while (n && public_url[n - 1] == '/')
+        n--;
+    char *url = NULL;
+    if (asprintf(&url, "%.*s/s/%s%s", (int)n, public_url, sandbox, llm_api_path(p)) < 0)
+        return NULL;
+    return url;
+}
+
+/* ---- one connection ---- */
+
+/* "/s/<sandbox>/<rest>" → sandbox and rest ("/<provider>/..."). 0, or -1. */
+static int split_target(const char *t, char sandbox[SANDBOX_MAX + 1], const char **rest)
+{
+    if (strncmp(t, "/s/", 3)) return -1;
+    t += 3;
+    size_t n = strcspn(t, "/?#");
+    if (n == 0 || n > SANDBOX_MAX || t[n] != '/') return -1;
+    memcpy(sandbox, t, n);
+    sandbox[n] = '\0';
+    *rest = t + n;
+    return 0;
+}
+
+static void serve_remote(void *ud, int fd)
+{
+    struct llm_public *pub = ud;
+    struct llm_in in;
+    char sandbox[SANDBOX_MAX + 1];
+    const char *rest = NULL;
+    if (llm_read_request(fd, &in) < 0) return;
+    if (split_target(in.target, sandbox, &rest) < 0)
+        return llm_reply(fd, LLM_ANTHROPIC, 404, "not_found_error", "unknown API");
+    if (llm_route(fd, rest, &in) < 0) return;
+    struct llm_session *s = claim(pub->px, fd, &in, sandbox);
+    if (!s) return;
+    llm_serve(s, fd, &in, NULL); /* the token said whose it is: the store is asked now */
+    release(pub->px, s, fd);
+}
+
+/* ---- the listener ---- */
+
+/* "HOST:PORT" or "[V6]:PORT" → host and port (digits). 0, or -1 with err. */
+static int split_addr(const char *addr, char host[256], char port[6], struct jb_err *err)
+{
+    const char *colon = NULL, *h = addr;
+    size_t hn = 0;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (end && end[1] == ':') h = addr + 1, hn = (size_t)(end - h), colon = end + 1;
+    } else if ((colon = strrchr(addr, ':')) && memchr(addr, ':', (size_t)(colon - addr))) {
+        colon = NULL; /* a bare IPv6 address: the port is ambiguous */
+    } else if (colon) {
+        hn = (size_t)(colon - addr);
+    }
+    size_t pn = colon ? strlen(colon + 1) : 0;
+    if (!colon || hn == 0 || hn >= 256 || pn == 0 || pn > 5 ||
+        strspn(colon + 1, "0123456789") != pn || atoi(colon + 1) > 65535)
+        return jb_err_set(err, JB_ECONFIG,
+                          "LLM proxy listen address \"%.100s\": expected HOST:PORT or [IPv6]:PORT, "
+                          "e.g. 127.0.0.1:8787 (port 0 picks a free one)",
+                          addr);
+    memcpy(host, h, hn);
+    host[hn] = '\0';
+    memcpy(port, colon + 1, pn + 1);
+    return 0;
+}
+
+static int listen_tcp(const char *addr, int *ret_port, struct jb_err *err)
+{
+    char host[256], port[6];
+    if (split_addr(addr, host, port, err) < 0) return -1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai)
+        return jb_err_set(err, JB_ECONFIG, "LLM proxy listen address %s: %s", addr,
+                          gai_strerror(gai));
+    int fd = -1, one = 1;
+    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+            jb_err_sys(err, "LLM proxy: cannot listen on %s", addr);
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) return err && err->msg[0] ? -1 : jb_err_sys(err, "LLM proxy: socket for %s", addr);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        close(fd);
+        return jb_err_sys(err, "LLM proxy: getsockname");
+    }
+    *ret_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static void *public_main(void *p)
+{
+    struct llm_public *pub = p;
+    llm_accept_loop(pub->lfd, pub->wake[0], &pub->pool, 1);
+    return NULL;
+}
+
+int llm_proxy_listen(struct llm_proxy *px, const char *addr, struct jb_err *err)
+{
+    if (px->pub)
+        return jb_err_set(err, JB_ECONFIG, "the LLM proxy already listens on TCP port %d",
+                          px->pub->port);
+    struct llm_public *pub = calloc(1, sizeof *pub);
+    if (!pub) return jb_err_set(err, JB_ENOMEM, "llm proxy listener");
+    pub->px = px, pub->wake[0] = pub->wake[1] = -1;
+    llm_pool_init(&pub->pool, LLM_PUBLIC_MAX_CONNS, serve_remote, pub);
+    if ((pub->lfd = listen_tcp(addr, &pub->port, err)) < 0) goto fail;
+    if (pipe2(pub->wake, O_CLOEXEC) < 0 || pthread_create(&pub->thr, NULL, public_main, pub)) {
+        jb_err_sys(err, "LLM proxy listener on %s", addr);
+        goto fail;
+    }
+    px->pub = pub;
+    log_info("llm proxy: listening for remote sandboxes on %s (port %d)", addr, pub->port);
+    return 0;
+fail:
+    if (pub->lfd >= 0) close(pub->lfd);
+    if (pub->wake[0] >= 0) close(pub->wake[0]), close(pub->wake[1]);
+    llm_pool_destroy(&pub->pool);
+    free(pub);
+    return -1;
+}
+
+int llm_proxy_port(const struct llm_proxy *px)
+{
+    return px && px->pub ? px->pub->port : 0;
+}
+
+void llm_public_stop(struct llm_proxy *px)
+{
+    struct llm_public *pub = px->pub;
+    if (!pub) return;
+    ssize_t w = write(pub->wake[1], "x", 1);
+    (void)w;
+    pthread_join(pub->thr, NULL);
+    llm_pool_reap(&pub->pool, 1);
+    llm_pool_destroy(&pub->pool);
+    close(pub->lfd);
+    close(pub->wake[0]);
+    close(pub->wake[1]);
+    free(pub);
+    px->pub = NULL;
+}

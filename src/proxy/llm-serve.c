@@ -1,0 +1,301 @@
+/* proxy/llm-serve.c -- one request to the LLM proxy, whichever listener it came through:
+ * parse the head, route it to a provider, then the checks every request passes (provider
+ * offered, API path allowed, the session's own token, still valid in the store, daily
+ * budget, body cap) before it goes upstream (llm-fwd.c) and its usage is recorded.
+ * Refusals answer in the provider's error shape, so the agent CLI shows a sensible error. */
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/llm-int.h"
+#include "store/store.h"
+
+#define HEAD_MAX     (64u << 10)
+#define BODY_WAIT_MS 120000
+
+static const char *const prefixes[LLM_NPROVIDERS] = {
+    [LLM_ANTHROPIC] = "/anthropic", [LLM_OPENAI] = "/openai", [LLM_AMP] = "/amp"};
+
+const char *llm_prefix(enum llm_provider p)
+{
+    return prefixes[p];
+}
+
+/* ---- replies ---- */
+
+void llm_reply(int fd, enum llm_provider p, int status, const char *type, const char *msg)
+{
+    char body[1024], head[256];
+    json_t *j = p == LLM_ANTHROPIC ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error",
+                                               "type", type, "message", msg)
+                                   : json_pack("{s:{s:s, s:s, s:n}}", "error", "message", msg,
+                                               "type", type, "code");
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    snprintf(body, sizeof body, "%s", text ? text : "{}");
+    free(text);
+    json_decref(j);
+    static const char *const reasons[] = {
+        [400] = "Bad Request",        [401] = "Unauthorized",      [403] = "Forbidden",
+        [404] = "Not Found",          [411] = "Length Required",   [413] = "Payload Too Large",
+        [414] = "URI Too Long",       [429] = "Too Many Requests", [502] = "Bad Gateway",
+        [503] = "Service Unavailable"};
+    const char *reason =
+        status < (int)JB_ARRAY_LEN(reasons) && reasons[status] ? reasons[status] : "Error";
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, reason, strlen(body));
+    int64_t dl = jb_mono_ms() + 5000;
+    if (px_send_all(fd, head, (size_t)n, dl) == 0) px_send_all(fd, body, strlen(body), dl);
+}
+
+void llm_reply_401(int fd, enum llm_provider p, const char *msg)
+{
+    llm_reply(fd, p, 401, p == LLM_ANTHROPIC ? "authentication_error" : "invalid_api_key", msg);
+}
+
+/* ---- parsing ---- */
+
+/* Split the head into request line and headers (in place). 0, or an HTTP status. */
+static int parse_head(char *head, struct llm_request *rq, const char **target)
+{
+    char *save = NULL, *line = strtok_r(head, "\r\n", &save);
+    if (!line) return 400;
+    char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || (size_t)(sp1 - line) >= sizeof rq->method || strncmp(sp2 + 1, "HTTP/1.", 7))
+        return 400;
+    *sp1 = *sp2 = '\0';
+    snprintf(rq->method, sizeof rq->method, "%s", line);
+    *target = sp1 + 1;
+    while ((line = strtok_r(NULL, "\r\n", &save))) {
+        if (!strchr(line, ':') || rq->nheaders >= LLM_MAX_HEADERS) return 400;
+        rq->headers[rq->nheaders++] = line;
+    }
+    return 0;
+}
+
+int llm_read_request(int fd, struct llm_in *in)
+{
+    static _Thread_local char buf[HEAD_MAX + 1];
+    size_t len = 0, head_len = 0;
+    memset(in, 0, sizeof *in);
+    if (px_read_head(fd, buf, HEAD_MAX, jb_mono_ms() + LLM_HEAD_TIMEOUT_MS, &len, &head_len) < 0) {
+        if (errno == E2BIG)
+            llm_reply(fd, LLM_ANTHROPIC, 400, "invalid_request_error", "request head too large");
+        return -1;
+    }
+    in->rest = buf + head_len;
+    in->rest_len = len - head_len;
+    buf[head_len - 2] = '\0'; /* end the head before the blank line */
+    if (parse_head(buf, &in->rq, &in->target)) {
+        llm_reply(fd, LLM_ANTHROPIC, 400, "invalid_request_error", "bad request");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *header(const struct llm_request *rq, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < rq->nheaders; i++)
+        if (!strncasecmp(rq->headers[i], name, n) && rq->headers[i][n] == ':') {
+            const char *v = rq->headers[i] + n + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            return v;
+        }
+    return NULL;
+}
+
+/* The paths each agent uses, nothing else (agent-clis.md). */
+static int path_allowed(enum llm_provider p, const char *method, const char *path)
+{
+    size_t n = strcspn(path, "?");
+    int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+#define IS(s) (n == strlen(s) && !strncmp(path, s, n))
+    switch (p) {
+    case LLM_ANTHROPIC:
+        return post && (IS("/v1/messages") || IS("/v1/messages/count_tokens"));
+    case LLM_OPENAI:
+        return (post &&
+                (IS("/v1/chat/completions") || IS("/v1/responses") || IS("/v1/embeddings"))) ||
+               (get && IS("/v1/models"));
+    case LLM_AMP:
+        return (post || get) && !strncmp(path, "/api/", 5) && !strstr(path, "/../");
+    default:
+        return 0;
+    }
+#undef IS
+}
+
+int llm_route(int fd, const char *target, struct llm_in *in)
+{
+    struct llm_request *rq = &in->rq;
+    for (int p = 0; p < LLM_NPROVIDERS; p++) {
+        size_t n = strlen(prefixes[p]);
+        if (strncmp(target, prefixes[p], n) || target[n] != '/') continue;
+        rq->provider = (enum llm_provider)p;
+        if (strlen(target + n) >= sizeof rq->path) {
+            llm_reply(fd, rq->provider, 414, "invalid_request_error", "request target too long");
+            return -1;
+        }
+        snprintf(rq->path, sizeof rq->path, "%s", target + n);
+        return 0;
+    }
+    llm_reply(fd, LLM_ANTHROPIC, 404, "not_found_error", "unknown API");
+    return -1;
+}
+
+const char *llm_presented_token(const struct llm_request *rq, size_t *len)
+{
+    const char *v = header(rq, "x-api-key");
+    if (!v) {
+        v = header(rq, "authorization");
+        v = v && !strncasecmp(v, "Bearer ", 7) ? v + 7 : NULL;
+    }
+    if (!v) return NULL;
+    *len = strcspn(v, " \t");
+    return v;
+}
+
+/* ---- the checks ---- */
+
+int llm_token_is(const struct llm_session *s, const char *tok, size_t len)
+{
+    if (!tok || len != LLM_TOKEN_LEN) return 0; /* the length is no secret: it is fixed */
+    unsigned diff = 0;
+    for (size_t i = 0; i < LLM_TOKEN_LEN; i++)
+        diff |= (unsigned)(tok[i] ^ s->token[i]);
+    return diff == 0;
+}
+
+void llm_verdict(struct llm_session *s, struct llm_verdict *v)
+{
+    struct jb_err err = {0};
+    char *thread = NULL;
+    long long cap = s->px->cfg.user_daily_tokens;
+    int64_t used = 0, asked = jb_mono_ms(); /* the age counts from before the question */
+    /* Its own connection: in WAL mode a read waits for no writer (our usage records), and
+     * sees every commit made before it began (a revoke by any process). */
+    pthread_mutex_lock(&s->px->rd_mu);
+    int rc = store_token_check(s->px->rd, s->hash, &thread, &err);
+    int over = rc == 0 && cap > 0 && store_usage_today(s->px->rd, s->user, &used, NULL) == 0 &&
+               used >= cap; /* a failed usage read does not stop anyone */
+    pthread_mutex_unlock(&s->px->rd_mu);
+    free(thread);
+    *v = (struct llm_verdict){.at = asked};
+    if (rc < 0)
+        v->status = 401,
+        v->why = err.code == JB_EDENIED
+                     ? (strstr(err.msg, "revoked") ? "the token was revoked" : "the token expired")
+                     : "the token is not valid";
+    else if (over)
+        v->status = 429, v->why = "over the daily token budget";
+}
+
+static void refuse(struct llm_session *s, int fd, enum llm_provider p, const struct llm_verdict *v)
+{
+    atomic_store(&s->refused, v->why);
+    if (v->status != 429) {
+        log_warn("llm proxy %s: refused: %s", s->thread_key, v->why);
+        return llm_reply_401(fd, p, v->why);
+    }
+    log_warn("llm proxy %s: %s is over the daily budget (%lld tokens)", s->thread_key, s->user,
+             s->px->cfg.user_daily_tokens);
+    llm_reply(fd, p, 429, p == LLM_ANTHROPIC ? "rate_limit_error" : "insufficient_quota",
+              "daily token budget used up (JANEBOT_USER_DAILY_TOKENS); it resets at 00:00 UTC");
+}
+
+/* The token: this session's own, then still valid in the store and the user under budget. */
+static int check_token(struct llm_session *s, int fd, const struct llm_request *rq,
+                       const struct llm_verdict *pre)
+{
+    size_t len = 0;
+    const char *tok = llm_presented_token(rq, &len);
+    if (!llm_token_is(s, tok, len)) {
+        log_warn("llm proxy %s: a request with a token that is not this sandbox's", s->thread_key);
+        llm_reply_401(fd, rq->provider, "invalid token for this sandbox");
+        return -1;
+    }
+    struct llm_verdict v;
+    if (pre && jb_mono_ms() - pre->at <= LLM_VERDICT_MAX_AGE_MS)
+        v = *pre;
+    else
+        llm_verdict(s, &v);
+    if (!v.why) return 0;
+    refuse(s, fd, rq->provider, &v);
+    return -1;
+}
+
+/* The body: what came with the head, then the rest. NULL when answered or the peer left. */
+static char *read_body(int fd, struct llm_in *in, size_t *ret_len)
+{
+    enum llm_provider p = in->rq.provider;
+    const char *cl = header(&in->rq, "content-length");
+    if (header(&in->rq, "transfer-encoding")) {
+        llm_reply(fd, p, 411, "invalid_request_error", "send a Content-Length");
+        return NULL;
+    }
+    long long want = cl ? strtoll(cl, NULL, 10) : 0;
+    if (want < 0 || (size_t)want > LLM_BODY_MAX) {
+        llm_reply(fd, p, 413, "request_too_large", "request body over 32 MiB");
+        return NULL;
+    }
+    char *body = malloc((size_t)want + 1);
+    if (!body) {
+        llm_reply(fd, p, 413, "request_too_large", "no memory for the body");
+        return NULL;
+    }
+    size_t have = in->rest_len < (size_t)want ? in->rest_len : (size_t)want;
+    memcpy(body, in->rest, have);
+    if (have < (size_t)want && px_read_until(fd, body, (size_t)want, &have, (size_t)want,
+                                             jb_mono_ms() + BODY_WAIT_MS) < 0) {
+        free(body);
+        return NULL;
+    }
+    *ret_len = (size_t)want;
+    return body;
+}
+
+/* Into the store: the token's usage and expiry, the user's and thread's usage today. */
+static void record_usage(struct llm_session *s, const struct llm_usage *u)
+{
+    struct jb_err err = {0};
+    pthread_mutex_lock(&s->px->st_mu);
+    if (store_token_use(s->px->st, s->hash, s->thread_key, s->user, u->input, u->output,
+                        jb_now_ms() + LLM_TOKEN_TTL_MS, &err) < 0)
+        log_warn("llm proxy %s: %s", s->thread_key, err.msg);
+    pthread_mutex_unlock(&s->px->st_mu);
+}
+
+void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct llm_verdict *pre)
+{
+    struct llm_request *rq = &in->rq;
+    if (!s->px->cfg.key[rq->provider])
+        return llm_reply(fd, rq->provider, 404, "not_found_error",
+                         "this provider is not configured on the host");
+    if (!path_allowed(rq->provider, rq->method, rq->path))
+        return llm_reply(fd, rq->provider, 403, "permission_error",
+                         "this API path is not allowed from a sandbox");
+    if (check_token(s, fd, rq, pre) < 0) return;
+    char *body = read_body(fd, in, &rq->body_len);
+    if (!body) return;
+    rq->body = body;
+    struct llm_usage u = {0};
+    struct jb_err err = {0};
+    if (llm_forward(s->px, rq, fd, &u, &err) < 0) {
+        log_warn("llm proxy %s: %s", s->thread_key, err.msg);
+        llm_reply(fd, rq->provider, 502, "api_error", "the upstream API could not be reached");
+    }
+    /* The session's counts first: once the client sees the end, its exec may end and its
+     * usage be read (llm_session_usage()). Then the end (EOF) goes out, not after the store
+     * write below, which may wait for the store's lock behind other requests. */
+    pthread_mutex_lock(&s->mu);
+    s->in += u.input, s->out += u.output;
+    pthread_mutex_unlock(&s->mu);
+    shutdown(fd, SHUT_WR);
+    free(body);
+    rq->body = NULL;
+    record_usage(s, &u);
+}

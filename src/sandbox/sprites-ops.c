@@ -1,0 +1,382 @@
+/* sandbox/sprites-ops.c -- the Sprites backend's table: list, remove, reset, the golden
+ * build, health checks for `doctor`, and the context (client, store, LLM proxy on TCP for
+ * JANEBOT_PUBLIC_URL, warm pool). ensure and exec are in sprites.c. */
+#include <jansson.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "proxy/proxy.h"
+#include "sandbox/sprites-int.h"
+#include "store/store.h"
+
+#define GOLDEN_NAME "jane-golden"
+
+static struct sprites *sp_of(const struct sandbox_ctx *ctx)
+{
+    return ctx->priv;
+}
+
+/* ---- list ---- */
+
+int sprites_list_each(struct sprites *sp, const char *prefix,
+                      int (*fn)(void *ud, json_t *entry, struct jb_err *err), void *ud,
+                      struct jb_err *err)
+{
+    struct jb_buf path = JB_BUF_INIT(8192);
+    char *token = NULL;
+    int rc = 0;
+    for (int page = 0; rc == 0 && page < 1000; page++) {
+        jb_buf_reset(&path);
+        struct sprites_resp r;
+        rc = jb_buf_appendf(&path, err, "/v1/sprites?max_results=50&prefix=") < 0 ||
+                     sprites_escape(&path, prefix, err) < 0 ||
+                     (token && (jb_buf_appendf(&path, err, "&continuation_token=") < 0 ||
+                                sprites_escape(&path, token, err) < 0))
+                 ? -1
+                 : 0;
+        if (rc < 0 || (rc = sprites_rest(sp, "GET", path.data, NULL, 0, &r, err)) < 0) break;
+        json_t *doc = r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+        json_t *arr = json_object_get(doc, "sprites"), *e;
+        size_t i;
+        if (!json_is_array(arr)) {
+            char why[512];
+            sprites_describe(&r, why, sizeof why);
+            rc = jb_err_set(err, JB_EUNAVAIL, "cannot list sprites: %s", why);
+        } else {
+            json_array_foreach(arr, i,
+                               e) if (rc == 0 && json_string_value(json_object_get(e, "name"))) rc =
+                fn(ud, e, err);
+            const char *next = json_string_value(json_object_get(doc, "next_continuation_token"));
+            free(token);
+            token = json_is_true(json_object_get(doc, "has_more")) && next ? strdup(next) : NULL;
+        }
+        json_decref(doc);
+        sprites_resp_release(&r);
+        if (!token) break;
+    }
+    free(token);
+    jb_buf_release(&path);
+    return rc;
+}
+
+struct lister {
+    const struct sandbox_ctx *ctx;
+    struct sandbox_name_row *names; /* the store's, by name */
+    size_t nnames;
+    struct sandbox_info *v;
+    size_t n;
+};
+
+static const struct sandbox_name_row *row_of(const struct lister *l, const char *name)
+{
+    for (size_t i = 0; i < l->nnames; i++)
+        if (!strcmp(l->names[i].name, name)) return &l->names[i];
+    return NULL;
+}
+
+static int list_one(void *ud, json_t *e, struct jb_err *err)
+{
+    struct lister *l = ud;
+    const char *name = json_string_value(json_object_get(e, "name"));
+    const struct sandbox_name_row *row = row_of(l, name);
+    /* Thread sprites only: a pool sprite nobody claimed yet is not one. */
+    if (!sandbox_is_name(name) || (!row && !strncmp(name, SPRITES_POOL_PREFIX, 10))) return 0;
+    struct sandbox_info *nv = realloc(l->v, (l->n + 1) * sizeof *l->v);
+    if (!nv) return jb_err_set(err, JB_ENOMEM, "sandbox list");
+    l->v = nv;
+    struct sandbox_info *in = &nv[l->n];
+    memset(in, 0, sizeof *in);
+    snprintf(in->name, sizeof in->name, "%s", name);
+    in->backend = "sprites";
+    in->size_bytes = -1;
+    char path[4096];
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s/thread_key", l->ctx->root, name);
+    if (row)
+        in->thread_key = strdup(row->thread_key);
+    else if (jb_read_file(path, 4096, &in->thread_key, &len, NULL) < 0)
+        in->thread_key = strdup("?");
+    if (!in->thread_key) return jb_err_set(err, JB_ENOMEM, "sandbox list");
+    l->n++;
+    static const char *const fields[] = {"last_active_at", "last_running_at", "updated_at"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(fields) && !in->last_used; i++)
+        in->last_used = sprites_parse_time(json_string_value(json_object_get(e, fields[i])));
+    if (row && row->last_used / 1000 > in->last_used) in->last_used = row->last_used / 1000;
+    return 0;
+}
+
+static int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
+                        struct jb_err *err)
+{
+    struct sprites *sp = sp_of(ctx);
+    struct lister l = {.ctx = ctx};
+    pthread_mutex_lock(&sp->st_mu);
+    int rc = store_name_list(sp->st, &l.names, &l.nnames, err);
+    pthread_mutex_unlock(&sp->st_mu);
+    if (rc == 0) rc = sprites_list_each(sp, "jane-", list_one, &l, err);
+    sandbox_name_rows_free(l.names, l.nnames);
+    if (rc < 0) {
+        sandbox_info_free(l.v, l.n);
+        return -1;
+    }
+    *ret = l.v, *ret_n = l.n;
+    return 0;
+}
+
+/* ---- remove and reset ---- */
+
+/* key_or_name -> the sprite and (when known) its thread; *row filled when the store has it. */
+static int resolve(struct sprites *sp, const char *key_or_name, char name[SANDBOX_NAME_LEN],
+                   struct sandbox_name_row *row, int *have_row, struct jb_err *err)
+{
+    int by_name = sandbox_is_name(key_or_name);
+    struct jb_err e = {0};
+    pthread_mutex_lock(&sp->st_mu);
+    int rc = store_name_get(sp->st, key_or_name, by_name, row, &e);
+    pthread_mutex_unlock(&sp->st_mu);
+    if (rc < 0 && e.code != JB_ENOTFOUND) return jb_err_set(err, e.code, "%s", e.msg);
+    *have_row = rc == 0;
+    if (*have_row)
+        snprintf(name, SANDBOX_NAME_LEN, "%s", row->name);
+    else
+        sandbox_name_of(key_or_name, name);
+    return 0;
+}
+
+static int sprites_remove(const struct sandbox_ctx *ctx, const char *key_or_name,
+                          struct jb_err *err)
+{
+    struct sprites *sp = sp_of(ctx);
+    char name[SANDBOX_NAME_LEN], own[SANDBOX_NAME_LEN], dir[4096];
+    struct sandbox_name_row row = {0};
+    int have_row = 0;
+    if (resolve(sp, key_or_name, name, &row, &have_row, err) < 0) return -1;
+    int rc = sprites_delete(sp, name, err);
+    if (rc >= 0 && have_row) {
+        pthread_mutex_lock(&sp->st_mu);
+        store_name_delete(sp->st, row.thread_key, NULL);
+        pthread_mutex_unlock(&sp->st_mu);
+    }
+    /* The local directory keeps the thread key and last-use stamp, by the thread's own name. */
+    if (have_row) sandbox_name_for(row.thread_key, own);
+    snprintf(dir, sizeof dir, "%s/%s", ctx->root, have_row ? own : name);
+    struct stat lst;
+    int local = lstat(dir, &lst) == 0;
+    sandbox_name_row_release(&row);
+    if (rc < 0 || (local && jb_rm_rf(dir, err) < 0)) return -1;
+    if (rc == 1 && !have_row && !local)
+        return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, key_or_name);
+    return 0;
+}
+
+static int sprites_reset(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err)
+{
+    struct sprites *sp = sp_of(ctx);
+    char name[SANDBOX_NAME_LEN];
+    struct sandbox_name_row row = {0};
+    int have_row = 0, rc = -1;
+    if (resolve(sp, thread_key, name, &row, &have_row, err) < 0) return -1;
+    if (!have_row)
+        rc = jb_err_set(err, JB_ENOTFOUND, "no sprite serves %s (it gets one on its next turn)",
+                        thread_key);
+    else if (!row.golden)
+        rc = jb_err_set(err, JB_EUNAVAIL,
+                        "sprite %s has no golden checkpoint (it was made before janebot kept "
+                        "one): `janebot sandbox rm %s` gives the thread a new sprite",
+                        name, thread_key);
+    else if (sprites_restore(sp, name, row.golden, err) == 0)
+        rc = sprites_make(sp, name, NULL, NULL, err); /* the allowlist of today */
+    sandbox_name_row_release(&row);
+    return rc;
+}
+
+/* ---- golden ---- */
+
+static int sprites_golden(const struct sandbox_ctx *ctx, char *out, size_t n, struct jb_err *err)
+{
+    struct sprites *sp = sp_of(ctx);
+    char golden[SPRITES_CKPT_ID_MAX];
+    int64_t t0 = jb_mono_ms();
+    /* From a clean image: the set-up must work on a new sprite, not only on the last one. */
+    if (sprites_delete(sp, GOLDEN_NAME, err) < 0 ||
+        sprites_prepare(sp, GOLDEN_NAME, golden, err) < 0)
+        return -1;
+    snprintf(out, n,
+             "sprite %s: set-up %s ran and was checkpointed as %s (\"%s %s\") in %.1f s.\n"
+             "The Sprites API restores a checkpoint only into the sprite that took it, so new "
+             "and pooled sprites each run this same set-up once and keep their own golden "
+             "checkpoint; pool sprites made by another set-up are replaced.",
+             GOLDEN_NAME, sp->setup_hash, golden, SPRITES_GOLDEN_COMMENT, sp->setup_hash,
+             (double)(jb_mono_ms() - t0) / 1000.0);
+    return 0;
+}
+
+/* ---- health, context, table ---- */
+
+static int probe(const struct jb_config *cfg, struct jb_err *err)
+{
+    struct sprites *sp = NULL;
+    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) <
+        0)
+        return -1;
+    sp->rest_attempts = 2;
+    struct sprites_resp r;
+    int rc = sprites_rest(sp, "GET", "/v1/sprites?max_results=1", NULL, 0, &r, err);
+    if (rc == 0) {
+        char why[512];
+        sprites_describe(&r, why, sizeof why);
+        if (r.status != 200)
+            rc = jb_err_set(err, JB_EUNAVAIL, "the Sprites API at %s answered %s%s", sp->api_url,
+                            why,
+                            r.status == 401 || r.status == 403 ? " (is SPRITES_TOKEN right?)" : "");
+        sprites_resp_release(&r);
+    }
+    sprites_client_free(sp);
+    return rc;
+}
+
+/* Where the agent's API key comes from, said plainly (the seed's trade-off without a
+ * public URL for the proxy). */
+static void keys_line(const struct jb_config *cfg, char *out, size_t n)
+{
+    if (cfg->public_url)
+        snprintf(out, n,
+                 "sprites reach janebot's LLM proxy at %s with a scoped token per exec; the real "
+                 "API keys stay on this host",
+                 cfg->public_url);
+    else
+        snprintf(out, n,
+                 "JANEBOT_PUBLIC_URL is not set, so the Sprites backend passes the agent's real "
+                 "API key into each sprite (the seed's trade-off); set JANEBOT_PROXY_LISTEN and "
+                 "JANEBOT_PUBLIC_URL (https, a TLS terminator in front) to keep it on this host");
+}
+
+static int sprites_available(const struct sandbox_ctx *ctx, struct jb_err *err)
+{
+    if (probe(ctx->cfg, err) < 0) return -1;
+    char line[512];
+    keys_line(ctx->cfg, line, sizeof line);
+    if (ctx->cfg->public_url)
+        log_info("%s", line);
+    else
+        log_warn("%s", line);
+    return 0;
+}
+
+static int sprites_doctor(const struct sandbox_ctx *ctx,
+                          void (*report)(void *ud, int ok, const char *what, const char *detail),
+                          void *ud)
+{
+    struct jb_err e = {0};
+    int ok = probe(ctx->cfg, &e) == 0;
+    char detail[900];
+    snprintf(detail, sizeof detail, "sprites: %s", ok ? "the Sprites API answers" : e.msg);
+    report(ud, ok, "sandbox", detail);
+    keys_line(ctx->cfg, detail, sizeof detail);
+    report(ud, 1, "api keys", detail);
+    return ok ? 0 : 1;
+}
+
+/* "a,b" + "," + the host of url (may be NULL). Caller frees. */
+static char *csv_plus(const char *csv, const char *more, const char *url)
+{
+    char host[512] = "";
+    if (url) {
+        const char *h = strstr(url, "://");
+        h = h ? h + 3 : url;
+        snprintf(host, sizeof host, "%.*s", (int)strcspn(h, "/"), h);
+    }
+    char *s = NULL;
+    if (asprintf(&s, "%s%s%s%s%s", csv && *csv ? csv : EGRESS_DEFAULT_ALLOW, more ? "," : "",
+                 more ? more : "", *host ? "," : "", host) < 0)
+        return NULL;
+    return s;
+}
+
+/* The LLM proxy on JANEBOT_PROXY_LISTEN, when JANEBOT_PUBLIC_URL is set and the host has a
+ * key. A long-running process opens it at start and fails closed; a one-off command opens
+ * it at its first exec (sprites_llm_ready), so `list` or `gc` never touch the address. */
+static int llm_open(struct sprites *sp, const struct jb_config *cfg, struct jb_err *err)
+{
+    struct llm_config llm = {
+        .key = {cfg->anthropic_api_key, cfg->openai_api_key, cfg->amp_api_key},
+        .upstream = {cfg->upstream_anthropic, cfg->upstream_openai, cfg->upstream_amp},
+        .db_path = cfg->db_path,
+        .user_daily_tokens = cfg->user_daily_tokens,
+    };
+    if (!cfg->public_url || !(llm.key[0] || llm.key[1] || llm.key[2])) return 0;
+    struct llm_proxy *px = NULL;
+    if (llm_proxy_new(&llm, &px, err) < 0) return -1;
+    if (llm_proxy_listen(px, cfg->proxy_listen, err) < 0) {
+        llm_proxy_free(px);
+        return -1;
+    }
+    sp->llm = px;
+    sp->public_url = cfg->public_url;
+    return 0;
+}
+
+void sprites_llm_ready(struct sprites *sp)
+{
+    pthread_mutex_lock(&sp->st_mu);
+    if (!sp->llm_tried) {
+        sp->llm_tried = 1;
+        struct jb_err e = {0};
+        if (llm_open(sp, sp->cfg, &e) < 0) {
+            /* Likely `serve` holds the address: no key at all beats the real one. */
+            log_warn("JANEBOT_PROXY_LISTEN: %s; this command's sprite gets no API key", e.msg);
+            sp->no_keys = 1;
+        }
+    }
+    pthread_mutex_unlock(&sp->st_mu);
+}
+
+static int sprites_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
+{
+    struct sprites *sp = NULL;
+    const struct jb_config *cfg = ctx->cfg;
+    jb_autofree char *csv = csv_plus(cfg->egress_allow, NULL, cfg->public_url);
+    jb_autofree char *setup_csv = csv_plus(cfg->egress_allow, cfg->sprites_setup_allow, NULL);
+    if (!csv || !setup_csv) return jb_err_set(err, JB_ENOMEM, "sprites");
+    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, csv, &sp, err) < 0) return -1;
+    ctx->priv = sp;
+    char hex[65];
+    sp->setup = cfg->sprites_setup ? cfg->sprites_setup : "";
+    jb_sha256_hex(sp->setup, strlen(sp->setup), hex);
+    snprintf(sp->setup_hash, sizeof sp->setup_hash, "%.12s", hex);
+    sp->health_ms = (long)cfg->sprites_health_s * 1000;
+    sp->cfg = cfg;
+    sp->llm_tried = ctx->serving;
+    if (!(sp->setup_policy = sprites_policy_json(setup_csv, err)) ||
+        store_open(cfg->db_path, &sp->st, err) < 0 || (ctx->serving && llm_open(sp, cfg, err) < 0))
+        return -1;
+    if (ctx->serving && cfg->sprites_pool > 0)
+        return sprites_pool_start(sp, cfg->sprites_pool, err);
+    return 0;
+}
+
+static void sprites_ctx_release(struct sandbox_ctx *ctx)
+{
+    struct sprites *sp = ctx->priv;
+    sprites_pool_stop(sp);
+    llm_proxy_free(sp->llm);
+    store_close(sp->st);
+    sprites_client_free(sp);
+}
+
+const struct sandbox_ops sandbox_sprites_ops = {
+    .version = 1,
+    .name = "sprites",
+    .available = sprites_available,
+    .ensure = sprites_sb_ensure,
+    .exec = sprites_sb_exec,
+    .doctor = sprites_doctor,
+    .ctx_init = sprites_ctx_init,
+    .ctx_release = sprites_ctx_release,
+    .list = sprites_list,
+    .remove = sprites_remove,
+    .reset = sprites_reset,
+    .golden = sprites_golden,
+    .outbox = sprites_outbox,
+};
