@@ -70,6 +70,7 @@ bench: all $(B)/bench-exec
 	./$(B)/bench-exec ./$(B)/janebot
 	./bench/proxy-throughput.py ./$(B)/janebot
 	./bench/slack-ack.py ./$(B)/janebot
+	./bench/llm-proxy.py ./$(B)/janebot
 	./bench/sprites-latency.py ./$(B)/janebot
 
 format:

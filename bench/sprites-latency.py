@@ -114,12 +114,16 @@ class Run:
         self.fake = FakeSprites(os.path.join(self.dir, "sprites"), TOKEN).start()
         self.fake.create_delay = CREATE_DELAY
         os.chmod(self.fake.root, 0o755)
+        # The agent runs as that user too: a copy it can read wherever the repo lives.
+        self.agent = os.path.join(self.dir, "agent.py")
+        shutil.copy(AGENT, self.agent)
+        os.chmod(self.agent, 0o755)
         self.state = os.path.join(self.dir, "state")
         self.home = os.path.join(self.dir, "home")
         for d in (self.state, self.home):
             os.makedirs(d, mode=0o700)
         self.env = {"PATH": SYS_PATH, "HOME": self.home, "JANEBOT_STATE_DIR": self.state,
-                    "JANEBOT_AGENT": "command", "JANEBOT_AGENT_CMD": AGENT,
+                    "JANEBOT_AGENT": "command", "JANEBOT_AGENT_CMD": self.agent,
                     "JANEBOT_SANDBOX": "sprites", "SPRITES_TOKEN": TOKEN,
                     "SPRITES_API_URL": self.fake.url}
         for k in PASSTHROUGH:

@@ -22,6 +22,7 @@ struct llm_public {
     int lfd, wake[2], port;
     pthread_t thr;
     struct llm_pool pool;
+    _Atomic int64_t unknown_logged; /* jb_mono_ms() of the last such log line */
 };
 
 /* ---- the registry of remote sessions ---- */
@@ -38,11 +39,10 @@ static struct llm_session *find(struct llm_proxy *px, const char *tok, size_t le
 }
 
 /* Unknown tokens are what a scanner sends: at most one log line a second about them. */
-static int log_unknown_allowed(void)
+static int log_unknown_allowed(struct llm_public *pub)
 {
-    static _Atomic int64_t last;
-    int64_t now = jb_mono_ms(), was = atomic_load(&last);
-    return now - was >= 1000 && atomic_compare_exchange_strong(&last, &was, now);
+    int64_t now = jb_mono_ms(), was = atomic_load(&pub->unknown_logged);
+    return now - was >= 1000 && atomic_compare_exchange_strong(&pub->unknown_logged, &was, now);
 }
 
 /* The open session this request's token belongs to, checked against the sandbox named in
@@ -71,7 +71,7 @@ static struct llm_session *claim(struct llm_proxy *px, int fd, const struct llm_
     if (why == OTHER_SANDBOX) /* names the thread whose token it is, never the token */
         log_warn("llm proxy %s: its token was sent for another sandbox's path", s->thread_key);
     pthread_mutex_unlock(&px->reg_mu);
-    if (why == UNKNOWN && log_unknown_allowed())
+    if (why == UNKNOWN && px->pub && log_unknown_allowed(px->pub))
         log_warn("llm proxy: refused a request over TCP with an unknown or closed token");
     if (why == UNKNOWN || why == OTHER_SANDBOX)
         llm_reply_401(fd, p, "invalid token for this sandbox");

@@ -262,6 +262,11 @@ class JanebotCase(unittest.TestCase):
         # A sprite's home belongs to its non-root user (uid 1000 in the fake when it runs as
         # root): the way down to it must be open to that user, as /home is on a real sprite.
         os.chmod(self.tmp, 0o711)
+        # The agent runs as that user too: a copy it can read wherever the repo lives.
+        agent = self.tmp / "agent.py"
+        shutil.copy(AGENT, agent)
+        agent.chmod(0o755)
+        self.env["JANEBOT_AGENT_CMD"] = str(agent)
         fake = FakeSprites(self.tmp / "sprites", SPRITES_TOKEN).start()
         self.addCleanup(fake.stop)
         self.env.update({"JANEBOT_SANDBOX": "sprites", "SPRITES_TOKEN": SPRITES_TOKEN,

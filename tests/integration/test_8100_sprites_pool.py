@@ -7,7 +7,7 @@ import subprocess
 import time
 import urllib.request
 
-from jbtest import BIN, SPRITES_TOKEN, JanebotCase, default_signals, sandbox_name
+from jbtest import AGENT, BIN, SPRITES_TOKEN, JanebotCase, default_signals, sandbox_name
 
 
 
@@ -170,3 +170,18 @@ class SpritesPool(JanebotCase):
         sandbox, backend, exec_ms, outcome = rows[0]
         self.assertEqual((sandbox, backend, outcome), (sandbox_name("chat:au"), "sprites", "ok"))
         self.assertGreater(exec_ms, 0)
+
+    def test_8110_the_command_agent_is_a_path_inside_the_sprite_installed_by_the_setup(self):
+        inside = self.tmp / "in-sprite" / "agent"  # not there until the set-up makes it
+        env = {"JANEBOT_AGENT_CMD": str(inside),
+               "JANEBOT_SPRITES_SETUP": "mkdir -p %s && cp %s %s && chmod 755 %s %s"
+                                        % (inside.parent, AGENT, inside, inside.parent, inside)}
+        self.assertFalse(inside.exists())
+        r = self.chat_ok(["hello"], thread="cmd", env=env)
+        self.assertIn_("echo: hello (turn 1)", r)
+        local = self.run_jb(["config", "check"], env=dict(env, JANEBOT_SANDBOX="local",
+                                                           JANEBOT_AGENT_CMD="/nonexistent/agent"))
+        self.assertNotEqual(local.rc, 0, "the local backend needs the agent on this host")
+        rel = self.run_jb(["config", "check"], env={"JANEBOT_AGENT_CMD": "bin/agent"})
+        self.assertNotEqual(rel.rc, 0, rel)
+        self.assertIn("absolute path inside the sprite", rel.err)
