@@ -21,6 +21,8 @@ endif
 LIB_SRC  := $(sort $(wildcard src/util/*.c src/store/*.c src/agent/*.c src/sandbox/*.c \
                               src/frontend/*.c src/core/*.c src/proxy/*.c src/slack/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+CMD_SRC  := $(sort $(wildcard src/cmd/*.c))
+CMD_OBJ  := $(CMD_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
@@ -30,12 +32,12 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d
 
 $(B)/libjanebot.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/janebot: $(B)/src/main.o $(B)/libjanebot.a
+$(B)/janebot: $(B)/src/main.o $(CMD_OBJ) $(B)/libjanebot.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/unit-tests: $(UNIT_OBJ) $(B)/libjanebot.a

@@ -502,7 +502,12 @@ Test(store, racing_openers_migrate_once)
 Test(store, racing_processes_open_a_new_database)
 {
     for (int round = 0; round < 40; round++) {
-        unlink(dbpath);
+        char side[PATH_MAX + 32];
+        unlink(dbpath); /* and its WAL files: a stale WAL beside a new database is corrupt */
+        snprintf(side, sizeof side, "%s-wal", dbpath);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", dbpath);
+        unlink(side);
         pid_t kids[8];
         for (int i = 0; i < 8; i++) {
             kids[i] = fork();
@@ -512,6 +517,7 @@ Test(store, racing_processes_open_a_new_database)
                 struct jb_err err = {0};
                 int rc = store_open(dbpath, &st, &err);
                 store_close(st);
+                if (rc < 0) fprintf(stderr, "opener: %s\n", err.msg);
                 _exit(rc == 0 ? 0 : 1);
             }
         }
