@@ -77,23 +77,23 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
     }
     int64_t id = 0;
     pthread_mutex_lock(&c->store_mu);
-    int rc = store_inbox_add(c->store, thread_key, user, text, ref, &id, err);
+    int rc = store_inbox_add(c->store, thread_key, user, text, ref, NULL, &id, err);
     pthread_mutex_unlock(&c->store_mu);
     if (rc < 0) return -1;
-    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, err);
+    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, NULL, err);
 }
 
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
                       const char *thread_key, const char *user, const char *text, const char *ref,
-                      struct jb_err *err)
+                      const char *files, struct jb_err *err)
 {
     int64_t id = 0;
     pthread_mutex_lock(&c->store_mu);
-    int rc =
-        store_event_accept(c->store, event_id, dedupe_key, thread_key, user, text, ref, &id, err);
+    int rc = store_event_accept(c->store, event_id, dedupe_key, thread_key, user, text, ref, files,
+                                &id, err);
     pthread_mutex_unlock(&c->store_mu);
     if (rc != 0) return rc; /* 1: seen before; -1: error */
-    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, err);
+    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, files, err);
 }
 
 int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
@@ -125,7 +125,7 @@ int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_e
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!prefix && strcmp(v[i].thread_key, key) != 0) continue;
         rc = lanes_enqueue(c->lanes, v[i].id, v[i].thread_key, v[i].user_id, v[i].text, v[i].ref,
-                           err);
+                           v[i].files, err);
         queued++;
     }
     inbox_msgs_free(v, n);

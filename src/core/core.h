@@ -90,6 +90,9 @@ struct lane_msg {
     int64_t inbox_id;
     char *thread_key, *user_id, *text;
     char *ref; /* the frontend's reference to the message (Slack: "CHANNEL:TS"), or NULL */
+    /* Files shared with the message, fetched when its turn runs: a JSON array of
+     * {"name","url","size","mimetype"} as stored in the inbox; NULL when none. */
+    char *files;
 };
 
 struct lanes;
@@ -104,9 +107,9 @@ struct lanes_opts {
 /* Starts the workers. *ret is the caller's; lanes_free() drains and joins. */
 int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lanes **ret,
               struct jb_err *err);
-/* Copies the message (ref may be NULL). */
+/* Copies the message (ref and files may be NULL). */
 int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
-                  const char *text, const char *ref, struct jb_err *err);
+                  const char *text, const char *ref, const char *files, struct jb_err *err);
 /* Change the cap of (L5) (a reloaded configuration); lanes waiting on it may start. */
 void lanes_set_max_per_user(struct lanes *l, int max_per_user);
 /* Blocks until every queued message has run. */
@@ -138,10 +141,13 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
 int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
                 const char *ref, struct jb_err *err);
 /* Accept a Slack event exactly once (by event id and by post): 0 queued, 1 seen before,
- * -1 error. Durable before it returns, so the caller may acknowledge it. */
+ * -1 error. Durable before it returns, so the caller may acknowledge it. files (may be
+ * NULL): the files shared with it, a JSON array of {"name","url","size","mimetype"}
+ * (slack_files_normalise()); stored with the message and fetched into the sandbox's
+ * ~/inbox/ through the frontend's fetch() when the turn runs. */
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
                       const char *thread_key, const char *user, const char *text, const char *ref,
-                      struct jb_err *err);
+                      const char *files, struct jb_err *err);
 /* A Slack event that runs no turn, exactly once: 0 new, 1 seen before, -1 error. */
 int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
                     struct jb_err *err);

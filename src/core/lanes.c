@@ -70,6 +70,7 @@ static void msg_free(struct msg_node *n)
     free(n->m.user_id);
     free(n->m.text);
     free(n->m.ref);
+    free(n->m.files);
     free(n);
 }
 
@@ -309,7 +310,7 @@ static struct lane *lane_get(struct lanes *l, const char *key)
 }
 
 static struct msg_node *msg_new(int64_t inbox_id, const char *thread_key, const char *user,
-                                const char *text, const char *ref)
+                                const char *text, const char *ref, const char *files)
 {
     struct msg_node *n = calloc(1, sizeof *n);
     if (!n) return NULL;
@@ -318,7 +319,9 @@ static struct msg_node *msg_new(int64_t inbox_id, const char *thread_key, const 
     n->m.user_id = strdup(user);
     n->m.text = strdup(text);
     n->m.ref = ref ? strdup(ref) : NULL;
-    if (!n->m.thread_key || !n->m.user_id || !n->m.text || (ref && !n->m.ref)) {
+    n->m.files = files ? strdup(files) : NULL;
+    if (!n->m.thread_key || !n->m.user_id || !n->m.text || (ref && !n->m.ref) ||
+        (files && !n->m.files)) {
         msg_free(n);
         return NULL;
     }
@@ -326,9 +329,9 @@ static struct msg_node *msg_new(int64_t inbox_id, const char *thread_key, const 
 }
 
 int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
-                  const char *text, const char *ref, struct jb_err *err)
+                  const char *text, const char *ref, const char *files, struct jb_err *err)
 {
-    struct msg_node *n = msg_new(inbox_id, thread_key, user, text, ref);
+    struct msg_node *n = msg_new(inbox_id, thread_key, user, text, ref, files);
     if (!n) return jb_err_set(err, JB_ENOMEM, "message");
     pthread_mutex_lock(&l->mu);
     struct lane *ln = lane_get(l, thread_key);

@@ -40,7 +40,15 @@ struct frontend_ops {
      * conversation started inside an existing thread), as text for the agent; caller
      * frees; NULL when there is nothing. */
     char *(*context)(struct frontend *fe, const char *thread_key, const char *ref);
+    /* Optional: download a file a user shared (url from the message's files) into fd (the
+     * caller's, written from its offset), at most max bytes. NULL when the frontend has no
+     * files (terminal). Errors are fit for the user: no secrets in them. */
+    int (*fetch)(struct frontend *fe, const char *url, int fd, long long max, struct jb_err *err);
 };
+
+/* Files users share are fetched up to this size each; larger ones are skipped (and the user
+ * told) when the message comes in. */
+#define FRONTEND_FILE_MAX (20LL << 20) /* 20 MiB */
 
 struct frontend {
     const struct frontend_ops *ops;

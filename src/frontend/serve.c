@@ -102,6 +102,20 @@ static void rate_refuse(struct serve *sv, const struct slack_message *m, int ret
     notice_async(sv, m->thread_key, text);
 }
 
+/* Files over the size cap are not fetched; the user hears which. */
+static void skipped_notice(struct serve *sv, const char *key, const struct jb_strv *skipped)
+{
+    struct jb_buf b = JB_BUF_INIT(8192);
+    char cap[32];
+    jb_fmt_size(FRONTEND_FILE_MAX, cap, sizeof cap);
+    int rc = jb_buf_appendf(&b, NULL, "I skipped ");
+    for (size_t i = 0; i < skipped->n && rc == 0; i++)
+        rc = jb_buf_appendf(&b, NULL, "%s`%s`", i ? ", " : "", skipped->v[i]);
+    if (rc == 0) rc = jb_buf_appendf(&b, NULL, ": files over %s are not downloaded.", cap);
+    notice_async(sv, key, rc == 0 ? b.data : "I skipped files over the size limit.");
+    jb_buf_release(&b);
+}
+
 static void handle_message(struct serve *sv, const struct slack_message *m)
 {
     struct jb_err err = {0};
@@ -112,7 +126,11 @@ static void handle_message(struct serve *sv, const struct slack_message *m)
     }
     const char *cmd = command_of(m->text);
     int allowed = core_allowed(sv->core, m->user, m->channel);
-    if (!allowed || cmd || !*m->text) {
+    jb_autofree char *files = NULL;
+    jb_auto(jb_strv_free) struct jb_strv skipped = JB_STRV_INIT;
+    if (slack_files_normalise(m->files, FRONTEND_FILE_MAX, &files, &skipped, &err) < 0)
+        log_warn("slack: files of event %s: %s", m->event_id, err.msg);
+    if (!allowed || cmd || (!*m->text && !files)) {
         int seen = core_event_once(sv->core, m->event_id, m->dedupe_key, &err);
         if (seen != 0) {
             if (seen < 0) log_warn("slack: event %s: %s", m->event_id, err.msg);
@@ -127,6 +145,7 @@ static void handle_message(struct serve *sv, const struct slack_message *m)
             run_command(sv, m, cmd);
         } else {
             notice_async(sv, m->thread_key, "Hi! Tell me what to do, here in this thread.");
+            if (skipped.n) skipped_notice(sv, m->thread_key, &skipped);
         }
         return;
     }
@@ -137,11 +156,13 @@ static void handle_message(struct serve *sv, const struct slack_message *m)
         return;
     }
     int rc = core_submit_event(sv->core, m->event_id, m->dedupe_key, m->thread_key, m->user,
-                               m->text, m->dedupe_key, &err);
+                               m->text, m->dedupe_key, files, &err);
     if (rc < 0)
         log_error("slack: event %s not stored: %s", m->event_id, err.msg);
     else if (rc == 1)
         log_debug("slack: event %s seen before", m->event_id);
+    else if (skipped.n) /* once, for the message that was stored */
+        skipped_notice(sv, m->thread_key, &skipped);
 }
 
 /* The Cancel button of block_actions carries the thread key as its value. */

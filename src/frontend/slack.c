@@ -228,6 +228,17 @@ static char *slack_context(struct frontend *fe, const char *key, const char *ref
     return jb_buf_detach(&b, NULL);
 }
 
+/* The bot token goes only to Slack's file host (or SLACK_API_URL's): slack_file_download
+ * refuses every other URL a payload may carry. */
+static int slack_fetch(struct frontend *fe, const char *url, int fd, long long max,
+                       struct jb_err *err)
+{
+    struct fe_slack *s = fe->priv;
+    struct slack_download d = {.api_url = s->cfg->slack_api_url,
+                               .bot_token = s->cfg->slack_bot_token};
+    return slack_file_download(&d, url, fd, max, err);
+}
+
 static const struct frontend_ops slack_ops = {
     .version = 1,
     .name = "slack",
@@ -239,6 +250,7 @@ static const struct frontend_ops slack_ops = {
     .notice = slack_notice,
     .upload = slack_upload,
     .context = slack_context,
+    .fetch = slack_fetch,
 };
 
 struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config *cfg,

@@ -85,6 +85,7 @@ static const struct frontend_ops terminal_ops = {
     .notice = term_notice,
     .upload = NULL,
     .context = NULL,
+    .fetch = NULL,
 };
 
 struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress)

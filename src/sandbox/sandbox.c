@@ -1,10 +1,12 @@
 /* sandbox/sandbox.c -- the backend registry and what every backend shares: names, the
- * on-disk layout <state>/sandboxes/<name>/{home,thread_key,last_used}, list and remove. */
+ * on-disk layout <state>/sandboxes/<name>/{home,thread_key,last_used}, list and remove,
+ * the outbox and files put into the home. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "sandbox/backend.h"
@@ -295,4 +297,145 @@ int sandbox_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
     }
     jb_strv_free(&names);
     return delivered;
+}
+
+/* ---- files put into the home ---- */
+
+static int in_list(const struct jb_strv *v, const char *s)
+{
+    for (size_t i = 0; v && i < v->n; i++)
+        if (!strcmp(v->v[i], s)) return 1;
+    return 0;
+}
+
+/* Length of s cut to at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max) return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+void sandbox_safe_name(const char *name, const struct jb_strv *taken,
+                       char out[SANDBOX_FILE_NAME_MAX + 1])
+{
+    const char *slash = name ? strrchr(name, '/') : NULL;
+    const char *base = slash ? slash + 1 : name ? name : "";
+    char clean[1024];
+    size_t n = utf8_cut(base, sizeof clean - 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)base[i];
+        clean[i] = ch < 0x20 || ch == 0x7f || (i == 0 && ch == '.') ? '_' : (char)ch;
+    }
+    clean[n] = '\0';
+    if (!n) snprintf(clean, sizeof clean, "file");
+    /* The extension stays last, through cuts and numbers, so the file opens as what it is. */
+    const char *dot = strrchr(clean, '.');
+    size_t ext = dot && dot != clean && strlen(dot) <= 16 ? strlen(dot) : 0;
+    size_t stem = strlen(clean) - ext;
+    for (int k = 1;; k++) {
+        char suffix[16] = "", cut[sizeof clean];
+        if (k > 1) snprintf(suffix, sizeof suffix, "-%d", k);
+        snprintf(cut, sizeof cut, "%.*s", (int)stem, clean);
+        cut[utf8_cut(cut, SANDBOX_FILE_NAME_MAX - strlen(suffix) - ext)] = '\0';
+        snprintf(out, SANDBOX_FILE_NAME_MAX + 1, "%s%s%s", cut, suffix, clean + stem);
+        if (!in_list(taken, out) || k >= 100000) return;
+    }
+}
+
+static int put_component_ok(const char *c, size_t len)
+{
+    return len > 0 && c[0] != '.' && len < 256;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Copy fd (from offset 0) into out. */
+static int copy_fd(int in, int out, struct jb_err *err)
+{
+    char buf[65536];
+    for (off_t off = 0;;) {
+        ssize_t r = pread(in, buf, sizeof buf, off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return jb_err_sys(err, "cannot read the file");
+        if (r == 0) return 0;
+        if (write_all(out, buf, (size_t)r) < 0) return jb_err_sys(err, "cannot write the file");
+        off += r;
+    }
+}
+
+/* Write name in dfd through a fresh temporary and a rename, so an existing entry (a
+ * symlink or hard link the sandbox planted) is replaced, never written through. */
+static int put_file(int dfd, const char *name, int fd, const struct stat *owner, struct jb_err *err)
+{
+    unsigned char raw[8];
+    char tmp[64];
+    if (jb_random_bytes(raw, sizeof raw, err) < 0) return -1;
+    snprintf(tmp, sizeof tmp, ".janebot-put-%02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1],
+             raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
+    jb_autoclose int out =
+        openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out < 0) return jb_err_sys(err, "cannot create %s", name);
+    if (fchown(out, owner->st_uid, owner->st_gid) < 0 && errno != EPERM) {
+        unlinkat(dfd, tmp, 0);
+        return jb_err_sys(err, "cannot hand %s to the sandbox's user", name);
+    }
+    int rc = copy_fd(fd, out, err);
+    if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
+        rc = jb_err_sys(err, "cannot put %s in place", name);
+    if (rc < 0) unlinkat(dfd, tmp, 0);
+    return rc;
+}
+
+/* Open (making it when missing) directory name below dfd, owned like the home. */
+static int put_dir(int dfd, const char *name, const struct stat *owner)
+{
+    if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST) return -1;
+    int d = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d >= 0 && fchown(d, owner->st_uid, owner->st_gid) < 0 && errno != EPERM) {
+        close(d);
+        return -1;
+    }
+    return d;
+}
+
+int sandbox_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *err)
+{
+    for (const char *p = relpath;;) {
+        const char *end = strchrnul(p, '/');
+        if (!put_component_ok(p, (size_t)(end - p)))
+            return jb_err_set(err, JB_EPROTO, "bad path %s for a file in the sandbox", relpath);
+        if (!*end) break;
+        p = end + 1;
+    }
+    if (sb->ctx->ops->put) return sb->ctx->ops->put(sb, relpath, fd, err);
+    int dfd = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat owner;
+    if (dfd < 0 || fstat(dfd, &owner) < 0) {
+        if (dfd >= 0) close(dfd);
+        return jb_err_sys(err, "cannot open the home of sandbox %s", sb->name);
+    }
+    char comp[256];
+    const char *p = relpath;
+    for (const char *end; *(end = strchrnul(p, '/')); p = end + 1) {
+        snprintf(comp, sizeof comp, "%.*s", (int)(end - p), p);
+        int next = put_dir(dfd, comp, &owner);
+        close(dfd);
+        if (next < 0) return jb_err_sys(err, "cannot make ~/%.*s", (int)(end - relpath), relpath);
+        dfd = next;
+    }
+    int rc = put_file(dfd, p, fd, &owner, err);
+    close(dfd);
+    return rc;
 }

@@ -118,6 +118,8 @@ struct sandbox_ops {
     int (*outbox)(struct sandbox *sb, size_t max_files, long long max_bytes,
                   int (*deliver)(void *ud, int fd, const char *name),
                   void (*skipped)(void *ud, const char *name, const char *why), void *ud);
+    /* Optional: sandbox_put() for a home that is not on this host. */
+    int (*put)(struct sandbox *sb, const char *relpath, int fd, struct jb_err *err);
 };
 
 struct sandbox_ctx {
@@ -154,6 +156,21 @@ int sandbox_golden(const struct sandbox_ctx *ctx, char *out, size_t n, struct jb
 int sandbox_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
                    int (*deliver)(void *ud, int fd, const char *name),
                    void (*skipped)(void *ud, const char *name, const char *why), void *ud);
+/* Put the bytes of fd (read with pread from offset 0; fd stays the caller's) at relpath
+ * under the sandbox's home ("inbox/a.txt" -> ~/inbox/a.txt), replacing what was there;
+ * missing directories are made. Every component of relpath must be a plain name (no "",
+ * ".", "..", leading '.'): JB_EPROTO otherwise. The home is the sandbox's: nothing in it is
+ * followed (a planted symlink makes the call fail or is replaced, never written through),
+ * and what is made belongs to the home's owner, so the agent can read and remove it. */
+int sandbox_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *err);
+/* A name for a file put in the sandbox (~/inbox/<name>), from a name a user gave: the part
+ * after the last '/', control characters as '_', a leading '.' as '_', "file" when empty,
+ * at most SANDBOX_FILE_NAME_MAX bytes (cut at a UTF-8 character boundary). When the result
+ * is in taken (may be NULL: the names already given in this turn), a number is added before
+ * the extension: "a.txt" -> "a-2.txt", "a-3.txt", … Pure. */
+#define SANDBOX_FILE_NAME_MAX 100
+void sandbox_safe_name(const char *name, const struct jb_strv *taken,
+                       char out[SANDBOX_FILE_NAME_MAX + 1]);
 /* Remove every sandbox unused for more than idle_s seconds; the thread keys of those
  * removed are pushed to removed (the caller's). Returns how many, or -1. */
 int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *removed,

@@ -143,6 +143,9 @@ int sprites_prepare(struct sprites *sp, const char *name, char golden[SPRITES_CK
 int sprites_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
                    int (*deliver)(void *ud, int fd, const char *name),
                    void (*skipped)(void *ud, const char *name, const char *why), void *ud);
+/* sandbox_put() of a sprite: one exec writes stdin to ~/relpath (relpath checked by the
+ * caller); at most 64 MiB. */
+int sprites_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *err);
 
 /* ---- the warm pool (sprites-pool.c) ---- */
 

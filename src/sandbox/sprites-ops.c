@@ -379,4 +379,5 @@ const struct sandbox_ops sandbox_sprites_ops = {
     .reset = sprites_reset,
     .golden = sprites_golden,
     .outbox = sprites_outbox,
+    .put = sprites_put,
 };

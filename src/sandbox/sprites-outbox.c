@@ -2,7 +2,9 @@
  * host one exec at a time: `find` lists the entries (NUL-separated, so any name parses),
  * `cat` of one regular file fills a memfd handed to deliver(), and a delivered file moves
  * to ~/outbox/sent/. Names travel as arguments, never inside a script; everything the
- * sprite prints is hostile until parsed (sizes, kinds, names with '/' are refused). */
+ * sprite prints is hostile until parsed (sizes, kinds, names with '/' are refused).
+ * The other way, sprites_put() writes a file users shared into the sprite's home. */
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -132,4 +134,54 @@ int sprites_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
     }
     jb_buf_release(&out);
     return delivered;
+}
+
+/* ---- files put into the sprite (sandbox_put) ---- */
+
+#define PUT_MAX (64LL << 20)
+
+/* The bytes of fd, from offset 0, into b. */
+static int slurp(int fd, struct jb_buf *b, struct jb_err *err)
+{
+    char chunk[65536];
+    for (off_t off = 0;;) {
+        ssize_t r = pread(fd, chunk, sizeof chunk, off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return jb_err_sys(err, "cannot read the file");
+        if (r == 0) return 0;
+        if (jb_buf_append(b, chunk, (size_t)r, err) < 0) return -1;
+        off += r;
+    }
+}
+
+int sprites_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *err)
+{
+    /* The directory and the name travel as arguments; the bytes as stdin. Run as root (some
+     * images), the result goes to the home's owner like place_file() does. */
+    static const char script[] =
+        "mkdir -p \"$HOME/$1\" && cat > \"$HOME/$1/$2\" && if [ \"$(id -u)\" = 0 ]; then "
+        "chown \"$(stat -c %u:%g \"$HOME\")\" \"$HOME/$1\" \"$HOME/$1/$2\"; fi";
+    const char *slash = strrchr(relpath, '/');
+    char dir[512];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - relpath) : 1, slash ? relpath : ".");
+    const char *name = slash ? slash + 1 : relpath;
+    struct jb_buf data = JB_BUF_INIT((size_t)PUT_MAX);
+    if (slurp(fd, &data, err) < 0) {
+        jb_buf_release(&data);
+        return jb_err_prefix(err, "%s", relpath);
+    }
+    const char *argv[] = {"/bin/sh", "-c", script, "sh", dir, name, NULL};
+    const char *env[] = {"HOME=" SPRITES_HOME, "PATH=" SPRITES_PATH, "LC_ALL=C", NULL};
+    struct sandbox_exec x = {.argv = argv,
+                             .env = env,
+                             .stdin_data = data.data,
+                             .stdin_len = data.len,
+                             .deadline_ms = jb_mono_ms() + OUTBOX_TIMEOUT_MS};
+    int rc = sprites_run(sb->ctx->priv, sb->name, &x, SPRITES_HOME, err);
+    jb_buf_release(&data);
+    if (rc < 0) return -1;
+    if (x.exit_code != 0 || x.timed_out)
+        return jb_err_set(err, JB_EUNAVAIL, "cannot write ~/%s in sprite %s: exit %d: %s", relpath,
+                          sb->name, x.exit_code, x.stderr_tail);
+    return 0;
 }

@@ -293,3 +293,59 @@ int slack_event_interpret(const json_t *payload, const char *bot_user_id, const 
     m = (struct slack_message){0};
     return 1;
 }
+
+/* ---- files[] of file_share (protocol doc 2.6) ------------------------------------- */
+
+/* 1 when a file can be downloaded at all: it has a url_private_download and is not a
+ * placeholder (tombstone: deleted; hidden_by_limit: over the workspace's plan; external:
+ * lives on another service, no bytes at Slack). */
+static int file_fetchable(const json_t *f)
+{
+    const char *mode = jstr(f, "mode");
+    const char *url = jstr(f, "url_private_download");
+    if (!url || !*url) return 0;
+    return !mode || (strcmp(mode, "tombstone") != 0 && strcmp(mode, "hidden_by_limit") != 0 &&
+                     strcmp(mode, "external") != 0);
+}
+
+static int skip_big(struct jb_strv *skipped, const char *name, long long size, struct jb_err *err)
+{
+    char sz[32], line[512];
+    jb_fmt_size(size, sz, sizeof sz);
+    snprintf(line, sizeof line, "%s (%s)", name, sz);
+    return skipped ? jb_strv_push(skipped, line, err) : 0;
+}
+
+int slack_files_normalise(const json_t *files, long long max_bytes, char **ret_json,
+                          struct jb_strv *skipped, struct jb_err *err)
+{
+    *ret_json = NULL;
+    if (!json_is_array(files)) return 0;
+    jb_auto(json_decrefp) json_t *out = json_array();
+    if (!out) return jb_err_set(err, JB_ENOMEM, "files");
+    size_t i;
+    const json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        const json_t *jsize = json_object_get(f, "size");
+        const char *name = jstr(f, "name");
+        if (!json_is_object(f) || !file_fetchable(f) || !json_is_integer(jsize) ||
+            json_integer_value(jsize) < 0)
+            continue;
+        if (!name || !*name) name = jstr(f, "id") ? jstr(f, "id") : "file";
+        long long size = (long long)json_integer_value(jsize);
+        if (size > max_bytes) {
+            if (skip_big(skipped, name, size, err) < 0) return -1;
+            continue;
+        }
+        const char *mime = jstr(f, "mimetype");
+        json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "name", name, "url",
+                              jstr(f, "url_private_download"), "size", (json_int_t)size, "mimetype",
+                              mime ? mime : "application/octet-stream");
+        if (!o || json_array_append_new(out, o) < 0)
+            return jb_err_set(err, JB_EPROTO, "file %zu: name or URL is not UTF-8", i);
+    }
+    if (json_array_size(out) == 0) return 0;
+    if (!(*ret_json = json_dumps(out, JSON_COMPACT))) return jb_err_set(err, JB_ENOMEM, "files");
+    return 0;
+}

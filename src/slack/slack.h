@@ -90,6 +90,16 @@ void slack_message_release(struct slack_message *m);
 int slack_event_interpret(const json_t *payload, const char *bot_user_id, const char *bot_id,
                           struct slack_message *ret, const char **why, struct jb_err *err);
 
+/* Files shared in a file_share message, as the small list janebot keeps with it: a compact
+ * JSON array of {"name","url","size","mimetype"} (url: url_private_download) into *ret_json
+ * (caller frees; NULL when no file is left). Kept: objects with a url_private_download, an
+ * integer size >= 0 and a mode other than tombstone, hidden_by_limit or external (these
+ * carry no bytes). A name that is missing becomes the file id. Files over max_bytes are not
+ * kept: "NAME (SIZE)" of each is pushed to skipped (the caller's; may be NULL) so the user
+ * can be told. files may be NULL or no array (nothing kept). JB_ENOMEM, JB_EPROTO. */
+int slack_files_normalise(const json_t *files, long long max_bytes, char **ret_json,
+                          struct jb_strv *skipped, struct jb_err *err);
+
 /* ---- Markdown -> mrkdwn, chunking (mrkdwn.c, chunk.c) ----------------------------- */
 
 /* Convert the agent's Markdown to Slack mrkdwn using libcmark's parse tree: bold, italic,
@@ -207,6 +217,26 @@ int slack_upload_file(struct slack_web *w, const char *channel, const char *thre
 /* The same for a file already open (read from its current offset; the caller keeps fd). */
 int slack_upload_fd(struct slack_web *w, const char *channel, const char *thread_ts, int fd,
                     const char *name, struct jb_err *err);
+
+/* Downloading a file users shared (web-files.c). The bot token goes only where Slack keeps
+ * files: https://files.slack.com (port 443), or the scheme, host and port of api_url (a
+ * test double of Slack). Every other URL is refused before anything is sent, so a crafted
+ * payload cannot carry the token elsewhere. */
+struct slack_download {
+    const char *api_url;   /* SLACK_API_URL (borrowed) */
+    const char *bot_token; /* xoxb-… (borrowed, secret) */
+    long timeout_ms;       /* whole download (0 = default 120000) */
+};
+/* 1 when url may receive the bot token (see above), 0 when not (also for a URL that does
+ * not parse, has a user name or password, or is neither http nor https). Pure. */
+int slack_file_url_trusted(const char *api_url, const char *url);
+/* GET url with "Authorization: Bearer <bot token>" and write the body to fd (the caller's,
+ * written from its current offset). Refused (JB_EDENIED, nothing sent) when url is not
+ * trusted. Redirects are not followed. Fails unless the answer is 2xx; a text/html answer
+ * is Slack's sign-in page (JB_EDENIED: "the app needs the files:read scope"); a body over
+ * max_bytes stops the download (JB_EDENIED). Errors name the host, never the token. */
+int slack_file_download(const struct slack_download *d, const char *url, int fd,
+                        long long max_bytes, struct jb_err *err);
 
 /* ---- Socket Mode connection (socket.c) ------------------------------------------- */
 

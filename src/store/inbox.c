@@ -11,21 +11,23 @@ void inbox_msgs_free(struct inbox_msg *v, size_t n)
         free(v[i].user_id);
         free(v[i].text);
         free(v[i].ref);
+        free(v[i].files);
     }
     free(v);
 }
 
 int store_inbox_add(struct store *st, const char *thread_key, const char *user_id, const char *text,
-                    const char *ref, int64_t *ret_id, struct jb_err *err)
+                    const char *ref, const char *files, int64_t *ret_id, struct jb_err *err)
 {
     /* RETURNING, not sqlite3_last_insert_rowid(): that one is per connection and would
      * race if a connection were ever shared. */
-    static const char sql[] = "INSERT INTO inbox (thread_key, user_id, text, received_at, ref)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
+    static const char sql[] =
+        "INSERT INTO inbox (thread_key, user_id, text, received_at, ref, files)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id";
     int64_t id = 0;
     if (store_run(st, sql,
                   &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(text), ARG_I(jb_now_ms()),
-                              ARG_T(ref)),
+                              ARG_T(ref), ARG_T(files)),
                   &id, NULL) < 0)
         return store_fail(st, err, "cannot add a message of %s to the inbox", thread_key);
     if (ret_id) *ret_id = id;
@@ -53,11 +55,13 @@ static int msg_from_row(sqlite3_stmt *s, struct inbox_msg *m)
         .received_at = sqlite3_column_int64(s, 4),
     };
     if (store_col_dup(s, 1, &m->thread_key) < 0 || store_col_dup(s, 2, &m->user_id) < 0 ||
-        store_col_dup(s, 3, &m->text) < 0 || store_col_dup(s, 5, &m->ref) < 0) {
+        store_col_dup(s, 3, &m->text) < 0 || store_col_dup(s, 5, &m->ref) < 0 ||
+        store_col_dup(s, 6, &m->files) < 0) {
         free(m->thread_key);
         free(m->user_id);
         free(m->text);
         free(m->ref);
+        free(m->files);
         return -1;
     }
     return 0;
@@ -67,7 +71,8 @@ int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg *
                         struct jb_err *err)
 {
     /* substr, not LIKE: '_' and '%' occur in keys and must match literally. */
-    static const char sql[] = "SELECT id, thread_key, user_id, text, received_at, ref FROM inbox"
+    static const char sql[] = "SELECT id, thread_key, user_id, text, received_at, ref, files"
+                              " FROM inbox"
                               " WHERE state = 'pending'"
                               " AND substr(thread_key, 1, length(?1)) = ?1 ORDER BY id";
     if (!prefix) prefix = "";
@@ -97,7 +102,7 @@ int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg *
 
 int store_event_accept(struct store *st, const char *event_id, const char *dedupe_key,
                        const char *thread_key, const char *user_id, const char *text,
-                       const char *ref, int64_t *ret_id, struct jb_err *err)
+                       const char *ref, const char *files, int64_t *ret_id, struct jb_err *err)
 {
     static const char seen[] = "INSERT INTO slack_events (event_id, dedupe_key, received_at)"
                                " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
@@ -111,7 +116,7 @@ int store_event_accept(struct store *st, const char *event_id, const char *dedup
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         return 1;
     }
-    if (store_inbox_add(st, thread_key, user_id, text, ref, ret_id, err) < 0) goto fail_keep;
+    if (store_inbox_add(st, thread_key, user_id, text, ref, files, ret_id, err) < 0) goto fail_keep;
     if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto fail;
     return 0;
 fail:

@@ -92,6 +92,9 @@ static const char *const migrations[] = {
     "  ready_at INTEGER NOT NULL);"
     "ALTER TABLE turns ADD COLUMN backend TEXT;"
     "ALTER TABLE turns ADD COLUMN exec_ms INTEGER;",
+    /* 6: files shared with a message ([{"name","url","size","mimetype"}] JSON, or NULL), kept
+     * with it so a restart still fetches them when the turn runs. */
+    "ALTER TABLE inbox ADD COLUMN files TEXT;",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

@@ -18,7 +18,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
@@ -62,13 +62,15 @@ struct inbox_msg {
     char *user_id;
     char *text;
     char *ref;           /* frontend reference, or NULL */
+    char *files;         /* files shared with it (JSON array, see store_inbox_add), or NULL */
     int64_t received_at; /* Unix ms */
 };
 void inbox_msgs_free(struct inbox_msg *v, size_t n);
 
-/* ref (may be NULL): the frontend's reference to the message. */
+/* ref (may be NULL): the frontend's reference to the message. files (may be NULL): the
+ * files shared with it, a JSON array of {"name","url","size","mimetype"} kept as given. */
 int store_inbox_add(struct store *st, const char *thread_key, const char *user_id, const char *text,
-                    const char *ref, int64_t *ret_id, struct jb_err *err);
+                    const char *ref, const char *files, int64_t *ret_id, struct jb_err *err);
 /* A Slack event, exactly once: in one transaction, record event_id and dedupe_key and add
  * the message to the inbox. Returns 0 (added, *ret_id set), 1 when that event or that
  * post was accepted before (nothing added), -1 on error. */
@@ -82,7 +84,7 @@ int store_event_known(struct store *st, const char *event_id, const char *dedupe
                       struct jb_err *err);
 int store_event_accept(struct store *st, const char *event_id, const char *dedupe_key,
                        const char *thread_key, const char *user_id, const char *text,
-                       const char *ref, int64_t *ret_id, struct jb_err *err);
+                       const char *ref, const char *files, int64_t *ret_id, struct jb_err *err);
 /* state: "done" or "failed". JB_ENOTFOUND for an unknown id. */
 int store_inbox_finish(struct store *st, int64_t id, const char *state, struct jb_err *err);
 /* Pending messages whose thread key starts with prefix ("" or NULL = all; compared

@@ -184,7 +184,7 @@ Test(lanes, one_turn_per_thread_in_order_threads_in_parallel)
         for (int k = 0; k < 3; k++) {
             char text[8];
             snprintf(text, sizeof text, "%d", i);
-            cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", text, NULL, &err), 0);
+            cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", text, NULL, NULL, &err), 0);
         }
     lanes_drain(l);
     cr_assert_eq(lanes_pending(l), 0);
@@ -211,7 +211,7 @@ Test(lanes, bounded_by_worker_count)
     cr_assert_eq(lanes_new(&o, record_run, &r, &l, NULL), 0);
     const char *keys[] = {"a", "b", "c", "d"};
     for (int k = 0; k < 4; k++)
-        cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", "x", NULL, NULL), 0);
+        cr_assert_eq(lanes_enqueue(l, 0, keys[k], "u", "x", NULL, NULL, NULL), 0);
     lanes_free(l); /* drains first */
     cr_assert_leq(r.max_running, 2);
     cr_assert_eq(strlen(r.log), 4 * 3);
@@ -247,11 +247,11 @@ Test(lanes, messages_during_a_turn_are_merged_into_the_next)
     struct lanes_opts o = {.workers = 2, .merge = 1};
     struct lanes *l = NULL;
     cr_assert_eq(lanes_new(&o, batch_run, &b, &l, NULL), 0);
-    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "1", NULL, NULL), 0);
+    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "1", NULL, NULL, NULL), 0);
     usleep(30000); /* 1 is running */
     const char *later[] = {"2", "3", "4"};
     for (size_t i = 0; i < 3; i++)
-        cr_assert_eq(lanes_enqueue(l, 0, "t", "u", later[i], NULL, NULL), 0);
+        cr_assert_eq(lanes_enqueue(l, 0, "t", "u", later[i], NULL, NULL, NULL), 0);
     lanes_free(l);
     cr_assert_str_eq(b.log, "[1][2,3,4]");
 }
@@ -263,9 +263,9 @@ Test(lanes, debounce_turns_quick_messages_into_one)
     struct lanes *l = NULL;
     cr_assert_eq(lanes_new(&o, batch_run, &b, &l, NULL), 0);
     int64_t t0 = jb_mono_ms();
-    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "a", NULL, NULL), 0);
+    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "a", NULL, NULL, NULL), 0);
     usleep(100000);
-    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "b", NULL, NULL), 0);
+    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "b", NULL, NULL, NULL), 0);
     lanes_drain(l);
     lanes_free(l);
     cr_assert_str_eq(b.log, "[a,b]");

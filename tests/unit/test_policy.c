@@ -482,7 +482,7 @@ Test(policy, lanes_cap_turns_per_user_without_dropping)
     char key[32];
     for (int i = 0; i < 6; i++) {
         snprintf(key, sizeof key, "C1:%d", i);
-        cr_assert_eq(lanes_enqueue(l, 0, key, i == 3 ? "B" : "A", "x", NULL, &err), 0);
+        cr_assert_eq(lanes_enqueue(l, 0, key, i == 3 ? "B" : "A", "x", NULL, NULL, &err), 0);
     }
     lanes_drain(l);
     cr_assert_eq(ran, 6);
@@ -490,7 +490,7 @@ Test(policy, lanes_cap_turns_per_user_without_dropping)
     lanes_set_max_per_user(l, 3);
     for (int i = 0; i < 6; i++) {
         snprintf(key, sizeof key, "C2:%d", i);
-        lanes_enqueue(l, 0, key, "A", "x", NULL, &err);
+        lanes_enqueue(l, 0, key, "A", "x", NULL, NULL, &err);
     }
     lanes_drain(l);
     cr_assert_eq(ran, 12);

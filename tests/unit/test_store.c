@@ -65,7 +65,7 @@ Test(store, open_creates_the_current_schema)
 {
     struct store *st = open_ok();
     cr_assert_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
-    cr_assert_eq(STORE_SCHEMA_VERSION, 5);
+    cr_assert_eq(STORE_SCHEMA_VERSION, 6);
     struct stat sb;
     cr_assert_eq(stat(dbpath, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
@@ -119,7 +119,7 @@ Test(store, refuses_newer_database)
     cr_assert_null(st, "*ret must stay untouched on failure");
     cr_assert_eq(err.code, JB_ECONFIG, "got %s: %s", jb_strerror(err.code), err.msg);
     cr_assert_not_null(strstr(err.msg, "schema version 99"), "%s", err.msg);
-    cr_assert_not_null(strstr(err.msg, "only up to 5"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "only up to 6"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, dbpath), "%s", err.msg);
 
     /* Refused untouched: still in rollback-journal mode, as the newer janebot left it. */
@@ -321,8 +321,9 @@ Test(store, inbox_add_pending_finish)
     int64_t ids[JB_ARRAY_LEN(keys)];
     int64_t t0 = jb_now_ms();
     for (size_t i = 0; i < JB_ARRAY_LEN(keys); i++) {
-        cr_assert_eq(store_inbox_add(st, keys[i], "U1", "hello 'world' %s", NULL, &ids[i], &err), 0,
-                     "%s", err.msg);
+        cr_assert_eq(
+            store_inbox_add(st, keys[i], "U1", "hello 'world' %s", NULL, NULL, &ids[i], &err), 0,
+            "%s", err.msg);
         if (i) cr_assert_gt(ids[i], ids[i - 1]);
     }
     struct inbox_msg *v = NULL;
@@ -435,7 +436,7 @@ static void *writer_run(void *arg)
         char key[32];
         snprintf(key, sizeof key, "T%d:%d", w->n, i);
         int64_t id = 0;
-        if (store_inbox_add(st, key, "U", "x", "C1:1.2", &id, &w->err) < 0 ||
+        if (store_inbox_add(st, key, "U", "x", "C1:1.2", NULL, &id, &w->err) < 0 ||
             store_session_touch(st, "shared", "amp", NULL, "local", &w->err) < 0)
             w->failures++;
     }
@@ -537,12 +538,15 @@ Test(store, an_event_is_accepted_once_by_id_and_by_post)
     struct jb_err err = {0};
     struct store *st = open_ok();
     int64_t id = 0;
-    cr_assert_eq(store_event_accept(st, "Ev1", "C1:1.1", "C1:1.1", "U1", "hi", "C1:1.1", &id, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        store_event_accept(st, "Ev1", "C1:1.1", "C1:1.1", "U1", "hi", "C1:1.1", NULL, &id, &err), 0,
+        "%s", err.msg);
     cr_assert_gt(id, 0);
     /* a redelivery (same event id) and the same post as another event (same dedupe key) */
-    cr_assert_eq(store_event_accept(st, "Ev1", "C1:1.1", "C1:1.1", "U1", "hi", NULL, &id, &err), 1);
-    cr_assert_eq(store_event_accept(st, "Ev2", "C1:1.1", "C1:1.1", "U1", "hi", NULL, &id, &err), 1);
+    cr_assert_eq(
+        store_event_accept(st, "Ev1", "C1:1.1", "C1:1.1", "U1", "hi", NULL, NULL, &id, &err), 1);
+    cr_assert_eq(
+        store_event_accept(st, "Ev2", "C1:1.1", "C1:1.1", "U1", "hi", NULL, NULL, &id, &err), 1);
     struct inbox_msg *v = NULL;
     size_t n = 0;
     cr_assert_eq(store_inbox_pending(st, "C1:", &v, &n, &err), 0);
@@ -550,6 +554,29 @@ Test(store, an_event_is_accepted_once_by_id_and_by_post)
     cr_assert_str_eq(v[0].ref, "C1:1.1");
     inbox_msgs_free(v, n);
     cr_assert_eq(
-        store_event_accept(st, "Ev3", "C1:1.2", "C1:1.1", "U1", "more", "C1:1.2", &id, &err), 0);
+        store_event_accept(st, "Ev3", "C1:1.2", "C1:1.1", "U1", "more", "C1:1.2", NULL, &id, &err),
+        0);
+    store_close(st);
+}
+
+Test(store, the_files_of_a_message_are_kept_until_its_turn_runs)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    const char *files = "[{\"name\":\"a.txt\",\"url\":\"https://files.slack.com/x\","
+                        "\"size\":3,\"mimetype\":\"text/plain\"}]";
+    int64_t id = 0;
+    cr_assert_eq(
+        store_event_accept(st, "Ev1", "C1:1.1", "C1:1.1", "U1", "hi", "C1:1.1", files, &id, &err),
+        0, "%s", err.msg);
+    cr_assert_eq(store_inbox_add(st, "C1:1.1", "U1", "plain", NULL, NULL, &id, &err), 0);
+    store_close(st);
+    st = open_ok(); /* a restart: what was stored comes back */
+    struct inbox_msg *v = NULL;
+    size_t n = pending_count(st, "C1:", &v);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(v[0].files, files);
+    cr_assert_null(v[1].files, "no files: NULL");
+    inbox_msgs_free(v, n);
     store_close(st);
 }
