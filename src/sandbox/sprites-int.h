@@ -84,6 +84,9 @@ int sprites_escape(struct jb_buf *b, const char *s, struct jb_err *err);
 /* {"rules":[{"action":"allow","domain":H}..., {"action":"deny","domain":"*"}]} from a
  * comma-separated host list (ports dropped, blanks skipped). Caller frees. */
 char *sprites_policy_json(const char *csv, struct jb_err *err);
+/* "a,b" (JANEBOT_EGRESS_ALLOW, or the default list) + ",more" + ",<host of url>" (more and
+ * url may be NULL): the names a sprite may reach. Caller frees; NULL on no memory. */
+char *sprites_policy_csv(const char *csv, const char *more, const char *url);
 /* "/v1/sprites/<name>/exec?cmd=..&path=..&dir=..&env=..&stdin=true..." (after the base). */
 int sprites_exec_path(const char *name, const char *const *argv, const char *const *env,
                       const char *dir, struct jb_buf *b, struct jb_err *err);

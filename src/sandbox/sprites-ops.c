@@ -278,22 +278,6 @@ static int sprites_doctor(const struct sandbox_ctx *ctx,
     return ok ? 0 : 1;
 }
 
-/* "a,b" + "," + the host of url (may be NULL). Caller frees. */
-static char *csv_plus(const char *csv, const char *more, const char *url)
-{
-    char host[512] = "";
-    if (url) {
-        const char *h = strstr(url, "://");
-        h = h ? h + 3 : url;
-        snprintf(host, sizeof host, "%.*s", (int)strcspn(h, "/"), h);
-    }
-    char *s = NULL;
-    if (asprintf(&s, "%s%s%s%s%s", csv && *csv ? csv : EGRESS_DEFAULT_ALLOW, more ? "," : "",
-                 more ? more : "", *host ? "," : "", host) < 0)
-        return NULL;
-    return s;
-}
-
 /* The LLM proxy on JANEBOT_PROXY_LISTEN, when JANEBOT_PUBLIC_URL is set and the host has a
  * key. A long-running process opens it at start and fails closed; a one-off command opens
  * it at its first exec (sprites_llm_ready), so `list` or `gc` never touch the address. */
@@ -336,8 +320,9 @@ static int sprites_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
 {
     struct sprites *sp = NULL;
     const struct jb_config *cfg = ctx->cfg;
-    jb_autofree char *csv = csv_plus(cfg->egress_allow, NULL, cfg->public_url);
-    jb_autofree char *setup_csv = csv_plus(cfg->egress_allow, cfg->sprites_setup_allow, NULL);
+    jb_autofree char *csv = sprites_policy_csv(cfg->egress_allow, NULL, cfg->public_url);
+    jb_autofree char *setup_csv =
+        sprites_policy_csv(cfg->egress_allow, cfg->sprites_setup_allow, NULL);
     if (!csv || !setup_csv) return jb_err_set(err, JB_ENOMEM, "sprites");
     if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, csv, &sp, err) < 0) return -1;
     ctx->priv = sp;

@@ -71,6 +71,21 @@ char *sprites_policy_json(const char *csv, struct jb_err *err)
     return s;
 }
 
+char *sprites_policy_csv(const char *csv, const char *more, const char *url)
+{
+    char host[512] = "";
+    if (url) {
+        const char *h = strstr(url, "://");
+        h = h ? h + 3 : url;
+        snprintf(host, sizeof host, "%.*s", (int)strcspn(h, "/"), h);
+    }
+    char *s = NULL;
+    if (asprintf(&s, "%s%s%s%s%s", csv && *csv ? csv : EGRESS_DEFAULT_ALLOW, more ? "," : "",
+                 more ? more : "", *host ? "," : "", host) < 0)
+        return NULL;
+    return s;
+}
+
 static int add_param(struct jb_buf *b, const char *k, const char *v, struct jb_err *err)
 {
     if (jb_buf_appendf(b, err, "&%s=", k) < 0) return -1;
@@ -303,6 +318,17 @@ int sprites_sb_ensure(struct sandbox *sb, struct jb_err *err)
 
 /* ---- exec ---- */
 
+/* A channel's own egress names (x->egress_extra) for this run: the policy is replaced for
+ * it, and the next ensure puts the global one back. */
+static int channel_policy(struct sprites *sp, const char *name, const char *extra,
+                          struct jb_err *err)
+{
+    jb_autofree char *csv = sprites_policy_csv(sp->cfg->egress_allow, extra, sp->cfg->public_url);
+    jb_autofree char *json = csv ? sprites_policy_json(csv, err) : NULL;
+    if (!json) return csv ? -1 : jb_err_set(err, JB_ENOMEM, "policy");
+    return set_policy(sp, name, json, err);
+}
+
 /* The agent never runs as root: when the sprite's exec user is root, drop to the owner of
  * the home (the sprite's own user), and refuse when that is root too. */
 static const char drop_root[] =
@@ -442,6 +468,9 @@ int sprites_sb_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *e
     struct sprites *sp = sp_of(sb->ctx);
     if (!x->argv || !x->argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
     sprites_llm_ready(sp);
+    if (x->egress_extra && *x->egress_extra &&
+        channel_policy(sp, sb->name, x->egress_extra, err) < 0)
+        return -1;
     for (size_t i = 0; i < x->nfiles; i++)
         if (place_file(sb, x, x->files[i].path, x->files[i].data, x->files[i].len, err) < 0)
             return -1;

@@ -185,3 +185,16 @@ class SpritesPool(JanebotCase):
         rel = self.run_jb(["config", "check"], env={"JANEBOT_AGENT_CMD": "bin/agent"})
         self.assertNotEqual(rel.rc, 0, rel)
         self.assertIn("absolute path inside the sprite", rel.err)
+
+    def test_8111_a_channels_egress_names_reach_only_its_sprites(self):
+        cfg = self.tmp / "janebot.yaml"
+        cfg.write_text("channels:\n  C0EXTRA:\n    egress: [extra.example.com]\n")
+        env = {"JANEBOT_CONFIG": str(cfg)}
+        for key in ("C0EXTRA:1700000000.000100", "C0OTHER:1700000000.000100"):
+            self.assertEqual(self.sbx(key, "true", env=env).rc, 0)
+        allow = {"action": "allow", "domain": "extra.example.com"}
+        extra = self.fake.sprites[sandbox_name("C0EXTRA:1700000000.000100")]["policy"]["rules"]
+        other = self.fake.sprites[sandbox_name("C0OTHER:1700000000.000100")]["policy"]["rules"]
+        self.assertIn(allow, extra)
+        self.assertEqual(extra[-1], {"action": "deny", "domain": "*"})
+        self.assertNotIn(allow, other)
