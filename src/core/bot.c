@@ -222,6 +222,32 @@ int core_abort(struct core *c, const char *thread_key)
     return r != NULL;
 }
 
+void core_running_count(struct core *c, const char *prefix, int *ret_all, int *ret_prefix)
+{
+    size_t n = strlen(prefix);
+    *ret_all = *ret_prefix = 0;
+    pthread_mutex_lock(&c->run_mu);
+    for (struct running *r = c->running; r; r = r->next) {
+        (*ret_all)++;
+        *ret_prefix += !strncmp(r->thread_key, prefix, n);
+    }
+    pthread_mutex_unlock(&c->run_mu);
+}
+
+int core_abort_user(struct core *c, const char *prefix, const char *user)
+{
+    size_t n = strlen(prefix);
+    int count = 0;
+    pthread_mutex_lock(&c->run_mu);
+    for (struct running *r = c->running; r; r = r->next)
+        if (!strncmp(r->thread_key, prefix, n) && r->user && !strcmp(r->user, user)) {
+            atomic_store(&r->cancel, 1);
+            count++;
+        }
+    pthread_mutex_unlock(&c->run_mu);
+    return count;
+}
+
 int core_knows_thread(struct core *c, const char *thread_key)
 {
     struct session_row r;

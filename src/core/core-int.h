@@ -14,6 +14,7 @@ struct store;
 /* A turn in progress, for `status` and `abort`. Guarded by core.run_mu. */
 struct running {
     char *thread_key;
+    const char *user;   /* who asked the turn (its last message's user) */
     int64_t started_ms; /* jb_mono_ms() */
     char last_tool[160];
     atomic_int cancel;

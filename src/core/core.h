@@ -163,6 +163,10 @@ int core_knows_thread(struct core *c, const char *thread_key);
 int core_status(struct core *c, const char *thread_key, char *buf, size_t n);
 /* Cancel the thread's running turn (its processes are killed); 1 when there was one. */
 int core_abort(struct core *c, const char *thread_key);
+/* How many turns run, and how many of them in threads whose key starts with prefix. */
+void core_running_count(struct core *c, const char *prefix, int *ret_all, int *ret_prefix);
+/* Cancel the running turns of user in threads whose key starts with prefix; how many. */
+int core_abort_user(struct core *c, const char *prefix, const char *user);
 void core_drain(struct core *c);
 void core_free(struct core *c);
 

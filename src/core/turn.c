@@ -411,7 +411,8 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     for (size_t i = 0; i < nrefs; i++)
         refs[i] = msgs[i].ref;
     jb_autofree char *prompt = turn_prompt(msgs, n);
-    struct running run = {.thread_key = msgs[0].thread_key, .started_ms = jb_mono_ms()};
+    struct running run = {
+        .thread_key = msgs[0].thread_key, .user = msgs[n - 1].user_id, .started_ms = jb_mono_ms()};
     struct turn_ctx t = {.c = c,
                          .thread_key = msgs[0].thread_key,
                          .user = msgs[n - 1].user_id,

@@ -179,9 +179,46 @@ static void handle_interactive(struct serve *sv, const json_t *payload)
     }
 }
 
+/* `/janebot status|cancel|help`: answered in the ack, visible to the caller only. */
+static json_t *handle_slash(struct serve *sv, const json_t *p)
+{
+    const char *user = json_string_value(json_object_get(p, "user_id"));
+    const char *channel = json_string_value(json_object_get(p, "channel_id"));
+    const char *text = json_string_value(json_object_get(p, "text"));
+    char word[32] = "", prefix[64], out[512];
+    if (text) sscanf(text, " %31s", word);
+    if (!user || !channel || strlen(channel) > 40) return NULL;
+    snprintf(prefix, sizeof prefix, "%s:", channel);
+    if (!core_allowed(sv->core, user, channel)) {
+        log_info("slack: /janebot from %s in %s: not on the allowlist", user, channel);
+        snprintf(out, sizeof out, "Sorry, you are not allowed to use janebot here.");
+    } else if (!strcmp(word, "status")) {
+        int all = 0, here = 0;
+        core_running_count(sv->core, prefix, &all, &here);
+        snprintf(out, sizeof out, "janebot is up. %d turn%s running, %d in this channel.", all,
+                 all == 1 ? "" : "s", here);
+    } else if (!strcmp(word, "cancel") || !strcmp(word, "stop")) {
+        int n = core_abort_user(sv->core, prefix, user);
+        snprintf(out, sizeof out,
+                 n ? "Stopping %d turn%s of yours in this channel."
+                   : "You have no turn running in this channel.",
+                 n, n == 1 ? "" : "s");
+    } else {
+        snprintf(out, sizeof out,
+                 "%s%s%s`/janebot status`: what janebot is running. `/janebot cancel`: stop your "
+                 "turns in this channel. To ask the agent, mention @janebot or send it a DM.",
+                 *word && strcmp(word, "help") ? "Unknown command `" : "",
+                 *word && strcmp(word, "help") ? word : "",
+                 *word && strcmp(word, "help") ? "`. " : "");
+    }
+    return json_pack("{s:s, s:s}", "response_type", "ephemeral", "text", out);
+}
+
 static json_t *on_envelope(void *ud, const struct slack_envelope *env)
 {
     struct serve *sv = ud;
+    if (env->type == SLACK_ENV_SLASH_COMMANDS && env->payload)
+        return env->accepts_response_payload ? handle_slash(sv, env->payload) : NULL;
     if (env->type == SLACK_ENV_INTERACTIVE && env->payload) {
         handle_interactive(sv, env->payload);
         return NULL;
