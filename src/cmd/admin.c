@@ -49,20 +49,18 @@ int cmd_tokens_list(const struct command *cmd, int argc, char **argv)
 
 int cmd_tokens_revoke(const struct command *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    char *vals[256] = {0};
-    int rc = cmd_parse_opts(cmd, argc, argv, opts, vals);
+    const char *key = NULL;
+    int rc = cmd_one_arg(cmd, argc, argv, "THREAD_KEY", &key);
     if (rc >= 0) return rc;
-    if (optind + 1 != argc) return cmd_usage_error(cmd, "%s", "expected one THREAD_KEY");
     struct jb_config cfg;
     struct store *st = NULL;
     if (cmd_open_store(&cfg, &st) < 0) return 1;
     struct jb_err err = {0};
-    int n = store_token_revoke(st, NULL, argv[optind], &err);
+    int n = store_token_revoke(st, NULL, key, &err);
     if (n < 0)
         fprintf(stderr, "janebot: %s\n", err.msg);
     else
-        printf("revoked %d token(s) of %s\n", n, argv[optind]);
+        printf("revoked %d token(s) of %s\n", n, key);
     store_close(st);
     config_release(&cfg);
     return n < 0;

@@ -26,6 +26,10 @@ int cmd_parse_opts(const struct command *cmd, int argc, char **argv, const struc
                    char **vals);
 /* For a command without options or arguments: -1 when it may run, else an exit code. */
 int cmd_no_args(const struct command *cmd, int argc, char **argv);
+/* Only --help and exactly one argument (what it is, for the error): -1 with *ret set when
+ * the command may go on, else its exit code. */
+int cmd_one_arg(const struct command *cmd, int argc, char **argv, const char *what,
+                const char **ret);
 
 /* Loads the configuration and starts logging; on error prints it and returns -1 (cfg is
  * then released). */

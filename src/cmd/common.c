@@ -62,6 +62,18 @@ int cmd_no_args(const struct command *cmd, int argc, char **argv)
     return -1;
 }
 
+int cmd_one_arg(const struct command *cmd, int argc, char **argv, const char *what,
+                const char **ret)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char *vals[256] = {0};
+    int rc = cmd_parse_opts(cmd, argc, argv, opts, vals);
+    if (rc >= 0) return rc;
+    if (optind + 1 != argc) return cmd_usage_error(cmd, "expected one %s", what);
+    *ret = argv[optind];
+    return -1;
+}
+
 int cmd_open_store(struct jb_config *cfg, struct store **st)
 {
     struct jb_err err = {0};

@@ -65,12 +65,9 @@ int cmd_sandbox_list(const struct command *cmd, int argc, char **argv)
 
 int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    char *vals[256] = {0};
-    int rc = cmd_parse_opts(cmd, argc, argv, opts, vals);
+    const char *what = NULL;
+    int rc = cmd_one_arg(cmd, argc, argv, "THREAD_KEY or NAME", &what);
     if (rc >= 0) return rc;
-    if (optind + 1 != argc) return cmd_usage_error(cmd, "%s", "expected one THREAD_KEY or NAME");
-    const char *what = argv[optind];
     struct jb_config cfg;
     if (cmd_load_config(&cfg) < 0) return 1;
     struct sandbox_ctx ctx = {0};
@@ -97,19 +94,17 @@ int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv)
 
 int cmd_sandbox_reset(const struct command *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    char *vals[256] = {0};
-    int rc = cmd_parse_opts(cmd, argc, argv, opts, vals);
+    const char *key = NULL;
+    int rc = cmd_one_arg(cmd, argc, argv, "THREAD_KEY", &key);
     if (rc >= 0) return rc;
-    if (optind + 1 != argc) return cmd_usage_error(cmd, "%s", "expected one THREAD_KEY");
     struct jb_config cfg;
     if (cmd_load_config(&cfg) < 0) return 1;
     struct jb_err err = {0};
-    rc = core_sandbox_reset(&cfg, argv[optind], &err) < 0;
+    rc = core_sandbox_reset(&cfg, key, &err) < 0;
     if (rc)
         fprintf(stderr, "janebot: %s\n", err.msg);
     else
-        printf("reset the sandbox of %s; its next turn starts a new conversation\n", argv[optind]);
+        printf("reset the sandbox of %s; its next turn starts a new conversation\n", key);
     config_release(&cfg);
     return rc;
 }

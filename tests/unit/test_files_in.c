@@ -16,6 +16,7 @@
 
 #include "sandbox/sandbox.h"
 #include "slack/slack.h"
+#include "conformance.h"
 
 #define TOKEN "xoxb-1111-2222-s3cretTok3nValue"
 
@@ -70,15 +71,6 @@ Test(files_in, nothing_kept_gives_NULL)
     char *out = (char *)1;
     cr_assert_eq(slack_files_normalise(NULL, 100, &out, NULL, NULL), 0);
     cr_assert_null(out);
-}
-
-static void conformance_dir(char out[PATH_MAX])
-{
-    const char *d = getenv("JANEBOT_CONFORMANCE_DIR");
-    if (!d || !*d) d = "../shared/conformance";
-    struct stat st;
-    if (!realpath(d, out) || stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
-        cr_skip_test("conformance fixtures not found at %s (set JANEBOT_CONFORMANCE_DIR)", d);
 }
 
 Test(files_in, the_file_share_fixture_gives_its_file)

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "slack/slack.h"
+#include "conformance.h"
 
 #define BOT_USER "U0JANEBOT"
 #define BOT_ID   "B0JANEBOT"
@@ -24,17 +25,6 @@ static void teardown(void)
 }
 TestSuite(slack_events, .fini = teardown);
 TestSuite(slack_events_conformance, .fini = teardown);
-
-/* The shared conformance dir: $JANEBOT_CONFORMANCE_DIR, else ../shared/conformance from
- * the repo root (the tests' cwd). Skips the calling test when it is absent. */
-static void conformance_dir(char out[PATH_MAX])
-{
-    const char *d = getenv("JANEBOT_CONFORMANCE_DIR");
-    if (!d || !*d) d = "../shared/conformance";
-    struct stat st;
-    if (!realpath(d, out) || stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
-        cr_skip_test("conformance fixtures not found at %s (set JANEBOT_CONFORMANCE_DIR)", d);
-}
 
 static char *fixture(const char *name, size_t *len)
 {

@@ -8,17 +8,7 @@
 #include <sys/stat.h>
 
 #include "slack/slack.h"
-
-/* The shared conformance dir: $JANEBOT_CONFORMANCE_DIR, else ../shared/conformance from
- * the repo root (the tests' cwd). Skips the calling test when it is absent. */
-static void conformance_dir(char out[PATH_MAX])
-{
-    const char *d = getenv("JANEBOT_CONFORMANCE_DIR");
-    if (!d || !*d) d = "../shared/conformance";
-    struct stat st;
-    if (!realpath(d, out) || stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
-        cr_skip_test("conformance fixtures not found at %s (set JANEBOT_CONFORMANCE_DIR)", d);
-}
+#include "conformance.h"
 
 static void expect_mrkdwn(const char *md, const char *want)
 {
