@@ -173,6 +173,10 @@ int slack_call(struct slack_web *w, const char *method, const json_t *args, int 
  * JB_EPROTO, 429/5xx/network trouble that outlasts the retries JB_EUNAVAIL. Any thread. */
 int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
                   const char *const *tolerate, json_t **ret, char **ret_error, struct jb_err *err);
+/* The request body of a call (form.c): args (an object or NULL) as compact JSON, or with
+ * SLACK_CALL_FORM as key=value&… (null values left out; arrays and objects as JSON text).
+ * Caller frees; NULL with err filled. */
+char *slack_request_body(const json_t *args, unsigned flags, struct jb_err *err);
 /* POST len bytes of fd (read with pread from offset 0; fd stays the caller's) as the raw
  * body to url, an upload_url from files.getUploadURLExternal. No token is sent. HTTP 200 is
  * success; 429, 5xx and network errors are retried like slack_call(). The time limit is
