@@ -125,3 +125,30 @@ Test(remote, concurrent_claims_never_share_a_sprite)
     }
     cr_assert_eq(got, 4);
 }
+
+/* Scoped LLM tokens (tokens.c): an expiry renewed by use, and revocation. */
+Test(remote, a_token_expires_unless_used_and_stays_revoked)
+{
+    struct store *st = open_ok();
+    struct jb_err err = {0};
+    char *thread = NULL;
+    int64_t now = jb_now_ms();
+    cr_assert_eq(store_token_add(st, "h-old", "chat:t", "u", "jane-x", now - 1, &err), 0);
+    cr_assert_eq(store_token_check(st, "h-old", &thread, &err), -1);
+    cr_assert_eq(err.code, JB_EDENIED);
+    cr_assert(strstr(err.msg, "expired"), "%s", err.msg);
+    cr_assert_eq(store_token_add(st, "h-new", "chat:t", "u", "jane-x", now + 60000, &err), 0);
+    cr_assert_eq(store_token_check(st, "h-new", &thread, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(thread, "chat:t");
+    free(thread);
+    /* Use pushes the expiry: a token used just before it lapsed lives on. */
+    cr_assert_eq(store_token_use(st, "h-old", "chat:t", "u", 1, 2, now + 60000, &err), 0);
+    cr_assert_eq(store_token_check(st, "h-old", &thread, &err), 0, "%s", err.msg);
+    free(thread);
+    cr_assert_eq(store_token_revoke(st, NULL, "chat:t", &err), 2);
+    cr_assert_eq(store_token_check(st, "h-new", &thread, &err), -1);
+    cr_assert(strstr(err.msg, "revoked"), "%s", err.msg);
+    cr_assert_eq(store_token_check(st, "h-unknown", &thread, &err), -1);
+    cr_assert_eq(err.code, JB_ENOTFOUND);
+    store_close(st);
+}
