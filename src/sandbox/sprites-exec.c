@@ -257,25 +257,6 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(w->ctx, 0, &w->tick, tick_cb, TICK_US);
 }
 
-static void lws_log_emit(int level, const char *line)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", line);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    if (level & LLL_ERR)
-        log_warn("websocket: %s", msg);
-    else
-        log_debug("websocket: %s", msg);
-}
-
-static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-static void log_setup(void)
-{
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
-}
-
 static int connect_ws(struct wsx *w, const char *path, struct jb_err *err)
 {
     char base[1024];
@@ -343,7 +324,7 @@ static int finish(struct wsx *w, long *http_status, struct jb_err *err)
 int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
                     int (*stop)(void *ud), void *stop_ud, long *http_status, struct jb_err *err)
 {
-    pthread_once(&log_once, log_setup);
+    jb_lws_log_init();
     int64_t t0 = jb_mono_ms();
     struct wsx w = {.sp = sp,
                     .x = x,

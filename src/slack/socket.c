@@ -303,19 +303,6 @@ static void schedule_connect(struct slack_socket *s, int delay_ms)
     lws_sul_schedule(s->ctx, 0, &s->reconnect, reconnect_cb, us);
 }
 
-static void lws_log_emit(int level, const char *line)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", line);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    if (level & LLL_ERR)
-        log_warn("slack: websocket: %s", msg);
-    else
-        log_debug("slack: websocket: %s", msg);
-}
-
 static void *socket_main(void *p)
 {
     struct slack_socket *s = p;
@@ -331,7 +318,7 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
     struct slack_socket *s = calloc(1, sizeof *s);
     if (!s) return jb_err_set(err, JB_ENOMEM, "slack socket");
     s->web = w, s->fn = fn, s->ud = ud;
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    jb_lws_log_init();
     struct lws_context_creation_info info = {
         .port = CONTEXT_PORT_NO_LISTEN,
         .protocols = protocols,

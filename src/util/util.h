@@ -122,6 +122,11 @@ int jb_write_file(const char *path, const void *data, size_t len, unsigned mode,
 /* First executable named `name` on PATH (or name itself when it has a '/'); caller frees. */
 char *jb_which(const char *name, const char *path_env);
 
+/* ---- libwebsockets' log into ours (lwslog.c) ---- */
+
+/* Once per process, before the first lws context; any thread. */
+void jb_lws_log_init(void);
+
 /* ---- libcurl connection sharing (curlshare.c) ----------------------------------- */
 
 struct jb_curl_share;
