@@ -86,6 +86,9 @@ static const struct command commands[] = {
      "set-up on a fresh sprite and times it. Pool sprites made by an older set-up are\n"
      "replaced when `serve` or `chat` starts.\n"},
     {"sessions list", "sessions list", cmd_sessions_list, NULL},
+    {"turns", "turns [--limit N] [THREAD_KEY]", cmd_turns,
+     "The turn audit, newest first (default 20): when, thread, who asked, backend and sandbox\n"
+     "(the sprite), outcome, exit status, wall time in the sandbox and of the whole turn.\n"},
     {"tokens list", "tokens list", cmd_tokens_list, NULL},
     {"tokens revoke", "tokens revoke THREAD_KEY", cmd_tokens_revoke, NULL},
     {"usage", "usage [--since YYYY-MM-DD]", cmd_usage, NULL},

@@ -47,6 +47,7 @@ int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv);
 int cmd_sandbox_reset(const struct command *cmd, int argc, char **argv);
 int cmd_sprites_golden(const struct command *cmd, int argc, char **argv);
 int cmd_sessions_list(const struct command *cmd, int argc, char **argv);
+int cmd_turns(const struct command *cmd, int argc, char **argv);
 
 /* ---- commands (admin.c) ---- */
 

@@ -181,3 +181,42 @@ int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv)
     config_release(&cfg);
     return rc < 0 ? 1 : 0;
 }
+
+int cmd_turns(const struct command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"limit", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char *vals[256] = {0};
+    int rc = cmd_parse_opts(cmd, argc, argv, opts, vals);
+    if (rc >= 0) return rc;
+    if (optind + 1 < argc) return cmd_usage_error(cmd, "unexpected argument %s", argv[optind + 1]);
+    char *end = NULL;
+    long limit = vals['n'] ? strtol(vals['n'], &end, 10) : 20;
+    if (vals['n'] && (*end || end == vals['n'] || limit < 1 || limit > 100000))
+        return cmd_usage_error(cmd, "%s", "--limit needs a number from 1 to 100000");
+    struct jb_config cfg;
+    struct store *st = NULL;
+    if (cmd_open_store(&cfg, &st) < 0) return 1;
+    struct turn_row *v = NULL;
+    size_t n = 0;
+    struct jb_err err = {0};
+    rc = store_turn_list(st, optind < argc ? argv[optind] : NULL, (size_t)limit, &v, &n, &err) < 0;
+    if (rc)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("%-20s  %-28s  %-12s  %-8s  %-22s  %-11s  %4s  %9s  %9s\n", "STARTED", "THREAD KEY",
+               "USER", "BACKEND", "SANDBOX", "OUTCOME", "EXIT", "EXEC MS", "TOTAL MS");
+    for (size_t i = 0; !rc && i < n; i++) {
+        char when[32];
+        jb_fmt_time(v[i].started_at / 1000, when, sizeof when);
+        printf("%-20s  %-28s  %-12s  %-8s  %-22s  %-11s  %4d  %9lld  %9lld\n", when,
+               v[i].thread_key, v[i].user_id ? v[i].user_id : "-",
+               v[i].backend ? v[i].backend : "-", v[i].sandbox ? v[i].sandbox : "-",
+               v[i].outcome ? v[i].outcome : "running", v[i].exit_status, (long long)v[i].exec_ms,
+               (long long)v[i].duration_ms);
+    }
+    turn_rows_free(v, n);
+    store_close(st);
+    config_release(&cfg);
+    return rc;
+}

@@ -104,7 +104,9 @@ int store_turn_end(struct store *st, int64_t id, const char *outcome, int exit_s
 struct turn_row {
     int64_t id;
     char *thread_key, *user_id, *sandbox, *outcome; /* outcome NULL while running */
+    char *backend;                                  /* NULL for turns before migration 5 */
     int64_t started_at, ended_at, duration_ms;      /* ended_at 0 while running */
+    int64_t exec_ms;                                /* wall time in the sandbox; 0 unknown */
     int exit_status;
 };
 void turn_rows_free(struct turn_row *v, size_t n);

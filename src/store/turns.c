@@ -12,6 +12,7 @@ void turn_rows_free(struct turn_row *v, size_t n)
         free(v[i].user_id);
         free(v[i].sandbox);
         free(v[i].outcome);
+        free(v[i].backend);
     }
     free(v);
 }
@@ -81,13 +82,16 @@ static int turn_from_row(sqlite3_stmt *s, struct turn_row *t)
         .ended_at = sqlite3_column_int64(s, 6),
         .duration_ms = sqlite3_column_int64(s, 7),
         .exit_status = sqlite3_column_int(s, 8),
+        .exec_ms = sqlite3_column_int64(s, 10),
     };
     if (store_col_dup(s, 1, &t->thread_key) < 0 || store_col_dup(s, 2, &t->user_id) < 0 ||
-        store_col_dup(s, 3, &t->sandbox) < 0 || store_col_dup(s, 4, &t->outcome) < 0) {
+        store_col_dup(s, 3, &t->sandbox) < 0 || store_col_dup(s, 4, &t->outcome) < 0 ||
+        store_col_dup(s, 9, &t->backend) < 0) {
         free(t->thread_key);
         free(t->user_id);
         free(t->sandbox);
         free(t->outcome);
+        free(t->backend);
         return -1;
     }
     return 0;
@@ -99,7 +103,8 @@ int store_turn_list(struct store *st, const char *thread_key, size_t limit, stru
     /* Two statements rather than "?1 IS NULL OR thread_key = ?1", which defeats the index. */
 #define TURN_SELECT                                                                                \
     "SELECT id, thread_key, user_id, sandbox, outcome, started_at, coalesce(ended_at, 0),"         \
-    " coalesce(duration_ms, 0), coalesce(exit_status, 0) FROM turns"
+    " coalesce(duration_ms, 0), coalesce(exit_status, 0), backend, coalesce(exec_ms, 0)"           \
+    " FROM turns"
     const char *sql = thread_key ? TURN_SELECT " WHERE thread_key = ?2 ORDER BY id DESC LIMIT ?1"
                                  : TURN_SELECT " ORDER BY id DESC LIMIT ?1";
 #undef TURN_SELECT

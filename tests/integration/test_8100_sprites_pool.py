@@ -170,6 +170,13 @@ class SpritesPool(JanebotCase):
         sandbox, backend, exec_ms, outcome = rows[0]
         self.assertEqual((sandbox, backend, outcome), (sandbox_name("chat:au"), "sprites", "ok"))
         self.assertGreater(exec_ms, 0)
+        t = self.run_jb(["turns", "--limit", "5", "chat:au"])
+        self.assertEqual(t.rc, 0, t)
+        line = self.line_with(t, "chat:au")
+        for word in ("sprites", sandbox_name("chat:au"), " ok ", " %d " % exec_ms):
+            self.assertIn(word, line, t)
+        bad = self.run_jb(["turns", "--limit", "0"])
+        self.assertEqual(bad.rc, 2, bad)
 
     def test_8110_the_command_agent_is_a_path_inside_the_sprite_installed_by_the_setup(self):
         inside = self.tmp / "in-sprite" / "agent"  # not there until the set-up makes it
