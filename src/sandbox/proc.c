@@ -22,16 +22,10 @@ int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *er
 {
     int fd = memfd_create(name, MFD_CLOEXEC);
     if (fd < 0) return jb_err_sys(err, "memfd_create");
-    const char *p = data;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-            jb_err_sys(err, "writing %s", name);
-            close(fd);
-            return -1;
-        }
-        p += w, len -= (size_t)w;
+    if (jb_write_all(fd, data, len) < 0) {
+        jb_err_sys(err, "writing %s", name);
+        close(fd);
+        return -1;
     }
     lseek(fd, 0, SEEK_SET);
     return fd;

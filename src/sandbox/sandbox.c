@@ -350,17 +350,6 @@ static int put_component_ok(const char *c, size_t len)
     return len > 0 && c[0] != '.' && len < 256;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Copy fd (from offset 0) into out. */
 static int copy_fd(int in, int out, struct jb_err *err)
 {
@@ -370,7 +359,7 @@ static int copy_fd(int in, int out, struct jb_err *err)
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return jb_err_sys(err, "cannot read the file");
         if (r == 0) return 0;
-        if (write_all(out, buf, (size_t)r) < 0) return jb_err_sys(err, "cannot write the file");
+        if (jb_write_all(out, buf, (size_t)r) < 0) return jb_err_sys(err, "cannot write the file");
         off += r;
     }
 }

@@ -60,15 +60,6 @@ static void tail_add(struct wsx *w, const char *p, size_t n)
     t[w->tail_len] = '\0';
 }
 
-static void write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k <= 0) return;
-        p += k, n -= (size_t)k;
-    }
-}
-
 static void on_payload(struct wsx *w, const char *p, size_t n)
 {
     if (w->exit_pending && n) {
@@ -79,12 +70,12 @@ static void on_payload(struct wsx *w, const char *p, size_t n)
     if (!n) return;
     if (w->msg_id == 1) {
         if (w->x->passthrough)
-            write_all(1, p, n);
+            jb_write_all(1, p, n); /* the caller's own stdout: nothing to do on error */
         else if (w->x->on_stdout)
             w->x->on_stdout(w->x->ud, p, n);
     } else if (w->msg_id == 2) {
         if (w->x->passthrough)
-            write_all(2, p, n);
+            jb_write_all(2, p, n);
         else
             tail_add(w, p, n);
     }

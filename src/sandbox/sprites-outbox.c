@@ -30,14 +30,7 @@ static void on_out(void *ud, const char *p, size_t n)
     }
     c->got += (long long)n;
     if (c->fd >= 0) {
-        while (n) {
-            ssize_t w = write(c->fd, p, n);
-            if (w <= 0) {
-                c->over = 1;
-                return;
-            }
-            p += w, n -= (size_t)w;
-        }
+        if (jb_write_all(c->fd, p, n) < 0) c->over = 1;
     } else if (jb_buf_append(c->buf, p, n, NULL) < 0) {
         c->over = 1;
     }

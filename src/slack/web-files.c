@@ -300,14 +300,9 @@ static size_t dl_write(char *p, size_t size, size_t n, void *ud)
         k->over = 1;
         return 0; /* stops the transfer */
     }
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(k->fd, p + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            k->failed = 1;
-            return 0;
-        }
-        off += (size_t)w;
+    if (jb_write_all(k->fd, p, len) < 0) {
+        k->failed = 1;
+        return 0;
     }
     k->got += (long long)len;
     return len;

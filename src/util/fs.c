@@ -103,6 +103,21 @@ int jb_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
     return *ret ? 0 : jb_err_set(err, JB_ENOMEM, "reading %s", path);
 }
 
+int jb_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = 0;
+            return -1;
+        }
+        c += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
 int jb_write_file(const char *path, const void *data, size_t len, unsigned mode, struct jb_err *err)
 {
     char tmp[4096];
@@ -119,18 +134,11 @@ int jb_write_file(const char *path, const void *data, size_t len, unsigned mode,
         unlink(tmp);
         return -1;
     }
-    const char *p = data;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-            jb_err_sys(err, "cannot write %s", tmp);
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
+    if (jb_write_all(fd, data, len) < 0) {
+        jb_err_sys(err, "cannot write %s", tmp);
+        close(fd);
+        unlink(tmp);
+        return -1;
     }
     if (close(fd) < 0 || rename(tmp, path) < 0) {
         jb_err_sys(err, "cannot write %s", path);

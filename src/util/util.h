@@ -117,6 +117,9 @@ long long jb_disk_usage(const char *path);
 /* Whole file into a NUL-terminated malloc'd string (caller frees); at most max bytes. */
 int jb_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct jb_err *err);
 /* Write data to path atomically (temp file + rename), mode applied. */
+/* Write all n bytes to fd (EINTR retried): 0, or -1 with errno (0 when write() wrote
+ * nothing). */
+int jb_write_all(int fd, const void *p, size_t n);
 int jb_write_file(const char *path, const void *data, size_t len, unsigned mode,
                   struct jb_err *err);
 /* First executable named `name` on PATH (or name itself when it has a '/'); caller frees. */
