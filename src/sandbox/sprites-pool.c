@@ -42,26 +42,31 @@ static void drop(struct sprites *sp, const char *name, const char *why)
     pthread_mutex_unlock(&sp->st_mu);
 }
 
+struct stray_scan {
+    struct sprites *sp;
+    struct jb_strv pooled; /* the store's pool, read once per sweep */
+};
+
 static int stray_check(void *ud, json_t *e, struct jb_err *err)
 {
-    struct sprites *sp = ud;
+    (void)err;
+    struct stray_scan *sc = ud;
+    struct sprites *sp = sc->sp;
     const char *name = json_string_value(json_object_get(e, "name"));
     int64_t made = sprites_parse_time(json_string_value(json_object_get(e, "created_at")));
     if (!made) made = sprites_parse_time(json_string_value(json_object_get(e, "updated_at")));
     if (!made || jb_now_ms() / 1000 - made < STRAY_AGE_S) return 0; /* maybe being made */
+    for (size_t i = 0; i < sc->pooled.n; i++)
+        if (!strcmp(sc->pooled.v[i], name)) return 0;
     struct sandbox_name_row row;
-    struct jb_strv pooled = JB_STRV_INIT;
     pthread_mutex_lock(&sp->st_mu);
     int claimed = store_name_get(sp->st, name, 1, &row, NULL) == 0;
-    int rc = store_pool_names(sp->st, NULL, &pooled, err);
     pthread_mutex_unlock(&sp->st_mu);
-    if (claimed) sandbox_name_row_release(&row);
-    int known = claimed;
-    for (size_t i = 0; i < pooled.n; i++)
-        known |= !strcmp(pooled.v[i], name);
-    jb_strv_free(&pooled);
-    if (rc == 0 && !known) drop(sp, name, "a stray: never made ready");
-    return rc;
+    if (claimed)
+        sandbox_name_row_release(&row);
+    else
+        drop(sp, name, "a stray: never made ready");
+    return 0;
 }
 
 static void sweep(struct sprites *sp)
@@ -72,8 +77,11 @@ static void sweep(struct sprites *sp)
         for (size_t i = 0; i < stale.n; i++)
             drop(sp, stale.v[i], "made by another set-up");
     jb_strv_free(&stale);
-    if (sprites_list_each(sp, SPRITES_POOL_PREFIX, stray_check, sp, &e) < 0)
+    struct stray_scan sc = {.sp = sp, .pooled = JB_STRV_INIT};
+    if (pool_names(sp, NULL, &sc.pooled, &e) < 0 ||
+        sprites_list_each(sp, SPRITES_POOL_PREFIX, stray_check, &sc, &e) < 0)
         log_warn("sprites: pool: %s", e.msg);
+    jb_strv_free(&sc.pooled);
 }
 
 static int fill_one(struct sprites *sp, struct jb_err *err)

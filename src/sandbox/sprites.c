@@ -270,7 +270,12 @@ static int first_sprite(struct sprites *sp, struct sandbox *sb, int *ready, stru
 {
     int ex = sprite_exists(sp, sb->name, err);
     if (ex < 0) return -1;
-    if (ex) return store_locked_set(sp, sb->thread_key, sb->name, NULL, err);
+    if (ex) { /* just seen: its policy, and no second look */
+        *ready = 1;
+        return set_policy(sp, sb->name, sp->policy, err) < 0
+                   ? -1
+                   : store_locked_set(sp, sb->thread_key, sb->name, NULL, err);
+    }
     struct sandbox_name_row row;
     struct jb_err e = {0};
     pthread_mutex_lock(&sp->st_mu);

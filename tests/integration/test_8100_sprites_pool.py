@@ -205,3 +205,15 @@ class SpritesPool(JanebotCase):
         self.assertIn(allow, extra)
         self.assertEqual(extra[-1], {"action": "deny", "domain": "*"})
         self.assertNotIn(allow, other)
+
+    def test_8112_a_threads_sprite_made_before_janebot_kept_names_is_taken_as_it_is(self):
+        name = sandbox_name("old")
+        req = urllib.request.Request(self.fake.url + "/v1/sprites", method="POST",
+                                     data=json.dumps({"name": name}).encode(),
+                                     headers={"Authorization": "Bearer " + SPRITES_TOKEN,
+                                              "Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        r = self.sbx("old", "echo", "kept")
+        self.assertEqual((r.rc, r.out), (0, "kept\n"), r)
+        self.assertEqual(self.kinds(name, ("create", "policy", "checkpoint", "exec"))[:3],
+                         ["create", "policy", "exec"], "no second create, no set-up")
