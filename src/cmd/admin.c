@@ -109,7 +109,7 @@ static void doctor_report(void *ud, int ok, const char *what, const char *detail
     int *failed = ud;
     if (!ok) (*failed)++;
     jb_autofree char *clean = jb_redact(detail ? detail : "");
-    printf("%-5s %-16s %s\n", ok ? "ok" : "FAIL", what, clean ? clean : "");
+    printf("%-5s %-16s %s\n", ok > 0 ? "ok" : ok < 0 ? "warn" : "FAIL", what, clean ? clean : "");
 }
 
 static void doctor_state(const struct jb_config *cfg, int *failed)

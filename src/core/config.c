@@ -165,7 +165,9 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
             0 ||
         parse_int("JANEBOT_SANDBOX_MAX_FILE_MB", 2048, 1, 1 << 20, &cfg->sandbox_max_file_mb, err) <
             0 ||
-        parse_int("JANEBOT_SANDBOX_MEMORY_MB", 8192, 64, 1 << 24, &cfg->sandbox_memory_mb, err) <
+        parse_int("JANEBOT_SANDBOX_MEMORY_MB", 4096, 16, 1 << 24, &cfg->sandbox_memory_mb, err) <
+            0 ||
+        parse_int("JANEBOT_SANDBOX_ADDRESS_SPACE_MB", 0, 0, 1 << 24, &cfg->sandbox_as_mb, err) <
             0 ||
         parse_int("JANEBOT_SANDBOX_CPU_SECONDS", cfg->turn_timeout_s, 1, 1000000,
                   &cfg->sandbox_cpu_s, err) < 0 ||

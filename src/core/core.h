@@ -33,7 +33,8 @@ struct jb_config {
     /* local sandbox limits */
     int sandbox_max_procs;   /* JANEBOT_SANDBOX_MAX_PROCS: RLIMIT_NPROC (and pids.max) */
     int sandbox_max_file_mb; /* JANEBOT_SANDBOX_MAX_FILE_MB: RLIMIT_FSIZE */
-    int sandbox_memory_mb;   /* JANEBOT_SANDBOX_MEMORY_MB: RLIMIT_AS */
+    int sandbox_memory_mb;   /* JANEBOT_SANDBOX_MEMORY_MB: memory of a sandbox (its cgroup) */
+    int sandbox_as_mb;       /* JANEBOT_SANDBOX_ADDRESS_SPACE_MB: RLIMIT_AS, 0 = none */
     int sandbox_cpu_s;       /* JANEBOT_SANDBOX_CPU_SECONDS: RLIMIT_CPU */
     int sandbox_disk_mb;     /* JANEBOT_SANDBOX_DISK_MB: quota of a thread's home */
     int sandbox_tmp_mb;      /* JANEBOT_SANDBOX_TMP_MB: size of the sandbox's /tmp */

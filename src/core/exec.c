@@ -58,6 +58,10 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     if (x.over_quota)
         log_warn("sandbox exec: stopped: the sandbox went over its disk quota "
                  "(JANEBOT_SANDBOX_DISK_MB)");
+    if (x.oom_killed)
+        log_warn("sandbox exec: a process was killed: the sandbox ran out of memory (%d MiB, "
+                 "JANEBOT_SANDBOX_MEMORY_MB)",
+                 cfg->sandbox_memory_mb);
     if (x.timed_out)
         log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)",
                  cfg->turn_timeout_s);

@@ -82,7 +82,7 @@ static struct store *worker_store(struct core *c, int worker, struct jb_err *err
 }
 
 struct run_out {
-    int exec_ok, exit_code, timed_out, cancelled, over_quota;
+    int exec_ok, exit_code, timed_out, cancelled, over_quota, oom_killed;
     const char *llm_refused;       /* static string from the proxy, or NULL */
     int64_t llm_input, llm_output; /* counted by the LLM proxy */
     char stderr_tail[4096];
@@ -146,7 +146,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     if (rc == 0) {
         out->exec_ok = 1, out->exit_code = x.exit_code;
         out->timed_out = x.timed_out, out->cancelled = x.cancelled;
-        out->over_quota = x.over_quota;
+        out->over_quota = x.over_quota, out->oom_killed |= x.oom_killed;
         out->llm_refused = x.llm_refused;
         out->llm_input += x.llm_input, out->llm_output += x.llm_output;
         memcpy(out->stderr_tail, x.stderr_tail, sizeof out->stderr_tail);
@@ -168,16 +168,22 @@ static int price_of(const struct jb_config *cfg, double *in, double *out)
 /* The answer with a one-line footer: tokens in/out through the proxy (and the cost). */
 static char *usage_footer(const struct jb_config *cfg, const char *answer, const struct run_out *o)
 {
-    if (!o->llm_input && !o->llm_output) return NULL;
-    char *s = NULL, cost[64] = "";
+    char *s = NULL, cost[64] = "", tokens[160] = "", oom[160] = "";
     double pin, pout;
+    if (!o->llm_input && !o->llm_output && !o->oom_killed) return NULL;
     if (price_of(cfg, &pin, &pout))
         snprintf(cost, sizeof cost, " · $%.4f",
                  ((double)o->llm_input * pin + (double)o->llm_output * pout) / 1e6);
-    if (asprintf(&s, "%s\n\n_tokens: %lld in / %lld out%s_", answer, (long long)o->llm_input,
-                 (long long)o->llm_output, cost) < 0)
-        return NULL;
-    return s;
+    if (o->llm_input || o->llm_output)
+        snprintf(tokens, sizeof tokens, "\n\n_tokens: %lld in / %lld out%s_",
+                 (long long)o->llm_input, (long long)o->llm_output, cost);
+    /* The agent answered, but something it ran was killed: say why, once. */
+    if (o->oom_killed)
+        snprintf(oom, sizeof oom,
+                 "\n\n_a process in this thread's sandbox was killed: it ran out of memory "
+                 "(%d MiB, JANEBOT_SANDBOX_MEMORY_MB)_",
+                 cfg->sandbox_memory_mb);
+    return asprintf(&s, "%s%s%s", answer, oom, tokens) < 0 ? NULL : s;
 }
 
 /* Tell the user how the turn ended; returns the audit outcome. */
@@ -233,6 +239,14 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
                             &e) < 0)
             log_warn("thread %s: cannot deliver the answer: %s", t->thread_key, e.msg);
         return "ok";
+    }
+    if (o->oom_killed) {
+        snprintf(msg, sizeof msg,
+                 "the agent was stopped: this thread's sandbox ran out of memory (%d MiB, "
+                 "JANEBOT_SANDBOX_MEMORY_MB)",
+                 c->cfg->sandbox_memory_mb);
+        FAIL(t, msg);
+        return "error";
     }
     jb_autofree char *excerpt = stderr_excerpt(o->stderr_tail, 5);
     snprintf(msg, sizeof msg, "the agent exited with status %d without an answer%s%s", o->exit_code,

@@ -31,6 +31,10 @@ struct proc_spec {
     const char *const *stage_src;
     const char *const *stage_dst;
     size_t nstage;
+    /* cgroup.procs files the child moves itself into first (write "0"), so every
+     * process of the sandbox is counted from its start. */
+    const int *cgroup_fds;
+    size_t ncgroup;
 };
 
 /* Run ps with x's stdin/stdout/deadline/cancel semantics and fill x's results. The
@@ -66,6 +70,39 @@ struct bwrap_args {
 int bwrap_build(const struct bwrap_plan *p, struct bwrap_args *a, struct jb_err *err);
 void bwrap_args_release(struct bwrap_args *a);
 char *bwrap_path(void); /* caller frees; NULL when bwrap is not installed */
+
+/* ---- cgroups (cgroup.c): a memory (and pids) cgroup per running sandbox ---- */
+
+enum cgroup_kind { CGROUP_NONE, CGROUP_V1, CGROUP_V2 };
+struct cgroup_env { /* found once per context; read-only after */
+    enum cgroup_kind kind;
+    char mem_base[4096];  /* where sandbox cgroups are made (v2: memory and pids) */
+    char pids_base[4096]; /* v1: the pids hierarchy's, "" when none is writable */
+    int swap;             /* swap is limited too (memsw / memory.swap.max) */
+    int v2_pids;          /* v2: pids is enabled for children */
+    char why[512];        /* CGROUP_NONE: why */
+};
+/* Find a writable hierarchy with a memory controller (v2 first, then v1). */
+void cgroup_env_detect(struct cgroup_env *ce);
+/* One line for doctor and the start-up log, into out; returns out. */
+const char *cgroup_env_describe(const struct cgroup_env *ce, char *out, size_t n);
+/* Remove cgroups left by janebot processes that died. */
+void cgroup_sweep(const struct cgroup_env *ce);
+
+struct cgroup_run {
+    enum cgroup_kind kind;
+    char mem[4096], pids[4096]; /* the run's directories, "" when none */
+    int procs_fd[2];            /* their cgroup.procs, open for the child to join */
+    size_t nprocs;
+};
+/* A fresh cgroup for one run (nothing when ce has none): memory (swap included) capped at
+ * mem_bytes, processes at max_pids. Undo with cgroup_run_destroy(). */
+int cgroup_run_create(const struct cgroup_env *ce, unsigned seq, long long mem_bytes,
+                      long long max_pids, struct cgroup_run *cr, struct jb_err *err);
+/* 1 when the kernel's OOM killer killed a process of the run. */
+int cgroup_run_oom_killed(const struct cgroup_run *cr);
+/* Kill what is left in it and remove it. */
+void cgroup_run_destroy(struct cgroup_run *cr);
 
 /* Seccomp filters as BPF in a memfd (close-on-exec; the caller closes it). */
 int seccomp_base_fd(struct jb_err *err);

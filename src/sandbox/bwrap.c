@@ -3,7 +3,8 @@
  * Namespaces: user, pid, ipc, uts, cgroup, network (loopback only); nested user
  * namespaces disabled; no capabilities; a cleared environment; the base seccomp filter.
  * Filesystem: /usr and a few /etc files read-only, generated passwd/group/hosts, the
- * thread's home read-write at /home/agent, fresh /tmp (size-capped), /proc and /dev,
+ * thread's home read-write at /home/agent, fresh /tmp and /dev/shm (size-capped), /proc
+ * and /dev; the root and /dev are read-only once set up,
  * janebot's binary and the proxy socket under /run/janebot. Host paths go in as fds:
  * nothing is resolved by name inside a directory the sandbox can write. */
 #include <string.h>
@@ -15,6 +16,7 @@
 #define RELAY_PORT "3128"
 #define LLM_PORT   "4000"
 #define RUN_DIR    "/run/janebot"
+#define SHM_BYTES  (64LL << 20) /* /dev/shm, or /tmp's size when that is smaller */
 
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
@@ -162,10 +164,14 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
 {
     const struct sandbox *sb = p->sb;
     const struct jb_config *cfg = sb->ctx->cfg;
-    char size[32];
-    snprintf(size, sizeof size, "%lld", (long long)cfg->sandbox_tmp_mb * 1024 * 1024);
+    char size[32], shm[32];
+    long long tmp_bytes = (long long)cfg->sandbox_tmp_mb << 20;
+    snprintf(size, sizeof size, "%lld", tmp_bytes);
+    snprintf(shm, sizeof shm, "%lld", tmp_bytes < SHM_BYTES ? tmp_bytes : SHM_BYTES);
     if (add_system(a, err) < 0 || add_identity(a, sb->name, err) < 0 ||
         push(a, "--proc", "/proc", NULL, err) < 0 || push(a, "--dev", "/dev", NULL, err) < 0 ||
+        push(a, "--perms", "1777", NULL, err) < 0 || push(a, "--size", shm, NULL, err) < 0 ||
+        push(a, "--tmpfs", "/dev/shm", NULL, err) < 0 ||
         push(a, "--perms", "1777", NULL, err) < 0 || push(a, "--size", size, NULL, err) < 0 ||
         push(a, "--tmpfs", "/tmp", NULL, err) < 0 ||
         push(a, "--bind", p->home_src, "/home/agent", err) < 0 ||
@@ -180,7 +186,12 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
     for (size_t i = 0; i < p->x->nfiles; i++)
         if (push_data(a, p->x->files[i].path, p->x->files[i].data, p->x->files[i].len, err) < 0)
             return -1;
-    return 0;
+    /* The root and /dev are tmpfs of bwrap's without a size: once set up, nothing may be
+     * written there (/tmp, /dev/shm and the home are the sized, writable places). */
+    return push(a, "--remount-ro", "/dev", NULL, err) < 0 ||
+                   push(a, "--remount-ro", "/", NULL, err) < 0
+               ? -1
+               : 0;
 }
 
 /* Is NAME (n bytes) set by the LLM proxy's variables? */
@@ -226,7 +237,7 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
     const struct jb_config *cfg = p->sb->ctx->cfg;
     char limits[128];
     snprintf(limits, sizeof limits, "%d:4096:%d:%d:%d", cfg->sandbox_max_procs,
-             cfg->sandbox_max_file_mb, cfg->sandbox_memory_mb, cfg->sandbox_cpu_s);
+             cfg->sandbox_max_file_mb, cfg->sandbox_as_mb, cfg->sandbox_cpu_s);
     if (jb_strv_push(&a->argv, "--", err) < 0 ||
         push(a, RUN_DIR "/janebot", "sandbox-init", "--limits", err) < 0 ||
         push(a, limits, NULL, NULL, err) < 0 || jb_strv_pushf(&a->argv, err, "--filter") < 0 ||

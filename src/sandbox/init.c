@@ -47,7 +47,8 @@ static int set_limit(int res, rlim_t soft, rlim_t hard)
     return setrlimit(res, &rl);
 }
 
-/* limits: "NPROC:NOFILE:FSIZE_MB:AS_MB:CPU_S" */
+/* limits: "NPROC:NOFILE:FSIZE_MB:AS_MB:CPU_S"; AS_MB 0 = no address-space limit (the
+ * memory cgroup bounds what is used; V8 and WebAssembly reserve far more than they use) */
 static int apply_limits(const char *spec)
 {
     unsigned long long nproc, nofile, fsize_mb, as_mb, cpu;
@@ -56,7 +57,7 @@ static int apply_limits(const char *spec)
     const rlim_t mib = 1024 * 1024;
     if (set_limit(RLIMIT_NPROC, nproc, nproc) < 0 || set_limit(RLIMIT_NOFILE, nofile, nofile) < 0 ||
         set_limit(RLIMIT_FSIZE, fsize_mb * mib, fsize_mb * mib) < 0 ||
-        set_limit(RLIMIT_AS, as_mb * mib, as_mb * mib) < 0 ||
+        (as_mb && set_limit(RLIMIT_AS, as_mb * mib, as_mb * mib) < 0) ||
         set_limit(RLIMIT_CPU, cpu, cpu + 5) < 0 || set_limit(RLIMIT_CORE, 0, 0) < 0 ||
         set_limit(RLIMIT_MEMLOCK, 65536, 65536) < 0 || set_limit(RLIMIT_NICE, 0, 0) < 0 ||
         set_limit(RLIMIT_RTPRIO, 0, 0) < 0 || set_limit(RLIMIT_MSGQUEUE, 0, 0) < 0)

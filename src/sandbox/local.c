@@ -27,7 +27,8 @@ struct local_ctx {
     struct llm_proxy *llm; /* NULL when the host has no provider key */
     char *self_exe;        /* janebot's own binary: the init inside */
     char *sock_dir;        /* 0700 directory of the per-exec proxy sockets */
-    atomic_uint seq;       /* makes socket names unique within this process */
+    atomic_uint seq;       /* makes socket and cgroup names unique within this process */
+    struct cgroup_env cg;  /* the memory limit's hierarchy, if any */
 };
 
 static int uid_of(const struct sandbox *sb, uid_t *ret)
@@ -228,6 +229,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct jb_strv llm_env = JB_STRV_INIT;
     struct bwrap_args a = {.argv = JB_STRV_INIT};
     struct stage st = {.src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT};
+    struct cgroup_run cg = {.procs_fd = {-1, -1}};
     struct bwrap_plan plan = {.sb = sb,
                               .x = x,
                               .home_src = sb->home,
@@ -246,7 +248,10 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
          llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0))
         goto out;
     if (watch.llm) plan.llm_src = llm_sock, plan.llm_env = (const char *const *)llm_env.v;
-    if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0)
+    if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0 ||
+        cgroup_run_create(&lc->cg, atomic_fetch_add(&lc->seq, 1),
+                          (long long)sb->ctx->cfg->sandbox_memory_mb << 20,
+                          sb->ctx->cfg->sandbox_max_procs + 8, &cg, err) < 0)
         goto out;
     int keep[BWRAP_MAX_FDS + 2];
     size_t nkeep = 0;
@@ -266,14 +271,18 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
                            .tick_ud = &watch,
                            .stage_src = (const char *const *)st.src.v,
                            .stage_dst = (const char *const *)st.dst.v,
-                           .nstage = st.src.n};
+                           .nstage = st.src.n,
+                           .cgroup_fds = cg.procs_fd,
+                           .ncgroup = cg.nprocs};
     rc = proc_run(&ps, x, err);
+    if (rc == 0) x->oom_killed = cgroup_run_oom_killed(&cg);
     if (rc == 0 && watch.llm_refused) {
         x->over_quota = 0; /* the tick stopped it for the token, not the disk */
         x->llm_refused = llm_session_refused(watch.llm);
     }
     if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm_input, &x->llm_output);
 out:
+    cgroup_run_destroy(&cg);
     if (listener) egress_listener_close(listener);
     egress_policy_free(own);
     llm_session_close(watch.llm);
@@ -351,6 +360,12 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
         egress_proxy_new(lc->policy, &lc->proxy, err) < 0)
         return -1;
     if (geteuid() == 0) stage_sweep();
+    cgroup_env_detect(&lc->cg);
+    cgroup_sweep(&lc->cg);
+    if (lc->cg.kind == CGROUP_NONE && ctx->serving)
+        log_warn("sandboxes run without a memory limit (JANEBOT_SANDBOX_MEMORY_MB is not "
+                 "enforced): %s",
+                 lc->cg.why);
     struct llm_config llm = {
         .key = {cfg->anthropic_api_key, cfg->openai_api_key, cfg->amp_api_key},
         .upstream = {cfg->upstream_anthropic, cfg->upstream_openai, cfg->upstream_amp},
@@ -430,6 +445,35 @@ static int local_available(const struct sandbox_ctx *ctx, struct jb_err *err)
     return 0;
 }
 
+/* Which resource limits are in force here. */
+static void doctor_limits(const struct jb_config *cfg,
+                          void (*report)(void *ud, int ok, const char *what, const char *detail),
+                          void *ud)
+{
+    struct cgroup_env cg;
+    char d[1024], line[1400];
+    cgroup_env_detect(&cg);
+    snprintf(line, sizeof line, "%d MiB per sandbox (JANEBOT_SANDBOX_MEMORY_MB): %s",
+             cfg->sandbox_memory_mb, cgroup_env_describe(&cg, d, sizeof d));
+    report(ud, cg.kind == CGROUP_NONE ? -1 : 1, "memory limit", line);
+    if (cfg->sandbox_as_mb)
+        snprintf(line, sizeof line, "%d MiB per process (JANEBOT_SANDBOX_ADDRESS_SPACE_MB)",
+                 cfg->sandbox_as_mb);
+    else
+        snprintf(line, sizeof line, "none (JANEBOT_SANDBOX_ADDRESS_SPACE_MB=0)");
+    report(ud, 1, "address space", line);
+    int pids = cg.kind == CGROUP_V2 ? cg.v2_pids : cg.kind == CGROUP_V1 && cg.pids_base[0];
+    snprintf(line, sizeof line, "%d (JANEBOT_SANDBOX_MAX_PROCS): RLIMIT_NPROC%s",
+             cfg->sandbox_max_procs, pids ? " and a pids cgroup" : "");
+    report(ud, 1, "processes", line);
+    long long tmp = (long long)cfg->sandbox_tmp_mb;
+    snprintf(line, sizeof line,
+             "/tmp %lld MiB, /dev/shm %lld MiB (JANEBOT_SANDBOX_TMP_MB), counted in the "
+             "sandbox's memory%s; the root and /dev are read-only",
+             tmp, tmp < 64 ? tmp : 64, cg.kind == CGROUP_NONE ? " (when it has a cgroup)" : "");
+    report(ud, 1, "tmpfs", line);
+}
+
 static int local_doctor(const struct sandbox_ctx *ctx,
                         void (*report)(void *ud, int ok, const char *what, const char *detail),
                         void *ud)
@@ -448,6 +492,7 @@ static int local_doctor(const struct sandbox_ctx *ctx,
         close(fd);
     else
         ok = 0;
+    doctor_limits(ctx->cfg, report, ud);
     if (geteuid() == 0)
         report(ud, 1, "sandbox uids",
                "running as root: each sandbox runs as its own unprivileged host uid "

@@ -34,6 +34,9 @@ int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *er
 /* Runs between fork and exec: async-signal-safe calls only. */
 static void child_exec(const struct proc_spec *ps, int in, int out, int errfd, pid_t parent)
 {
+    /* First: every process the sandbox ever has is then in its cgroup. */
+    for (size_t i = 0; i < ps->ncgroup; i++)
+        if (write(ps->cgroup_fds[i], "0", 1) != 1) _exit(125);
     setsid();
     if (ps->nstage) {
         /* Root only: show host paths that the unprivileged uid cannot reach (a state dir

@@ -59,6 +59,7 @@ struct sandbox_exec {
     int term_signal; /* the signal, or 0 */
     int timed_out, cancelled;
     int over_quota;                /* stopped: the home went over JANEBOT_SANDBOX_DISK_MB */
+    int oom_killed;                /* a process was killed: the sandbox's memory was full */
     const char *llm_refused;       /* stopped: the LLM proxy refused the exec's token (why) */
     int64_t llm_input, llm_output; /* tokens used through the LLM proxy */
     char stderr_tail[4096];        /* last bytes of stderr, NUL-terminated (not in passthrough) */
@@ -96,7 +97,8 @@ struct sandbox_ops {
     /* Make the sandbox exist (idempotent); sb->name/dir/home are filled in already. */
     int (*ensure)(struct sandbox *sb, struct jb_err *err);
     int (*exec)(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
-    /* One report() per check for `janebot doctor`; returns the number that failed. */
+    /* One report() per check for `janebot doctor` (ok: 1 ok, 0 failed, -1 a warning: it
+     * runs, with less protection); returns the number that failed. */
     int (*doctor)(const struct sandbox_ctx *ctx,
                   void (*report)(void *ud, int ok, const char *what, const char *detail), void *ud);
     /* Optional: per-context state (the local backend's egress proxy), set up once by

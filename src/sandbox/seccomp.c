@@ -5,7 +5,8 @@
  *   base  -- loaded by bwrap before the sandbox's first process runs; applies to
  *            janebot's relay and to the agent. Default allow, deny what an agent never
  *            needs and an escape would: namespaces, mounts, tracing, kernel interfaces,
- *            terminal injection, socket families other than Unix/IPv4/IPv6.
+ *            terminal injection, socket families other than Unix/IPv4/IPv6, IP
+ *            sockets other than TCP and UDP.
  *   agent -- applied by the in-sandbox init after the relay is listening, just before
  *            the agent is executed: no new AF_UNIX sockets, so the agent cannot reach
  *            the host's proxy sockets except through the relay.
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "sandbox/backend.h"
@@ -104,6 +106,30 @@ static int add_names(scmp_filter_ctx ctx, const char *const *names, size_t n, ui
             return jb_err_set(err, JB_ESYS, "seccomp rule for " #name ": %s", strerror(-rc_));     \
     } while (0)
 
+/* IPv4 and IPv6 sockets: TCP and UDP only. Types other than stream and datagram (raw,
+ * packet, seqpacket: SCTP) are refused, and so is every protocol but 0 (the type's
+ * default), TCP and UDP: no MPTCP, UDP-Lite, SCTP, ICMP or raw protocols. The type's low
+ * four bits are its kind (the rest are SOCK_NONBLOCK/SOCK_CLOEXEC); the protocol is an
+ * int, and any value with high bits set compares greater than UDP. */
+static int add_inet_rules(scmp_filter_ctx ctx, struct jb_err *err)
+{
+    const uint32_t eperm = SCMP_ACT_ERRNO(EPERM), noproto = SCMP_ACT_ERRNO(EPROTONOSUPPORT);
+    static const int families[] = {AF_INET, AF_INET6};
+    for (size_t f = 0; f < JB_ARRAY_LEN(families); f++) {
+        scmp_datum_t af = (scmp_datum_t)families[f];
+        for (scmp_datum_t type = 0; type < 16; type++)
+            if (type != SOCK_STREAM && type != SOCK_DGRAM)
+                RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, af),
+                     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, type));
+        for (scmp_datum_t proto = 1; proto < IPPROTO_UDP; proto++)
+            if (proto != IPPROTO_TCP)
+                RULE(ctx, noproto, socket, 2, SCMP_A0(SCMP_CMP_EQ, af),
+                     SCMP_A2(SCMP_CMP_EQ, proto));
+        RULE(ctx, noproto, socket, 2, SCMP_A0(SCMP_CMP_EQ, af), SCMP_A2(SCMP_CMP_GT, IPPROTO_UDP));
+    }
+    return 0;
+}
+
 static int add_arg_rules(scmp_filter_ctx ctx, struct jb_err *err)
 {
     static const unsigned long ns_flags[] = {CLONE_NEWNS,     CLONE_NEWUTS, CLONE_NEWIPC,
@@ -124,14 +150,8 @@ static int add_arg_rules(scmp_filter_ctx ctx, struct jb_err *err)
     for (int af = AF_INET + 1; af < AF_INET6; af++)
         RULE(ctx, enoaf, socket, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af));
     RULE(ctx, enoaf, socket, 1, SCMP_A0(SCMP_CMP_GT, AF_INET6));
-    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
-         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_RAW));
-    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET6),
-         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_RAW));
-    RULE(ctx, eperm, socket, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
-         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff, SOCK_PACKET));
     RULE(ctx, enoaf, socketpair, 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
-    return 0;
+    return add_inet_rules(ctx, err);
 }
 
 static int export_fd(scmp_filter_ctx ctx, const char *name, struct jb_err *err)

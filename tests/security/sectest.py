@@ -19,7 +19,9 @@ Nothing here talks to anything but 127.0.0.1.
 import http.server
 import json
 import os
+import re
 import secrets
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -40,13 +42,13 @@ SYSCALLS = {
                    request_key=249, keyctl=250, unshare=272, perf_event_open=298,
                    open_by_handle_at=304, setns=308, process_vm_readv=310,
                    finit_module=313, bpf=321, userfaultfd=323, io_uring_setup=425,
-                   open_tree=428, fsopen=430, clone3=435),
+                   open_tree=428, fsopen=430, clone3=435, socket=41),
     "aarch64": dict(ioctl=29, clone=220, ptrace=117, personality=92, mount=40, umount2=39,
                     init_module=105, delete_module=106, kexec_load=104, add_key=217,
                     request_key=218, keyctl=219, unshare=97, perf_event_open=241,
                     open_by_handle_at=265, setns=268, process_vm_readv=270,
                     finit_module=273, bpf=280, userfaultfd=282, io_uring_setup=425,
-                    open_tree=428, fsopen=430, clone3=435),
+                    open_tree=428, fsopen=430, clone3=435, socket=198),
 }
 
 # Runs inside the sandbox before every probe.
@@ -266,6 +268,28 @@ class SecCase(JanebotCase):
         self.assertIn(name, vals, "probe did not report %s%s" % (name, msg))
         self.assertIn(vals[name], allowed, "%s returned %r, expected one of %s%s"
                       % (name, vals[name], allowed, msg))
+
+
+def host_memory_cgroup():
+    """Why this host has no memory controller janebot could use, or None when it has one:
+    root with the v1 memory hierarchy, or root with memory in the v2 root's controllers."""
+    if os.geteuid() != 0:
+        return "not root: no writable memory cgroup without delegation"
+    if os.access("/sys/fs/cgroup/memory/cgroup.procs", os.W_OK):
+        return None
+    try:
+        with open("/sys/fs/cgroup/cgroup.controllers") as f:
+            return None if "memory" in f.read().split() else "no memory controller in cgroup v2"
+    except OSError:
+        return "no cgroup hierarchy with a memory controller"
+
+
+def memory_cgroup_base(env):
+    """The cgroup directory janebot makes sandbox cgroups in, per `janebot doctor`; None
+    when doctor says no memory limit is in force."""
+    r = subprocess.run([str(BIN), "doctor"], env=env, capture_output=True, text=True, timeout=60)
+    m = re.search(r"^ok\s+memory limit\s+.* under (\S+)$", r.stdout, re.M)
+    return m.group(1) if m else None
 
 
 def host_alive(pid):

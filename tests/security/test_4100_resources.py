@@ -11,7 +11,8 @@ import threading
 import time
 import unittest
 
-from sectest import BIN, PRELUDE, PY, SecCase, needs_bwrap, parse_vals
+from sectest import (BIN, PRELUDE, PY, SecCase, host_memory_cgroup, needs_bwrap,
+                     parse_vals)
 
 MiB = 1 << 20
 INF = -1  # resource.RLIM_INFINITY
@@ -64,13 +65,15 @@ class Limits(SecCase):
         self.assertNotIn(v.get("NOFILE"), (None, INF), r)
         self.assertLessEqual(v["NOFILE"], 4096, "ulimit -n%s" % r)
         self.assertEqual(v.get("FSIZE"), 2048 * MiB, "default JANEBOT_SANDBOX_MAX_FILE_MB%s" % r)
-        self.assertEqual(v.get("AS"), 8192 * MiB, "default JANEBOT_SANDBOX_MEMORY_MB%s" % r)
+        # No address-space limit by default: the memory cgroup bounds what is used (4160).
+        self.assertEqual(v.get("AS"), INF, "default JANEBOT_SANDBOX_ADDRESS_SPACE_MB%s" % r)
         self.assertEqual(v.get("CPU"), 60, "default CPU seconds = JANEBOT_TURN_TIMEOUT%s" % r)
-        sh = self.sbx("chat:lim", "sh", "-c", "ulimit -p; ulimit -t; ulimit -v")
+        sh = self.sbx("chat:lim", "sh", "-c", "ulimit -p; ulimit -t")
         self.assertNotIn("unlimited", sh.out, sh)
         # Configured values reach both `sandbox exec` and an agent turn.
         self.env.update({"JANEBOT_SANDBOX_MAX_PROCS": "100", "JANEBOT_SANDBOX_MAX_FILE_MB": "5",
-                         "JANEBOT_SANDBOX_MEMORY_MB": "256", "JANEBOT_SANDBOX_CPU_SECONDS": "7"})
+                         "JANEBOT_SANDBOX_ADDRESS_SPACE_MB": "256",
+                         "JANEBOT_SANDBOX_CPU_SECONDS": "7"})
         want = {"NPROC": 100, "FSIZE": 5 * MiB, "AS": 256 * MiB, "CPU": 7}
         for how, r in (("sandbox exec", self.probe("chat:lim", LIMITS)),
                        ("agent turn", self.turn_probe("lim", LIMITS))):
@@ -187,6 +190,8 @@ out("size", os.path.getsize("big.bin"))
         self.normal_turn_still_works()
 
     def test_4105_allocating_more_than_memory_mb_fails_inside_only(self):
+        if host_memory_cgroup():
+            self.skipTest(host_memory_cgroup())
         self.env["JANEBOT_SANDBOX_MEMORY_MB"] = "256"
         code = r'''
 small = bytearray(32 << 20)
@@ -203,7 +208,8 @@ except OSError as e:
                        ("agent turn", self.turn_probe("mem", code))):
             with self.subTest(how=how):
                 self.assertEqual(r.vals.get("small"), 32 << 20, "%s: 32 MB must work%s" % (how, r))
-                self.assertIn(r.vals.get("big"), ("MemoryError", "ENOMEM"), "%s%s" % (how, r))
+                # Killed by the sandbox's own OOM killer, or refused: never allocated.
+                self.assertNotEqual(r.vals.get("big"), "allocated", "%s%s" % (how, r))
         host = bytearray(300 << 20)  # the host is not limited by the sandbox's setting
         self.assertEqual(len(host), 300 << 20)
         del host
