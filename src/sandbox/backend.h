@@ -104,6 +104,22 @@ int cgroup_run_oom_killed(const struct cgroup_run *cr);
 /* Kill what is left in it and remove it. */
 void cgroup_run_destroy(struct cgroup_run *cr);
 
+/* ---- the run dir (rundir.c): opaque names for what sandboxes are shown of the host ---- */
+
+struct run_dir {
+    char *base;      /* 0700, janebot's user's */
+    char *dir;       /* this process's: <base>/<random>, locked while it lives */
+    char *self_copy; /* janebot's binary as sandboxes run it: <base>/janebot-<hash> */
+    int lock_fd;
+};
+/* Make (or reuse) the base, remove the directories of processes that died, make this
+ * process's own and the copy of self_exe. Undo with rundir_close(). */
+int rundir_open(struct run_dir *rd, const char *self_exe, struct jb_err *err);
+/* A fresh random socket path in this process's directory: <dir>/<random><suffix>. */
+int rundir_sock_path(const struct run_dir *rd, const char *suffix, char *path, size_t n,
+                     struct jb_err *err);
+void rundir_close(struct run_dir *rd);
+
 /* Seccomp filters as BPF in a memfd (close-on-exec; the caller closes it). */
 int seccomp_base_fd(struct jb_err *err);
 int seccomp_agent_fd(struct jb_err *err);

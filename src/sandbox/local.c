@@ -26,7 +26,7 @@ struct local_ctx {
     struct egress_proxy *proxy;
     struct llm_proxy *llm; /* NULL when the host has no provider key */
     char *self_exe;        /* janebot's own binary: the init inside */
-    char *sock_dir;        /* 0700 directory of the per-exec proxy sockets */
+    struct run_dir run;    /* the per-exec proxy sockets and the binary, opaquely named */
     atomic_uint seq;       /* makes socket and cgroup names unique within this process */
     struct cgroup_env cg;  /* the memory limit's hierarchy, if any */
 };
@@ -90,13 +90,12 @@ static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
                       u, l);
 }
 
-/* A fresh host path for one of this exec's proxy sockets: <sock_dir>/<name>.<pid>.<seq><suffix>. */
+/* A fresh host path for one of this exec's proxy sockets. */
 static int sock_path(struct local_ctx *lc, const struct sandbox *sb, const char *suffix, char *path,
                      size_t n, struct jb_err *err)
 {
-    int w = snprintf(path, n, "%s/%s.%d.%u%s", lc->sock_dir, sb->name, (int)getpid(),
-                     atomic_fetch_add(&lc->seq, 1), suffix);
-    return w < 0 || (size_t)w >= n ? jb_err_set(err, JB_ESYS, "socket path too long") : 0;
+    (void)sb;
+    return rundir_sock_path(&lc->run, suffix, path, n, err);
 }
 
 static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owner, char *path,
@@ -154,7 +153,7 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
         return jb_err_sys(err, "cannot create a staging dir");
     }
     if (!(plan->home_src = stage_add(st, sb->home, "home", err)) ||
-        !(plan->self_src = stage_add(st, lc->self_exe, "janebot", err)) ||
+        !(plan->self_src = stage_add(st, lc->run.self_copy, "janebot", err)) ||
         (plan->sock_src && !(plan->sock_src = stage_add(st, plan->sock_src, "egress.sock", err))) ||
         (plan->llm_src && !(plan->llm_src = stage_add(st, plan->llm_src, "llm.sock", err))))
         return -1;
@@ -233,7 +232,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct bwrap_plan plan = {.sb = sb,
                               .x = x,
                               .home_src = sb->home,
-                              .self_src = lc->self_exe,
+                              .self_src = lc->run.self_copy,
                               .sock_src = sock,
                               .ro_src = x->ro_paths};
     int rc = -1;
@@ -296,27 +295,6 @@ out:
     return rc;
 }
 
-/* Per-exec sockets live in <state>/run, or in a private /tmp dir when that path would
- * not fit a Unix socket address. */
-static int sock_dir_init(struct local_ctx *lc, const struct jb_config *cfg, struct jb_err *err)
-{
-    if (asprintf(&lc->sock_dir, "%s/run", cfg->state_dir) < 0) return lc->sock_dir = NULL, -1;
-    if (strlen(lc->sock_dir) + 48 >= 108) {
-        free(lc->sock_dir);
-        if (asprintf(&lc->sock_dir, "/tmp/janebot-%u", (unsigned)geteuid()) < 0)
-            return lc->sock_dir = NULL, -1;
-    }
-    if (mkdir(lc->sock_dir, 0700) < 0 && errno != EEXIST)
-        return jb_err_sys(err, "cannot create %s", lc->sock_dir);
-    struct stat st;
-    if (lstat(lc->sock_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-        (st.st_mode & 077))
-        return jb_err_set(err, JB_EDENIED,
-                          "%s must be a directory of this user with mode 0700; remove it",
-                          lc->sock_dir);
-    return 0;
-}
-
 /* Staging dirs of janebot processes that died (kill -9) are removed at start: their
  * names carry the pid. */
 static void stage_sweep(void)
@@ -343,7 +321,7 @@ static void local_ctx_release(struct sandbox_ctx *ctx)
     egress_policy_free(lc->policy);
     llm_proxy_free(lc->llm);
     free(lc->self_exe);
-    free(lc->sock_dir);
+    rundir_close(&lc->run);
     free(lc);
 }
 
@@ -355,7 +333,7 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
     const struct jb_config *cfg = ctx->cfg;
     if (!(lc->self_exe = realpath("/proc/self/exe", NULL)))
         return jb_err_sys(err, "cannot find janebot's own binary");
-    if (sock_dir_init(lc, cfg, err) < 0 ||
+    if (rundir_open(&lc->run, lc->self_exe, err) < 0 ||
         egress_policy_new(cfg->egress_allow, cfg->egress_test_hosts, &lc->policy, err) < 0 ||
         egress_proxy_new(lc->policy, &lc->proxy, err) < 0)
         return -1;
