@@ -78,8 +78,9 @@ struct cgroup_env { /* found once per context; read-only after */
     enum cgroup_kind kind;
     char mem_base[4096];  /* where sandbox cgroups are made (v2: memory and pids) */
     char pids_base[4096]; /* v1: the pids hierarchy's, "" when none is writable */
+    char cpu_base[4096];  /* v1: the cpu hierarchy's, "" when none is writable */
     int swap;             /* swap is limited too (memsw / memory.swap.max) */
-    int v2_pids;          /* v2: pids is enabled for children */
+    int v2_pids, v2_cpu;  /* v2: pids / cpu are enabled for children */
     char why[512];        /* CGROUP_NONE: why */
 };
 /* Find a writable hierarchy with a memory controller (v2 first, then v1). */
@@ -91,12 +92,13 @@ void cgroup_sweep(const struct cgroup_env *ce);
 
 struct cgroup_run {
     enum cgroup_kind kind;
-    char mem[4096], pids[4096]; /* the run's directories, "" when none */
-    int procs_fd[2];            /* their cgroup.procs, open for the child to join */
+    char mem[4096], pids[4096], cpu[4096]; /* the run's directories, "" when none */
+    int procs_fd[3];                       /* their cgroup.procs, open for the child to join */
     size_t nprocs;
 };
 /* A fresh cgroup for one run (nothing when ce has none): memory (swap included) capped at
- * mem_bytes, processes at max_pids. Undo with cgroup_run_destroy(). */
+ * mem_bytes, processes at max_pids, and a quarter of the CPU weight of janebot's own
+ * threads, so a busy sandbox cannot starve the bot. Undo with cgroup_run_destroy(). */
 int cgroup_run_create(const struct cgroup_env *ce, unsigned seq, long long mem_bytes,
                       long long max_pids, struct cgroup_run *cr, struct jb_err *err);
 /* 1 when the kernel's OOM killer killed a process of the run. */

@@ -125,6 +125,17 @@ static int dir_writable(const char *dir)
     return access(dir, W_OK) == 0;
 }
 
+/* A second v1 hierarchy's directory for janebot's cgroup, "" when absent or read-only. */
+static void v1_other(const char *controller, char *out, size_t n)
+{
+    char mnt[1024], own[1024];
+    out[0] = '\0';
+    if (v1_mount(controller, mnt, sizeof mnt) < 0 || own_cgroup(controller, own, sizeof own) < 0)
+        return;
+    snprintf(out, n, "%s%s", mnt, strcmp(own, "/") ? own : "");
+    if (!dir_writable(out)) out[0] = '\0';
+}
+
 static int detect_v1(struct cgroup_env *ce)
 {
     char mnt[1024], own[1024];
@@ -141,10 +152,8 @@ static int detect_v1(struct cgroup_env *ce)
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/memory.memsw.limit_in_bytes", ce->mem_base);
     ce->swap = access(path, F_OK) == 0;
-    if (v1_mount("pids", mnt, sizeof mnt) == 0 && own_cgroup("pids", own, sizeof own) == 0) {
-        snprintf(ce->pids_base, sizeof ce->pids_base, "%s%s", mnt, strcmp(own, "/") ? own : "");
-        if (!dir_writable(ce->pids_base)) ce->pids_base[0] = '\0';
-    }
+    v1_other("pids", ce->pids_base, sizeof ce->pids_base);
+    v1_other("cpu", ce->cpu_base, sizeof ce->cpu_base);
     ce->kind = CGROUP_V1;
     return 0;
 }
@@ -176,6 +185,7 @@ static int v2_enable(struct cgroup_env *ce, const char *dir)
         if (write_str(dir, "cgroup.subtree_control", "+memory") < 0) return -1;
     }
     if (write_str(dir, "cgroup.subtree_control", "+pids") == 0) ce->v2_pids = 1;
+    if (write_str(dir, "cgroup.subtree_control", "+cpu") == 0) ce->v2_cpu = 1;
     return has_word(dir, "cgroup.subtree_control", "memory") ? 0 : -1;
 }
 
@@ -225,13 +235,14 @@ void cgroup_env_detect(struct cgroup_env *ce)
 
 const char *cgroup_env_describe(const struct cgroup_env *ce, char *out, size_t n)
 {
+    int v2 = ce->kind == CGROUP_V2;
     if (ce->kind == CGROUP_NONE)
         snprintf(out, n, "no memory limit per sandbox: %s", ce->why);
     else
-        snprintf(out, n, "memory cgroup per sandbox (cgroup %s, %s%s) under %s",
-                 ce->kind == CGROUP_V2 ? "v2" : "v1", ce->swap ? "no swap" : "swap not limited",
-                 ce->kind == CGROUP_V2 ? (ce->v2_pids ? ", pids" : "")
-                                       : (ce->pids_base[0] ? ", pids" : ""),
+        snprintf(out, n, "memory cgroup per sandbox (cgroup %s, %s%s%s) under %s", v2 ? "v2" : "v1",
+                 ce->swap ? "no swap" : "swap not limited",
+                 (v2 ? ce->v2_pids : ce->pids_base[0] != 0) ? ", pids" : "",
+                 (v2 ? ce->v2_cpu : ce->cpu_base[0] != 0) ? ", lower CPU weight" : "",
                  ce->mem_base);
     return out;
 }
@@ -270,20 +281,23 @@ static int configure(const struct cgroup_env *ce, struct cgroup_run *cr, long lo
     if (ce->kind == CGROUP_V2)
         return set_num(cr->mem, "memory.max", mem, err) < 0 ||
                        set_num(cr->mem, "memory.swap.max", 0, err) < 0 ||
-                       (ce->v2_pids && set_num(cr->mem, "pids.max", pids, err) < 0)
+                       (ce->v2_pids && set_num(cr->mem, "pids.max", pids, err) < 0) ||
+                       (ce->v2_cpu && set_num(cr->mem, "cpu.weight", 25, err) < 0)
                    ? -1
                    : 0;
     if (set_num(cr->mem, "memory.limit_in_bytes", mem, err) < 0 ||
-        (ce->swap && set_num(cr->mem, "memory.memsw.limit_in_bytes", mem, err) < 0))
+        (ce->swap && set_num(cr->mem, "memory.memsw.limit_in_bytes", mem, err) < 0) ||
+        (cr->pids[0] && set_num(cr->pids, "pids.max", pids, err) < 0) ||
+        (cr->cpu[0] && set_num(cr->cpu, "cpu.shares", 256, err) < 0))
         return -1;
-    return cr->pids[0] ? set_num(cr->pids, "pids.max", pids, err) : 0;
+    return 0;
 }
 
 int cgroup_run_create(const struct cgroup_env *ce, unsigned seq, long long mem_bytes,
                       long long max_pids, struct cgroup_run *cr, struct jb_err *err)
 {
     memset(cr, 0, sizeof *cr);
-    cr->procs_fd[0] = cr->procs_fd[1] = -1;
+    cr->procs_fd[0] = cr->procs_fd[1] = cr->procs_fd[2] = -1;
     if (ce->kind == CGROUP_NONE) return 0;
     char name[64];
     snprintf(name, sizeof name, "janebot-%d-%u", (int)getpid(), seq);
@@ -291,8 +305,11 @@ int cgroup_run_create(const struct cgroup_env *ce, unsigned seq, long long mem_b
     if (make_one(ce->mem_base, name, cr->mem, sizeof cr->mem, err) < 0 ||
         (ce->kind == CGROUP_V1 && ce->pids_base[0] &&
          make_one(ce->pids_base, name, cr->pids, sizeof cr->pids, err) < 0) ||
+        (ce->kind == CGROUP_V1 && ce->cpu_base[0] &&
+         make_one(ce->cpu_base, name, cr->cpu, sizeof cr->cpu, err) < 0) ||
         configure(ce, cr, mem_bytes, max_pids, err) < 0 || open_procs(cr, cr->mem, err) < 0 ||
-        (cr->pids[0] && open_procs(cr, cr->pids, err) < 0)) {
+        (cr->pids[0] && open_procs(cr, cr->pids, err) < 0) ||
+        (cr->cpu[0] && open_procs(cr, cr->cpu, err) < 0)) {
         cgroup_run_destroy(cr);
         return jb_err_prefix(err, "the sandbox's memory limit");
     }
@@ -346,6 +363,7 @@ void cgroup_run_destroy(struct cgroup_run *cr)
     cr->nprocs = 0;
     remove_dir(cr->mem);
     remove_dir(cr->pids);
+    remove_dir(cr->cpu);
 }
 
 static void sweep_base(const char *base)
@@ -370,4 +388,5 @@ void cgroup_sweep(const struct cgroup_env *ce)
 {
     sweep_base(ce->mem_base);
     sweep_base(ce->pids_base);
+    sweep_base(ce->cpu_base);
 }

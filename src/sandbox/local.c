@@ -228,7 +228,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct jb_strv llm_env = JB_STRV_INIT;
     struct bwrap_args a = {.argv = JB_STRV_INIT};
     struct stage st = {.src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT};
-    struct cgroup_run cg = {.procs_fd = {-1, -1}};
+    struct cgroup_run cg = {.procs_fd = {-1, -1, -1}};
     struct bwrap_plan plan = {.sb = sb,
                               .x = x,
                               .home_src = sb->home,

@@ -141,6 +141,13 @@ except OSError as e:
         self.assertGreaterEqual(len(members()), 3,
                                 "the running sandbox's processes are in a cgroup of its own "
                                 "under %s: %s" % (base, mine(p.pid)))
+        # Every controller janebot uses holds the sandbox (v1: memory, pids, cpu apart).
+        with open("/proc/%s/cgroup" % members()[-1]) as f:
+            lines = f.read().splitlines()
+        for ctl in ("memory", "pids", "cpu"):
+            line = [x for x in lines if ctl in x.split(":")[1].split(",")]
+            if line and os.access("/sys/fs/cgroup/%s/cgroup.procs" % ctl, os.W_OK):
+                self.assertIn("/janebot-%d-" % p.pid, line[0], "%s: %s" % (ctl, lines))
         os.kill(p.pid, signal.SIGKILL)  # janebot dies; bwrap dies with it
         p.wait()
         self.wait_gone(tag, timeout=10)
