@@ -197,11 +197,29 @@ static int on_seek(void *ud, curl_off_t off, int origin)
 }
 
 /* Never passed upstream: the sandbox's credentials (the real key replaces them), what a
- * proxy or TLS terminator in front of us adds about the client, and encodings. */
-static const char *const dropped[] = {
-    "host:",     "x-api-key:",      "authorization:",   "cookie:",    "accept-encoding:",
-    "expect:",   "forwarded:",      "x-forwarded-",     "x-real-ip:", "via:",
-    "x-client-", "true-client-ip:", "cf-connecting-ip:"};
+ * proxy or TLS terminator in front of us adds about the client, encodings, headers some
+ * servers route by instead of the request line (the method and path checked here are the
+ * ones that count), and the choice of another organisation or project the key may reach. */
+static const char *const dropped[] = {"host:",
+                                      "x-api-key:",
+                                      "authorization:",
+                                      "cookie:",
+                                      "accept-encoding:",
+                                      "expect:",
+                                      "forwarded:",
+                                      "x-forwarded-",
+                                      "x-real-ip:",
+                                      "via:",
+                                      "x-client-",
+                                      "true-client-ip:",
+                                      "cf-connecting-ip:",
+                                      "x-original-url:",
+                                      "x-rewrite-url:",
+                                      "x-original-uri:",
+                                      "x-http-method",
+                                      "x-method-override:",
+                                      "openai-organization:",
+                                      "openai-project:"};
 
 static int dropped_header(const char *h)
 {

@@ -335,6 +335,26 @@ class HeadersMixin:
         self.still_serves("chat:hdrs")
 
 
+    def test_4612_headers_that_could_reroute_a_request_do_not_reach_the_upstream(self):
+        # Some servers take the method or path from a header instead of the request line,
+        # and a key may reach other organisations or projects than its default one.
+        sneaky = {"x-original-url": "/api/threads", "x-rewrite-url": "/api/threads",
+                  "x-original-uri": "/api/threads", "x-http-method-override": "DELETE",
+                  "x-http-method": "DELETE", "x-method-override": "DELETE",
+                  "x-forwarded-prefix": "/admin", "openai-organization": "org-other",
+                  "openai-project": "proj-other"}
+        res = self.results("chat:route", [amp("/api/internal?getUserInfo", headers=sneaky),
+                                          oai(headers=sneaky)])
+        for r in res:
+            self.assertEqual(r["status"], 200, r)
+        got = self.fake.requests()
+        self.assertEqual([g["path"] for g in got],
+                         ["/api/internal?getUserInfo", "/v1/chat/completions"])
+        for g in got:
+            for name in sneaky:
+                self.assertEqual(header(g, name), [], "%s reached the upstream" % name)
+
+
 class MemoryMixin:
     CONNS, MIB, BOUND_MIB = 64, 8, 128
 
