@@ -139,24 +139,33 @@ static int name_is(const char *name, size_t n, const char *want)
     return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
-static const char *parse_header(const char *l, size_t n, struct px_request *r)
+/* One header line's syntax: a token name right before the colon (no space, so nothing can
+ * read it as another name), not folded, no control character in the value. */
+static const char *header_syntax(const char *l, size_t n)
 {
-    if (l[0] == ' ' || l[0] == '\t') return "folded header line";
+    if (n && (l[0] == ' ' || l[0] == '\t')) return "folded header line";
     const char *colon = memchr(l, ':', n);
     if (!colon || colon == l) return "malformed header line";
-    size_t nl = (size_t)(colon - l);
-    for (size_t i = 0; i < nl; i++)
-        if (!is_tchar((unsigned char)l[i])) return "bad header name";
-    const char *v = colon + 1, *end = l + n;
-    for (const char *p = v; p < end; p++)
+    for (const char *p = l; p < colon; p++)
+        if (!is_tchar((unsigned char)*p)) return "bad header name";
+    for (const char *p = colon + 1; p < l + n; p++)
         if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
             return "control character in a header value";
+    return NULL;
+}
+
+static const char *parse_header(const char *l, size_t n, struct px_request *r)
+{
+    const char *why = header_syntax(l, n);
+    if (why) return why;
+    const char *colon = memchr(l, ':', n);
+    size_t nl = (size_t)(colon - l);
+    const char *v = colon + 1, *end = l + n;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     size_t vl = (size_t)(end - v);
-    const char *why = NULL;
     if (name_is(l, nl, "host")) {
         if (r->has_host++) return "more than one Host header";
         if (r->mode == PX_FORWARD && px_parse_authority(v, vl, 80, &r->host, &why) < 0) return why;
@@ -169,6 +178,20 @@ static const char *parse_header(const char *l, size_t n, struct px_request *r)
         r->chunked = 1;
     }
     return NULL;
+}
+
+const char *px_check_head(const char *head, size_t len)
+{
+    if (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0)
+        return "request head does not end in a blank line";
+    const char *why = check_bytes(head, len);
+    const char *l = (const char *)memmem(head, len, "\r\n", 2) + 2, *end = head + len - 2;
+    while (!why && l < end) {
+        const char *e = memmem(l, (size_t)(end - l), "\r\n", 2);
+        why = header_syntax(l, (size_t)(e - l));
+        l = e + 2;
+    }
+    return why;
 }
 
 int px_parse_request(const char *head, size_t len, struct px_request *r, int *status,

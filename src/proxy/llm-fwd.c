@@ -13,8 +13,19 @@
 #define JSON_KEEP_MAX   ((size_t)4 << 20)
 #define CANCEL_CHECK_MS 200
 
+/* The request body on its way up: what came with the head, then the sandbox's socket. */
+struct upload {
+    const char *pre;      /* the bytes that came with the head */
+    size_t pre_len, sent; /* sent: of the whole body, so far */
+    size_t len;           /* the whole body (Content-Length) */
+    int from_socket;      /* bytes were read from the socket: no rewinding any more */
+    int64_t wait_left;    /* ms the sandbox may still keep us waiting for bytes */
+    int failed;           /* the sandbox did not send its body (in time) */
+};
+
 struct fwd {
     int fd; /* the sandbox's connection */
+    struct upload up;
     int head_sent, failed;
     long status;
     struct jb_buf head; /* response head being built */
@@ -147,12 +158,68 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* curl wants body bytes: first those that came with the head, then the socket's, each
+ * read as the upstream takes them, so a body is never held whole (at most curl's upload
+ * buffer per request). */
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+    struct fwd *f = ud;
+    struct upload *u = &f->up;
+    size_t cap = size * n, left = u->len - u->sent, got = 0;
+    if (cap > left) cap = left;
+    if (cap == 0) return 0;
+    if (u->sent < u->pre_len) {
+        got = u->pre_len - u->sent < cap ? u->pre_len - u->sent : cap;
+        memcpy(buf, u->pre + u->sent, got);
+    } else {
+        int64_t t0 = jb_mono_ms();
+        int rc = px_read_until(f->fd, buf, cap, &got, 1, t0 + u->wait_left);
+        u->wait_left -= jb_mono_ms() - t0;
+        u->from_socket = 1;
+        if (rc < 0) {
+            u->failed = 1;
+            return CURL_READFUNC_ABORT;
+        }
+    }
+    u->sent += got;
+    return got;
+}
+
+/* curl rewinds the body to send it again on a fresh connection when a reused one turned
+ * out dead; possible while all of it sent so far came with the head. */
+static int on_seek(void *ud, curl_off_t off, int origin)
+{
+    struct fwd *f = ud;
+    if (origin != SEEK_SET || off < 0 || (size_t)off > f->up.pre_len || f->up.from_socket)
+        return CURL_SEEKFUNC_CANTSEEK;
+    f->up.sent = (size_t)off;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* Never passed upstream: the sandbox's credentials (the real key replaces them), what a
- * proxy or TLS terminator in front of us adds about the client, and encodings. */
-static const char *const dropped[] = {
-    "host:",     "x-api-key:",      "authorization:",   "cookie:",    "accept-encoding:",
-    "expect:",   "forwarded:",      "x-forwarded-",     "x-real-ip:", "via:",
-    "x-client-", "true-client-ip:", "cf-connecting-ip:"};
+ * proxy or TLS terminator in front of us adds about the client, encodings, headers some
+ * servers route by instead of the request line (the method and path checked here are the
+ * ones that count), and the choice of another organisation or project the key may reach. */
+static const char *const dropped[] = {"host:",
+                                      "x-api-key:",
+                                      "authorization:",
+                                      "cookie:",
+                                      "accept-encoding:",
+                                      "expect:",
+                                      "forwarded:",
+                                      "x-forwarded-",
+                                      "x-real-ip:",
+                                      "via:",
+                                      "x-client-",
+                                      "true-client-ip:",
+                                      "cf-connecting-ip:",
+                                      "x-original-url:",
+                                      "x-rewrite-url:",
+                                      "x-original-uri:",
+                                      "x-http-method",
+                                      "x-method-override:",
+                                      "openai-organization:",
+                                      "openai-project:"};
 
 static int dropped_header(const char *h)
 {
@@ -187,6 +254,10 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
     CURL *c = curl_easy_init();
     if (!c) return jb_err_set(err, JB_ENOMEM, "curl");
     struct fwd f = {.fd = fd,
+                    .up = {.pre = rq->body,
+                           .pre_len = rq->body_have,
+                           .len = rq->body_len,
+                           .wait_left = LLM_BODY_WAIT_MS},
                     .head = JB_BUF_INIT(64u << 10),
                     .line = JB_BUF_INIT(1u << 20),
                     .json = JB_BUF_INIT(JSON_KEEP_MAX),
@@ -200,6 +271,7 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
         goto out;
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* checked (llm_path_check()): sent as is */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_SHARE, jb_curl_share_handle(px->share));
@@ -218,8 +290,12 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
     if (!strcmp(rq->method, "GET")) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        if (strcmp(rq->method, "POST")) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, &f);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, &f);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
     }
     CURLcode cc = curl_easy_perform(c);
@@ -229,6 +305,11 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
         json_decref(j);
     }
     u->status = f.status;
+    if (cc != CURLE_OK && !f.head_sent && f.up.failed) {
+        jb_err_set(err, JB_EPROTO, "the request body did not arrive (%zu of %zu bytes)", f.up.sent,
+                   f.up.len);
+        goto out;
+    }
     if (cc != CURLE_OK && !f.head_sent) {
         jb_err_set(err, JB_EUNAVAIL, "upstream %s: %s", px->cfg.upstream[rq->provider],
                    curl_easy_strerror(cc));

@@ -12,8 +12,9 @@
 struct store;
 struct llm_public;
 
-#define LLM_PUBLIC_MAX_CONNS 512   /* TCP connections at once, all remote sandboxes together */
-#define LLM_HEAD_TIMEOUT_MS  30000 /* to send a request head, on either listener */
+#define LLM_PUBLIC_MAX_CONNS 512    /* TCP connections at once, all remote sandboxes together */
+#define LLM_HEAD_TIMEOUT_MS  30000  /* to send a request head, on either listener */
+#define LLM_BODY_WAIT_MS     120000 /* waiting for the body's bytes, in all */
 
 struct llm_proxy {
     struct llm_config cfg;       /* strings owned */
@@ -96,10 +97,13 @@ struct llm_request {
     enum llm_provider provider;
     char method[16];
     char path[4096];                /* upstream path with query, e.g. "/v1/messages?beta=true" */
-    char *headers[LLM_MAX_HEADERS]; /* "Name: value" lines, NUL-terminated, no CRLF */
+    char *headers[LLM_MAX_HEADERS]; /* "Name: value" lines, NUL-terminated, no CRLF; syntax
+                                     * checked (px_check_head()), trailing blanks cut */
     size_t nheaders;
+    /* The body is streamed, never held whole: its first body_have bytes came with the head
+     * (body), the rest is read from the sandbox's socket as the upstream takes it. */
     const char *body;
-    size_t body_len;
+    size_t body_have, body_len; /* body_len: all of it (Content-Length) */
 };
 
 /* A request head as read from the sandbox; everything borrows from a thread-local
@@ -121,6 +125,9 @@ void llm_reply_401(int fd, enum llm_provider p, const char *msg);
 int llm_read_request(int fd, struct llm_in *in);
 /* "/anthropic/v1/messages?x" → in->rq.provider and .path: 0, or -1 when answered (404/414). */
 int llm_route(int fd, const char *target, struct llm_in *in);
+/* NULL when provider p's API takes method on target (path and query, as sent upstream,
+ * llm-path.c); else why not (static text). */
+const char *llm_path_check(enum llm_provider p, const char *method, const char *target);
 /* The token the request presents (x-api-key, else a Bearer), up to a blank; NULL if none.
  * Borrowed from the request; *len its length. */
 const char *llm_presented_token(const struct llm_request *rq, size_t *len);
@@ -149,9 +156,11 @@ struct llm_usage {
     long status;
 };
 
-/* Forward rq to the provider's upstream with the real key and stream the answer to fd.
- * -1 (nothing sent to fd yet) when the upstream could not be reached. The transfer stops
- * once fd is shut down (see llm_pool_reap()). */
+/* Forward rq to the provider's upstream with the real key, its body streamed from fd as
+ * the upstream takes it, and stream the answer to fd. -1 when nothing was sent to fd: err
+ * JB_EPROTO when the sandbox did not send its whole body in time (or left), else the
+ * upstream could not be reached. The transfer stops once fd is shut down (see
+ * llm_pool_reap()). */
 int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd,
                 struct llm_usage *u, struct jb_err *err);
 

@@ -1,7 +1,8 @@
 /* proxy/llm-serve.c -- one request to the LLM proxy, whichever listener it came through:
- * parse the head, route it to a provider, then the checks every request passes (provider
- * offered, API path allowed, the session's own token, still valid in the store, daily
- * budget, body cap) before it goes upstream (llm-fwd.c) and its usage is recorded.
+ * parse the head (strictly), route it to a provider, then the checks every request passes
+ * (provider offered, API call allowed (llm-path.c), the session's own token, still valid in
+ * the store, daily budget, body length) before it goes upstream (llm-fwd.c) and its usage
+ * is recorded.
  * Refusals answer in the provider's error shape, so the agent CLI shows a sensible error. */
 #include <errno.h>
 #include <jansson.h>
@@ -11,8 +12,7 @@
 #include "proxy/llm-int.h"
 #include "store/store.h"
 
-#define HEAD_MAX     (64u << 10)
-#define BODY_WAIT_MS 120000
+#define HEAD_MAX (64u << 10)
 
 static const char *const prefixes[LLM_NPROVIDERS] = {
     [LLM_ANTHROPIC] = "/anthropic", [LLM_OPENAI] = "/openai", [LLM_AMP] = "/amp"};
@@ -36,10 +36,10 @@ void llm_reply(int fd, enum llm_provider p, int status, const char *type, const 
     free(text);
     json_decref(j);
     static const char *const reasons[] = {
-        [400] = "Bad Request",        [401] = "Unauthorized",      [403] = "Forbidden",
-        [404] = "Not Found",          [411] = "Length Required",   [413] = "Payload Too Large",
-        [414] = "URI Too Long",       [429] = "Too Many Requests", [502] = "Bad Gateway",
-        [503] = "Service Unavailable"};
+        [400] = "Bad Request",       [401] = "Unauthorized",       [403] = "Forbidden",
+        [404] = "Not Found",         [408] = "Request Timeout",    [411] = "Length Required",
+        [413] = "Payload Too Large", [414] = "URI Too Long",       [429] = "Too Many Requests",
+        [502] = "Bad Gateway",       [503] = "Service Unavailable"};
     const char *reason =
         status < (int)JB_ARRAY_LEN(reasons) && reasons[status] ? reasons[status] : "Error";
     int n = snprintf(head, sizeof head,
@@ -57,20 +57,41 @@ void llm_reply_401(int fd, enum llm_provider p, const char *msg)
 
 /* ---- parsing ---- */
 
-/* Split the head into request line and headers (in place). 0, or an HTTP status. */
-static int parse_head(char *head, struct llm_request *rq, const char **target)
+/* The request line "METHOD SP TARGET SP HTTP/1.x" (NUL-terminated, in place). 0, or -1. */
+static int parse_request_line(char *line, struct llm_request *rq, const char **target)
 {
-    char *save = NULL, *line = strtok_r(head, "\r\n", &save);
-    if (!line) return 400;
     char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp1 || !sp2 || (size_t)(sp1 - line) >= sizeof rq->method || strncmp(sp2 + 1, "HTTP/1.", 7))
-        return 400;
+    if (!sp2 || strchr(sp2 + 1, ' ')) return -1;
+    size_t ml = (size_t)(sp1 - line);
+    if (ml == 0 || ml >= sizeof rq->method || strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") < ml)
+        return -1;
+    if (strcmp(sp2 + 1, "HTTP/1.1") && strcmp(sp2 + 1, "HTTP/1.0")) return -1;
+    for (const char *t = sp1 + 1; t < sp2; t++)
+        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f) return -1;
     *sp1 = *sp2 = '\0';
-    snprintf(rq->method, sizeof rq->method, "%s", line);
+    memcpy(rq->method, line, ml + 1);
     *target = sp1 + 1;
-    while ((line = strtok_r(NULL, "\r\n", &save))) {
-        if (!strchr(line, ':') || rq->nheaders >= LLM_MAX_HEADERS) return 400;
-        rq->headers[rq->nheaders++] = line;
+    return sp1[1] == '/' ? 0 : -1;
+}
+
+/* Split the head (len bytes, ending in the blank line) into request line and headers, in
+ * place. A head whose syntax two parsers could read differently (bare CR or LF, NUL,
+ * folded lines, a space before the colon) is refused, not passed on. 0, or -1 with *why. */
+static int parse_head(char *head, size_t len, struct llm_request *rq, const char **target,
+                      const char **why)
+{
+    if ((*why = px_check_head(head, len))) return -1;
+    char *eol = memmem(head, len, "\r\n", 2), *end = head + len - 2;
+    *eol = '\0';
+    if (parse_request_line(head, rq, target) < 0) return *why = "malformed request line", -1;
+    for (char *l = eol + 2; l < end;) {
+        char *e = memmem(l, (size_t)(end - l), "\r\n", 2), *t = e;
+        while (t > l && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        *t = '\0';
+        if (rq->nheaders >= LLM_MAX_HEADERS) return *why = "too many header lines", -1;
+        rq->headers[rq->nheaders++] = l;
+        l = e + 2;
     }
     return 0;
 }
@@ -79,6 +100,7 @@ int llm_read_request(int fd, struct llm_in *in)
 {
     static _Thread_local char buf[HEAD_MAX + 1];
     size_t len = 0, head_len = 0;
+    const char *why = NULL;
     memset(in, 0, sizeof *in);
     if (px_read_head(fd, buf, HEAD_MAX, jb_mono_ms() + LLM_HEAD_TIMEOUT_MS, &len, &head_len) < 0) {
         if (errno == E2BIG)
@@ -87,9 +109,10 @@ int llm_read_request(int fd, struct llm_in *in)
     }
     in->rest = buf + head_len;
     in->rest_len = len - head_len;
-    buf[head_len - 2] = '\0'; /* end the head before the blank line */
-    if (parse_head(buf, &in->rq, &in->target)) {
-        llm_reply(fd, LLM_ANTHROPIC, 400, "invalid_request_error", "bad request");
+    if (parse_head(buf, head_len, &in->rq, &in->target, &why) < 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "bad request: %s", why);
+        llm_reply(fd, LLM_ANTHROPIC, 400, "invalid_request_error", msg);
         return -1;
     }
     return 0;
@@ -108,25 +131,20 @@ static const char *header(const struct llm_request *rq, const char *name)
     return NULL;
 }
 
-/* The paths each agent uses, nothing else (agent-clis.md). */
-static int path_allowed(enum llm_provider p, const char *method, const char *path)
+/* The Content-Length: digits only, one header (0 when none). 0, or -1. */
+static int content_length(const struct llm_request *rq, long long *ret)
 {
-    size_t n = strcspn(path, "?");
-    int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
-#define IS(s) (n == strlen(s) && !strncmp(path, s, n))
-    switch (p) {
-    case LLM_ANTHROPIC:
-        return post && (IS("/v1/messages") || IS("/v1/messages/count_tokens"));
-    case LLM_OPENAI:
-        return (post &&
-                (IS("/v1/chat/completions") || IS("/v1/responses") || IS("/v1/embeddings"))) ||
-               (get && IS("/v1/models"));
-    case LLM_AMP:
-        return (post || get) && !strncmp(path, "/api/", 5) && !strstr(path, "/../");
-    default:
-        return 0;
+    int seen = 0;
+    *ret = 0;
+    for (size_t i = 0; i < rq->nheaders; i++) {
+        const char *h = rq->headers[i];
+        if (strncasecmp(h, "content-length:", 15)) continue;
+        h += 15 + strspn(h + 15, " \t");
+        size_t n = strlen(h);
+        if (seen++ || n == 0 || n > 15 || strspn(h, "0123456789") != n) return -1;
+        *ret = strtoll(h, NULL, 10);
     }
-#undef IS
+    return 0;
 }
 
 int llm_route(int fd, const char *target, struct llm_in *in)
@@ -228,34 +246,49 @@ static int check_token(struct llm_session *s, int fd, const struct llm_request *
     return -1;
 }
 
-/* The body: what came with the head, then the rest. NULL when answered or the peer left. */
-static char *read_body(int fd, struct llm_in *in, size_t *ret_len)
+/* The body's length and the part of it that came with the head; the rest stays on fd
+ * until the upstream takes it (llm_forward()), so no body is ever held whole. 0, or -1
+ * when answered. */
+static int body_setup(int fd, struct llm_in *in)
 {
-    enum llm_provider p = in->rq.provider;
-    const char *cl = header(&in->rq, "content-length");
-    if (header(&in->rq, "transfer-encoding")) {
-        llm_reply(fd, p, 411, "invalid_request_error", "send a Content-Length");
-        return NULL;
+    struct llm_request *rq = &in->rq;
+    long long want = 0;
+    if (header(rq, "transfer-encoding")) {
+        llm_reply(fd, rq->provider, 411, "invalid_request_error", "send a Content-Length");
+        return -1;
     }
-    long long want = cl ? strtoll(cl, NULL, 10) : 0;
-    if (want < 0 || (size_t)want > LLM_BODY_MAX) {
-        llm_reply(fd, p, 413, "request_too_large", "request body over 32 MiB");
-        return NULL;
+    if (content_length(rq, &want) < 0) {
+        llm_reply(fd, rq->provider, 400, "invalid_request_error",
+                  "bad Content-Length: one header, digits only");
+        return -1;
     }
-    char *body = malloc((size_t)want + 1);
-    if (!body) {
-        llm_reply(fd, p, 413, "request_too_large", "no memory for the body");
-        return NULL;
+    if ((size_t)want > LLM_BODY_MAX) {
+        llm_reply(fd, rq->provider, 413, "request_too_large", "request body over 32 MiB");
+        return -1;
     }
-    size_t have = in->rest_len < (size_t)want ? in->rest_len : (size_t)want;
-    memcpy(body, in->rest, have);
-    if (have < (size_t)want && px_read_until(fd, body, (size_t)want, &have, (size_t)want,
-                                             jb_mono_ms() + BODY_WAIT_MS) < 0) {
-        free(body);
-        return NULL;
+    if (want && !strcmp(rq->method, "GET")) {
+        llm_reply(fd, rq->provider, 400, "invalid_request_error", "a GET request has no body");
+        return -1;
     }
-    *ret_len = (size_t)want;
-    return body;
+    rq->body = in->rest;
+    rq->body_len = (size_t)want;
+    rq->body_have = in->rest_len < rq->body_len ? in->rest_len : rq->body_len;
+    return 0;
+}
+
+/* A path not on the list: say which one and why (the sandbox sent it; it names no key).
+ * The log line leaves out a path that holds a token. */
+static void refuse_path(struct llm_session *s, int fd, const struct llm_request *rq,
+                        const char *why)
+{
+    const char *pre = llm_prefix(rq->provider);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s %s%.300s%s is not allowed from a sandbox: %s", rq->method, pre,
+             rq->path, strlen(rq->path) > 300 ? "..." : "", why);
+    int tok = strstr(rq->path, "jbt_") != NULL;
+    log_warn("llm proxy %s: refused %s %s%.200s: %s", s->thread_key, rq->method, pre,
+             tok ? "(a path holding a token)" : rq->path, why);
+    llm_reply(fd, rq->provider, 403, "permission_error", msg);
 }
 
 /* Into the store: the token's usage and expiry, the user's and thread's usage today. */
@@ -275,18 +308,18 @@ void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct ll
     if (!s->px->cfg.key[rq->provider])
         return llm_reply(fd, rq->provider, 404, "not_found_error",
                          "this provider is not configured on the host");
-    if (!path_allowed(rq->provider, rq->method, rq->path))
-        return llm_reply(fd, rq->provider, 403, "permission_error",
-                         "this API path is not allowed from a sandbox");
-    if (check_token(s, fd, rq, pre) < 0) return;
-    char *body = read_body(fd, in, &rq->body_len);
-    if (!body) return;
-    rq->body = body;
+    const char *why = llm_path_check(rq->provider, rq->method, rq->path);
+    if (why) return refuse_path(s, fd, rq, why);
+    if (check_token(s, fd, rq, pre) < 0 || body_setup(fd, in) < 0) return;
     struct llm_usage u = {0};
     struct jb_err err = {0};
     if (llm_forward(s->px, rq, fd, &u, &err) < 0) {
         log_warn("llm proxy %s: %s", s->thread_key, err.msg);
-        llm_reply(fd, rq->provider, 502, "api_error", "the upstream API could not be reached");
+        if (err.code == JB_EPROTO)
+            llm_reply(fd, rq->provider, 408, "invalid_request_error", err.msg);
+        else
+            llm_reply(fd, rq->provider, 502, "api_error", "the upstream API could not be reached");
+        px_linger(fd); /* the body may still be coming: no reset before the reply is read */
     }
     /* The session's counts first: once the client sees the end, its exec may end and its
      * usage be read (llm_session_usage()). Then the end (EOF) goes out, not after the store
@@ -295,7 +328,5 @@ void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct ll
     s->in += u.input, s->out += u.output;
     pthread_mutex_unlock(&s->mu);
     shutdown(fd, SHUT_WR);
-    free(body);
-    rq->body = NULL;
     record_usage(s, &u);
 }

@@ -71,6 +71,10 @@ int px_parse_authority(const char *s, size_t n, unsigned default_port, struct px
 /* Parse head[0, len) (ends in the blank line). 0, or -1 with *status (400, 411) and *why. */
 int px_parse_request(const char *head, size_t len, struct px_request *r, int *status,
                      const char **why);
+/* The syntax of head[0, len) (ends in the blank line) beyond its request line: CRLF line
+ * ends only, no NUL, no folded header lines, token names right before the colon, no control
+ * characters in values. NULL when it holds, else why. */
+const char *px_check_head(const char *head, size_t len);
 /* The request for the origin: origin-form line, Proxy-* and hop-by-hop headers dropped,
  * Host kept (or added, naming host), "Connection: close". */
 int px_forward_head(const struct px_request *r, const char *host, struct jb_buf *out,

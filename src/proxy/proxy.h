@@ -122,8 +122,9 @@ int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
  * kind of token works on the other's listener. The proxy checks the token (stored as its
  * sha256 only: revoked, expired and other sandboxes' tokens fail), swaps in the real key,
  * strips every other credential, streams the answer back unbuffered, and records the
- * tokens used. Limits: 64 requests at once per exec, 512 TCP connections in all (more
- * get a 503), 30 s to send a request head, one request per connection. */
+ * tokens used. Request bodies (up to 32 MiB) are streamed to the upstream as it takes
+ * them, never held whole. Limits: 64 requests at once per exec, 512 TCP connections in
+ * all (more get a 503), 30 s to send a request head, one request per connection. */
 
 enum llm_provider { LLM_ANTHROPIC, LLM_OPENAI, LLM_AMP, LLM_NPROVIDERS };
 
