@@ -72,7 +72,8 @@ int px_parse_authority(const char *s, size_t n, unsigned default_port, struct px
 int px_parse_request(const char *head, size_t len, struct px_request *r, int *status,
                      const char **why);
 /* The request for the origin: origin-form line, Proxy-* and hop-by-hop headers dropped,
- * Host kept (or added, naming host), "Connection: close". */
+ * the client's Host replaced by host (the normalised name the policy checked),
+ * "Connection: close". */
 int px_forward_head(const struct px_request *r, const char *host, struct jb_buf *out,
                     struct jb_err *err);
 /* Send a complete response with a text/plain body (NULL for none); best effort. */

@@ -331,5 +331,20 @@ out("after", trycall(lambda: s.recv(4096).decode(errors="replace")))
         self.normal_turn_still_works()
 
 
+    def test_4426_the_origin_sees_the_host_name_the_policy_checked(self):
+        # A Host header that matches only after normalising (case, a trailing dot) is not
+        # passed on as spelled: to a front end "name." can be another virtual host.
+        r = self.tunnel_probe("chat:hostname", r'''
+out("dot", forward("http://plain.test./dot", "PLAIN.Test."))
+out("case", forward("http://PLAIN.TEST/case", "Plain.Test"))
+''')
+        for k in ("dot", "case"):
+            with self.subTest(kind=k):
+                self.assertStatus(r.vals.get(k), 200, k, r)
+        self.assertEqual(sorted(self.srv.requests),
+                         [("GET", "/case", "plain.test"), ("GET", "/dot", "plain.test")])
+        self.normal_turn_still_works()
+
+
 if __name__ == "__main__":
     unittest.main()

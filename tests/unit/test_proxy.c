@@ -224,6 +224,13 @@ Test(proxy_http, forward_head_is_rewritten)
     cr_assert_eq(px_forward_head(&r, "a.test", &out, &err), 0, "%s", err.msg);
     cr_expect_str_eq(out.data, "GET /?q=1 HTTP/1.1\r\nHost: a.test:8080\r\nAccept: */*\r\n"
                                "Connection: close\r\n\r\n");
+    /* The client's own Host, in another spelling, gives way to the checked name. */
+    h = "GET http://A.Test./p HTTP/1.1\r\nAccept: */*\r\nhOST: A.Test.\r\n\r\n";
+    cr_assert_eq(parse(h, &r, &st), 0);
+    jb_buf_reset(&out);
+    cr_assert_eq(px_forward_head(&r, "a.test", &out, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(out.data, "GET /p HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\n"
+                               "Connection: close\r\n\r\n");
     jb_buf_release(&out);
 }
 
