@@ -1,6 +1,8 @@
 /* frontend/terminal.c -- the terminal frontend of `janebot chat`: answers on stdout,
  * progress on stderr when that is a terminal. One mutex keeps lines whole when several
- * workers answer at once. */
+ * workers answer at once. Everything printed that came from outside (answers, errors,
+ * progress, names) loses its control characters first (jb_strip_controls()): an agent's
+ * answer must not be able to write the operator's clipboard or redraw the screen. */
 #include <pthread.h>
 #include <string.h>
 
@@ -19,8 +21,11 @@ static void term_started(struct frontend *fe, const char *thread_key, const char
     (void)n;
     struct terminal *t = fe->priv;
     if (!t->show_progress) return;
+    jb_autofree char *key = jb_strip_controls_dup(thread_key);
+    jb_autofree char *who = jb_strip_controls_dup(user);
+    if (!key || !who) return;
     pthread_mutex_lock(&t->mu);
-    fprintf(t->err, "\r[%s] working on %s's message…\n", thread_key, user);
+    fprintf(t->err, "\r[%s] working on %s's message…\n", key, who);
     fflush(t->err);
     pthread_mutex_unlock(&t->mu);
 }
@@ -29,17 +34,22 @@ static void term_progress(struct frontend *fe, const char *thread_key, const cha
 {
     struct terminal *t = fe->priv;
     if (!t->show_progress) return;
+    jb_autofree char *key = jb_strip_controls_dup(thread_key);
+    jb_autofree char *clean = jb_strip_controls_dup(status);
+    if (!key || !clean) return;
     pthread_mutex_lock(&t->mu);
-    fprintf(t->err, "\r[%s] %s\n", thread_key, status);
+    fprintf(t->err, "\r[%s] %s\n", key, clean);
     fflush(t->err);
     pthread_mutex_unlock(&t->mu);
 }
 
-static int term_write(struct terminal *t, const char *prefix, const char *text)
+static int term_write(struct terminal *t, const char *prefix, const char *text, struct jb_err *err)
 {
+    jb_autofree char *clean = jb_strip_controls_dup(text);
+    if (!clean) return jb_err_set(err, JB_ENOMEM, "terminal: out of memory");
     pthread_mutex_lock(&t->mu);
-    size_t n = strlen(text);
-    fprintf(t->out, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
+    size_t n = strlen(clean);
+    fprintf(t->out, "%s%s%s", prefix, clean, n && clean[n - 1] == '\n' ? "" : "\n");
     if (t->show_progress) fputc('\n', t->out);
     fflush(t->out);
     pthread_mutex_unlock(&t->mu);
@@ -52,8 +62,7 @@ static int term_answer(struct frontend *fe, const char *thread_key, const char *
     (void)refs;
     (void)n;
     (void)thread_key;
-    (void)err;
-    return term_write(fe->priv, "", markdown);
+    return term_write(fe->priv, "", markdown, err);
 }
 
 static int term_fail(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
@@ -62,16 +71,14 @@ static int term_fail(struct frontend *fe, const char *thread_key, const char *co
     (void)refs;
     (void)n;
     (void)thread_key;
-    (void)err;
-    return term_write(fe->priv, "error: ", message);
+    return term_write(fe->priv, "error: ", message, err);
 }
 
 static int term_notice(struct frontend *fe, const char *thread_key, const char *text,
                        struct jb_err *err)
 {
     (void)thread_key;
-    (void)err;
-    return term_write(fe->priv, "", text);
+    return term_write(fe->priv, "", text, err);
 }
 
 static const struct frontend_ops terminal_ops = {

@@ -134,10 +134,21 @@ static int decide(struct egress_conn *c, const struct px_request *r, struct targ
 {
     const struct egress_policy *p = c->l->policy ? c->l->policy : c->l->px->policy;
     const char *host = r->auth.host, *why;
-    char msg[200];
+    char msg[400];
     t->port = r->auth.port;
-    if (t->port != 443 && t->port != 80) {
-        snprintf(msg, sizeof msg, "port %u is not allowed (only 443 and 80)", t->port);
+    if (r->mode == PX_CONNECT && t->port != 443) {
+        snprintf(msg, sizeof msg,
+                 "CONNECT to port %u is not allowed: tunnels go to port 443 only, where the TLS "
+                 "server name is checked. For plain HTTP send the request itself to the proxy "
+                 "(GET http://host/path, as http_proxy does)",
+                 t->port);
+        return refuse(c, 403, host, t->port, msg, NULL), -1;
+    }
+    if (r->mode == PX_FORWARD && t->port != 80) {
+        snprintf(msg, sizeof msg,
+                 "port %u is not allowed for http:// requests (only 80; for https use CONNECT "
+                 "to port 443, as https_proxy does)",
+                 t->port);
         return refuse(c, 403, host, t->port, msg, NULL), -1;
     }
     if (r->auth.bracketed || egress_is_ip_literal(host))
@@ -183,25 +194,68 @@ static int open_upstream(struct egress_conn *c, const struct target *t, int *ret
     return -1;
 }
 
-/* Step 6: a ClientHello must name the host the tunnel was allowed for. 0 to go on. */
-static int sni_ok(struct egress_conn *c, const char *name, size_t *n)
+/* The alert a TLS library reports as "access denied": the agent reads a refusal, not a
+ * network glitch. */
+static const unsigned char tls_access_denied[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31};
+
+static const char *hello_refusal(enum px_sni s)
 {
-    int64_t deadline = jb_mono_ms() + EGRESS_HEAD_TIMEOUT_MS;
-    char sni[256], norm[EGRESS_NAME_MAX + 1], safe[80];
+    switch (s) {
+    case PX_SNI_NOT_TLS:
+        return "the first bytes are not a TLS ClientHello (tunnels carry TLS only)";
+    case PX_SNI_NONE:
+        return "the TLS ClientHello names no server (no SNI)";
+    case PX_SNI_ECH:
+        return "the TLS ClientHello is encrypted (ECH), which hides the server name";
+    default:
+        return "malformed or oversized TLS ClientHello, or one a server could read differently";
+    }
+}
+
+/* The SNI is the allowed name itself: any ASCII case, and no trailing dot (RFC 6066 allows
+ * none, and a front end may route "name." to another virtual host than "name"). */
+static int sni_names(const char *sni, const char *name)
+{
+    char norm[EGRESS_NAME_MAX + 1];
+    size_t n = strlen(sni);
+    return n > 0 && sni[n - 1] != '.' && egress_normalize_host(sni, norm, NULL) == 0 &&
+           strcmp(norm, name) == 0;
+}
+
+/* Step 6: nothing goes through until the first bytes are a complete ClientHello naming the
+ * host the tunnel was allowed for; a client that does not send one in time is closed too.
+ * 0 to go on, with *n the bytes in c->ab (the ClientHello and what followed it). */
+static int hello_ok(struct egress_conn *c, const char *name, size_t *n)
+{
+    int64_t deadline = jb_mono_ms() + EGRESS_HELLO_TIMEOUT_MS;
+    char sni[256], safe[80], why[200];
     size_t need;
     enum px_sni s;
-    while ((s = px_sni_parse((unsigned char *)c->ab, *n, &need, sni)) == PX_SNI_MORE)
-        if (px_read_until(c->cfd, c->ab, sizeof c->ab, n, need, deadline) < 0)
-            return errno == ETIMEDOUT && *n == 0 ? 0 : -1; /* silent client: nothing to check */
-    if (s == PX_SNI_NOT_TLS || s == PX_SNI_NONE) return 0;
-    if (s == PX_SNI_BAD) {
-        log_warn("egress %s: closed tunnel to %s: malformed or split TLS ClientHello", c->l->key,
-                 name);
+    /* c->ba carries nothing before the splice starts: the reassembly scratch. */
+    _Static_assert(sizeof c->ba >= PX_HELLO_MAX && sizeof c->ab >= PX_HELLO_MAX, "buffers");
+    while ((s = px_sni_parse((unsigned char *)c->ab, *n, (unsigned char *)c->ba, &need, sni)) ==
+           PX_SNI_MORE) {
+        if (px_read_until(c->cfd, c->ab, sizeof c->ab, n, need, deadline) == 0) continue;
+        if (errno == ETIMEDOUT)
+            log_warn("egress %s: closed tunnel to %s: no complete TLS ClientHello within %d s",
+                     c->l->key, name, EGRESS_HELLO_TIMEOUT_MS / 1000);
+        else
+            log_debug("egress %s: client left the tunnel to %s before its ClientHello", c->l->key,
+                      name);
         return -1;
     }
-    if (egress_normalize_host(sni, norm, NULL) == 0 && strcmp(norm, name) == 0) return 0;
-    px_sanitize(sni, strlen(sni), safe, sizeof safe);
-    log_warn("egress %s: closed tunnel to %s: TLS server name is %s", c->l->key, name, safe);
+    if (s == PX_SNI_FOUND && sni_names(sni, name)) return 0;
+    if (s == PX_SNI_FOUND) {
+        px_sanitize(sni, strlen(sni), safe, sizeof safe);
+        snprintf(why, sizeof why, "the TLS server name is %s", safe);
+    } else {
+        snprintf(why, sizeof why, "%s", hello_refusal(s));
+    }
+    log_warn("egress %s: closed tunnel to %s: %s", c->l->key, name, why);
+    if (s != PX_SNI_NOT_TLS) {
+        px_send_all(c->cfd, tls_access_denied, sizeof tls_access_denied, jb_mono_ms() + 1000);
+        px_linger(c->cfd);
+    }
     return -1;
 }
 
@@ -218,7 +272,7 @@ static void tunnel(struct egress_conn *c, const struct target *t, int ufd, size_
 {
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     if (px_send_all(c->cfd, ok, sizeof ok - 1, jb_mono_ms() + EGRESS_HEAD_TIMEOUT_MS) < 0) return;
-    if (t->port == 443 && sni_ok(c, t->name, &pre) < 0) return;
+    if (hello_ok(c, t->name, &pre) < 0) return;
     pump(c, ufd, pre, -1, "tunnel");
 }
 

@@ -235,16 +235,18 @@ int px_forward_head(const struct px_request *r, const char *host, struct jb_buf 
     if (jb_buf_appendf(out, err, "%.*s %s%.*s HTTP/1.%d\r\n", (int)r->method_len, r->method, slash,
                        (int)r->path_len, r->path, r->minor) < 0)
         return -1;
-    if (!r->has_host) {
-        if (jb_buf_appendf(out, err, "Host: %s", host) < 0) return -1;
-        if (r->auth.port != 80 && jb_buf_appendf(out, err, ":%u", r->auth.port) < 0) return -1;
-        if (jb_buf_append(out, "\r\n", 2, err) < 0) return -1;
-    }
+    /* The name the policy checked, never the client's spelling of it ("NAME." may be
+     * another virtual host to the origin). */
+    if (jb_buf_appendf(out, err, "Host: %s", host) < 0) return -1;
+    if (r->auth.port != 80 && jb_buf_appendf(out, err, ":%u", r->auth.port) < 0) return -1;
+    if (jb_buf_append(out, "\r\n", 2, err) < 0) return -1;
     const char *end = r->hdrs + r->hdrs_len;
     for (const char *l = r->hdrs; l < end;) {
         const char *e = memmem(l, (size_t)(end - l), "\r\n", 2) + 2;
         size_t nl = (size_t)((const char *)memchr(l, ':', (size_t)(e - l)) - l);
-        if (!hop_by_hop(l, nl) && jb_buf_append(out, l, (size_t)(e - l), err) < 0) return -1;
+        if (!hop_by_hop(l, nl) && !name_is(l, nl, "host") &&
+            jb_buf_append(out, l, (size_t)(e - l), err) < 0)
+            return -1;
         l = e;
     }
     return jb_buf_append(out, "Connection: close\r\n\r\n", 21, err);

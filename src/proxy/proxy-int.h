@@ -76,7 +76,8 @@ int px_parse_request(const char *head, size_t len, struct px_request *r, int *st
  * characters in values. NULL when it holds, else why. */
 const char *px_check_head(const char *head, size_t len);
 /* The request for the origin: origin-form line, Proxy-* and hop-by-hop headers dropped,
- * Host kept (or added, naming host), "Connection: close". */
+ * the client's Host replaced by host (the normalised name the policy checked),
+ * "Connection: close". */
 int px_forward_head(const struct px_request *r, const char *host, struct jb_buf *out,
                     struct jb_err *err);
 /* Send a complete response with a text/plain body (NULL for none); best effort. */
@@ -87,13 +88,18 @@ void px_sanitize(const char *in, size_t n, char *out, size_t outsz);
 /* ---- sni.c ------------------------------------------------------------------------- */
 
 enum px_sni {
-    PX_SNI_NOT_TLS, /* not a TLS handshake record: nothing to check */
+    PX_SNI_NOT_TLS, /* the first bytes are not a TLS handshake record */
     PX_SNI_NONE,    /* a ClientHello without server_name */
-    PX_SNI_FOUND,   /* name copied out (lowercase as sent) */
-    PX_SNI_MORE,    /* a TLS record not complete yet: read *need bytes in all */
-    PX_SNI_BAD,     /* malformed, or a ClientHello split over records */
+    PX_SNI_FOUND,   /* name copied out, as sent */
+    PX_SNI_MORE,    /* not complete yet: read until *need bytes in all */
+    PX_SNI_BAD,     /* malformed, too large, or readable two ways (see sni.c) */
+    PX_SNI_ECH,     /* an encrypted ClientHello: the name that counts is hidden */
 };
-enum px_sni px_sni_parse(const unsigned char *p, size_t n, size_t *need, char out[256]);
+#define PX_HELLO_MAX 32768 /* bytes of records one ClientHello may take */
+/* The ClientHello at the start of p[0, n), reassembled in hs (scratch of PX_HELLO_MAX
+ * bytes) when it spans records. *need is at most PX_HELLO_MAX. */
+enum px_sni px_sni_parse(const unsigned char *p, size_t n, unsigned char hs[PX_HELLO_MAX],
+                         size_t *need, char out[256]);
 
 /* ---- egress.c / conn.c ------------------------------------------------------------- */
 

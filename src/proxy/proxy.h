@@ -6,12 +6,16 @@
  * socket itself says which thread a connection belongs to: nothing the sandbox sends is
  * trusted for that. The proxy serves `CONNECT host:port` (tunnel) and absolute-URI
  * `GET http://host/path` (forward) and applies, in this order (sandbox-anchors 3.6):
- *   1. strict authority syntax; port 443 or 80 only;
+ *   1. strict authority syntax; CONNECT to port 443 only (TLS, where step 6 checks the
+ *      name), http:// forwarding to port 80 only (where the Host header is checked);
  *   2. no IP literals in any spelling;
  *   3. normalised name on the allowlist (exact, or "*.example.com" for subdomains);
  *   4. resolve on the host; refuse when ANY address is loopback, private, link-local…;
  *   5. connect to that vetted address only (never re-resolve);
- *   6. CONNECT to 443: a TLS ClientHello whose SNI names another host is closed;
+ *   6. CONNECT: the tunnel carries nothing until the client's first bytes are a complete
+ *      TLS ClientHello whose SNI is the allowed name (any case, no trailing dot); a
+ *      silent client, anything but TLS, no SNI, another name, ECH, or a ClientHello a
+ *      server could read differently is closed (see sni.c);
  *   7. refusals: a 403 that says it is a policy block, and one log line (log_warn).
  * Use:
  *   1. egress_policy_new() from JANEBOT_EGRESS_ALLOW / JANEBOT_EGRESS_TEST_HOSTS;
@@ -19,7 +23,8 @@
  *   3. per sandbox: egress_listen(socket path, thread key) ... egress_listener_close();
  *   4. egress_proxy_free(), then egress_policy_free().
  * Limits: 32 live connections per listener, 256 per proxy, 16 KiB request heads read
- * within 10 s, 10 s to connect, 5 min idle, two 64 KiB buffers per connection.
+ * within 10 s, a ClientHello within 10 s after the 200, 10 s to connect, 5 min idle, two
+ * 64 KiB buffers per connection.
  * Thread-safety: a policy is read-only after egress_policy_new() and may be shared. The
  * proxy functions may be called from any thread; each connection runs in its own thread,
  * so a slow peer or a DNS lookup blocks only its own connection. */
@@ -36,6 +41,7 @@
 #define EGRESS_MAX_PER_PROXY      256
 #define EGRESS_HEAD_MAX           16384
 #define EGRESS_HEAD_TIMEOUT_MS    10000
+#define EGRESS_HELLO_TIMEOUT_MS   10000
 #define EGRESS_CONNECT_TIMEOUT_MS 10000
 #define EGRESS_IDLE_TIMEOUT_MS    (5 * 60 * 1000)
 #define EGRESS_BUF_SIZE           65536

@@ -1,6 +1,7 @@
-/* util/log.c -- the process-wide logger. Every line passes through jb_redact(), so a
- * secret registered with jb_log_add_secret() (or shaped like a known token) never
- * reaches the log, whoever formats it. */
+/* util/log.c -- the process-wide logger. Every line passes through jb_strip_controls()
+ * and then jb_redact(), so neither a terminal escape from outside (an agent's output, a
+ * peer's error text) nor a secret registered with jb_log_add_secret() (or shaped like a
+ * known token) reaches the log, whoever formats it. */
 #include <ctype.h>
 #include <pthread.h>
 #include <string.h>
@@ -110,6 +111,7 @@ void jb_log(enum jb_log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    jb_strip_controls(line); /* first: redaction must see the text as it will be printed */
     jb_autofree char *clean = jb_redact(line);
     char ts[32];
     time_t now = time(NULL);

@@ -41,7 +41,18 @@ int jb_err_sys(struct jb_err *err, const char *fmt, ...) __attribute__((format(p
 /* Prefix an existing message: "<prefix>: <old msg>". Returns -1. */
 int jb_err_prefix(struct jb_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- logging (the process-wide logger; redacts registered secrets) -------------- */
+/* ---- text from outside on a terminal (text.c) ------------------------------------ */
+
+/* Remove, in place, every control character but newline and tab: C0 (ESC, BEL, CR…), DEL
+ * and the C1 controls U+0080-U+009F in their UTF-8 form, so no escape sequence survives.
+ * Other UTF-8 is kept as it is; a byte that is not part of well-formed UTF-8 becomes '?'.
+ * Returns the new length. */
+size_t jb_strip_controls(char *s);
+/* The same on a copy of s (NULL reads as ""). Caller frees; NULL when out of memory. */
+char *jb_strip_controls_dup(const char *s);
+
+/* ---- logging (the process-wide logger; redacts registered secrets and strips control
+ * characters from every line) ------------------------------------------------------ */
 
 enum jb_log_level { JB_LOG_DEBUG, JB_LOG_INFO, JB_LOG_WARN, JB_LOG_ERROR };
 

@@ -12,7 +12,8 @@ without one the agent echoes:
   run: <shell cmd>      tool_use Bash, runs /bin/sh -c CMD, tool_result, answers stdout
   write <relpath> <txt> writes HOME/<relpath> (or an absolute path), answers "wrote <relpath>"
   read <path>           answers the file's content, or "missing: <path> (<reason>)"
-  crash <N>             init line, a secret-looking line on stderr, exit N without result
+  crash <N> [TEXT]      init line, a secret-looking line on stderr (then TEXT, its
+                        backslash escapes decoded as printf does), exit N without result
   hang [TAG]            init line, then sleeps forever (in a child `sh` whose command line
                         holds "hang-TAG" so tests can look for leftovers with pgrep -f)
   garbage               non-JSON lines, unknown types, a blank line, a split line, a CRLF
@@ -30,6 +31,7 @@ History: HOME/.fake-agent/<session_id>.json holds the prompts of each session; e
 call is also appended to HOME/.fake-agent/calls.jsonl (argv, resume id, prompt).
 Standard library only.
 """
+import codecs
 import json
 import os
 import re
@@ -216,6 +218,10 @@ def main():
         sys.stderr.write("starting up\n")
         sys.stderr.write("fatal: something broke token=sk-ant-api03-SECRETSECRETSECRET\n")
         sys.stderr.flush()
+        parts = rest.split(None, 1)
+        if len(parts) > 1:
+            sys.stderr.buffer.write(codecs.escape_decode(parts[1].encode())[0] + b"\n")
+            sys.stderr.buffer.flush()
         sys.stdout.flush()
         os._exit(code)
 

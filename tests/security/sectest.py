@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import subprocess
 import sys
 import threading
@@ -185,10 +186,23 @@ def parse_vals(text):
     return vals
 
 
-class HostServer:
-    """HTTP/1.1 server on the host's 127.0.0.1:<free port>; records (method, path, host)."""
+def self_signed_cert(directory, name):
+    """A throwaway certificate for name, made with the openssl CLI (which ca-certificates
+    brings): (cert path, key path, PEM text of the cert, for a client's cadata)."""
+    cert, key = Path(directory) / (name + ".crt"), Path(directory) / (name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=" + name, "-addext", "subjectAltName=DNS:" + name,
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    return str(cert), str(key), cert.read_text()
 
-    def __init__(self, body="hello from the host"):
+
+class HostServer:
+    """HTTP/1.1 server on the host's 127.0.0.1:<free port>; records (method, path, host).
+    With tls=(cert, key) it speaks HTTPS (handshake in the request's own thread)."""
+
+    def __init__(self, body="hello from the host", tls=None):
         self.body = body.encode()
         self.requests = []
         outer = self
@@ -214,6 +228,12 @@ class HostServer:
             request_queue_size = 128
 
         self.httpd = S(("127.0.0.1", 0), H)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
+                                                do_handshake_on_connect=False)
+            self.httpd.handle_error = lambda *a: None  # failed handshakes are expected
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -259,8 +279,15 @@ class SecCase(JanebotCase):
                       "post-condition: a normal turn should still be answered%s" % r)
         return r
 
-    def host_server(self, body=None):
-        s = HostServer(body or "host-body-" + secrets.token_hex(6))
+    def host_server(self, body=None, tls_name=None):
+        """A HostServer for this test; with tls_name an HTTPS one whose certificate names
+        tls_name (its PEM in s.cert_pem, for the probe's cadata)."""
+        tls = None
+        if tls_name:
+            cert, key, pem = self_signed_cert(self.tmp, tls_name)
+            tls = (cert, key)
+        s = HostServer(body or "host-body-" + secrets.token_hex(6), tls=tls)
+        s.cert_pem = pem if tls_name else None
         self.addCleanup(s.close)
         return s
 

@@ -33,6 +33,44 @@ def get(url):
         return {"status": None, "error": type(e).__name__ + ": " + str(e)}
 '''
 
+# HTTPS through a CONNECT tunnel, as a client would do it: the TLS handshake names
+# server_name (SNI) and, with cadata, the certificate is verified for it.
+TLS_GET = r'''
+import ssl
+def tls_get(authority, server_name, path, cadata=None, wait=0.0, timeout=8.0):
+    deadline = time.monotonic() + wait + timeout
+    try:
+        s = socket.create_connection(PROXY, timeout=timeout)
+    except OSError as e:
+        return {"status": None, "error": ename(e.errno) if e.errno else str(e)}
+    try:
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (authority, authority)).encode())
+        st, hdrs, rest, _ = _read_head(s, deadline)
+        res = {"status": st}
+        if st != 200:
+            res["body"] = _read_body(s, hdrs, rest, deadline)
+            return res
+        time.sleep(wait)
+        if cadata:
+            ctx = ssl.create_default_context(cadata=cadata)
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        t = ctx.wrap_socket(s, server_hostname=server_name)
+        t.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                   % (path, server_name)).encode())
+        st2, h2, rest2, _ = _read_head(t, deadline)
+        res.update(tls="ok", tunnel_status=st2, tunnel_body=_read_body(t, h2, rest2, deadline))
+        return res
+    except Exception as e:
+        res["tls"] = type(e).__name__ + ": " + str(e)
+        return res
+    finally:
+        s.close()
+'''
+
 
 class NetCase(SecCase):
     def setUp(self):
@@ -124,14 +162,16 @@ out("get", get("http://allowed.test/p-%s"))
         self.normal_turn_still_works()
 
     def test_4404_connect_to_an_allowed_name_opens_a_tunnel_to_it(self):
-        r = self.probe("chat:conn", r'''
-out("connect", connect("allowed.test:443", then=b"GET /tunnel-x HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"))
-''')
+        tls = self.host_server(tls_name="allowed.test")
+        r = self.probe("chat:conn", TLS_GET + r'''
+out("connect", tls_get("allowed.test:443", "allowed.test", "/tunnel-x", %r))
+''' % tls.cert_pem, env={"JANEBOT_EGRESS_TEST_HOSTS": "allowed.test=127.0.0.1:%d" % tls.port})
         c = r.vals.get("connect")
         self.assertStatus(c, 200, "CONNECT allowed.test:443", r)
+        self.assertEqual(c.get("tls"), "ok", "the TLS handshake through the tunnel%s" % r)
         self.assertEqual(c.get("tunnel_status"), 200, r)
-        self.assertEqual(c.get("tunnel_body"), self.srv.body.decode(), r)
-        self.assertIn("/tunnel-x", self.srv.paths())
+        self.assertEqual(c.get("tunnel_body"), tls.body.decode(), r)
+        self.assertIn("/tunnel-x", tls.paths())
         self.normal_turn_still_works()
 
     def test_4405_a_name_not_on_the_allowlist_gets_a_403_that_says_why(self):

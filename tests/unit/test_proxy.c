@@ -1,6 +1,7 @@
 /* tests/unit/test_proxy.c -- proxy/: the policy's pure checks (names, IP literals, forbidden
- * addresses, configuration errors), the HTTP and TLS parsers, then the egress proxy end to
- * end over real sockets (a local origin mapped as a test host) and the relay in front of it. */
+ * addresses, configuration errors), the HTTP parser, then the egress proxy end to end over
+ * real sockets (a local origin mapped as a test host) and the relay in front of it. The TLS
+ * parser has test_proxy_sni.c. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "proxy/proxy-int.h"
+#include "tls-hello.h"
 
 /* ---- pure checks --------------------------------------------------------------------------- */
 
@@ -222,55 +224,14 @@ Test(proxy_http, forward_head_is_rewritten)
     cr_assert_eq(px_forward_head(&r, "a.test", &out, &err), 0, "%s", err.msg);
     cr_expect_str_eq(out.data, "GET /?q=1 HTTP/1.1\r\nHost: a.test:8080\r\nAccept: */*\r\n"
                                "Connection: close\r\n\r\n");
+    /* The client's own Host, in another spelling, gives way to the checked name. */
+    h = "GET http://A.Test./p HTTP/1.1\r\nAccept: */*\r\nhOST: A.Test.\r\n\r\n";
+    cr_assert_eq(parse(h, &r, &st), 0);
+    jb_buf_reset(&out);
+    cr_assert_eq(px_forward_head(&r, "a.test", &out, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(out.data, "GET /p HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\n"
+                               "Connection: close\r\n\r\n");
     jb_buf_release(&out);
-}
-
-/* A minimal TLS 1.2-style ClientHello record with an optional server_name. */
-static size_t client_hello(unsigned char *b, const char *sni)
-{
-    size_t nl = sni ? strlen(sni) : 0, n = 9;
-    memset(b, 0, 600);
-    b[n++] = 3, b[n++] = 3, n += 32;                   /* version, random */
-    b[n++] = 0;                                        /* session id */
-    b[n++] = 0, b[n++] = 2, b[n++] = 0x13, b[n++] = 1; /* one cipher suite */
-    b[n++] = 1, b[n++] = 0;                            /* compression: null */
-    size_t ext = sni ? 9 + nl : 0;
-    b[n++] = (unsigned char)(ext >> 8), b[n++] = (unsigned char)ext;
-    if (sni) {
-        b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = (unsigned char)(5 + nl);
-        b[n++] = 0, b[n++] = (unsigned char)(3 + nl), b[n++] = 0, b[n++] = 0;
-        b[n++] = (unsigned char)nl;
-        memcpy(b + n, sni, nl), n += nl;
-    }
-    b[0] = 0x16, b[1] = 3, b[2] = 1, b[3] = (unsigned char)((n - 5) >> 8),
-    b[4] = (unsigned char)(n - 5);
-    b[5] = 1, b[6] = 0, b[7] = (unsigned char)((n - 9) >> 8), b[8] = (unsigned char)(n - 9);
-    return n;
-}
-
-Test(proxy_http, tls_server_name)
-{
-    unsigned char b[600];
-    char name[256];
-    size_t need, n = client_hello(b, "Allowed.test");
-    cr_assert_eq(px_sni_parse(b, n, &need, name), PX_SNI_FOUND);
-    cr_expect_str_eq(name, "Allowed.test");
-    cr_expect_eq(px_sni_parse(b, 3, &need, name), PX_SNI_MORE);
-    cr_expect_eq(px_sni_parse(b, n - 1, &need, name), PX_SNI_MORE);
-    cr_expect_eq(need, n);
-    cr_expect_eq(px_sni_parse((const unsigned char *)"GET / HTTP", 10, &need, name),
-                 PX_SNI_NOT_TLS);
-    n = client_hello(b, NULL);
-    cr_expect_eq(px_sni_parse(b, n, &need, name), PX_SNI_NONE);
-    n = client_hello(b, "x.test");
-    b[8] += 1; /* handshake longer than its record: split, refused */
-    cr_expect_eq(px_sni_parse(b, n, &need, name), PX_SNI_BAD);
-    for (size_t cut = 5; cut < n; cut++) { /* truncated inner lengths never read past the end */
-        unsigned char t[600];
-        memcpy(t, b, n);
-        t[3] = (unsigned char)((cut - 5) >> 8), t[4] = (unsigned char)(cut - 5);
-        px_sni_parse(t, cut, &need, name);
-    }
 }
 
 /* ---- end to end ------------------------------------------------------------------------------ */
@@ -460,10 +421,12 @@ static int open_tunnel(const char *host)
 static void check_basics(void)
 {
     char buf[4096];
+    unsigned char hello[TLS_HELLO_MAX];
+    size_t n = tls_hello(hello, "allowed.test");
     int fd = open_tunnel("allowed.test:443");
-    cr_assert_eq(send(fd, "hello tunnel", 12, MSG_NOSIGNAL), 12);
-    read_some(fd, buf, 13, NULL);
-    cr_expect_str_eq(buf, "hello tunnel");
+    cr_assert_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
+    cr_expect_eq(read_some(fd, buf, n + 1, NULL), n, "the origin echoes the ClientHello");
+    cr_expect(memcmp(buf, hello, n) == 0);
     close(fd);
     ask("GET http://allowed.test/x?y=1 HTTP/1.1\r\nHost: allowed.test\r\nProxy-Authorization: "
         "Basic "
@@ -482,6 +445,10 @@ static void check_basics(void)
     expect_reply("CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ",
                  "IP addresses are not allowed");
     expect_reply("CONNECT allowed.test:22 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "port 22");
+    expect_reply("CONNECT allowed.test:80 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ",
+                 "tunnels go to port 443 only");
+    expect_reply("GET http://allowed.test:443/ HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ",
+                 "port 443 is not allowed for http://");
 }
 
 TestSuite(proxy_e2e, .init = setup, .fini = teardown, .timeout = 60);
@@ -539,20 +506,33 @@ Test(proxy_e2e, loopback_name_without_mapping_is_refused)
     expect_reply("CONNECT api.localhost:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", NULL);
 }
 
+/* Through a tunnel to allowed.test: what comes back (the origin echoes) into buf. */
+static size_t through_tunnel(const void *data, size_t n, char *buf, size_t cap)
+{
+    int fd = open_tunnel("allowed.test:443");
+    cr_assert_eq(send(fd, data, n, MSG_NOSIGNAL), (ssize_t)n);
+    size_t got = read_some(fd, buf, cap, NULL);
+    close(fd);
+    return got;
+}
+
 Test(proxy_e2e, sni_must_match_the_connect_host)
 {
-    unsigned char hello[600];
-    char buf[700];
-    int fd = open_tunnel("allowed.test:443");
-    size_t n = client_hello(hello, "ALLOWED.test");
-    cr_assert_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
-    cr_expect_eq(read_some(fd, buf, n + 1, NULL), n, "the origin echoes the ClientHello");
-    close(fd);
-    fd = open_tunnel("allowed.test:443");
-    n = client_hello(hello, "other.test");
-    cr_assert_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
-    cr_expect_eq(read_some(fd, buf, sizeof buf, NULL), 0, "closed without a byte");
-    close(fd);
+    static const char denied[] = "\x15\x03\x03\x00\x02\x02\x31"; /* alert access_denied */
+    unsigned char hello[TLS_HELLO_MAX], frag[4 * TLS_HELLO_MAX];
+    char buf[4 * TLS_HELLO_MAX];
+    size_t n = tls_hello(hello, "ALLOWED.test");
+    cr_expect_eq(through_tunnel(hello, n, buf, n + 1), n, "any case: echoed");
+    size_t fn = tls_reframe(hello, n, 10, frag);
+    cr_expect_eq(through_tunnel(frag, fn, buf, fn + 1), fn, "fragmented: reassembled, echoed");
+    const char *refused[] = {"other.test", "allowed.test.", NULL, "127.0.0.1"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(refused); i++) {
+        n = tls_hello(hello, refused[i]);
+        cr_expect_eq(through_tunnel(hello, n, buf, sizeof buf), 7, "%s", refused[i]);
+        cr_expect(memcmp(buf, denied, 7) == 0, "%s: an access_denied alert", refused[i]);
+    }
+    cr_expect_eq(through_tunnel("GET / HTTP/1.1\r\n\r\n", 18, buf, sizeof buf), 0,
+                 "not TLS: closed without a byte");
 }
 
 Test(proxy_e2e, connection_limit_and_hostile_input)
@@ -586,11 +566,12 @@ Test(proxy_e2e, connection_limit_and_hostile_input)
 
 Test(proxy_e2e, listener_close_drops_a_live_tunnel)
 {
-    int fd = open_tunnel("allowed.test:80");
-    char buf[16];
-    cr_assert_eq(send(fd, "ping", 4, MSG_NOSIGNAL), 4);
-    read_some(fd, buf, 5, NULL);
-    cr_assert_str_eq(buf, "ping");
+    int fd = open_tunnel("allowed.test:443");
+    unsigned char hello[TLS_HELLO_MAX];
+    char buf[TLS_HELLO_MAX];
+    size_t n = tls_hello(hello, "allowed.test");
+    cr_assert_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
+    cr_assert_eq(read_some(fd, buf, n + 1, NULL), n);
     int64_t t0 = jb_mono_ms();
     egress_listener_close(lst);
     cr_expect_lt(jb_mono_ms() - t0, 2000, "close waited %lld ms", (long long)(jb_mono_ms() - t0));

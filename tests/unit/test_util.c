@@ -1,5 +1,5 @@
 /* tests/unit/test_util.c -- util/: errors, buffers, string vectors, hashing, redaction,
- * files and PATH lookup. Tests that touch files get their own temp dir. */
+ * control characters, files and PATH lookup. Tests that touch files get their own temp dir. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -248,6 +248,66 @@ Test(util, redact_prefers_the_longest_secret)
     jb_log_add_secret("short"); /* under 6 bytes: ignored */
     expect_redacted("x abcdef1234567 y", "34567");
     expect_kept("a short word");
+}
+
+/* ---- control characters ---- */
+
+static void expect_stripped(const char *in, const char *want)
+{
+    char *out = jb_strip_controls_dup(in);
+    cr_assert_not_null(out);
+    cr_expect_str_eq(out, want, "stripping %s", in);
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", in);
+    cr_expect_eq(jb_strip_controls(copy), strlen(want), "the new length");
+    free(out);
+}
+
+Test(util, strip_controls_drops_every_control_and_keeps_utf8)
+{
+    /* OSC 52 (clipboard write), CSI (clear screen), OSC title: only the harmless text stays. */
+    expect_stripped("\x1b]52;c;aGk=\x07\x1b[2Jhi", "]52;c;aGk=[2Jhi");
+    expect_stripped("\x1b]0;title\x1b\\ok", "]0;title\\ok");
+    expect_stripped("a\tb\nc\r\n\x01\x08\x0b\x0c\x7f.", "a\tb\nc\n.");
+    /* C1 controls in UTF-8: CSI, OSC, ST, NEL. */
+    expect_stripped("x\xc2\x9b"
+                    "31my\xc2\x9d"
+                    "0;t\xc2\x9c\xc2\x85.",
+                    "x31my0;t.");
+    /* UTF-8 text stays as it is, 0x80 and 0x9f continuation bytes included. */
+    const char *text = "caf\xc3\xa9 \xc4\x80 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x8e\x89 "
+                       "\xc2\xa0 \xe2\x80\x9f \xf4\x8f\xbf\xbf";
+    expect_stripped(text, text);
+    /* Bytes that are not well-formed UTF-8 become '?': a lone 8-bit CSI, an overlong ESC,
+     * a surrogate, a cut sequence, past U+10FFFF. */
+    expect_stripped("\x9b"
+                    "2J",
+                    "?2J");
+    expect_stripped("\xc0\x9b[2J", "??[2J");
+    expect_stripped("\xed\xa0\x80", "???");
+    expect_stripped("ab\xe6\x97", "ab??");
+    expect_stripped("\xf4\x90\x80\x80|\xf5\x80", "????|??");
+    expect_stripped("", "");
+    char *empty = jb_strip_controls_dup(NULL);
+    cr_expect_str_eq(empty, "");
+    free(empty);
+}
+
+Test(util, log_lines_lose_control_characters)
+{
+    char path[PATH_MAX], line[512] = "";
+    FILE *f = fopen(in_tmp(path, sizeof path, "log"), "w+");
+    cr_assert_not_null(f);
+    jb_log_init(JB_LOG_DEBUG, f);
+    log_warn("agent said: %s", "\x1b]52;c;aGk=\x07\x1b[2J\xc2\x9b"
+                               "6n done");
+    jb_log_init(JB_LOG_INFO, NULL);
+    rewind(f);
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    fclose(f);
+    cr_expect(strstr(line, "warn: agent said: ]52;c;aGk=[2J6n done\n"), "%s", line);
+    for (const char *p = line; *p; p++)
+        cr_expect((unsigned char)*p >= 0x20 || *p == '\n', "control byte %02x", *p);
 }
 
 /* ---- files ---- */
