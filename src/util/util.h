@@ -23,6 +23,7 @@ enum jb_code {
     JB_ENOTFOUND,
     JB_ECANCEL,
     JB_EUNAVAIL, /* a needed tool or kernel feature is missing */
+    JB_EBUSY,    /* in use (a turn runs in the sandbox); try again later */
 };
 
 /* A code for the program, a message a person can act on. */
