@@ -186,6 +186,12 @@ int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *re
 int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                  struct jb_err *err);
 
+/* 0 when path (the agent CLI's file or install tree) may be shown read-only in a local
+ * sandbox; -1 (JB_EDENIED, saying what to move where) when it is not clean and absolute,
+ * overlaps the state dir, holds janebot's working directory or the config file, or holds
+ * a .env file or a mount point (ropath.c). Every bind of x->ro_paths is checked so. */
+int sandbox_ro_path_check(const struct jb_config *cfg, const char *path, struct jb_err *err);
+
 /* `janebot sandbox-init`: the first process inside a local sandbox (see init.c). Not for
  * people; never returns (execs the command, or exits 125/126/127). */
 _Noreturn int sandbox_init_main(int argc, char **argv);

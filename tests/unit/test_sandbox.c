@@ -245,3 +245,80 @@ Test(sandbox, stderr_tail_keeps_the_last_bytes)
     cr_assert_str_eq(x.stderr_tail + n - 9, "line1999\n");
     sandbox_free(sb);
 }
+
+/* ---- host paths shown read-only (the agent CLI's files) ---- */
+
+static void mk(const char *rel, int file)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    struct jb_err err = {0};
+    if (file) {
+        char *slash = strrchr(p, '/');
+        *slash = '\0';
+        cr_assert_eq(jb_mkdir_p(p, 0755, &err), 0, "%s", err.msg);
+        *slash = '/';
+        cr_assert_eq(jb_write_file(p, "K=v\n", 4, 0600, &err), 0, "%s", err.msg);
+    } else {
+        cr_assert_eq(jb_mkdir_p(p, 0755, &err), 0, "%s", err.msg);
+    }
+}
+
+/* The check of dir/rel: 0, or -1 with err.msg holding want. */
+static void assert_ro_check(const char *rel, const char *want)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s%s%s", dir, *rel ? "/" : "", rel);
+    struct jb_err err = {0};
+    int rc = sandbox_ro_path_check(&cfg, p, &err);
+    if (!want) {
+        cr_assert_eq(rc, 0, "%s: %s", rel, err.msg);
+        return;
+    }
+    cr_assert_eq(rc, -1, "%s should be refused (%s)", rel, want);
+    cr_assert_eq(err.code, JB_EDENIED, "%s: %s", rel, err.msg);
+    cr_assert_not_null(strstr(err.msg, want), "%s: %s", rel, err.msg);
+}
+
+Test(sandbox, ro_paths_that_would_show_secrets_are_refused)
+{
+    char state[PATH_MAX], cwd[PATH_MAX], conf[PATH_MAX];
+    snprintf(state, sizeof state, "%s/deploy/state", dir);
+    cfg.state_dir = state;
+    mk("deploy/state", 0);
+    mk("pkg/bin/amp", 1);
+    mk("pkg/node_modules/dep/.env", 1); /* a dependency's own file: not looked at */
+    assert_ro_check("pkg", NULL);
+    assert_ro_check("pkg/bin/amp", NULL);
+    /* the state dir, either way round */
+    assert_ro_check("deploy", "overlaps the state dir");
+    mk("deploy/state/tool", 1);
+    assert_ro_check("deploy/state/tool", "overlaps the state dir");
+    /* a .env anywhere in the tree (outside node_modules) */
+    mk("app/.env", 1);
+    mk("app/bin/amp", 1);
+    assert_ro_check("app", "app/.env may hold secrets; move it out of");
+    mk("pkg/lib/conf/.env.production", 1);
+    assert_ro_check("pkg", "pkg/lib/conf/.env.production may hold secrets");
+    assert_ro_check("app/.env", "a .env file may hold secrets");
+    /* the working directory, and the config file */
+    mk("work/here", 0);
+    snprintf(cwd, sizeof cwd, "%s/work/here", dir);
+    char old[PATH_MAX];
+    cr_assert_not_null(getcwd(old, sizeof old));
+    cr_assert_eq(chdir(cwd), 0);
+    assert_ro_check("work", "holds janebot's working directory");
+    cr_assert_eq(chdir(old), 0);
+    mk("etc/jb/janebot.yaml", 1);
+    snprintf(conf, sizeof conf, "%s/etc/jb/janebot.yaml", dir);
+    setenv("JANEBOT_CONFIG", conf, 1);
+    assert_ro_check("etc", "holds the config file");
+    unsetenv("JANEBOT_CONFIG");
+    assert_ro_check("etc", NULL);
+    /* only clean absolute paths */
+    struct jb_err err = {0};
+    cr_assert_eq(sandbox_ro_path_check(&cfg, "relative/amp", &err), -1);
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/pkg/../app", dir);
+    cr_assert_eq(sandbox_ro_path_check(&cfg, p, &err), -1);
+}
