@@ -22,9 +22,11 @@ int agent_cmd_begin(const struct agent_ops *ops, const struct agent_turn *t, int
                     struct agent_cmd *c, struct jb_err *err);
 
 /* Push to ro what the sandbox needs to see of the resolved binary `real` (absolute, no
- * symlinks): nothing under /usr/; else the package root (the parent of a "bin" dir) or the
- * binary's dir, or only the file itself when that dir would expose too much ("/", a top
- * dir such as /opt, a home directory, ~/.local). */
+ * symlinks): nothing under /usr/; the package of an npm-installed CLI (the nearest dir at
+ * most 3 levels up that holds a package.json, never "/", a top dir such as /opt, a home
+ * directory or ~/.local); else the file alone. Never the binary's folder as such: it may
+ * hold a deployment's .env (DEPLOY/{.env,bin/amp}). The bind itself is checked by
+ * sandbox_ro_path_check(). */
 int agent_bin_ro_path(const char *real, struct jb_strv *ro, struct jb_err *err);
 
 /* Add a file to c->files (copies path and data). JB_ENOMEM, or JB_EPROTO when full. */

@@ -89,6 +89,19 @@ static int too_broad(const char *dir)
     return home && strncmp(home, dir, n) == 0 && (home[n] == '\0' || home[n] == '/');
 }
 
+/* An npm-installed CLI is its package: the nearest directory at most PKG_MAX_UP levels
+ * above the script that holds a package.json ("pkg/cli.js", "pkg/bin/x", "pkg/dist/bin/x"),
+ * its dependencies inside it. */
+enum { PKG_MAX_UP = 3 };
+
+static int has_package_json(const char *dir)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    int n = snprintf(p, sizeof p, "%s/package.json", dir);
+    return n > 0 && (size_t)n < sizeof p && lstat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int agent_bin_ro_path(const char *real, struct jb_strv *ro, struct jb_err *err)
 {
     if (strncmp(real, "/usr/", 5) == 0) return 0; /* the sandbox shows /usr read-only */
@@ -96,12 +109,14 @@ int agent_bin_ro_path(const char *real, struct jb_strv *ro, struct jb_err *err)
     size_t n = strlen(real);
     if (n >= sizeof dir) return jb_strv_push(ro, real, err);
     memcpy(dir, real, n + 1);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return jb_strv_push(ro, real, err);
-    *slash = '\0'; /* dir = the binary's directory */
-    slash = strrchr(dir, '/');
-    if (slash != dir && strcmp(slash + 1, "bin") == 0) *slash = '\0'; /* the package root */
-    return jb_strv_push(ro, too_broad(dir) ? real : dir, err);
+    for (int up = 0; up < PKG_MAX_UP; up++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir) break;
+        *slash = '\0';
+        if (too_broad(dir)) break;
+        if (has_package_json(dir)) return jb_strv_push(ro, dir, err);
+    }
+    return jb_strv_push(ro, real, err); /* a binary of its own: the file alone */
 }
 
 /* ---- building a command ---- */

@@ -12,6 +12,16 @@ extern const struct sandbox_ops sandbox_local_ops;
 extern const struct sandbox_ops sandbox_host_ops;
 extern const struct sandbox_ops sandbox_sprites_ops;
 
+/* ---- the lock of a sandbox's directory (lock.c) ---- */
+
+/* A shared hold on <dir>/lock (dir is made when missing), for a struct sandbox's life:
+ * waits while a removal holds it (up to a minute: JB_EBUSY), and after a removal makes
+ * a fresh dir. *ret_fd is the caller's; closing it lets go. */
+int sandbox_lock_use(const char *dir, int *ret_fd, struct jb_err *err);
+/* The exclusive hold a removal or reset keeps throughout, without waiting: JB_EBUSY
+ * ("a turn is running in this thread's sandbox: ...") while any struct sandbox holds it. */
+int sandbox_lock_remove(const char *dir, int *ret_fd, struct jb_err *err);
+
 /* One process to run: full argv and environment for execve, fds the child keeps. */
 struct proc_spec {
     const char *const *argv; /* argv[0] is an absolute path */

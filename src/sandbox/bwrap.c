@@ -124,23 +124,6 @@ static int add_identity(struct bwrap_args *a, const char *hostname, struct jb_er
                : 0;
 }
 
-/* A host path the agent needs (its CLI) must not expose janebot's own state. */
-static int check_ro_path(const char *state, const char *p, struct jb_err *err)
-{
-    size_t pl = strlen(p), sl = strlen(state);
-    if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./"))
-        return jb_err_set(err, JB_EDENIED,
-                          "refusing to show \"%s\" in the sandbox: not a clean absolute path", p);
-    int contains_state =
-        !strncmp(state, p, pl) && (state[pl] == '/' || state[pl] == '\0' || pl == 1);
-    int inside_state = !strncmp(p, state, sl) && (p[sl] == '/' || p[sl] == '\0');
-    if (contains_state || inside_state)
-        return jb_err_set(err, JB_EDENIED,
-                          "refusing to show %s in the sandbox: it overlaps the state dir %s", p,
-                          state);
-    return 0;
-}
-
 static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     static const char *const base_env[][2] = {
@@ -180,7 +163,7 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
         (p->llm_src && push(a, "--ro-bind", p->llm_src, RUN_DIR "/llm.sock", err) < 0))
         return -1;
     for (size_t i = 0; p->x->ro_paths && p->x->ro_paths[i]; i++)
-        if (check_ro_path(cfg->state_dir, p->x->ro_paths[i], err) < 0 ||
+        if (sandbox_ro_path_check(cfg, p->x->ro_paths[i], err) < 0 ||
             push(a, "--ro-bind", p->ro_src[i], p->x->ro_paths[i], err) < 0)
             return -1;
     for (size_t i = 0; i < p->x->nfiles; i++)

@@ -41,28 +41,6 @@ static int uid_of(const struct sandbox *sb, uid_t *ret)
     return 1;
 }
 
-/* The home belongs to the sandbox's host uid (root only; recursive for homes made by an
- * older janebot as root). Symlinks are never followed. */
-static int chown_tree(int dirfd, uid_t uid)
-{
-    if (fchown(dirfd, uid, uid) < 0) return -1;
-    int fd = dup(dirfd);
-    if (fd < 0) return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) return close(fd), -1;
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        fchownat(dirfd, de->d_name, uid, uid, AT_SYMLINK_NOFOLLOW);
-        if (de->d_type != DT_DIR) continue;
-        int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub >= 0) rc |= chown_tree(sub, uid), close(sub);
-    }
-    closedir(d);
-    return rc;
-}
-
 static int local_ensure(struct sandbox *sb, struct jb_err *err)
 {
     if (!(sb->run_dir = strdup("/run/janebot"))) return jb_err_set(err, JB_ENOMEM, "run dir");
@@ -71,8 +49,11 @@ static int local_ensure(struct sandbox *sb, struct jb_err *err)
     jb_autoclose int fd = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) return jb_err_sys(err, "cannot open %s", sb->home);
-    if (st.st_uid != uid && chown_tree(fd, uid) < 0)
-        return jb_err_sys(err, "cannot give %s to the sandbox's uid %u", sb->home, (unsigned)uid);
+    /* The home belongs to the sandbox's host uid (recursive for homes made by an older
+     * janebot as root); the walk never follows a symlink nor leaves the home's mount. */
+    if (st.st_uid != uid && jb_chown_tree(fd, uid, uid, err) < 0)
+        return jb_err_prefix(err, "cannot give %s to the sandbox's uid %u", sb->home,
+                             (unsigned)uid);
     return 0;
 }
 
@@ -296,20 +277,24 @@ out:
 }
 
 /* Staging dirs of janebot processes that died (kill -9) are removed at start: their
- * names carry the pid. */
+ * names carry the pid. They hold placeholders only (the binds were in the dead child's
+ * own mount namespace); the removal is by fd all the same. */
 static void stage_sweep(void)
 {
-    DIR *d = opendir("/run/janebot-stage");
-    if (!d) return;
+    int fd = open("/run/janebot-stage", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *dot = strchr(de->d_name, '.');
         long pid = dot ? strtol(dot + 1, NULL, 10) : 0;
         if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue;
-        char path[512];
-        snprintf(path, sizeof path, "/run/janebot-stage/%s", de->d_name);
-        jb_rm_rf(path, NULL); /* placeholders only: nothing is mounted there any more */
+        struct jb_err e = {0};
+        if (jb_rm_rf_at(fd, de->d_name, &e) < 0) log_warn("staging dir: %s", e.msg);
     }
     closedir(d);
 }

@@ -66,6 +66,7 @@ void sandbox_ctx_release(struct sandbox_ctx *ctx)
 void sandbox_free(struct sandbox *sb)
 {
     if (!sb) return;
+    if (sb->lock_fd >= 0) close(sb->lock_fd);
     free(sb->thread_key);
     free(sb->dir);
     free(sb->home);
@@ -86,6 +87,7 @@ int sandbox_ensure(const struct sandbox_ctx *ctx, const char *thread_key, struct
     struct sandbox *sb = calloc(1, sizeof *sb);
     if (!sb) return jb_err_set(err, JB_ENOMEM, "sandbox");
     sb->ctx = ctx;
+    sb->lock_fd = -1;
     sandbox_name_for(thread_key, sb->name);
     if (!(sb->thread_key = strdup(thread_key)) ||
         asprintf(&sb->dir, "%s/%s", ctx->root, sb->name) < 0 ||
@@ -95,6 +97,11 @@ int sandbox_ensure(const struct sandbox_ctx *ctx, const char *thread_key, struct
     }
     char keyfile[4096];
     snprintf(keyfile, sizeof keyfile, "%s/thread_key", sb->dir);
+    /* Sandboxes that are directories here: held until sandbox_free() (lock.c). */
+    if (!ctx->ops->remove && sandbox_lock_use(sb->dir, &sb->lock_fd, err) < 0) {
+        sandbox_free(sb);
+        return -1;
+    }
     struct stat st;
     int fresh = stat(keyfile, &st) < 0;
     if (jb_mkdir_p(sb->dir, 0700, err) < 0 || jb_mkdir_p(sb->home, 0700, err) < 0 ||
@@ -126,6 +133,46 @@ void sandbox_name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
         sandbox_name_for(key_or_name, out);
 }
 
+/* Directories of sandboxes being removed: <root>/.trash-<name>-<random>. */
+#define TRASH_PREFIX ".trash-"
+
+/* Remove the directory of sandbox name, its lock held by the caller. It is moved aside
+ * first, so a turn that starts meanwhile makes a fresh directory instead of one that is
+ * being emptied. */
+static int remove_dir(const struct sandbox_ctx *ctx, const char *name, struct jb_err *err)
+{
+    jb_autoclose int root = open(ctx->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return jb_err_sys(err, "cannot open %s", ctx->root);
+    unsigned char r[4];
+    char trash[SANDBOX_NAME_LEN + 32];
+    if (jb_random_bytes(r, sizeof r, err) < 0) return -1;
+    snprintf(trash, sizeof trash, TRASH_PREFIX "%s-%02x%02x%02x%02x", name, r[0], r[1], r[2], r[3]);
+    if (renameat(root, name, root, trash) < 0)
+        return errno == ENOENT ? 0 : jb_err_sys(err, "cannot remove sandbox %s", name);
+    if (jb_rm_rf_at(root, trash, err) < 0)
+        return jb_err_prefix(err, "sandbox %s (moved to %s/%s)", name, ctx->root, trash);
+    return 0;
+}
+
+/* What failed removals left (a crash, a mount below a home): tried again by gc. */
+static void trash_sweep(const struct sandbox_ctx *ctx)
+{
+    int fd = open(ctx->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct jb_err e = {0};
+        if (!strncmp(de->d_name, TRASH_PREFIX, strlen(TRASH_PREFIX)) &&
+            jb_rm_rf_at(fd, de->d_name, &e) < 0)
+            log_warn("gc: %s", e.msg);
+    }
+    closedir(d);
+}
+
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err)
 {
     if (ctx->ops->remove) return ctx->ops->remove(ctx, key_or_name, err);
@@ -135,7 +182,9 @@ int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struc
     struct stat st;
     if (lstat(dir, &st) < 0)
         return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, key_or_name);
-    return jb_rm_rf(dir, err);
+    jb_autoclose int lock = -1;
+    if (sandbox_lock_remove(dir, &lock, err) < 0) return -1;
+    return remove_dir(ctx, name, err);
 }
 
 int sandbox_reset(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err)
@@ -147,7 +196,12 @@ int sandbox_reset(const struct sandbox_ctx *ctx, const char *thread_key, struct 
     struct stat st;
     if (lstat(home, &st) < 0)
         return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, thread_key);
-    if (jb_rm_rf(home, err) < 0 || jb_mkdir_p(home, 0700, err) < 0) return -1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", ctx->root, name);
+    jb_autoclose int lock = -1;
+    if (sandbox_lock_remove(dir, &lock, err) < 0 || jb_rm_rf(home, err) < 0 ||
+        jb_mkdir_p(home, 0700, err) < 0)
+        return -1;
     log_info("sandbox %s of %s: reset (its home is empty)", name, thread_key);
     return 0;
 }
@@ -228,13 +282,20 @@ int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *re
             used = stat(dir, &st) == 0 ? (int64_t)st.st_mtime : 0;
         }
         if (used >= cutoff) continue;
-        if (sandbox_remove(ctx, v[i].name, err) < 0 ||
-            jb_strv_push(removed, v[i].thread_key, err) < 0)
+        struct jb_err e = {0};
+        if (sandbox_remove(ctx, v[i].name, &e) < 0 && e.code == JB_EBUSY) {
+            log_info("gc: sandbox %s of %s is in use: kept", v[i].name, v[i].thread_key);
+            continue;
+        }
+        if (e.code || jb_strv_push(removed, v[i].thread_key, &e) < 0) {
+            if (err) *err = e;
             rc = -1;
-        else
+        } else {
             count++;
+        }
     }
     sandbox_info_free(v, n);
+    if (!ctx->ops->remove) trash_sweep(ctx);
     return rc < 0 ? -1 : count;
 }
 

@@ -87,6 +87,7 @@ struct sandbox {
     char *dir;        /* host directory of this sandbox: <root>/<name>; owned */
     char *home;       /* host path of the home; owned */
     char *run_dir;    /* where sandbox_file paths go ("/run/janebot" inside); owned */
+    int lock_fd;      /* shared lock on the sandbox's directory (lock.c), or -1 */
 };
 
 struct sandbox_ops {
@@ -138,16 +139,21 @@ const struct sandbox_ops *sandbox_ops_find(const char *name); /* NULL if unknown
 int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int check,
                      struct jb_err *err);
 void sandbox_ctx_release(struct sandbox_ctx *ctx);
-/* *ret is the caller's, freed with sandbox_free(). */
+/* *ret is the caller's, freed with sandbox_free(). For local and host sandboxes it holds
+ * the sandbox's lock until then (sandbox_remove/reset are refused meanwhile); while a
+ * removal or reset runs, this waits for it (up to a minute, then JB_EBUSY) and then
+ * starts on a fresh sandbox. */
 int sandbox_ensure(const struct sandbox_ctx *ctx, const char *thread_key, struct sandbox **ret,
                    struct jb_err *err);
 void sandbox_free(struct sandbox *sb);
 /* 0 when the command ran (see x->exit_code), -1 when it could not be started. */
 int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
-/* Remove by thread key or by name; JB_ENOTFOUND when there is none. */
+/* Remove by thread key or by name; JB_ENOTFOUND when there is none, JB_EBUSY while it is
+ * in use (a struct sandbox of it exists, in this process or another: a turn runs). */
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
 /* Back to the state after set-up: every file the agent made in the thread's sandbox is
- * gone (the caller forgets the agent's conversation). JB_ENOTFOUND when there is none. */
+ * gone (the caller forgets the agent's conversation). JB_ENOTFOUND when there is none,
+ * JB_EBUSY while it is in use. */
 int sandbox_reset(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err);
 /* Build the backend's golden sandbox (see sandbox_ops.golden); report as there. */
 int sandbox_golden(const struct sandbox_ctx *ctx, char *out, size_t n, struct jb_err *err);
@@ -173,13 +179,20 @@ int sandbox_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *
 #define SANDBOX_FILE_NAME_MAX 100
 void sandbox_safe_name(const char *name, const struct jb_strv *taken,
                        char out[SANDBOX_FILE_NAME_MAX + 1]);
-/* Remove every sandbox unused for more than idle_s seconds; the thread keys of those
- * removed are pushed to removed (the caller's). Returns how many, or -1. */
+/* Remove every sandbox unused for more than idle_s seconds (those in use are kept); the
+ * thread keys of those removed are pushed to removed (the caller's). Returns how many,
+ * or -1. */
 int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *removed,
                struct jb_err *err);
 /* *ret is the caller's, freed with sandbox_info_free(). */
 int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                  struct jb_err *err);
+
+/* 0 when path (the agent CLI's file or install tree) may be shown read-only in a local
+ * sandbox; -1 (JB_EDENIED, saying what to move where) when it is not clean and absolute,
+ * overlaps the state dir, holds janebot's working directory or the config file, or holds
+ * a .env file or a mount point (ropath.c). Every bind of x->ro_paths is checked so. */
+int sandbox_ro_path_check(const struct jb_config *cfg, const char *path, struct jb_err *err);
 
 /* `janebot sandbox-init`: the first process inside a local sandbox (see init.c). Not for
  * people; never returns (execs the command, or exits 125/126/127). */

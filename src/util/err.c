@@ -27,6 +27,8 @@ const char *jb_strerror(enum jb_code c)
         return "cancelled";
     case JB_EUNAVAIL:
         return "unavailable";
+    case JB_EBUSY:
+        return "busy";
     }
     return "unknown error";
 }

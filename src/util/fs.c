@@ -1,7 +1,6 @@
 /* util/fs.c -- directories, trees, whole-file reads and atomic writes, PATH lookup. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -25,56 +24,6 @@ int jb_mkdir_p(const char *path, unsigned mode, struct jb_err *err)
     if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
         return jb_err_set(err, JB_ESYS, "%s exists and is not a directory", path);
     return 0;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    int rc = (flag == FTW_DP) ? rmdir(path) : unlink(path);
-    if (rc < 0 && errno == EACCES && flag == FTW_DP) {
-        chmod(path, 0700);
-        rc = rmdir(path);
-    }
-    return rc < 0 && errno != ENOENT ? -1 : 0;
-}
-
-/* Directories the sandbox made read-only (chmod 0500) must be writable to empty them.
- * One made unreadable (chmod 000) is reported as FTW_DNR and not entered: fix it, then
- * walk it now, since this walk will not. */
-static int make_writable(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)ftw;
-    if ((flag == FTW_D || flag == FTW_DNR) && (sb->st_mode & 0700) != 0700)
-        chmod(path, (sb->st_mode & 07777) | 0700);
-    if (flag == FTW_DNR) nftw(path, make_writable, 16, FTW_PHYS | FTW_MOUNT);
-    return 0;
-}
-
-int jb_rm_rf(const char *path, struct jb_err *err)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : jb_err_sys(err, "cannot stat %s", path);
-    nftw(path, make_writable, 32, FTW_PHYS | FTW_MOUNT);
-    if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-        return jb_err_sys(err, "cannot remove %s", path);
-    return 0;
-}
-
-static _Thread_local long long du_total;
-static int du_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)path;
-    (void)ftw;
-    if (flag != FTW_NS) du_total += (long long)sb->st_blocks * 512; /* FTW_NS: sb undefined */
-    return 0;
-}
-
-long long jb_disk_usage(const char *path)
-{
-    du_total = 0;
-    if (nftw(path, du_one, 32, FTW_PHYS | FTW_MOUNT) < 0) return -1;
-    return du_total;
 }
 
 int jb_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct jb_err *err)

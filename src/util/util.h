@@ -23,6 +23,7 @@ enum jb_code {
     JB_ENOTFOUND,
     JB_ECANCEL,
     JB_EUNAVAIL, /* a needed tool or kernel feature is missing */
+    JB_EBUSY,    /* in use (a turn runs in the sandbox); try again later */
 };
 
 /* A code for the program, a message a person can act on. */
@@ -121,10 +122,32 @@ int jb_uuid_v4(char out[37], struct jb_err *err);
 /* ---- files ---------------------------------------------------------------------- */
 
 int jb_mkdir_p(const char *path, unsigned mode, struct jb_err *err);
-/* Remove a tree without following symlinks; staying on one file system. */
+
+/* ---- trees someone else may change while janebot walks them (tree.c) ------------ */
+/* Every step is relative to a directory fd: symlinks are never followed and nothing on
+ * another mount is entered, removed or changed. Permission bits are added only to
+ * directories the caller owns (never as root), through an fd. */
+
+/* Remove path and everything below it; a missing path is not an error. A directory its
+ * owner made unreadable or read-only (chmod 000, 0500) is made usable first. A mount
+ * point at path is refused (JB_EDENIED, nothing removed); one below it is left alone and
+ * makes the removal fail, naming it. */
 int jb_rm_rf(const char *path, struct jb_err *err);
-/* Bytes on disk (st_blocks * 512) of a tree, symlinks not followed; -1 on error. */
+/* The same for the entry name of directory dirfd. */
+int jb_rm_rf_at(int dirfd, const char *name, struct jb_err *err);
+/* Bytes on disk (st_blocks * 512) of a tree, every name counted; directories the caller
+ * owns but cannot read are read (their bits put back afterwards); -1 when path cannot be
+ * looked at. */
 long long jb_disk_usage(const char *path);
+/* Give dirfd's directory and everything below it (symlinks themselves) to uid:gid. */
+int jb_chown_tree(int dirfd, uid_t uid, gid_t gid, struct jb_err *err);
+/* Look through the tree at path (at most max_entries entries; directories whose name
+ * skip() accepts are not entered; skip may be NULL) for an entry whose name match()
+ * accepts: 1 with its path below path in found, 2 when a mount point comes first (its
+ * path in found), 0 when there is none, -1 when the tree cannot be read or is larger. */
+int jb_tree_find(const char *path, int (*match)(const char *name), int (*skip)(const char *name),
+                 size_t max_entries, char *found, size_t n, struct jb_err *err);
+
 /* Whole file into a NUL-terminated malloc'd string (caller frees); at most max bytes. */
 int jb_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct jb_err *err);
 /* Write data to path atomically (temp file + rename), mode applied. */

@@ -138,7 +138,7 @@ Test(agent_adapters, amp_new)
     cr_assert_null(jb_env_get(&cmd.env, "ANTHROPIC_API_KEY"));
     cr_assert_null(cmd.session_id);
     cr_assert_eq(cmd.ro_paths.n, 1);
-    cr_assert_str_eq(cmd.ro_paths.v[0], root); /* the package root above bin/ */
+    cr_assert_str_eq(cmd.ro_paths.v[0], bin("amp")); /* a binary of its own: the file alone */
 }
 
 Test(agent_adapters, amp_settings_file)
@@ -419,6 +419,8 @@ Test(agent_adapters, agent_bin_symlink_resolved_to_package)
     cr_assert_eq(jb_mkdir_p(pkg, 0755, &e), 0, "%s", e.msg);
     pathf(exe, "%s/%s", "opt/node/lib/node_modules/@ampcode/cli/bin/amp.exe");
     make_exec(exe, 0755);
+    pathf(pkg, "%s/%s", "opt/node/lib/node_modules/@ampcode/cli/package.json");
+    cr_assert_eq(jb_write_file(pkg, "{}", 2, 0644, &e), 0, "%s", e.msg);
     pathf(link, "%s/%s", "linkdir");
     cr_assert_eq(mkdir(link, 0755), 0);
     pathf(link, "%s/%s", "linkdir/amp");
@@ -452,26 +454,84 @@ static void assert_ro(const char *real, const char *want)
     jb_strv_free(&ro);
 }
 
+/* Make root/rel (a file; its folders too). */
+static void touch(const char *rel)
+{
+    char p[PATH_MAX];
+    pathf(p, "%s/%s", rel);
+    char *slash = strrchr(p, '/');
+    *slash = '\0';
+    struct jb_err e = {0};
+    cr_assert_eq(jb_mkdir_p(p, 0755, &e), 0, "%s", e.msg);
+    *slash = '/';
+    make_exec(p, 0755);
+}
+
+/* assert_ro(root/bin_rel, root/want_rel or the binary itself when want_rel is NULL). */
+static void assert_ro_in_root(const char *bin_rel, const char *want_rel)
+{
+    char b[PATH_MAX], w[PATH_MAX];
+    pathf(b, "%s/%s", bin_rel);
+    if (want_rel) pathf(w, "%s/%s", want_rel);
+    assert_ro(b, want_rel ? w : b);
+}
+
 Test(agent_adapters, ro_path_rules)
 {
     setenv("HOME", "/srv/me", 1);
     assert_ro("/usr/local/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe", NULL);
     assert_ro("/usr/bin/amp", NULL);
-    assert_ro("/opt/x/bin/amp", "/opt/x");
-    assert_ro("/opt/x/amp", "/opt/x");
-    assert_ro("/opt/node/lib/node_modules/@ampcode/cli/bin/amp.exe",
-              "/opt/node/lib/node_modules/@ampcode/cli");
-    /* never a whole top dir, home or ~/.local: the file alone */
+    /* no package.json anywhere: the file alone, never its folder */
+    assert_ro("/opt/x/bin/amp", "/opt/x/bin/amp");
+    assert_ro("/opt/x/amp", "/opt/x/amp");
     assert_ro("/opt/bin/amp", "/opt/bin/amp");
-    assert_ro("/bin/amp", "/bin/amp");
     assert_ro("/amp", "/amp");
-    assert_ro("/opt/amp", "/opt/amp");
-    assert_ro("/home/u/bin/amp", "/home/u/bin/amp");
     assert_ro("/home/u/.local/bin/claude", "/home/u/.local/bin/claude");
-    assert_ro("/root/bin/amp", "/root/bin/amp");
-    assert_ro("/srv/me/bin/amp", "/srv/me/bin/amp");
-    assert_ro("/srv/me/tools/amp/bin/amp", "/srv/me/tools/amp");
-    assert_ro("/srv/bin/amp", "/srv/bin/amp");
+    assert_ro("/srv/me/tools/amp/bin/amp", "/srv/me/tools/amp/bin/amp");
+}
+
+Test(agent_adapters, ro_path_is_the_npm_package_or_the_file_alone)
+{
+    /* DEPLOY/{.env,bin/amp}: the binary alone, so the .env beside it is not shown */
+    touch("deploy/.env");
+    touch("deploy/bin/amp");
+    assert_ro_in_root("deploy/bin/amp", NULL);
+    /* npm packages: the directory with package.json, 1 to 3 levels up */
+    touch("lib/node_modules/@ampcode/cli/package.json");
+    touch("lib/node_modules/@ampcode/cli/bin/amp.js");
+    assert_ro_in_root("lib/node_modules/@ampcode/cli/bin/amp.js", "lib/node_modules/@ampcode/cli");
+    touch("lib/node_modules/claude/package.json");
+    touch("lib/node_modules/claude/cli.js");
+    assert_ro_in_root("lib/node_modules/claude/cli.js", "lib/node_modules/claude");
+    touch("pkg3/package.json");
+    touch("pkg3/dist/bin/x.js");
+    assert_ro_in_root("pkg3/dist/bin/x.js", "pkg3");
+    /* the nearest package.json wins */
+    touch("outer/package.json");
+    touch("outer/inner/package.json");
+    touch("outer/inner/bin/x");
+    assert_ro_in_root("outer/inner/bin/x", "outer/inner");
+    /* four levels up is another project, not this CLI's package */
+    touch("deep/package.json");
+    touch("deep/a/b/c/x");
+    assert_ro_in_root("deep/a/b/c/x", NULL);
+    /* a package.json that is a folder is no package */
+    touch("odd/package.json/keep");
+    touch("odd/bin/x");
+    assert_ro_in_root("odd/bin/x", NULL);
+}
+
+Test(agent_adapters, ro_path_never_a_home_even_with_package_json)
+{
+    char home[PATH_MAX];
+    pathf(home, "%s/%s", "me");
+    setenv("HOME", home, 1);
+    touch("me/package.json");
+    touch("me/bin/amp");
+    assert_ro_in_root("me/bin/amp", NULL);
+    touch("me/.local/package.json");
+    touch("me/.local/bin/claude");
+    assert_ro_in_root("me/.local/bin/claude", NULL);
 }
 
 /* ---- agent_cmd ---- */

@@ -3,7 +3,10 @@
 #include <criterion/criterion.h>
 #include <string.h>
 #include <signal.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "core/core.h"
 #include "sandbox/sandbox.h"
@@ -118,10 +121,63 @@ Test(sandbox, ensure_list_exec_remove)
     cr_assert_gt(v[0].last_used, 0);
     sandbox_info_free(v, n);
 
-    cr_assert_eq(sandbox_remove(&ctx, sb->name, &err), 0, "%s", err.msg);
-    cr_assert_neq(stat(sb->home, &st), 0);
+    /* In use until freed: not removed, reset nor collected meanwhile. */
+    cr_assert_eq(sandbox_remove(&ctx, sb->name, &err), -1);
+    cr_assert_eq(err.code, JB_EBUSY);
+    cr_assert_str_eq(err.msg, "a turn is running in this thread's sandbox: wait for it or "
+                              "cancel it");
+    cr_assert_eq(sandbox_reset(&ctx, "chat:one", &err), -1);
+    cr_assert_eq(err.code, JB_EBUSY);
+    struct jb_strv gone = JB_STRV_INIT;
+    cr_assert_eq(sandbox_gc(&ctx, -3600, &gone, &err), 0, "%s", err.msg);
+    cr_assert_eq(gone.n, 0);
+    cr_assert_eq(stat(sb->home, &st), 0, "an exec's sandbox was removed");
+    char home[PATH_MAX];
+    snprintf(home, sizeof home, "%s", sb->home);
+    sandbox_free(sb);
+
+    cr_assert_eq(sandbox_remove(&ctx, "chat:one", &err), 0, "%s", err.msg);
+    cr_assert_neq(stat(home, &st), 0);
     cr_assert_eq(sandbox_remove(&ctx, "chat:one", &err), -1);
     cr_assert_eq(err.code, JB_ENOTFOUND);
+    cr_assert_eq(sandbox_gc(&ctx, -3600, &gone, &err), 0, "%s", err.msg);
+    jb_strv_free(&gone);
+}
+
+/* Another process removes the sandbox: a new user of it waits, then gets a fresh one. */
+Test(sandbox, ensure_waits_for_a_removal_then_starts_fresh)
+{
+    struct sandbox *sb = NULL;
+    struct jb_err err = {0};
+    cr_assert_eq(sandbox_ensure(&ctx, "chat:two", &sb, &err), 0, "%s", err.msg);
+    char dir[PATH_MAX], lock[PATH_MAX + 8], old_file[PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s", sb->dir);
+    snprintf(lock, sizeof lock, "%s/lock", dir);
+    snprintf(old_file, sizeof old_file, "%s/old-file", sb->home);
+    cr_assert_eq(jb_write_file(old_file, "x", 1, 0600, &err), 0, "%s", err.msg);
+    sandbox_free(sb);
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    if (pid == 0) { /* `janebot sandbox rm` in another process */
+        int fd = open(lock, O_RDWR | O_CLOEXEC);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) _exit(1);
+        if (write(ready[1], "k", 1) != 1) _exit(1);
+        usleep(500 * 1000);
+        _exit(jb_rm_rf(dir, NULL) < 0 ? 1 : 0);
+    }
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1);
+    int64_t t0 = jb_mono_ms();
+    cr_assert_eq(sandbox_ensure(&ctx, "chat:two", &sb, &err), 0, "%s", err.msg);
+    cr_assert_geq(jb_mono_ms() - t0, 300, "did not wait for the removal");
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct stat st;
+    cr_assert_eq(stat(sb->home, &st), 0, "the fresh sandbox has a home");
+    cr_assert_neq(stat(old_file, &st), 0, "the old home's files are gone");
+    cr_assert_eq(sandbox_remove(&ctx, "chat:two", &err), -1, "the fresh one is held");
     sandbox_free(sb);
 }
 
@@ -188,4 +244,81 @@ Test(sandbox, stderr_tail_keeps_the_last_bytes)
     size_t n = strlen(x.stderr_tail);
     cr_assert_str_eq(x.stderr_tail + n - 9, "line1999\n");
     sandbox_free(sb);
+}
+
+/* ---- host paths shown read-only (the agent CLI's files) ---- */
+
+static void mk(const char *rel, int file)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    struct jb_err err = {0};
+    if (file) {
+        char *slash = strrchr(p, '/');
+        *slash = '\0';
+        cr_assert_eq(jb_mkdir_p(p, 0755, &err), 0, "%s", err.msg);
+        *slash = '/';
+        cr_assert_eq(jb_write_file(p, "K=v\n", 4, 0600, &err), 0, "%s", err.msg);
+    } else {
+        cr_assert_eq(jb_mkdir_p(p, 0755, &err), 0, "%s", err.msg);
+    }
+}
+
+/* The check of dir/rel: 0, or -1 with err.msg holding want. */
+static void assert_ro_check(const char *rel, const char *want)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s%s%s", dir, *rel ? "/" : "", rel);
+    struct jb_err err = {0};
+    int rc = sandbox_ro_path_check(&cfg, p, &err);
+    if (!want) {
+        cr_assert_eq(rc, 0, "%s: %s", rel, err.msg);
+        return;
+    }
+    cr_assert_eq(rc, -1, "%s should be refused (%s)", rel, want);
+    cr_assert_eq(err.code, JB_EDENIED, "%s: %s", rel, err.msg);
+    cr_assert_not_null(strstr(err.msg, want), "%s: %s", rel, err.msg);
+}
+
+Test(sandbox, ro_paths_that_would_show_secrets_are_refused)
+{
+    char state[PATH_MAX], cwd[PATH_MAX], conf[PATH_MAX];
+    snprintf(state, sizeof state, "%s/deploy/state", dir);
+    cfg.state_dir = state;
+    mk("deploy/state", 0);
+    mk("pkg/bin/amp", 1);
+    mk("pkg/node_modules/dep/.env", 1); /* a dependency's own file: not looked at */
+    assert_ro_check("pkg", NULL);
+    assert_ro_check("pkg/bin/amp", NULL);
+    /* the state dir, either way round */
+    assert_ro_check("deploy", "overlaps the state dir");
+    mk("deploy/state/tool", 1);
+    assert_ro_check("deploy/state/tool", "overlaps the state dir");
+    /* a .env anywhere in the tree (outside node_modules) */
+    mk("app/.env", 1);
+    mk("app/bin/amp", 1);
+    assert_ro_check("app", "app/.env may hold secrets; move it out of");
+    mk("pkg/lib/conf/.env.production", 1);
+    assert_ro_check("pkg", "pkg/lib/conf/.env.production may hold secrets");
+    assert_ro_check("app/.env", "a .env file may hold secrets");
+    /* the working directory, and the config file */
+    mk("work/here", 0);
+    snprintf(cwd, sizeof cwd, "%s/work/here", dir);
+    char old[PATH_MAX];
+    cr_assert_not_null(getcwd(old, sizeof old));
+    cr_assert_eq(chdir(cwd), 0);
+    assert_ro_check("work", "holds janebot's working directory");
+    cr_assert_eq(chdir(old), 0);
+    mk("etc/jb/janebot.yaml", 1);
+    snprintf(conf, sizeof conf, "%s/etc/jb/janebot.yaml", dir);
+    setenv("JANEBOT_CONFIG", conf, 1);
+    assert_ro_check("etc", "holds the config file");
+    unsetenv("JANEBOT_CONFIG");
+    assert_ro_check("etc", NULL);
+    /* only clean absolute paths */
+    struct jb_err err = {0};
+    cr_assert_eq(sandbox_ro_path_check(&cfg, "relative/amp", &err), -1);
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/pkg/../app", dir);
+    cr_assert_eq(sandbox_ro_path_check(&cfg, p, &err), -1);
 }
