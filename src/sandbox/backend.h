@@ -107,8 +107,10 @@ struct cgroup_run {
     size_t nprocs;
 };
 /* A fresh cgroup for one run (nothing when ce has none): memory (swap included) capped at
- * mem_bytes, processes at max_pids, and a quarter of the CPU weight of janebot's own
- * threads, so a busy sandbox cannot starve the bot. Undo with cgroup_run_destroy(). */
+ * mem_bytes, processes at max_pids, and the CPU weight of one ordinary process for the
+ * whole sandbox, so a sandbox of many busy processes cannot starve the bot (a smaller
+ * weight would starve the sandbox whenever the host is busy). Undo with
+ * cgroup_run_destroy(). */
 int cgroup_run_create(const struct cgroup_env *ce, unsigned seq, long long mem_bytes,
                       long long max_pids, struct cgroup_run *cr, struct jb_err *err);
 /* 1 when the kernel's OOM killer killed a process of the run. */

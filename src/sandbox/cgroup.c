@@ -242,7 +242,7 @@ const char *cgroup_env_describe(const struct cgroup_env *ce, char *out, size_t n
         snprintf(out, n, "memory cgroup per sandbox (cgroup %s, %s%s%s) under %s", v2 ? "v2" : "v1",
                  ce->swap ? "no swap" : "swap not limited",
                  (v2 ? ce->v2_pids : ce->pids_base[0] != 0) ? ", pids" : "",
-                 (v2 ? ce->v2_cpu : ce->cpu_base[0] != 0) ? ", lower CPU weight" : "",
+                 (v2 ? ce->v2_cpu : ce->cpu_base[0] != 0) ? ", one CPU share" : "",
                  ce->mem_base);
     return out;
 }
@@ -282,13 +282,13 @@ static int configure(const struct cgroup_env *ce, struct cgroup_run *cr, long lo
         return set_num(cr->mem, "memory.max", mem, err) < 0 ||
                        set_num(cr->mem, "memory.swap.max", 0, err) < 0 ||
                        (ce->v2_pids && set_num(cr->mem, "pids.max", pids, err) < 0) ||
-                       (ce->v2_cpu && set_num(cr->mem, "cpu.weight", 25, err) < 0)
+                       (ce->v2_cpu && set_num(cr->mem, "cpu.weight", 100, err) < 0)
                    ? -1
                    : 0;
     if (set_num(cr->mem, "memory.limit_in_bytes", mem, err) < 0 ||
         (ce->swap && set_num(cr->mem, "memory.memsw.limit_in_bytes", mem, err) < 0) ||
         (cr->pids[0] && set_num(cr->pids, "pids.max", pids, err) < 0) ||
-        (cr->cpu[0] && set_num(cr->cpu, "cpu.shares", 256, err) < 0))
+        (cr->cpu[0] && set_num(cr->cpu, "cpu.shares", 1024, err) < 0))
         return -1;
     return 0;
 }
