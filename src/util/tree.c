@@ -53,7 +53,6 @@ struct tree_walk {
     struct statx top;
     struct tree_level *lv;
     size_t depth, cap;
-    int stopped;           /* visit() returned -1 */
     int failed_errno;      /* the first entry that could not be handled, for messages */
     char failed[PATH_MAX]; /* its path below the top */
 };
@@ -183,7 +182,7 @@ static int step(struct tree_walk *w, int *cur, const char *name)
                            .bytes = (long long)sx.stx_blocks * 512,
                            .mount = !same_mount(&w->top, &sx)};
     int r = w->visit(w, *cur, &e);
-    if (r < 0) return w->stopped = 1, -1;
+    if (r < 0) return -1;
     if (r == 0 || e.mount || !S_ISDIR(e.mode)) return 0;
     struct tree_level *l = push_level(w, name);
     if (!l) return -1;
@@ -227,7 +226,6 @@ static int up(struct tree_walk *w, int *cur)
 static int walk(struct tree_walk *w, int dfd, const char *name)
 {
     if (!*name) name = ".";
-    w->stopped = 0;
     if (entry_statx(dfd, name, &w->top) < 0) return -1;
     if (!S_ISDIR(w->top.stx_mode)) return errno = ENOTDIR, -1;
     struct tree_level *l = push_level(w, NULL);

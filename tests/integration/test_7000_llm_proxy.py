@@ -845,6 +845,13 @@ class Revocation(ProxyCase):
                                           "reqs": [anth()], "sleep_end": 30})
         tok = self.next_json(p, q, what="the token")["value"]
         self.assertEqual(self.next_json(p, q, what="the request")["status"], 200)
+        # Refused while the exec runs; once its janebot is killed (nothing revoked the
+        # token then), removing the sandbox revokes it.
+        rm = self.run_jb(["sandbox", "rm", "chat:rmv"])
+        self.assertEqual(rm.rc, 1, rm)
+        self.assertIn("a turn is running in this thread's sandbox", rm.err, rm)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(10)
         rm = self.run_jb(["sandbox", "rm", "chat:rmv"])
         self.assertEqual(rm.rc, 0, rm)
         res = self.results("chat:other", [anth(token=tok)])
