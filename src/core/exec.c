@@ -58,6 +58,11 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     if (x.over_quota)
         log_warn("sandbox exec: stopped: the sandbox went over its disk quota "
                  "(JANEBOT_SANDBOX_DISK_MB)");
+    if (x.disk_full) {
+        char full[512];
+        sandbox_disk_full_msg(&x, cfg->sandbox_disk_mb, full, sizeof full);
+        log_warn("sandbox exec: %s", full);
+    }
     if (x.timed_out)
         log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)",
                  cfg->turn_timeout_s);
