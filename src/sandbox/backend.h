@@ -31,6 +31,9 @@ struct proc_spec {
     const char *const *stage_src;
     const char *const *stage_dst;
     size_t nstage;
+    /* Then unmounted there (lazily; errors ignored): mounts that namespace need not hold. */
+    const char *const *stage_detach;
+    size_t ndetach;
 };
 
 /* Run ps with x's stdin/stdout/deadline/cancel semantics and fill x's results. The
@@ -96,6 +99,10 @@ int diskimg_full(int home_fd, long long *ret_left);
 /* Bytes the home of the sandbox in dir uses when it is an image (its files when mounted,
  * else the image's blocks on the host); -1 when it has none. */
 long long diskimg_used_bytes(const char *dir);
+/* Mount points below root (the homes mounted under <state>/sandboxes) pushed to out. A
+ * sandbox's staging namespace lets go of them, so it does not hold every other home's
+ * file system (and its deleted image) until it ends. */
+int diskimg_mounts_under(const char *root, struct jb_strv *out, struct jb_err *err);
 /* How many files (inodes) an image of bytes holds. */
 long long diskimg_inodes(long long bytes);
 /* The `doctor` line: which disk quota is in force (it makes and mounts a small image). */

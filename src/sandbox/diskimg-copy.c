@@ -178,6 +178,7 @@ int dimg_image_first(const struct home *h, struct jb_err *err)
     if (at >= 0 && dimg_mount_root(at) == 1)
         return jb_err_set(err, JB_EDENIED, "something is mounted on %s/home: unmount it", h->dir);
     int old = !dir_is_empty(h->dfd, "home");
+    if (old && !h->first) return 0; /* tried when this process first saw it */
     char path[4096];
     snprintf(path, sizeof path, "%s/home", h->dir);
     long long used = old ? jb_disk_usage(path) : 0;

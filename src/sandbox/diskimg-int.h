@@ -22,6 +22,8 @@ struct home {
     const char *name; /* the sandbox's name, for messages */
     long long want;   /* bytes: JANEBOT_SANDBOX_DISK_MB */
     uid_t uid;        /* owner of the home's root */
+    int first;        /* this process's first ensure of the sandbox: sizes and an old
+                         home's files are dealt with then, not at every turn */
 };
 
 /* Run an e2fsprogs tool (found on a fixed root PATH, never the caller's); 0 when it exits
@@ -46,7 +48,7 @@ int dimg_image_make(const struct home *h, struct jb_err *err);
 
 /* diskimg-copy.c: make <dir>/home.img for a home that has none. 1 when made; 0 when the
  * home stays a directory under the walk quota (no image can be made here, or its files do
- * not fit: the reason is logged); -1 on error. */
+ * not fit: the reason is logged; an old home is tried at h->first only); -1 on error. */
 int dimg_image_first(const struct home *h, struct jb_err *err);
 /* What a crash in the middle of dimg_image_first() left, put right. */
 void dimg_tidy_leftovers(const struct home *h);

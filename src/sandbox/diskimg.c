@@ -316,10 +316,10 @@ static int loop_released(const struct stat *ist, int loop, int *n)
 }
 
 /* Mount the image at home, or find it mounted there; returns the home's root, open
- * (O_RDONLY). fresh: the image was just made. first: this process's first ensure of the
- * sandbox, when a changed size is applied (growing in place, else unmounting, resizing
- * offline and mounting again, when no one else uses it). */
-static int image_mount(const struct home *h, int img, int fresh, int first, struct jb_err *err)
+ * (O_RDONLY). fresh: the image was just made. At h->first a changed size is applied:
+ * grown in place, else unmounted, resized offline and mounted again, when no one else
+ * uses it. */
+static int image_mount(const struct home *h, int img, int fresh, struct jb_err *err)
 {
     struct stat ist;
     if (fstat(img, &ist) < 0) return jb_err_sys(err, "cannot read %s/%s", h->dir, IMG_NAME);
@@ -336,7 +336,7 @@ static int image_mount(const struct home *h, int img, int fresh, int first, stru
                           "(umount %s/home) and try again",
                           h->dir, h->dir);
     long long fs = fs_bytes(img); /* may lag while mounted: decides only whether to try */
-    if (root >= 0 && first && fs != h->want &&
+    if (root >= 0 && h->first && fs != h->want &&
         !(h->want > fs && grow_online(h, img, loop, root) == 0)) {
         close(root), root = -1;
         if (dimg_unmount_at(h->dfd, h->dir, "home", 0) != 0) /* busy: in use by another janebot */
@@ -373,7 +373,8 @@ int diskimg_ensure(struct sandbox *sb, uid_t uid, long long bytes, int first, st
 {
     jb_autoclose int dfd = open(sb->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) return jb_err_sys(err, "cannot open %s", sb->dir);
-    struct home h = {.dfd = dfd, .dir = sb->dir, .name = sb->name, .want = bytes, .uid = uid};
+    struct home h = {
+        .dfd = dfd, .dir = sb->dir, .name = sb->name, .want = bytes, .uid = uid, .first = first};
     jb_autoclose int lock = lock_home(dfd, sb->dir, err);
     if (lock < 0) return -1;
     dimg_tidy_leftovers(&h);
@@ -387,7 +388,7 @@ int diskimg_ensure(struct sandbox *sb, uid_t uid, long long bytes, int first, st
         img = openat(dfd, IMG_NAME, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (img < 0) return jb_err_sys(err, "cannot open %s/%s", sb->dir, IMG_NAME);
     }
-    int root = image_mount(&h, img, fresh, first, err);
+    int root = image_mount(&h, img, fresh, err);
     if (root < 0) return jb_err_prefix(err, "the home of sandbox %s", sb->name);
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", sb->dir, OLD_HOME);
@@ -450,6 +451,42 @@ long long diskimg_used_bytes(const char *dir)
     /* Mounted: what its files use (the image file lags while writes are cached). */
     if (mounted) return (long long)(sf.f_blocks - sf.f_bfree) * (long long)sf.f_bsize;
     return (long long)st.st_blocks * 512;
+}
+
+/* A mount point of /proc/self/mountinfo, whose spaces and such are \ooo escapes, unescaped
+ * in place. */
+static void unescape_octal(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+int diskimg_mounts_under(const char *root, struct jb_strv *out, struct jb_err *err)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return jb_err_sys(err, "cannot read /proc/self/mountinfo");
+    size_t rl = strlen(root);
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    while (rc == 0 && getline(&line, &cap, f) > 0) {
+        char point[4096];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1) continue;
+        unescape_octal(point);
+        if (!strncmp(point, root, rl) && point[rl] == '/') rc = jb_strv_push(out, point, err);
+    }
+    free(line);
+    fclose(f);
+    return rc;
 }
 
 long long diskimg_inodes(long long bytes)

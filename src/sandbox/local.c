@@ -150,6 +150,7 @@ static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owne
 struct stage {
     char dir[256];
     struct jb_strv src, dst, ro;
+    struct jb_strv detach; /* the homes mounted on the host: not held by this namespace */
 };
 
 static void stage_release(struct stage *st)
@@ -160,6 +161,7 @@ static void stage_release(struct stage *st)
     jb_strv_free(&st->src);
     jb_strv_free(&st->dst);
     jb_strv_free(&st->ro);
+    jb_strv_free(&st->detach);
 }
 
 /* Add src, shown at <dir>/<name>; returns the placeholder's path (borrowed) or NULL. */
@@ -204,7 +206,7 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
         if (!p || jb_strv_push(&st->ro, p, err) < 0) return -1;
     }
     plan->ro_src = (const char *const *)st->ro.v;
-    return 0;
+    return diskimg_mounts_under(sb->ctx->root, &st->detach, err);
 }
 
 /* JANEBOT_EGRESS_ALLOW (or the default list) plus a channel's own names. */
@@ -273,7 +275,8 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct watch watch = {.sb = sb};
     struct jb_strv llm_env = JB_STRV_INIT;
     struct bwrap_args a = {.argv = JB_STRV_INIT};
-    struct stage st = {.src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT};
+    struct stage st = {
+        .src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT, .detach = JB_STRV_INIT};
     struct bwrap_plan plan = {.sb = sb,
                               .x = x,
                               .home_src = sb->home,
@@ -312,7 +315,9 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
                            .tick_ud = &watch,
                            .stage_src = (const char *const *)st.src.v,
                            .stage_dst = (const char *const *)st.dst.v,
-                           .nstage = st.src.n};
+                           .nstage = st.src.n,
+                           .stage_detach = (const char *const *)st.detach.v,
+                           .ndetach = st.detach.n};
     rc = proc_run(&ps, x, err);
     if (rc == 0 && watch.llm_refused) {
         x->over_quota = 0; /* the tick stopped it for the token, not the disk */

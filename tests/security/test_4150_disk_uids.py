@@ -242,11 +242,16 @@ class DiskQuota(ImageCase):
         d = self.sandbox_dir("chat:rm")
         self.assertTrue((d / "home.img").exists())
         self.assertTrue(os.path.ismount(d / "home"), "the home stays mounted while it exists")
+        # Another sandbox running meanwhile does not hold the removed home's file system.
+        p, _ = self.hold("chat:rm-other", self.tag("other"))
         x = self.run_jb(["sandbox", "rm", "chat:rm"], timeout=30)
         self.assertEqual(x.rc, 0, x)
         self.assertFalse(d.exists(), "the sandbox's directory remains%s" % x)
-        self.assertFalse(mounts_under(self.state), x)
+        self.assertEqual(mounts_under(self.state),
+                         [str(self.sandbox_dir("chat:rm-other") / "home")], x)
         no_loop_holds(self, str(d))
+        self.assertIsNone(p.poll(), "the other sandbox still runs")
+        self.stop(p)
         self.normal_turn_still_works()
 
     def test_4156_a_mount_left_by_a_crash_is_reused_then_removed_with_the_sandbox(self):
@@ -271,9 +276,14 @@ class DiskQuota(ImageCase):
 
     def test_4157_the_setting_resizes_a_home_and_never_below_its_files(self):
         self.assertOwnFileSystem("chat:size", QUOTA_MB)
+        # Another sandbox runs meanwhile: it must not hold this home's file system, or the
+        # home could not be unmounted and resized (without CAP_SYS_RESOURCE, as here).
+        p, _ = self.hold("chat:size-other", self.tag("other"))
         self.env["JANEBOT_SANDBOX_DISK_MB"] = "32"
         big = self.assertOwnFileSystem("chat:size", 32)
         self.assertGreater(big.vals["size"], QUOTA_MB * MiB, "grown to 32 MiB%s" % big)
+        self.assertIsNone(p.poll(), "the other sandbox still runs")
+        self.stop(p)
         w = self.sbx("chat:size", "sh", "-c", "head -c 12000000 /dev/zero > ~/twelve", timeout=60)
         self.assertEqual(w.rc, 0, w)
         self.env["JANEBOT_SANDBOX_DISK_MB"] = "8"
