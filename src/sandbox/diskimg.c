@@ -339,8 +339,11 @@ static int image_mount(const struct home *h, int img, int fresh, struct jb_err *
     if (root >= 0 && h->first && fs != h->want &&
         !(h->want > fs && grow_online(h, img, loop, root) == 0)) {
         close(root), root = -1;
-        if (dimg_unmount_at(h->dfd, h->dir, "home", 0) != 0) /* busy: in use by another janebot */
-            root = home_root_on(h, loop);
+        if (dimg_unmount_at(h->dfd, h->dir, "home", 0) != 0 && /* busy: another janebot */
+            (root = home_root_on(h, loop)) >= 0)
+            log_warn("sandbox %s: its home keeps its %lld MiB while another janebot process uses "
+                     "it; JANEBOT_SANDBOX_DISK_MB=%lld applies when janebot next starts",
+                     h->name, fs >> 20, h->want >> 20);
     }
     if (root >= 0) return root;
     if (loop >= 0 && fs != h->want) loop = loop_released(&ist, loop, &n);

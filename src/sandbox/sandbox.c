@@ -134,9 +134,9 @@ void sandbox_disk_full_msg(const struct sandbox_exec *x, int quota_mb, char *out
     else if (x->disk_full)
         snprintf(out, n,
                  "this thread's sandbox is full: %s of its disk quota of %d MiB "
-                 "(JANEBOT_SANDBOX_DISK_MB) is left, so writing files in it fails (\"No space left "
-                 "on device\"). Delete files in it (ask the agent), or an admin can reset it or "
-                 "raise JANEBOT_SANDBOX_DISK_MB",
+                 "(JANEBOT_SANDBOX_DISK_MB) is left, so writing files in it fails or soon will "
+                 "(\"No space left on device\"). Delete files in it (ask the agent), or an admin "
+                 "can reset it or raise JANEBOT_SANDBOX_DISK_MB",
                  left, quota_mb);
     else if (n)
         *out = '\0';
