@@ -62,6 +62,11 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
         log_warn("sandbox exec: a process was killed: the sandbox ran out of memory (%d MiB, "
                  "JANEBOT_SANDBOX_MEMORY_MB)",
                  cfg->sandbox_memory_mb);
+    if (x.disk_full) {
+        char full[512];
+        sandbox_disk_full_msg(&x, cfg->sandbox_disk_mb, full, sizeof full);
+        log_warn("sandbox exec: %s", full);
+    }
     if (x.timed_out)
         log_warn("sandbox exec: stopped after %d seconds (JANEBOT_TURN_TIMEOUT)",
                  cfg->turn_timeout_s);

@@ -83,6 +83,8 @@ static struct store *worker_store(struct core *c, int worker, struct jb_err *err
 
 struct run_out {
     int exec_ok, exit_code, timed_out, cancelled, over_quota, oom_killed;
+    int disk_full; /* SANDBOX_DISK_FULL_*: the home had no room left when the agent ended */
+    long long disk_left;
     const char *llm_refused;       /* static string from the proxy, or NULL */
     int64_t llm_input, llm_output; /* counted by the LLM proxy */
     char stderr_tail[4096];
@@ -147,6 +149,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
         out->exec_ok = 1, out->exit_code = x.exit_code;
         out->timed_out = x.timed_out, out->cancelled = x.cancelled;
         out->over_quota = x.over_quota, out->oom_killed |= x.oom_killed;
+        out->disk_full = x.disk_full, out->disk_left = x.disk_left;
         out->llm_refused = x.llm_refused;
         out->llm_input += x.llm_input, out->llm_output += x.llm_output;
         memcpy(out->stderr_tail, x.stderr_tail, sizeof out->stderr_tail);
@@ -186,6 +189,22 @@ static char *usage_footer(const struct jb_config *cfg, const char *answer, const
     return asprintf(&s, "%s%s%s", answer, oom, tokens) < 0 ? NULL : s;
 }
 
+/* When the home ran out of room, what the user is told (writes in it failed). */
+static void disk_full_note(const struct turn_ctx *t, const struct run_out *o, char *out, size_t n)
+{
+    struct sandbox_exec x = {.disk_full = o->disk_full, .disk_left = o->disk_left};
+    sandbox_disk_full_msg(&x, t->c->cfg->sandbox_disk_mb, out, n);
+}
+
+/* A failed turn's message, with the reason the home is full when it is. */
+static void fail_turn(struct turn_ctx *t, const struct run_out *o, const char *msg)
+{
+    char note[512], full[2600];
+    disk_full_note(t, o, note, sizeof note);
+    snprintf(full, sizeof full, "%s%s%s", msg, *note ? "\n" : "", note);
+    FAIL(t, full);
+}
+
 /* Tell the user how the turn ended; returns the audit outcome. */
 static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
 {
@@ -198,7 +217,7 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
             msg, sizeof msg,
             "the agent did not finish within %d seconds (JANEBOT_TURN_TIMEOUT) and was stopped",
             c->cfg->turn_timeout_s);
-        FAIL(t, msg);
+        fail_turn(t, o, msg);
         return "timeout";
     }
     if (o->llm_refused) {
@@ -210,7 +229,7 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
         else
             snprintf(msg, sizeof msg, "the agent was stopped: its API access was refused (%s)",
                      o->llm_refused);
-        FAIL(t, msg);
+        fail_turn(t, o, msg);
         return "error";
     }
     if (o->over_quota) {
@@ -218,18 +237,18 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
                  "the agent was stopped: this thread's sandbox went over its disk quota of %d MiB "
                  "(JANEBOT_SANDBOX_DISK_MB); delete files in it to continue",
                  c->cfg->sandbox_disk_mb);
-        FAIL(t, msg);
+        fail_turn(t, o, msg);
         return "error";
     }
     if (o->cancelled) {
-        FAIL(t, "the turn was stopped (abort)");
+        fail_turn(t, o, "the turn was stopped (abort)");
         return "cancelled";
     }
     if (t->res.has_result && t->res.is_error) {
         const char *why = t->res.errors ? t->res.errors : answer ? answer : t->res.subtype;
         jb_autofree char *clean = jb_redact(why ? why : "no details");
         snprintf(msg, sizeof msg, "the agent reported an error: %s", clean ? clean : "");
-        FAIL(t, msg);
+        fail_turn(t, o, msg);
         return "error";
     }
     if (answer && (t->res.has_result || o->exit_code == 0)) {
@@ -238,6 +257,9 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
         if (fe->ops->answer(fe, t->thread_key, t->refs, t->n, with_footer ? with_footer : answer,
                             &e) < 0)
             log_warn("thread %s: cannot deliver the answer: %s", t->thread_key, e.msg);
+        char note[512];
+        disk_full_note(t, o, note, sizeof note);
+        if (*note) fe->ops->notice(fe, t->thread_key, note, NULL);
         return "ok";
     }
     if (o->oom_killed) {
@@ -245,13 +267,13 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
                  "the agent was stopped: this thread's sandbox ran out of memory (%d MiB, "
                  "JANEBOT_SANDBOX_MEMORY_MB)",
                  c->cfg->sandbox_memory_mb);
-        FAIL(t, msg);
+        fail_turn(t, o, msg);
         return "error";
     }
     jb_autofree char *excerpt = stderr_excerpt(o->stderr_tail, 5);
     snprintf(msg, sizeof msg, "the agent exited with status %d without an answer%s%s", o->exit_code,
              excerpt && *excerpt ? "; its last output:\n" : "", excerpt ? excerpt : "");
-    FAIL(t, msg);
+    fail_turn(t, o, msg);
     return "no_answer";
 }
 

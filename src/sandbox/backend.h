@@ -45,6 +45,9 @@ struct proc_spec {
      * process of the sandbox is counted from its start. */
     const int *cgroup_fds;
     size_t ncgroup;
+    /* Then unmounted there (lazily; errors ignored): mounts that namespace need not hold. */
+    const char *const *stage_detach;
+    size_t ndetach;
 };
 
 /* Run ps with x's stdin/stdout/deadline/cancel semantics and fill x's results. The
@@ -137,5 +140,44 @@ void rundir_close(struct run_dir *rd);
 /* Seccomp filters as BPF in a memfd (close-on-exec; the caller closes it). */
 int seccomp_base_fd(struct jb_err *err);
 int seccomp_agent_fd(struct jb_err *err);
+
+/* ---- a file system of its own for each home (diskimg.c, diskimg-copy.c; root only) ---- */
+
+struct jb_config;
+/* 0 when homes can be ext4 images here (root, /dev/loop-control, mkfs.ext4); else -1 and
+ * why (for the log). */
+int diskimg_usable(char *why, size_t n);
+/* Mount sb's home from <dir>/home.img (bytes large, its root owned by uid): made when
+ * missing (an old home's files copied in), a mount or loop device left by a crash or an
+ * earlier janebot reused; with first (this process's first ensure of it), resized to
+ * bytes. 1: mounted, sb->home_fd is its root (closed by sandbox_free()); 0: the home stays
+ * a plain directory under the walk quota (logged why); -1 on error (an image that exists
+ * but cannot be mounted: never silently a directory). */
+int diskimg_ensure(struct sandbox *sb, uid_t uid, long long bytes, int first, struct jb_err *err);
+/* 1 when sb->home is still the mount sb->home_fd was opened on. */
+int diskimg_in_place(const struct sandbox *sb);
+/* Before <dir> (a sandbox's directory) or its home is deleted: unmount the home lazily (a
+ * process still in it keeps its files until it ends) and delete the image. 0 also when
+ * there was none. */
+int diskimg_drop(const char *dir, struct jb_err *err);
+/* Whether the home open at home_fd is full (or so nearly that writes fail): 0, or
+ * SANDBOX_DISK_FULL_BYTES / _FILES with the bytes / inodes left in *ret_left. */
+int diskimg_full(int home_fd, long long *ret_left);
+/* Bytes the home of the sandbox in dir uses when it is an image (its files when mounted,
+ * else the image's blocks on the host); -1 when it has none. */
+long long diskimg_used_bytes(const char *dir);
+/* Mount points below root (the homes mounted under <state>/sandboxes) pushed to out. A
+ * sandbox's staging namespace lets go of them, so it does not hold every other home's
+ * file system (and its deleted image) until it ends. */
+int diskimg_mounts_under(const char *root, struct jb_strv *out, struct jb_err *err);
+/* How many files (inodes) an image of bytes holds. */
+long long diskimg_inodes(long long bytes);
+/* The `doctor` line: which disk quota is in force (it makes and mounts a small image). */
+void diskimg_doctor(const struct jb_config *cfg,
+                    void (*report)(void *ud, int ok, const char *what, const char *detail),
+                    void *ud);
+/* Copy the tree under from into to by fd, never following a symlink; everything made
+ * belongs to uid. -1 when it does not fit (ENOSPC) or cannot be read. */
+int diskimg_copy_tree(int from, int to, uid_t uid, struct jb_err *err);
 
 #endif

@@ -4,10 +4,13 @@
  * host reached through a per-exec Unix socket.
  *
  * When janebot runs as root, each sandbox runs as its own unprivileged host uid
- * (JANEBOT_SANDBOX_UID_BASE + 16 bits of the sandbox's hash) that owns only its home:
- * RLIMIT_NPROC is not enforced for processes that map to host root, and an escape then
- * lands on a uid with nothing else to read. As a normal user, the sandbox maps to that
- * user and RLIMIT_NPROC counts the sandbox's processes in its own user namespace. */
+ * (JANEBOT_SANDBOX_UID_BASE + an offset the store hands out once per sandbox, so no two
+ * share one) that owns only its home: RLIMIT_NPROC is not enforced for processes that map
+ * to host root, per-user kernel limits (inotify, processes) are not shared with another
+ * thread, and an escape lands on a uid with nothing else to read. The home is then a file
+ * system of its own (diskimg.c) where the kernel enforces the disk quota. As a normal user,
+ * the sandbox maps to that user (shared by every sandbox), RLIMIT_NPROC counts the
+ * sandbox's processes in its own user namespace, and the quota is a walk of the home. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,6 +23,7 @@
 #include "core/core.h"
 #include "proxy/proxy.h"
 #include "sandbox/backend.h"
+#include "store/store.h"
 
 struct local_ctx {
     struct egress_policy *policy;
@@ -29,24 +33,58 @@ struct local_ctx {
     struct run_dir run;    /* the per-exec proxy sockets and the binary, opaquely named */
     atomic_uint seq;       /* makes socket and cgroup names unique within this process */
     struct cgroup_env cg;  /* the memory limit's hierarchy, if any */
+    /* As root: */
+    struct store *st;      /* sandbox name -> uid offset */
+    pthread_mutex_t st_mu; /* one user of st at a time */
+    int images;            /* homes are disk images (diskimg_usable) */
+    struct jb_strv seen;   /* names of the sandboxes ensured by this process */
+    pthread_mutex_t seen_mu;
 };
+
+/* Root: the sandbox's own host uid, from the store. */
+static int uid_alloc(struct local_ctx *lc, const struct sandbox *sb, uid_t *ret, struct jb_err *err)
+{
+    int off = 0;
+    pthread_mutex_lock(&lc->st_mu);
+    int rc = store_uid_get(lc->st, sb->name, &off, err);
+    pthread_mutex_unlock(&lc->st_mu);
+    if (rc < 0) return jb_err_prefix(err, "sandbox %s", sb->name);
+    *ret = (uid_t)(sb->ctx->cfg->sandbox_uid_base + off);
+    return 0;
+}
 
 static int uid_of(const struct sandbox *sb, uid_t *ret)
 {
-    if (geteuid() != 0) return 0;
-    char hex[5];
-    memcpy(hex, sb->name + 5, 4); /* after "jane-" */
-    hex[4] = '\0';
-    *ret = (uid_t)(sb->ctx->cfg->sandbox_uid_base + (long)strtoul(hex, NULL, 16));
+    if (sb->host_uid < 0) return 0;
+    *ret = (uid_t)sb->host_uid;
     return 1;
+}
+
+/* 1 the first time this process ensures the sandbox named name. */
+static int first_seen(struct local_ctx *lc, const char *name)
+{
+    pthread_mutex_lock(&lc->seen_mu);
+    size_t i = 0;
+    while (i < lc->seen.n && strcmp(lc->seen.v[i], name))
+        i++;
+    int first = i == lc->seen.n && jb_strv_push(&lc->seen, name, NULL) == 0;
+    pthread_mutex_unlock(&lc->seen_mu);
+    return first;
 }
 
 static int local_ensure(struct sandbox *sb, struct jb_err *err)
 {
+    struct local_ctx *lc = sb->ctx->priv;
     if (!(sb->run_dir = strdup("/run/janebot"))) return jb_err_set(err, JB_ENOMEM, "run dir");
-    uid_t uid;
-    if (!uid_of(sb, &uid)) return 0;
-    jb_autoclose int fd = open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (geteuid() != 0) return 0;
+    uid_t uid = 0;
+    if (uid_alloc(lc, sb, &uid, err) < 0) return -1;
+    sb->host_uid = uid;
+    long long bytes = (long long)sb->ctx->cfg->sandbox_disk_mb << 20;
+    int image = lc->images ? diskimg_ensure(sb, uid, bytes, first_seen(lc, sb->name), err) : 0;
+    if (image < 0) return -1;
+    jb_autoclose int fd =
+        image ? dup(sb->home_fd) : open(sb->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) return jb_err_sys(err, "cannot open %s", sb->home);
     /* The home belongs to the sandbox's host uid (recursive for homes made by an older
@@ -57,8 +95,10 @@ static int local_ensure(struct sandbox *sb, struct jb_err *err)
     return 0;
 }
 
+/* The fallback quota, where the home is not a file system of its own: a walk of it. */
 static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
 {
+    if (sb->home_fd >= 0) return 0; /* the kernel enforces it */
     long long used = jb_disk_usage(sb->home);
     long long limit = (long long)sb->ctx->cfg->sandbox_disk_mb * 1024 * 1024;
     if (used <= limit) return 0;
@@ -91,6 +131,7 @@ static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owne
 struct stage {
     char dir[256];
     struct jb_strv src, dst, ro;
+    struct jb_strv detach; /* the homes mounted on the host: not held by this namespace */
 };
 
 static void stage_release(struct stage *st)
@@ -101,6 +142,7 @@ static void stage_release(struct stage *st)
     jb_strv_free(&st->src);
     jb_strv_free(&st->dst);
     jb_strv_free(&st->ro);
+    jb_strv_free(&st->detach);
 }
 
 /* Add src, shown at <dir>/<name>; returns the placeholder's path (borrowed) or NULL. */
@@ -145,7 +187,7 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
         if (!p || jb_strv_push(&st->ro, p, err) < 0) return -1;
     }
     plan->ro_src = (const char *const *)st->ro.v;
-    return 0;
+    return diskimg_mounts_under(sb->ctx->root, &st->detach, err);
 }
 
 /* JANEBOT_EGRESS_ALLOW (or the default list) plus a channel's own names. */
@@ -201,14 +243,21 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct local_ctx *lc = sb->ctx->priv;
     if (!x->argv || !x->argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
     if (over_quota_check(sb, err) < 0) return -1;
+    if (sb->home_fd >= 0 && !diskimg_in_place(sb))
+        return jb_err_set(err, JB_EUNAVAIL,
+                          "the home of sandbox %s was unmounted (removed or reset meanwhile)",
+                          sb->name);
     uid_t uid = (uid_t)-1;
     int drop = uid_of(sb, &uid);
+    if (!drop && geteuid() == 0) /* never as host root */
+        return jb_err_set(err, JB_EDENIED, "sandbox %s has no uid of its own", sb->name);
     char sock[108], llm_sock[108];
     struct egress_listener *listener = NULL;
     struct watch watch = {.sb = sb};
     struct jb_strv llm_env = JB_STRV_INIT;
     struct bwrap_args a = {.argv = JB_STRV_INIT};
-    struct stage st = {.src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT};
+    struct stage st = {
+        .src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT, .detach = JB_STRV_INIT};
     struct cgroup_run cg = {.procs_fd = {-1, -1, -1}};
     struct bwrap_plan plan = {.sb = sb,
                               .x = x,
@@ -253,7 +302,9 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
                            .stage_dst = (const char *const *)st.dst.v,
                            .nstage = st.src.n,
                            .cgroup_fds = cg.procs_fd,
-                           .ncgroup = cg.nprocs};
+                           .ncgroup = cg.nprocs,
+                           .stage_detach = (const char *const *)st.detach.v,
+                           .ndetach = st.detach.n};
     rc = proc_run(&ps, x, err);
     if (rc == 0) x->oom_killed = cgroup_run_oom_killed(&cg);
     if (rc == 0 && watch.llm_refused) {
@@ -261,6 +312,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
         x->llm_refused = llm_session_refused(watch.llm);
     }
     if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm_input, &x->llm_output);
+    if (rc == 0) x->disk_full = diskimg_full(sb->home_fd, &x->disk_left);
 out:
     cgroup_run_destroy(&cg);
     if (listener) egress_listener_close(listener);
@@ -302,6 +354,10 @@ static void stage_sweep(void)
 static void local_ctx_release(struct sandbox_ctx *ctx)
 {
     struct local_ctx *lc = ctx->priv;
+    jb_strv_free(&lc->seen);
+    store_close(lc->st);
+    pthread_mutex_destroy(&lc->st_mu);
+    pthread_mutex_destroy(&lc->seen_mu);
     egress_proxy_free(lc->proxy);
     egress_policy_free(lc->policy);
     llm_proxy_free(lc->llm);
@@ -314,6 +370,8 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
 {
     struct local_ctx *lc = calloc(1, sizeof *lc);
     if (!lc) return jb_err_set(err, JB_ENOMEM, "sandbox context");
+    pthread_mutex_init(&lc->st_mu, NULL);
+    pthread_mutex_init(&lc->seen_mu, NULL);
     ctx->priv = lc;
     const struct jb_config *cfg = ctx->cfg;
     if (!(lc->self_exe = realpath("/proc/self/exe", NULL)))
@@ -322,7 +380,16 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
         egress_policy_new(cfg->egress_allow, cfg->egress_test_hosts, &lc->policy, err) < 0 ||
         egress_proxy_new(lc->policy, &lc->proxy, err) < 0)
         return -1;
-    if (geteuid() == 0) stage_sweep();
+    if (geteuid() == 0) {
+        stage_sweep();
+        if (store_open(cfg->db_path, &lc->st, err) < 0) return -1;
+        char why[512];
+        lc->images = diskimg_usable(why, sizeof why) == 0;
+        if (!lc->images && ctx->serving)
+            log_warn("sandbox homes are plain directories with an approximate disk quota (a "
+                     "walk): %s",
+                     why);
+    }
     cgroup_env_detect(&lc->cg);
     cgroup_sweep(&lc->cg);
     if (lc->cg.kind == CGROUP_NONE && ctx->serving)
@@ -456,11 +523,33 @@ static int local_doctor(const struct sandbox_ctx *ctx,
     else
         ok = 0;
     doctor_limits(ctx->cfg, report, ud);
-    if (geteuid() == 0)
+    if (geteuid() == 0) {
         report(ud, 1, "sandbox uids",
-               "running as root: each sandbox runs as its own unprivileged host uid "
-               "(JANEBOT_SANDBOX_UID_BASE + 0..65535)");
+               "running as root: each sandbox runs as its own unprivileged host uid, "
+               "JANEBOT_SANDBOX_UID_BASE + an offset 0..65535 the database gives no other sandbox");
+    } else {
+        snprintf(detail, sizeof detail,
+                 "sandboxes share janebot's uid %u: they share its per-user limits (processes, "
+                 "inotify instances) with janebot and each other; run as root for a uid each",
+                 (unsigned)geteuid());
+        report(ud, 1, "sandbox uids", detail);
+    }
+    diskimg_doctor(ctx->cfg, report, ud);
     return ok ? 0 : 1;
+}
+
+/* Before remove and reset: the home's disk image goes, and with the sandbox its uid. */
+static int local_home_drop(const struct sandbox_ctx *ctx, const char *name, const char *dir,
+                           int forget, struct jb_err *err)
+{
+    struct local_ctx *lc = ctx->priv;
+    if (geteuid() != 0) return 0;
+    if (diskimg_drop(dir, err) < 0) return -1;
+    if (!forget || !lc || !lc->st) return 0;
+    pthread_mutex_lock(&lc->st_mu);
+    int rc = store_uid_free(lc->st, name, err);
+    pthread_mutex_unlock(&lc->st_mu);
+    return rc;
 }
 
 const struct sandbox_ops sandbox_local_ops = {
@@ -472,4 +561,5 @@ const struct sandbox_ops sandbox_local_ops = {
     .doctor = local_doctor,
     .ctx_init = local_ctx_init,
     .ctx_release = local_ctx_release,
+    .home_drop = local_home_drop,
 };

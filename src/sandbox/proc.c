@@ -46,6 +46,8 @@ static void child_exec(const struct proc_spec *ps, int in, int out, int errfd, p
         for (size_t i = 0; i < ps->nstage; i++)
             if (mount(ps->stage_src[i], ps->stage_dst[i], NULL, MS_BIND | MS_REC, NULL) < 0)
                 _exit(125);
+        for (size_t i = 0; i < ps->ndetach; i++)
+            umount2(ps->stage_detach[i], MNT_DETACH | UMOUNT_NOFOLLOW);
     }
     /* Privileges next: a credential change clears the parent-death signal. */
     if (ps->drop_to_uid && (setgroups(0, NULL) < 0 || setgid(ps->gid) < 0 || setuid(ps->uid) < 0))

@@ -66,6 +66,7 @@ void sandbox_ctx_release(struct sandbox_ctx *ctx)
 void sandbox_free(struct sandbox *sb)
 {
     if (!sb) return;
+    if (sb->home_fd >= 0) close(sb->home_fd);
     if (sb->lock_fd >= 0) close(sb->lock_fd);
     free(sb->thread_key);
     free(sb->dir);
@@ -87,7 +88,7 @@ int sandbox_ensure(const struct sandbox_ctx *ctx, const char *thread_key, struct
     struct sandbox *sb = calloc(1, sizeof *sb);
     if (!sb) return jb_err_set(err, JB_ENOMEM, "sandbox");
     sb->ctx = ctx;
-    sb->lock_fd = -1;
+    sb->lock_fd = -1, sb->home_fd = -1, sb->host_uid = -1;
     sandbox_name_for(thread_key, sb->name);
     if (!(sb->thread_key = strdup(thread_key)) ||
         asprintf(&sb->dir, "%s/%s", ctx->root, sb->name) < 0 ||
@@ -123,6 +124,28 @@ int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
         close(fd);
     }
     return sb->ctx->ops->exec(sb, x, err);
+}
+
+void sandbox_disk_full_msg(const struct sandbox_exec *x, int quota_mb, char *out, size_t n)
+{
+    char left[32];
+    jb_fmt_size(x->disk_left, left, sizeof left);
+    if (x->disk_full == SANDBOX_DISK_FULL_FILES)
+        snprintf(out, n,
+                 "this thread's sandbox is full: it holds as many files as its disk quota of %d "
+                 "MiB allows (JANEBOT_SANDBOX_DISK_MB; %lld more), so creating files in it fails "
+                 "(\"No space left on device\"). Delete files in it (ask the agent), or an admin "
+                 "can reset it or raise JANEBOT_SANDBOX_DISK_MB",
+                 quota_mb, x->disk_left);
+    else if (x->disk_full)
+        snprintf(out, n,
+                 "this thread's sandbox is full: %s of its disk quota of %d MiB "
+                 "(JANEBOT_SANDBOX_DISK_MB) is left, so writing files in it fails or soon will "
+                 "(\"No space left on device\"). Delete files in it (ask the agent), or an admin "
+                 "can reset it or raise JANEBOT_SANDBOX_DISK_MB",
+                 left, quota_mb);
+    else if (n)
+        *out = '\0';
 }
 
 void sandbox_name_of(const char *key_or_name, char out[SANDBOX_NAME_LEN])
@@ -183,24 +206,26 @@ int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struc
     if (lstat(dir, &st) < 0)
         return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, key_or_name);
     jb_autoclose int lock = -1;
-    if (sandbox_lock_remove(dir, &lock, err) < 0) return -1;
+    if (sandbox_lock_remove(dir, &lock, err) < 0 ||
+        (ctx->ops->home_drop && ctx->ops->home_drop(ctx, name, dir, 1, err) < 0))
+        return -1;
     return remove_dir(ctx, name, err);
 }
 
 int sandbox_reset(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err)
 {
     if (ctx->ops->reset) return ctx->ops->reset(ctx, thread_key, err);
-    char name[SANDBOX_NAME_LEN], home[4096];
+    char name[SANDBOX_NAME_LEN], dir[4096], home[4200];
     sandbox_name_for(thread_key, name);
-    snprintf(home, sizeof home, "%s/%s/home", ctx->root, name);
+    snprintf(dir, sizeof dir, "%s/%s", ctx->root, name);
+    snprintf(home, sizeof home, "%s/home", dir);
     struct stat st;
     if (lstat(home, &st) < 0)
         return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, thread_key);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", ctx->root, name);
     jb_autoclose int lock = -1;
-    if (sandbox_lock_remove(dir, &lock, err) < 0 || jb_rm_rf(home, err) < 0 ||
-        jb_mkdir_p(home, 0700, err) < 0)
+    if (sandbox_lock_remove(dir, &lock, err) < 0 ||
+        (ctx->ops->home_drop && ctx->ops->home_drop(ctx, name, dir, 0, err) < 0) ||
+        jb_rm_rf(home, err) < 0 || jb_mkdir_p(home, 0700, err) < 0)
         return -1;
     log_info("sandbox %s of %s: reset (its home is empty)", name, thread_key);
     return 0;
@@ -225,8 +250,10 @@ static int info_fill(const struct sandbox_ctx *ctx, const char *name, struct san
     snprintf(path, sizeof path, "%s/%s/thread_key", ctx->root, name);
     size_t len;
     if (jb_read_file(path, 4096, &in->thread_key, &len, NULL) < 0) in->thread_key = strdup("?");
+    snprintf(path, sizeof path, "%s/%s", ctx->root, name);
+    in->size_bytes = diskimg_used_bytes(path); /* a home of its own: no walk */
     snprintf(path, sizeof path, "%s/%s/home", ctx->root, name);
-    in->size_bytes = jb_disk_usage(path);
+    if (in->size_bytes < 0) in->size_bytes = jb_disk_usage(path);
     struct stat st;
     snprintf(path, sizeof path, "%s/%s/last_used", ctx->root, name);
     in->last_used = stat(path, &st) == 0 ? (int64_t)st.st_mtime : 0;

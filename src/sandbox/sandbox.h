@@ -38,6 +38,10 @@ struct sandbox_file {
     size_t len;
 };
 
+/* sandbox_exec.disk_full: what a home of its own had run out of. */
+#define SANDBOX_DISK_FULL_BYTES 1 /* space */
+#define SANDBOX_DISK_FULL_FILES 2 /* inodes */
+
 struct sandbox_exec {
     /* in */
     const char *const *argv; /* argv[0]: absolute path or a name looked up on PATH inside */
@@ -60,6 +64,9 @@ struct sandbox_exec {
     int timed_out, cancelled;
     int over_quota;                /* stopped: the home went over JANEBOT_SANDBOX_DISK_MB */
     int oom_killed;                /* a process was killed: the sandbox's memory was full */
+    int disk_full;                 /* the home's own file system was full when the run
+                                      ended, SANDBOX_DISK_FULL_*: writes failed (ENOSPC) */
+    long long disk_left;           /* then: bytes (or inodes) it had left */
     const char *llm_refused;       /* stopped: the LLM proxy refused the exec's token (why) */
     int64_t llm_input, llm_output; /* tokens used through the LLM proxy */
     char stderr_tail[4096];        /* last bytes of stderr, NUL-terminated (not in passthrough) */
@@ -88,6 +95,9 @@ struct sandbox {
     char *home;       /* host path of the home; owned */
     char *run_dir;    /* where sandbox_file paths go ("/run/janebot" inside); owned */
     int lock_fd;      /* shared lock on the sandbox's directory (lock.c), or -1 */
+    int home_fd;      /* a home of its own (local, root): its mounted root, open while this
+                         struct lives so the mount stays in use; -1 otherwise */
+    long host_uid;    /* local, root: the sandbox's host uid; -1 otherwise */
 };
 
 struct sandbox_ops {
@@ -111,6 +121,11 @@ struct sandbox_ops {
     int (*list)(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                 struct jb_err *err);
     int (*remove)(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
+    /* Optional: called by the generic remove (forget=1) and reset (forget=0) before they
+     * delete <root>/<name> or its home: let go of the home (the local backend unmounts and
+     * deletes its disk image) and, with forget, of what is kept for the name (its uid). */
+    int (*home_drop)(const struct sandbox_ctx *ctx, const char *name, const char *dir, int forget,
+                     struct jb_err *err);
     /* Optional: put a thread's sandbox back to its state right after set-up. NULL: its
      * home is emptied. */
     int (*reset)(const struct sandbox_ctx *ctx, const char *thread_key, struct jb_err *err);
@@ -150,6 +165,10 @@ void sandbox_free(struct sandbox *sb);
 int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
 /* Remove by thread key or by name; JB_ENOTFOUND when there is none, JB_EBUSY while it is
  * in use (a struct sandbox of it exists, in this process or another: a turn runs). */
+/* What a user is told when x->disk_full: why the sandbox is full and what to do; "" when
+ * it is not. quota_mb: JANEBOT_SANDBOX_DISK_MB. */
+void sandbox_disk_full_msg(const struct sandbox_exec *x, int quota_mb, char *out, size_t n);
+/* Remove by thread key or by name; JB_ENOTFOUND when there is none. */
 int sandbox_remove(const struct sandbox_ctx *ctx, const char *key_or_name, struct jb_err *err);
 /* Back to the state after set-up: every file the agent made in the thread's sandbox is
  * gone (the caller forgets the agent's conversation). JB_ENOTFOUND when there is none,

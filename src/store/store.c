@@ -95,6 +95,12 @@ static const char *const migrations[] = {
     /* 6: files shared with a message ([{"name","url","size","mimetype"}] JSON, or NULL), kept
      * with it so a restart still fetches them when the turn runs. */
     "ALTER TABLE inbox ADD COLUMN files TEXT;",
+    /* 7: the host uid of each local sandbox (as root): JANEBOT_SANDBOX_UID_BASE + uid_offset,
+     * never shared by two sandboxes; the row goes when the sandbox is removed. */
+    "CREATE TABLE sandbox_uids ("
+    "  name TEXT PRIMARY KEY,"
+    "  uid_offset INTEGER NOT NULL UNIQUE CHECK (uid_offset BETWEEN 0 AND 65535),"
+    "  created_at INTEGER NOT NULL);",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

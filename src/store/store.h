@@ -18,7 +18,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
@@ -202,6 +202,16 @@ int store_pool_claim(struct store *st, const char *thread_key, const char *setup
 int store_pool_names(struct store *st, const char *stale_for, struct jb_strv *ret,
                      struct jb_err *err);
 int store_pool_remove(struct store *st, const char *name, struct jb_err *err);
+
+/* ---- host uids of local sandboxes (uids.c) ---- */
+
+#define STORE_UID_OFFSETS 65536 /* offsets 0..65535 above JANEBOT_SANDBOX_UID_BASE */
+/* The uid offset of sandbox name: its own when it has one, else the smallest offset no
+ * other sandbox holds, recorded in the same write transaction (so two processes sharing the
+ * database never hand out one offset twice). JB_EUNAVAIL when all are taken. */
+int store_uid_get(struct store *st, const char *name, int *ret_offset, struct jb_err *err);
+/* Give name's offset back (the sandbox is gone); 0 also when it had none. */
+int store_uid_free(struct store *st, const char *name, struct jb_err *err);
 
 /* The backend and wall time of a turn's agent run (exec_ms). JB_ENOTFOUND for an unknown id. */
 int store_turn_exec(struct store *st, int64_t id, const char *backend, int64_t exec_ms,
