@@ -320,13 +320,6 @@ class DiskQuota(ImageCase):
         self.assertEqual(outside.read_text(), "host")
         self.normal_turn_still_works()
 
-    def test_4159_doctor_says_the_quota_is_an_image_per_home(self):
-        r = self.run_jb(["doctor"], timeout=60)
-        line = [l for l in r.out.splitlines() if "disk quota" in l]
-        self.assertTrue(line, r)
-        self.assertIn("ext4 image per home (bytes and inodes)", line[0], r)
-        self.assertIn("%d MiB and 1024 files" % QUOTA_MB, line[0], r)
-        self.assertFalse(mounts_under(self.state), "the probe leaves nothing mounted")
 
 
 @needs_bwrap
@@ -361,3 +354,23 @@ class Uids(ImageCase):
         self.assertNotEqual(uc, ub)
         self.stop(pc)
         self.normal_turn_still_works()
+
+
+@needs_bwrap
+class Doctor(SecCase):
+    def test_4159_doctor_says_which_disk_quota_and_uid_mapping_are_in_force(self):
+        self.env["JANEBOT_SANDBOX_DISK_MB"] = str(QUOTA_MB)
+        r = self.run_jb(["doctor"], timeout=60)
+        quota = [l for l in r.out.splitlines() if "disk quota" in l]
+        uids = [l for l in r.out.splitlines() if "sandbox uids" in l]
+        self.assertTrue(quota and uids, r)
+        if images_problem() is None:
+            self.assertIn("ext4 image per home (bytes and inodes)", quota[0], r)
+            self.assertIn("%d MiB and 1024 files" % QUOTA_MB, quota[0], r)
+            self.assertIn("its own unprivileged host uid", uids[0], r)
+            self.assertFalse(mounts_under(self.state), "the probe leaves nothing mounted")
+        else:
+            self.assertIn("walk of the home (approximate; run as root for a real limit)",
+                          quota[0], r)
+            if os.geteuid() != 0:
+                self.assertIn("sandboxes share janebot's uid %d" % os.geteuid(), uids[0], r)
