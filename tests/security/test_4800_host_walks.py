@@ -25,9 +25,10 @@ BUSY = "a turn is running in this thread's sandbox: wait for it or cancel it"
 # Run as the home's owner with the home as cwd: make DIRS directories <argv[4]>0.. with
 # argv[3] files each (in modes the owner lacks), then swap them all for symlinks (the
 # last to argv[2], a file; the others to argv[1], a directory with the same file names)
-# and back, forever.
+# and back, until the test stops it (or dies: then it ends by itself; 5 minutes at most).
 SWAPPER = r'''
 import os, sys, time
+parent, end = os.getppid(), time.monotonic() + 300
 names = ["%s%d" % (sys.argv[4], i) for i in range(int(sys.argv[5]))]
 for d in names:
     os.makedirs(d, exist_ok=True)
@@ -35,7 +36,7 @@ for d in names:
         open("%s/f%03d" % (d, f), "w").close()
     os.chmod(d, 0o077)
 print("ready", flush=True)
-while True:
+while os.getppid() == parent and time.monotonic() < end:
     for d in names:  # the symlinks stand as long as the dirs do
         try:
             os.rename(d, d + ".real")
