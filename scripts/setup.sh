@@ -7,7 +7,7 @@ set -eu
 
 pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev libseccomp-dev libcurl4-openssl-dev libwebsockets-dev libcmark-dev libyaml-dev bubblewrap e2fsprogs ca-certificates"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs libcriterion-dev python3 python3-websockets procps"
+    pkgs="$pkgs libcriterion-dev python3 python3-websockets procps openssl"
 fi
 
 missing=""

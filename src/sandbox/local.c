@@ -532,7 +532,7 @@ static int local_doctor(const struct sandbox_ctx *ctx,
                  "sandboxes share janebot's uid %u: they share its per-user limits (processes, "
                  "inotify instances) with janebot and each other; run as root for a uid each",
                  (unsigned)geteuid());
-        report(ud, 1, "sandbox uids", detail);
+        report(ud, -1, "sandbox uids", detail);
     }
     diskimg_doctor(ctx->cfg, report, ud);
     return ok ? 0 : 1;
