@@ -144,8 +144,8 @@ static int detect_v1(struct cgroup_env *ce)
     snprintf(ce->mem_base, sizeof ce->mem_base, "%s%s", mnt, strcmp(own, "/") ? own : "");
     if (!dir_writable(ce->mem_base)) {
         snprintf(ce->why, sizeof ce->why,
-                 "the memory cgroup %.300s is not writable by this user: run janebot as root or "
-                 "give it a delegated cgroup",
+                 "the memory cgroup %.300s is not writable here: run janebot as root (with "
+                 "/sys/fs/cgroup writable) or give it a delegated cgroup",
                  ce->mem_base);
         return -1;
     }
