@@ -61,8 +61,20 @@ static long long read_key(const char *dir, const char *file, const char *key)
     return v;
 }
 
-/* The path of this process's cgroup in hierarchy `id` ("0" for v2; a controller name for
- * v1) from /proc/self/cgroup, into out. -1 when absent. */
+/* 1 when the comma list holds word ("cpu,cpuacct" holds "cpu"). */
+static int list_has(const char *list, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = list; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == wl && !strncmp(p, word, l)) return 1;
+        p += l + (p[l] == ',');
+    }
+    return 0;
+}
+
+/* The path of this process's cgroup for controller (NULL: the v2 hierarchy, "0::") from
+ * /proc/self/cgroup, into out. -1 when absent. */
 static int own_cgroup(const char *controller, char *out, size_t n)
 {
     char *text = NULL;
@@ -75,15 +87,7 @@ static int own_cgroup(const char *controller, char *out, size_t n)
         if (!c2) continue;
         *c2 = '\0';
         const char *ctls = c1 + 1, *path = c2 + 1;
-        int match = 0;
-        if (!controller)
-            match = !strcmp(line, "0") && c2 == c1 + 1;
-        else
-            for (const char *p = ctls; *p;) {
-                size_t l = strcspn(p, ",");
-                if (l == strlen(controller) && !strncmp(p, controller, l)) match = 1;
-                p += l + (p[l] == ',');
-            }
+        int match = controller ? list_has(ctls, controller) : !strcmp(line, "0") && c2 == c1 + 1;
         if (match) {
             snprintf(out, n, "%s", path);
             rc = 0;
@@ -105,15 +109,9 @@ static int v1_mount(const char *controller, char *out, size_t n)
          line = strtok_r(NULL, "\n", &save)) {
         char *sep = strstr(line, " - cgroup ");
         if (!sep) continue;
-        char *opts = strrchr(sep, ' ') + 1;
-        int has = 0;
-        for (char *p = opts; *p;) {
-            size_t l = strcspn(p, ",");
-            if (l == strlen(controller) && !strncmp(p, controller, l)) has = 1;
-            p += l + (p[l] == ',');
-        }
         char mnt[1024];
-        if (has && sscanf(line, "%*s %*s %*s %*s %1023s", mnt) == 1)
+        if (list_has(strrchr(sep, ' ') + 1, controller) &&
+            sscanf(line, "%*s %*s %*s %*s %1023s", mnt) == 1)
             snprintf(out, n, "%s", mnt), rc = 0;
     }
     free(text);
@@ -242,8 +240,7 @@ const char *cgroup_env_describe(const struct cgroup_env *ce, char *out, size_t n
         snprintf(out, n, "memory cgroup per sandbox (cgroup %s, %s%s%s) under %s", v2 ? "v2" : "v1",
                  ce->swap ? "no swap" : "swap not limited",
                  (v2 ? ce->v2_pids : ce->pids_base[0] != 0) ? ", pids" : "",
-                 (v2 ? ce->v2_cpu : ce->cpu_base[0] != 0) ? ", one CPU share" : "",
-                 ce->mem_base);
+                 (v2 ? ce->v2_cpu : ce->cpu_base[0] != 0) ? ", one CPU share" : "", ce->mem_base);
     return out;
 }
 
