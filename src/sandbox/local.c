@@ -111,18 +111,10 @@ static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
                       u, l);
 }
 
-/* A fresh host path for one of this exec's proxy sockets. */
-static int sock_path(struct local_ctx *lc, const struct sandbox *sb, const char *suffix, char *path,
-                     size_t n, struct jb_err *err)
-{
-    (void)sb;
-    return rundir_sock_path(&lc->run, suffix, path, n, err);
-}
-
 static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owner, char *path,
                       size_t n, struct egress_listener **ret, struct jb_err *err)
 {
-    if (sock_path(lc, sb, ".sock", path, n, err) < 0) return -1;
+    if (rundir_sock_path(&lc->run, ".sock", path, n, err) < 0) return -1;
     return egress_listen(lc->proxy, path, sb->thread_key, owner, ret, err);
 }
 
@@ -224,7 +216,7 @@ static int llm_open(struct local_ctx *lc, const struct sandbox *sb, const struct
                     struct jb_err *err)
 {
     char token[LLM_TOKEN_LEN + 1];
-    if (sock_path(lc, sb, ".llm.sock", path, n, err) < 0) return -1;
+    if (rundir_sock_path(&lc->run, ".llm.sock", path, n, err) < 0) return -1;
     if (llm_session_open(lc->llm, path, sb->thread_key, x->user ? x->user : "sandbox-exec",
                          sb->name, uid, token, ret, err) < 0)
         return -1;
