@@ -1,22 +1,19 @@
 """7900: the real Claude Code CLI in a sandbox, through janebot's LLM proxy, against the fake
 upstream (tests/fakes/llm_upstream.py): one prompt and one resume.
 
-The CLI comes from npm (@anthropic-ai/claude-code, pinned below) installed into
-$JANEBOT_TEST_CACHE (default /tmp/janebot-test-cache)/claude-code-VERSION and reused while
-its `claude --version` works. The test skips, saying why, only when npm is missing or the
-install fails (no registry, offline machine). The install has a 210 s limit (run.py kills
-a test after 240 s); each janebot run has 20 s.
+The CLI comes from npm (@anthropic-ai/claude-code, pinned below) through npm_pinned.py,
+reused while its `claude --version` works; the test skips, saying why, only when it cannot
+be installed. Each janebot run has 20 s.
 """
 import json
-import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import unittest
 from pathlib import Path
 
+import npm_pinned
 from jbtest import FAKES, SYS_PATH, JanebotCase, needs_bwrap
 
 sys.path.insert(0, str(FAKES))
@@ -24,52 +21,22 @@ from llm_upstream import FakeUpstream, header  # noqa: E402
 
 VERSION = "2.1.332"
 PACKAGE = "@anthropic-ai/claude-code@" + VERSION
-CACHE = Path(os.environ.get("JANEBOT_TEST_CACHE") or "/tmp/janebot-test-cache")
-PREFIX = CACHE / ("claude-code-" + VERSION)
+
+
+def claude_works(where):
+    p = subprocess.run([str(where / "node_modules" / ".bin" / "claude"), "--version"],
+                       capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+                       env={"PATH": SYS_PATH, "HOME": "/tmp"})
+    return p.returncode == 0 and VERSION in p.stdout.decode(errors="replace")
+
+
+PREFIX = npm_pinned.prefix([PACKAGE])
 CLAUDE = PREFIX / "node_modules" / ".bin" / "claude"
-INSTALL_TIMEOUT = 210
-
-_install = {}
-
-
-def claude_version():
-    try:
-        p = subprocess.run([str(CLAUDE), "--version"], capture_output=True, timeout=30,
-                           stdin=subprocess.DEVNULL, env={"PATH": SYS_PATH, "HOME": "/tmp"})
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    out = p.stdout.decode(errors="replace")
-    return out.strip() if p.returncode == 0 and VERSION in out else None
 
 
 def install_claude():
     """None when CLAUDE works (installing it if needed), else why not."""
-    if "reason" in _install:
-        return _install["reason"]
-    reason = None
-    if not claude_version():
-        npm = shutil.which("npm", path=SYS_PATH)
-        if not npm:
-            reason = "npm is not installed: cannot install %s" % PACKAGE
-        else:
-            PREFIX.mkdir(parents=True, exist_ok=True)
-            try:
-                p = subprocess.run([npm, "install", "--prefix", str(PREFIX), "--no-audit",
-                                    "--no-fund", "--include=optional", PACKAGE],
-                                   capture_output=True, timeout=INSTALL_TIMEOUT,
-                                   stdin=subprocess.DEVNULL)
-                if p.returncode != 0:
-                    reason = "npm install %s failed (exit %d): %s" % (
-                        PACKAGE, p.returncode, p.stderr.decode(errors="replace")[-800:])
-                elif not claude_version():
-                    reason = ("npm installed %s but `claude --version` does not work (native "
-                              "binary missing? optional dependencies skipped?)" % PACKAGE)
-            except subprocess.TimeoutExpired:
-                reason = "npm install %s took more than %ds" % (PACKAGE, INSTALL_TIMEOUT)
-            except OSError as e:
-                reason = "npm install %s: %s" % (PACKAGE, e)
-    _install["reason"] = reason
-    return reason
+    return npm_pinned.install([PACKAGE], claude_works)[1]
 
 
 @needs_bwrap

