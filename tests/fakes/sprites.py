@@ -222,7 +222,7 @@ class FakeSprites:
         class H(Handler):
             pass
         H.fake = fake
-        self.srv = ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.srv = Server(("127.0.0.1", port), H)
         self.srv.daemon_threads = True
         self.port = self.srv.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
@@ -298,6 +298,12 @@ class FakeSprites:
         for c in s.get("checkpoints", []):
             shutil.rmtree(c["snap"], ignore_errors=True)
         s["checkpoints"] = []
+
+
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)  # a client hanging up is not news
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -747,6 +753,8 @@ class Exec:
         argv, exe = (AS_SPRITE_USER + [path] + cmd[1:], SETPRIV) \
             if os.geteuid() == 0 and not self.f.exec_as_root else (cmd, path)
         try:
+            if exe == SETPRIV and not shutil.which(path, path=env.get("PATH")):
+                raise FileNotFoundError(2, os.strerror(2), path)  # not setpriv's words
             p = subprocess.Popen(argv, executable=exe, cwd=cwd, env=env,
                                  stdin=subprocess.PIPE if want_stdin else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
