@@ -68,9 +68,10 @@ void sprites_resp_release(struct sprites_resp *r);
 
 /* One call, retried on network errors, 429 and 5xx (except a not-found quirk when
  * SPR_GET_SPRITE is set) with jittered backoff, or the wait the API asks for, within
- * sp->rest_deadline_ms. SPR_NOT_IDEMPOTENT: retried only on 429 and when no connection was
- * made (the caller looks up what a lost answer did). 0 with r filled for any final HTTP
- * answer (the caller judges the status); -1 when none came (r->status 0). */
+ * sp->rest_deadline_ms. SPR_NOT_IDEMPOTENT (a checkpoint or restore stream): retried only
+ * on 429 and when no connection was made (the caller looks up what a lost answer did), 10
+ * minutes for it all. 0 with r filled for any final HTTP answer (the caller judges the
+ * status); -1 when none came (r->status 0). */
 #define SPR_GET_SPRITE     1
 #define SPR_NOT_IDEMPOTENT 2
 int sprites_rest(struct sprites *sp, const char *method, const char *path, const char *body,

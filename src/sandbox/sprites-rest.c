@@ -17,7 +17,9 @@
 #define RESP_MAX           ((size_t)8 << 20)
 #define CONNECT_TIMEOUT_MS 10000L
 #define CALL_TIMEOUT_MS    120000L /* a create may wait for capacity */
-#define BACKOFF_MS         300L
+/* A checkpoint or restore stream: the SDKs set no timeout; a timeout here means trouble. */
+#define STREAM_TIMEOUT_MS (10 * 60 * 1000L)
+#define BACKOFF_MS        300L
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -244,12 +246,14 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
     jb_autofree char *url = NULL;
     if (asprintf(&url, "%s%s", sp->api_url, path) < 0) return jb_err_set(err, JB_ENOMEM, "url");
     r->body = (struct jb_buf)JB_BUF_INIT(RESP_MAX);
-    int64_t end = jb_mono_ms() + sp->rest_deadline_ms;
+    long call_max = (flags & SPR_NOT_IDEMPOTENT) ? STREAM_TIMEOUT_MS : CALL_TIMEOUT_MS;
+    int64_t end =
+        jb_mono_ms() + ((flags & SPR_NOT_IDEMPOTENT) ? STREAM_TIMEOUT_MS : sp->rest_deadline_ms);
     struct jb_err e = {0};
     long asked = 0; /* ms the API asked us to wait, when that was past the deadline */
     for (int n = 1;; n++) {
         int64_t left = end - jb_mono_ms();
-        long to = left < CALL_TIMEOUT_MS ? (long)(left > 1000 ? left : 1000) : CALL_TIMEOUT_MS;
+        long to = left < call_max ? (long)(left > 1000 ? left : 1000) : call_max;
         r->status = 0;
         r->unsent = 0;
         int rc = rest_once(sp, method, url, body, to, r, &e);
