@@ -187,13 +187,17 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
 }
 
 /* The set-up of a new sprite when JANEBOT_SPRITES_SETUP is unset: install the agent's CLI
- * unless the image has it (npm must reach a registry: JANEBOT_SPRITES_SETUP_EGRESS). */
+ * unless the image has it (npm must reach a registry: JANEBOT_SPRITES_SETUP_EGRESS). It runs
+ * as the sprite's user: through sudo when npm's global prefix is not that user's. */
+#define NPM_GLOBAL(pkg)                                                                            \
+    "if [ -w \"$(npm prefix -g)\" ]; then npm install -g " pkg "; else sudo env \"PATH=$PATH\" "   \
+    "npm install -g " pkg "; fi"
 static const char *setup_default(const char *agent)
 {
     if (!strcmp(agent, "amp"))
-        return "command -v amp >/dev/null || npm install -g @sourcegraph/amp";
+        return "command -v amp >/dev/null || { " NPM_GLOBAL("@sourcegraph/amp") "; }";
     if (!strcmp(agent, "claude"))
-        return "command -v claude >/dev/null || npm install -g @anthropic-ai/claude-code";
+        return "command -v claude >/dev/null || { " NPM_GLOBAL("@anthropic-ai/claude-code") "; }";
     return "";
 }
 

@@ -1,6 +1,7 @@
 /* sandbox/sprites-exec.c -- one command over the Sprites WebSocket exec protocol (non-TTY):
  * binary messages are <stream id><payload>: 0 stdin and 4 stdin EOF from us; 1 stdout,
- * 2 stderr and 3 exit (one byte) from the sprite; JSON text messages are ignored except
+ * 2 stderr and 3 exit (one byte; none means 0) from the sprite; JSON text messages are ignored
+ * except
  * {"type":"exit","exit_code":N}. One lws context per exec, serviced by the calling thread;
  * a 50 ms tick checks the deadline and cancel flag and (passthrough) reads stdin.
  * On a deadline or cancel: a {"type":"signal","signal":"SIGKILL"} message, then up to 2 s
@@ -111,6 +112,8 @@ static int on_receive(struct wsx *w, struct lws *wsi, const char *in, size_t len
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         w->msg_open = 0;
         if (w->msg_id == -1) on_text(w);
+        if (w->exit_pending) /* the bare [3]: both SDKs read an empty status as 0 */
+            w->x->exit_code = 0, w->got_exit = 1;
         w->exit_pending = 0;
     }
     return w->got_exit ? -1 : 0;

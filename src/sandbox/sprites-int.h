@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "sandbox/backend.h"
 
@@ -60,13 +61,19 @@ void sprites_client_free(struct sprites *sp);
 struct sprites_resp {
     long status;
     struct jb_buf body;
+    long retry_after_ms; /* the Retry-After header, 0 when none */
+    int unsent;          /* no answer because no connection was made: surely not done */
 };
 void sprites_resp_release(struct sprites_resp *r);
 
 /* One call, retried on network errors, 429 and 5xx (except a not-found quirk when
- * SPR_GET_SPRITE is set) with jittered backoff within sp->rest_deadline_ms. 0 with r
- * filled for any final HTTP answer (the caller judges the status); -1 when none came. */
-#define SPR_GET_SPRITE 1
+ * SPR_GET_SPRITE is set) with jittered backoff, or the wait the API asks for, within
+ * sp->rest_deadline_ms. SPR_NOT_IDEMPOTENT (a checkpoint or restore stream): retried only
+ * on 429 and when no connection was made (the caller looks up what a lost answer did), 10
+ * minutes for it all. 0 with r filled for any final HTTP answer (the caller judges the
+ * status); -1 when none came (r->status 0). */
+#define SPR_GET_SPRITE     1
+#define SPR_NOT_IDEMPOTENT 2
 int sprites_rest(struct sprites *sp, const char *method, const char *path, const char *body,
                  unsigned flags, struct sprites_resp *r, struct jb_err *err);
 /* 404, or 500 with a body containing "failed to retrieve" (the protocol doc's quirk). */
@@ -76,6 +83,9 @@ void sprites_describe(const struct sprites_resp *r, char *out, size_t n);
 
 /* retry_after_seconds of a structured 429 body, in ms; 0 when absent. */
 long sprites_retry_after_ms(const char *body);
+/* A Retry-After header's value (seconds, or an HTTP date compared with now), in ms; 0 when
+ * absent, past or unreadable. */
+long sprites_retry_after_header_ms(const char *value, time_t now);
 
 /* ---- pure helpers (sprites.c) ---- */
 
@@ -110,6 +120,10 @@ int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x
  * when NULL). *created (may be NULL) says whether it was made now. */
 int sprites_make(struct sprites *sp, const char *name, const char *policy, int *created,
                  struct jb_err *err);
+/* `sh -c sprites_drop_root sh CMD...` runs CMD as the sprite's user: the agent and the
+ * set-up never run as root. When the sprite's exec user is root, it drops to the owner of
+ * the home (the sprite's own user), and refuses when that is root too. */
+extern const char sprites_drop_root[];
 /* Run argv in sprite name (upgrade failures retried, a started command never). */
 int sprites_run(struct sprites *sp, const char *name, struct sandbox_exec *x, const char *dir,
                 struct jb_err *err);
@@ -130,12 +144,15 @@ int sprites_list_each(struct sprites *sp, const char *prefix,
 
 #define SPRITES_GOLDEN_COMMENT "janebot-golden"
 #define SPRITES_CKPT_ID_MAX    64
-/* An NDJSON checkpoint/restore stream: 0 when it has a "complete" event (id gets the "vN"
- * of its text, or ""), else -1 with why (an "error" event's text, or "no complete"). */
-int sprites_ndjson_result(const char *body, char *id, size_t idn, char *why, size_t whyn);
-/* Checkpoint sprite name with comment; id gets the new checkpoint's id. */
+/* An NDJSON checkpoint/restore stream: 0 when it has a "complete" event, -1 with why for an
+ * "error" event (its text), 1 with why when it ended without either (cut short). */
+int sprites_ndjson_result(const char *body, char *why, size_t whyn);
+/* Checkpoint sprite name with comment (unique to this call: the new checkpoint is looked up
+ * by it); id gets the new checkpoint's id. */
 int sprites_checkpoint(struct sprites *sp, const char *name, const char *comment,
                        char id[SPRITES_CKPT_ID_MAX], struct jb_err *err);
+/* Restore checkpoint id into sprite name, and wait until the sprite answers again with
+ * the checkpoint's files (the service restores asynchronously). */
 int sprites_restore(struct sprites *sp, const char *name, const char *id, struct jb_err *err);
 /* Make sprite name ready for work: create it, run sp->setup under the set-up policy, put
  * the thread policy back, checkpoint it as golden (id to golden). */

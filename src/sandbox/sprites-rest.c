@@ -1,12 +1,15 @@
 /* sandbox/sprites-rest.c -- the Sprites REST API over libcurl: one shared connection cache
  * (keep-alive, DNS, TLS sessions) for every thread; the token travels only in the
  * Authorization header, never in a URL, a log line or an error.
- * Retries (every call janebot makes is idempotent: GET, DELETE, the policy POST replaces
- * the whole policy, and a create of an existing name answers "exists"): network errors,
- * 429 (Retry-After, else backoff) and 5xx, with jittered exponential backoff, at most
- * rest_attempts tries and rest_deadline_ms in total. */
+ * Retries of idempotent calls (GET, DELETE, the policy POST replaces the whole policy, and
+ * a create of an existing name answers "exists"): network errors, 429 and 5xx, with
+ * jittered exponential backoff or the wait the API asks for (retry_after_seconds, the
+ * Retry-After header), at most rest_attempts tries and rest_deadline_ms in total. A call
+ * flagged SPR_NOT_IDEMPOTENT (checkpoint, restore) is re-sent only when it surely was not
+ * done (429, no connection); its caller looks up the rest. */
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "sandbox/sprites-int.h"
@@ -14,7 +17,9 @@
 #define RESP_MAX           ((size_t)8 << 20)
 #define CONNECT_TIMEOUT_MS 10000L
 #define CALL_TIMEOUT_MS    120000L /* a create may wait for capacity */
-#define BACKOFF_MS         300L
+/* A checkpoint or restore stream: the SDKs set no timeout; a timeout here means trouble. */
+#define STREAM_TIMEOUT_MS (10 * 60 * 1000L)
+#define BACKOFF_MS        300L
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -120,6 +125,41 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
     return jb_buf_append(ud, p, sz * n, NULL) < 0 ? 0 : sz * n;
 }
 
+long sprites_retry_after_header_ms(const char *value, time_t now)
+{
+    while (value && (*value == ' ' || *value == '\t'))
+        value++;
+    if (!value || !*value) return 0;
+    double secs = 0;
+    if (*value >= '0' && *value <= '9') {
+        char *end;
+        secs = strtod(value, &end);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
+        if (*end) return 0;
+    } else { /* an HTTP date */
+        time_t t = curl_getdate(value, NULL);
+        if (t < 0) return 0;
+        secs = (double)(t - now);
+    }
+    return secs > 0 && secs < 86400 ? (long)(secs * 1000) : 0;
+}
+
+/* Keeps the Retry-After header of the answer (of its last response, after a 100). */
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    struct sprites_resp *r = ud;
+    size_t len = sz * n;
+    static const char name[] = "retry-after:";
+    if (len > 5 && !strncmp(p, "HTTP/", 5)) r->retry_after_ms = 0;
+    if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
+        char v[128];
+        snprintf(v, sizeof v, "%.*s", (int)(len - (sizeof name - 1)), p + sizeof name - 1);
+        r->retry_after_ms = sprites_retry_after_header_ms(v, time(NULL));
+    }
+    return len;
+}
+
 /* One exchange: 0 with r->status set, -1 on a network error (err says which). */
 static int rest_once(struct sprites *sp, const char *method, const char *url, const char *body,
                      long timeout_ms, struct sprites_resp *r, struct jb_err *err)
@@ -127,10 +167,11 @@ static int rest_once(struct sprites *sp, const char *method, const char *url, co
     CURL *c = curl_easy_init();
     if (!c) return jb_err_set(err, JB_ENOMEM, "curl_easy_init");
     struct curl_slist *h = curl_slist_append(NULL, sp->auth), *h2;
-    if (h && (h2 = curl_slist_append(h, "Content-Type: application/json"))) h = h2;
+    if (h && body && (h2 = curl_slist_append(h, "Content-Type: application/json"))) h = h2;
     if (h && (h2 = curl_slist_append(h, "Accept: application/json"))) h = h2;
     char errbuf[CURL_ERROR_SIZE] = "";
     jb_buf_reset(&r->body);
+    r->retry_after_ms = 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_SHARE, sp->share);
@@ -141,7 +182,10 @@ static int rest_once(struct sprites *sp, const char *method, const char *url, co
     curl_easy_setopt(c, CURLOPT_USERAGENT, "janebot");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (body || !strcmp(method, "POST")) /* a POST without a body says Content-Length: 0 */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -149,9 +193,11 @@ static int rest_once(struct sprites *sp, const char *method, const char *url, co
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
-    if (cc != CURLE_OK)
+    if (cc != CURLE_OK) {
+        r->unsent = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST;
         return jb_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? JB_ETIMEOUT : JB_EUNAVAIL, "%s",
                           errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    }
     return 0;
 }
 
@@ -160,10 +206,13 @@ int sprites_is_not_found(long status, const char *body)
     return status == 404 || (status == 500 && body && strstr(body, "failed to retrieve"));
 }
 
-static int retryable(long status, const char *body, unsigned flags)
+/* Whether to send again after rest_once returned rc with r. */
+static int retryable(int rc, const struct sprites_resp *r, unsigned flags)
 {
-    if ((flags & SPR_GET_SPRITE) && sprites_is_not_found(status, body)) return 0;
-    return status == 429 || status >= 500;
+    if (flags & SPR_NOT_IDEMPOTENT) return rc < 0 ? r->unsent : r->status == 429;
+    if (rc < 0) return 1;
+    if ((flags & SPR_GET_SPRITE) && sprites_is_not_found(r->status, r->body.data)) return 0;
+    return r->status == 429 || r->status >= 500;
 }
 
 /* Backoff before attempt n+1 (n >= 1): BACKOFF_MS * 2^(n-1), +0..50 % jitter. */
@@ -197,18 +246,27 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
     jb_autofree char *url = NULL;
     if (asprintf(&url, "%s%s", sp->api_url, path) < 0) return jb_err_set(err, JB_ENOMEM, "url");
     r->body = (struct jb_buf)JB_BUF_INIT(RESP_MAX);
-    int64_t end = jb_mono_ms() + sp->rest_deadline_ms;
+    long call_max = (flags & SPR_NOT_IDEMPOTENT) ? STREAM_TIMEOUT_MS : CALL_TIMEOUT_MS;
+    int64_t end =
+        jb_mono_ms() + ((flags & SPR_NOT_IDEMPOTENT) ? STREAM_TIMEOUT_MS : sp->rest_deadline_ms);
     struct jb_err e = {0};
+    long asked = 0; /* ms the API asked us to wait, when that was past the deadline */
     for (int n = 1;; n++) {
         int64_t left = end - jb_mono_ms();
-        long to = left < CALL_TIMEOUT_MS ? (long)(left > 1000 ? left : 1000) : CALL_TIMEOUT_MS;
+        long to = left < call_max ? (long)(left > 1000 ? left : 1000) : call_max;
         r->status = 0;
+        r->unsent = 0;
         int rc = rest_once(sp, method, url, body, to, r, &e);
-        if (rc == 0 && !retryable(r->status, r->body.data, flags)) return 0;
+        if (!retryable(rc, r, flags)) {
+            if (rc == 0) return 0;
+            break;
+        }
         long wait = backoff_ms(n);
-        if (rc == 0 && r->status == 429) { /* the API says when: prefer it to our guess */
-            long ra = sprites_retry_after_ms(r->body.data);
-            wait = ra > wait ? ra : wait;
+        if (rc == 0) { /* the API says when: prefer it to our guess (body, then header) */
+            long ra = r->status == 429 ? sprites_retry_after_ms(r->body.data) : 0;
+            if (!ra) ra = r->retry_after_ms;
+            if (ra > wait) wait = ra;
+            if (ra && jb_mono_ms() + ra >= end) asked = ra;
         }
         if (n >= sp->rest_attempts || jb_mono_ms() + wait >= end) break;
         log_warn("sprites: %s %s: %s; retrying in %ld ms", method, path,
@@ -218,7 +276,13 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
     if (r->status) {
         char why[512];
         sprites_describe(r, why, sizeof why);
-        jb_err_set(err, JB_EUNAVAIL, "Sprites API %s %s: %s", method, path, why);
+        if (asked)
+            jb_err_set(err, JB_EUNAVAIL,
+                       "Sprites API %s %s: %s; it asks to wait %ld s (Retry-After), past this "
+                       "call's deadline: try again later",
+                       method, path, why, (asked + 999) / 1000);
+        else
+            jb_err_set(err, JB_EUNAVAIL, "Sprites API %s %s: %s", method, path, why);
     } else {
         jb_err_set(err, e.code ? e.code : JB_EUNAVAIL, "Sprites API %s %s: %s", method, path,
                    e.msg);

@@ -334,9 +334,7 @@ static int channel_policy(struct sprites *sp, const char *name, const char *extr
     return set_policy(sp, name, json, err);
 }
 
-/* The agent never runs as root: when the sprite's exec user is root, drop to the owner of
- * the home (the sprite's own user), and refuse when that is root too. */
-static const char drop_root[] =
+const char sprites_drop_root[] =
     "if [ \"$(id -u)\" = 0 ]; then u=$(stat -c %u \"$HOME\") g=$(stat -c %g \"$HOME\"); "
     "if [ \"${u:-0}\" = 0 ]; then echo \"janebot: $HOME belongs to root; the agent does not run "
     "as root\" >&2; exit 126; fi; exec setpriv --reuid=\"$u\" --regid=\"$g\" --clear-groups -- "
@@ -345,7 +343,7 @@ static const char drop_root[] =
 static int build_argv(const struct sandbox_exec *x, struct jb_strv *argv, struct jb_err *err)
 {
     if (jb_strv_push(argv, "/bin/sh", err) < 0 || jb_strv_push(argv, "-c", err) < 0 ||
-        jb_strv_push(argv, drop_root, err) < 0 || jb_strv_push(argv, "sh", err) < 0)
+        jb_strv_push(argv, sprites_drop_root, err) < 0 || jb_strv_push(argv, "sh", err) < 0)
         return -1;
     for (const char *const *a = x->argv; *a; a++)
         if (jb_strv_push(argv, *a, err) < 0) return -1;

@@ -30,23 +30,45 @@ Switches (plain attributes; set them at any time):
   checkpoint_fail True: the next checkpoint or restore stream (200) sends info lines then
                   an `error` event and no `complete`; nothing is saved or restored (then
                   the switch resets; events "checkpoint_failed" / "restore_failed")
+  fail_retry_after a Retry-After header value ("2", or an HTTP date) for the 503s of
+                  fail_next (default None: no header)
+  lose_answer     ("checkpoint" | "restore", "502" | "drop" | "503"): the next such call
+                  is done, then its answer is lost: a 502 instead of the stream, or the
+                  connection closed in the middle of the stream; "503": it is refused
+                  before anything is done (then the switch resets)
+  checkpoint_text the text of a checkpoint stream's `complete` event, "%s" for the id
+                  (default "Checkpoint %s created"; the docs show other wordings)
+  exec_as_root    True: commands run as the fake's own user even as root, as a service
+                  whose exec user is root would (no ambient capabilities: a command that
+                  drops to uid 1000 cannot come back with sudo)
+  bare_exit       True (default): an exit status 0 is the bare frame [3] (the protocol
+                  doc: the SDKs read an empty exit payload as 0); False: [3, 0]
+  restore_delay   seconds a restore takes after its stream's `complete` (default 1): the
+                  service "triggers async restore and environment restart", so meanwhile
+                  the old files and policy remain and exec upgrades answer 503
 Checkpoints: POST /v1/sprites/{name}/checkpoint copies the sprite's directory and its
 network policy (ids v1, v2, ... per sprite; the NDJSON stream ends with "Checkpoint vN
-created"); POST .../checkpoints/{id}/restore kills the processes of the sprite's running
-execs (SIGKILL to their process groups), replaces the directory with the copy's contents
-and restores the policy. A checkpoint's source_id is the checkpoint the sprite was last
+created"); POST .../checkpoints/{id}/restore (a POST without a body must still say
+Content-Length: 0, as any POST here: else 411) kills the processes of the sprite's
+running execs (SIGKILL to their process groups), answers its stream, and restore_delay
+later replaces the directory with the copy's contents and restores the policy. A checkpoint's source_id is the checkpoint the sprite was last
 restored from (absent when it never was). Deleting a sprite kills its execs and drops its
 files, policy and checkpoints. Copies live under <root>/.checkpoints (names starting with
 "." or holding "/" are refused at create).
 Listing pages by name: next_continuation_token is the last name of the page (base64url),
 so paging stays exact when sprites are created or deleted between two pages.
-Events (f.events, dicts with kind and name): create, policy, exec, exec_abandoned, exit,
-dropped, signal, checkpoint (id, comment), checkpoint_failed, restore (id), restore_failed,
-delete.
+Events (f.events, dicts with kind and name): create, policy, exec, exec_abandoned,
+exec_refused (while restoring), exit, dropped, signal, checkpoint (id, comment),
+checkpoint_failed, restore_started (id), restore (id: done), restore_failed, delete.
 As root (euid 0), every sprite directory belongs to uid/gid 1000 (on a real sprite
-/home/sprite belongs to its non-root user), recursively after a restore; commands still
-run as the fake's own user. The directories above root are left alone: they must let
-uid 1000 search them (a mkdtemp() dir is 0700); the fake warns on stderr when they do not.
+/home/sprite belongs to its non-root user `sprite`), recursively after a restore, and
+commands run as that user, so what they write is theirs. As on a real sprite, that user
+has passwordless `sudo`: the fake's image puts a `sudo` first on every exec's PATH that
+runs its command as root (the exec keeps ambient CAP_SETUID/CAP_SETGID for it: like
+passwordless sudo, it lets the sprite's user become root, nothing more). Not as root,
+commands run as the fake's own user and `sudo` changes nothing. The directories above
+root are left alone: they must let uid 1000 search them (a mkdtemp() dir is 0700); the
+fake warns on stderr when they do not.
 Standalone: sprites.py --port N --root DIR --token T (serves until killed).
 """
 import base64
@@ -74,6 +96,33 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HOME = "/home/sprite"
 SPRITE_UID = SPRITE_GID = 1000  # the non-root user owning /home/sprite on a real sprite
 CP_DIR = ".checkpoints"
+IMAGE_BIN = ".image/bin"  # under root: the image's own programs (sudo), first on PATH
+SETPRIV = "/usr/bin/setpriv"
+# The sprite's user with the capabilities passwordless sudo amounts to (setuid/setgid):
+# setpriv keeps them as ambient capabilities over the uid change and the exec.
+AS_SPRITE_USER = [SETPRIV, "--reuid=%d" % SPRITE_UID, "--regid=%d" % SPRITE_GID,
+                  "--clear-groups", "--inh-caps=+setuid,+setgid",
+                  "--ambient-caps=+setuid,+setgid", "--"]
+# `sudo [-n] [-E] [-H] [-u root] [--] CMD...`: CMD as root, or as is when the fake does not
+# run as root. The environment is kept (as `sudo -E`).
+SUDO_SH = r"""#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n|-E|-H|-S|--preserve-env) shift ;;
+    -u) [ "$2" = root ] || [ "$2" = 0 ] || { echo "sudo: only root here" >&2; exit 1; }
+        shift 2 ;;
+    --) shift; break ;;
+    -*) echo "sudo: option $1 is not supported by this image" >&2; exit 1 ;;
+    *) break ;;
+  esac
+done
+[ $# -gt 0 ] || { echo "usage: sudo [-n] [-E] [-u root] CMD..." >&2; exit 1; }
+[ "$(id -u)" = 0 ] && exec "$@"
+if grep -q '^CapEff:.*[1-9a-f]' /proc/self/status 2>/dev/null; then
+  exec %s --reuid=0 --regid=0 --init-groups -- "$@"
+fi
+exec "$@"
+""" % SETPRIV
 
 
 def now_iso():
@@ -144,6 +193,9 @@ class FakeSprites:
         self.rate_limit_next, self.retry_after = 0, 1
         self.rest_delay, self.exec_delay = 0, 0
         self.checkpoint_fail = False
+        self.fail_retry_after, self.lose_answer = None, None
+        self.bare_exit, self.restore_delay = True, 1.0
+        self.checkpoint_text, self.exec_as_root = "Checkpoint %s created", False
         self.lock = threading.RLock()
         self.cp_lock = threading.Lock()  # one checkpoint/restore/delete at a time
         self.running = {}   # name -> set of Exec sessions with a live process
@@ -157,12 +209,20 @@ class FakeSprites:
                       % (SPRITE_UID, bad, os.stat(bad).st_mode & 0o7777, self.root),
                       file=sys.stderr, flush=True)
         self.cp_root = os.path.join(self.root, CP_DIR)
+        self.image_bin = os.path.join(self.root, IMAGE_BIN)
+        os.makedirs(self.image_bin, exist_ok=True)
+        for d in (os.path.dirname(self.image_bin), self.image_bin):
+            os.chmod(d, 0o755)
+        sudo = os.path.join(self.image_bin, "sudo")
+        with open(sudo, "w") as fh:
+            fh.write(SUDO_SH)
+        os.chmod(sudo, 0o755)
         fake = self
 
         class H(Handler):
             pass
         H.fake = fake
-        self.srv = ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.srv = Server(("127.0.0.1", port), H)
         self.srv.daemon_threads = True
         self.port = self.srv.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
@@ -221,10 +281,29 @@ class FakeSprites:
             time.sleep(0.02)
         return len(sessions)
 
+    def restoring(self, name):
+        with self.lock:
+            s = self.sprites.get(name)
+            return bool(s and s.get("restoring_until", 0) > time.monotonic())
+
+    def take_lost(self, kind):
+        """How the answer of this `kind` call is lost ("502", "drop"), or None."""
+        with self.lock:
+            if self.lose_answer and self.lose_answer[0] == kind:
+                how, self.lose_answer = self.lose_answer[1], None
+                return how
+        return None
+
     def drop_checkpoints(self, s):
         for c in s.get("checkpoints", []):
             shutil.rmtree(c["snap"], ignore_errors=True)
         s["checkpoints"] = []
+
+
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)  # a client hanging up is not news
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -328,8 +407,13 @@ class Handler(BaseHTTPRequestHandler):
                     f.fail_next -= 1
             if limited or failed:
                 self.body_raw()
+                ra = {"Retry-After": str(f.fail_retry_after)} if f.fail_retry_after else None
                 return self.rate_limited() if limited else self.reply(
-                    503, {"error": "service unavailable (injected)"})
+                    503, {"error": "service unavailable (injected)"}, headers=ra)
+            if self.command in ("POST", "PUT") and self.headers.get("Content-Length") is None \
+                    and self.headers.get("Transfer-Encoding") is None:
+                self.close_connection = True  # the body's end is unknown
+                return self.reply(411, {"error": "length required"})
         if parts[:2] != ["v1", "sprites"]:
             self.body_raw()
             return self.reply(404, {"error": "not found"})
@@ -486,18 +570,36 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(b, dict) or not isinstance(b.get("comment", ""), str):
             return self.reply(400, {"errors": ["comment must be a string"]})
         comment = b.get("comment", "")
+        lost = f.take_lost("checkpoint")
+        if lost == "503":
+            return self.reply(503, {"error": "service unavailable (injected)"})
+        if lost == "502":  # done, but a proxy in front gave up waiting for the answer
+            self.make_checkpoint(name, comment)
+            return self.reply(502, {"error": "bad gateway"})
         self.ndjson_start()
         self.ndjson("info", "Creating checkpoint...")
         if self.take_fail():
             self.ndjson("error", "checkpoint failed (injected)")
             f.event("checkpoint_failed", name)
             return self.ndjson_end()
+        self.ndjson("info", "Saving filesystem state...")
+        cid = self.make_checkpoint(name, comment)
+        if cid is None:  # deleted meanwhile
+            self.ndjson("error", "sprite not found")
+            return self.ndjson_end()
+        if lost == "drop":
+            return self.drop()
+        text = f.checkpoint_text % cid if "%s" in f.checkpoint_text else f.checkpoint_text
+        self.ndjson("complete", text, pause=0)
+        return self.ndjson_end()
+
+    def make_checkpoint(self, name, comment):
+        """The new checkpoint's id, or None when the sprite is gone."""
+        f = self.fake
         with f.cp_lock:
             s = f.sprites.get(name)
-            if s is None:  # deleted meanwhile
-                self.ndjson("error", "sprite not found")
-                return self.ndjson_end()
-            self.ndjson("info", "Saving filesystem state...")
+            if s is None:
+                return None
             with f.lock:
                 n = s.setdefault("next_cp", 1)
                 s["next_cp"] = n + 1
@@ -511,8 +613,16 @@ class Handler(BaseHTTPRequestHandler):
             with f.lock:
                 s.setdefault("checkpoints", []).append(cp)
         f.event("checkpoint", name, id=cid, comment=comment)
-        self.ndjson("complete", "Checkpoint %s created" % cid, pause=0)
-        return self.ndjson_end()
+        return cid
+
+    def drop(self):
+        """Close the connection in the middle of a chunked answer (no last chunk)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def restore(self, name, cid):
         f = self.fake
@@ -521,19 +631,51 @@ class Handler(BaseHTTPRequestHandler):
             cp = next((c for c in (s or {}).get("checkpoints", []) if c["id"] == cid), None)
         if cp is None:
             return self.reply(404, {"error": "checkpoint not found"})
+        lost = f.take_lost("restore")
+        if lost == "503":
+            return self.reply(503, {"error": "service unavailable (injected)"})
+        if lost == "502":
+            self.start_restore(name, s, cp)
+            return self.reply(502, {"error": "bad gateway"})
         self.ndjson_start()
         self.ndjson("info", "Restoring checkpoint %s..." % cid)
         if self.take_fail():
             self.ndjson("error", "restore failed (injected)")
             f.event("restore_failed", name, id=cid)
             return self.ndjson_end()
-        with f.cp_lock:
+        if not self.start_restore(name, s, cp):
+            self.ndjson("error", "sprite not found")
+            return self.ndjson_end()
+        if lost == "drop":
+            return self.drop()
+        self.ndjson("info", "Restore complete")
+        self.ndjson("complete", "Environment restarting", pause=0)
+        return self.ndjson_end()
+
+    def start_restore(self, name, s, cp):
+        """Stop the sprite's processes and restore cp restore_delay seconds from now (the
+        service restores asynchronously); False when the sprite is gone."""
+        f = self.fake
+        with f.lock:
             if f.sprites.get(name) is not s:
-                self.ndjson("error", "sprite not found")
-                return self.ndjson_end()
-            self.ndjson("info", "Stopping processes...")
+                return False
+            delay = float(f.restore_delay or 0)
+            s["restoring_until"] = time.monotonic() + delay + 60  # until done, below
+        f.event("restore_started", name, id=cp["id"])
+        f.kill_running(name)
+        if delay <= 0:
+            self.finish_restore(name, s, cp)
+        else:
+            threading.Timer(delay, self.finish_restore, args=(name, s, cp)).start()
+        return True
+
+    def finish_restore(self, name, s, cp):
+        f = self.fake
+        with f.cp_lock:
+            with f.lock:
+                if f.sprites.get(name) is not s:
+                    return
             f.kill_running(name)
-            self.ndjson("info", "Restoring filesystem state...")
             d = f.sprite_dir(name)
             old = os.path.join(f.cp_root, "restoring-%s-%s" % (name, uuid.uuid4().hex[:8]))
             try:
@@ -546,12 +688,11 @@ class Handler(BaseHTTPRequestHandler):
                 shutil.rmtree(old, ignore_errors=True)
             with f.lock:
                 s["policy"] = copy.deepcopy(cp["policy"])
-                s["restored_from"] = cid
+                s["restored_from"] = cp["id"]
                 s["status"] = "warm"
                 s["updated_at"] = now_iso()
-        f.event("restore", name, id=cid)
-        self.ndjson("complete", "Checkpoint %s restored" % cid, pause=0)
-        return self.ndjson_end()
+                s["restoring_until"] = 0
+        f.event("restore", name, id=cp["id"])
 
 
 class Exec:
@@ -594,7 +735,11 @@ class Exec:
         sp = self.f.sprites.get(self.name)
         if sp is None:  # deleted meanwhile
             return h.reply(404, {"error": "sprite not found"})
+        if self.f.restoring(self.name):  # its environment is restarting
+            self.f.event("exec_refused", self.name, cmd=cmd)
+            return h.reply(503, {"error": "sprite is restoring a checkpoint; try again"})
         self.f.event("exec", self.name, cmd=cmd, dir=cwd, env=env)
+        env = self.image_env(env)
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
         h.send_response(101)
         h.send_header("Upgrade", "websocket")
@@ -604,8 +749,13 @@ class Exec:
         h.wfile.flush()
         h.close_connection = True
         sp["status"] = "running"
+        path = (q.get("path") or [cmd[0]])[0]
+        argv, exe = (AS_SPRITE_USER + [path] + cmd[1:], SETPRIV) \
+            if os.geteuid() == 0 and not self.f.exec_as_root else (cmd, path)
         try:
-            p = subprocess.Popen(cmd, executable=(q.get("path") or [cmd[0]])[0], cwd=cwd, env=env,
+            if exe == SETPRIV and not shutil.which(path, path=env.get("PATH")):
+                raise FileNotFoundError(2, os.strerror(2), path)  # not setpriv's words
+            p = subprocess.Popen(argv, executable=exe, cwd=cwd, env=env,
                                  stdin=subprocess.PIPE if want_stdin else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  start_new_session=True)
@@ -640,10 +790,17 @@ class Exec:
             if not self.f.running.get(self.name):
                 sp["status"] = "warm"
         sp["updated_at"] = now_iso()
-        self.f.event("exit", self.name, code=code)
+        bare = code == 0 and self.f.bare_exit
+        self.f.event("exit", self.name, code=code, bare=bare)
         if self.open:
-            self.send(3, bytes([code]))
+            self.send(3, b"" if bare else bytes([code]))
             self.linger()
+
+    def image_env(self, env):
+        """The exec's environment with the image's bin (sudo) first on PATH."""
+        env = dict(os.environ if env is None else env)
+        env["PATH"] = self.f.image_bin + (":" + env["PATH"] if env.get("PATH") else "")
+        return env
 
     def wait_alive(self, secs):
         """Sleep secs before answering the upgrade; False as soon as the client hangs up."""

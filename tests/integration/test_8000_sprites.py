@@ -1,8 +1,10 @@
 """8000: the Sprites backend (JANEBOT_SANDBOX=sprites) against tests/fakes/sprites.py:
 exec over the WebSocket protocol, per-thread sprites, network policy first, the token
 only in the Authorization header, recovery of a vanished sprite, a dropped exec that is
-reported and not re-run, REST retries, deadlines, `sandbox list|rm`, `chat`."""
+reported and not re-run, REST retries (Retry-After), deadlines, `sandbox list|rm`, `chat`,
+the bare exit frame."""
 import time
+from email.utils import formatdate
 
 from jbtest import JanebotCase, sandbox_name
 
@@ -145,3 +147,41 @@ class Sprites(JanebotCase):
         self.assertNotEqual(r.rc, 0, r)
         self.assertIn("401", r.err, r)
         self.assertNotIn_("token-123456", r)
+
+    def test_8013_a_bare_exit_frame_is_exit_0(self):
+        # The service may end a command that exited 0 with the frame [3] and no status byte;
+        # both SDKs read it as 0.
+        self.assertTrue(self.fake.bare_exit)
+        r = self.sbx("bare", "sh", "-c", "echo fine")
+        self.assertEqual((r.rc, r.out), (0, "fine\n"), r)
+        self.assertNotIn("dropped", r.err, r)
+        exits = [e for e in self.fake.events if e["kind"] == "exit"
+                 and e["name"] == sandbox_name("bare")]
+        self.assertTrue(exits and all(e["bare"] for e in exits), exits)
+        c = self.chat_ok(["hello"], thread="bare")
+        self.assertIn_("echo: hello (turn 1)", c)
+        self.fake.bare_exit = False  # and the long form [3, 0] still is
+        self.assertEqual(self.sbx("bare", "true").rc, 0)
+
+    def test_8014_retry_after_headers_set_the_wait(self):
+        self.assertEqual(self.sbx("ra", "true").rc, 0)
+        self.fake.fail_next, self.fake.fail_retry_after = 1, "2"
+        t0 = time.monotonic()
+        r = self.sbx("ra", "echo", "ok")
+        self.assertEqual((r.rc, r.out), (0, "ok\n"), r)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.0, r)
+        self.assertIn("retrying in 2", r.err, r)
+        # An HTTP date: 3 s from now (whole seconds), so at least 2 s.
+        self.fake.fail_next = 1
+        self.fake.fail_retry_after = formatdate(time.time() + 3, usegmt=True)
+        t0 = time.monotonic()
+        r = self.sbx("ra", "echo", "ok")
+        self.assertEqual((r.rc, r.out), (0, "ok\n"), r)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.0, r)
+        # Longer than the call may take: not waited for, and said plainly.
+        self.fake.fail_next, self.fake.fail_retry_after = 1, "600"
+        t0 = time.monotonic()
+        r = self.sbx("ra", "echo", "ok")
+        self.assertLess(time.monotonic() - t0, 20, r)
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("asks to wait 600 s (Retry-After)", r.err, r)

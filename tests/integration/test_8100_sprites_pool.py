@@ -180,8 +180,11 @@ class SpritesPool(JanebotCase):
 
     def test_8110_the_command_agent_is_a_path_inside_the_sprite_installed_by_the_setup(self):
         inside = self.tmp / "in-sprite" / "agent"  # not there until the set-up makes it
+        # Outside the home (a root directory, like /usr/local/bin): the set-up runs as the
+        # sprite's user and says sudo for it.
         env = {"JANEBOT_AGENT_CMD": str(inside),
-               "JANEBOT_SPRITES_SETUP": "mkdir -p %s && cp %s %s && chmod 755 %s %s"
+               "JANEBOT_SPRITES_SETUP": "sudo mkdir -p %s && sudo cp %s %s && "
+                                        "sudo chmod 755 %s %s"
                                         % (inside.parent, AGENT, inside, inside.parent, inside)}
         self.assertFalse(inside.exists())
         r = self.chat_ok(["hello"], thread="cmd", env=env)
@@ -217,3 +220,97 @@ class SpritesPool(JanebotCase):
         self.assertEqual((r.rc, r.out), (0, "kept\n"), r)
         self.assertEqual(self.kinds(name, ("create", "policy", "checkpoint", "exec"))[:3],
                          ["create", "policy", "exec"], "no second create, no set-up")
+
+    def golden_of(self, key):
+        db = sqlite3.connect(str(self.state / "janebot.db"))
+        row = db.execute("SELECT name, golden FROM sandbox_names WHERE thread_key = ?",
+                         (key,)).fetchone()
+        db.close()
+        return row
+
+    def test_8113_a_reset_waits_for_the_asynchronous_restore(self):
+        env = {"JANEBOT_SPRITES_SETUP": "echo golden > $HOME/setup-marker"}
+        r = self.sbx("ar", "sh", "-c", "echo junk > ~/junk", env=env)
+        self.assertEqual(r.rc, 0, r)
+        name = sandbox_name("ar")
+        self.fake.restore_delay = 2.5
+        env2 = dict(env, JANEBOT_EGRESS_ALLOW="after-reset.example.com")
+        t0 = time.monotonic()
+        reset = self.run_jb(["sandbox", "reset", "ar"], env=env2)
+        self.assertEqual(reset.rc, 0, reset)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.5, "the reset did not wait")
+        restore = [c for c in self.fake.calls if c["path"].endswith("/restore")]
+        self.assertEqual(len(restore), 1, restore)
+        self.assertEqual(restore[0]["headers"].get("Content-Length"), "0", restore)
+        # The policy of today is set after the restore took effect, not overwritten by it.
+        kinds = self.kinds(name, ("restore", "policy"))
+        self.assertEqual(kinds[-2:], ["restore", "policy"], kinds)
+        self.assertEqual(self.fake.sprites[name]["policy"]["rules"][0],
+                         {"action": "allow", "domain": "after-reset.example.com"})
+        ls = self.sbx("ar", "sh", "-c", "ls ~", env=env2)
+        self.assertEqual(ls.rc, 0, ls)
+        self.assertIn("setup-marker", ls.out, ls)
+        self.assertNotIn("junk", ls.out, ls)
+        self.assertNotIn("janebot-restore", ls.out, "the marker went with the restore")
+
+    def test_8114_a_lost_checkpoint_answer_is_looked_up_not_sent_again(self):
+        env = {"JANEBOT_SPRITES_SETUP": "echo golden > $HOME/setup-marker"}
+        for key, how in (("l502", "502"), ("ldrop", "drop"), ("l503", "503")):
+            self.fake.lose_answer = ("checkpoint", how)
+            r = self.sbx(key, "true", env=env)
+            self.assertEqual(r.rc, 0, r)
+            self.assertIsNone(self.fake.lose_answer, "the switch was used")
+            name = sandbox_name(key)
+            cps = self.fake.checkpoints(name)
+            self.assertEqual(len(cps), 1, "%s: %s" % (how, cps))
+            self.assertEqual(self.golden_of(key), (name, cps[0]["id"]))
+            if how == "503":  # refused before anything was done: sent again
+                self.assertIn("it was not made, sending it again", r.err, r)
+
+    def test_8115_a_lost_restore_answer_is_looked_up_not_sent_again(self):
+        env = {"JANEBOT_SPRITES_SETUP": "echo golden > $HOME/setup-marker"}
+        for key, how in (("r502", "502"), ("rdrop", "drop"), ("r503", "503")):
+            r = self.sbx(key, "sh", "-c", "echo junk > ~/junk", env=env)
+            self.assertEqual(r.rc, 0, r)
+            name = sandbox_name(key)
+            self.fake.lose_answer = ("restore", how)
+            reset = self.run_jb(["sandbox", "reset", key], env=env)
+            self.assertEqual(reset.rc, 0, "%s%s" % (how, reset))
+            self.assertIsNone(self.fake.lose_answer, "the switch was used")
+            self.assertEqual(self.kinds(name, ("restore_started",)), ["restore_started"], how)
+            self.assertFalse((self.tmp / "sprites" / name / "junk").exists(), how)
+            if how == "503":
+                self.assertIn("sending it again", reset.err, reset)
+
+    def test_8116_the_checkpoint_id_is_looked_up_not_read_from_the_text(self):
+        self.fake.checkpoint_text = "Checkpoint created successfully"
+        env = {"JANEBOT_SPRITES_SETUP": "echo golden > $HOME/setup-marker"}
+        r = self.sbx("id", "sh", "-c", "echo junk > ~/junk", env=env)
+        self.assertEqual(r.rc, 0, r)
+        name = sandbox_name("id")
+        cps = self.fake.checkpoints(name)
+        self.assertEqual(self.golden_of("id"), (name, cps[0]["id"]))
+        reset = self.run_jb(["sandbox", "reset", "id"], env=env)
+        self.assertEqual(reset.rc, 0, reset)
+        self.assertFalse((self.tmp / "sprites" / name / "junk").exists())
+
+    def test_8117_the_agent_owns_what_the_setup_wrote_in_its_home(self):
+        # The set-up runs as the sprite's user (root only by sudo); the agent too. Whether
+        # the service's exec runs as that user (the default) or as root.
+        setup = ("mkdir -p $HOME/.tool && echo conf > $HOME/.tool/conf && echo v1 > $HOME/notes"
+                 " && sudo touch $HOME/by-root")
+        for key, as_root in (("own", False), ("own-root", True)):
+            self.fake.exec_as_root = as_root
+            env = {"JANEBOT_SPRITES_SETUP": setup if not as_root else setup.split(" && sudo")[0]}
+            r = self.sbx(key, "sh", "-c", "id -u; stat -c %u ~/.tool ~/.tool/conf ~/notes; "
+                         "echo more >> ~/notes && echo new > ~/.tool/conf && rm ~/.tool/conf "
+                         "&& echo edited", env=env)
+            self.assertEqual(r.rc, 0, r)
+            lines = r.out.split()
+            self.assertEqual(lines[1:4], [lines[0]] * 3, "%s: %s" % (key, r.out))
+            self.assertEqual(lines[-1], "edited", r)
+            if os.geteuid() == 0:
+                self.assertEqual(lines[0], "1000", r)
+                if not as_root:  # and sudo did make root its owner
+                    by_root = self.tmp / "sprites" / sandbox_name(key) / "by-root"
+                    self.assertEqual(by_root.stat().st_uid, 0)

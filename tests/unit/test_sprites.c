@@ -72,19 +72,18 @@ Test(sprites, client_needs_a_token_and_an_http_url)
 
 Test(sprites, checkpoint_streams_are_judged_by_their_last_word)
 {
-    char id[64], why[256];
+    char why[256];
     const char ok[] = "{\"type\":\"info\",\"data\":\"Creating checkpoint...\"}\n\nnot json\n"
-                      "{\"type\":\"complete\",\"data\":\"Checkpoint v8 created\"}";
-    cr_assert_eq(sprites_ndjson_result(ok, id, sizeof id, why, sizeof why), 0);
-    cr_assert_str_eq(id, "v8");
+                      "{\"type\":\"complete\",\"data\":\"Environment restarting\"}";
+    cr_assert_eq(sprites_ndjson_result(ok, why, sizeof why), 0);
     const char bad[] = "{\"type\":\"info\",\"data\":\"x\"}\n{\"type\":\"error\",\"error\":\"sprite_"
                        "not_routable\"}\n";
-    cr_assert_eq(sprites_ndjson_result(bad, id, sizeof id, why, sizeof why), -1);
+    cr_assert_eq(sprites_ndjson_result(bad, why, sizeof why), -1);
     cr_assert_str_eq(why, "sprite_not_routable");
-    cr_assert_eq(sprites_ndjson_result("{\"type\":\"info\"}\n", id, sizeof id, why, sizeof why),
-                 -1);
+    /* cut short: neither done nor failed (the caller looks it up) */
+    cr_assert_eq(sprites_ndjson_result("{\"type\":\"info\"}\n", why, sizeof why), 1);
     cr_assert(strstr(why, "without"));
-    cr_assert_eq(sprites_ndjson_result("", id, sizeof id, why, sizeof why), -1);
+    cr_assert_eq(sprites_ndjson_result("", why, sizeof why), 1);
 }
 
 Test(sprites, retry_after_comes_from_the_structured_429_body)
@@ -96,4 +95,17 @@ Test(sprites, retry_after_comes_from_the_structured_429_body)
     cr_assert_eq(sprites_retry_after_ms("rate limited"), 0);
     cr_assert_eq(sprites_retry_after_ms(NULL), 0);
     cr_assert_eq(sprites_retry_after_ms("{\"retry_after_seconds\":-5}"), 0);
+}
+
+Test(sprites, retry_after_headers_are_seconds_or_an_http_date)
+{
+    time_t now = 1768300200; /* 2026-01-13T10:30:00Z */
+    cr_assert_eq(sprites_retry_after_header_ms(" 2\r\n", now), 2000);
+    cr_assert_eq(sprites_retry_after_header_ms("120", now), 120000);
+    cr_assert_eq(sprites_retry_after_header_ms("Tue, 13 Jan 2026 10:30:05 GMT\r\n", now), 5000);
+    cr_assert_eq(sprites_retry_after_header_ms("Tue, 13 Jan 2026 10:29:00 GMT", now), 0);
+    cr_assert_eq(sprites_retry_after_header_ms("soon", now), 0);
+    cr_assert_eq(sprites_retry_after_header_ms("5 minutes", now), 0);
+    cr_assert_eq(sprites_retry_after_header_ms("", now), 0);
+    cr_assert_eq(sprites_retry_after_header_ms(NULL, now), 0);
 }
