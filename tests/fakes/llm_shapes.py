@@ -70,6 +70,16 @@ def billed(u, api):
     return b
 
 
+def answered_model(opts, req, default):
+    """The model an answer names: the request's, or answer_model's (a name, or a mapping
+    from the requested name)."""
+    asked = req.get("model") or default
+    answer = opts.get("answer_model")
+    if isinstance(answer, dict):
+        return answer.get(asked) or asked
+    return answer or asked
+
+
 def sse(name, obj):
     data = "data: %s\n\n" % json.dumps(obj, separators=(",", ":"))
     return "event: %s\n%s" % (name, data) if name else data

@@ -47,7 +47,7 @@ cache_read, reasoning (defaults 10, 5, 0, 0, 0): "input" is the uncached input.
     completion_tokens_details.reasoning_tokens); Responses input_tokens / input_tokens_details.
     cached_tokens / output_tokens / output_tokens_details.reasoning_tokens / total_tokens.
   answer_model=S names another model in the answer than the request's (as OpenAI names a
-  dated snapshot).
+  dated snapshot); in /_control also {"REQUESTED": "ANSWERED", ...}.
 
 Switches, from (lowest to highest precedence) /_control, the query string
 (fake_<key>=value) and a "fake" object in the JSON request body (the body is the one
@@ -82,8 +82,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from llm_shapes import (anthropic_usage, billed, chat_usage, error_body, provider_of,
-                        responses_usage, sse, usage_knobs)
+from llm_shapes import (anthropic_usage, answered_model, billed, chat_usage, error_body,
+                        provider_of, responses_usage, sse, usage_knobs)
 
 BODY_LOG_MAX = 1 << 20
 BODY_MAX = 64 << 20  # a request body larger than this is refused (the proxy caps at 32 MiB)
@@ -326,7 +326,7 @@ class Handler(BaseHTTPRequestHandler):
         return "text", "hi from fake (user messages seen: %d)" % len(users)
 
     def anthropic_messages(self, req, opts):
-        model = opts.get("answer_model") or req.get("model") or "claude-fake"
+        model = answered_model(opts, req, "claude-fake")
         kind, text = self.scripted(req)
         if opts.get("text"):
             kind, text = "text", str(opts["text"])
@@ -382,7 +382,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- OpenAI -------------------------------------------------------------------------
 
     def openai_chat(self, req, opts):
-        model = opts.get("answer_model") or req.get("model") or "gpt-fake"
+        model = answered_model(opts, req, "gpt-fake")
         users = [x for x in (req.get("messages") or []) if isinstance(x, dict)
                  and x.get("role") == "user"]
         text = opts.get("text") or "hi from fake (user messages seen: %d)" % len(users)
@@ -421,7 +421,7 @@ class Handler(BaseHTTPRequestHandler):
                     float(opts.get("delay") or 0))
 
     def openai_responses(self, req, opts):
-        model = opts.get("answer_model") or req.get("model") or "gpt-fake"
+        model = answered_model(opts, req, "gpt-fake")
         text = opts.get("text") or "hi from fake responses"
         u = usage_knobs(opts)
         usage = responses_usage(u)
