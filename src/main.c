@@ -91,7 +91,7 @@ static const struct command commands[] = {
      "(the sprite), outcome, exit status, wall time in the sandbox and of the whole turn.\n"},
     {"tokens list", "tokens list", cmd_tokens_list, NULL},
     {"tokens revoke", "tokens revoke THREAD_KEY", cmd_tokens_revoke, NULL},
-    {"usage", "usage [--since YYYY-MM-DD]", cmd_usage, NULL},
+    {"usage", "usage [--since YYYY-MM-DD] [--json]", cmd_usage, NULL},
     {"doctor", "doctor", cmd_doctor, NULL},
     {"config check", "config check", cmd_config_check, NULL},
 };

@@ -1,4 +1,4 @@
-/* cmd/admin.c -- `tokens list|revoke`, `usage`, `doctor`, `config check`. */
+/* cmd/admin.c -- `tokens list|revoke`, `doctor`, `config check`. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,42 +64,6 @@ int cmd_tokens_revoke(const struct command *cmd, int argc, char **argv)
     store_close(st);
     config_release(&cfg);
     return n < 0;
-}
-
-int cmd_usage(const struct command *cmd, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"since", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    char *vals[256] = {0};
-    int rc = cmd_parse_opts(cmd, argc, argv, opts, vals);
-    if (rc >= 0) return rc;
-    if (optind < argc) return cmd_usage_error(cmd, "unexpected argument %s", argv[optind]);
-    const char *since = vals['s'];
-    int y, m, d;
-    char tail;
-    if (since && (sscanf(since, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 ||
-                  d < 1 || d > 31 || strlen(since) != 10))
-        return cmd_usage_error(cmd, "--since %s: expected a date like 2026-11-01", since);
-    struct jb_config cfg;
-    struct store *st = NULL;
-    if (cmd_open_store(&cfg, &st) < 0) return 1;
-    struct usage_row *v = NULL;
-    size_t n = 0;
-    struct jb_err err = {0};
-    rc = store_usage_list(st, since, &v, &n, &err) < 0;
-    if (rc)
-        fprintf(stderr, "janebot: %s\n", err.msg);
-    else
-        printf("%-16s  %-32s  %8s  %12s  %12s\n", "USER", "THREAD KEY", "REQUESTS", "TOKENS IN",
-               "TOKENS OUT");
-    for (size_t i = 0; !rc && i < n; i++)
-        printf("%-16s  %-32s  %8lld  %12lld  %12lld\n", v[i].user_id, v[i].thread_key,
-               (long long)v[i].requests, (long long)v[i].input_tokens,
-               (long long)v[i].output_tokens);
-    usage_rows_free(v, n);
-    store_close(st);
-    config_release(&cfg);
-    return rc;
 }
 
 /* ---- doctor ---- */

@@ -35,7 +35,7 @@ int cmd_parse_opts(const struct command *cmd, int argc, char **argv, const struc
             return cmd_usage_error(cmd, ch == ':' ? "option %s needs a value" : "unknown option %s",
                                    bad);
         }
-        vals[ch] = optarg;
+        vals[ch] = optarg ? optarg : (char *)""; /* a flag: set, with no value */
     }
     return -1;
 }

@@ -10,6 +10,9 @@
  *   allowed_channels: [C1]             # ALLOWED_CHANNEL_IDS wins
  *   mcp_servers:                       # MCP_SERVERS wins; name -> definition
  *     github: {command: github-mcp, args: [stdio], env: {GITHUB_TOKEN: ghp_…}}
+ *   prices:                            # JANEBOT_PRICES wins; USD per million tokens
+ *     claude-sonnet-4*: {input: 3, output: 15, cache_write: 3.75, cache_read: 0.3}
+ *     gpt-5: "1.25:10"                 # IN:OUT[:CACHE_WRITE:CACHE_READ]
  *   channels:
  *     default: {mcp_servers: [], tools: full}
  *     C0123456789: {mcp_servers: [github], tools: no-shell}
@@ -222,6 +225,58 @@ static int read_channels(struct fctx *f, const yaml_node_t *n)
     return 0;
 }
 
+/* One model's prices: "IN:OUT[:CACHE_WRITE:CACHE_READ]", or a mapping of those names. */
+static int read_price(struct fctx *f, const char *model, const yaml_node_t *v, struct price *out)
+{
+    static const char *const names[] = {"input", "output", "cache_write", "cache_read"};
+    char nums[160] = "";
+    const char *sv = scalar(v);
+    if (sv) snprintf(nums, sizeof nums, "%s", sv);
+    if (v->type == YAML_MAPPING_NODE) {
+        const char *got[4] = {0};
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
+             pr++) {
+            const char *k = scalar(node(f, pr->key));
+            size_t i = 0;
+            while (k && i < 4 && strcmp(k, names[i]))
+                i++;
+            if (!k || i == 4 || got[i])
+                return ferr(f, node(f, pr->key), "prices",
+                            "%s: expected input, output, cache_write, cache_read (once each)",
+                            model);
+            got[i] = scalar(node(f, pr->value));
+        }
+        if (!got[0] || !got[1] || !got[2] != !got[3])
+            return ferr(f, v, "prices",
+                        "%s: input and output are needed (and both cache prices, "
+                        "or neither)",
+                        model);
+        snprintf(nums, sizeof nums, got[2] ? "%s:%s:%s:%s" : "%s:%s", got[0], got[1],
+                 got[2] ? got[2] : "", got[3] ? got[3] : "");
+    }
+    if (price_parse_one(model, strlen(model), nums, strlen(nums), out) < 0)
+        return ferr(f, v, "prices",
+                    "%s: expected \"IN:OUT\" or \"IN:OUT:CACHE_WRITE:CACHE_READ\" in USD per "
+                    "million tokens (a model name may end in '*')",
+                    model);
+    return 0;
+}
+
+static int read_prices(struct fctx *f, const yaml_node_t *n)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return ferr(f, n, "prices",
+                    "expected a mapping of model -> \"IN:OUT:CACHE_WRITE:CACHE_READ\"");
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+        const char *model = scalar(node(f, pr->key));
+        struct price p;
+        if (!model) return ferr(f, node(f, pr->key), "prices", "a model must be a plain name");
+        if (read_price(f, model, node(f, pr->value), &p) < 0) return -1;
+        if (prices_add(&f->p->prices, &p) < 0) return jb_err_set(f->err, JB_ENOMEM, "prices");
+    }
+    return 0;
+}
+
 static int read_top(struct fctx *f, const char *k, const yaml_node_t *v)
 {
     struct policy *p = f->p;
@@ -232,9 +287,10 @@ static int read_top(struct fctx *f, const char *k, const yaml_node_t *v)
     if (!strcmp(k, "allowed_channels")) return read_names(f, v, k, &p->allowed_channels);
     if (!strcmp(k, "mcp_servers")) return read_servers(f, v);
     if (!strcmp(k, "channels")) return read_channels(f, v);
+    if (!strcmp(k, "prices")) return read_prices(f, v);
     return ferr(f, v, k,
                 "unknown key (known: rate_limit_per_minute, max_turns_per_user, allowed_users, "
-                "allowed_channels, mcp_servers, channels)");
+                "allowed_channels, mcp_servers, channels, prices)");
 }
 
 static int read_root(struct fctx *f)
@@ -350,6 +406,13 @@ void policy_print(const struct policy *p, const struct jb_config *cfg, FILE *out
             p->max_turns_per_user ? "" : " (no cap)");
     print_list(out, "allowed_users", &p->allowed_users, "everyone");
     print_list(out, "allowed_channels", &p->allowed_channels, "every channel");
+    fprintf(out, "prices (USD per million tokens: in, out, cache write, cache read):%s\n",
+            p->prices.n ? "" : " none");
+    for (size_t i = 0; i < p->prices.n; i++) {
+        const struct price *pr = &p->prices.v[i];
+        fprintf(out, "  %s%s: %g / %g / %g / %g\n", pr->model, pr->prefix ? "*" : "", pr->in,
+                pr->out, pr->cache_write, pr->cache_read);
+    }
     fprintf(out, "mcp_servers (from %s):\n", p->mcp_from);
     const char *name;
     json_t *def;

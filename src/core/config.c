@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "core/policy.h"
 
 /* Parsed .env entries; written only by config_load()/config_release(), which main calls
  * once before any thread starts (the parsed configuration is janebot's one global). */
@@ -286,6 +287,9 @@ static int config_load_llm(struct jb_config *cfg, struct jb_err *err)
         return -1;
     cfg->user_daily_tokens = daily;
     jb_log_add_secret(cfg->openai_api_key);
+    struct prices ps; /* checked now, so a bad list stops every command at start */
+    if (cfg->prices && prices_parse(cfg->prices, &ps, err) < 0) return -1;
+    if (cfg->prices) prices_release(&ps);
     return 0;
 }
 

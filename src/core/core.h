@@ -56,7 +56,7 @@ struct jb_config {
     char *upstream_openai;       /* JANEBOT_UPSTREAM_OPENAI */
     char *upstream_amp;          /* JANEBOT_UPSTREAM_AMP */
     long long user_daily_tokens; /* JANEBOT_USER_DAILY_TOKENS (0 = no cap) */
-    char *prices;                /* JANEBOT_PRICES: "model=in:out,…" USD per million tokens */
+    char *prices;                /* JANEBOT_PRICES (parsed into the policy, prices.c) */
     /* Slack */
     char *slack_bot_token;           /* SLACK_BOT_TOKEN (secret) */
     char *slack_app_token;           /* SLACK_APP_TOKEN (secret) */

@@ -59,6 +59,7 @@ void policy_unref(struct policy *p)
     json_decref(p->mcp_servers);
     jb_strv_free(&p->allowed_users);
     jb_strv_free(&p->allowed_channels);
+    prices_release(&p->prices);
     free(p->path);
     free(p);
 }
@@ -162,6 +163,17 @@ static int config_path(const struct jb_config *cfg, char **ret, struct jb_err *e
     return 0;
 }
 
+/* JANEBOT_PRICES, when set, replaces the file's prices as a whole. */
+static int env_prices(const struct jb_config *cfg, struct policy *p, struct jb_err *err)
+{
+    struct prices ps;
+    if (!cfg->prices || !*cfg->prices) return 0;
+    if (prices_parse(cfg->prices, &ps, err) < 0) return -1;
+    prices_release(&p->prices);
+    p->prices = ps;
+    return 0;
+}
+
 int policy_load(const struct jb_config *cfg, struct policy **ret, struct jb_err *err)
 {
     jb_auto(policy_unrefp) struct policy *p = policy_new_default();
@@ -173,7 +185,7 @@ int policy_load(const struct jb_config *cfg, struct policy **ret, struct jb_err 
         env_mcp(p, err) < 0 ||
         env_ids("ALLOWED_USER_IDS", &cfg->allowed_users, &p->allowed_users, err) < 0 ||
         env_ids("ALLOWED_CHANNEL_IDS", &cfg->allowed_channels, &p->allowed_channels, err) < 0 ||
-        policy_finish(p, err) < 0)
+        env_prices(cfg, p, err) < 0 || policy_finish(p, err) < 0)
         return -1;
     register_secrets(p->mcp_servers);
     *ret = TAKE_PTR(p);

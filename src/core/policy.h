@@ -32,8 +32,20 @@ struct policy_channel {
     struct agent_policy agent; /* what adapters get; points into this struct */
 };
 
+/* USD per million tokens of one model (or of every model starting with `model`). */
+struct price {
+    char model[JB_MODEL_MAX];
+    int prefix;
+    double in, out, cache_write, cache_read;
+};
+struct prices {
+    struct price *v; /* owned */
+    size_t n;
+};
+
 struct policy {
     atomic_int refs;
+    struct prices prices;      /* JANEBOT_PRICES / prices; none: costs are not shown */
     char *path;                /* the config file read, or NULL */
     int rate_per_minute;       /* RATE_LIMIT_PER_MINUTE / rate_limit_per_minute; 0 = off */
     int max_turns_per_user;    /* JANEBOT_MAX_TURNS_PER_USER / max_turns_per_user; 0 = no cap */
@@ -43,6 +55,24 @@ struct policy {
     size_t nch;
     struct jb_strv allowed_users, allowed_channels; /* empty = everyone */
 };
+
+/* ---- prices (prices.c) ---- */
+
+/* spec: "MODEL=IN:OUT[:CACHE_WRITE:CACHE_READ],…" (JANEBOT_PRICES). JB_ECONFIG names the
+ * entry that is wrong. ret->v is the caller's: prices_release(). */
+int prices_parse(const char *spec, struct prices *ret, struct jb_err *err);
+/* One entry: model[0, mlen) (may end in '*') and "IN:OUT[:CW:CR]" nums[0, nlen). -1 bad. */
+int price_parse_one(const char *model, size_t mlen, const char *nums, size_t nlen,
+                    struct price *ret);
+int prices_add(struct prices *ps, const struct price *p); /* replaces the same model's */
+void prices_release(struct prices *ps);
+/* The price of model: its own entry, else the longest prefix entry; NULL when none. */
+const struct price *prices_find(const struct prices *ps, const char *model);
+double price_cost(const struct price *p, const struct jb_tokens *t); /* USD */
+/* "tokens: 30 in + … / 15 out · $0.0003 (model-a: 20 in / 10 out, $0.0002; model-b: …)",
+ * costs only when ps has prices ("no price" for a model it does not name). NULL when ty
+ * counted nothing (or no memory). Caller frees. */
+char *prices_usage_text(const struct prices *ps, const struct jb_tally *ty);
 
 /* Build a snapshot from cfg's environment and the config file: JANEBOT_CONFIG when set
  * (it must exist), else <state dir>/janebot.yaml when present. Errors (JB_ECONFIG) name

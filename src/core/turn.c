@@ -85,8 +85,8 @@ struct run_out {
     int exec_ok, exit_code, timed_out, cancelled, over_quota, oom_killed;
     int disk_full; /* SANDBOX_DISK_FULL_*: the home had no room left when the agent ended */
     long long disk_left;
-    const char *llm_refused;       /* static string from the proxy, or NULL */
-    int64_t llm_input, llm_output; /* counted by the LLM proxy */
+    const char *llm_refused; /* static string from the proxy, or NULL */
+    struct jb_tally llm;     /* counted by the LLM proxy */
     char stderr_tail[4096];
     char *new_session; /* id the adapter chose before the run; owned */
     int64_t exec_ms;   /* wall time in the sandbox, every run of the turn */
@@ -151,7 +151,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
         out->over_quota = x.over_quota, out->oom_killed |= x.oom_killed;
         out->disk_full = x.disk_full, out->disk_left = x.disk_left;
         out->llm_refused = x.llm_refused;
-        out->llm_input += x.llm_input, out->llm_output += x.llm_output;
+        jb_tally_merge(&out->llm, &x.llm);
         memcpy(out->stderr_tail, x.stderr_tail, sizeof out->stderr_tail);
         free(out->new_session);
         out->new_session = cmd.session_id ? strdup(cmd.session_id) : NULL;
@@ -160,33 +160,25 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     return rc;
 }
 
-/* JANEBOT_PRICES "model=in:out,…" (USD per million tokens): the first entry prices the
- * turn (one model per deployment is the common case). 0 when none is given. */
-static int price_of(const struct jb_config *cfg, double *in, double *out)
+/* The answer with a one-line footer: tokens through the proxy per model, and their cost
+ * (prices.c), and a process killed for memory. */
+static char *usage_footer(struct core *c, const char *answer, const struct run_out *o)
 {
-    const char *eq = cfg->prices ? strchr(cfg->prices, '=') : NULL;
-    return eq && sscanf(eq + 1, "%lf:%lf", in, out) == 2;
-}
-
-/* The answer with a one-line footer: tokens in/out through the proxy (and the cost). */
-static char *usage_footer(const struct jb_config *cfg, const char *answer, const struct run_out *o)
-{
-    char *s = NULL, cost[64] = "", tokens[160] = "", oom[160] = "";
-    double pin, pout;
-    if (!o->llm_input && !o->llm_output && !o->oom_killed) return NULL;
-    if (price_of(cfg, &pin, &pout))
-        snprintf(cost, sizeof cost, " · $%.4f",
-                 ((double)o->llm_input * pin + (double)o->llm_output * pout) / 1e6);
-    if (o->llm_input || o->llm_output)
-        snprintf(tokens, sizeof tokens, "\n\n_tokens: %lld in / %lld out%s_",
-                 (long long)o->llm_input, (long long)o->llm_output, cost);
+    char *s = NULL, oom[160] = "";
+    struct policy *pol = core_policy_get(c);
+    jb_autofree char *tokens = prices_usage_text(&pol->prices, &o->llm);
+    policy_unref(pol);
+    if (!tokens && !o->oom_killed) return NULL;
     /* The agent answered, but something it ran was killed: say why, once. */
     if (o->oom_killed)
         snprintf(oom, sizeof oom,
                  "\n\n_a process in this thread's sandbox was killed: it ran out of memory "
                  "(%d MiB, JANEBOT_SANDBOX_MEMORY_MB)_",
-                 cfg->sandbox_memory_mb);
-    return asprintf(&s, "%s%s%s", answer, oom, tokens) < 0 ? NULL : s;
+                 c->cfg->sandbox_memory_mb);
+    return asprintf(&s, "%s%s%s%s%s", answer, oom, tokens ? "\n\n_" : "", tokens ? tokens : "",
+                    tokens ? "_" : "") < 0
+               ? NULL
+               : s;
 }
 
 /* When the home ran out of room, what the user is told (writes in it failed). */
@@ -253,7 +245,7 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
     }
     if (answer && (t->res.has_result || o->exit_code == 0)) {
         struct jb_err e = {0};
-        jb_autofree char *with_footer = usage_footer(c->cfg, answer, o);
+        jb_autofree char *with_footer = usage_footer(c, answer, o);
         if (fe->ops->answer(fe, t->thread_key, t->refs, t->n, with_footer ? with_footer : answer,
                             &e) < 0)
             log_warn("thread %s: cannot deliver the answer: %s", t->thread_key, e.msg);
@@ -493,8 +485,10 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         outcome = turn_body(&t, st, sb, have_sess ? &sess : NULL, &o);
     }
     core_running_remove(c, &run);
-    int64_t tin = o.llm_input ? o.llm_input : t.res.input_tokens;
-    int64_t tout = o.llm_output ? o.llm_output : t.res.output_tokens;
+    struct jb_tokens used = jb_tally_sum(&o.llm); /* what the agent said, when not counted */
+    int64_t tin = jb_tokens_total(&used) ? used.input + used.cache_write + used.cache_read
+                                         : t.res.input_tokens;
+    int64_t tout = jb_tokens_total(&used) ? used.output : t.res.output_tokens;
     if (turn_id &&
         (store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, tin, tout, &err) < 0 ||
          store_turn_exec(st, turn_id, c->sbx.ops->name, o.exec_ms, &err) < 0))

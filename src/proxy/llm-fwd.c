@@ -2,7 +2,6 @@
  * the sandbox as it arrives, and the tokens it used counted on the way (JSON usage, or
  * the server-sent events of a streamed answer). */
 #include <curl/curl.h>
-#include <jansson.h>
 #include <poll.h>
 #include <string.h>
 #include <strings.h>
@@ -13,18 +12,27 @@
 #define JSON_KEEP_MAX   ((size_t)4 << 20)
 #define CANCEL_CHECK_MS 200
 
-/* The request body on its way up: what came with the head, then the sandbox's socket. */
+/* The request body on its way up: what came with the head, then the sandbox's socket,
+ * scanned as it passes (llm-usage.c), with what the proxy adds to it. */
 struct upload {
     const char *pre;      /* the bytes that came with the head */
-    size_t pre_len, sent; /* sent: of the whole body, so far */
-    size_t len;           /* the whole body (Content-Length) */
-    int from_socket;      /* bytes were read from the socket: no rewinding any more */
-    int64_t wait_left;    /* ms the sandbox may still keep us waiting for bytes */
-    int failed;           /* the sandbox did not send its body (in time) */
+    size_t pre_len, took; /* took: of the sandbox's body, so far */
+    size_t len;           /* the sandbox's body (its Content-Length) */
+    size_t pad;           /* bytes added upstream (llm_body_pad()) */
+    size_t added;         /* of those, sent so far (the insertion, then spaces) */
+    const char *ins;      /* an insertion being sent, and how much of it is out */
+    size_t ins_off;
+    char *held; /* read past an insertion point: sent after it */
+    size_t held_len, held_off;
+    struct llm_body_scan scan;
+    int from_socket;   /* bytes were read from the socket: no rewinding any more */
+    int64_t wait_left; /* ms the sandbox may still keep us waiting for bytes */
+    int failed;        /* the sandbox did not send its body (in time) */
 };
 
 struct fwd {
     int fd; /* the sandbox's connection */
+    enum llm_provider provider;
     struct upload up;
     int head_sent, failed;
     long status;
@@ -36,40 +44,13 @@ struct fwd {
     int64_t checked; /* when on_progress() last looked at fd */
 };
 
-static int64_t json_int(const json_t *o, const char *k)
-{
-    return (int64_t)json_integer_value(json_object_get(o, k));
-}
-
-/* usage objects of both APIs: {input_tokens, output_tokens} or {prompt_tokens, …}. */
-static void add_usage(struct llm_usage *u, const json_t *usage, int cumulative_out)
-{
-    if (!json_is_object(usage)) return;
-    int64_t in = json_int(usage, "input_tokens") + json_int(usage, "prompt_tokens");
-    int64_t out = json_int(usage, "output_tokens") + json_int(usage, "completion_tokens");
-    if (in) u->input = in;
-    if (out) u->output = cumulative_out ? out : u->output + out;
-}
-
-static void usage_from_event(struct llm_usage *u, const char *data, size_t len)
-{
-    json_t *j = json_loadb(data, len, 0, NULL);
-    if (!j) return;
-    const char *type = json_string_value(json_object_get(j, "type"));
-    if (type && !strcmp(type, "message_start"))
-        add_usage(u, json_object_get(json_object_get(j, "message"), "usage"), 1);
-    else
-        add_usage(u, json_object_get(j, "usage"), 1); /* message_delta, OpenAI's last chunk */
-    json_decref(j);
-}
-
 /* Events are split into lines by spans (memchr), and only "data:" lines that mention
  * usage are parsed: a long streamed answer costs one scan, not a JSON parse per event. */
 static void sse_line(struct fwd *f)
 {
     const char *l = f->line.data;
     if (!strncmp(l, "data:", 5) && memmem(l, f->line.len, "usage", 5))
-        usage_from_event(f->u, l + 5, f->line.len - 5);
+        llm_usage_read(f->u, f->provider, l + 5, f->line.len - 5);
     jb_buf_reset(&f->line);
 }
 
@@ -158,19 +139,65 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* The insertion in progress, then bytes held back behind it: 0 when neither is left. */
+static size_t send_pending(struct upload *u, char *buf, size_t cap)
+{
+    if (u->ins) {
+        size_t n = strlen(u->ins + u->ins_off);
+        if (n > cap) n = cap;
+        memcpy(buf, u->ins + u->ins_off, n);
+        u->ins_off += n, u->added += n;
+        if (!u->ins[u->ins_off]) u->ins = NULL;
+        return n;
+    }
+    if (u->held_off < u->held_len) {
+        const char *ins = NULL;
+        size_t n = u->held_len - u->held_off < cap ? u->held_len - u->held_off : cap;
+        llm_body_scan(&u->scan, u->held + u->held_off, n, &ins); /* the model, past it */
+        memcpy(buf, u->held + u->held_off, n);
+        u->held_off += n;
+        return n;
+    }
+    return 0;
+}
+
+/* got bytes of the body are in buf: if an insertion goes before one of them, hold the
+ * rest back and put as much of the insertion as fits in their place. */
+static size_t scan_read(struct upload *u, char *buf, size_t got, size_t cap)
+{
+    const char *ins = NULL;
+    size_t k = llm_body_scan(&u->scan, buf, got, &ins);
+    if (!ins) return got;
+    char *held = malloc(got - k);
+    if (!held) return got; /* no insertion; the padding still goes out as spaces */
+    free(u->held);
+    memcpy(held, buf + k, got - k);
+    u->held = held, u->held_len = got - k, u->held_off = 0;
+    u->ins = ins, u->ins_off = 0;
+    return k + send_pending(u, buf + k, cap - k);
+}
+
 /* curl wants body bytes: first those that came with the head, then the socket's, each
  * read as the upstream takes them, so a body is never held whole (at most curl's upload
- * buffer per request). */
+ * buffer per request); last the padding that keeps the announced length. */
 static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 {
     struct fwd *f = ud;
     struct upload *u = &f->up;
-    size_t cap = size * n, left = u->len - u->sent, got = 0;
-    if (cap > left) cap = left;
+    size_t cap = size * n, got = 0;
     if (cap == 0) return 0;
-    if (u->sent < u->pre_len) {
-        got = u->pre_len - u->sent < cap ? u->pre_len - u->sent : cap;
-        memcpy(buf, u->pre + u->sent, got);
+    size_t pend = send_pending(u, buf, cap);
+    if (pend) return pend;
+    if (u->took == u->len) { /* the body is out: spaces for what was not inserted */
+        size_t sp = u->pad - u->added < cap ? u->pad - u->added : cap;
+        memset(buf, ' ', sp);
+        u->added += sp;
+        return sp;
+    }
+    if (cap > u->len - u->took) cap = u->len - u->took;
+    if (u->took < u->pre_len) {
+        got = u->pre_len - u->took < cap ? u->pre_len - u->took : cap;
+        memcpy(buf, u->pre + u->took, got);
     } else {
         int64_t t0 = jb_mono_ms();
         int rc = px_read_until(f->fd, buf, cap, &got, 1, t0 + u->wait_left);
@@ -181,18 +208,22 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
             return CURL_READFUNC_ABORT;
         }
     }
-    u->sent += got;
-    return got;
+    u->took += got;
+    return scan_read(u, buf, got, size * n);
 }
 
 /* curl rewinds the body to send it again on a fresh connection when a reused one turned
- * out dead; possible while all of it sent so far came with the head. */
+ * out dead; possible, from the start, while all of it read so far came with the head. */
 static int on_seek(void *ud, curl_off_t off, int origin)
 {
     struct fwd *f = ud;
-    if (origin != SEEK_SET || off < 0 || (size_t)off > f->up.pre_len || f->up.from_socket)
-        return CURL_SEEKFUNC_CANTSEEK;
-    f->up.sent = (size_t)off;
+    struct upload *u = &f->up;
+    if (origin != SEEK_SET || off != 0 || u->from_socket) return CURL_SEEKFUNC_CANTSEEK;
+    int want = u->scan.want_usage;
+    free(u->held);
+    u->held = NULL, u->held_len = u->held_off = 0;
+    u->ins = NULL, u->took = u->added = 0;
+    u->scan = (struct llm_body_scan){.want_usage = want};
     return CURL_SEEKFUNC_OK;
 }
 
@@ -253,10 +284,14 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
 {
     CURL *c = curl_easy_init();
     if (!c) return jb_err_set(err, JB_ENOMEM, "curl");
+    size_t pad = rq->body_len ? llm_body_pad(rq->provider, rq->method, rq->path) : 0;
     struct fwd f = {.fd = fd,
+                    .provider = rq->provider,
                     .up = {.pre = rq->body,
                            .pre_len = rq->body_have,
                            .len = rq->body_len,
+                           .pad = pad,
+                           .scan = {.want_usage = pad > 0},
                            .wait_left = LLM_BODY_WAIT_MS},
                     .head = JB_BUF_INIT(64u << 10),
                     .line = JB_BUF_INIT(1u << 20),
@@ -296,17 +331,14 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
         curl_easy_setopt(c, CURLOPT_READDATA, &f);
         curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(c, CURLOPT_SEEKDATA, &f);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(rq->body_len + pad));
     }
     CURLcode cc = curl_easy_perform(c);
-    if (!f.sse && f.json.len) {
-        json_t *j = json_loadb(f.json.data, f.json.len, 0, NULL);
-        if (j) add_usage(u, json_object_get(j, "usage"), 1);
-        json_decref(j);
-    }
+    if (!f.sse && f.json.len) llm_usage_read(u, rq->provider, f.json.data, f.json.len);
+    if (!u->model[0]) llm_body_model(&f.up.scan, u->model); /* the answer named none */
     u->status = f.status;
     if (cc != CURLE_OK && !f.head_sent && f.up.failed) {
-        jb_err_set(err, JB_EPROTO, "the request body did not arrive (%zu of %zu bytes)", f.up.sent,
+        jb_err_set(err, JB_EPROTO, "the request body did not arrive (%zu of %zu bytes)", f.up.took,
                    f.up.len);
         goto out;
     }
@@ -324,5 +356,6 @@ out:
     jb_buf_release(&f.head);
     jb_buf_release(&f.line);
     jb_buf_release(&f.json);
+    free(f.up.held);
     return rc;
 }

@@ -61,8 +61,8 @@ struct llm_session {
     char token[LLM_TOKEN_LEN + 1];
     char hash[65];
     _Atomic(const char *) refused;
-    pthread_mutex_t mu; /* in, out */
-    int64_t in, out;
+    pthread_mutex_t mu;    /* tally */
+    struct jb_tally tally; /* what its requests used, per model */
     /* local: its own Unix socket */
     char *path;
     int lfd, wake[2];
@@ -152,9 +152,34 @@ void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct ll
 /* ---- upstream (llm-fwd.c) ---- */
 
 struct llm_usage {
-    int64_t input, output;
+    struct jb_tokens t;
+    char model[JB_MODEL_MAX]; /* as the answer named it; "" when it did not */
     long status;
 };
+
+/* ---- what answers and bodies say (llm-usage.c) ---- */
+
+/* Add what one JSON answer, or one server-sent event's data, says about usage and model
+ * to u (fields present replace earlier ones: events carry running totals). */
+void llm_usage_read(struct llm_usage *u, enum llm_provider p, const char *data, size_t len);
+/* Bytes the proxy may add to a request body of this endpoint (the Content-Length sent
+ * upstream grows by this; what is not inserted is sent as trailing spaces). */
+size_t llm_body_pad(enum llm_provider p, const char *method, const char *path);
+/* The top level of a JSON request body, read as it streams up: its "model", and for a
+ * Chat Completion (want_usage) where usage must be asked for. Zero it, set want_usage. */
+struct llm_body_scan {
+    int want_usage;
+    int depth, in_str, esc, want_key, key_id, stream, inserted;
+    char key[24];
+    size_t key_len;
+    char model[JB_MODEL_MAX];
+    size_t model_len;
+};
+/* Scan p[0, n): returns n, or i < n when *inject must be sent before p[i] (once per body;
+ * then feed again from p[i]). */
+size_t llm_body_scan(struct llm_body_scan *sc, const char *p, size_t n, const char **inject);
+/* The request's model, fit to show (printable ASCII); "" when it named none. */
+void llm_body_model(const struct llm_body_scan *sc, char out[JB_MODEL_MAX]);
 
 /* Forward rq to the provider's upstream with the real key, its body streamed from fd as
  * the upstream takes it, and stream the answer to fd. -1 when nothing was sent to fd: err

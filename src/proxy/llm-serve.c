@@ -291,13 +291,20 @@ static void refuse_path(struct llm_session *s, int fd, const struct llm_request 
     llm_reply(fd, rq->provider, 403, "permission_error", msg);
 }
 
-/* Into the store: the token's usage and expiry, the user's and thread's usage today. */
-static void record_usage(struct llm_session *s, const struct llm_usage *u)
+/* Into the store: the request with its model and tokens, the token's counts and expiry. */
+static void record_usage(struct llm_session *s, enum llm_provider p, const struct llm_usage *u)
 {
+    static const char *const names[] = {"anthropic", "openai", "amp"};
+    _Static_assert(JB_ARRAY_LEN(names) == LLM_NPROVIDERS, "a name per provider");
     struct jb_err err = {0};
+    struct llm_request_use use = {.thread_key = s->thread_key,
+                                  .user = s->user,
+                                  .provider = names[p],
+                                  .model = u->model,
+                                  .status = u->status,
+                                  .t = u->t};
     pthread_mutex_lock(&s->px->st_mu);
-    if (store_token_use(s->px->st, s->hash, s->thread_key, s->user, u->input, u->output,
-                        jb_now_ms() + LLM_TOKEN_TTL_MS, &err) < 0)
+    if (store_llm_request_add(s->px->st, s->hash, &use, jb_now_ms() + LLM_TOKEN_TTL_MS, &err) < 0)
         log_warn("llm proxy %s: %s", s->thread_key, err.msg);
     pthread_mutex_unlock(&s->px->st_mu);
 }
@@ -325,8 +332,8 @@ void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct ll
      * usage be read (llm_session_usage()). Then the end (EOF) goes out, not after the store
      * write below, which may wait for the store's lock behind other requests. */
     pthread_mutex_lock(&s->mu);
-    s->in += u.input, s->out += u.output;
+    jb_tally_add(&s->tally, u.model, &u.t, 1);
     pthread_mutex_unlock(&s->mu);
     shutdown(fd, SHUT_WR);
-    record_usage(s, &u);
+    record_usage(s, rq->provider, &u);
 }

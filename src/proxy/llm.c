@@ -275,10 +275,10 @@ const char *llm_session_refused(struct llm_session *s)
     return atomic_load(&s->refused);
 }
 
-void llm_session_usage(struct llm_session *s, int64_t *ret_in, int64_t *ret_out)
+void llm_session_usage(struct llm_session *s, struct jb_tally *ret)
 {
     pthread_mutex_lock(&s->mu);
-    *ret_in = s->in, *ret_out = s->out;
+    *ret = s->tally;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -183,7 +183,8 @@ char *llm_remote_base_url(const char *public_url, const char *sandbox, enum llm_
 /* Why the proxy refused this exec's token since it opened ("revoked", "expired", "over
  * the daily budget"), or NULL. Safe from any thread. */
 const char *llm_session_refused(struct llm_session *s);
-void llm_session_usage(struct llm_session *s, int64_t *ret_in, int64_t *ret_out);
+/* What the exec's requests used so far, per model (a copy). */
+void llm_session_usage(struct llm_session *s, struct jb_tally *ret);
 /* Revoke the token, stop listening, drop live requests, join; frees s (NULL is fine).
  * Close every session before llm_proxy_free(). */
 void llm_session_close(struct llm_session *s);

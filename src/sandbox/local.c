@@ -303,7 +303,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
         x->over_quota = 0; /* the tick stopped it for the token, not the disk */
         x->llm_refused = llm_session_refused(watch.llm);
     }
-    if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm_input, &x->llm_output);
+    if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm);
     if (rc == 0) x->disk_full = diskimg_full(sb->home_fd, &x->disk_left);
 out:
     cgroup_run_destroy(&cg);

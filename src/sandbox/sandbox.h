@@ -62,14 +62,14 @@ struct sandbox_exec {
     int exit_code;   /* 0..255; 128+N when killed by signal N */
     int term_signal; /* the signal, or 0 */
     int timed_out, cancelled;
-    int over_quota;                /* stopped: the home went over JANEBOT_SANDBOX_DISK_MB */
-    int oom_killed;                /* a process was killed: the sandbox's memory was full */
-    int disk_full;                 /* the home's own file system was full when the run
-                                      ended, SANDBOX_DISK_FULL_*: writes failed (ENOSPC) */
-    long long disk_left;           /* then: bytes (or inodes) it had left */
-    const char *llm_refused;       /* stopped: the LLM proxy refused the exec's token (why) */
-    int64_t llm_input, llm_output; /* tokens used through the LLM proxy */
-    char stderr_tail[4096];        /* last bytes of stderr, NUL-terminated (not in passthrough) */
+    int over_quota;          /* stopped: the home went over JANEBOT_SANDBOX_DISK_MB */
+    int oom_killed;          /* a process was killed: the sandbox's memory was full */
+    int disk_full;           /* the home's own file system was full when the run
+                                ended, SANDBOX_DISK_FULL_*: writes failed (ENOSPC) */
+    long long disk_left;     /* then: bytes (or inodes) it had left */
+    const char *llm_refused; /* stopped: the LLM proxy refused the exec's token (why) */
+    struct jb_tally llm;     /* tokens used through the LLM proxy, per model */
+    char stderr_tail[4096];  /* last bytes of stderr, NUL-terminated (not in passthrough) */
     int64_t wall_ms;
 };
 #define SANDBOX_EXEC_INIT                                                                          \

@@ -490,7 +490,7 @@ int sprites_sb_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *e
                           SPRITES_HOME, &path, err) == 0 &&
         (path.len <= SPRITES_PATH_MAX || launcher(sb, x, &argv, &env, &path, err) == 0))
         rc = run_path(sp, sb->name, x, path.data, &watch, err);
-    if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm_input, &x->llm_output);
+    if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm);
     llm_session_close(watch.llm);
     pthread_mutex_lock(&sp->st_mu);
     store_name_touch(sp->st, sb->thread_key, NULL);

@@ -19,7 +19,7 @@ struct store_arg {
     const char *s;
     int64_t i;
 };
-#define STORE_MAX_ARGS 10
+#define STORE_MAX_ARGS 12
 struct store_args {
     size_t n;
     struct store_arg v[STORE_MAX_ARGS];

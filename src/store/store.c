@@ -101,6 +101,28 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  uid_offset INTEGER NOT NULL UNIQUE CHECK (uid_offset BETWEEN 0 AND 65535),"
     "  created_at INTEGER NOT NULL);",
+    /* 8: LLM usage per request, with the model and every kind of token the provider bills
+     * (cache writes and reads apart). The daily totals of before are carried over as rows
+     * of their day with no model ("requests" says how many requests a row stands for). */
+    "CREATE TABLE llm_requests ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  day TEXT NOT NULL,"
+    "  user_id TEXT NOT NULL,"
+    "  thread_key TEXT NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  input_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  cache_read_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  output_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  requests INTEGER NOT NULL DEFAULT 1);"
+    "CREATE INDEX llm_requests_day_user ON llm_requests (day, user_id);"
+    "INSERT INTO llm_requests (at, day, user_id, thread_key, provider, model, input_tokens,"
+    "  output_tokens, requests) SELECT 0, day, user_id, thread_key, '', '', input_tokens,"
+    "  output_tokens, requests FROM llm_usage;"
+    "DROP TABLE llm_usage;",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

@@ -18,7 +18,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
@@ -126,11 +126,17 @@ int store_token_add(struct store *st, const char *hash, const char *thread_key, 
 /* 0 and *ret_thread (caller frees) when the token is known, unrevoked and unexpired;
  * -1 with JB_EDENIED (revoked or expired: the message says which) or JB_ENOTFOUND. */
 int store_token_check(struct store *st, const char *hash, char **ret_thread, struct jb_err *err);
-/* A request went through: usage added to the token and to today's (UTC) usage of its
- * user and thread; the expiry is pushed to expires_at. */
-int store_token_use(struct store *st, const char *hash, const char *thread_key, const char *user,
-                    int64_t input_tokens, int64_t output_tokens, int64_t expires_at,
-                    struct jb_err *err);
+/* One request through the LLM proxy, as counted. */
+struct llm_request_use {
+    const char *thread_key, *user, *provider, *model; /* user NULL: "?"; model "" unknown */
+    long status;
+    struct jb_tokens t;
+};
+/* A request went through: recorded with its model and tokens under today's (UTC) date,
+ * added to the token's own counts (in: every prompt token, cached or not), and the
+ * token's expiry pushed to expires_at. */
+int store_llm_request_add(struct store *st, const char *hash, const struct llm_request_use *u,
+                          int64_t expires_at, struct jb_err *err);
 /* Revoke one token (hash) or every token of a thread (thread_key); returns how many. */
 int store_token_revoke(struct store *st, const char *hash, const char *thread_key,
                        struct jb_err *err);
@@ -144,14 +150,16 @@ struct token_row {
 void token_rows_free(struct token_row *v, size_t n);
 int store_token_list(struct store *st, struct token_row **ret, size_t *ret_n, struct jb_err *err);
 
-/* Tokens (in + out) a user spent today (UTC). */
+/* Tokens of every kind a user spent today (UTC): what the daily cap counts. */
 int store_usage_today(struct store *st, const char *user, int64_t *ret_total, struct jb_err *err);
 struct usage_row {
-    char *user_id, *thread_key;
-    int64_t input_tokens, output_tokens, requests;
+    char *user_id, *thread_key, *model; /* model "" when the provider named none */
+    struct jb_tokens t;
+    int64_t requests;
 };
 void usage_rows_free(struct usage_row *v, size_t n);
-/* Totals per user and thread since day ("YYYY-MM-DD", NULL = all), biggest first. */
+/* Totals per user, thread and model since day ("YYYY-MM-DD", NULL = all), biggest first.
+ * *ret freed with usage_rows_free(). */
 int store_usage_list(struct store *st, const char *since, struct usage_row **ret, size_t *ret_n,
                      struct jb_err *err);
 

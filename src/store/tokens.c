@@ -43,28 +43,30 @@ static void utc_day(char out[11])
     strftime(out, 11, "%Y-%m-%d", gmtime_r(&now, &tm));
 }
 
-int store_token_use(struct store *st, const char *hash, const char *thread_key, const char *user,
-                    int64_t in, int64_t out, int64_t expires_at, struct jb_err *err)
+int store_llm_request_add(struct store *st, const char *hash, const struct llm_request_use *u,
+                          int64_t expires_at, struct jb_err *err)
 {
     static const char tok[] = "UPDATE llm_tokens SET last_used = ?2, expires_at = ?3,"
                               " input_tokens = input_tokens + ?4,"
                               " output_tokens = output_tokens + ?5 WHERE hash = ?1";
-    static const char use[] =
-        "INSERT INTO llm_usage (day, user_id, thread_key, input_tokens, output_tokens, requests)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, 1) ON CONFLICT (day, user_id, thread_key) DO UPDATE SET"
-        " input_tokens = input_tokens + ?4, output_tokens = output_tokens + ?5,"
-        " requests = requests + 1";
+    static const char req[] =
+        "INSERT INTO llm_requests (at, day, user_id, thread_key, provider, model, status,"
+        " input_tokens, cache_write_tokens, cache_read_tokens, output_tokens)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
     char day[11];
     utc_day(day);
-    if (store_run(
-            st, tok,
-            &STORE_ARGS(ARG_T(hash), ARG_I(jb_now_ms()), ARG_I(expires_at), ARG_I(in), ARG_I(out)),
-            NULL, NULL) < 0 ||
-        store_run(st, use,
-                  &STORE_ARGS(ARG_T(day), ARG_T(user ? user : "?"), ARG_T(thread_key), ARG_I(in),
-                              ARG_I(out)),
+    int64_t now = jb_now_ms(), prompt = u->t.input + u->t.cache_write + u->t.cache_read;
+    if (store_run(st, tok,
+                  &STORE_ARGS(ARG_T(hash), ARG_I(now), ARG_I(expires_at), ARG_I(prompt),
+                              ARG_I(u->t.output)),
+                  NULL, NULL) < 0 ||
+        store_run(st, req,
+                  &STORE_ARGS(ARG_I(now), ARG_T(day), ARG_T(u->user ? u->user : "?"),
+                              ARG_T(u->thread_key), ARG_T(u->provider),
+                              ARG_T(u->model ? u->model : ""), ARG_I(u->status), ARG_I(u->t.input),
+                              ARG_I(u->t.cache_write), ARG_I(u->t.cache_read), ARG_I(u->t.output)),
                   NULL, NULL) < 0)
-        return store_fail(st, err, "cannot record token usage of %s", thread_key);
+        return store_fail(st, err, "cannot record token usage of %s", u->thread_key);
     return 0;
 }
 
@@ -129,8 +131,9 @@ int store_token_list(struct store *st, struct token_row **ret, size_t *ret_n, st
 
 int store_usage_today(struct store *st, const char *user, int64_t *ret_total, struct jb_err *err)
 {
-    static const char sql[] = "SELECT COALESCE(SUM(input_tokens + output_tokens), 0)"
-                              " FROM llm_usage WHERE day = ?1 AND user_id = ?2";
+    static const char sql[] = "SELECT COALESCE(SUM(input_tokens + cache_write_tokens"
+                              " + cache_read_tokens + output_tokens), 0)"
+                              " FROM llm_requests WHERE day = ?1 AND user_id = ?2";
     char day[11];
     utc_day(day);
     store_autostmt sqlite3_stmt *s = NULL;
@@ -146,6 +149,7 @@ void usage_rows_free(struct usage_row *v, size_t n)
     for (size_t i = 0; v && i < n; i++) {
         free(v[i].user_id);
         free(v[i].thread_key);
+        free(v[i].model);
     }
     free(v);
 }
@@ -154,9 +158,11 @@ int store_usage_list(struct store *st, const char *since, struct usage_row **ret
                      struct jb_err *err)
 {
     static const char sql[] =
-        "SELECT user_id, thread_key, SUM(input_tokens), SUM(output_tokens), SUM(requests)"
-        " FROM llm_usage WHERE day >= ?1 GROUP BY user_id, thread_key"
-        " ORDER BY SUM(input_tokens + output_tokens) DESC";
+        "SELECT user_id, thread_key, model, SUM(input_tokens), SUM(cache_write_tokens),"
+        " SUM(cache_read_tokens), SUM(output_tokens), SUM(requests) FROM llm_requests"
+        " WHERE day >= ?1 GROUP BY user_id, thread_key, model ORDER BY SUM(input_tokens"
+        " + cache_write_tokens + cache_read_tokens + output_tokens) DESC, user_id, thread_key,"
+        " model";
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st, sql, &STORE_ARGS(ARG_T(since ? since : "")), &s) < 0)
         return store_fail(st, err, "cannot read usage");
@@ -167,12 +173,15 @@ int store_usage_list(struct store *st, const char *since, struct usage_row **ret
         struct usage_row *nv = store_grow(v, &cap, n, sizeof *v);
         if (!nv) break;
         v = nv;
-        v[n] = (struct usage_row){.input_tokens = sqlite3_column_int64(s, 2),
-                                  .output_tokens = sqlite3_column_int64(s, 3),
-                                  .requests = sqlite3_column_int64(s, 4)};
+        v[n] = (struct usage_row){.t = {.input = sqlite3_column_int64(s, 3),
+                                        .cache_write = sqlite3_column_int64(s, 4),
+                                        .cache_read = sqlite3_column_int64(s, 5),
+                                        .output = sqlite3_column_int64(s, 6)},
+                                  .requests = sqlite3_column_int64(s, 7)};
         n++;
         if (store_col_dup(s, 0, &v[n - 1].user_id) < 0 ||
-            store_col_dup(s, 1, &v[n - 1].thread_key) < 0)
+            store_col_dup(s, 1, &v[n - 1].thread_key) < 0 ||
+            store_col_dup(s, 2, &v[n - 1].model) < 0)
             break;
     }
     if (rc != SQLITE_DONE) {

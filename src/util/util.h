@@ -173,6 +173,31 @@ struct jb_curl_share *jb_curl_share_new(struct jb_err *err);
 void *jb_curl_share_handle(struct jb_curl_share *s); /* the CURLSH * for CURLOPT_SHARE */
 void jb_curl_share_free(struct jb_curl_share *s);
 
+/* ---- LLM tokens counted per model (tally.c) --------------------------------------- */
+
+/* What a provider bills for: input not read from a cache, prompt written to its cache,
+ * prompt read from its cache, output (reasoning included). */
+struct jb_tokens {
+    int64_t input, cache_write, cache_read, output;
+};
+int64_t jb_tokens_total(const struct jb_tokens *t);
+void jb_tokens_add(struct jb_tokens *into, const struct jb_tokens *t);
+
+#define JB_MODEL_MAX 80 /* longer model names are cut */
+#define JB_TALLY_MAX 8  /* models per tally; past that they add up under "(other models)" */
+struct jb_tally {
+    size_t n;
+    struct jb_model_tokens {
+        char model[JB_MODEL_MAX]; /* "" when the provider named none */
+        struct jb_tokens t;
+        int64_t requests;
+    } m[JB_TALLY_MAX];
+};
+void jb_tally_add(struct jb_tally *ty, const char *model, const struct jb_tokens *t,
+                  int64_t requests);
+void jb_tally_merge(struct jb_tally *into, const struct jb_tally *from);
+struct jb_tokens jb_tally_sum(const struct jb_tally *ty);
+
 /* ---- time ----------------------------------------------------------------------- */
 
 int64_t jb_now_ms(void);  /* wall clock, Unix epoch */

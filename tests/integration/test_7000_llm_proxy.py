@@ -713,20 +713,28 @@ class Accounting(ProxyCase):
         outs = [json.loads(l) for l in (self.home_of("chat:use") / "out.jsonl").read_text()
                 .splitlines()]
         self.assertEqual([o["status"] for o in outs], [200, 200, 200], outs)
-        # 3 responses x (10 in, 5 out): 30 in, 15 out.
+        # 3 responses x (10 in, 5 out): 30 in, 15 out, of two models, each priced.
         last = [l for l in r.out.strip().splitlines() if l.strip()][-1]
-        self.assertRegex(last, r"\b30\b", "footer with tokens in expected as last line%s" % r)
-        self.assertRegex(last, r"\b15\b", "footer with tokens out expected as last line%s" % r)
-        self.assertIn("$", last, "cost expected in the footer with JANEBOT_PRICES%s" % r)
-        u = self.run_jb(["usage"])
+        self.assertIn("30 in / 15 out", last, "footer with the tokens as last line%s" % r)
+        self.assertIn("claude-sonnet-4-5: 20 in / 10 out, $0.0002", last, r)
+        self.assertIn("gpt-fake: 10 in / 5 out, $0.0000", last, r)
+        self.assertIn("$0.0002 (", last, "the turn's total cost%s" % r)
+        u = self.run_jb(["usage", "--json"])
         self.assertEqual(u.rc, 0, u)
-        self.assertIn("chat:use", u.out, u)
-        self.assertIn("U7USE", u.out, u)
-        for who in ("chat:use", "U7USE"):
-            line = self.line_with(u, who)
-            nums = re.findall(r"\b\d[\d,]*\b", line)
-            self.assertIn("30", [n.replace(",", "") for n in nums], "%s: input 30%s" % (who, u))
-            self.assertIn("15", [n.replace(",", "") for n in nums], "%s: output 15%s" % (who, u))
+        rows = {(x["user"], x["thread"], x["model"]): x for x in json.loads(u.out)}
+        cl = rows.get(("U7USE", "chat:use", "claude-sonnet-4-5"))
+        gp = rows.get(("U7USE", "chat:use", "gpt-fake"))
+        self.assertIsNotNone(cl, u)
+        self.assertIsNotNone(gp, u)
+        self.assertEqual((cl["requests"], cl["input_tokens"], cl["output_tokens"],
+                          cl["total_tokens"], cl["cost_usd"]), (2, 20, 10, 30, None), cl)
+        self.assertEqual((gp["requests"], gp["input_tokens"], gp["output_tokens"],
+                          gp["total_tokens"]), (1, 10, 5, 15), gp)
+        priced = self.run_jb(["usage"], env={"JANEBOT_PRICES": "claude-sonnet-4*=3:15"})
+        line = self.line_with(priced, "claude-sonnet-4-5")
+        self.assertIn("U7USE", line, priced)
+        self.assertIn("$0.0002", line, "cost of the model's row%s" % priced)
+        self.assertIn("no price", self.line_with(priced, "gpt-fake"), priced)
         old = self.run_jb(["usage", "--since", "2000-01-01"])
         self.assertIn("chat:use", old.out, old)
         future = self.run_jb(["usage", "--since", "2999-01-01"])

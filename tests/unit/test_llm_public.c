@@ -258,9 +258,11 @@ Test(llm_public, a_remote_token_works_and_only_the_real_key_goes_upstream)
     cr_expect(strstr(up_head, "x-api-key: " REAL_ANT), "%s", up_head);
     cr_expect_null(strstr(up_head, tok), "the token went upstream:\n%s", up_head);
     pthread_mutex_unlock(&up_mu);
-    int64_t in = 0, out = 0;
-    llm_session_usage(s, &in, &out);
-    cr_expect(in == 10 && out == 5, "usage %lld/%lld", (long long)in, (long long)out);
+    struct jb_tally ty;
+    llm_session_usage(s, &ty);
+    struct jb_tokens sum = jb_tally_sum(&ty);
+    cr_expect(sum.input == 10 && sum.output == 5, "usage %lld/%lld", (long long)sum.input,
+              (long long)sum.output);
     cr_expect_null(llm_session_refused(s));
 
     /* A Bearer works too (OpenAI), and headers a TLS terminator adds stay here. */

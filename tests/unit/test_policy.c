@@ -497,3 +497,34 @@ Test(policy, lanes_cap_turns_per_user_without_dropping)
     cr_assert(max_a > 1 && max_a <= 3, "max %d", max_a);
     lanes_free(l);
 }
+
+Test(policy, prices_from_the_file_and_the_environment)
+{
+    const char *path =
+        write_cfg("prices.yaml", "prices:\n"
+                                 "  claude-sonnet-4*: {input: 3, output: 15, cache_write: 3.75,"
+                                 " cache_read: 0.3}\n"
+                                 "  gpt-5: \"1.25:10\"\n");
+    setenv("JANEBOT_CONFIG", path, 1);
+    struct policy *p = load_ok();
+    cr_assert_eq(p->prices.n, 2);
+    const struct price *pr = prices_find(&p->prices, "claude-sonnet-4-5");
+    cr_assert_not_null(pr);
+    cr_expect(pr->in == 3 && pr->out == 15 && pr->cache_write == 3.75 && pr->cache_read == 0.3);
+    pr = prices_find(&p->prices, "gpt-5");
+    cr_expect(pr && pr->cache_read == 1.25, "cache prices default to the input price");
+    policy_unref(p);
+    /* The environment replaces the file's list as a whole. */
+    free(cfg.prices);
+    cfg.prices = strdup("gpt-5=2:20");
+    p = load_ok();
+    cr_expect_eq(p->prices.n, 1);
+    cr_expect_null(prices_find(&p->prices, "claude-sonnet-4-5"));
+    cr_expect_eq(prices_find(&p->prices, "gpt-5")->in, 2);
+    policy_unref(p);
+    free(cfg.prices);
+    cfg.prices = NULL;
+    load_bad("prices:\n  m: {input: 1}\n", (const char *[]){":2:", "prices", "m", NULL});
+    load_bad("prices:\n  m: \"1:x\"\n", (const char *[]){":2:", "prices", "IN:OUT", NULL});
+    load_bad("prices: [1]\n", (const char *[]){":1:", "prices", NULL});
+}

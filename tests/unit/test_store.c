@@ -65,7 +65,7 @@ Test(store, open_creates_the_current_schema)
 {
     struct store *st = open_ok();
     cr_assert_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
-    cr_assert_eq(STORE_SCHEMA_VERSION, 7);
+    cr_assert_eq(STORE_SCHEMA_VERSION, 8);
     struct stat sb;
     cr_assert_eq(stat(dbpath, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
@@ -119,7 +119,7 @@ Test(store, refuses_newer_database)
     cr_assert_null(st, "*ret must stay untouched on failure");
     cr_assert_eq(err.code, JB_ECONFIG, "got %s: %s", jb_strerror(err.code), err.msg);
     cr_assert_not_null(strstr(err.msg, "schema version 99"), "%s", err.msg);
-    cr_assert_not_null(strstr(err.msg, "only up to 7"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "only up to 8"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, dbpath), "%s", err.msg);
 
     /* Refused untouched: still in rollback-journal mode, as the newer janebot left it. */
@@ -578,5 +578,44 @@ Test(store, the_files_of_a_message_are_kept_until_its_turn_runs)
     cr_assert_str_eq(v[0].files, files);
     cr_assert_null(v[1].files, "no files: NULL");
     inbox_msgs_free(v, n);
+    store_close(st);
+}
+
+/* Migration 8: the per-day totals of before become rows of their day (no model), and the
+ * daily cap and `usage` read them with every kind of token since. */
+Test(store, llm_usage_of_before_per_model_counting_is_kept)
+{
+    struct jb_err err = {0};
+    store_close(open_ok());
+    raw_exec("DROP TABLE llm_requests;"
+             "CREATE TABLE llm_usage (day TEXT NOT NULL, user_id TEXT NOT NULL,"
+             " thread_key TEXT NOT NULL, input_tokens INTEGER NOT NULL DEFAULT 0,"
+             " output_tokens INTEGER NOT NULL DEFAULT 0, requests INTEGER NOT NULL DEFAULT 0,"
+             " PRIMARY KEY (day, user_id, thread_key));"
+             "INSERT INTO llm_usage VALUES ('2026-01-02', 'U1', 'C1:1.1', 300, 40, 7);"
+             "PRAGMA user_version = 7;");
+    struct store *st = open_ok();
+    cr_assert_eq(store_schema_version(st), 8);
+    struct llm_request_use use = {
+        .thread_key = "C1:1.1",
+        .user = "U1",
+        .provider = "anthropic",
+        .model = "claude-x",
+        .status = 200,
+        .t = {.input = 1, .cache_write = 2, .cache_read = 3, .output = 4}};
+    cr_assert_eq(store_llm_request_add(st, "h", &use, jb_now_ms() + 1000, &err), 0, "%s", err.msg);
+    int64_t today = 0;
+    cr_assert_eq(store_usage_today(st, "U1", &today, &err), 0, "%s", err.msg);
+    cr_expect_eq(today, 10, "today: every kind of token of today's request, got %lld",
+                 (long long)today);
+    struct usage_row *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(store_usage_list(st, NULL, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_expect_str_eq(v[0].model, "");
+    cr_expect(v[0].t.input == 300 && v[0].t.output == 40 && v[0].requests == 7);
+    cr_expect_str_eq(v[1].model, "claude-x");
+    cr_expect(v[1].t.cache_write == 2 && v[1].t.cache_read == 3 && v[1].requests == 1);
+    usage_rows_free(v, n);
     store_close(st);
 }

@@ -142,7 +142,13 @@ Test(remote, a_token_expires_unless_used_and_stays_revoked)
     cr_assert_str_eq(thread, "chat:t");
     free(thread);
     /* Use pushes the expiry: a token used just before it lapsed lives on. */
-    cr_assert_eq(store_token_use(st, "h-old", "chat:t", "u", 1, 2, now + 60000, &err), 0);
+    struct llm_request_use use = {.thread_key = "chat:t",
+                                  .user = "u",
+                                  .provider = "anthropic",
+                                  .model = "m",
+                                  .status = 200,
+                                  .t = {.input = 1, .output = 2}};
+    cr_assert_eq(store_llm_request_add(st, "h-old", &use, now + 60000, &err), 0);
     cr_assert_eq(store_token_check(st, "h-old", &thread, &err), 0, "%s", err.msg);
     free(thread);
     cr_assert_eq(store_token_revoke(st, NULL, "chat:t", &err), 2);
