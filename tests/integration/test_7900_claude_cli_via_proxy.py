@@ -181,17 +181,20 @@ class ClaudeThroughProxy(JanebotCase):
         u = self.run_jb(["usage", "--json"], env=env)
         self.assertEqual(u.rc, 0, u)
         rows = [r for r in json.loads(u.out) if r["thread"] == "chat:cost"]
-        self.assertEqual([r["model"] for r in rows], [CC_MODEL], u)
-        r = rows[0]
-        self.assertEqual((r["input_tokens"], r["cache_write_tokens"], r["cache_read_tokens"],
-                          r["output_tokens"], r["total_tokens"]),
-                         (b["input"], b["cache_write"], b["cache_read"], b["output"],
-                          b["total"]), "janebot's count vs what the upstream billed%s" % u)
-        self.assertEqual(r["requests"], b["requests"], u)
-        self.assertIsNotNone(r["cost_usd"], u)
-        self.assertAlmostEqual(r["cost_usd"], per_call * b["requests"], places=9,
-                               msg="janebot's cost vs Claude Code's own (%s per call)%s"
-                               % (per_call, u))
+        self.assertEqual({r["model"] for r in rows}, {CC_MODEL}, u)
+        # A row per user: the turns' and `sandbox exec`'s.
+        got = {k: sum(r[k] for r in rows) for k in (
+            "requests", "input_tokens", "cache_write_tokens", "cache_read_tokens",
+            "output_tokens", "total_tokens")}
+        self.assertEqual(got, {"requests": b["requests"], "input_tokens": b["input"],
+                               "cache_write_tokens": b["cache_write"],
+                               "cache_read_tokens": b["cache_read"],
+                               "output_tokens": b["output"], "total_tokens": b["total"]},
+                         "janebot's count vs what the upstream billed%s" % u)
+        self.assertNotIn(None, [r["cost_usd"] for r in rows], u)
+        self.assertAlmostEqual(sum(r["cost_usd"] for r in rows), per_call * b["requests"],
+                               places=9, msg="janebot's cost vs Claude Code's own (%s per "
+                               "call)%s" % (per_call, u))
         self.assert_key_only_upstream(self.last_model_calls(0))
 
 
