@@ -40,6 +40,8 @@ struct fwd {
     struct jb_buf line; /* current SSE line */
     struct jb_buf json; /* a JSON (non-SSE) body, for its usage */
     int sse;
+    int drop_blank; /* the usage chunk was held back: its blank line too */
+    int raw_line;   /* a line over the line buffer: the rest of it goes out as it comes */
     struct llm_usage *u;
     int64_t checked; /* when on_progress() last looked at fd */
 };
@@ -52,6 +54,47 @@ static void sse_line(struct fwd *f)
     if (!strncmp(l, "data:", 5) && memmem(l, f->line.len, "usage", 5))
         llm_usage_read(f->u, f->provider, l + 5, f->line.len - 5);
     jb_buf_reset(&f->line);
+}
+
+/* The client of a streamed Chat Completion did not ask for usage (the proxy did): the
+ * chunk with usage and no choices is held back, since a client may read choices[0] of
+ * every chunk; every other line goes out as soon as it is whole. -1: the client left. */
+static int filter_line(struct fwd *f)
+{
+    const char *l = f->line.data;
+    size_t n = f->line.len;
+    int drop = 0;
+    if (f->drop_blank && (n == 0 || (n == 1 && l[0] == '\r'))) drop = 1;
+    f->drop_blank = 0;
+    if (!drop && n > 5 && !strncmp(l, "data:", 5) && memmem(l, n, "usage", 5))
+        drop = f->drop_blank = llm_usage_read(f->u, f->provider, l + 5, n - 5);
+    int rc = drop || jb_buf_append(&f->line, "\n", 1, NULL) < 0
+                 ? 0
+                 : px_send_all(f->fd, f->line.data, f->line.len, jb_mono_ms() + SEND_TIMEOUT_MS);
+    jb_buf_reset(&f->line);
+    return rc;
+}
+
+static int filter_feed(struct fwd *f, const char *p, size_t n)
+{
+    while (n) {
+        const char *nl = memchr(p, '\n', n);
+        size_t span = nl ? (size_t)(nl - p) + 1 : n;
+        if (f->raw_line || (!f->line.len && span > (1u << 20)) ||
+            jb_buf_append(&f->line, p, nl ? span - 1 : span, NULL) < 0) {
+            /* longer than any chunk: no usage chunk; out as it is */
+            if (px_send_all(f->fd, f->line.data, f->line.len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0 ||
+                px_send_all(f->fd, p, span, jb_mono_ms() + SEND_TIMEOUT_MS) < 0)
+                return -1;
+            jb_buf_reset(&f->line);
+            f->raw_line = !nl;
+        } else if (nl && filter_line(f) < 0) {
+            return -1;
+        }
+        p += span;
+        n -= span;
+    }
+    return 0;
 }
 
 static void sse_feed(struct fwd *f, const char *p, size_t n)
@@ -127,6 +170,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     struct fwd *f = ud;
     size_t len = size * n;
     if (!f->head_sent) return 0;
+    if (f->sse && f->up.scan.inserted && !f->up.scan.client_usage) {
+        if (filter_feed(f, p, len) == 0) return len;
+        f->failed = 1;
+        return 0;
+    }
     /* To the sandbox first (unbuffered streaming), then the accounting. */
     if (px_send_all(f->fd, p, len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0) {
         f->failed = 1; /* the client went away: stop the upstream request too */

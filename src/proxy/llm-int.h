@@ -160,8 +160,9 @@ struct llm_usage {
 /* ---- what answers and bodies say (llm-usage.c) ---- */
 
 /* Add what one JSON answer, or one server-sent event's data, says about usage and model
- * to u (fields present replace earlier ones: events carry running totals). */
-void llm_usage_read(struct llm_usage *u, enum llm_provider p, const char *data, size_t len);
+ * to u (fields present replace earlier ones: events carry running totals). 1 when it is
+ * a Chat Completion chunk with usage and no choices (what include_usage adds), else 0. */
+int llm_usage_read(struct llm_usage *u, enum llm_provider p, const char *data, size_t len);
 /* Bytes the proxy may add to a request body of this endpoint (the Content-Length sent
  * upstream grows by this; what is not inserted is sent as trailing spaces). */
 size_t llm_body_pad(enum llm_provider p, const char *method, const char *path);
@@ -169,7 +170,8 @@ size_t llm_body_pad(enum llm_provider p, const char *method, const char *path);
  * Chat Completion (want_usage) where usage must be asked for. Zero it, set want_usage. */
 struct llm_body_scan {
     int want_usage;
-    int depth, in_str, esc, want_key, key_id, stream, inserted;
+    int depth, in_str, esc, want_key, key_id, stream, inserted, in_options;
+    int client_usage; /* the client asked for usage itself (stream_options.include_usage) */
     char key[24];
     size_t key_len;
     char model[JB_MODEL_MAX];

@@ -68,17 +68,21 @@ static void read_holder(struct llm_usage *u, enum llm_provider p, const json_t *
     read_usage(u, p, json_object_get(h, "usage"));
 }
 
-void llm_usage_read(struct llm_usage *u, enum llm_provider p, const char *data, size_t len)
+int llm_usage_read(struct llm_usage *u, enum llm_provider p, const char *data, size_t len)
 {
     json_t *j = json_loadb(data, len, 0, NULL);
-    if (!j) return;
+    if (!j) return 0;
     /* The answer itself (a message, a completion, a chunk, message_delta), Anthropic's
      * message_start, the Responses API's events (response.completed), a JSON-RPC result. */
     read_holder(u, p, j);
     read_holder(u, p, json_object_get(j, "message"));
     read_holder(u, p, json_object_get(j, "response"));
     read_holder(u, p, json_object_get(j, "result"));
+    const json_t *choices = json_object_get(j, "choices");
+    int usage_only = json_is_array(choices) && json_array_size(choices) == 0 &&
+                     json_is_object(json_object_get(j, "usage"));
     json_decref(j);
+    return usage_only;
 }
 
 /* ---- the request body ---- */
@@ -92,14 +96,24 @@ size_t llm_body_pad(enum llm_provider p, const char *method, const char *path)
                : 0;
 }
 
-enum { K_OTHER, K_MODEL, K_STREAM };
+enum { K_OTHER, K_MODEL, K_STREAM, K_STREAM_OPTIONS, K_INCLUDE_USAGE };
+
+/* Keys are followed at the top level, and one level down inside stream_options. */
+static int tracked(const struct llm_body_scan *sc)
+{
+    return sc->depth == 1 || (sc->depth == 2 && sc->in_options);
+}
 
 static void key_done(struct llm_body_scan *sc)
 {
     sc->key[sc->key_len] = '\0';
-    sc->key_id = !strcmp(sc->key, "model")    ? K_MODEL
-                 : !strcmp(sc->key, "stream") ? K_STREAM
-                                              : K_OTHER;
+    if (sc->depth == 2)
+        sc->key_id = !strcmp(sc->key, "include_usage") ? K_INCLUDE_USAGE : K_OTHER;
+    else
+        sc->key_id = !strcmp(sc->key, "model")            ? K_MODEL
+                     : !strcmp(sc->key, "stream")         ? K_STREAM
+                     : !strcmp(sc->key, "stream_options") ? K_STREAM_OPTIONS
+                                                          : K_OTHER;
 }
 
 /* A byte inside a string. 1 when the string ended with it. */
@@ -113,10 +127,10 @@ static int in_string(struct llm_body_scan *sc, char c)
         sc->in_str = 0;
         return 1;
     }
-    if (sc->depth != 1) return 0;
+    if (!tracked(sc)) return 0;
     if (sc->want_key) {
         if (sc->key_len + 1 < sizeof sc->key) sc->key[sc->key_len++] = c;
-    } else if (sc->key_id == K_MODEL && sc->model_len + 1 < JB_MODEL_MAX) {
+    } else if (sc->depth == 1 && sc->key_id == K_MODEL && sc->model_len + 1 < JB_MODEL_MAX) {
         sc->model[sc->model_len++] = c;
     }
     return 0;
@@ -130,44 +144,62 @@ static const char *insertion(const struct llm_body_scan *sc)
     return sc->want_usage && !sc->inserted && sc->depth == 1 && sc->stream ? top_insert : NULL;
 }
 
+/* A value starts with c (not a string, object or array) at a tracked level. */
+static void literal(struct llm_body_scan *sc, char c)
+{
+    if (sc->key_id == K_STREAM) sc->stream = c == 't'; /* true, or anything else */
+    if (sc->key_id == K_INCLUDE_USAGE) sc->client_usage = c == 't';
+    sc->key_id = K_OTHER;
+}
+
+static void open_brace(struct llm_body_scan *sc, char c)
+{
+    if (sc->depth == 1 && !sc->want_key && sc->key_id == K_STREAM_OPTIONS && c == '{')
+        sc->in_options = 1, sc->client_usage = 0; /* the last stream_options counts */
+    sc->depth++;
+    if (tracked(sc)) sc->want_key = 1, sc->key_id = K_OTHER;
+}
+
+static void close_brace(struct llm_body_scan *sc)
+{
+    if (sc->depth == 2 && sc->in_options) sc->in_options = 0, sc->want_key = 0;
+    if (sc->depth > 0) sc->depth--;
+    if (sc->depth == 1) sc->key_id = K_OTHER;
+}
+
 size_t llm_body_scan(struct llm_body_scan *sc, const char *p, size_t n, const char **inject)
 {
     *inject = NULL;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (sc->in_str) {
-            if (in_string(sc, c) && sc->depth == 1) {
+            if (in_string(sc, c) && tracked(sc)) {
                 if (sc->want_key)
                     key_done(sc);
-                else if (sc->key_id == K_MODEL)
+                else if (sc->depth == 1 && sc->key_id == K_MODEL)
                     sc->model[sc->model_len] = '\0';
             }
             continue;
         }
         if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-        if (c == '}') {
-            const char *ins = insertion(sc);
-            if (ins) {
-                sc->inserted = 1;
-                *inject = ins;
-                return i; /* c itself is fed again, after the insertion */
-            }
+        if (c == '}' && (*inject = insertion(sc))) {
+            sc->inserted = 1;
+            return i; /* c itself is fed again, after the insertion */
         }
         if (c == '"') {
             sc->in_str = 1;
-            if (sc->depth == 1 && sc->want_key) sc->key_len = 0;
+            if (tracked(sc) && sc->want_key) sc->key_len = 0;
             if (sc->depth == 1 && !sc->want_key && sc->key_id == K_MODEL) sc->model_len = 0;
         } else if (c == '{' || c == '[') {
-            sc->depth++;
-            if (sc->depth == 1) sc->want_key = 1;
+            open_brace(sc, c);
         } else if (c == '}' || c == ']') {
-            if (sc->depth > 0) sc->depth--;
-        } else if (sc->depth == 1 && c == ':') {
+            close_brace(sc);
+        } else if (tracked(sc) && c == ':') {
             sc->want_key = 0;
-        } else if (sc->depth == 1 && c == ',') {
+        } else if (tracked(sc) && c == ',') {
             sc->want_key = 1, sc->key_id = K_OTHER;
-        } else if (sc->depth == 1 && sc->key_id == K_STREAM && !sc->want_key) {
-            sc->stream = c == 't', sc->key_id = K_OTHER; /* true, or anything else */
+        } else if (tracked(sc) && !sc->want_key) {
+            literal(sc, c);
         }
     }
     return n;

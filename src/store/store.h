@@ -150,6 +150,9 @@ struct token_row {
 void token_rows_free(struct token_row *v, size_t n);
 int store_token_list(struct store *st, struct token_row **ret, size_t *ret_n, struct jb_err *err);
 
+/* Rows of days before `before` ("YYYY-MM-DD") become one per day, user, thread, provider
+ * and model (totals kept, "requests" says how many). */
+int store_llm_requests_fold(struct store *st, const char *before, struct jb_err *err);
 /* Tokens of every kind a user spent today (UTC): what the daily cap counts. */
 int store_usage_today(struct store *st, const char *user, int64_t *ret_total, struct jb_err *err);
 struct usage_row {

@@ -192,3 +192,46 @@ int store_usage_list(struct store *st, const char *since, struct usage_row **ret
     *ret = v, *ret_n = n;
     return 0;
 }
+
+/* One row per request keeps each request's model and status for a month; older days
+ * need only their totals: their rows become one per user, thread, provider and model. */
+int store_llm_requests_fold(struct store *st, const char *before, struct jb_err *err)
+{
+    static const char fold[] =
+        "CREATE TEMP TABLE IF NOT EXISTS llm_fold AS SELECT * FROM llm_requests WHERE 0;"
+        "DELETE FROM temp.llm_fold;"
+        "INSERT INTO temp.llm_fold (at, day, user_id, thread_key, provider, model, status,"
+        " input_tokens, cache_write_tokens, cache_read_tokens, output_tokens, requests)"
+        " SELECT MIN(at), day, user_id, thread_key, provider, model, 0, SUM(input_tokens),"
+        " SUM(cache_write_tokens), SUM(cache_read_tokens), SUM(output_tokens), SUM(requests)"
+        " FROM llm_requests WHERE day < ?1"
+        " GROUP BY day, user_id, thread_key, provider, model HAVING COUNT(*) > 1;"
+        "DELETE FROM llm_requests WHERE day < ?1 AND (day, user_id, thread_key, provider, model)"
+        " IN (SELECT day, user_id, thread_key, provider, model FROM temp.llm_fold);"
+        "INSERT INTO llm_requests (at, day, user_id, thread_key, provider, model, status,"
+        " input_tokens, cache_write_tokens, cache_read_tokens, output_tokens, requests)"
+        " SELECT at, day, user_id, thread_key, provider, model, status, input_tokens,"
+        " cache_write_tokens, cache_read_tokens, output_tokens, requests FROM temp.llm_fold;";
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return store_fail(st, err, "cannot fold old LLM usage");
+    int rc = 0;
+    for (const char *sql = fold; rc == 0 && *sql;) {
+        sqlite3_stmt *s = NULL;
+        const char *tail = NULL;
+        if (sqlite3_prepare_v2(st->db, sql, -1, &s, &tail) != SQLITE_OK) rc = -1;
+        if (s && sqlite3_bind_parameter_count(s) > 0 &&
+            sqlite3_bind_text(s, 1, before, -1, SQLITE_STATIC) != SQLITE_OK)
+            rc = -1;
+        if (s && rc == 0 && sqlite3_step(s) != SQLITE_DONE) rc = -1;
+        sqlite3_finalize(s);
+        sql = tail ? tail : "";
+        while (*sql == ' ')
+            sql++;
+    }
+    if (rc == 0 && sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) rc = -1;
+    if (rc < 0) {
+        store_fail(st, err, "cannot fold old LLM usage");
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}

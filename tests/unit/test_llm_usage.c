@@ -149,3 +149,29 @@ Test(llm_usage, a_request_that_does_not_stream_is_left_alone_but_padded)
     cr_expect_eq(llm_body_pad(LLM_OPENAI, "POST", "/v1/responses"), 0);
     cr_expect_eq(llm_body_pad(LLM_ANTHROPIC, "POST", "/v1/chat/completions"), 0);
 }
+
+Test(llm_usage, whether_the_client_asked_for_usage_itself)
+{
+    static const struct {
+        const char *body;
+        int asked;
+    } cases[] = {
+        {"{\"stream\":true,\"stream_options\":{\"include_usage\":true}}", 1},
+        {"{\"stream\":true,\"stream_options\":{\"include_usage\":false}}", 0},
+        {"{\"stream\":true}", 0},
+        {"{\"stream\":true,\"stream_options\":{\"x\":{\"include_usage\":true}}}", 0},
+        {"{\"stream_options\":{\"include_usage\":true},\"stream\":true,"
+         "\"stream_options\":{\"include_usage\":false}}",
+         0},
+        {"{\"meta\":{\"include_usage\":true},\"stream\":true}", 0},
+        {"{\"stream\":true,\"stream_options\":{\"a\":[1,{\"b\":2}],\"include_usage\":true}}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct llm_body_scan sc = {.want_usage = 1};
+        const char *p = cases[i].body, *ins = NULL;
+        size_t n = strlen(p), k = llm_body_scan(&sc, p, n, &ins);
+        if (k < n) llm_body_scan(&sc, p + k, n - k, &ins);
+        cr_expect_eq(sc.client_usage, cases[i].asked, "case %zu: %s", i, cases[i].body);
+        cr_expect(sc.inserted, "case %zu: a streamed request always gets ours", i);
+    }
+}

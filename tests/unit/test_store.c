@@ -619,3 +619,38 @@ Test(store, llm_usage_of_before_per_model_counting_is_kept)
     usage_rows_free(v, n);
     store_close(st);
 }
+
+Test(store, old_llm_requests_fold_into_daily_rows_with_the_same_totals)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    struct llm_request_use use = {
+        .thread_key = "C1:1.1",
+        .user = "U1",
+        .provider = "anthropic",
+        .model = "claude-x",
+        .status = 200,
+        .t = {.input = 1, .cache_write = 2, .cache_read = 3, .output = 4}};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(store_llm_request_add(st, "h", &use, jb_now_ms() + 1000, &err), 0, "%s",
+                     err.msg);
+    raw_exec("UPDATE llm_requests SET day = '2020-01-01' WHERE id <= 2");
+    cr_assert_eq(store_llm_requests_fold(st, "2020-01-02", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_llm_requests_fold(st, "2020-01-02", &err), 0, "twice: %s", err.msg);
+    struct usage_row *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(store_usage_list(st, NULL, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_expect(v[0].requests == 3 && v[0].t.input == 3 && v[0].t.cache_read == 9);
+    usage_rows_free(v, n);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM llm_requests", -1, &s, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    cr_expect_eq(sqlite3_column_int(s, 0), 2, "two old rows became one, today's stays");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    store_close(st);
+}
