@@ -274,7 +274,8 @@ class SDKsThroughProxy(JanebotCase):
 
     def test_7603_a_stream_without_usage_asked_reaches_the_sdk_as_asked(self):
         # janebot may ask the upstream for the usage of a streamed Chat Completion (to count
-        # it), but the SDK gets the stream it asked for: no usage chunk, no "usage" keys.
+        # it), but the SDK gets the stream it asked for: every chunk has its one choice (a
+        # loop reading choices[0].delta does not break) and none carries usage.
         got, x = self.run_sdk("openai_sdk.mjs", "chat_stream")
         s = self.ok(got, "chat_stream", x)
         self.assertEqual(s["text"], "hi from fake (user messages seen: 1)", x)

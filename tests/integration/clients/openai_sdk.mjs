@@ -18,21 +18,23 @@ const calls = {
   },
 
   // Streamed without stream_options, as the SDK's README shows it. Each chunk is read the
-  // way such a loop does (choices[0].delta); a chunk it did not ask for is reported.
+  // way such a loop does (choices[0].delta); a chunk it did not ask for (no choice, or
+  // usage) is reported, and how many carried a "usage": null.
   chat_stream: async () => {
     const stream = await client.chat.completions.create({ ...chat('hello chat stream'), stream: true });
-    let text = '', chunks = 0, model = null, finish = null;
+    let text = '', chunks = 0, model = null, finish = null, usage_nulls = 0;
     const unasked = [];
     for await (const chunk of stream) {
       chunks++;
       model = chunk.model;
-      if ('usage' in chunk || chunk.choices.length !== 1) unasked.push(chunk);
+      if (chunk.usage != null || chunk.choices.length !== 1) unasked.push(chunk);
+      if (chunk.usage === null) usage_nulls++;
       const c = chunk.choices[0];
       if (!c) continue;
       text += c.delta.content ?? '';
       finish = c.finish_reason ?? finish;
     }
-    return { text, chunks, model, finish, unasked };
+    return { text, chunks, model, finish, unasked, usage_nulls };
   },
 
   responses: async () => {
