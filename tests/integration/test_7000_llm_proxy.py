@@ -803,6 +803,67 @@ class Accounting(ProxyCase):
               (self.home_of("chat:cap3") / "out.jsonl").read_text().splitlines()]
         self.assertEqual(o3[0]["status"], 200, "another user's request: %s%s" % (o3[0], r3))
 
+    def usage_rows(self, thread):
+        u = self.run_jb(["usage", "--json"])
+        self.assertEqual(u.rc, 0, u)
+        return {x["model"]: x for x in json.loads(u.out) if x["thread"] == thread}
+
+    def test_7404_cache_tokens_count_for_usage_and_the_daily_cap(self):
+        # Claude Code's requests are mostly cache reads: 11 in, 100 written to the cache,
+        # 1000 read from it, 7 out is 1118 tokens billed, past a cap of 1000.
+        self.put_client("chat:cache")
+        big = msg_body("a", stream=True, input=11, cache_write=100, cache_read=1000, output=7)
+        prompt = "run: /usr/bin/python3 /home/agent/c.py " + b64spec(
+            {"reqs": [anth(body=big), anth()], "out": "/home/agent/out.jsonl"})
+        r = self.chat([prompt], thread="cache", user="UCACHE", timeout=WAIT,
+                      env={"JANEBOT_USER_DAILY_TOKENS": "1000",
+                           "JANEBOT_PRICES": "claude-sonnet-4-5=3:15:3.75:0.3"})
+        outs = [json.loads(l) for l in
+                (self.home_of("chat:cache") / "out.jsonl").read_text().splitlines()]
+        self.assertEqual(outs[0]["status"], 200, outs[0])
+        self.assert_refused(outs[1], (429,), "anthropic", "a request past the cap of 1000")
+        row = self.usage_rows("chat:cache").get("claude-sonnet-4-5")
+        self.assertIsNotNone(row, self.run_jb(["usage", "--json"]))
+        self.assertEqual((row["input_tokens"], row["cache_write_tokens"], row["cache_read_tokens"],
+                          row["output_tokens"], row["total_tokens"]), (11, 100, 1000, 7, 1118),
+                         row)
+        cost = (11 * 3 + 100 * 3.75 + 1000 * 0.3 + 7 * 15) / 1e6
+        self.assertIsNone(row["cost_usd"], "no prices in this command's environment")
+        priced = self.run_jb(["usage", "--json"],
+                             env={"JANEBOT_PRICES": "claude-sonnet-4-5=3:15:3.75:0.3"})
+        row = [x for x in json.loads(priced.out) if x["thread"] == "chat:cache"][0]
+        self.assertAlmostEqual(row["cost_usd"], cost, places=9)
+        self.assertRegex(r.out, r"(?i)daily token budget", r)
+
+    def test_7405_a_streamed_chat_completion_is_counted_though_the_client_did_not_ask(self):
+        self.put_client("chat:oais")
+        body = {"model": "gpt-fake", "stream": True, "messages": [{"role": "user", "content": "x"}],
+                "fake": {"input": 3, "cache_read": 20, "output": 4}}
+        asked = dict(body, stream_options={"include_usage": True})
+        prompt = "run: /usr/bin/python3 /home/agent/c.py " + b64spec(
+            {"reqs": [oai(body=body), oai(body=asked)], "out": "/home/agent/out.jsonl"})
+        self.chat_ok([prompt], thread="oais", user="UOAIS", timeout=WAIT)
+        outs = [json.loads(l) for l in
+                (self.home_of("chat:oais") / "out.jsonl").read_text().splitlines()]
+        self.assertEqual([o["status"] for o in outs], [200, 200], outs)
+        chunks = [json.loads(l[5:]) for l in outs[0]["body"].splitlines()
+                  if l.startswith("data:") and not l.endswith("[DONE]")]
+        self.assertTrue(chunks, outs[0])
+        self.assertTrue(all(c["choices"] for c in chunks),
+                        "a client that did not ask got the usage chunk: %s" % outs[0]["body"])
+        self.assertIn("data: [DONE]", outs[0]["body"])
+        mine = [json.loads(l[5:]) for l in outs[1]["body"].splitlines()
+                if l.startswith("data:") and not l.endswith("[DONE]")]
+        self.assertEqual([c["usage"]["prompt_tokens"] for c in mine if not c["choices"]], [23],
+                         "a client that asked gets its usage chunk: %s" % outs[1]["body"])
+        row = self.usage_rows("chat:oais").get("gpt-fake")
+        self.assertIsNotNone(row, self.run_jb(["usage", "--json"]))
+        self.assertEqual((row["requests"], row["input_tokens"], row["cache_read_tokens"],
+                          row["output_tokens"]), (2, 6, 40, 8), row)
+        sent = [g for g in self.fake.requests() if g["path"].endswith("/chat/completions")]
+        first = json.loads(sent[0]["body"])
+        self.assertEqual(first.get("stream_options"), {"include_usage": True}, sent[0]["body"])
+
 
 @needs_bwrap
 class Revocation(ProxyCase):
