@@ -32,22 +32,17 @@ static void read_usage(struct llm_usage *u, enum llm_provider p, const json_t *u
     if (!json_is_object(us)) return;
     struct jb_tokens *t = &u->t;
     int have = 0;
-    if (json_object_get(us, "prompt_tokens")) { /* Chat Completions */
-        int64_t cached =
-            count_of(json_object_get(us, "prompt_tokens_details"), "cached_tokens", NULL);
-        int64_t prompt = count_of(us, "prompt_tokens", NULL);
-        t->cache_read = cached < prompt ? cached : prompt;
-        t->input = prompt - t->cache_read, t->cache_write = 0;
-        t->output = count_of(us, "completion_tokens", NULL);
-        return;
-    }
-    if (p == LLM_OPENAI) { /* Responses */
-        int64_t cached =
-            count_of(json_object_get(us, "input_tokens_details"), "cached_tokens", NULL);
-        int64_t in = count_of(us, "input_tokens", NULL);
+    /* OpenAI: Chat Completions name them prompt/completion, Responses input/output; both
+     * count the cached part inside the prompt. */
+    int chat = json_object_get(us, "prompt_tokens") != NULL;
+    if (chat || p == LLM_OPENAI) {
+        const char *in_key = chat ? "prompt_tokens" : "input_tokens";
+        const char *details = chat ? "prompt_tokens_details" : "input_tokens_details";
+        int64_t cached = count_of(json_object_get(us, details), "cached_tokens", NULL);
+        int64_t in = count_of(us, in_key, NULL);
         t->cache_read = cached < in ? cached : in;
         t->input = in - t->cache_read, t->cache_write = 0;
-        t->output = count_of(us, "output_tokens", NULL);
+        t->output = count_of(us, chat ? "completion_tokens" : "output_tokens", NULL);
         return;
     }
     int64_t v = count_of(us, "input_tokens", &have);
