@@ -170,7 +170,7 @@ size_t llm_body_pad(enum llm_provider p, const char *method, const char *path);
  * Chat Completion (want_usage) where usage must be asked for. Zero it, set want_usage. */
 struct llm_body_scan {
     int want_usage;
-    int depth, in_str, esc, want_key, key_id, stream, inserted, in_options;
+    int depth, in_str, esc, uhex, ucode, want_key, key_id, stream, inserted, in_options;
     int client_usage; /* the client asked for usage itself (stream_options.include_usage) */
     char key[24];
     size_t key_len;

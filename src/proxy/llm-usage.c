@@ -114,10 +114,30 @@ static void key_done(struct llm_body_scan *sc)
 /* A byte inside a string. 1 when the string ended with it. */
 static int in_string(struct llm_body_scan *sc, char c)
 {
-    if (sc->esc) {
+    /* Escapes are decoded: "str\u0065am" is the key "stream" to the upstream too. */
+    if (sc->uhex) {
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : 0;
+        sc->ucode = sc->ucode * 16 + v;
+        if (--sc->uhex) return 0;
+        c = sc->ucode > 0 && sc->ucode < 0x80 ? (char)sc->ucode : '?';
+    } else if (sc->esc) {
         sc->esc = 0;
+        if (c == 'u') {
+            sc->uhex = 4, sc->ucode = 0;
+            return 0;
+        }
+        c = c == 'n'   ? '\n'
+            : c == 't' ? '\t'
+            : c == 'r' ? '\r'
+            : c == 'b' ? '\b'
+            : c == 'f' ? '\f'
+                       : c;
     } else if (c == '\\') {
         sc->esc = 1;
+        return 0;
     } else if (c == '"') {
         sc->in_str = 0;
         return 1;

@@ -125,6 +125,8 @@ Test(llm_usage, a_streamed_chat_completion_is_asked_for_usage)
         "{\"stream\":true,\"stream_options\":{\"include_usage\":true},"
         "\"stream_options\":{\"include_usage\":false}}",
         "{\"stream\":true,\"stream_options\":null}",
+        "{\"str\\u0065am\":true,\"messages\":[]}",
+        "{\"\\u0073tream\":true,\"stream_options\":{\"include_\\u0075sage\":false}}",
     };
     for (size_t b = 0; b < sizeof bodies / sizeof *bodies; b++)
         for (size_t step = 1; step <= strlen(bodies[b]); step += 7) {
