@@ -1510,6 +1510,8 @@ def make_http_handler(server):
                     st, ct, data = server.user_file(path, self._token())
                     return self._send(st, data, ctype=ct)
                 return self._send(404, {"ok": False, "error": "not found"})
+            except (BrokenPipeError, ConnectionResetError):
+                raise  # the client went away: the server logs one line for it
             except Exception as e:
                 import traceback
                 traceback.print_exc()
