@@ -83,9 +83,6 @@ void sprites_describe(const struct sprites_resp *r, char *out, size_t n);
 
 /* retry_after_seconds of a structured 429 body, in ms; 0 when absent. */
 long sprites_retry_after_ms(const char *body);
-/* A Retry-After header's value (seconds, or an HTTP date compared with now), in ms; 0 when
- * absent, past or unreadable. */
-long sprites_retry_after_header_ms(const char *value, time_t now);
 
 /* ---- pure helpers (sprites.c) ---- */
 

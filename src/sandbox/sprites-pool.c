@@ -126,7 +126,7 @@ static void *pool_main(void *arg)
 {
     struct sprites_pool *p = arg;
     struct sprites *sp = p->sp;
-    long backoff = BACKOFF_MIN_MS;
+    struct jb_retry backoff = {.base_ms = BACKOFF_MIN_MS, .cap_ms = BACKOFF_MAX_MS};
     sweep(sp);
     for (;;) {
         struct jb_strv have = JB_STRV_INIT;
@@ -137,11 +137,10 @@ static void *pool_main(void *arg)
         long wait = IDLE_WAIT_MS;
         if (rc == 0 && (int)n < p->want) {
             if (fill_one(sp, &e) == 0) {
-                backoff = BACKOFF_MIN_MS;
+                jb_retry_reset(&backoff);
                 wait = 0;
-            } else {
-                wait = backoff; /* a rate limit or an outage: do not hammer the API */
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            } else { /* a rate limit or an outage: do not hammer the API */
+                wait = jb_retry_next(&backoff, 0);
             }
         }
         if (rc < 0 || e.msg[0]) log_warn("sprites: pool: %s", e.msg);

@@ -125,26 +125,6 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
     return jb_buf_append(ud, p, sz * n, NULL) < 0 ? 0 : sz * n;
 }
 
-long sprites_retry_after_header_ms(const char *value, time_t now)
-{
-    while (value && (*value == ' ' || *value == '\t'))
-        value++;
-    if (!value || !*value) return 0;
-    double secs = 0;
-    if (*value >= '0' && *value <= '9') {
-        char *end;
-        secs = strtod(value, &end);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
-            end++;
-        if (*end) return 0;
-    } else { /* an HTTP date */
-        time_t t = curl_getdate(value, NULL);
-        if (t < 0) return 0;
-        secs = (double)(t - now);
-    }
-    return secs > 0 && secs < 86400 ? (long)(secs * 1000) : 0;
-}
-
 /* Keeps the Retry-After header of the answer (of its last response, after a 100). */
 static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
@@ -155,7 +135,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
         char v[128];
         snprintf(v, sizeof v, "%.*s", (int)(len - (sizeof name - 1)), p + sizeof name - 1);
-        r->retry_after_ms = sprites_retry_after_header_ms(v, time(NULL));
+        r->retry_after_ms = jb_retry_after_ms(v, time(NULL));
     }
     return len;
 }
@@ -215,22 +195,6 @@ static int retryable(int rc, const struct sprites_resp *r, unsigned flags)
     return r->status == 429 || r->status >= 500;
 }
 
-/* Backoff before attempt n+1 (n >= 1): BACKOFF_MS * 2^(n-1), +0..50 % jitter. */
-static long backoff_ms(int n)
-{
-    unsigned r = 0;
-    jb_random_bytes(&r, sizeof r, NULL);
-    long base = BACKOFF_MS << (n - 1 > 6 ? 6 : n - 1);
-    return base + (long)(r % (unsigned)(base / 2 + 1));
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0) {
-    }
-}
-
 long sprites_retry_after_ms(const char *body)
 {
     json_t *j = body ? json_loads(body, 0, NULL) : NULL;
@@ -251,7 +215,11 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
         jb_mono_ms() + ((flags & SPR_NOT_IDEMPOTENT) ? STREAM_TIMEOUT_MS : sp->rest_deadline_ms);
     struct jb_err e = {0};
     long asked = 0; /* ms the API asked us to wait, when that was past the deadline */
-    for (int n = 1;; n++) {
+    struct jb_retry rt = {.base_ms = BACKOFF_MS,
+                          .cap_ms = BACKOFF_MS << 6,
+                          .max_retries = sp->rest_attempts - 1,
+                          .deadline = end};
+    for (;;) {
         int64_t left = end - jb_mono_ms();
         long to = left < call_max ? (long)(left > 1000 ? left : 1000) : call_max;
         r->status = 0;
@@ -261,17 +229,15 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
             if (rc == 0) return 0;
             break;
         }
-        long wait = backoff_ms(n);
-        if (rc == 0) { /* the API says when: prefer it to our guess (body, then header) */
-            long ra = r->status == 429 ? sprites_retry_after_ms(r->body.data) : 0;
-            if (!ra) ra = r->retry_after_ms;
-            if (ra > wait) wait = ra;
-            if (ra && jb_mono_ms() + ra >= end) asked = ra;
-        }
-        if (n >= sp->rest_attempts || jb_mono_ms() + wait >= end) break;
+        long ra = 0; /* the API says when: prefer it to our guess (body, then header) */
+        if (rc == 0) ra = r->status == 429 ? sprites_retry_after_ms(r->body.data) : 0;
+        if (rc == 0 && !ra) ra = r->retry_after_ms;
+        long wait = rt.max_retries > 0 ? jb_retry_next(&rt, ra) : JB_RETRY_STOP;
+        if (wait == JB_RETRY_ASKED) asked = ra;
+        if (wait < 0) break;
         log_warn("sprites: %s %s: %s; retrying in %ld ms", method, path,
                  rc < 0 ? e.msg : (r->status == 429 ? "rate limited (429)" : "server error"), wait);
-        sleep_ms(wait);
+        jb_sleep_ms(wait);
     }
     if (r->status) {
         char why[512];

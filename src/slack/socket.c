@@ -41,7 +41,7 @@ struct slack_socket {
     atomic_int hellos;
     struct conn *conns[MAX_CONNS];
     lws_sorted_usec_list_t reconnect;
-    int backoff_ms;
+    struct jb_retry backoff; /* reconnects: 1 s doubling to 30 s, jittered */
     int link_disabled;
 };
 
@@ -135,7 +135,7 @@ static void on_frame(struct conn *c, const char *text, size_t len)
     free(envelope_id);
     if (env.type == SLACK_ENV_HELLO) {
         c->live = 1;
-        c->s->backoff_ms = 0;
+        jb_retry_reset(&c->s->backoff);
         c->s->link_disabled = 0;
         atomic_fetch_add(&c->s->hellos, 1);
         log_info("slack: connected (Socket Mode)");
@@ -189,10 +189,7 @@ static void on_closed(struct slack_socket *s, struct conn *c, const char *why)
     log_info("slack: connection closed (%s)", why);
     conn_free(c);
     if (!atomic_load(&s->stop) && live_count(s) == 0 && !s->link_disabled) {
-        int delay = was_live ? 0 : s->backoff_ms;
-        s->backoff_ms =
-            s->backoff_ms ? (s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2) : 1000;
-        schedule_connect(s, delay);
+        schedule_connect(s, was_live ? 0 : (int)jb_retry_next(&s->backoff, 0));
     }
 }
 
@@ -243,9 +240,7 @@ static void connect_now(struct slack_socket *s)
         if (!s->conns[i]) slot = i;
     if (slot < 0 || slack_connections_open(s->web, &url, &err) < 0) {
         if (slot >= 0) log_warn("slack: cannot open a connection: %s", err.msg);
-        s->backoff_ms =
-            s->backoff_ms ? (s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2) : 1000;
-        schedule_connect(s, s->backoff_ms);
+        schedule_connect(s, (int)jb_retry_next(&s->backoff, 0));
         return;
     }
     const char *proto = NULL, *host = NULL, *path = NULL;
@@ -318,6 +313,7 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
     struct slack_socket *s = calloc(1, sizeof *s);
     if (!s) return jb_err_set(err, JB_ENOMEM, "slack socket");
     s->web = w, s->fn = fn, s->ud = ud;
+    s->backoff = (struct jb_retry){.base_ms = 1000, .cap_ms = 30000};
     jb_lws_log_init();
     struct lws_context_creation_info info = {
         .port = CONTEXT_PORT_NO_LISTEN,

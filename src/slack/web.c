@@ -167,28 +167,6 @@ static size_t write_cb(char *p, size_t size, size_t n, void *u)
     return size * n;
 }
 
-/* "Retry-After: 30" -> 30; an HTTP date or anything else -> -1. */
-static long parse_retry_after(const char *p, size_t len)
-{
-    size_t i = 0;
-    long v = 0;
-    while (i < len && (p[i] == ' ' || p[i] == '\t'))
-        i++;
-    size_t start = i;
-    for (; i < len && p[i] >= '0' && p[i] <= '9'; i++)
-        v = v < 1000000 ? v * 10 + (p[i] - '0') : v;
-    if (i == start) return -1;
-    if (i < len && p[i] == '.') { /* "2.5": some proxies send fractions; round up */
-        int frac = 0;
-        for (i++; i < len && p[i] >= '0' && p[i] <= '9'; i++)
-            frac |= p[i] != '0';
-        v += frac;
-    }
-    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
-        i++;
-    return i == len ? v : -1;
-}
-
 static size_t header_cb(char *p, size_t size, size_t n, void *u)
 {
     static const char name[] = "retry-after:";
@@ -196,8 +174,12 @@ static size_t header_cb(char *p, size_t size, size_t n, void *u)
     size_t len = size * n, nl = sizeof name - 1;
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0)
         rs->retry_after = -1; /* a new response, e.g. after "100 Continue" */
-    else if (len > nl && strncasecmp(p, name, nl) == 0)
-        rs->retry_after = parse_retry_after(p + nl, len - nl);
+    else if (len > nl && strncasecmp(p, name, nl) == 0) {
+        char v[128];
+        snprintf(v, sizeof v, "%.*s", (int)(len - nl), p + nl);
+        long ms = jb_retry_after_ms(v, time(NULL));
+        rs->retry_after = ms > 0 ? (ms + 999) / 1000 : -1;
+    }
     return len;
 }
 
@@ -365,22 +347,6 @@ static enum verdict classify(const struct web_req *rq, struct web_resp *rs, json
     return V_OK;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
-/* base * 2^n, then a random point in its upper half ("equal jitter"). */
-static long backoff_delay(long base, int n)
-{
-    long d = base << (n < 10 ? n : 10);
-    uint32_t r = 0;
-    jb_random_bytes(&r, sizeof r, NULL);
-    return d / 2 + (long)(r % (uint32_t)(d / 2 + 1));
-}
-
 /* (W4): wait while the method is rate limited; with block_s > 0, limit it first. */
 static void method_limit(struct slack_web *w, const char *method, long block_s)
 {
@@ -401,7 +367,7 @@ static void method_limit(struct slack_web *w, const char *method, long block_s)
         until = w->limits[i].until_ms;
     }
     pthread_mutex_unlock(&w->limit_mu);
-    if (until > now) sleep_ms((long)(until - now));
+    if (until > now) jb_sleep_ms((long)(until - now));
 }
 
 /* Run rq with the retry policy (W1)-(W4). 0: *ret_json (if wanted) holds the body. */
@@ -409,7 +375,9 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
                        struct jb_err *err)
 {
     struct jb_err why = {0};
-    int tries = 0, limited = 0;
+    int limited = 0;
+    struct jb_retry rt = {
+        .base_ms = w->backoff_ms, .cap_ms = w->backoff_ms << 10, .max_retries = w->max_retries};
     for (;;) {
         struct web_resp rs = {.retry_after = -1, .body = JB_BUF_INIT(RESP_MAX)};
         method_limit(w, rq->what, 0);
@@ -428,12 +396,12 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
             method_limit(w, rq->what, s);
             continue;
         }
-        if (tries >= w->max_retries)
+        long d = jb_retry_next(&rt, 0);
+        if (d < 0)
             return jb_err_set(err, JB_EUNAVAIL, "%s; giving up after %d attempts", why.msg,
-                              tries + 1);
-        long d = backoff_delay(w->backoff_ms, tries++);
-        log_info("%s; retry %d/%d in %ld ms", why.msg, tries, w->max_retries, d);
-        sleep_ms(d);
+                              rt.retries + 1);
+        log_info("%s; retry %d/%d in %ld ms", why.msg, rt.retries, w->max_retries, d);
+        jb_sleep_ms(d);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -206,6 +207,37 @@ int64_t jb_mono_ms(void); /* monotonic */
 void jb_fmt_time(int64_t unix_s, char *out, size_t n);
 /* "1.2 MiB" style into out. */
 void jb_fmt_size(long long bytes, char *out, size_t n);
+
+/* ---- retries (retry.c) ----------------------------------------------------------
+ * One schedule for every retry loop (Slack's Web API, the Sprites API, the warm pool, the
+ * Socket Mode reconnect): exponential backoff with "equal jitter" (base * 2^n, then a
+ * random point in its upper half, so that many clients that failed together do not come
+ * back together), capped, with a limit on retries, a deadline, and the wait the other
+ * side asked for (Retry-After), whichever is longer. */
+struct jb_retry {
+    long base_ms;     /* first backoff (> 0) */
+    long cap_ms;      /* longest backoff; 0 = no cap */
+    long ask_max_ms;  /* longest wait asked for that is honoured; a longer ask ends the
+                         retries (the caller says why); 0 = any */
+    int max_retries;  /* 0 = no limit */
+    int64_t deadline; /* jb_mono_ms() value no wait may end past; 0 = none */
+    int retries;      /* retries so far (counted by jb_retry_next) */
+};
+#define JB_RETRY_STOP  (-1L) /* no more retries: out of tries or past the deadline */
+#define JB_RETRY_ASKED (-2L) /* the other side asked to wait longer than ask_max_ms */
+/* The wait in ms before the next attempt: the backoff, or asked_ms when that is longer
+ * (asked_ms <= 0: nothing was asked), counting one retry; JB_RETRY_STOP or
+ * JB_RETRY_ASKED when there is none to make (nothing is counted then). */
+long jb_retry_next(struct jb_retry *r, long asked_ms);
+/* The backoff alone, without counting or limits: the nth wait (n >= 0) of r's schedule. */
+long jb_retry_backoff(const struct jb_retry *r, int n);
+/* After a success: the next failure starts again from base_ms. */
+void jb_retry_reset(struct jb_retry *r);
+/* A Retry-After header's value in ms: delta-seconds (a fraction allowed) or an HTTP date
+ * (against now); 0 when missing, not one of those, in the past or a day or more away. */
+long jb_retry_after_ms(const char *value, time_t now);
+/* Sleep ms milliseconds, through interrupting signals. */
+void jb_sleep_ms(long ms);
 
 /* ---- resource helpers (cleanup attributes) -------------------------------------- */
 

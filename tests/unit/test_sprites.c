@@ -97,15 +97,3 @@ Test(sprites, retry_after_comes_from_the_structured_429_body)
     cr_assert_eq(sprites_retry_after_ms("{\"retry_after_seconds\":-5}"), 0);
 }
 
-Test(sprites, retry_after_headers_are_seconds_or_an_http_date)
-{
-    time_t now = 1768300200; /* 2026-01-13T10:30:00Z */
-    cr_assert_eq(sprites_retry_after_header_ms(" 2\r\n", now), 2000);
-    cr_assert_eq(sprites_retry_after_header_ms("120", now), 120000);
-    cr_assert_eq(sprites_retry_after_header_ms("Tue, 13 Jan 2026 10:30:05 GMT\r\n", now), 5000);
-    cr_assert_eq(sprites_retry_after_header_ms("Tue, 13 Jan 2026 10:29:00 GMT", now), 0);
-    cr_assert_eq(sprites_retry_after_header_ms("soon", now), 0);
-    cr_assert_eq(sprites_retry_after_header_ms("5 minutes", now), 0);
-    cr_assert_eq(sprites_retry_after_header_ms("", now), 0);
-    cr_assert_eq(sprites_retry_after_header_ms(NULL, now), 0);
-}
