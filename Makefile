@@ -1,7 +1,8 @@
 # janebot -- `make` builds build/janebot (no network, no root).
 #   make chat     install missing packages, build, start `janebot chat`
-#   make check    install missing packages, build, run every test (plain and ASan+UBSan)
+#   make check    install missing packages, build, run every test (plain, ASan+UBSan, TSan)
 #   make test     run the tests against what is built (no package install)
+#   make tsan     ThreadSanitizer build: thread stress + integration tests
 #   make bench    sandbox start-up benchmark
 
 CC      ?= cc
@@ -18,6 +19,12 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+ifeq ($(TSAN),1)
+B       := build-tsan
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
+
 LIB_SRC  := $(sort $(wildcard src/util/*.c src/store/*.c src/agent/*.c src/sandbox/*.c \
                               src/frontend/*.c src/core/*.c src/proxy/*.c src/slack/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
@@ -32,7 +39,8 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d \
+           $(B)/tests/tsan/stress.d
 
 $(B)/libjanebot.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -55,15 +63,26 @@ chat: setup
 	$(MAKE) all
 	./build/janebot chat
 
-# Plain build, then the sanitizer build; each runs unit + integration tests.
+# Plain build, the ASan+UBSan build and the TSan build; each runs its tests (run-all).
 check: setup-test
 	$(MAKE) all unit
 	$(MAKE) SAN=1 all unit
+	$(MAKE) TSAN=1 all build-tsan/tsan-stress
 	./tests/run-all
 
 test: all unit
 	$(MAKE) SAN=1 all unit
+	$(MAKE) TSAN=1 all build-tsan/tsan-stress
 	./tests/run-all
+
+$(B)/tsan-stress: $(B)/tests/tsan/stress.o $(B)/libjanebot.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ThreadSanitizer: the thread stress program, then the integration tests against a TSan
+# janebot; a data race fails the run (halt_on_error).
+tsan:
+	$(MAKE) TSAN=1 all build-tsan/tsan-stress
+	BUILDS=build-tsan ./tests/run-all
 
 $(B)/bench-exec: $(B)/bench/bench-exec.o $(B)/libjanebot.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -83,6 +102,6 @@ lint:
 	    --inline-suppr -Isrc --std=c11 src
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan
 
-.PHONY: all unit setup setup-test chat check test bench format lint clean
+.PHONY: all unit setup setup-test chat check test tsan bench format lint clean
