@@ -74,6 +74,11 @@ void config_release(struct jb_config *cfg);
 /* `serve` needs both Slack tokens, well formed: -1 naming the variable (never the value). */
 int config_check_slack(const struct jb_config *cfg, struct jb_err *err);
 
+/* What the agent adapters take from cfg (agent/agent.h); every string is borrowed from
+ * cfg, valid as long as cfg is. */
+struct agent_opts;
+void core_agent_opts(const struct jb_config *cfg, struct agent_opts *out);
+
 /* Value of a variable as janebot sees it (environment, then .env files); borrowed. Only
  * valid between config_load() and config_release(). */
 const char *config_get(const char *name);
