@@ -267,8 +267,7 @@ int core_knows_thread(struct core *c, const char *thread_key)
     int known = store_session_get(c->store, thread_key, &r, NULL) == 0;
     pthread_mutex_unlock(&c->store_mu);
     if (known) session_row_release(&r);
-    pthread_mutex_lock(&c->run_mu);
-    known = known || running_find(c, thread_key) != NULL;
-    pthread_mutex_unlock(&c->run_mu);
-    return known;
+    /* The lane too: a thread's first message may still be debounced or waiting for a
+     * worker, with no session stored yet; replies to it are for the bot all the same. */
+    return known || lanes_has(c->lanes, thread_key);
 }

@@ -122,6 +122,9 @@ void lanes_set_max_per_user(struct lanes *l, int max_per_user);
 void lanes_drain(struct lanes *l);
 /* Messages queued or running. */
 size_t lanes_pending(struct lanes *l);
+/* 1 when the thread has a message waiting (queued or debounced) or a turn running: its
+ * lane exists exactly that long. */
+int lanes_has(struct lanes *l, const char *thread_key);
 void lanes_free(struct lanes *l);
 
 /* ---- the bot: store + sandbox backend + agent + frontend ---- */
