@@ -1,6 +1,6 @@
 /* main.c -- janebot's command line: the table of commands and the dispatch of argv to
- * one of them, plus `chat` and `serve`; the other commands are in cmd/. No logic of its
- * own beyond printing tables. */
+ * one of them, plus `chat`; the other commands are in cmd/. No logic of its own beyond
+ * printing tables. */
 #include <editline/readline.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -63,7 +63,6 @@ static int chat_loop(struct core *c, const char *key, const char *user, int inte
 }
 
 static int cmd_chat(const struct command *cmd, int argc, char **argv);
-static int cmd_serve(const struct command *cmd, int argc, char **argv);
 
 static const struct command commands[] = {
     {"serve", "serve", cmd_serve, NULL},
@@ -130,19 +129,6 @@ static int cmd_chat(const struct command *cmd, int argc, char **argv)
     rc = chat_loop(c, key, user, interactive);
     core_free(c);
     frontend_terminal_free(fe);
-    config_release(&cfg);
-    return rc;
-}
-
-/* ---- serve ---- */
-
-static int cmd_serve(const struct command *cmd, int argc, char **argv)
-{
-    int rc = cmd_no_args(cmd, argc, argv);
-    if (rc >= 0) return rc;
-    struct jb_config cfg;
-    if (cmd_load_config(&cfg) < 0) return 1;
-    rc = slack_serve(&cfg);
     config_release(&cfg);
     return rc;
 }

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 
 #include "agent/adapters.h"
-#include "core/core.h"
 
 static const struct agent_ops *const agents[] = {
     &agent_amp_ops,
@@ -38,10 +37,10 @@ static char *real_exec(const char *path, const char *what, const char *hint, str
     return real;
 }
 
-static char *command_binary(const struct agent_ops *ops, const struct jb_config *cfg,
+static char *command_binary(const struct agent_ops *ops, const struct agent_opts *o,
                             struct jb_err *err)
 {
-    const char *cmd = cfg ? cfg->agent_cmd : NULL;
+    const char *cmd = o ? o->agent_cmd : NULL;
     if (!cmd || !*cmd) {
         jb_err_set(err, JB_EUNAVAIL, "JANEBOT_AGENT_CMD is not set: %s", ops->install_hint);
         return NULL;
@@ -54,11 +53,11 @@ static char *command_binary(const struct agent_ops *ops, const struct jb_config 
     return real_exec(cmd, "JANEBOT_AGENT_CMD", ops->install_hint, err);
 }
 
-char *agent_binary(const struct agent_ops *ops, const struct jb_config *cfg, struct jb_err *err)
+char *agent_binary(const struct agent_ops *ops, const struct agent_opts *o, struct jb_err *err)
 {
-    if (!ops->bin_name) return command_binary(ops, cfg, err);
-    const char *bin = cfg && cfg->agent_bin && *cfg->agent_bin ? cfg->agent_bin : NULL;
-    jb_autofree char *found = jb_which(bin ? bin : ops->bin_name, cfg ? cfg->path_env : NULL);
+    if (!ops->bin_name) return command_binary(ops, o, err);
+    const char *bin = o && o->agent_bin && *o->agent_bin ? o->agent_bin : NULL;
+    jb_autofree char *found = jb_which(bin ? bin : ops->bin_name, o ? o->path_env : NULL);
     if (!found && bin) {
         jb_err_set(err, JB_EUNAVAIL, "JANEBOT_AGENT_BIN=%s: no such executable (searched PATH): %s",
                    bin, ops->install_hint);
@@ -124,7 +123,7 @@ int agent_bin_ro_path(const char *real, struct jb_strv *ro, struct jb_err *err)
 int agent_cmd_begin(const struct agent_ops *ops, const struct agent_turn *t, int file_only,
                     struct agent_cmd *c, struct jb_err *err)
 {
-    jb_autofree char *bin = agent_binary(ops, t->cfg, err);
+    jb_autofree char *bin = agent_binary(ops, t->opts, err);
     if (!bin) return -1;
     if (jb_strv_push(&c->argv, bin, err) < 0) return -1;
     if (file_only ? jb_strv_push(&c->ro_paths, bin, err) < 0

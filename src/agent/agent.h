@@ -15,8 +15,6 @@
 
 #include "util/util.h"
 
-struct jb_config;
-
 /* ---- adapters ------------------------------------------------------------------- */
 
 /* The channel's policy for one turn (core/policy.c builds it; borrowed). */
@@ -31,9 +29,20 @@ struct agent_policy {
     const char *const *allow; /* AGENT_TOOLS_ALLOW: NULL-terminated tool names */
 };
 
+/* What the adapters take from the configuration: the core fills it (core_agent_opts());
+ * every string is borrowed and may be NULL (unset). */
+struct agent_opts {
+    const char *agent_cmd;         /* JANEBOT_AGENT_CMD: absolute path of the command agent */
+    const char *agent_bin;         /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
+    const char *path_env;          /* the host's PATH, to look CLI names up in */
+    const char *agent_model;       /* JANEBOT_AGENT_MODEL: --model for claude */
+    const char *amp_api_key;       /* AMP_API_KEY (secret) */
+    const char *anthropic_api_key; /* ANTHROPIC_API_KEY (secret) */
+};
+
 struct agent_turn {
     const struct agent_policy *policy; /* NULL: no MCP servers, no tool switches at all */
-    const struct jb_config *cfg;
+    const struct agent_opts *opts;
     const char *thread_key;
     const char *user;
     const char *prompt;
@@ -70,7 +79,7 @@ struct agent_ops {
      * Errors: JB_EUNAVAIL (CLI not installed; the message says how to install it),
      * JB_ECONFIG (no run_dir where one is needed), JB_ENOMEM. Thread-safe. */
     int (*prepare)(const struct agent_turn *t, struct agent_cmd *out, struct jb_err *err);
-    const char *bin_name;     /* executable looked up on PATH, or NULL: cfg->agent_cmd */
+    const char *bin_name;     /* executable looked up on PATH, or NULL: opts->agent_cmd */
     const char *install_hint; /* appended to "not found" errors */
 };
 
@@ -79,11 +88,11 @@ const struct agent_ops *agent_ops_find(const char *name); /* NULL if unknown */
  * when out of memory. Claude gets it as --append-system-prompt, a command agent as
  * JANEBOT_INSTRUCTIONS. */
 char *agent_instructions(const struct agent_turn *t);
-/* Host path of the agent's executable, realpath()ed; caller frees. amp/claude: cfg->agent_bin
- * (a name looked up on cfg->path_env, or a path) else bin_name on cfg->path_env; command:
- * cfg->agent_cmd, which must be an absolute path. NULL with JB_EUNAVAIL and a message
- * saying how to install or configure it. */
-char *agent_binary(const struct agent_ops *ops, const struct jb_config *cfg, struct jb_err *err);
+/* Host path of the agent's executable, realpath()ed; caller frees. amp/claude:
+ * o->agent_bin (a name looked up on o->path_env, or a path) else bin_name on o->path_env;
+ * command: o->agent_cmd, which must be an absolute path. NULL with JB_EUNAVAIL and a
+ * message saying how to install or configure it. */
+char *agent_binary(const struct agent_ops *ops, const struct agent_opts *o, struct jb_err *err);
 
 /* ---- stream-json parser --------------------------------------------------------- */
 

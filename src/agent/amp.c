@@ -9,7 +9,6 @@
 #include <jansson.h>
 
 #include "agent/adapters.h"
-#include "core/core.h"
 
 #define SETTINGS_NAME "amp-settings.json"
 #define MAX_THREAD_ID 128
@@ -62,7 +61,7 @@ static int amp_prepare(const struct agent_turn *t, struct agent_cmd *out, struct
     }
     const char *tail[] = {"-x", "--stream-json", NULL};
     if (jb_strv_pushv(&c.argv, tail, err) < 0) return -1;
-    const char *key = t->cfg->amp_api_key;
+    const char *key = t->opts ? t->opts->amp_api_key : NULL;
     if (key && *key && jb_env_set(&c.env, "AMP_API_KEY", key, err) < 0) return -1;
     *out = c;
     c = (struct agent_cmd){0};

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "agent/adapters.h"
-#include "core/core.h"
 
 /* 8-4-4-4-12 hex digits: the only resume ids passed to argv. */
 static int uuid_shaped(const char *s)
@@ -37,12 +36,12 @@ static int session_args(const struct agent_turn *t, struct agent_cmd *c, struct 
     return jb_strv_pushv(&c->argv, args, err);
 }
 
-static int claude_env(const struct jb_config *cfg, struct jb_strv *env, struct jb_err *err)
+static int claude_env(const struct agent_opts *o, struct jb_strv *env, struct jb_err *err)
 {
     static const char *const quiet[] = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
                                         "DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER",
                                         "DISABLE_ERROR_REPORTING"};
-    const char *key = cfg->anthropic_api_key;
+    const char *key = o ? o->anthropic_api_key : NULL;
     if (key && *key && jb_env_set(env, "ANTHROPIC_API_KEY", key, err) < 0) return -1;
     for (size_t i = 0; i < JB_ARRAY_LEN(quiet); i++)
         if (jb_env_set(env, quiet[i], "1", err) < 0) return -1;
@@ -58,7 +57,7 @@ static int claude_prepare(const struct agent_turn *t, struct agent_cmd *out, str
         NULL};
     if (jb_strv_pushv(&c.argv, head, err) < 0) return -1;
     if (session_args(t, &c, err) < 0) return -1;
-    const char *model = t->cfg->agent_model;
+    const char *model = t->opts ? t->opts->agent_model : NULL;
     if (model && *model) {
         const char *m[] = {"--model", model, NULL};
         if (jb_strv_pushv(&c.argv, m, err) < 0) return -1;
@@ -69,7 +68,7 @@ static int claude_prepare(const struct agent_turn *t, struct agent_cmd *out, str
         if (jb_strv_pushv(&c.argv, sp, err) < 0) return -1;
     }
     if (agent_claude_policy(t, &c, err) < 0) return -1;
-    if (claude_env(t->cfg, &c.env, err) < 0) return -1;
+    if (claude_env(t->opts, &c.env, err) < 0) return -1;
     *out = c;
     c = (struct agent_cmd){0};
     return 0;

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "agent/adapters.h"
-#include "core/core.h"
 
 #define MAX_RESUME_ID 256
 

@@ -125,7 +125,9 @@ static void doctor_agent(const struct jb_config *cfg, int *failed)
 {
     const struct agent_ops *agent = agent_ops_find(cfg->agent);
     struct jb_err err = {0};
-    jb_autofree char *bin = agent_binary(agent, cfg, &err);
+    struct agent_opts ao;
+    core_agent_opts(cfg, &ao);
+    jb_autofree char *bin = agent_binary(agent, &ao, &err);
     char detail[1200];
     snprintf(detail, sizeof detail, "%s: %s", cfg->agent, bin ? bin : err.msg);
     doctor_report(failed, bin != NULL, "agent CLI", detail);

@@ -38,6 +38,10 @@ int cmd_load_config(struct jb_config *cfg);
  * the error, with cfg released. */
 int cmd_open_store(struct jb_config *cfg, struct store **st);
 
+/* ---- commands (serve.c) ---- */
+
+int cmd_serve(const struct command *cmd, int argc, char **argv);
+
 /* ---- commands (sandbox.c) ---- */
 
 int cmd_sandbox_exec(const struct command *cmd, int argc, char **argv);

@@ -9,10 +9,22 @@
 #include "frontend/frontend.h"
 #include "store/store.h"
 
+void core_agent_opts(const struct jb_config *cfg, struct agent_opts *out)
+{
+    *out = (struct agent_opts){.agent_cmd = cfg->agent_cmd,
+                               .agent_bin = cfg->agent_bin,
+                               .path_env = cfg->path_env,
+                               .agent_model = cfg->agent_model,
+                               .amp_api_key = cfg->amp_api_key,
+                               .anthropic_api_key = cfg->anthropic_api_key};
+}
+
 static void warn_agent(const struct core *c)
 {
     struct jb_err e = {0};
-    char *bin = agent_binary(c->agent, c->cfg, &e);
+    struct agent_opts ao;
+    core_agent_opts(c->cfg, &ao);
+    char *bin = agent_binary(c->agent, &ao, &e);
     if (!bin) log_warn("agent %s: %s", c->agent->name, e.msg);
     free(bin);
     if (c->agent->key_var && !config_get(c->agent->key_var))
@@ -255,8 +267,7 @@ int core_knows_thread(struct core *c, const char *thread_key)
     int known = store_session_get(c->store, thread_key, &r, NULL) == 0;
     pthread_mutex_unlock(&c->store_mu);
     if (known) session_row_release(&r);
-    pthread_mutex_lock(&c->run_mu);
-    known = known || running_find(c, thread_key) != NULL;
-    pthread_mutex_unlock(&c->run_mu);
-    return known;
+    /* The lane too: a thread's first message may still be debounced or waiting for a
+     * worker, with no session stored yet; replies to it are for the bot all the same. */
+    return known || lanes_has(c->lanes, thread_key);
 }

@@ -74,6 +74,11 @@ void config_release(struct jb_config *cfg);
 /* `serve` needs both Slack tokens, well formed: -1 naming the variable (never the value). */
 int config_check_slack(const struct jb_config *cfg, struct jb_err *err);
 
+/* What the agent adapters take from cfg (agent/agent.h); every string is borrowed from
+ * cfg, valid as long as cfg is. */
+struct agent_opts;
+void core_agent_opts(const struct jb_config *cfg, struct agent_opts *out);
+
 /* Value of a variable as janebot sees it (environment, then .env files); borrowed. Only
  * valid between config_load() and config_release(). */
 const char *config_get(const char *name);
@@ -117,6 +122,9 @@ void lanes_set_max_per_user(struct lanes *l, int max_per_user);
 void lanes_drain(struct lanes *l);
 /* Messages queued or running. */
 size_t lanes_pending(struct lanes *l);
+/* 1 when the thread has a message waiting (queued or debounced) or a turn running: its
+ * lane exists exactly that long. */
+int lanes_has(struct lanes *l, const char *thread_key);
 void lanes_free(struct lanes *l);
 
 /* ---- the bot: store + sandbox backend + agent + frontend ---- */
@@ -170,6 +178,66 @@ void core_running_count(struct core *c, const char *prefix, int *ret_all, int *r
 int core_abort_user(struct core *c, const char *prefix, const char *user);
 void core_drain(struct core *c);
 void core_free(struct core *c);
+
+/* ---- what the core decides about a message a frontend received (admit.c) ----
+ * The frontend only translates: its event into a struct core_msg, the decision into its
+ * own words. Who may use the bot, the thread commands, who may stop what, and the rate
+ * limit are decided here. */
+
+/* The facts of one message, as the frontend read them; everything borrowed. */
+struct core_msg {
+    const char *event_id, *dedupe_key; /* exactly once: by event and by post */
+    const char *thread_key, *user, *channel;
+    const char *text;  /* the prompt (the bot's mention stripped); "" when none */
+    const char *ref;   /* the frontend's reference to the message, or NULL */
+    const char *files; /* JSON array of the files shared with it, or NULL */
+    int followup_only; /* a reply without a mention: for the bot only in a thread it is in */
+};
+
+enum core_verdict {
+    CORE_IGNORED,      /* not for the bot: a reply in a thread it is not in */
+    CORE_DUPLICATE,    /* this event or post was handled before */
+    CORE_REFUSED,      /* the user or the channel is not on the allowlist */
+    CORE_STATUS,       /* `status`: text is the thread's status */
+    CORE_ABORTED,      /* `abort` / `stop`: the thread's running turn is being stopped */
+    CORE_NOT_RUNNING,  /* `abort` / `stop` with no turn running in the thread */
+    CORE_EMPTY,        /* neither text nor files: nothing to run */
+    CORE_RATE_LIMITED, /* over RATE_LIMIT_PER_MINUTE: text says when to retry */
+    CORE_QUEUED,       /* stored and queued for a turn */
+};
+
+struct core_decision {
+    enum core_verdict verdict;
+    int retry_s;    /* CORE_RATE_LIMITED: seconds until the user may send again */
+    char text[512]; /* CORE_STATUS and CORE_RATE_LIMITED: what to tell the user */
+};
+
+/* Decide about m and act on it: only CORE_QUEUED runs a turn (durable before this
+ * returns, so the frontend may acknowledge the event); every verdict but CORE_IGNORED
+ * records the event as seen. -1 with err when the store failed: nothing was queued. */
+int core_message(struct core *c, const struct core_msg *m, struct core_decision *d,
+                 struct jb_err *err);
+
+/* A command for the whole channel (Slack: `/janebot WORD`). */
+enum core_channel_cmd {
+    CORE_CMD_HELP,    /* "help" or nothing */
+    CORE_CMD_STATUS,  /* "status": running, running_here */
+    CORE_CMD_CANCEL,  /* "cancel" or "stop": the caller's own turns in the channel */
+    CORE_CMD_UNKNOWN, /* any other word (in word) */
+};
+
+struct core_channel_answer {
+    int refused; /* the user or channel is not on the allowlist: nothing was done */
+    enum core_channel_cmd cmd;
+    int running, running_here; /* turns running, and in this channel */
+    int cancelled;             /* the caller's turns being stopped */
+    char word[32];             /* the command word asked ("" when none) */
+};
+
+/* `text` ("status", "cancel", ...) from user in channel: the allowlist, then the
+ * command, acting on the turns of threads in that channel only. */
+void core_channel_command(struct core *c, const char *user, const char *channel, const char *text,
+                          struct core_channel_answer *a);
 
 /* `janebot sandbox reset`: the thread's sandbox back to its state after set-up (its golden
  * checkpoint for sprites; an empty home for local); the agent conversation is forgotten. */

@@ -36,7 +36,9 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     if (policy_load(cfg, &pol, err) < 0 || sandbox_ensure(&ctx, thread_key, &sb, err) < 0) goto out;
     const struct policy_channel *ch = policy_channel_for(pol, thread_key);
     const struct agent_ops *agent = agent_ops_find(ch->agent_name ? ch->agent_name : cfg->agent);
-    struct agent_turn at = {.cfg = cfg,
+    struct agent_opts ao;
+    core_agent_opts(cfg, &ao);
+    struct agent_turn at = {.opts = &ao,
                             .thread_key = thread_key,
                             .user = "sandbox-exec",
                             .prompt = "",

@@ -172,19 +172,16 @@ static void lane_unlink_free(struct lanes *l, struct lane *ln)
     free(ln);
 }
 
+/* Due times are jb_mono_ms(); `work` waits on CLOCK_MONOTONIC (lanes_new), so a step of
+ * the wall clock neither stalls nor hurries a debounced lane. */
 static void wait_until(struct lanes *l, int64_t wake_at)
 {
     if (!wake_at) {
         pthread_cond_wait(&l->work, &l->mu);
         return;
     }
-    int64_t delay = wake_at - jb_mono_ms();
-    if (delay <= 0) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += delay / 1000;
-    ts.tv_nsec += (delay % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    if (wake_at <= jb_mono_ms()) return;
+    struct timespec ts = {.tv_sec = wake_at / 1000, .tv_nsec = (wake_at % 1000) * 1000000};
     pthread_cond_timedwait(&l->work, &l->mu, &ts);
 }
 
@@ -273,7 +270,11 @@ int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lane
         return jb_err_set(err, JB_ENOMEM, "lanes");
     }
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->work, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->work, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&l->idle, NULL);
     l->opts = *o;
     l->run = run;
@@ -372,6 +373,16 @@ void lanes_drain(struct lanes *l)
     while (l->pending)
         pthread_cond_wait(&l->idle, &l->mu);
     pthread_mutex_unlock(&l->mu);
+}
+
+int lanes_has(struct lanes *l, const char *thread_key)
+{
+    pthread_mutex_lock(&l->mu);
+    const struct lane *ln = l->buckets[bucket_of(thread_key)];
+    while (ln && strcmp(ln->key, thread_key) != 0)
+        ln = ln->next_bucket;
+    pthread_mutex_unlock(&l->mu);
+    return ln != NULL;
 }
 
 size_t lanes_pending(struct lanes *l)

@@ -106,7 +106,9 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
                      struct run_out *out, struct jb_err *err)
 {
     struct core *c = t->c;
-    struct agent_turn at = {.cfg = c->cfg,
+    struct agent_opts ao;
+    core_agent_opts(c->cfg, &ao);
+    struct agent_turn at = {.opts = &ao,
                             .thread_key = t->thread_key,
                             .user = t->user,
                             .prompt = t->prompt,

@@ -63,9 +63,21 @@ struct slack_web;
 struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config *cfg,
                                     struct jb_err *err);
 void frontend_slack_free(struct frontend *fe);
-/* `janebot serve`: Slack through Socket Mode until SIGTERM or SIGINT. Returns the exit
- * status. */
-int slack_serve(const struct jb_config *cfg);
+/* `janebot serve`'s Slack side (serve.c): Socket Mode events to the core, its decisions
+ * and answers back to Slack. cmd/serve.c runs the process around it. */
+struct core;
+struct slack_serve;
+/* Signs in (auth.test) and makes the frontend. *ret is the caller's: slack_serve_free().
+ * Errors say what to fix (the token, Slack's address). */
+int slack_serve_new(const struct jb_config *cfg, struct slack_serve **ret, struct jb_err *err);
+/* The frontend to give core_new(); owned by sv. */
+struct frontend *slack_serve_frontend(struct slack_serve *sv);
+/* Queues what the last run accepted but did not answer, then opens the socket: events
+ * go to core (borrowed until slack_serve_stop()). */
+int slack_serve_start(struct slack_serve *sv, struct core *core, struct jb_err *err);
+/* Closes the socket: no event reaches the core afterwards. */
+void slack_serve_stop(struct slack_serve *sv);
+void slack_serve_free(struct slack_serve *sv); /* accepts NULL */
 
 /* The terminal frontend: answers to out, progress to err only when show_progress.
  * Owned by the caller; release with frontend_terminal_free(). NULL when out of memory. */

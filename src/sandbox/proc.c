@@ -31,9 +31,25 @@ int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *er
     return fd;
 }
 
+/* A child starts with the signal state of a fresh process: the forking thread's mask may
+ * block SIGTERM (serve takes it with sigwait()) and janebot ignores SIGPIPE, and both
+ * survive exec, so a sandbox (bwrap, its init, the relay, the agent) would ignore the
+ * SIGTERM of a cancel and wait for the SIGKILL. Async-signal-safe. */
+static void child_reset_signals(void)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL); /* fails harmlessly for SIGKILL, SIGSTOP, 32 and 33 */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* Runs between fork and exec: async-signal-safe calls only. */
 static void child_exec(const struct proc_spec *ps, int in, int out, int errfd, pid_t parent)
 {
+    child_reset_signals();
     /* First: every process the sandbox ever has is then in its cgroup. */
     for (size_t i = 0; i < ps->ncgroup; i++)
         if (write(ps->cgroup_fds[i], "0", 1) != 1) _exit(125);
@@ -60,7 +76,6 @@ static void child_exec(const struct proc_spec *ps, int in, int out, int errfd, p
     for (size_t i = 0; i < ps->nkeep; i++)
         fcntl(ps->keep_fds[i], F_SETFD, 0);
     if (ps->cwd && chdir(ps->cwd) < 0) _exit(127);
-    signal(SIGPIPE, SIG_DFL);
     execve(ps->argv[0], (char *const *)ps->argv, (char *const *)ps->envp);
     static const char msg[] = "janebot: cannot execute the sandbox command\n";
     ssize_t rc = write(2, msg, sizeof msg - 1);

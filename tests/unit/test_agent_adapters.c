@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 
 #include "agent/adapters.h"
-#include "core/core.h"
 
 #define PROMPT   "--help; echo PROMPT-MARKER"
 #define RUN_DIR  "/run/jb"
@@ -17,7 +16,7 @@
 static char root[PATH_MAX];   /* realpath of the temp dir */
 static char bindir[PATH_MAX]; /* root/bin: fake amp, claude, amp-custom */
 static char emptydir[PATH_MAX];
-static struct jb_config cfg;
+static struct agent_opts opts;
 static struct agent_cmd cmd;
 static struct jb_err err;
 
@@ -52,8 +51,8 @@ static void setup(void)
     }
     pathf(p, "%s/%s", "fake-agent");
     make_exec(p, 0755);
-    cfg = (struct jb_config){0};
-    cfg.path_env = bindir;
+    opts = (struct agent_opts){0};
+    opts.path_env = bindir;
     cmd = (struct agent_cmd){0};
     err = (struct jb_err){0};
 }
@@ -72,7 +71,7 @@ static void prep(const char *name, const char *resume)
 {
     const struct agent_ops *ops = agent_ops_find(name);
     cr_assert_not_null(ops);
-    struct agent_turn t = {.cfg = &cfg,
+    struct agent_turn t = {.opts = &opts,
                            .thread_key = "C1:1700000000.000100",
                            .user = "U123",
                            .prompt = PROMPT,
@@ -125,8 +124,8 @@ Test(agent_adapters, registry)
 
 Test(agent_adapters, amp_new)
 {
-    cfg.amp_api_key = "amp-key-123456";
-    cfg.anthropic_api_key = "sk-ant-other";
+    opts.amp_api_key = "amp-key-123456";
+    opts.anthropic_api_key = "sk-ant-other";
     prep("amp", NULL);
     const char *want[] = {
         bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS, "-x", "--stream-json",
@@ -193,7 +192,7 @@ Test(agent_adapters, amp_bad_resume_ids_ignored)
 
 Test(agent_adapters, amp_needs_run_dir)
 {
-    struct agent_turn t = {.cfg = &cfg, .prompt = "hi"};
+    struct agent_turn t = {.opts = &opts, .prompt = "hi"};
     cr_assert_eq(agent_amp_ops.prepare(&t, &cmd, &err), -1);
     cr_assert_eq(err.code, JB_ECONFIG);
     cr_assert_eq(cmd.argv.n, 0);
@@ -201,8 +200,8 @@ Test(agent_adapters, amp_needs_run_dir)
 
 Test(agent_adapters, amp_missing_binary)
 {
-    cfg.path_env = emptydir;
-    struct agent_turn t = {.cfg = &cfg, .prompt = "hi", .run_dir = RUN_DIR};
+    opts.path_env = emptydir;
+    struct agent_turn t = {.opts = &opts, .prompt = "hi", .run_dir = RUN_DIR};
     cr_assert_eq(agent_amp_ops.prepare(&t, &cmd, &err), -1);
     cr_assert_eq(err.code, JB_EUNAVAIL);
     cr_assert_not_null(strstr(err.msg, "npm install -g @ampcode/cli"), "%s", err.msg);
@@ -238,8 +237,8 @@ static void assert_claude_env(int with_key)
 
 Test(agent_adapters, claude_new)
 {
-    cfg.anthropic_api_key = "sk-ant-test-key";
-    cfg.amp_api_key = "amp-key-123456";
+    opts.anthropic_api_key = "sk-ant-test-key";
+    opts.amp_api_key = "amp-key-123456";
     prep("claude", NULL);
     cr_assert_eq(cmd.argv.n, 10);
     cr_assert_not_null(cmd.session_id);
@@ -276,7 +275,7 @@ Test(agent_adapters, claude_new_sessions_differ)
 
 Test(agent_adapters, claude_resume_and_model)
 {
-    cfg.agent_model = "claude-sonnet-4-5";
+    opts.agent_model = "claude-sonnet-4-5";
     prep("claude", UUID_A);
     const char *want[] = {bin("claude"),
                           "-p",
@@ -314,8 +313,8 @@ Test(agent_adapters, claude_bad_resume_ids_start_new)
 
 Test(agent_adapters, claude_missing_binary)
 {
-    cfg.path_env = emptydir;
-    struct agent_turn t = {.cfg = &cfg, .prompt = "hi"};
+    opts.path_env = emptydir;
+    struct agent_turn t = {.opts = &opts, .prompt = "hi"};
     cr_assert_eq(agent_claude_ops.prepare(&t, &cmd, &err), -1);
     cr_assert_eq(err.code, JB_EUNAVAIL);
     cr_assert_not_null(strstr(err.msg, "npm install -g @anthropic-ai/claude-code"), "%s", err.msg);
@@ -328,9 +327,9 @@ Test(agent_adapters, command_new_and_resume)
 {
     char path[PATH_MAX];
     pathf(path, "%s/%s", "fake-agent");
-    cfg.agent_cmd = path;
-    cfg.amp_api_key = "amp-key-123456";
-    cfg.anthropic_api_key = "sk-ant-test-key";
+    opts.agent_cmd = path;
+    opts.amp_api_key = "amp-key-123456";
+    opts.anthropic_api_key = "sk-ant-test-key";
     prep("command", NULL);
     const char *want[] = {path, NULL};
     assert_argv(want);
@@ -354,7 +353,7 @@ Test(agent_adapters, command_bad_resume_ids_ignored)
 {
     char path[PATH_MAX], longid[300];
     pathf(path, "%s/%s", "fake-agent");
-    cfg.agent_cmd = path;
+    opts.agent_cmd = path;
     memset(longid, 'a', 257);
     longid[257] = '\0';
     const char *bad[] = {"a\nb", "tab\there", longid, ""};
@@ -369,8 +368,8 @@ Test(agent_adapters, command_bad_resume_ids_ignored)
 
 static void assert_command_unavailable(const char *agent_cmd)
 {
-    cfg.agent_cmd = (char *)agent_cmd;
-    struct agent_turn t = {.cfg = &cfg, .prompt = "hi"};
+    opts.agent_cmd = (char *)agent_cmd;
+    struct agent_turn t = {.opts = &opts, .prompt = "hi"};
     err = (struct jb_err){0};
     cr_assert_eq(agent_command_ops.prepare(&t, &cmd, &err), -1, "%s", agent_cmd);
     cr_assert_eq(err.code, JB_EUNAVAIL);
@@ -396,16 +395,16 @@ Test(agent_adapters, command_unavailable)
 
 Test(agent_adapters, agent_bin_name_on_path)
 {
-    cfg.agent_bin = "amp-custom";
-    cfg.path_env = emptydir;
-    char *b = agent_binary(&agent_amp_ops, &cfg, &err);
+    opts.agent_bin = "amp-custom";
+    opts.path_env = emptydir;
+    char *b = agent_binary(&agent_amp_ops, &opts, &err);
     cr_assert_null(b);
     cr_assert_eq(err.code, JB_EUNAVAIL);
     cr_assert_not_null(strstr(err.msg, "JANEBOT_AGENT_BIN=amp-custom"), "%s", err.msg);
     char path_env[2 * PATH_MAX + 8];
     snprintf(path_env, sizeof path_env, "%s::%s", emptydir, bindir);
-    cfg.path_env = path_env;
-    b = agent_binary(&agent_amp_ops, &cfg, &err);
+    opts.path_env = path_env;
+    b = agent_binary(&agent_amp_ops, &opts, &err);
     cr_assert_not_null(b, "%s", err.msg);
     cr_assert_str_eq(b, bin("amp-custom"));
     free(b);
@@ -425,7 +424,7 @@ Test(agent_adapters, agent_bin_symlink_resolved_to_package)
     cr_assert_eq(mkdir(link, 0755), 0);
     pathf(link, "%s/%s", "linkdir/amp");
     cr_assert_eq(symlink(exe, link), 0);
-    cfg.agent_bin = link; /* a path: used as is, then realpath()ed */
+    opts.agent_bin = link; /* a path: used as is, then realpath()ed */
     prep("amp", NULL);
     cr_assert_str_eq(cmd.argv.v[0], exe);
     pathf(pkg, "%s/%s", "opt/node/lib/node_modules/@ampcode/cli");
@@ -435,7 +434,7 @@ Test(agent_adapters, agent_bin_symlink_resolved_to_package)
 
 Test(agent_adapters, agent_bin_under_usr_needs_no_bind)
 {
-    cfg.agent_bin = "/usr/bin/env";
+    opts.agent_bin = "/usr/bin/env";
     prep("claude", NULL);
     cr_assert_eq(strncmp(cmd.argv.v[0], "/usr/", 5), 0, "%s", cmd.argv.v[0]);
     cr_assert_eq(cmd.ro_paths.n, 0);
@@ -547,7 +546,7 @@ Test(agent_adapters, release_twice_is_safe)
 
 Test(agent_adapters, null_prompt_is_empty_stdin)
 {
-    struct agent_turn t = {.cfg = &cfg, .run_dir = RUN_DIR};
+    struct agent_turn t = {.opts = &opts, .run_dir = RUN_DIR};
     cr_assert_eq(agent_amp_ops.prepare(&t, &cmd, &err), 0, "%s", err.msg);
     cr_assert_str_eq(cmd.stdin_data, "");
 }

@@ -323,8 +323,10 @@ static void prep(const char *agent, const struct agent_policy *pol)
     snprintf(cmdpath, sizeof cmdpath, "%s/fake-agent", bindir);
     snprintf(pathenv, sizeof pathenv, "%s", bindir);
     cfg.path_env = pathenv, cfg.agent_cmd = cmdpath;
+    struct agent_opts ao;
+    core_agent_opts(&cfg, &ao);
     struct agent_turn t = {.policy = pol,
-                           .cfg = &cfg,
+                           .opts = &ao,
                            .thread_key = "C1:1",
                            .user = "U1",
                            .prompt = "hi",

@@ -1,0 +1,93 @@
+/* cmd/serve.c -- `janebot serve`: the process around the Slack frontend and the core.
+ * Signals are taken by sigwait() in the main thread, never by a handler: SIGTERM and
+ * SIGINT stop, SIGHUP reloads the configuration file. The daily gc runs on a thread of
+ * its own. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "cmd/cmd.h"
+#include "core/core.h"
+#include "core/policy.h"
+#include "frontend/frontend.h"
+
+/* Daily: sandboxes idle longer than JANEBOT_SANDBOX_IDLE_DAYS go (0 = never). */
+static void *gc_main(void *p)
+{
+    const struct jb_config *cfg = p;
+    for (;;) {
+        struct jb_err err = {0};
+        int n = core_sandbox_gc(cfg, (int64_t)cfg->sandbox_idle_days * 86400, &err);
+        if (n < 0)
+            log_warn("gc: %s", err.msg);
+        else if (n > 0)
+            log_info("gc: removed %d sandbox(es) idle for more than %d days", n,
+                     cfg->sandbox_idle_days);
+        sleep(86400);
+    }
+    return NULL;
+}
+
+/* Until SIGTERM or SIGINT; SIGHUP reloads the configuration file into the core. */
+static int wait_for_stop(struct core *core, const sigset_t *sigs)
+{
+    int sig = 0;
+    while (sigwait(sigs, &sig) == 0 && sig == SIGHUP) {
+        struct jb_err e = {0};
+        if (core_policy_reload(core, &e) < 0)
+            log_error("configuration not reloaded, the previous one stays in force: %s", e.msg);
+        else
+            log_info("configuration reloaded (SIGHUP)");
+    }
+    return sig;
+}
+
+static int serve(const struct jb_config *cfg)
+{
+    struct jb_err err = {0};
+    if (config_check_slack(cfg, &err) < 0) {
+        fprintf(stderr, "janebot: %s\n", err.msg);
+        return 1;
+    }
+    /* Blocked before any thread starts, so every thread inherits it and the signals wait
+     * for sigwait() below. Children reset their mask (sandbox/proc.c). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    struct slack_serve *sv = NULL;
+    struct core *core = NULL;
+    struct core_opts co = {.merge = 1, .debounce_ms = cfg->debounce_ms};
+    if (slack_serve_new(cfg, &sv, &err) < 0 ||
+        core_new(cfg, slack_serve_frontend(sv), &co, &core, &err) < 0 ||
+        slack_serve_start(sv, core, &err) < 0) {
+        fprintf(stderr, "janebot: %s\n", err.msg);
+        slack_serve_stop(sv); /* no event may reach the core being freed */
+        core_free(core);
+        slack_serve_free(sv);
+        return 1;
+    }
+    pthread_t gc;
+    if (cfg->sandbox_idle_days > 0 && pthread_create(&gc, NULL, gc_main, (void *)cfg) == 0)
+        pthread_detach(gc);
+    int sig = wait_for_stop(core, &sigs);
+    log_info("stopping (signal %d); turns in flight run again at the next start", sig);
+    slack_serve_stop(sv);
+    /* Workers may be inside long turns: leave without waiting for them. Their messages
+     * are still pending in the inbox, and their sandboxes die with this process. */
+    fflush(NULL);
+    _exit(0);
+}
+
+int cmd_serve(const struct command *cmd, int argc, char **argv)
+{
+    int rc = cmd_no_args(cmd, argc, argv);
+    if (rc >= 0) return rc;
+    struct jb_config cfg;
+    if (cmd_load_config(&cfg) < 0) return 1;
+    rc = serve(&cfg);
+    config_release(&cfg);
+    return rc;
+}
