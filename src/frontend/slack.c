@@ -4,6 +4,7 @@
  * answer as mrkdwn in chunks, notes, uploads, and the thread's history for a first turn
  * inside an existing thread. Called from worker threads. */
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/core.h"
 #include "frontend/frontend.h"
@@ -54,7 +55,37 @@ static void slack_progress(struct frontend *fe, const char *key, const char *sta
     status_writer_set(s->status, key, status);
 }
 
-/* Post markdown in the thread, converted and chunked. */
+/* An answer over SLACK_ANSWER_MESSAGES_MAX messages: the whole markdown as a file in the
+ * thread, then a last message saying where the rest is. */
+static int post_cut(struct fe_slack *s, const char *ch, const char *thread, const char *markdown,
+                    size_t nchunks, struct jb_err *err)
+{
+    struct jb_err e = {0};
+    jb_autoclose int fd = memfd_create("answer", MFD_CLOEXEC);
+    int up = -1;
+    if (fd < 0)
+        jb_err_sys(&e, "memfd_create");
+    else if (jb_write_all(fd, markdown, strlen(markdown)) < 0)
+        jb_err_sys(&e, "writing the file");
+    else
+        up = slack_upload_fd(s->web, ch, thread, fd, SLACK_ANSWER_FILE, &e);
+    char note[512];
+    if (up == 0)
+        snprintf(note, sizeof note,
+                 "_The answer was cut here: it would take %zu messages. The whole answer is in "
+                 "the file %s._",
+                 nchunks, SLACK_ANSWER_FILE);
+    else
+        snprintf(note, sizeof note,
+                 "_The answer was cut here: it would take %zu messages, and attaching it as a "
+                 "file failed (%.300s)._",
+                 nchunks, e.msg);
+    if (up < 0) log_warn("slack: the whole answer as a file in %s:%s: %s", ch, thread, e.msg);
+    return slack_post_message(s->web, ch, thread, note, NULL, err);
+}
+
+/* Post markdown in the thread, converted and chunked: at most SLACK_ANSWER_MESSAGES_MAX
+ * messages, so that an agent cannot flood a channel; a longer text is cut and attached. */
 static int post_markdown(struct fe_slack *s, const char *key, const char *markdown,
                          struct jb_err *err)
 {
@@ -65,8 +96,11 @@ static int post_markdown(struct fe_slack *s, const char *key, const char *markdo
     if (!text) return jb_err_set(err, JB_ENOMEM, "mrkdwn");
     struct jb_strv chunks = JB_STRV_INIT;
     int rc = slack_chunk(text, (size_t)s->cfg->max_response_length, &chunks, err);
-    for (size_t i = 0; rc == 0 && i < chunks.n; i++)
+    int cut = chunks.n > SLACK_ANSWER_MESSAGES_MAX;
+    size_t n = cut ? SLACK_ANSWER_MESSAGES_MAX - 1 : chunks.n;
+    for (size_t i = 0; rc == 0 && i < n; i++)
         rc = slack_post_message(s->web, ch, thread, chunks.v[i], NULL, err);
+    if (rc == 0 && cut) rc = post_cut(s, ch, thread, markdown, chunks.n, err);
     jb_strv_free(&chunks);
     return rc;
 }

@@ -26,6 +26,7 @@
 #define UPDATE_PER_MIN  50   /* chat.update for the whole workspace (Tier 3: 50+/min) */
 #define UPDATE_BURST    3.0
 #define STOP_GRACE_MS   2000 /* at stop: time left for removing status messages */
+#define CALL_TIMEOUT_MS 5000 /* a stuck Slack holds the writer no longer than this */
 #define IDLE_WAKE_MS    60000
 
 enum method { M_POST, M_UPDATE, M_DELETE, M_COUNT };
@@ -300,7 +301,7 @@ static void *writer_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&sw->mu);
-        struct slack_nowait nw = {.stop = &sw->abort};
+        struct slack_nowait nw = {.stop = &sw->abort, .timeout_ms = CALL_TIMEOUT_MS};
         struct jb_err err = {0};
         jb_autofree char *ts = NULL;
         int rc = run_job(sw, &j, &nw, &ts, &err);

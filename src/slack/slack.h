@@ -183,6 +183,7 @@ int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, u
  * its retries. */
 struct slack_nowait {
     const atomic_int *stop;
+    long timeout_ms;    /* of the request; 0: the client's */
     long retry_after_s; /* out: 0 unless rate limited */
 };
 int slack_call_nowait(struct slack_web *w, const char *method, const json_t *args, unsigned flags,

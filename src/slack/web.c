@@ -574,7 +574,7 @@ static int call_method(struct slack_web *w, const char *method, const json_t *ar
         .body = body,
         .len = strlen(body),
         .fd = -1,
-        .timeout_ms = w->timeout_ms,
+        .timeout_ms = nw && nw->timeout_ms > 0 ? nw->timeout_ms : w->timeout_ms,
         .once = !!(flags & SLACK_CALL_ONCE),
         .want_json = 1,
         .nw = nw,
