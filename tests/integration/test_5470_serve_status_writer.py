@@ -108,11 +108,15 @@ class StatusWriter(StatusCase):
                          % self.summary(s))
         self.assertLessEqual(len(updates), 1, "one 429 pauses every status update%s"
                              % self.summary(s))
-        # The status messages go once the turns end, though updates are refused.
+        # The status messages go once the turns end, though updates are refused, and
+        # none comes after its answer.
+        got = self.answers(s, msgs)
         for tag, d in msgs.items():
             st = self.status_post(s, d)
             if st is None:
                 continue  # the turn ended before its status message was posted
+            self.assertLess(st["t"], got[tag][0]["t"], "%s: a status message after the "
+                            "answer%s" % (tag, self.summary(s)))
             self.wait_for(lambda s: any(x["ts"] == st["ts"] for x in s["deletes"]),
                           "%s: its status message to be removed" % tag, timeout=5)
 
