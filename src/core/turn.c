@@ -280,9 +280,25 @@ static void report_error(struct turn_ctx *t, const char *what, const struct jb_e
     FAIL(t, clean ? clean : what);
 }
 
+/* Files left in the outbox are told in one notice per turn (an agent could leave
+ * thousands): grouped by reason, the first OUTBOX_NAMED named, the rest counted. */
+#define OUTBOX_NAMED    10
+#define OUTBOX_REASONS  3
+#define OUTBOX_NAME_MAX 80
+
+struct outbox_run {
+    struct turn_ctx *t;
+    size_t total, named;
+    struct {
+        char why[96];
+        size_t n, shown;
+        struct jb_buf names; /* "`a`, `b`" */
+    } reason[OUTBOX_REASONS];
+};
+
 static int deliver_file(void *ud, int fd, const char *name)
 {
-    struct turn_ctx *t = ud;
+    struct turn_ctx *t = ((struct outbox_run *)ud)->t;
     struct jb_err e = {0};
     if (t->c->fe->ops->upload(t->c->fe, t->thread_key, fd, name, &e) == 0) return 0;
     log_warn("thread %s: cannot upload %s: %s", t->thread_key, name, e.msg);
@@ -291,10 +307,46 @@ static int deliver_file(void *ud, int fd, const char *name)
 
 static void skipped_file(void *ud, const char *name, const char *why)
 {
-    struct turn_ctx *t = ud;
-    char note[512];
-    snprintf(note, sizeof note, "I left `%s` in the sandbox's outbox: %s.", name, why);
-    t->c->fe->ops->notice(t->c->fe, t->thread_key, note, NULL);
+    struct outbox_run *o = ud;
+    size_t r = 0; /* this reason's slot; the last one takes any further reasons */
+    while (r < OUTBOX_REASONS - 1 && o->reason[r].n && strcmp(o->reason[r].why, why) != 0)
+        r++;
+    if (!o->reason[r].n) snprintf(o->reason[r].why, sizeof o->reason[r].why, "%s", why);
+    o->total++, o->reason[r].n++;
+    if (o->named >= OUTBOX_NAMED) return;
+    char shown[OUTBOX_NAME_MAX + 1];
+    size_t len = strlen(name);
+    if (len > OUTBOX_NAME_MAX) /* cut, not inside a UTF-8 sequence */
+        for (len = OUTBOX_NAME_MAX; len && ((unsigned char)name[len] & 0xC0) == 0x80; len--) {
+        }
+    memcpy(shown, name, len);
+    shown[len] = 0;
+    for (char *p = shown; *p; p++) /* the name stays one inline code span on one line */
+        if (*p == '`' || (unsigned char)*p < 0x20) *p = '?';
+    struct jb_buf *b = &o->reason[r].names;
+    if (jb_buf_appendf(b, NULL, "%s`%s`", b->len ? ", " : "", shown) == 0)
+        o->named++, o->reason[r].shown++;
+}
+
+/* The one notice of what stayed in the outbox; frees what o holds. */
+static void skipped_notice(struct outbox_run *o)
+{
+    struct turn_ctx *t = o->t;
+    struct jb_buf note = JB_BUF_INIT(16u << 10);
+    jb_buf_appendf(&note, NULL, "I left %zu file%s in the sandbox's outbox:", o->total,
+                   o->total == 1 ? "" : "s");
+    for (size_t r = 0; r < OUTBOX_REASONS && o->reason[r].n; r++) {
+        size_t unnamed = o->reason[r].n - o->reason[r].shown;
+        if (o->reason[r].names.len) jb_buf_appendf(&note, NULL, "\n• %s", o->reason[r].names.data);
+        if (unnamed)
+            jb_buf_appendf(&note, NULL, "%s%zu %s%s", o->reason[r].names.len ? " and " : "\n• ",
+                           unnamed, o->reason[r].names.len ? "more" : "file",
+                           !o->reason[r].names.len && unnamed > 1 ? "s" : "");
+        jb_buf_appendf(&note, NULL, ": %s.", o->reason[r].why);
+        jb_buf_release(&o->reason[r].names);
+    }
+    if (o->total && note.data) t->c->fe->ops->notice(t->c->fe, t->thread_key, note.data, NULL);
+    jb_buf_release(&note);
 }
 
 static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n,
@@ -338,8 +390,13 @@ static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbo
     const char *sid = t->res.session_id ? t->res.session_id : o->new_session;
     if (store_session_touch(st, t->thread_key, t->agent->name, sid, sb->name, &err) < 0)
         log_warn("thread %s: cannot save the session: %s", t->thread_key, err.msg);
-    if (!strcmp(outcome, "ok") && t->c->fe->ops->upload)
-        sandbox_outbox(sb, 10, 50LL << 20, deliver_file, skipped_file, t);
+    if (!strcmp(outcome, "ok") && t->c->fe->ops->upload) {
+        struct outbox_run ob = {.t = t};
+        for (size_t r = 0; r < OUTBOX_REASONS; r++)
+            ob.reason[r].names = (struct jb_buf)JB_BUF_INIT(4096);
+        sandbox_outbox(sb, 10, 50LL << 20, deliver_file, skipped_file, &ob);
+        skipped_notice(&ob);
+    }
     return outcome;
 }
 

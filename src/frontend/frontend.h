@@ -55,6 +55,13 @@ struct frontend {
     void *priv;
 };
 
+/* An answer (or notice) is posted in Slack as at most this many messages of
+ * MAX_RESPONSE_LENGTH characters: a longer one gets the first ones, then the whole text as
+ * the file SLACK_ANSWER_FILE and a last message saying it was cut. A hostile or confused
+ * agent cannot make the bot flood a channel. */
+#define SLACK_ANSWER_MESSAGES_MAX 4
+#define SLACK_ANSWER_FILE         "answer.md"
+
 struct jb_config;
 struct slack_web;
 /* The Slack frontend: posts through w (borrowed), mrkdwn in chunks of

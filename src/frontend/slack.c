@@ -1,28 +1,20 @@
 /* frontend/slack.c -- answers in Slack threads: reactions on the user's messages (eyes,
- * then white_check_mark or x), one status message per running thread updated at most
- * every 2 s, the answer as mrkdwn in chunks, notes, uploads, and the thread's history for
- * a first turn inside an existing thread. Called from worker threads. */
-#include <pthread.h>
+ * then white_check_mark or x), one status message per running thread (posted, updated and
+ * removed by the status writer, status.c, so that progress never waits on Slack), the
+ * answer as mrkdwn in chunks, notes, uploads, and the thread's history for a first turn
+ * inside an existing thread. Called from worker threads. */
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/core.h"
 #include "frontend/frontend.h"
+#include "frontend/status.h"
 #include "slack/slack.h"
-
-#define STATUS_EVERY_MS 2000
-
-struct status_msg {
-    char *thread_key;
-    char *ts; /* the status message, or NULL when it could not be posted */
-    int64_t updated_ms;
-    struct status_msg *next;
-};
 
 struct fe_slack {
     struct slack_web *web;
     const struct jb_config *cfg;
-    pthread_mutex_t mu;
-    struct status_msg *status;
+    struct status_writer *status; /* owns the status messages (status.c) */
 };
 
 /* "CHANNEL:TS" -> channel and ts (into caller buffers). 0, or -1 when malformed. */
@@ -47,86 +39,53 @@ static void react_all(struct fe_slack *s, const char *const *refs, size_t n, con
     }
 }
 
-static struct status_msg *status_take(struct fe_slack *s, const char *key)
-{
-    for (struct status_msg **pp = &s->status; *pp; pp = &(*pp)->next)
-        if (!strcmp((*pp)->thread_key, key)) {
-            struct status_msg *m = *pp;
-            *pp = m->next;
-            return m;
-        }
-    return NULL;
-}
-
-static void status_free(struct status_msg *m)
-{
-    if (!m) return;
-    free(m->thread_key);
-    free(m->ts);
-    free(m);
-}
-
 static void slack_started(struct frontend *fe, const char *key, const char *user,
                           const char *const *refs, size_t n)
 {
     (void)user;
     struct fe_slack *s = fe->priv;
+    status_writer_begin(s->status, key); /* first: the reactions below do wait on Slack */
     react_all(s, refs, n, "eyes", 1);
-    char ch[64], thread[64];
-    if (split_ref(key, ch, sizeof ch, thread, sizeof thread) < 0) return;
-    struct status_msg *m = calloc(1, sizeof *m);
-    if (!m || !(m->thread_key = strdup(key))) {
-        free(m);
-        return;
-    }
-    struct jb_err err = {0};
-    if (slack_post_message(s->web, ch, thread, "_Working on it…_", &m->ts, &err) < 0)
-        log_warn("slack: status message in %s: %s", key, err.msg);
-    m->updated_ms = jb_mono_ms();
-    pthread_mutex_lock(&s->mu);
-    status_free(status_take(s, key));
-    m->next = s->status;
-    s->status = m;
-    pthread_mutex_unlock(&s->mu);
 }
 
+/* Called from inside the exec's output loop: records the status, never waits. */
 static void slack_progress(struct frontend *fe, const char *key, const char *status)
 {
     struct fe_slack *s = fe->priv;
-    char ch[64], thread[64], ts[64] = "";
-    if (split_ref(key, ch, sizeof ch, thread, sizeof thread) < 0) return;
-    pthread_mutex_lock(&s->mu);
-    for (struct status_msg *m = s->status; m; m = m->next)
-        if (!strcmp(m->thread_key, key) && m->ts &&
-            jb_mono_ms() - m->updated_ms >= STATUS_EVERY_MS) {
-            snprintf(ts, sizeof ts, "%s", m->ts);
-            m->updated_ms = jb_mono_ms();
-        }
-    pthread_mutex_unlock(&s->mu);
-    if (!ts[0]) return; /* updated less than 2 s ago (chat.update is rate limited) */
-    jb_autofree char *md = NULL;
-    if (asprintf(&md, "Working on it… (%s)", status) < 0) return;
-    jb_autofree char *text = slack_mrkdwn_from_markdown(md);
-    struct jb_err err = {0};
-    if (text && slack_update_message(s->web, ch, ts, text, &err) < 0)
-        log_debug("slack: status update in %s: %s", key, err.msg);
+    status_writer_set(s->status, key, status);
 }
 
-/* The status message goes when the turn ends. */
-static void status_end(struct fe_slack *s, const char *key)
+/* An answer over SLACK_ANSWER_MESSAGES_MAX messages: the whole markdown as a file in the
+ * thread, then a last message saying where the rest is. */
+static int post_cut(struct fe_slack *s, const char *ch, const char *thread, const char *markdown,
+                    size_t nchunks, struct jb_err *err)
 {
-    pthread_mutex_lock(&s->mu);
-    struct status_msg *m = status_take(s, key);
-    pthread_mutex_unlock(&s->mu);
-    char ch[64], thread[64];
-    struct jb_err err = {0};
-    if (m && m->ts && split_ref(key, ch, sizeof ch, thread, sizeof thread) == 0 &&
-        slack_delete_message(s->web, ch, m->ts, &err) < 0)
-        log_debug("slack: removing the status message in %s: %s", key, err.msg);
-    status_free(m);
+    struct jb_err e = {0};
+    jb_autoclose int fd = memfd_create("answer", MFD_CLOEXEC);
+    int up = -1;
+    if (fd < 0)
+        jb_err_sys(&e, "memfd_create");
+    else if (jb_write_all(fd, markdown, strlen(markdown)) < 0)
+        jb_err_sys(&e, "writing the file");
+    else
+        up = slack_upload_fd(s->web, ch, thread, fd, SLACK_ANSWER_FILE, &e);
+    char note[512];
+    if (up == 0)
+        snprintf(note, sizeof note,
+                 "_The answer was cut here: it would take %zu messages. The whole answer is in "
+                 "the file %s._",
+                 nchunks, SLACK_ANSWER_FILE);
+    else
+        snprintf(note, sizeof note,
+                 "_The answer was cut here: it would take %zu messages, and attaching it as a "
+                 "file failed (%.300s)._",
+                 nchunks, e.msg);
+    if (up < 0) log_warn("slack: the whole answer as a file in %s:%s: %s", ch, thread, e.msg);
+    return slack_post_message(s->web, ch, thread, note, NULL, err);
 }
 
-/* Post markdown in the thread, converted and chunked. */
+/* Post markdown in the thread, converted and chunked: at most SLACK_ANSWER_MESSAGES_MAX
+ * messages, so that an agent cannot flood a channel; a longer text is cut and attached. */
 static int post_markdown(struct fe_slack *s, const char *key, const char *markdown,
                          struct jb_err *err)
 {
@@ -137,8 +96,11 @@ static int post_markdown(struct fe_slack *s, const char *key, const char *markdo
     if (!text) return jb_err_set(err, JB_ENOMEM, "mrkdwn");
     struct jb_strv chunks = JB_STRV_INIT;
     int rc = slack_chunk(text, (size_t)s->cfg->max_response_length, &chunks, err);
-    for (size_t i = 0; rc == 0 && i < chunks.n; i++)
+    int cut = chunks.n > SLACK_ANSWER_MESSAGES_MAX;
+    size_t n = cut ? SLACK_ANSWER_MESSAGES_MAX - 1 : chunks.n;
+    for (size_t i = 0; rc == 0 && i < n; i++)
         rc = slack_post_message(s->web, ch, thread, chunks.v[i], NULL, err);
+    if (rc == 0 && cut) rc = post_cut(s, ch, thread, markdown, chunks.n, err);
     jb_strv_free(&chunks);
     return rc;
 }
@@ -149,7 +111,7 @@ static int slack_answer(struct frontend *fe, const char *key, const char *const 
     struct fe_slack *s = fe->priv;
     (void)refs;
     (void)n;
-    status_end(s, key);
+    status_writer_end(s->status, key);
     return post_markdown(s, key, markdown, err);
 }
 
@@ -157,7 +119,7 @@ static int slack_fail(struct frontend *fe, const char *key, const char *const *r
                       const char *message, struct jb_err *err)
 {
     struct fe_slack *s = fe->priv;
-    status_end(s, key);
+    status_writer_end(s->status, key);
     jb_autofree char *md = NULL;
     int rc = -1;
     (void)refs;
@@ -172,8 +134,8 @@ static int slack_fail(struct frontend *fe, const char *key, const char *const *r
 static void slack_finished(struct frontend *fe, const char *key, const char *const *refs, size_t n,
                            int ok)
 {
-    (void)key;
     struct fe_slack *s = fe->priv;
+    status_writer_end(s->status, key); /* done by answer() or fail() already, as a rule */
     react_all(s, refs, n, "eyes", 0);
     react_all(s, refs, n, ok ? "white_check_mark" : "x", 1);
 }
@@ -265,7 +227,11 @@ struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config 
         return NULL;
     }
     s->web = w, s->cfg = cfg;
-    pthread_mutex_init(&s->mu, NULL);
+    if (!(s->status = status_writer_new(w, err))) {
+        free(fe);
+        free(s);
+        return NULL;
+    }
     fe->ops = &slack_ops;
     fe->priv = s;
     return fe;
@@ -275,12 +241,7 @@ void frontend_slack_free(struct frontend *fe)
 {
     if (!fe) return;
     struct fe_slack *s = fe->priv;
-    while (s->status) {
-        struct status_msg *m = s->status;
-        s->status = m->next;
-        status_free(m);
-    }
-    pthread_mutex_destroy(&s->mu);
+    status_writer_free(s->status);
     free(s);
     free(fe);
 }

@@ -3,6 +3,7 @@
  * workers answer at once. Everything printed that came from outside (answers, errors,
  * progress, names) loses its control characters first (jb_strip_controls()): an agent's
  * answer must not be able to write the operator's clipboard or redraw the screen. */
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -37,9 +38,14 @@ static void term_progress(struct frontend *fe, const char *thread_key, const cha
     jb_autofree char *key = jb_strip_controls_dup(thread_key);
     jb_autofree char *clean = jb_strip_controls_dup(status);
     if (!key || !clean) return;
-    pthread_mutex_lock(&t->mu);
-    fprintf(t->err, "\r[%s] %s\n", key, clean);
-    fflush(t->err);
+    /* Called from inside the exec's output loop: a progress line is skipped rather than
+     * waited for (a terminal paused with ^S, or another thread printing a long answer). */
+    struct pollfd pfd = {.fd = fileno(t->err), .events = POLLOUT};
+    if (pthread_mutex_trylock(&t->mu) != 0) return;
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT)) {
+        fprintf(t->err, "\r[%s] %s\n", key, clean);
+        fflush(t->err);
+    }
     pthread_mutex_unlock(&t->mu);
 }
 

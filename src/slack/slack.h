@@ -5,6 +5,7 @@
 #define JB_SLACK_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -173,6 +174,20 @@ int slack_call(struct slack_web *w, const char *method, const json_t *args, int 
  * JB_EPROTO, 429/5xx/network trouble that outlasts the retries JB_EUNAVAIL. Any thread. */
 int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
                   const char *const *tolerate, json_t **ret, char **ret_error, struct jb_err *err);
+/* A call that never waits, for work a caller may skip or redo later (status messages):
+ * one attempt, no backoff, no sleep. HTTP 429, or a method still inside a Retry-After
+ * window another call got, gives -1 with JB_EBUSY at once and retry_after_s (>= 1) the
+ * seconds to wait; the window is recorded for every caller of that method as with any 429.
+ * stop (may be NULL, borrowed): once it is nonzero a transfer in progress is abandoned
+ * within about a second (-1, JB_ECANCEL). Other failures are slack_call_ex()'s, without
+ * its retries. */
+struct slack_nowait {
+    const atomic_int *stop;
+    long timeout_ms;    /* of the request; 0: the client's */
+    long retry_after_s; /* out: 0 unless rate limited */
+};
+int slack_call_nowait(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
+                      struct slack_nowait *nw, json_t **ret, char **ret_error, struct jb_err *err);
 /* The request body of a call (form.c): args (an object or NULL) as compact JSON, or with
  * SLACK_CALL_FORM as key=value&… (null values left out; arrays and objects as JSON text).
  * Caller frees; NULL with err filled. */

@@ -12,10 +12,14 @@
  *       5xx or an error that says so; a timeout after sending, or a 2xx whose body is
  *       garbled, gives JB_ETIMEOUT at once, because a blind retry could post twice.
  *  (W4) A 429 blocks its method for every thread until Retry-After has passed: Slack's
- *       limits are per method, so other calls of that method wait too. */
+ *       limits are per method, so other calls of that method wait too.
+ *  (W5) slack_call_nowait(): one attempt and no sleep at all; a 429, or a method still
+ *       inside its window, returns at once with the seconds left (the window is still
+ *       recorded for (W4)). For callers that must never stall (the status writer). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -50,8 +54,9 @@ struct web_req {
     size_t len;
     int fd;
     long timeout_ms;
-    int once;      /* (W3) */
-    int want_json; /* success needs a JSON object body */
+    int once;                /* (W3) */
+    int want_json;           /* success needs a JSON object body */
+    struct slack_nowait *nw; /* (W5), or NULL */
 };
 
 struct web_resp {
@@ -201,6 +206,13 @@ static size_t read_cb(char *dst, size_t size, size_t n, void *u)
     return (size_t)got;
 }
 
+/* (W5): a transfer is abandoned once the caller's stop flag is set. */
+static int xfer_cb(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return atomic_load((const atomic_int *)u) ? 1 : 0;
+}
+
 /* Failures where no byte of the request can have reached the server. */
 static int never_connected(CURLcode cc)
 {
@@ -257,6 +269,11 @@ static int web_perform(struct slack_web *w, const struct web_req *rq, struct web
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->errbuf);
+    if (rq->nw && rq->nw->stop) {
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cb);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)rq->nw->stop);
+    }
     rs->cc = curl_easy_perform(c);
     long sent = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
@@ -347,8 +364,9 @@ static enum verdict classify(const struct web_req *rq, struct web_resp *rs, json
     return V_OK;
 }
 
-/* (W4): wait while the method is rate limited; with block_s > 0, limit it first. */
-static void method_limit(struct slack_web *w, const char *method, long block_s)
+/* (W4): wait while the method is rate limited (unless nowait); with block_s > 0, limit it
+ * first. Returns the milliseconds that were (or, with nowait, are) left of its window. */
+static int64_t method_limit(struct slack_web *w, const char *method, long block_s, int nowait)
 {
     int64_t now = jb_mono_ms(), until = 0;
     pthread_mutex_lock(&w->limit_mu);
@@ -367,7 +385,17 @@ static void method_limit(struct slack_web *w, const char *method, long block_s)
         until = w->limits[i].until_ms;
     }
     pthread_mutex_unlock(&w->limit_mu);
-    if (until > now) jb_sleep_ms((long)(until - now));
+    if (until <= now) return 0;
+    if (!nowait) jb_sleep_ms((long)(until - now));
+    return until - now;
+}
+
+/* (W5): the method is inside its Retry-After window; *ms left of it. */
+static int nowait_busy(const struct web_req *rq, int64_t ms, struct jb_err *err)
+{
+    rq->nw->retry_after_s = (long)((ms + 999) / 1000);
+    return jb_err_set(err, JB_EBUSY, "%s: rate limited for %ld s more", rq->what,
+                      rq->nw->retry_after_s);
 }
 
 /* Run rq with the retry policy (W1)-(W4). 0: *ret_json (if wanted) holds the body. */
@@ -380,20 +408,29 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
         .base_ms = w->backoff_ms, .cap_ms = w->backoff_ms << 10, .max_retries = w->max_retries};
     for (;;) {
         struct web_resp rs = {.retry_after = -1, .body = JB_BUF_INIT(RESP_MAX)};
-        method_limit(w, rq->what, 0);
+        int64_t left = method_limit(w, rq->what, 0, rq->nw != NULL);
+        if (rq->nw && left > 0) return nowait_busy(rq, left, err);
         int rc = web_perform(w, rq, &rs, err);
         enum verdict v = rc < 0 ? V_FAIL : classify(rq, &rs, ret_json, &why);
         long after = rs.retry_after;
         jb_buf_release(&rs.body);
         if (rc < 0) return -1;
         if (v == V_OK) return 0;
-        if (v == V_FAIL) return jb_err_set(err, why.code, "%s", why.msg);
+        if (v == V_FAIL || (rq->nw && v == V_BACKOFF)) {
+            if (rq->nw && rq->nw->stop && atomic_load(rq->nw->stop))
+                return jb_err_set(err, JB_ECANCEL, "%s: stopped", rq->what);
+            return jb_err_set(err, why.code, "%s", why.msg);
+        }
+        if (v == V_RATE && rq->nw) {
+            long s = after < 0 ? 1 : after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : after;
+            return nowait_busy(rq, method_limit(w, rq->what, s, 1), err);
+        }
         if (v == V_RATE) {
             if (limited++ >= RATE_LIMIT_RETRIES)
                 return jb_err_set(err, JB_EUNAVAIL, "%s %d times; giving up", why.msg, limited);
             long s = after < 0 ? 1 : after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : after;
             log_info("slack %s: rate limited; retrying in %ld s", rq->what, s);
-            method_limit(w, rq->what, s);
+            method_limit(w, rq->what, s, 0);
             continue;
         }
         long d = jb_retry_next(&rt, 0);
@@ -479,8 +516,9 @@ static int api_result(const char *method, json_t **jp, const char *const *tolera
                       e, extra);
 }
 
-int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
-                  const char *const *tolerate, json_t **ret, char **ret_error, struct jb_err *err)
+static int call_method(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
+                       const char *const *tolerate, struct slack_nowait *nw, json_t **ret,
+                       char **ret_error, struct jb_err *err)
 {
     if (!method_ok(method)) return jb_err_set(err, JB_EPROTO, "slack: bad method name");
     int app = !!(flags & SLACK_CALL_APP_TOKEN);
@@ -504,13 +542,27 @@ int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, u
         .body = body,
         .len = strlen(body),
         .fd = -1,
-        .timeout_ms = w->timeout_ms,
+        .timeout_ms = nw && nw->timeout_ms > 0 ? nw->timeout_ms : w->timeout_ms,
         .once = !!(flags & SLACK_CALL_ONCE),
         .want_json = 1,
+        .nw = nw,
     };
     jb_auto(json_decrefp) json_t *j = NULL;
     if (web_request(w, &rq, &j, err) < 0) return -1;
     return api_result(method, &j, tolerate, ret, ret_error, err);
+}
+
+int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
+                  const char *const *tolerate, json_t **ret, char **ret_error, struct jb_err *err)
+{
+    return call_method(w, method, args, flags, tolerate, NULL, ret, ret_error, err);
+}
+
+int slack_call_nowait(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
+                      struct slack_nowait *nw, json_t **ret, char **ret_error, struct jb_err *err)
+{
+    nw->retry_after_s = 0;
+    return call_method(w, method, args, flags, NULL, nw, ret, ret_error, err);
 }
 
 int slack_call(struct slack_web *w, const char *method, const json_t *args, int form, int app_token,

@@ -40,12 +40,15 @@ Behaviour (defaults; most are switchable with /_control/config):
     posts"; echo_bot_posts). text > 40,000 chars -> msg_too_long (long_text "reject";
     "truncate" posts it cut with the message_truncated warning).
   * Failure switches: the next N calls of a method answer 429 (Retry-After S, body
-    ratelimited), 500, drop the connection, or ok:false with an error. A call of a method
-    inside its Retry-After window is counted as an early retry and answered 429 again.
+    ratelimited), 500, drop the connection, or ok:false with an error, or hang: the
+    request is held for S seconds (a stuck Slack), then answered as usual. A call of a
+    method inside its Retry-After window is counted as an early retry and answered 429
+    again.
 
 Control (all JSON; POST unless noted):
   GET  /_control/health                     {ok, port, ws_port}
   GET  /_control/state                      everything recorded (see State.dump)
+  POST /_control/state    {brief: true}     the same, uploads without their bytes
   POST /_control/reset                      forget everything, close sockets
   POST /_control/config   {key: value}      ack_timeout, max_retries, echo_bot_posts,
                                             long_text, delivery ("round_robin"|"random"),
@@ -56,7 +59,8 @@ Control (all JSON; POST unless noted):
                           {ts, channel, thread_ts, event_ids, envelope_ids}
   POST /_control/redeliver {event_id}       send that event again (retry_attempt+1)
   POST /_control/frame    {frame} | {text}  send one raw frame to every open socket
-  POST /_control/fail     {method, count, mode: 429|500|drop|error, retry_after, error}
+  POST /_control/fail     {method, count, mode: 429|500|drop|error|hang, retry_after,
+                          error, seconds}   hang: hold each of those calls for seconds
   POST /_control/disconnect {reason, close_after}
   POST /_control/drop                       close every socket abruptly (no frame)
   POST /_control/halfopen                   stop reading / pinging on every socket
@@ -67,6 +71,7 @@ Control (all JSON; POST unless noted):
 """
 import argparse
 import base64
+import hashlib
 import json
 import math
 import os
@@ -182,8 +187,9 @@ class FakeSlack:
         return out
 
     # thin wrappers
-    def state(self):
-        return self.call("state")
+    def state(self, brief=False):
+        """brief: uploads without their bytes (content, content_b64; sha256 stays)."""
+        return self.call("state", {"brief": True} if brief else None)
 
     def inject(self, kind, **kw):
         kw["kind"] = kind
@@ -195,9 +201,11 @@ class FakeSlack:
     def frame(self, frame=None, text=None):
         return self.call("frame", {"frame": frame} if text is None else {"text": text})
 
-    def fail(self, method, count=1, mode=429, retry_after=1, error="internal_error"):
+    def fail(self, method, count=1, mode=429, retry_after=1, error="internal_error",
+             seconds=0):
         return self.call("fail", {"method": method, "count": count, "mode": mode,
-                                  "retry_after": retry_after, "error": error})
+                                  "retry_after": retry_after, "error": error,
+                                  "seconds": seconds})
 
     def disconnect(self, reason, close_after=None):
         return self.call("disconnect", {"reason": reason, "close_after": close_after})
@@ -263,8 +271,9 @@ def channel_type_of(channel):
 
 
 class Switch:
-    def __init__(self, mode, count, retry_after, error):
+    def __init__(self, mode, count, retry_after, error, seconds=0):
         self.mode, self.count, self.retry_after, self.error = mode, count, retry_after, error
+        self.seconds = seconds
 
 
 class Conn:
@@ -904,6 +913,7 @@ class Server:
         call = {"method": method, "t": now, "content_type": content_type,
                 "token_kind": _token_kind(token), "token_in_body": token_in_body,
                 "args": {k: v for k, v in args.items() if k != "token"}}
+        hang = 0
         with st.lock:
             st.calls.append(call)
             # 429 window: a call inside it is an early retry
@@ -937,6 +947,11 @@ class Server:
                     call["status"] = 200
                     call["error"] = s.error
                     return 200, {}, {"ok": False, "error": s.error}
+                if s.mode == "hang":
+                    hang = s.seconds
+                    call["held"] = hang
+        if hang:  # a stuck Slack: the request is held, then answered as usual
+            time.sleep(hang)
         try:
             body = self.dispatch(method, args, token, token_in_body)
         except Exception as e:  # a bug in the fake: make it visible
@@ -1300,7 +1315,8 @@ class Server:
                 up["completed"] = True
                 title = f.get("title") or up["filename"]
                 rec = {"file_id": up["file_id"], "name": up["filename"], "title": title,
-                       "size": len(up["data"]), "content_b64":
+                       "size": len(up["data"]),
+                       "sha256": hashlib.sha256(up["data"]).hexdigest(), "content_b64":
                        base64.b64encode(up["data"]).decode(), "channel": ch,
                        "thread_ts": tts, "initial_comment": a.get("initial_comment"),
                        "t": time.time()}
@@ -1346,7 +1362,12 @@ class Server:
         if op == "health":
             return {"ok": True, "port": self.port, "ws_port": self.ws_port}
         if op == "state":
-            return st.dump()
+            d = st.dump()
+            if (req or {}).get("brief"):
+                d["uploads"] = [{k: v for k, v in u.items() if k not in ("content",
+                                                                          "content_b64")}
+                                for u in d["uploads"]]
+            return d
         if op == "reset":
             self.in_loop_wait(self.op_close_all())
             st.reset()
@@ -1391,9 +1412,9 @@ class Server:
             mode = req.get("mode", 429)
             with st.lock:
                 st.switches.setdefault(method, []).append(
-                    Switch(mode if mode in ("drop", "error") else str(mode),
+                    Switch(mode if mode in ("drop", "error", "hang") else str(mode),
                            int(req.get("count", 1)), float(req.get("retry_after", 1)),
-                           req.get("error", "internal_error")))
+                           req.get("error", "internal_error"), float(req.get("seconds", 0))))
             return {"ok": True}
         if op == "disconnect":
             n = self.in_loop_wait(self.op_disconnect(req.get("reason", "refresh_requested"),

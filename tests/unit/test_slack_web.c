@@ -646,3 +646,51 @@ Test(slack_web, concurrent_calls_from_eight_threads)
     cr_expect_eq(nreqs(), 80);
     cr_expect_leq(srv.nconns, 8, "connections are shared and reused: %d", srv.nconns);
 }
+
+/* ---- slack_call_nowait: the status writer's calls never wait -------------------------- */
+
+Test(slack_web, nowait_429_returns_at_once_with_retry_after_and_keeps_the_window)
+{
+    script(429, "Retry-After: 30\r\n", strdup("{\"ok\":false,\"error\":\"ratelimited\"}"));
+    json_auto_t *args = json_pack("{s:s, s:s, s:s}", "channel", "C1", "ts", "1.2", "text", "x");
+    struct slack_nowait nw = {0};
+    struct jb_err err = {0};
+    int64_t t0 = jb_mono_ms();
+    cr_assert_eq(slack_call_nowait(w, "chat.update", args, 0, &nw, NULL, NULL, &err), -1);
+    cr_expect_eq(err.code, JB_EBUSY, "%s", err.msg);
+    cr_expect_eq(nw.retry_after_s, 30);
+    cr_expect_eq(nreqs(), 1, "one attempt");
+    /* Inside the window: no request at all, the seconds left. */
+    cr_assert_eq(slack_call_nowait(w, "chat.update", args, 0, &nw, NULL, NULL, &err), -1);
+    cr_expect_eq(err.code, JB_EBUSY, "%s", err.msg);
+    cr_expect(nw.retry_after_s >= 29 && nw.retry_after_s <= 30, "%ld", nw.retry_after_s);
+    cr_expect_eq(nreqs(), 1, "no request inside the window");
+    int64_t dt = jb_mono_ms() - t0;
+    cr_expect_lt(dt, 1000, "took %lld ms", (long long)dt);
+    assert_no_token(&err);
+}
+
+static void *set_stop_later(void *p)
+{
+    usleep(300 * 1000);
+    atomic_store((atomic_int *)p, 1);
+    return NULL;
+}
+
+Test(slack_web, nowait_stop_abandons_a_hung_request)
+{
+    srv.dflt = (struct reply){.hang = 1};
+    json_auto_t *args = json_pack("{s:s, s:s}", "channel", "C1", "ts", "1.2");
+    atomic_int stop = 0;
+    struct slack_nowait nw = {.stop = &stop, .timeout_ms = 10000};
+    struct jb_err err = {0};
+    pthread_t th;
+    pthread_create(&th, NULL, set_stop_later, &stop);
+    int64_t t0 = jb_mono_ms();
+    cr_assert_eq(slack_call_nowait(w, "chat.delete", args, 0, &nw, NULL, NULL, &err), -1);
+    int64_t dt = jb_mono_ms() - t0;
+    pthread_join(th, NULL);
+    cr_expect_eq(err.code, JB_ECANCEL, "%s", err.msg);
+    cr_expect_lt(dt, 2500, "the hung request was given up after %lld ms", (long long)dt);
+    cr_expect_eq(nreqs(), 1, "not retried");
+}
