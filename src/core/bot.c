@@ -39,8 +39,11 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
         core_free(c);
         return jb_err_set(err, JB_ENOMEM, "core");
     }
+    /* One store connection for accepting and the sandbox services, one pair of proxies, one
+     * sandbox context: turns and the gc share them. */
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
-        sandbox_ctx_init(&c->sbx, cfg, 1, err) < 0) {
+        core_services_open(&c->svc, cfg, 1, c->store, &c->store_mu, err) < 0 ||
+        core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
         core_free(c);
         return -1;
     }
@@ -54,7 +57,8 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
                             .merge = o ? o->merge : 0,
                             .debounce_ms = o ? o->debounce_ms : 0,
                             .max_per_user = c->policy->max_turns_per_user};
-    if (lanes_new(&lo, core_run_turn, c, &c->lanes, err) < 0) {
+    if (lanes_new(&lo, core_run_turn, c, &c->lanes, err) < 0 ||
+        (o && o->gc && core_gc_start(c, err) < 0)) {
         core_free(c);
         return -1;
     }
@@ -140,12 +144,14 @@ void core_drain(struct core *c)
 void core_free(struct core *c)
 {
     if (!c) return;
+    core_gc_stop(c);
     lanes_free(c->lanes);
     for (int i = 0; c->worker_store && i < c->cfg->max_concurrent_turns; i++)
         store_close(c->worker_store[i]);
     free(c->worker_store);
+    sandbox_ctx_release(&c->sbx); /* before the services it uses */
+    core_services_close(&c->svc);
     store_close(c->store);
-    sandbox_ctx_release(&c->sbx);
     pthread_mutex_destroy(&c->store_mu);
     pthread_mutex_destroy(&c->run_mu);
     policy_unref(c->policy);
@@ -259,4 +265,29 @@ int core_knows_thread(struct core *c, const char *thread_key)
     known = known || running_find(c, thread_key) != NULL;
     pthread_mutex_unlock(&c->run_mu);
     return known;
+}
+
+int core_thread_busy(struct core *c, const char *thread_key)
+{
+    pthread_mutex_lock(&c->run_mu);
+    int busy = running_find(c, thread_key) != NULL;
+    pthread_mutex_unlock(&c->run_mu);
+    if (busy) return 1;
+    /* Every message a lane holds is in the inbox, unfinished, until its turn ends; so are
+     * those a stop left, before they are queued again. */
+    struct inbox_msg *v = NULL;
+    size_t n = 0;
+    struct jb_err e = {0};
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_inbox_pending(c->store, thread_key, &v, &n, &e);
+    pthread_mutex_unlock(&c->store_mu);
+    if (rc < 0) {
+        log_warn("gc: cannot tell whether %s has messages waiting (%s): its sandbox is kept",
+                 thread_key, e.msg);
+        return 1;
+    }
+    for (size_t i = 0; i < n && !busy; i++)
+        busy = !strcmp(v[i].thread_key, thread_key);
+    inbox_msgs_free(v, n);
+    return busy;
 }

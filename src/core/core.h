@@ -127,6 +127,7 @@ struct core;
 struct core_opts {
     int merge;       /* a turn takes every message waiting in its thread (Slack) */
     int debounce_ms; /* quick successive messages of a thread become one turn */
+    int gc;          /* remove idle sandboxes at start and daily (JANEBOT_SANDBOX_IDLE_DAYS) */
 };
 
 /* Opens the store, checks that the sandbox backend can run (fails closed), warns when
@@ -171,6 +172,17 @@ int core_abort_user(struct core *c, const char *prefix, const char *user);
 void core_drain(struct core *c);
 void core_free(struct core *c);
 
+/* The sandbox backends' options from the configuration (strings borrowed from cfg). */
+struct sandbox_opts;
+void core_sandbox_opts(const struct jb_config *cfg, struct sandbox_opts *o);
+
+/* `janebot sandbox list`: *ret freed with sandbox_info_free(). */
+struct sandbox_info;
+int core_sandbox_list(const struct jb_config *cfg, struct sandbox_info **ret, size_t *ret_n,
+                      struct jb_err *err);
+/* `janebot sandbox rm`: by thread key or name (see sandbox_remove); with a thread key, its
+ * agent conversation and tokens are forgotten too. */
+int core_sandbox_remove(const struct jb_config *cfg, const char *key_or_name, struct jb_err *err);
 /* `janebot sandbox reset`: the thread's sandbox back to its state after set-up (its golden
  * checkpoint for sprites; an empty home for local); the agent conversation is forgotten. */
 int core_sandbox_reset(const struct jb_config *cfg, const char *thread_key, struct jb_err *err);

@@ -239,23 +239,6 @@ static json_t *on_envelope(void *ud, const struct slack_envelope *env)
     return NULL;
 }
 
-/* Daily: sandboxes idle longer than JANEBOT_SANDBOX_IDLE_DAYS go (0 = never). */
-static void *gc_main(void *p)
-{
-    const struct jb_config *cfg = p;
-    for (;;) {
-        struct jb_err err = {0};
-        int n = core_sandbox_gc(cfg, (int64_t)cfg->sandbox_idle_days * 86400, &err);
-        if (n < 0)
-            log_warn("gc: %s", err.msg);
-        else if (n > 0)
-            log_info("gc: removed %d sandbox(es) idle for more than %d days", n,
-                     cfg->sandbox_idle_days);
-        sleep(86400);
-    }
-    return NULL;
-}
-
 static int serve_start(struct serve *sv, struct jb_err *err)
 {
     struct slack_web_opts wo = {.api_url = sv->cfg->slack_api_url,
@@ -266,7 +249,7 @@ static int serve_start(struct serve *sv, struct jb_err *err)
         return jb_err_prefix(err, "cannot sign in to Slack with SLACK_BOT_TOKEN");
     log_info("slack: signed in as <@%s>", sv->bot_user);
     if (!(sv->fe = frontend_slack_new(sv->web, sv->cfg, err))) return -1;
-    struct core_opts co = {.merge = 1, .debounce_ms = sv->cfg->debounce_ms};
+    struct core_opts co = {.merge = 1, .debounce_ms = sv->cfg->debounce_ms, .gc = 1};
     if (core_new(sv->cfg, sv->fe, &co, &sv->core, err) < 0) return -1;
     /* Slack thread keys start with the channel id: C…, G… (private), D… (DMs). */
     int resumed = 0;
@@ -302,9 +285,6 @@ int slack_serve(const struct jb_config *cfg)
         fprintf(stderr, "janebot: %s\n", err.msg);
         goto out;
     }
-    pthread_t gc;
-    if (cfg->sandbox_idle_days > 0 && pthread_create(&gc, NULL, gc_main, (void *)cfg) == 0)
-        pthread_detach(gc);
     int sig = 0;
     while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
         struct jb_err e = {0};
