@@ -267,27 +267,10 @@ int core_knows_thread(struct core *c, const char *thread_key)
     return known;
 }
 
-int core_thread_busy(struct core *c, const char *thread_key)
+int core_thread_running(struct core *c, const char *thread_key)
 {
     pthread_mutex_lock(&c->run_mu);
-    int busy = running_find(c, thread_key) != NULL;
+    int running = running_find(c, thread_key) != NULL;
     pthread_mutex_unlock(&c->run_mu);
-    if (busy) return 1;
-    /* Every message a lane holds is in the inbox, unfinished, until its turn ends; so are
-     * those a stop left, before they are queued again. */
-    struct inbox_msg *v = NULL;
-    size_t n = 0;
-    struct jb_err e = {0};
-    pthread_mutex_lock(&c->store_mu);
-    int rc = store_inbox_pending(c->store, thread_key, &v, &n, &e);
-    pthread_mutex_unlock(&c->store_mu);
-    if (rc < 0) {
-        log_warn("gc: cannot tell whether %s has messages waiting (%s): its sandbox is kept",
-                 thread_key, e.msg);
-        return 1;
-    }
-    for (size_t i = 0; i < n && !busy; i++)
-        busy = !strcmp(v[i].thread_key, thread_key);
-    inbox_msgs_free(v, n);
-    return busy;
+    return running;
 }

@@ -22,6 +22,7 @@ struct llm_proxy;
 struct core_services {
     const struct jb_config *cfg;
     struct sandbox_opts opts;    /* from cfg (core_sandbox_opts) */
+    char *config_file;           /* opts.config_file's copy (the environment may change) */
     struct sandbox_services svc; /* ud: this */
     int serving;                 /* a long-running process: fail closed at start */
     struct store *st;            /* sandbox uids, sprite names and the pool */
@@ -94,13 +95,20 @@ void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
  * usage. Returns how many, or -1. */
 int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
                 int (*keep)(void *ud, const char *thread_key), void *keep_ud, struct jb_err *err);
+/* `janebot sandbox gc`: core_gc_run() keeping the threads with messages waiting. */
+int core_sandbox_gc_oneoff(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
+                           struct jb_err *err);
 /* Daily while the core lives (JANEBOT_SANDBOX_IDLE_DAYS > 0): started by core_new() with
  * core_opts.gc, stopped (joined) by core_free(). */
 int core_gc_start(struct core *c, struct jb_err *err);
 void core_gc_stop(struct core *c);
-/* 1 when a turn of thread_key runs, or a message of it waits (queued, debounced, or left
- * by a stop): its sandbox must stay. */
-int core_thread_busy(struct core *c, const char *thread_key);
+/* 1 when a message of thread_key, received within idle_s (at least a day), is unfinished in
+ * the inbox of cs's store: every message a lane holds (queued, debounced, its turn
+ * running) is, until its turn ends, and so are those a stop left, in any process sharing
+ * the database. 1 also when it cannot tell. */
+int core_inbox_waits(struct core_services *cs, const char *thread_key, int64_t idle_s);
+/* 1 when a turn of thread_key runs in this process. */
+int core_thread_running(struct core *c, const char *thread_key);
 
 /* The lane worker: one turn of msgs[0..n). */
 void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n);

@@ -135,8 +135,8 @@ int core_sandbox_remove(const struct jb_config *cfg, const char *key_or_name, st
 int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err)
 {
     struct oneoff o;
-    int n = oneoff_open(&o, cfg, 0, err) == 0 ? core_gc_run(&o.cs, &o.ctx, idle_s, NULL, NULL, err)
-                                              : -1;
+    int n =
+        oneoff_open(&o, cfg, 0, err) == 0 ? core_sandbox_gc_oneoff(&o.cs, &o.ctx, idle_s, err) : -1;
     oneoff_close(&o);
     return n;
 }

@@ -3,12 +3,14 @@
  * own sandbox context and store. The core's gc asks the core before each removal: a
  * sandbox whose thread has a turn running or a message waiting (queued, debounced, or
  * left pending by a stop) is kept, so the turn finds its files. */
+#include <string.h>
 #include <time.h>
 
 #include "core/core-int.h"
 #include "store/store.h"
 
-#define GC_PERIOD_S 86400
+#define GC_PERIOD_S   86400
+#define GC_WAIT_MIN_S 86400
 
 /* Per-request LLM usage is kept for a month, then only per day (store_llm_requests_fold). */
 static void fold_llm_usage(struct store *st)
@@ -41,9 +43,49 @@ int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t
     return n;
 }
 
+int core_inbox_waits(struct core_services *cs, const char *thread_key, int64_t idle_s)
+{
+    /* A message older than both the idle limit and a day was abandoned (a chat thread that
+     * crashed and was never opened again): it does not keep the sandbox forever. */
+    int64_t since_ms = jb_now_ms() - (idle_s > GC_WAIT_MIN_S ? idle_s : GC_WAIT_MIN_S) * 1000;
+    struct inbox_msg *v = NULL;
+    size_t n = 0;
+    struct jb_err e = {0};
+    pthread_mutex_lock(cs->st_mu);
+    int rc = store_inbox_pending(cs->st, thread_key, &v, &n, &e); /* a prefix: */
+    pthread_mutex_unlock(cs->st_mu);
+    if (rc < 0) {
+        log_warn("gc: cannot tell whether %s has messages waiting (%s): its sandbox is kept",
+                 thread_key, e.msg);
+        return 1;
+    }
+    int waits = 0;
+    for (size_t i = 0; i < n && !waits; i++)
+        waits = !strcmp(v[i].thread_key, thread_key) && v[i].received_at >= since_ms;
+    inbox_msgs_free(v, n);
+    return waits;
+}
+
+struct keep {
+    struct core *c; /* serving: its running turns too; NULL for a one-off */
+    struct core_services *cs;
+    int64_t idle_s;
+};
+
 static int keep_busy(void *ud, const char *thread_key)
 {
-    return core_thread_busy(ud, thread_key);
+    struct keep *k = ud;
+    return (k->c && core_thread_running(k->c, thread_key)) ||
+           core_inbox_waits(k->cs, thread_key, k->idle_s);
+}
+
+/* A one-off `sandbox gc`: turns of another process (serve, chat) hold their sandbox's
+ * lock; their waiting messages are in the shared inbox. */
+int core_sandbox_gc_oneoff(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
+                           struct jb_err *err)
+{
+    struct keep k = {.cs = cs, .idle_s = idle_s};
+    return core_gc_run(cs, ctx, idle_s, keep_busy, &k, err);
 }
 
 /* Wait up to s seconds; 1 when the core is stopping. */
@@ -66,7 +108,8 @@ static void *gc_main(void *arg)
     int days = c->cfg->sandbox_idle_days;
     do {
         struct jb_err err = {0};
-        int n = core_gc_run(&c->svc, &c->sbx, (int64_t)days * 86400, keep_busy, c, &err);
+        struct keep k = {.c = c, .cs = &c->svc, .idle_s = (int64_t)days * 86400};
+        int n = core_gc_run(&c->svc, &c->sbx, k.idle_s, keep_busy, &k, &err);
         if (n < 0)
             log_warn("gc: %s", err.msg);
         else if (n > 0)

@@ -369,6 +369,9 @@ int core_services_open(struct core_services *cs, const struct jb_config *cfg, in
     pthread_mutex_init(&cs->own_mu, NULL);
     pthread_mutex_init(&cs->llm_mu, NULL);
     core_sandbox_opts(cfg, &cs->opts);
+    if (cs->opts.config_file && !(cs->config_file = strdup(cs->opts.config_file)))
+        return jb_err_set(err, JB_ENOMEM, "config file name");
+    cs->opts.config_file = cs->config_file;
     cs->svc = (struct sandbox_services){
         .ud = cs,
         .egress_open = egress_open,
@@ -413,6 +416,7 @@ void core_services_close(struct core_services *cs)
     egress_policy_free(cs->egress_policy);
     llm_proxy_free(cs->llm);
     if (cs->own_store) store_close(cs->st);
+    free(cs->config_file);
     pthread_mutex_destroy(&cs->own_mu);
     pthread_mutex_destroy(&cs->llm_mu);
     memset(cs, 0, sizeof *cs);

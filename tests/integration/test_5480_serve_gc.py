@@ -27,26 +27,32 @@ class ServeGc(ServeCase):
         t = time.time() - days * DAY
         os.utime(d / "last_used", (t, t))
 
-    def test_5481_a_thread_with_a_waiting_message_keeps_its_idle_sandbox_through_gc(self):
-        # Two threads, each with a sandbox from a first turn; no gc yet.
+    def two_idle_threads_one_waiting(self):
+        """Two threads, each with a sandbox from a finished first turn, both idle for a
+        month; then serve runs with a reply in the second thread waiting (a long debounce).
+        Returns the sandbox dirs (idle, busy) and the busy thread's info."""
         self.start_serve(env={"JANEBOT_SANDBOX_IDLE_DAYS": "0"})
-        idle = self.dm("zq-5481 idle thread")
-        busy = self.dm("zq-5481 busy thread")
-        self.wait_answer(idle, "zq-5481 idle thread (turn 1)")
-        self.wait_answer(busy, "zq-5481 busy thread (turn 1)")
+        idle = self.dm("zq-548x idle thread")
+        busy = self.dm("zq-548x busy thread")
+        self.wait_answer(idle, "zq-548x idle thread (turn 1)")
+        self.wait_answer(busy, "zq-548x busy thread (turn 1)")
         self.wait_reaction(idle, "white_check_mark")  # both turns over: nothing pending
         self.wait_reaction(busy, "white_check_mark")
         self.stop_serve()
         idle_dir, busy_dir = self.sandbox_dir(idle), self.sandbox_dir(busy)
         self.assertIsNotNone(idle_dir, "a sandbox for the idle thread")
         self.assertIsNotNone(busy_dir, "a sandbox for the busy thread")
-        # Both idle for a month; a reply in the busy thread waits (a long debounce), then
-        # serve starts again with the gc on: the reply is still waiting while it runs.
         self.age(idle_dir, 30)
         self.age(busy_dir, 30)
         self.start_serve(env={"JANEBOT_SANDBOX_IDLE_DAYS": "0", "DEBOUNCE_MS": "600000"})
-        self.dm("zq-5481 a reply that waits", thread_ts=busy["ts"])
+        self.dm("zq-548x a reply that waits", thread_ts=busy["ts"])
         self.wait_all_acked()
+        return idle_dir, busy_dir, busy
+
+    def test_5481_a_thread_with_a_waiting_message_keeps_its_idle_sandbox_through_gc(self):
+        idle_dir, busy_dir, busy = self.two_idle_threads_one_waiting()
+        # serve starts again with the gc on: the reply is queued again (debounced) while
+        # the gc at start runs.
         self.stop_serve()
         self.start_serve(env={"JANEBOT_SANDBOX_IDLE_DAYS": "7", "DEBOUNCE_MS": "600000"})
         self.wait_for(lambda s: re.search(r"gc: removed \d+ sandbox", self.serve_output()),
@@ -61,6 +67,15 @@ class ServeGc(ServeCase):
         s = self.slack.state()
         self.assertEqual(self.count_final(s, busy, "a reply that waits"), 0,
                          "the reply is still waiting (debounced)%s" % self.summary(s))
+
+    def test_5482_sandbox_gc_keeps_the_sandbox_of_a_thread_whose_message_waits_in_serve(self):
+        idle_dir, busy_dir, busy = self.two_idle_threads_one_waiting()
+        g = self.run_jb(["sandbox", "gc", "--idle", "7"], timeout=60)
+        self.assertEqual(g.rc, 0, g)
+        self.assertIn("removed 1 sandbox", g.out, g)
+        self.assertFalse(idle_dir.exists(), "the idle thread's sandbox is removed%s" % g)
+        self.assertTrue((busy_dir / "home").is_dir(),
+                        "the sandbox of a thread whose message waits in serve is kept%s" % g)
 
 
 if __name__ == "__main__":
