@@ -10,6 +10,7 @@
 #include "cmd/cmd.h"
 #include "core/core.h"
 #include "frontend/frontend.h"
+#include "proxy/proxy.h"
 #include "sandbox/sandbox.h"
 
 #define VERSION "0.1.0"
@@ -185,7 +186,7 @@ static void usage_all(FILE *out)
 int main(int argc, char **argv)
 {
     /* Inside a sandbox, before anything else: no configuration, no logging. */
-    if (argc > 1 && !strcmp(argv[1], "sandbox-init")) return sandbox_init_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "sandbox-init")) return sandbox_init_main(argc - 1, argv + 1, relay_serve);
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage_all(stderr);

@@ -157,8 +157,9 @@ int cmd_doctor(const struct command *cmd, int argc, char **argv)
     jb_log_init(JB_LOG_ERROR, stderr);
     doctor_report(&failed, 1, "configuration", "agent and sandbox settings are valid");
     doctor_state(&cfg, &failed);
-    struct sandbox_ctx ctx = {.cfg = &cfg, .ops = sandbox_ops_find(cfg.sandbox)};
-    ctx.ops->doctor(&ctx, doctor_report, &failed); /* counts its failures itself */
+    struct sandbox_opts so;
+    core_sandbox_opts(&cfg, &so);
+    sandbox_doctor(&so, doctor_report, &failed); /* counts its failures itself */
     doctor_agent(&cfg, &failed);
     doctor_slack(&cfg, &failed);
     printf("%s\n", failed ? "janebot cannot run as configured: fix the FAIL lines above"

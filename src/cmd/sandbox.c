@@ -37,13 +37,10 @@ int cmd_sandbox_list(const struct command *cmd, int argc, char **argv)
     if (rc >= 0) return rc;
     struct jb_config cfg;
     if (cmd_load_config(&cfg) < 0) return 1;
-    struct sandbox_ctx ctx = {0};
     struct sandbox_info *v = NULL;
     size_t n = 0;
     struct jb_err err = {0};
-    rc = 0;
-    if (sandbox_ctx_init(&ctx, &cfg, 0, &err) < 0 && err.code != JB_EUNAVAIL) rc = 1;
-    if (rc == 0 && sandbox_list(&ctx, &v, &n, &err) < 0) rc = 1;
+    rc = core_sandbox_list(&cfg, &v, &n, &err) < 0;
     if (rc) {
         fprintf(stderr, "janebot: %s\n", err.msg);
     } else {
@@ -58,7 +55,6 @@ int cmd_sandbox_list(const struct command *cmd, int argc, char **argv)
         }
     }
     sandbox_info_free(v, n);
-    sandbox_ctx_release(&ctx);
     config_release(&cfg);
     return rc;
 }
@@ -70,24 +66,14 @@ int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv)
     if (rc >= 0) return rc;
     struct jb_config cfg;
     if (cmd_load_config(&cfg) < 0) return 1;
-    struct sandbox_ctx ctx = {0};
     struct jb_err err = {0};
-    struct store *st = NULL;
     rc = 0;
-    if ((sandbox_ctx_init(&ctx, &cfg, 0, &err) < 0 && err.code != JB_EUNAVAIL) ||
-        sandbox_remove(&ctx, what, &err) < 0) {
+    if (core_sandbox_remove(&cfg, what, &err) < 0) {
         fprintf(stderr, "janebot: %s\n", err.msg);
         rc = 1;
     } else {
-        /* The agent conversation lived in that home: forget it. */
-        if (!sandbox_is_name(what) && store_open(cfg.db_path, &st, &err) == 0) {
-            store_session_delete(st, what, NULL);
-            store_token_revoke(st, NULL, what, NULL);
-        }
         printf("removed sandbox of %s\n", what);
     }
-    store_close(st);
-    sandbox_ctx_release(&ctx);
     config_release(&cfg);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* cmd/serve.c -- `janebot serve`: the process around the Slack frontend and the core.
  * Signals are taken by sigwait() in the main thread, never by a handler: SIGTERM and
- * SIGINT stop, SIGHUP reloads the configuration file. The daily gc runs on a thread of
- * its own. */
+ * SIGINT stop, SIGHUP reloads the configuration file. The daily gc of idle sandboxes is
+ * the core's (core_opts.gc). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,23 +10,6 @@
 #include "core/core.h"
 #include "core/policy.h"
 #include "frontend/frontend.h"
-
-/* Daily: sandboxes idle longer than JANEBOT_SANDBOX_IDLE_DAYS go (0 = never). */
-static void *gc_main(void *p)
-{
-    const struct jb_config *cfg = p;
-    for (;;) {
-        struct jb_err err = {0};
-        int n = core_sandbox_gc(cfg, (int64_t)cfg->sandbox_idle_days * 86400, &err);
-        if (n < 0)
-            log_warn("gc: %s", err.msg);
-        else if (n > 0)
-            log_info("gc: removed %d sandbox(es) idle for more than %d days", n,
-                     cfg->sandbox_idle_days);
-        sleep(86400);
-    }
-    return NULL;
-}
 
 /* Until SIGTERM or SIGINT; SIGHUP reloads the configuration file into the core. */
 static int wait_for_stop(struct core *core, const sigset_t *sigs)
@@ -59,7 +42,7 @@ static int serve(const struct jb_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     struct slack_serve *sv = NULL;
     struct core *core = NULL;
-    struct core_opts co = {.merge = 1, .debounce_ms = cfg->debounce_ms};
+    struct core_opts co = {.merge = 1, .debounce_ms = cfg->debounce_ms, .gc = 1};
     if (slack_serve_new(cfg, &sv, &err) < 0 ||
         core_new(cfg, slack_serve_frontend(sv), &co, &core, &err) < 0 ||
         slack_serve_start(sv, core, &err) < 0) {
@@ -69,9 +52,6 @@ static int serve(const struct jb_config *cfg)
         slack_serve_free(sv);
         return 1;
     }
-    pthread_t gc;
-    if (cfg->sandbox_idle_days > 0 && pthread_create(&gc, NULL, gc_main, (void *)cfg) == 0)
-        pthread_detach(gc);
     int sig = wait_for_stop(core, &sigs);
     log_info("stopping (signal %d); turns in flight run again at the next start", sig);
     slack_serve_stop(sv);

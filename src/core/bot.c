@@ -51,8 +51,11 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
         core_free(c);
         return jb_err_set(err, JB_ENOMEM, "core");
     }
+    /* One store connection for accepting and the sandbox services, one pair of proxies, one
+     * sandbox context: turns and the gc share them. */
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
-        sandbox_ctx_init(&c->sbx, cfg, 1, err) < 0) {
+        core_services_open(&c->svc, cfg, 1, c->store, &c->store_mu, err) < 0 ||
+        core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
         core_free(c);
         return -1;
     }
@@ -66,7 +69,8 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
                             .merge = o ? o->merge : 0,
                             .debounce_ms = o ? o->debounce_ms : 0,
                             .max_per_user = c->policy->max_turns_per_user};
-    if (lanes_new(&lo, core_run_turn, c, &c->lanes, err) < 0) {
+    if (lanes_new(&lo, core_run_turn, c, &c->lanes, err) < 0 ||
+        (o && o->gc && core_gc_start(c, err) < 0)) {
         core_free(c);
         return -1;
     }
@@ -152,12 +156,14 @@ void core_drain(struct core *c)
 void core_free(struct core *c)
 {
     if (!c) return;
+    core_gc_stop(c);
     lanes_free(c->lanes);
     for (int i = 0; c->worker_store && i < c->cfg->max_concurrent_turns; i++)
         store_close(c->worker_store[i]);
     free(c->worker_store);
+    sandbox_ctx_release(&c->sbx); /* before the services it uses */
+    core_services_close(&c->svc);
     store_close(c->store);
-    sandbox_ctx_release(&c->sbx);
     pthread_mutex_destroy(&c->store_mu);
     pthread_mutex_destroy(&c->run_mu);
     policy_unref(c->policy);
@@ -270,4 +276,12 @@ int core_knows_thread(struct core *c, const char *thread_key)
     /* The lane too: a thread's first message may still be debounced or waiting for a
      * worker, with no session stored yet; replies to it are for the bot all the same. */
     return known || lanes_has(c->lanes, thread_key);
+}
+
+int core_thread_running(struct core *c, const char *thread_key)
+{
+    pthread_mutex_lock(&c->run_mu);
+    int running = running_find(c, thread_key) != NULL;
+    pthread_mutex_unlock(&c->run_mu);
+    return running;
 }

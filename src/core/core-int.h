@@ -10,6 +10,42 @@
 
 struct agent_ops;
 struct store;
+struct egress_policy;
+struct egress_proxy;
+struct llm_proxy;
+
+/* ---- the services the core hands the sandbox backends (services.c) ----
+ * Built once per process: by core_new() for turns and the daily gc, or once by a one-off
+ * command (`sandbox exec|list|rm|reset|gc`, `sprites golden`). Owns the egress proxy and
+ * the LLM proxy (with its TCP listener for sprites); the store is the core's connection,
+ * or one of its own for a one-off command. */
+struct core_services {
+    const struct jb_config *cfg;
+    struct sandbox_opts opts;    /* from cfg (core_sandbox_opts) */
+    char *config_file;           /* opts.config_file's copy (the environment may change) */
+    struct sandbox_services svc; /* ud: this */
+    int serving;                 /* a long-running process: fail closed at start */
+    struct store *st;            /* sandbox uids, sprite names and the pool */
+    pthread_mutex_t *st_mu;      /* one user of st at a time */
+    pthread_mutex_t own_mu;      /* st_mu when st is this struct's own */
+    int own_store;
+    struct egress_policy *egress_policy; /* local backend only */
+    struct egress_proxy *egress;
+    struct llm_proxy *llm; /* NULL when the host has no provider key (or no public URL) */
+    pthread_mutex_t llm_mu;
+    int llm_tried; /* sprites: the TCP listener opened (or given up on); under llm_mu */
+    int no_keys;   /* sprites: it could not listen: sprites get no API key at all */
+};
+/* Build them for cfg. st (with its mutex) is borrowed, or NULL: the services open their
+ * own connection. serving: a long-running process (the sprites LLM listener opens now and
+ * must; otherwise at the first exec that needs it). Undo with core_services_close(), after
+ * every sandbox context using them is released. */
+int core_services_open(struct core_services *cs, const struct jb_config *cfg, int serving,
+                       struct store *st, pthread_mutex_t *st_mu, struct jb_err *err);
+void core_services_close(struct core_services *cs);
+/* The sandbox context on these services (check: the backend must prove it runs here). */
+int core_services_sandbox(struct core_services *cs, struct sandbox_ctx *ctx, int check,
+                          struct jb_err *err);
 
 /* A turn in progress, for `status` and `abort`. Guarded by core.run_mu. */
 struct running {
@@ -21,11 +57,21 @@ struct running {
     struct running *next;
 };
 
+/* The daily gc of idle sandboxes while serving (gc.c). */
+struct core_gc {
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    int started, stop;
+};
+
 struct core {
     const struct jb_config *cfg;
     struct frontend *fe;
     const struct agent_ops *agent;
-    struct sandbox_ctx sbx;
+    struct core_services svc; /* the proxies and the store's sandbox records */
+    struct sandbox_ctx sbx;   /* on svc */
+    struct core_gc gc;
     struct store *store;         /* the accepting thread's connection */
     pthread_mutex_t store_mu;    /* core_submit may be called from several threads */
     struct store **worker_store; /* one per worker, opened by that worker */
@@ -42,6 +88,27 @@ struct agent_cmd;
  * timeout as deadline. argv, stdin and the callbacks stay the caller's to set. */
 void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
                         const struct agent_cmd *cmd, const struct jb_config *cfg);
+
+/* ---- gc (gc.c) ---- */
+/* Remove the sandboxes of ctx idle for more than idle_s seconds (not those keep() says 1
+ * for; keep may be NULL), their sessions and tokens through cs's store, and fold old LLM
+ * usage. Returns how many, or -1. */
+int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
+                int (*keep)(void *ud, const char *thread_key), void *keep_ud, struct jb_err *err);
+/* `janebot sandbox gc`: core_gc_run() keeping the threads with messages waiting. */
+int core_sandbox_gc_oneoff(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
+                           struct jb_err *err);
+/* Daily while the core lives (JANEBOT_SANDBOX_IDLE_DAYS > 0): started by core_new() with
+ * core_opts.gc, stopped (joined) by core_free(). */
+int core_gc_start(struct core *c, struct jb_err *err);
+void core_gc_stop(struct core *c);
+/* 1 when a message of thread_key, received within idle_s (at least a day), is unfinished in
+ * the inbox of cs's store: every message a lane holds (queued, debounced, its turn
+ * running) is, until its turn ends, and so are those a stop left, in any process sharing
+ * the database. 1 also when it cannot tell. */
+int core_inbox_waits(struct core_services *cs, const char *thread_key, int64_t idle_s);
+/* 1 when a turn of thread_key runs in this process. */
+int core_thread_running(struct core *c, const char *thread_key);
 
 /* The lane worker: one turn of msgs[0..n). */
 void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n);

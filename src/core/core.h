@@ -135,12 +135,14 @@ struct core;
 struct core_opts {
     int merge;       /* a turn takes every message waiting in its thread (Slack) */
     int debounce_ms; /* quick successive messages of a thread become one turn */
+    int gc;          /* remove idle sandboxes at start and daily (JANEBOT_SANDBOX_IDLE_DAYS) */
 };
 
-/* Opens the store, checks that the sandbox backend can run (fails closed), warns when
- * the agent CLI or its key is missing (each turn then says how to install it), starts
- * the workers. o may be NULL (no merging, no debounce). *ret is the caller's;
- * core_free() waits for turns in flight. */
+/* Opens the store, builds the sandbox services (proxies) and checks that the sandbox
+ * backend can run (fails closed), warns when the agent CLI or its key is missing (each
+ * turn then says how to install it), starts the workers (and, with o->gc, the gc). o may
+ * be NULL (no merging, no debounce, no gc). *ret is the caller's; core_free() waits for
+ * turns in flight. */
 int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core_opts *o,
              struct core **ret, struct jb_err *err);
 /* Accept a message: stored in the inbox first, then queued in its thread's lane. ref is
@@ -239,18 +241,30 @@ struct core_channel_answer {
 void core_channel_command(struct core *c, const char *user, const char *channel, const char *text,
                           struct core_channel_answer *a);
 
+/* The sandbox backends' options from the configuration (strings borrowed from cfg). */
+struct sandbox_opts;
+void core_sandbox_opts(const struct jb_config *cfg, struct sandbox_opts *o);
+
+/* `janebot sandbox list`: *ret freed with sandbox_info_free(). */
+struct sandbox_info;
+int core_sandbox_list(const struct jb_config *cfg, struct sandbox_info **ret, size_t *ret_n,
+                      struct jb_err *err);
+/* `janebot sandbox rm`: by thread key or name (see sandbox_remove); with a thread key, its
+ * agent conversation and tokens are forgotten too. */
+int core_sandbox_remove(const struct jb_config *cfg, const char *key_or_name, struct jb_err *err);
 /* `janebot sandbox reset`: the thread's sandbox back to its state after set-up (its golden
  * checkpoint for sprites; an empty home for local); the agent conversation is forgotten. */
 int core_sandbox_reset(const struct jb_config *cfg, const char *thread_key, struct jb_err *err);
 /* `janebot sprites golden`: build the backend's golden sandbox; a report goes to out. */
 int core_sandbox_golden(const struct jb_config *cfg, char *out, size_t n, struct jb_err *err);
 
+/* `janebot sandbox gc`: remove sandboxes idle for more than idle_s seconds, with their
+ * agent sessions; those in use, and those of threads with a message waiting in the inbox
+ * (serve's), stay. Returns how many, or -1. */
+int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err);
 /* `janebot sandbox exec`: run argv in the thread's sandbox exactly as a turn would (same
  * backend, environment and agent files), stdio passed through. Sets *ret_code to the
  * command's exit status. */
-/* `janebot sandbox gc`: remove sandboxes idle for more than idle_s seconds, with their
- * agent sessions. Returns how many, or -1. */
-int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err);
 int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const char *const *argv,
                       int *ret_code, struct jb_err *err);
 

@@ -1,8 +1,9 @@
-/* core/exec.c -- `janebot sandbox exec`: a command in a thread's sandbox with exactly the
- * isolation and environment an agent turn gets (the adapter's variables, read-only paths
- * and files), but with the caller's stdin, stdout and stderr. */
+/* core/exec.c -- the one-off sandbox commands: `janebot sandbox exec` (a command in a
+ * thread's sandbox with exactly the isolation and environment an agent turn gets: the
+ * adapter's variables, read-only paths and files, but the caller's stdin, stdout and
+ * stderr), `sandbox list|rm|reset|gc` and `sprites golden`. Each builds the core's
+ * services and one sandbox context on them once (struct oneoff), as a turn's process does. */
 #include <string.h>
-#include <time.h>
 
 #include "agent/agent.h"
 #include "core/core-int.h"
@@ -21,19 +22,42 @@ void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
     x->deadline_ms = jb_mono_ms() + (int64_t)cfg->turn_timeout_s * 1000;
 }
 
+/* What a one-off command runs on: the services and one sandbox context. */
+struct oneoff {
+    struct core_services cs;
+    struct sandbox_ctx ctx;
+};
+
+/* lenient: a backend that says it cannot run here (JB_EUNAVAIL) still lists and removes. */
+static int oneoff_open(struct oneoff *o, const struct jb_config *cfg, int lenient,
+                       struct jb_err *err)
+{
+    memset(o, 0, sizeof *o);
+    if (core_services_open(&o->cs, cfg, 0, NULL, NULL, err) < 0) return -1;
+    if (core_services_sandbox(&o->cs, &o->ctx, 0, err) == 0) return 0;
+    return lenient && err->code == JB_EUNAVAIL && o->ctx.ops ? 0 : -1;
+}
+
+static void oneoff_close(struct oneoff *o)
+{
+    sandbox_ctx_release(&o->ctx); /* before the services it uses */
+    core_services_close(&o->cs);
+}
+
 int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const char *const *argv,
                       int *ret_code, struct jb_err *err)
 {
-    struct sandbox_ctx ctx = {0};
+    struct oneoff o;
     struct sandbox *sb = NULL;
     struct agent_cmd cmd = {0};
     struct policy *pol = NULL; /* the thread's channel policy, as a turn gets it */
     int rc = -1;
-    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || sandbox_ctx_init(&ctx, cfg, 0, err) < 0) {
-        sandbox_ctx_release(&ctx);
+    if (oneoff_open(&o, cfg, 0, err) < 0) {
+        oneoff_close(&o);
         return -1;
     }
-    if (policy_load(cfg, &pol, err) < 0 || sandbox_ensure(&ctx, thread_key, &sb, err) < 0) goto out;
+    if (policy_load(cfg, &pol, err) < 0 || sandbox_ensure(&o.ctx, thread_key, &sb, err) < 0)
+        goto out;
     const struct policy_channel *ch = policy_channel_for(pol, thread_key);
     const struct agent_ops *agent = agent_ops_find(ch->agent_name ? ch->agent_name : cfg->agent);
     struct agent_opts ao;
@@ -79,71 +103,67 @@ out:
     policy_unref(pol);
     agent_cmd_release(&cmd);
     sandbox_free(sb);
-    sandbox_ctx_release(&ctx);
+    oneoff_close(&o);
     return rc;
 }
 
-/* Per-request LLM usage is kept for a month, then only per day (store_llm_requests_fold). */
-static void fold_llm_usage(struct store *st)
+int core_sandbox_list(const struct jb_config *cfg, struct sandbox_info **ret, size_t *ret_n,
+                      struct jb_err *err)
 {
-    char day[11];
-    time_t t = time(NULL) - 31 * 86400;
-    struct tm tm;
-    struct jb_err e = {0};
-    strftime(day, sizeof day, "%Y-%m-%d", gmtime_r(&t, &tm));
-    if (store_llm_requests_fold(st, day, &e) < 0) log_warn("gc: %s", e.msg);
+    struct oneoff o;
+    int rc = oneoff_open(&o, cfg, 1, err) == 0 ? sandbox_list(&o.ctx, ret, ret_n, err) : -1;
+    oneoff_close(&o);
+    return rc;
+}
+
+int core_sandbox_remove(const struct jb_config *cfg, const char *key_or_name, struct jb_err *err)
+{
+    struct oneoff o;
+    int rc = -1;
+    if (oneoff_open(&o, cfg, 1, err) == 0 && sandbox_remove(&o.ctx, key_or_name, err) == 0) {
+        /* The agent conversation lived in that home: forget it. */
+        if (!sandbox_is_name(key_or_name)) {
+            pthread_mutex_lock(o.cs.st_mu);
+            store_session_delete(o.cs.st, key_or_name, NULL);
+            store_token_revoke(o.cs.st, NULL, key_or_name, NULL);
+            pthread_mutex_unlock(o.cs.st_mu);
+        }
+        rc = 0;
+    }
+    oneoff_close(&o);
+    return rc;
 }
 
 int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err)
 {
-    struct sandbox_ctx ctx = {0};
-    struct jb_strv removed = JB_STRV_INIT;
-    struct store *st = NULL;
-    int n = -1;
-    if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || sandbox_ctx_init(&ctx, cfg, 0, err) < 0 ||
-        store_open(cfg->db_path, &st, err) < 0)
-        goto out;
-    n = sandbox_gc(&ctx, idle_s, &removed, err);
-    for (size_t i = 0; i < removed.n; i++) {
-        struct jb_err e = {0};
-        store_token_revoke(st, NULL, removed.v[i], NULL);
-        if (store_session_delete(st, removed.v[i], &e) < 0 && e.code != JB_ENOTFOUND)
-            log_warn("gc: session of %s: %s", removed.v[i], e.msg);
-        else
-            log_info("gc: removed the sandbox of %s", removed.v[i]);
-    }
-    fold_llm_usage(st);
-out:
-    jb_strv_free(&removed);
-    store_close(st);
-    sandbox_ctx_release(&ctx);
+    struct oneoff o;
+    int n =
+        oneoff_open(&o, cfg, 0, err) == 0 ? core_sandbox_gc_oneoff(&o.cs, &o.ctx, idle_s, err) : -1;
+    oneoff_close(&o);
     return n;
 }
 
 int core_sandbox_reset(const struct jb_config *cfg, const char *thread_key, struct jb_err *err)
 {
-    struct sandbox_ctx ctx = {0};
-    struct store *st = NULL;
+    struct oneoff o;
     int rc = -1;
-    if (jb_mkdir_p(cfg->state_dir, 0700, err) == 0 && sandbox_ctx_init(&ctx, cfg, 0, err) == 0 &&
-        store_open(cfg->db_path, &st, err) == 0 && sandbox_reset(&ctx, thread_key, err) == 0) {
+    if (oneoff_open(&o, cfg, 0, err) == 0 && sandbox_reset(&o.ctx, thread_key, err) == 0) {
         /* The agent's transcript lived in the files just reset: start a new conversation. */
         struct jb_err e = {0};
-        if (store_session_clear_id(st, thread_key, &e) < 0 && e.code != JB_ENOTFOUND)
+        pthread_mutex_lock(o.cs.st_mu);
+        if (store_session_clear_id(o.cs.st, thread_key, &e) < 0 && e.code != JB_ENOTFOUND)
             log_warn("reset: session of %s: %s", thread_key, e.msg);
+        pthread_mutex_unlock(o.cs.st_mu);
         rc = 0;
     }
-    store_close(st);
-    sandbox_ctx_release(&ctx);
+    oneoff_close(&o);
     return rc;
 }
 
 int core_sandbox_golden(const struct jb_config *cfg, char *out, size_t n, struct jb_err *err)
 {
-    struct sandbox_ctx ctx = {0};
-    int rc = jb_mkdir_p(cfg->state_dir, 0700, err) == 0 && sandbox_ctx_init(&ctx, cfg, 0, err) == 0
-                 ? sandbox_golden(&ctx, out, n, err)
-                 : -1;
-    sandbox_ctx_release(&ctx);
+    struct oneoff o;
+    int rc = oneoff_open(&o, cfg, 0, err) == 0 ? sandbox_golden(&o.ctx, out, n, err) : -1;
+    oneoff_close(&o);
     return rc;
 }

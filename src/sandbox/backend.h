@@ -143,7 +143,6 @@ int seccomp_agent_fd(struct jb_err *err);
 
 /* ---- a file system of its own for each home (diskimg.c, diskimg-copy.c; root only) ---- */
 
-struct jb_config;
 /* 0 when homes can be ext4 images here (root, /dev/loop-control, mkfs.ext4); else -1 and
  * why (for the log). */
 int diskimg_usable(char *why, size_t n);
@@ -173,7 +172,7 @@ int diskimg_mounts_under(const char *root, struct jb_strv *out, struct jb_err *e
 /* How many files (inodes) an image of bytes holds. */
 long long diskimg_inodes(long long bytes);
 /* The `doctor` line: which disk quota is in force (it makes and mounts a small image). */
-void diskimg_doctor(const struct jb_config *cfg,
+void diskimg_doctor(const struct sandbox_opts *o,
                     void (*report)(void *ud, int ok, const char *what, const char *detail),
                     void *ud);
 /* Copy the tree under from into to by fd, never following a symlink; everything made

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/core.h"
 #include "sandbox/backend.h"
 
 #define RELAY_PORT "3128"
@@ -146,9 +145,9 @@ static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_e
 static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     const struct sandbox *sb = p->sb;
-    const struct jb_config *cfg = sb->ctx->cfg;
+    const struct sandbox_opts *o = sb->ctx->opts;
     char size[32], shm[32];
-    long long tmp_bytes = (long long)cfg->sandbox_tmp_mb << 20;
+    long long tmp_bytes = (long long)o->tmp_mb << 20;
     snprintf(size, sizeof size, "%lld", tmp_bytes);
     snprintf(shm, sizeof shm, "%lld", tmp_bytes < SHM_BYTES ? tmp_bytes : SHM_BYTES);
     if (add_system(a, err) < 0 || add_identity(a, sb->name, err) < 0 ||
@@ -163,7 +162,7 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
         (p->llm_src && push(a, "--ro-bind", p->llm_src, RUN_DIR "/llm.sock", err) < 0))
         return -1;
     for (size_t i = 0; p->x->ro_paths && p->x->ro_paths[i]; i++)
-        if (sandbox_ro_path_check(cfg, p->x->ro_paths[i], err) < 0 ||
+        if (sandbox_ro_path_check(o, p->x->ro_paths[i], err) < 0 ||
             push(a, "--ro-bind", p->ro_src[i], p->x->ro_paths[i], err) < 0)
             return -1;
     for (size_t i = 0; i < p->x->nfiles; i++)
@@ -217,10 +216,10 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
 {
     int env_fd = env_memfd(a, p, err);
     if (env_fd < 0) return -1;
-    const struct jb_config *cfg = p->sb->ctx->cfg;
+    const struct sandbox_opts *o = p->sb->ctx->opts;
     char limits[128];
-    snprintf(limits, sizeof limits, "%d:4096:%d:%d:%d", cfg->sandbox_max_procs,
-             cfg->sandbox_max_file_mb, cfg->sandbox_as_mb, cfg->sandbox_cpu_s);
+    snprintf(limits, sizeof limits, "%d:4096:%d:%d:%d", o->max_procs, o->max_file_mb, o->as_mb,
+             o->cpu_s);
     if (jb_strv_push(&a->argv, "--", err) < 0 ||
         push(a, RUN_DIR "/janebot", "sandbox-init", "--limits", err) < 0 ||
         push(a, limits, NULL, NULL, err) < 0 || jb_strv_pushf(&a->argv, err, "--filter") < 0 ||

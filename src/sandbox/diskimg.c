@@ -35,7 +35,6 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
-#include "core/core.h"
 #include "sandbox/backend.h"
 #include "sandbox/diskimg-int.h"
 
@@ -547,19 +546,19 @@ static int probe_mount(const char *state_dir, char *why, size_t n)
     return rc;
 }
 
-void diskimg_doctor(const struct jb_config *cfg,
+void diskimg_doctor(const struct sandbox_opts *o,
                     void (*report)(void *ud, int ok, const char *what, const char *detail),
                     void *ud)
 {
     char why[900], detail[1200];
-    long long bytes = (long long)cfg->sandbox_disk_mb << 20;
+    long long bytes = (long long)o->disk_mb << 20;
     int image =
-        diskimg_usable(why, sizeof why) == 0 && probe_mount(cfg->state_dir, why, sizeof why) == 0;
+        diskimg_usable(why, sizeof why) == 0 && probe_mount(o->state_dir, why, sizeof why) == 0;
     if (image)
         snprintf(detail, sizeof detail,
                  "ext4 image per home (bytes and inodes): %d MiB and %lld files per thread's home "
                  "(JANEBOT_SANDBOX_DISK_MB)",
-                 cfg->sandbox_disk_mb, diskimg_inodes(bytes));
+                 o->disk_mb, diskimg_inodes(bytes));
     else
         snprintf(detail, sizeof detail,
                  "walk of the home (approximate; run as root for a real limit): %s; files held "

@@ -4,12 +4,11 @@
  * every start. */
 #include <string.h>
 
-#include "core/core.h"
 #include "sandbox/backend.h"
 
 static int host_available(const struct sandbox_ctx *ctx, struct jb_err *err)
 {
-    if (!ctx->cfg->allow_local_execution)
+    if (!ctx->opts->allow_local_execution)
         return jb_err_set(err, JB_ECONFIG, "JANEBOT_SANDBOX=host needs ALLOW_LOCAL_EXECUTION=true");
     return 0;
 }
@@ -39,7 +38,7 @@ static int host_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *
 {
     if (!x->argv || !x->argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
     if (place_files(sb, x, err) < 0) return -1;
-    const char *path = sb->ctx->cfg->path_env;
+    const char *path = sb->ctx->opts->path_env;
     jb_autofree char *exe = jb_which(x->argv[0], path);
     if (!exe) return jb_err_set(err, JB_ENOTFOUND, "%s: command not found", x->argv[0]);
     struct jb_strv env = JB_STRV_INIT, argv = JB_STRV_INIT;
@@ -69,7 +68,7 @@ static int host_doctor(const struct sandbox_ctx *ctx,
                        void (*report)(void *ud, int ok, const char *what, const char *detail),
                        void *ud)
 {
-    int ok = ctx->cfg->allow_local_execution;
+    int ok = ctx->opts->allow_local_execution;
     report(ud, ok, "sandbox",
            ok ? "host: NO isolation (ALLOW_LOCAL_EXECUTION=true); every thread sees the machine"
               : "host backend needs ALLOW_LOCAL_EXECUTION=true");

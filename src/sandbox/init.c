@@ -1,6 +1,7 @@
 /* sandbox/init.c -- `janebot sandbox-init`, the first process inside a local sandbox.
  * janebot's own binary, shown read-only at /run/janebot/janebot. In order:
- *   1. start the relay (127.0.0.1:PORT -> the host proxy's Unix socket) as a child,
+ *   1. start the relay (127.0.0.1:PORT -> the host proxy's Unix socket; main() passes
+ *      proxy.h's relay_serve) as a child,
  *      while socket(AF_UNIX) is still allowed;
  *   2. set the resource limits (hard = soft, so nothing inside can raise them);
  *   3. stack the agent seccomp filter (no new AF_UNIX sockets);
@@ -19,7 +20,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "proxy/proxy.h"
 #include "sandbox/sandbox.h"
 
 /* Under the resource limits nothing may allocate (a sanitizer build could not), and no
@@ -82,7 +82,7 @@ static int apply_filter(int fd)
 }
 
 /* relay: "PORT:PATH". The relay child keeps the base filter only. */
-static int start_relay(const char *spec)
+static int start_relay(const char *spec, sandbox_relay_fn relay)
 {
     char *end;
     long port = strtol(spec, &end, 10);
@@ -101,7 +101,7 @@ static int start_relay(const char *spec)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         struct jb_err err = {0};
-        relay_serve(fd, path, &err);
+        relay(fd, path, &err);
         leave(1, "janebot relay", err.msg, 0);
     }
     close(fd);
@@ -143,7 +143,7 @@ static _Noreturn void reap_until(pid_t cmd)
     }
 }
 
-_Noreturn int sandbox_init_main(int argc, char **argv)
+_Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay_fn)
 {
     const char *limits = NULL, *relay[4] = {0};
     size_t nrelay = 0;
@@ -167,7 +167,7 @@ _Noreturn int sandbox_init_main(int argc, char **argv)
      * relay's and run code under their lighter filters. The relay inherits this. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl");
     for (size_t r = 0; r < nrelay; r++)
-        if (start_relay(relay[r]) < 0) die("relay");
+        if (start_relay(relay[r], relay_fn) < 0) die("relay");
     /* After the relay forked: the adapter's variables are for the agent only. */
     if (env_fd >= 3 && load_env(env_fd) < 0) die("environment");
     if (apply_limits(limits) < 0) die("resource limits");

@@ -10,7 +10,9 @@
  * thread, and an escape lands on a uid with nothing else to read. The home is then a file
  * system of its own (diskimg.c) where the kernel enforces the disk quota. As a normal user,
  * the sandbox maps to that user (shared by every sandbox), RLIMIT_NPROC counts the
- * sandbox's processes in its own user namespace, and the quota is a walk of the home. */
+ * sandbox's processes in its own user namespace, and the quota is a walk of the home.
+ * The egress and LLM proxies and the store of uids are the core's (ctx->svc): an exec
+ * registers its own socket on each proxy and lets go of them when it ends. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,36 +22,27 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/core.h"
-#include "proxy/proxy.h"
 #include "sandbox/backend.h"
-#include "store/store.h"
 
 struct local_ctx {
-    struct egress_policy *policy;
-    struct egress_proxy *proxy;
-    struct llm_proxy *llm; /* NULL when the host has no provider key */
-    char *self_exe;        /* janebot's own binary: the init inside */
-    struct run_dir run;    /* the per-exec proxy sockets and the binary, opaquely named */
-    atomic_uint seq;       /* makes socket and cgroup names unique within this process */
-    struct cgroup_env cg;  /* the memory limit's hierarchy, if any */
+    char *self_exe;       /* janebot's own binary: the init inside */
+    struct run_dir run;   /* the per-exec proxy sockets and the binary, opaquely named */
+    atomic_uint seq;      /* makes socket and cgroup names unique within this process */
+    struct cgroup_env cg; /* the memory limit's hierarchy, if any */
     /* As root: */
-    struct store *st;      /* sandbox name -> uid offset */
-    pthread_mutex_t st_mu; /* one user of st at a time */
-    int images;            /* homes are disk images (diskimg_usable) */
-    struct jb_strv seen;   /* names of the sandboxes ensured by this process */
+    int images;          /* homes are disk images (diskimg_usable) */
+    struct jb_strv seen; /* names of the sandboxes ensured by this process */
     pthread_mutex_t seen_mu;
 };
 
 /* Root: the sandbox's own host uid, from the store. */
-static int uid_alloc(struct local_ctx *lc, const struct sandbox *sb, uid_t *ret, struct jb_err *err)
+static int uid_alloc(const struct sandbox *sb, uid_t *ret, struct jb_err *err)
 {
+    const struct sandbox_services *svc = sb->ctx->svc;
     int off = 0;
-    pthread_mutex_lock(&lc->st_mu);
-    int rc = store_uid_get(lc->st, sb->name, &off, err);
-    pthread_mutex_unlock(&lc->st_mu);
-    if (rc < 0) return jb_err_prefix(err, "sandbox %s", sb->name);
-    *ret = (uid_t)(sb->ctx->cfg->sandbox_uid_base + off);
+    if (svc->uid_get(svc->ud, sb->name, &off, err) < 0)
+        return jb_err_prefix(err, "sandbox %s", sb->name);
+    *ret = (uid_t)(sb->ctx->opts->uid_base + off);
     return 0;
 }
 
@@ -78,9 +71,9 @@ static int local_ensure(struct sandbox *sb, struct jb_err *err)
     if (!(sb->run_dir = strdup("/run/janebot"))) return jb_err_set(err, JB_ENOMEM, "run dir");
     if (geteuid() != 0) return 0;
     uid_t uid = 0;
-    if (uid_alloc(lc, sb, &uid, err) < 0) return -1;
+    if (uid_alloc(sb, &uid, err) < 0) return -1;
     sb->host_uid = uid;
-    long long bytes = (long long)sb->ctx->cfg->sandbox_disk_mb << 20;
+    long long bytes = (long long)sb->ctx->opts->disk_mb << 20;
     int image = lc->images ? diskimg_ensure(sb, uid, bytes, first_seen(lc, sb->name), err) : 0;
     if (image < 0) return -1;
     jb_autoclose int fd =
@@ -100,7 +93,7 @@ static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
 {
     if (sb->home_fd >= 0) return 0; /* the kernel enforces it */
     long long used = jb_disk_usage(sb->home);
-    long long limit = (long long)sb->ctx->cfg->sandbox_disk_mb * 1024 * 1024;
+    long long limit = (long long)sb->ctx->opts->disk_mb * 1024 * 1024;
     if (used <= limit) return 0;
     char u[32], l[32];
     jb_fmt_size(used, u, sizeof u);
@@ -111,11 +104,15 @@ static int over_quota_check(const struct sandbox *sb, struct jb_err *err)
                       u, l);
 }
 
-static int listen_for(struct local_ctx *lc, const struct sandbox *sb, uid_t owner, char *path,
-                      size_t n, struct egress_listener **ret, struct jb_err *err)
+/* This exec's own listener on the egress proxy: the global allowlist plus the channel's
+ * names (x->egress_extra). */
+static int listen_for(struct local_ctx *lc, const struct sandbox *sb, const char *extra,
+                      uid_t owner, char *path, size_t n, struct sandbox_egress **ret,
+                      struct jb_err *err)
 {
+    const struct sandbox_services *svc = sb->ctx->svc;
     if (rundir_sock_path(&lc->run, ".sock", path, n, err) < 0) return -1;
-    return egress_listen(lc->proxy, path, sb->thread_key, owner, ret, err);
+    return svc->egress_open(svc->ud, path, sb->thread_key, extra, owner, ret, err);
 }
 
 /* Root only: placeholders under /run/janebot-stage/<exec>/ (0711) where the child binds
@@ -182,52 +179,35 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
     return diskimg_mounts_under(sb->ctx->root, &st->detach, err);
 }
 
-/* JANEBOT_EGRESS_ALLOW (or the default list) plus a channel's own names. */
-static int channel_policy(const struct jb_config *cfg, const char *extra, struct egress_listener *l,
-                          struct egress_policy **ret, struct jb_err *err)
-{
-    jb_autofree char *allow = NULL;
-    if (asprintf(&allow, "%s,%s", cfg->egress_allow ? cfg->egress_allow : EGRESS_DEFAULT_ALLOW,
-                 extra) < 0)
-        return allow = NULL, jb_err_set(err, JB_ENOMEM, "egress policy");
-    if (egress_policy_new(allow, cfg->egress_test_hosts, ret, err) < 0)
-        return jb_err_prefix(err, "the channel's egress list");
-    egress_listener_set_policy(l, *ret);
-    return 0;
-}
-
 /* What the run's tick watches: the home's size, and refusals of the exec's token. */
 struct watch {
     const struct sandbox *sb;
-    struct llm_session *llm;
+    struct sandbox_llm *llm;
     int llm_refused;
 };
 
 static int watch_tick(void *ud)
 {
     struct watch *w = ud;
-    if (w->llm && llm_session_refused(w->llm)) return w->llm_refused = 1;
+    const struct sandbox_services *svc = w->sb->ctx->svc;
+    if (w->llm && svc->llm_refused(svc->ud, w->llm)) return w->llm_refused = 1;
     return over_quota_check(w->sb, NULL) < 0;
 }
 
-/* This exec's scoped token for every provider the host has a key for. */
+/* This exec's scoped token for every provider the host has a key for, on its own socket
+ * (none when the host has no key: *ret stays NULL). */
 static int llm_open(struct local_ctx *lc, const struct sandbox *sb, const struct sandbox_exec *x,
-                    uid_t uid, char *path, size_t n, struct llm_session **ret, struct jb_strv *env,
+                    uid_t uid, char *path, size_t n, struct sandbox_llm **ret, struct jb_strv *env,
                     struct jb_err *err)
 {
-    char token[LLM_TOKEN_LEN + 1];
+    const struct sandbox_services *svc = sb->ctx->svc;
     if (rundir_sock_path(&lc->run, ".llm.sock", path, n, err) < 0) return -1;
-    if (llm_session_open(lc->llm, path, sb->thread_key, x->user ? x->user : "sandbox-exec",
-                         sb->name, uid, token, ret, err) < 0)
-        return -1;
-    for (int p = 0; p < LLM_NPROVIDERS; p++)
-        if (llm_proxy_offers(lc->llm, (enum llm_provider)p) &&
-            (jb_strv_pushf(env, err, "%s=%s", llm_base_var((enum llm_provider)p),
-                           llm_base_url((enum llm_provider)p)) < 0 ||
-             jb_strv_pushf(env, err, "%s=%s", llm_key_var((enum llm_provider)p), token) < 0))
-            return -1;
-    explicit_bzero(token, sizeof token);
-    return 0;
+    struct sandbox_llm_req rq = {.sock_path = path,
+                                 .thread_key = sb->thread_key,
+                                 .user = x->user ? x->user : "sandbox-exec",
+                                 .sandbox = sb->name,
+                                 .owner = uid};
+    return svc->llm_open(svc->ud, &rq, env, ret, err);
 }
 
 static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
@@ -243,8 +223,9 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     int drop = uid_of(sb, &uid);
     if (!drop && geteuid() == 0) /* never as host root */
         return jb_err_set(err, JB_EDENIED, "sandbox %s has no uid of its own", sb->name);
+    const struct sandbox_services *svc = sb->ctx->svc;
     char sock[108], llm_sock[108];
-    struct egress_listener *listener = NULL;
+    struct sandbox_egress *listener = NULL;
     struct watch watch = {.sb = sb};
     struct jb_strv llm_env = JB_STRV_INIT;
     struct bwrap_args a = {.argv = JB_STRV_INIT};
@@ -260,19 +241,15 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     int rc = -1;
     plan.seccomp_base_fd = seccomp_base_fd(err);
     plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1 : seccomp_agent_fd(err);
-    struct egress_policy *own = NULL; /* the channel's additions to the allowlist */
     if (plan.seccomp_agent_fd < 0 ||
-        listen_for(lc, sb, uid, sock, sizeof sock, &listener, err) < 0 ||
-        (x->egress_extra &&
-         channel_policy(sb->ctx->cfg, x->egress_extra, listener, &own, err) < 0) ||
-        (lc->llm &&
-         llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0))
+        listen_for(lc, sb, x->egress_extra, uid, sock, sizeof sock, &listener, err) < 0 ||
+        llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0)
         goto out;
     if (watch.llm) plan.llm_src = llm_sock, plan.llm_env = (const char *const *)llm_env.v;
     if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0 ||
         cgroup_run_create(&lc->cg, atomic_fetch_add(&lc->seq, 1),
-                          (long long)sb->ctx->cfg->sandbox_memory_mb << 20,
-                          sb->ctx->cfg->sandbox_max_procs + 8, &cg, err) < 0)
+                          (long long)sb->ctx->opts->memory_mb << 20, sb->ctx->opts->max_procs + 8,
+                          &cg, err) < 0)
         goto out;
     int keep[BWRAP_MAX_FDS + 2];
     size_t nkeep = 0;
@@ -301,15 +278,14 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     if (rc == 0) x->oom_killed = cgroup_run_oom_killed(&cg);
     if (rc == 0 && watch.llm_refused) {
         x->over_quota = 0; /* the tick stopped it for the token, not the disk */
-        x->llm_refused = llm_session_refused(watch.llm);
+        x->llm_refused = svc->llm_refused(svc->ud, watch.llm);
     }
-    if (rc == 0 && watch.llm) llm_session_usage(watch.llm, &x->llm);
+    if (rc == 0 && watch.llm) svc->llm_usage(svc->ud, watch.llm, &x->llm);
     if (rc == 0) x->disk_full = diskimg_full(sb->home_fd, &x->disk_left);
 out:
     cgroup_run_destroy(&cg);
-    if (listener) egress_listener_close(listener);
-    egress_policy_free(own);
-    llm_session_close(watch.llm);
+    if (listener) svc->egress_close(svc->ud, listener);
+    if (watch.llm) svc->llm_close(svc->ud, watch.llm);
     stage_release(&st);
     bwrap_args_release(&a);
     for (size_t i = 0; i < llm_env.n; i++)
@@ -347,12 +323,7 @@ static void local_ctx_release(struct sandbox_ctx *ctx)
 {
     struct local_ctx *lc = ctx->priv;
     jb_strv_free(&lc->seen);
-    store_close(lc->st);
-    pthread_mutex_destroy(&lc->st_mu);
     pthread_mutex_destroy(&lc->seen_mu);
-    egress_proxy_free(lc->proxy);
-    egress_policy_free(lc->policy);
-    llm_proxy_free(lc->llm);
     free(lc->self_exe);
     rundir_close(&lc->run);
     free(lc);
@@ -362,19 +333,20 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
 {
     struct local_ctx *lc = calloc(1, sizeof *lc);
     if (!lc) return jb_err_set(err, JB_ENOMEM, "sandbox context");
-    pthread_mutex_init(&lc->st_mu, NULL);
     pthread_mutex_init(&lc->seen_mu, NULL);
     ctx->priv = lc;
-    const struct jb_config *cfg = ctx->cfg;
+    const struct sandbox_services *svc = ctx->svc;
+    /* Without the core's proxies and store an exec could not be confined: fail closed. */
+    if (!svc || !svc->egress_open || !svc->egress_close || !svc->llm_open || !svc->llm_refused ||
+        !svc->llm_usage || !svc->llm_close || !svc->uid_get || !svc->uid_free)
+        return jb_err_set(err, JB_EUNAVAIL,
+                          "the local sandbox needs the egress proxy, the LLM "
+                          "proxy and the store (services not given)");
     if (!(lc->self_exe = realpath("/proc/self/exe", NULL)))
         return jb_err_sys(err, "cannot find janebot's own binary");
-    if (rundir_open(&lc->run, lc->self_exe, err) < 0 ||
-        egress_policy_new(cfg->egress_allow, cfg->egress_test_hosts, &lc->policy, err) < 0 ||
-        egress_proxy_new(lc->policy, &lc->proxy, err) < 0)
-        return -1;
+    if (rundir_open(&lc->run, lc->self_exe, err) < 0) return -1;
     if (geteuid() == 0) {
         stage_sweep();
-        if (store_open(cfg->db_path, &lc->st, err) < 0) return -1;
         char why[512];
         lc->images = diskimg_usable(why, sizeof why) == 0;
         if (!lc->images && ctx->serving)
@@ -388,20 +360,10 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
         log_warn("sandboxes run without a memory limit (JANEBOT_SANDBOX_MEMORY_MB is not "
                  "enforced): %s",
                  lc->cg.why);
-    struct llm_config llm = {
-        .key = {cfg->anthropic_api_key, cfg->openai_api_key, cfg->amp_api_key},
-        .upstream = {cfg->upstream_anthropic, cfg->upstream_openai, cfg->upstream_amp},
-        .db_path = cfg->db_path,
-        .user_daily_tokens = cfg->user_daily_tokens,
-    };
-    if ((llm.key[0] || llm.key[1] || llm.key[2]) && llm_proxy_new(&llm, &lc->llm, err) < 0)
-        return -1;
-    if (egress_policy_has_test_hosts(lc->policy))
-        log_warn("JANEBOT_EGRESS_TEST_HOSTS is set: some allowlisted names reach local "
-                 "addresses; this is for tests only");
     return 0;
 }
-static int local_probe(const struct jb_config *cfg, char *detail, size_t n)
+
+static int local_probe(const struct sandbox_opts *o, char *detail, size_t n)
 {
     jb_autofree char *bwrap = bwrap_path();
     if (!bwrap) {
@@ -436,8 +398,8 @@ static int local_probe(const struct jb_config *cfg, char *detail, size_t n)
     struct proc_spec ps = {.argv = argv,
                            .envp = env,
                            .drop_to_uid = geteuid() == 0,
-                           .uid = (uid_t)cfg->sandbox_uid_base,
-                           .gid = (gid_t)cfg->sandbox_uid_base};
+                           .uid = (uid_t)o->uid_base,
+                           .gid = (gid_t)o->uid_base};
     struct sandbox_exec x = SANDBOX_EXEC_INIT;
     x.deadline_ms = jb_mono_ms() + 10000;
     struct jb_err e = {0};
@@ -462,33 +424,33 @@ static int local_probe(const struct jb_config *cfg, char *detail, size_t n)
 static int local_available(const struct sandbox_ctx *ctx, struct jb_err *err)
 {
     char detail[1024];
-    if (local_probe(ctx->cfg, detail, sizeof detail) < 0)
+    if (local_probe(ctx->opts, detail, sizeof detail) < 0)
         return jb_err_set(err, JB_EUNAVAIL, "%s", detail);
     return 0;
 }
 
 /* Which resource limits are in force here. */
-static void doctor_limits(const struct jb_config *cfg,
+static void doctor_limits(const struct sandbox_opts *o,
                           void (*report)(void *ud, int ok, const char *what, const char *detail),
                           void *ud)
 {
     struct cgroup_env cg;
     char d[1024], line[1400];
     cgroup_env_detect(&cg);
-    snprintf(line, sizeof line, "%d MiB per sandbox (JANEBOT_SANDBOX_MEMORY_MB): %s",
-             cfg->sandbox_memory_mb, cgroup_env_describe(&cg, d, sizeof d));
+    snprintf(line, sizeof line, "%d MiB per sandbox (JANEBOT_SANDBOX_MEMORY_MB): %s", o->memory_mb,
+             cgroup_env_describe(&cg, d, sizeof d));
     report(ud, cg.kind == CGROUP_NONE ? -1 : 1, "memory limit", line);
-    if (cfg->sandbox_as_mb)
+    if (o->as_mb)
         snprintf(line, sizeof line, "%d MiB per process (JANEBOT_SANDBOX_ADDRESS_SPACE_MB)",
-                 cfg->sandbox_as_mb);
+                 o->as_mb);
     else
         snprintf(line, sizeof line, "none (JANEBOT_SANDBOX_ADDRESS_SPACE_MB=0)");
     report(ud, 1, "address space", line);
     int pids = cg.kind == CGROUP_V2 ? cg.v2_pids : cg.kind == CGROUP_V1 && cg.pids_base[0];
-    snprintf(line, sizeof line, "%d (JANEBOT_SANDBOX_MAX_PROCS): RLIMIT_NPROC%s",
-             cfg->sandbox_max_procs, pids ? " and a pids cgroup" : "");
+    snprintf(line, sizeof line, "%d (JANEBOT_SANDBOX_MAX_PROCS): RLIMIT_NPROC%s", o->max_procs,
+             pids ? " and a pids cgroup" : "");
     report(ud, 1, "processes", line);
-    long long tmp = (long long)cfg->sandbox_tmp_mb;
+    long long tmp = (long long)o->tmp_mb;
     snprintf(line, sizeof line,
              "/tmp %lld MiB, /dev/shm %lld MiB (JANEBOT_SANDBOX_TMP_MB), counted in the "
              "sandbox's memory%s; the root and /dev are read-only",
@@ -505,7 +467,7 @@ static int local_doctor(const struct sandbox_ctx *ctx,
     report(ud, bwrap != NULL, "bubblewrap",
            bwrap ? bwrap : "not installed: apt-get install bubblewrap");
     if (!bwrap) return 1;
-    int ok = local_probe(ctx->cfg, detail, sizeof detail) == 0;
+    int ok = local_probe(ctx->opts, detail, sizeof detail) == 0;
     report(ud, ok, "user namespaces", detail);
     struct jb_err e = {0};
     int fd = seccomp_base_fd(&e);
@@ -514,7 +476,7 @@ static int local_doctor(const struct sandbox_ctx *ctx,
         close(fd);
     else
         ok = 0;
-    doctor_limits(ctx->cfg, report, ud);
+    doctor_limits(ctx->opts, report, ud);
     if (geteuid() == 0) {
         report(ud, 1, "sandbox uids",
                "running as root: each sandbox runs as its own unprivileged host uid, "
@@ -526,7 +488,7 @@ static int local_doctor(const struct sandbox_ctx *ctx,
                  (unsigned)geteuid());
         report(ud, -1, "sandbox uids", detail);
     }
-    diskimg_doctor(ctx->cfg, report, ud);
+    diskimg_doctor(ctx->opts, report, ud);
     return ok ? 0 : 1;
 }
 
@@ -534,14 +496,11 @@ static int local_doctor(const struct sandbox_ctx *ctx,
 static int local_home_drop(const struct sandbox_ctx *ctx, const char *name, const char *dir,
                            int forget, struct jb_err *err)
 {
-    struct local_ctx *lc = ctx->priv;
+    const struct sandbox_services *svc = ctx->svc;
     if (geteuid() != 0) return 0;
     if (diskimg_drop(dir, err) < 0) return -1;
-    if (!forget || !lc || !lc->st) return 0;
-    pthread_mutex_lock(&lc->st_mu);
-    int rc = store_uid_free(lc->st, name, err);
-    pthread_mutex_unlock(&lc->st_mu);
-    return rc;
+    if (!forget || !ctx->priv || !svc || !svc->uid_free) return 0;
+    return svc->uid_free(svc->ud, name, err);
 }
 
 const struct sandbox_ops sandbox_local_ops = {

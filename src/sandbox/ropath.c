@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/core.h"
 #include "sandbox/backend.h"
 
 enum { RO_SEARCH_MAX = 200000 };
@@ -39,10 +38,10 @@ static int is_deps_dir(const char *name)
     return !strcmp(name, "node_modules");
 }
 
-static int check_places(const struct jb_config *cfg, const char *p, struct jb_err *err)
+static int check_places(const struct sandbox_opts *o, const char *p, struct jb_err *err)
 {
     char state[PATH_MAX], cwd[PATH_MAX], conf[PATH_MAX];
-    if (!realpath(cfg->state_dir, state)) snprintf(state, sizeof state, "%s", cfg->state_dir);
+    if (!realpath(o->state_dir, state)) snprintf(state, sizeof state, "%s", o->state_dir);
     if (holds(p, state) || holds(state, p))
         return jb_err_set(err, JB_EDENIED,
                           "refusing to show %s in the sandbox: it overlaps the state dir %s "
@@ -54,7 +53,7 @@ static int check_places(const struct jb_config *cfg, const char *p, struct jb_er
                           "directory %s, where its .env is read; install the agent CLI "
                           "elsewhere (npm install -g) or start janebot from another directory",
                           p, cwd);
-    const char *c = config_get("JANEBOT_CONFIG");
+    const char *c = o->config_file;
     if (c && *c && realpath(c, conf) && holds(p, conf))
         return jb_err_set(err, JB_EDENIED,
                           "refusing to show %s in the sandbox: it holds the config file %s "
@@ -87,7 +86,7 @@ static int check_tree(const char *p, struct jb_err *err)
     return 0;
 }
 
-int sandbox_ro_path_check(const struct jb_config *cfg, const char *p, struct jb_err *err)
+int sandbox_ro_path_check(const struct sandbox_opts *o, const char *p, struct jb_err *err)
 {
     if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//"))
         return jb_err_set(err, JB_EDENIED,
@@ -96,7 +95,7 @@ int sandbox_ro_path_check(const struct jb_config *cfg, const char *p, struct jb_
     struct stat st;
     if (!realpath(p, real) || stat(real, &st) < 0)
         return jb_err_sys(err, "cannot show %s in the sandbox", p);
-    if (check_places(cfg, real, err) < 0) return -1;
+    if (check_places(o, real, err) < 0) return -1;
     if (!S_ISDIR(st.st_mode) && is_env_name(strrchr(real, '/') + 1))
         return jb_err_set(err, JB_EDENIED,
                           "refusing to show %s in the sandbox: a .env file may hold secrets", real);

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/core.h"
 #include "sandbox/backend.h"
 
 static const struct sandbox_ops *const backends[] = {&sandbox_local_ops, &sandbox_host_ops,
@@ -37,15 +36,30 @@ int sandbox_is_name(const char *s)
     return 1;
 }
 
-int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int check,
-                     struct jb_err *err)
+void sandbox_sprite_row_release(struct sandbox_sprite_row *r)
+{
+    if (!r) return;
+    free(r->thread_key);
+    free(r->name);
+    free(r->golden);
+    memset(r, 0, sizeof *r);
+}
+
+void sandbox_sprite_rows_free(struct sandbox_sprite_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        sandbox_sprite_row_release(&v[i]);
+    free(v);
+}
+
+int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct sandbox_opts *o,
+                     const struct sandbox_services *svc, int check, struct jb_err *err)
 {
     memset(ctx, 0, sizeof *ctx);
-    ctx->cfg = cfg;
-    ctx->ops = sandbox_ops_find(cfg->sandbox);
-    if (!ctx->ops)
-        return jb_err_set(err, JB_ECONFIG, "unknown sandbox backend \"%s\"", cfg->sandbox);
-    if (asprintf(&ctx->root, "%s/sandboxes", cfg->state_dir) < 0) {
+    ctx->opts = o, ctx->svc = svc;
+    ctx->ops = sandbox_ops_find(o->backend);
+    if (!ctx->ops) return jb_err_set(err, JB_ECONFIG, "unknown sandbox backend \"%s\"", o->backend);
+    if (asprintf(&ctx->root, "%s/sandboxes", o->state_dir) < 0) {
         ctx->root = NULL;
         return jb_err_set(err, JB_ENOMEM, "sandbox root");
     }
@@ -53,6 +67,18 @@ int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int c
     ctx->serving = check;
     if (check && ctx->ops->available(ctx, err) < 0) return -1;
     return ctx->ops->ctx_init ? ctx->ops->ctx_init(ctx, err) : 0;
+}
+
+int sandbox_doctor(const struct sandbox_opts *o,
+                   void (*report)(void *ud, int ok, const char *what, const char *detail), void *ud)
+{
+    const struct sandbox_ops *ops = sandbox_ops_find(o->backend);
+    if (!ops) {
+        report(ud, 0, "sandbox", "unknown backend (JANEBOT_SANDBOX)");
+        return 1;
+    }
+    struct sandbox_ctx ctx = {.opts = o, .ops = ops};
+    return ops->doctor(&ctx, report, ud);
 }
 
 void sandbox_ctx_release(struct sandbox_ctx *ctx)
@@ -292,8 +318,9 @@ void sandbox_info_free(struct sandbox_info *v, size_t n)
     free(v);
 }
 
-int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *removed,
-               struct jb_err *err)
+int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s,
+               int (*keep)(void *keep_ud, const char *thread_key), void *keep_ud,
+               struct jb_strv *removed, struct jb_err *err)
 {
     struct sandbox_info *v = NULL;
     size_t n = 0;
@@ -309,6 +336,11 @@ int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *re
             used = stat(dir, &st) == 0 ? (int64_t)st.st_mtime : 0;
         }
         if (used >= cutoff) continue;
+        if (keep && keep(keep_ud, v[i].thread_key)) {
+            log_info("gc: sandbox %s of %s has a turn running or waiting: kept", v[i].name,
+                     v[i].thread_key);
+            continue;
+        }
         struct jb_err e = {0};
         if (sandbox_remove(ctx, v[i].name, &e) < 0 && e.code == JB_EBUSY) {
             log_info("gc: sandbox %s of %s is in use: kept", v[i].name, v[i].thread_key);

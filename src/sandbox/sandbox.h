@@ -1,8 +1,12 @@
 /* sandbox/sandbox.h -- one sandbox per thread, behind a table of backends.
  *
- * A backend ("local": bubblewrap; "host": no isolation, explicit opt-in) gives each
- * thread key a named sandbox with a persistent home, runs commands in it with streamed
- * output and an exit status, lists and removes them. Callers:
+ * A backend ("local": bubblewrap; "host": no isolation, explicit opt-in; "sprites": a
+ * remote VM per thread) gives each thread key a named sandbox with a persistent home, runs
+ * commands in it with streamed output and an exit status, lists and removes them.
+ * sandbox/ is a leaf: it knows no configuration file, proxy or database. It is given its
+ * options (struct sandbox_opts) and the services it uses (struct sandbox_services: the
+ * egress and LLM proxies' registration of one exec, the store's records of uids and
+ * sprites) by its caller, the core, which owns the proxies and the store. Callers:
  *   1. sandbox_ctx_init() once (chooses and checks the backend);
  *   2. sandbox_ensure(thread_key) -> struct sandbox * (creates the home if needed);
  *   3. fill a struct sandbox_exec (SANDBOX_EXEC_INIT), sandbox_exec() it: always returns
@@ -19,7 +23,7 @@
 
 #include "util/util.h"
 
-struct jb_config;
+#include <sys/types.h>
 
 /* "jane-" + first 12 hex digits of sha256(thread_key): the thread's own name. A remote
  * backend may serve a thread from a warm pool sprite ("jane-pool-" + 12 hex) instead;
@@ -100,6 +104,91 @@ struct sandbox {
     long host_uid;    /* local, root: the sandbox's host uid; -1 otherwise */
 };
 
+/* ---- what a backend is given: options and services ---- */
+
+/* The settings the backends read, filled from the configuration by the core
+ * (core_sandbox_opts()). Strings are borrowed and must outlive the context. */
+struct sandbox_opts {
+    const char *backend;       /* JANEBOT_SANDBOX: "local" | "host" | "sprites" */
+    const char *state_dir;     /* sandboxes live in <state_dir>/sandboxes */
+    const char *config_file;   /* JANEBOT_CONFIG, or NULL: never shown inside a sandbox */
+    const char *path_env;      /* host: the PATH commands are found on */
+    int allow_local_execution; /* host: ALLOW_LOCAL_EXECUTION */
+    /* local limits (JANEBOT_SANDBOX_*) */
+    int max_procs, max_file_mb, memory_mb, as_mb, cpu_s, disk_mb, tmp_mb;
+    long uid_base; /* as root: host uids of sandboxes start here */
+    /* sprites */
+    const char *egress_allow;        /* names a sandbox may reach, comma list; never NULL */
+    const char *sprites_api_url;     /* NULL: the public API */
+    const char *sprites_token;       /* secret */
+    const char *sprites_setup;       /* shell run once in each new sprite; NULL or "": none */
+    const char *sprites_setup_allow; /* names reachable during the set-up, or NULL */
+    int sprites_pool;                /* warm sprites kept ready while serving */
+    int sprites_health_s;            /* an exec must be answered within this */
+    const char *public_url;          /* where sprites reach the LLM proxy, or NULL */
+};
+
+struct sandbox_egress; /* the caller's: one exec's listener on the egress proxy */
+struct sandbox_llm;    /* the caller's: one exec's session on the LLM proxy */
+
+/* What an exec asks of the LLM proxy. */
+struct sandbox_llm_req {
+    const char *sock_path; /* a local exec's own socket to listen on; NULL: a remote sandbox,
+                              reached by name over the proxy's TCP listener */
+    const char *thread_key, *user;
+    const char *sandbox; /* the sandbox's name */
+    uid_t owner;         /* the socket's owner, or (uid_t)-1 */
+};
+
+/* Which sprite serves a thread (and the warm pool), as the store keeps it. */
+struct sandbox_sprite_row {
+    char *thread_key, *name;
+    char *golden;      /* checkpoint id of its state after set-up, or NULL */
+    int64_t last_used; /* Unix ms */
+};
+void sandbox_sprite_row_release(struct sandbox_sprite_row *r);
+void sandbox_sprite_rows_free(struct sandbox_sprite_row *v, size_t n);
+
+/* The services a backend uses, filled by the core: each is a function and the table's ud.
+ * Thread-safe (called from every worker). A member a backend does not use may be NULL. */
+struct sandbox_services {
+    void *ud;
+    /* ---- the egress proxy (local): a listener at sock_path (socket chowned to owner
+     * unless (uid_t)-1) for thread_key's exec, allowing the global list plus extra_csv
+     * (NULL: none). Closing it drops its connections. */
+    int (*egress_open)(void *ud, const char *sock_path, const char *thread_key,
+                       const char *extra_csv, uid_t owner, struct sandbox_egress **ret,
+                       struct jb_err *err);
+    void (*egress_close)(void *ud, struct sandbox_egress *e);
+    /* ---- the LLM proxy: a scoped token for one exec. NAME=VALUE entries the exec's
+     * environment takes (base URLs and the token, replacing the adapter's names) are
+     * pushed to env. *ret is NULL when the host offers no provider (env untouched). */
+    int (*llm_open)(void *ud, const struct sandbox_llm_req *rq, struct jb_strv *env,
+                    struct sandbox_llm **ret, struct jb_err *err);
+    /* Why the proxy refused the exec's token ("revoked", "over the daily budget"), or NULL. */
+    const char *(*llm_refused)(void *ud, struct sandbox_llm *s);
+    void (*llm_usage)(void *ud, struct sandbox_llm *s, struct jb_tally *ret); /* a copy */
+    void (*llm_close)(void *ud, struct sandbox_llm *s); /* revokes; accepts NULL */
+    /* ---- the store: host uid offsets of local sandboxes (as root) */
+    int (*uid_get)(void *ud, const char *name, int *ret_offset, struct jb_err *err);
+    int (*uid_free)(void *ud, const char *name, struct jb_err *err);
+    /* ---- the store: thread -> sprite (by thread key, or with by_name by the sprite's
+     * name; JB_ENOTFOUND when none) and the warm pool. Rows are the caller's. */
+    int (*name_get)(void *ud, const char *key, int by_name, struct sandbox_sprite_row *ret,
+                    struct jb_err *err);
+    int (*name_set)(void *ud, const char *thread_key, const char *name, const char *golden,
+                    const char *setup_hash, struct jb_err *err);
+    int (*name_touch)(void *ud, const char *thread_key, struct jb_err *err);
+    int (*name_delete)(void *ud, const char *thread_key, struct jb_err *err);
+    int (*name_list)(void *ud, struct sandbox_sprite_row **ret, size_t *ret_n, struct jb_err *err);
+    int (*pool_add)(void *ud, const char *name, const char *golden, const char *setup_hash,
+                    struct jb_err *err);
+    int (*pool_claim)(void *ud, const char *thread_key, const char *setup_hash,
+                      struct sandbox_sprite_row *ret, struct jb_err *err);
+    int (*pool_names)(void *ud, const char *stale_for, struct jb_strv *ret, struct jb_err *err);
+    int (*pool_remove)(void *ud, const char *name, struct jb_err *err);
+};
+
 struct sandbox_ops {
     int version;      /* 1 */
     const char *name; /* "local", "host" */
@@ -141,7 +230,8 @@ struct sandbox_ops {
 };
 
 struct sandbox_ctx {
-    const struct jb_config *cfg;
+    const struct sandbox_opts *opts;    /* borrowed */
+    const struct sandbox_services *svc; /* borrowed */
     const struct sandbox_ops *ops;
     int serving; /* a long-running process (chat, serve): background work may start */
     char *root;  /* <state dir>/sandboxes; owned */
@@ -149,10 +239,15 @@ struct sandbox_ctx {
 };
 
 const struct sandbox_ops *sandbox_ops_find(const char *name); /* NULL if unknown */
-/* Choose the configured backend; with check=1 also prove that it can run here (a probe
- * sandbox for "local"), so a long-running process fails closed at start. */
-int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct jb_config *cfg, int check,
-                     struct jb_err *err);
+/* Choose the backend o->backend; with check=1 also prove that it can run here (a probe
+ * sandbox for "local"), so a long-running process fails closed at start (and background
+ * work, the warm pool, may start). o and svc are borrowed and must outlive ctx. */
+int sandbox_ctx_init(struct sandbox_ctx *ctx, const struct sandbox_opts *o,
+                     const struct sandbox_services *svc, int check, struct jb_err *err);
+/* `janebot doctor`: the backend's checks, without a context (see sandbox_ops.doctor). */
+int sandbox_doctor(const struct sandbox_opts *o,
+                   void (*report)(void *ud, int ok, const char *what, const char *detail),
+                   void *ud);
 void sandbox_ctx_release(struct sandbox_ctx *ctx);
 /* *ret is the caller's, freed with sandbox_free(). For local and host sandboxes it holds
  * the sandbox's lock until then (sandbox_remove/reset are refused meanwhile); while a
@@ -198,11 +293,13 @@ int sandbox_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *
 #define SANDBOX_FILE_NAME_MAX 100
 void sandbox_safe_name(const char *name, const struct jb_strv *taken,
                        char out[SANDBOX_FILE_NAME_MAX + 1]);
-/* Remove every sandbox unused for more than idle_s seconds (those in use are kept); the
- * thread keys of those removed are pushed to removed (the caller's). Returns how many,
- * or -1. */
-int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s, struct jb_strv *removed,
-               struct jb_err *err);
+/* Remove every sandbox unused for more than idle_s seconds (those in use are kept, and
+ * those keep(keep_ud, thread_key) says 1 for, asked right before each removal: a turn
+ * runs or waits in that thread; keep may be NULL); the thread keys of those removed are
+ * pushed to removed (the caller's). Returns how many, or -1. */
+int sandbox_gc(const struct sandbox_ctx *ctx, int64_t idle_s,
+               int (*keep)(void *keep_ud, const char *thread_key), void *keep_ud,
+               struct jb_strv *removed, struct jb_err *err);
 /* *ret is the caller's, freed with sandbox_info_free(). */
 int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_t *ret_n,
                  struct jb_err *err);
@@ -211,10 +308,13 @@ int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_
  * sandbox; -1 (JB_EDENIED, saying what to move where) when it is not clean and absolute,
  * overlaps the state dir, holds janebot's working directory or the config file, or holds
  * a .env file or a mount point (ropath.c). Every bind of x->ro_paths is checked so. */
-int sandbox_ro_path_check(const struct jb_config *cfg, const char *path, struct jb_err *err);
+int sandbox_ro_path_check(const struct sandbox_opts *o, const char *path, struct jb_err *err);
 
 /* `janebot sandbox-init`: the first process inside a local sandbox (see init.c). Not for
- * people; never returns (execs the command, or exits 125/126/127). */
-_Noreturn int sandbox_init_main(int argc, char **argv);
+ * people; never returns (execs the command, or exits 125/126/127). relay: the egress
+ * relay it starts inside (proxy.h's relay_serve(): forward TCP connections on listen_fd
+ * to the Unix socket unix_path; returns only on a fatal error). */
+typedef int (*sandbox_relay_fn)(int listen_fd, const char *unix_path, struct jb_err *err);
+_Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay);
 
 #endif

@@ -315,6 +315,28 @@ static int finish(struct wsx *w, long *http_status, struct jb_err *err)
     return SPR_EXEC_FAILED;
 }
 
+static int add_param(struct jb_buf *b, const char *k, const char *v, struct jb_err *err)
+{
+    if (jb_buf_appendf(b, err, "&%s=", k) < 0) return -1;
+    return sprites_escape(b, v, err);
+}
+
+int sprites_exec_path(const char *name, const char *const *argv, const char *const *env,
+                      const char *dir, struct jb_buf *b, struct jb_err *err)
+{
+    if (!argv || !argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
+    if (jb_buf_appendf(b, err, "/v1/sprites/") < 0 || sprites_escape(b, name, err) < 0 ||
+        jb_buf_appendf(b, err, "/exec?tty=false&stdin=true&max_run_after_disconnect=10s") < 0)
+        return -1;
+    for (const char *const *a = argv; *a; a++)
+        if (add_param(b, "cmd", *a, err) < 0) return -1;
+    if (add_param(b, "path", argv[0], err) < 0 || (dir && add_param(b, "dir", dir, err) < 0))
+        return -1;
+    for (const char *const *e = env; e && *e; e++)
+        if (add_param(b, "env", *e, err) < 0) return -1;
+    return 0;
+}
+
 int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
                     int (*stop)(void *ud), void *stop_ud, long *http_status, struct jb_err *err)
 {

@@ -1,6 +1,13 @@
-/* sandbox/sprites-int.h -- private to the Sprites backend (sprites*.c): the REST client
- * (sprites-rest.c), the WebSocket exec client (sprites-exec.c) and pure helpers that the
- * unit tests call. Protocol: docs/sprites-protocol.md (shared docs). */
+/* sandbox/sprites-int.h -- private to the Sprites backend (sprites*.c). Protocol:
+ * docs/sprites-protocol.md (shared docs). Layers, each calling only those above it here:
+ *   1. the REST client (sprites-rest.c): one call with retries, URL escaping, API times;
+ *   2. the exec client (sprites-exec.c): one command over the WebSocket exec protocol;
+ *   3. a sprite by name (sprites-sprite.c: policy, make, delete, run, list;
+ *      sprites-setup.c: checkpoint, restore, the set-up);
+ *   4. the warm pool (sprites-pool.c);
+ *   5. the backend (sprites.c: ensure, exec; sprites-ops.c: list, remove, reset, golden,
+ *      the context; sprites-outbox.c: outbox and put), the only layer that sees a struct
+ *      sandbox_ctx. */
 #ifndef JB_SANDBOX_SPRITES_INT_H
 #define JB_SANDBOX_SPRITES_INT_H
 
@@ -20,43 +27,39 @@
  * exec path longer than this goes through a launcher script instead (sprites.c). */
 #define SPRITES_PATH_MAX 1900
 
-struct store;
-struct jb_config;
-struct llm_proxy;
 struct sprites_pool;
 
-/* ctx->priv of the sprites backend. Read-only after set-up except the curl share (locks
- * itself) and the store (st_mu). */
+/* ctx->priv of the sprites backend; each layer owns its part. Read-only after set-up
+ * except the curl share (locks itself). */
 struct sprites {
-    char *api_url;      /* no trailing '/' */
-    char *auth;         /* "Authorization: Bearer <token>" (secret) */
-    char *bearer;       /* "Bearer <token>" (secret), for the WebSocket upgrade */
-    char *policy;       /* the network policy body, {"rules":[...]} */
-    char *setup_policy; /* the policy while the set-up runs (policy + set-up hosts) */
+    /* 1, 2: the client (sprites_client_new) */
+    char *api_url; /* no trailing '/' */
+    char *auth;    /* "Authorization: Bearer <token>" (secret) */
+    char *bearer;  /* "Bearer <token>" (secret), for the WebSocket upgrade */
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
     int rest_attempts;     /* per idempotent call */
     long rest_deadline_ms; /* total, per call */
     long health_ms;        /* an exec must be answered (upgraded) within this */
-    /* backend state (sprites.c), NULL/0 for a bare client */
-    const char *setup;           /* shell run once in each new sprite (cfg's) */
-    char setup_hash[13];         /* 12 hex of sha256(setup) */
-    struct store *st;            /* thread -> sprite, the pool */
-    pthread_mutex_t st_mu;       /* one user of st at a time (transactions) */
-    struct llm_proxy *llm;       /* scoped tokens over JANEBOT_PUBLIC_URL, or NULL */
-    const char *public_url;      /* cfg's */
-    const struct jb_config *cfg; /* the context's */
-    int llm_tried;               /* sp->llm opened (or given up on); under st_mu */
-    int no_keys;                 /* drop every API key the adapter set */
-    struct sprites_pool *pool;   /* refill thread, or NULL */
-    atomic_int stopping;         /* the context is going away: stop long set-ups */
+    /* 3: sprites by name and their set-up (set by the backend's context) */
+    char *policy;        /* the network policy body, {"rules":[...]}; owned */
+    char *setup_policy;  /* the policy while the set-up runs (policy + set-up hosts); owned */
+    const char *setup;   /* shell run once in each new sprite (the options') */
+    char setup_hash[13]; /* 12 hex of sha256(setup) */
+    atomic_int stopping; /* the context is going away: stop long set-ups */
+    /* 4, 5: the pool and the backend */
+    const struct sandbox_opts *opts;    /* the context's */
+    const struct sandbox_services *svc; /* the store's names and pool, the LLM proxy */
+    struct sprites_pool *pool;          /* refill thread, or NULL */
 };
 
-int sprites_client_new(const char *api_url, const char *token, const char *egress_csv,
-                       struct sprites **ret, struct jb_err *err);
-void sprites_client_free(struct sprites *sp);
+/* ---- 1. REST (sprites-rest.c) ---- */
 
-/* ---- REST (sprites-rest.c) ---- */
+/* The client part of a struct sprites (the rest zero). *ret is the caller's:
+ * sprites_client_free() frees what this made (not the policies). */
+int sprites_client_new(const char *api_url, const char *token, struct sprites **ret,
+                       struct jb_err *err);
+void sprites_client_free(struct sprites *sp);
 
 struct sprites_resp {
     long status;
@@ -84,23 +87,16 @@ void sprites_describe(const struct sprites_resp *r, char *out, size_t n);
 /* retry_after_seconds of a structured 429 body, in ms; 0 when absent. */
 long sprites_retry_after_ms(const char *body);
 
-/* ---- pure helpers (sprites.c) ---- */
-
 /* Percent-encode s (RFC 3986 unreserved kept) onto b. */
 int sprites_escape(struct jb_buf *b, const char *s, struct jb_err *err);
-/* {"rules":[{"action":"allow","domain":H}..., {"action":"deny","domain":"*"}]} from a
- * comma-separated host list (ports dropped, blanks skipped). Caller frees. */
-char *sprites_policy_json(const char *csv, struct jb_err *err);
-/* "a,b" (JANEBOT_EGRESS_ALLOW, or the default list) + ",more" + ",<host of url>" (more and
- * url may be NULL): the names a sprite may reach. Caller frees; NULL on no memory. */
-char *sprites_policy_csv(const char *csv, const char *more, const char *url);
-/* "/v1/sprites/<name>/exec?cmd=..&path=..&dir=..&env=..&stdin=true..." (after the base). */
-int sprites_exec_path(const char *name, const char *const *argv, const char *const *env,
-                      const char *dir, struct jb_buf *b, struct jb_err *err);
 /* ISO 8601 UTC ("2026-01-13T10:30:00Z", fractions allowed) to Unix seconds; 0 if bad. */
 int64_t sprites_parse_time(const char *s);
 
-/* ---- WebSocket exec (sprites-exec.c) ---- */
+/* ---- 2. WebSocket exec (sprites-exec.c) ---- */
+
+/* "/v1/sprites/<name>/exec?cmd=..&path=..&dir=..&env=..&stdin=true..." (after the base). */
+int sprites_exec_path(const char *name, const char *const *argv, const char *const *env,
+                      const char *dir, struct jb_buf *b, struct jb_err *err);
 
 enum { SPR_EXEC_DONE = 0, SPR_EXEC_FAILED = -1, SPR_EXEC_NOT_STARTED = -2 };
 /* Run once. SPR_EXEC_DONE: x's results are filled (exit, timeout, cancel, or stop() said
@@ -111,8 +107,19 @@ enum { SPR_EXEC_DONE = 0, SPR_EXEC_FAILED = -1, SPR_EXEC_NOT_STARTED = -2 };
 int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x,
                     int (*stop)(void *ud), void *stop_ud, long *http_status, struct jb_err *err);
 
-/* ---- sprites by name (sprites.c): what ensure, the pool and the golden build share ---- */
+/* ---- 3. a sprite by name (sprites-sprite.c): what ensure, the pool and golden share ---- */
 
+/* {"rules":[{"action":"allow","domain":H}..., {"action":"deny","domain":"*"}]} from a
+ * comma-separated host list (ports dropped, blanks skipped; none: deny all). Caller frees. */
+char *sprites_policy_json(const char *csv, struct jb_err *err);
+/* csv (the options' egress_allow) + ",more" + ",<host of url>" (more and url may be NULL):
+ * the names a sprite may reach. Caller frees; NULL on no memory. */
+char *sprites_policy_csv(const char *csv, const char *more, const char *url);
+/* Replace sprite name's network policy with policy (a JSON body). */
+int sprites_set_policy(struct sprites *sp, const char *name, const char *policy,
+                       struct jb_err *err);
+/* 1 when sprite name exists, 0 when it does not (404 or the quirk), -1 on error. */
+int sprites_exists(struct sprites *sp, const char *name, struct jb_err *err);
 /* The sprite exists (created when missing: 404 or the quirk) and has policy (sp->policy
  * when NULL). *created (may be NULL) says whether it was made now. */
 int sprites_make(struct sprites *sp, const char *name, const char *policy, int *created,
@@ -124,20 +131,19 @@ extern const char sprites_drop_root[];
 /* Run argv in sprite name (upgrade failures retried, a started command never). */
 int sprites_run(struct sprites *sp, const char *name, struct sandbox_exec *x, const char *dir,
                 struct jb_err *err);
+/* The same for an exec path already built (sprites_exec_path), with stop() polled as
+ * sprites_ws_exec() does (may be NULL). A 404 at the upgrade makes the sprite again. */
+int sprites_run_path(struct sprites *sp, const char *name, struct sandbox_exec *x, const char *path,
+                     int (*stop)(void *ud), void *stop_ud, struct jb_err *err);
 /* 0 deleted, 1 there was none (404), -1 error. */
 int sprites_delete(struct sprites *sp, const char *name, struct jb_err *err);
-/* Open the LLM proxy for a one-off command, once (sprites-ops.c). */
-void sprites_llm_ready(struct sprites *sp);
-/* The backend's ensure and exec (sandbox_ops). */
-int sprites_sb_ensure(struct sandbox *sb, struct jb_err *err);
-int sprites_sb_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
 /* Every sprite whose name starts with prefix, page by page: fn(ud, entry) per list entry
  * (a JSON object with at least "name"); fn returns -1 to stop with its error. */
 int sprites_list_each(struct sprites *sp, const char *prefix,
                       int (*fn)(void *ud, json_t *entry, struct jb_err *err), void *ud,
                       struct jb_err *err);
 
-/* ---- set-up and checkpoints (sprites-setup.c) ---- */
+/* ---- 3. set-up and checkpoints (sprites-setup.c) ---- */
 
 #define SPRITES_GOLDEN_COMMENT "janebot-golden"
 #define SPRITES_CKPT_ID_MAX    64
@@ -156,20 +162,25 @@ int sprites_restore(struct sprites *sp, const char *name, const char *id, struct
 int sprites_prepare(struct sprites *sp, const char *name, char golden[SPRITES_CKPT_ID_MAX],
                     struct jb_err *err);
 
-/* ---- the outbox (sprites-outbox.c): sandbox_outbox() of a sprite ---- */
-int sprites_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
-                   int (*deliver)(void *ud, int fd, const char *name),
-                   void (*skipped)(void *ud, const char *name, const char *why), void *ud);
-/* sandbox_put() of a sprite: one exec writes stdin to ~/relpath (relpath checked by the
- * caller); at most 64 MiB. */
-int sprites_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *err);
-
-/* ---- the warm pool (sprites-pool.c) ---- */
+/* ---- 4. the warm pool (sprites-pool.c); store records through sp->svc ---- */
 
 #define SPRITES_POOL_PREFIX "jane-pool-"
 /* Start the refill thread keeping n sprites ready (sweeps strays and stale ones first). */
 int sprites_pool_start(struct sprites *sp, int n, struct jb_err *err);
 void sprites_pool_stop(struct sprites *sp); /* joins; accepts sp->pool == NULL */
 void sprites_pool_kick(struct sprites *sp); /* a sprite was claimed: refill now */
+
+/* ---- 5. the backend (sprites.c, sprites-ops.c, sprites-outbox.c) ---- */
+
+/* The backend's ensure and exec (sandbox_ops). */
+int sprites_sb_ensure(struct sandbox *sb, struct jb_err *err);
+int sprites_sb_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err);
+/* sandbox_outbox() of a sprite. */
+int sprites_outbox(struct sandbox *sb, size_t max_files, long long max_bytes,
+                   int (*deliver)(void *ud, int fd, const char *name),
+                   void (*skipped)(void *ud, const char *name, const char *why), void *ud);
+/* sandbox_put() of a sprite: one exec writes stdin to ~/relpath (relpath checked by the
+ * caller); at most 64 MiB. */
+int sprites_put(struct sandbox *sb, const char *relpath, int fd, struct jb_err *err);
 
 #endif

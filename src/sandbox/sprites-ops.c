@@ -1,14 +1,12 @@
 /* sandbox/sprites-ops.c -- the Sprites backend's table: list, remove, reset, the golden
- * build, health checks for `doctor`, and the context (client, store, LLM proxy on TCP for
- * JANEBOT_PUBLIC_URL, warm pool). ensure and exec are in sprites.c. */
+ * build, health checks for `doctor`, and the context (the client and the warm pool; the
+ * store and the LLM proxy on TCP for JANEBOT_PUBLIC_URL are the core's services). ensure
+ * and exec are in sprites.c. */
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/core.h"
-#include "proxy/proxy.h"
 #include "sandbox/sprites-int.h"
-#include "store/store.h"
 
 #define GOLDEN_NAME "jane-golden"
 
@@ -19,56 +17,15 @@ static struct sprites *sp_of(const struct sandbox_ctx *ctx)
 
 /* ---- list ---- */
 
-int sprites_list_each(struct sprites *sp, const char *prefix,
-                      int (*fn)(void *ud, json_t *entry, struct jb_err *err), void *ud,
-                      struct jb_err *err)
-{
-    struct jb_buf path = JB_BUF_INIT(8192);
-    char *token = NULL;
-    int rc = 0;
-    for (int page = 0; rc == 0 && page < 1000; page++) {
-        jb_buf_reset(&path);
-        struct sprites_resp r;
-        rc = jb_buf_appendf(&path, err, "/v1/sprites?max_results=50&prefix=") < 0 ||
-                     sprites_escape(&path, prefix, err) < 0 ||
-                     (token && (jb_buf_appendf(&path, err, "&continuation_token=") < 0 ||
-                                sprites_escape(&path, token, err) < 0))
-                 ? -1
-                 : 0;
-        if (rc < 0 || (rc = sprites_rest(sp, "GET", path.data, NULL, 0, &r, err)) < 0) break;
-        json_t *doc = r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
-        json_t *arr = json_object_get(doc, "sprites"), *e;
-        size_t i;
-        if (!json_is_array(arr)) {
-            char why[512];
-            sprites_describe(&r, why, sizeof why);
-            rc = jb_err_set(err, JB_EUNAVAIL, "cannot list sprites: %s", why);
-        } else {
-            json_array_foreach(arr, i,
-                               e) if (rc == 0 && json_string_value(json_object_get(e, "name"))) rc =
-                fn(ud, e, err);
-            const char *next = json_string_value(json_object_get(doc, "next_continuation_token"));
-            free(token);
-            token = json_is_true(json_object_get(doc, "has_more")) && next ? strdup(next) : NULL;
-        }
-        json_decref(doc);
-        sprites_resp_release(&r);
-        if (!token) break;
-    }
-    free(token);
-    jb_buf_release(&path);
-    return rc;
-}
-
 struct lister {
     const struct sandbox_ctx *ctx;
-    struct sandbox_name_row *names; /* the store's, by name */
+    struct sandbox_sprite_row *names; /* the store's, by name */
     size_t nnames;
     struct sandbox_info *v;
     size_t n;
 };
 
-static const struct sandbox_name_row *row_of(const struct lister *l, const char *name)
+static const struct sandbox_sprite_row *row_of(const struct lister *l, const char *name)
 {
     for (size_t i = 0; i < l->nnames; i++)
         if (!strcmp(l->names[i].name, name)) return &l->names[i];
@@ -79,7 +36,7 @@ static int list_one(void *ud, json_t *e, struct jb_err *err)
 {
     struct lister *l = ud;
     const char *name = json_string_value(json_object_get(e, "name"));
-    const struct sandbox_name_row *row = row_of(l, name);
+    const struct sandbox_sprite_row *row = row_of(l, name);
     /* Thread sprites only: a pool sprite nobody claimed yet is not one. */
     if (!sandbox_is_name(name) || (!row && !strncmp(name, SPRITES_POOL_PREFIX, 10))) return 0;
     struct sandbox_info *nv = realloc(l->v, (l->n + 1) * sizeof *l->v);
@@ -111,11 +68,9 @@ static int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret
 {
     struct sprites *sp = sp_of(ctx);
     struct lister l = {.ctx = ctx};
-    pthread_mutex_lock(&sp->st_mu);
-    int rc = store_name_list(sp->st, &l.names, &l.nnames, err);
-    pthread_mutex_unlock(&sp->st_mu);
+    int rc = sp->svc->name_list(sp->svc->ud, &l.names, &l.nnames, err);
     if (rc == 0) rc = sprites_list_each(sp, "jane-", list_one, &l, err);
-    sandbox_name_rows_free(l.names, l.nnames);
+    sandbox_sprite_rows_free(l.names, l.nnames);
     if (rc < 0) {
         sandbox_info_free(l.v, l.n);
         return -1;
@@ -128,13 +83,11 @@ static int sprites_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret
 
 /* key_or_name -> the sprite and (when known) its thread; *row filled when the store has it. */
 static int resolve(struct sprites *sp, const char *key_or_name, char name[SANDBOX_NAME_LEN],
-                   struct sandbox_name_row *row, int *have_row, struct jb_err *err)
+                   struct sandbox_sprite_row *row, int *have_row, struct jb_err *err)
 {
     int by_name = sandbox_is_name(key_or_name);
     struct jb_err e = {0};
-    pthread_mutex_lock(&sp->st_mu);
-    int rc = store_name_get(sp->st, key_or_name, by_name, row, &e);
-    pthread_mutex_unlock(&sp->st_mu);
+    int rc = sp->svc->name_get(sp->svc->ud, key_or_name, by_name, row, &e);
     if (rc < 0 && e.code != JB_ENOTFOUND) return jb_err_set(err, e.code, "%s", e.msg);
     *have_row = rc == 0;
     if (*have_row)
@@ -149,21 +102,17 @@ static int sprites_remove(const struct sandbox_ctx *ctx, const char *key_or_name
 {
     struct sprites *sp = sp_of(ctx);
     char name[SANDBOX_NAME_LEN], own[SANDBOX_NAME_LEN], dir[4096];
-    struct sandbox_name_row row = {0};
+    struct sandbox_sprite_row row = {0};
     int have_row = 0;
     if (resolve(sp, key_or_name, name, &row, &have_row, err) < 0) return -1;
     int rc = sprites_delete(sp, name, err);
-    if (rc >= 0 && have_row) {
-        pthread_mutex_lock(&sp->st_mu);
-        store_name_delete(sp->st, row.thread_key, NULL);
-        pthread_mutex_unlock(&sp->st_mu);
-    }
+    if (rc >= 0 && have_row) sp->svc->name_delete(sp->svc->ud, row.thread_key, NULL);
     /* The local directory keeps the thread key and last-use stamp, by the thread's own name. */
     if (have_row) sandbox_name_for(row.thread_key, own);
     snprintf(dir, sizeof dir, "%s/%s", ctx->root, have_row ? own : name);
     struct stat lst;
     int local = lstat(dir, &lst) == 0;
-    sandbox_name_row_release(&row);
+    sandbox_sprite_row_release(&row);
     if (rc < 0 || (local && jb_rm_rf(dir, err) < 0)) return -1;
     if (rc == 1 && !have_row && !local)
         return jb_err_set(err, JB_ENOTFOUND, "no sandbox %s (for %s)", name, key_or_name);
@@ -174,7 +123,7 @@ static int sprites_reset(const struct sandbox_ctx *ctx, const char *thread_key, 
 {
     struct sprites *sp = sp_of(ctx);
     char name[SANDBOX_NAME_LEN];
-    struct sandbox_name_row row = {0};
+    struct sandbox_sprite_row row = {0};
     int have_row = 0, rc = -1;
     if (resolve(sp, thread_key, name, &row, &have_row, err) < 0) return -1;
     if (!have_row)
@@ -187,7 +136,7 @@ static int sprites_reset(const struct sandbox_ctx *ctx, const char *thread_key, 
                         name, thread_key);
     else if (sprites_restore(sp, name, row.golden, err) == 0)
         rc = sprites_make(sp, name, NULL, NULL, err); /* the allowlist of today */
-    sandbox_name_row_release(&row);
+    sandbox_sprite_row_release(&row);
     return rc;
 }
 
@@ -214,12 +163,10 @@ static int sprites_golden(const struct sandbox_ctx *ctx, char *out, size_t n, st
 
 /* ---- health, context, table ---- */
 
-static int probe(const struct jb_config *cfg, struct jb_err *err)
+static int probe(const struct sandbox_opts *o, struct jb_err *err)
 {
     struct sprites *sp = NULL;
-    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, cfg->egress_allow, &sp, err) <
-        0)
-        return -1;
+    if (sprites_client_new(o->sprites_api_url, o->sprites_token, &sp, err) < 0) return -1;
     sp->rest_attempts = 2;
     struct sprites_resp r;
     int rc = sprites_rest(sp, "GET", "/v1/sprites?max_results=1", NULL, 0, &r, err);
@@ -238,13 +185,13 @@ static int probe(const struct jb_config *cfg, struct jb_err *err)
 
 /* Where the agent's API key comes from, said plainly (the seed's trade-off without a
  * public URL for the proxy). */
-static void keys_line(const struct jb_config *cfg, char *out, size_t n)
+static void keys_line(const struct sandbox_opts *o, char *out, size_t n)
 {
-    if (cfg->public_url)
+    if (o->public_url)
         snprintf(out, n,
                  "sprites reach janebot's LLM proxy at %s with a scoped token per exec; the real "
                  "API keys stay on this host",
-                 cfg->public_url);
+                 o->public_url);
     else
         snprintf(out, n,
                  "JANEBOT_PUBLIC_URL is not set, so the Sprites backend passes the agent's real "
@@ -254,10 +201,10 @@ static void keys_line(const struct jb_config *cfg, char *out, size_t n)
 
 static int sprites_available(const struct sandbox_ctx *ctx, struct jb_err *err)
 {
-    if (probe(ctx->cfg, err) < 0) return -1;
+    if (probe(ctx->opts, err) < 0) return -1;
     char line[512];
-    keys_line(ctx->cfg, line, sizeof line);
-    if (ctx->cfg->public_url)
+    keys_line(ctx->opts, line, sizeof line);
+    if (ctx->opts->public_url)
         log_info("%s", line);
     else
         log_warn("%s", line);
@@ -269,85 +216,57 @@ static int sprites_doctor(const struct sandbox_ctx *ctx,
                           void *ud)
 {
     struct jb_err e = {0};
-    int ok = probe(ctx->cfg, &e) == 0;
+    int ok = probe(ctx->opts, &e) == 0;
     char detail[900];
     snprintf(detail, sizeof detail, "sprites: %s", ok ? "the Sprites API answers" : e.msg);
     report(ud, ok, "sandbox", detail);
-    keys_line(ctx->cfg, detail, sizeof detail);
+    keys_line(ctx->opts, detail, sizeof detail);
     report(ud, 1, "api keys", detail);
     return ok ? 0 : 1;
 }
 
-/* The LLM proxy on JANEBOT_PROXY_LISTEN, when JANEBOT_PUBLIC_URL is set and the host has a
- * key. A long-running process opens it at start and fails closed; a one-off command opens
- * it at its first exec (sprites_llm_ready), so `list` or `gc` never touch the address. */
-static int llm_open(struct sprites *sp, const struct jb_config *cfg, struct jb_err *err)
+/* The store's names and pool, and the LLM proxy, are the core's: without them a thread
+ * could not keep its sprite. */
+static int services_given(const struct sandbox_services *svc, struct jb_err *err)
 {
-    struct llm_config llm = {
-        .key = {cfg->anthropic_api_key, cfg->openai_api_key, cfg->amp_api_key},
-        .upstream = {cfg->upstream_anthropic, cfg->upstream_openai, cfg->upstream_amp},
-        .db_path = cfg->db_path,
-        .user_daily_tokens = cfg->user_daily_tokens,
-    };
-    if (!cfg->public_url || !(llm.key[0] || llm.key[1] || llm.key[2])) return 0;
-    struct llm_proxy *px = NULL;
-    if (llm_proxy_new(&llm, &px, err) < 0) return -1;
-    if (llm_proxy_listen(px, cfg->proxy_listen, err) < 0) {
-        llm_proxy_free(px);
-        return -1;
-    }
-    sp->llm = px;
-    sp->public_url = cfg->public_url;
-    return 0;
-}
-
-void sprites_llm_ready(struct sprites *sp)
-{
-    pthread_mutex_lock(&sp->st_mu);
-    if (!sp->llm_tried) {
-        sp->llm_tried = 1;
-        struct jb_err e = {0};
-        if (llm_open(sp, sp->cfg, &e) < 0) {
-            /* Likely `serve` holds the address: no key at all beats the real one. */
-            log_warn("JANEBOT_PROXY_LISTEN: %s; this command's sprite gets no API key", e.msg);
-            sp->no_keys = 1;
-        }
-    }
-    pthread_mutex_unlock(&sp->st_mu);
-}
-
-static int sprites_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
-{
-    struct sprites *sp = NULL;
-    const struct jb_config *cfg = ctx->cfg;
-    jb_autofree char *csv = sprites_policy_csv(cfg->egress_allow, NULL, cfg->public_url);
-    jb_autofree char *setup_csv =
-        sprites_policy_csv(cfg->egress_allow, cfg->sprites_setup_allow, NULL);
-    if (!csv || !setup_csv) return jb_err_set(err, JB_ENOMEM, "sprites");
-    if (sprites_client_new(cfg->sprites_api_url, cfg->sprites_token, csv, &sp, err) < 0) return -1;
-    ctx->priv = sp;
-    char hex[65];
-    sp->setup = cfg->sprites_setup ? cfg->sprites_setup : "";
-    jb_sha256_hex(sp->setup, strlen(sp->setup), hex);
-    snprintf(sp->setup_hash, sizeof sp->setup_hash, "%.12s", hex);
-    sp->health_ms = (long)cfg->sprites_health_s * 1000;
-    sp->cfg = cfg;
-    sp->llm_tried = ctx->serving;
-    if (!(sp->setup_policy = sprites_policy_json(setup_csv, err)) ||
-        store_open(cfg->db_path, &sp->st, err) < 0 || (ctx->serving && llm_open(sp, cfg, err) < 0))
-        return -1;
-    if (ctx->serving && cfg->sprites_pool > 0)
-        return sprites_pool_start(sp, cfg->sprites_pool, err);
-    return 0;
+    if (svc && svc->llm_open && svc->llm_refused && svc->llm_usage && svc->llm_close &&
+        svc->name_get && svc->name_set && svc->name_touch && svc->name_delete && svc->name_list &&
+        svc->pool_add && svc->pool_claim && svc->pool_names && svc->pool_remove)
+        return 0;
+    return jb_err_set(err, JB_EUNAVAIL,
+                      "the Sprites backend needs the store and the LLM proxy (services not given)");
 }
 
 static void sprites_ctx_release(struct sandbox_ctx *ctx)
 {
     struct sprites *sp = ctx->priv;
     sprites_pool_stop(sp);
-    llm_proxy_free(sp->llm);
-    store_close(sp->st);
+    free(sp->policy);
+    free(sp->setup_policy);
     sprites_client_free(sp);
+}
+
+static int sprites_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
+{
+    struct sprites *sp = NULL;
+    const struct sandbox_opts *o = ctx->opts;
+    if (services_given(ctx->svc, err) < 0) return -1;
+    jb_autofree char *csv = sprites_policy_csv(o->egress_allow, NULL, o->public_url);
+    jb_autofree char *setup_csv = sprites_policy_csv(o->egress_allow, o->sprites_setup_allow, NULL);
+    if (!csv || !setup_csv) return jb_err_set(err, JB_ENOMEM, "sprites");
+    if (sprites_client_new(o->sprites_api_url, o->sprites_token, &sp, err) < 0) return -1;
+    ctx->priv = sp;
+    char hex[65];
+    sp->setup = o->sprites_setup ? o->sprites_setup : "";
+    jb_sha256_hex(sp->setup, strlen(sp->setup), hex);
+    snprintf(sp->setup_hash, sizeof sp->setup_hash, "%.12s", hex);
+    sp->health_ms = (long)o->sprites_health_s * 1000;
+    sp->opts = o, sp->svc = ctx->svc;
+    if (!(sp->policy = sprites_policy_json(csv, err)) ||
+        !(sp->setup_policy = sprites_policy_json(setup_csv, err)))
+        return -1;
+    if (ctx->serving && o->sprites_pool > 0) return sprites_pool_start(sp, o->sprites_pool, err);
+    return 0;
 }
 
 const struct sandbox_ops sandbox_sprites_ops = {

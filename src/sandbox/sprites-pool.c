@@ -2,12 +2,13 @@
  * long-running process keeps N sprites ("jane-pool-<12 hex>") made, set up and
  * checkpointed ahead of need, recorded in the store's sandbox_pool once ready. A thread's
  * first turn claims one (store_pool_claim, one transaction) and kicks a refill. On start
- * it drops pool sprites made by another set-up and strays a crash left half-made. */
+ * it drops pool sprites made by another set-up and strays a crash left half-made.
+ * Builds on a sprite by name (sprites-sprite.c, sprites-setup.c) and the store's pool
+ * through the core's services; the backend (sprites.c) calls it, never the other way. */
 #include <string.h>
 #include <time.h>
 
 #include "sandbox/sprites-int.h"
-#include "store/store.h"
 
 #define IDLE_WAIT_MS   60000L
 #define BACKOFF_MIN_MS 5000L
@@ -26,10 +27,7 @@ struct sprites_pool {
 static int pool_names(struct sprites *sp, const char *stale_for, struct jb_strv *v,
                       struct jb_err *err)
 {
-    pthread_mutex_lock(&sp->st_mu);
-    int rc = store_pool_names(sp->st, stale_for, v, err);
-    pthread_mutex_unlock(&sp->st_mu);
-    return rc;
+    return sp->svc->pool_names(sp->svc->ud, stale_for, v, err);
 }
 
 static void drop(struct sprites *sp, const char *name, const char *why)
@@ -37,9 +35,7 @@ static void drop(struct sprites *sp, const char *name, const char *why)
     struct jb_err e = {0};
     log_info("sprites: pool: deleting %s (%s)", name, why);
     if (sprites_delete(sp, name, &e) < 0) log_warn("sprites: pool: %s", e.msg);
-    pthread_mutex_lock(&sp->st_mu);
-    store_pool_remove(sp->st, name, NULL);
-    pthread_mutex_unlock(&sp->st_mu);
+    sp->svc->pool_remove(sp->svc->ud, name, NULL);
 }
 
 struct stray_scan {
@@ -58,12 +54,10 @@ static int stray_check(void *ud, json_t *e, struct jb_err *err)
     if (!made || jb_now_ms() / 1000 - made < STRAY_AGE_S) return 0; /* maybe being made */
     for (size_t i = 0; i < sc->pooled.n; i++)
         if (!strcmp(sc->pooled.v[i], name)) return 0;
-    struct sandbox_name_row row;
-    pthread_mutex_lock(&sp->st_mu);
-    int claimed = store_name_get(sp->st, name, 1, &row, NULL) == 0;
-    pthread_mutex_unlock(&sp->st_mu);
+    struct sandbox_sprite_row row = {0};
+    int claimed = sp->svc->name_get(sp->svc->ud, name, 1, &row, NULL) == 0;
     if (claimed)
-        sandbox_name_row_release(&row);
+        sandbox_sprite_row_release(&row);
     else
         drop(sp, name, "a stray: never made ready");
     return 0;
@@ -97,9 +91,7 @@ static int fill_one(struct sprites *sp, struct jb_err *err)
         sprites_delete(sp, name, &ignored); /* best effort: the sweep gets it otherwise */
         return -1;
     }
-    pthread_mutex_lock(&sp->st_mu);
-    int rc = store_pool_add(sp->st, name, golden, sp->setup_hash, err);
-    pthread_mutex_unlock(&sp->st_mu);
+    int rc = sp->svc->pool_add(sp->svc->ud, name, golden, sp->setup_hash, err);
     if (rc == 0)
         log_info("sprites: pool: %s ready in %lld ms", name, (long long)(jb_mono_ms() - t0));
     return rc;

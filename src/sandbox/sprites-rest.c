@@ -56,9 +56,6 @@ void sprites_client_free(struct sprites *sp)
     free(sp->api_url);
     free_secret(sp->auth);
     free_secret(sp->bearer);
-    free(sp->policy);
-    free(sp->setup_policy);
-    pthread_mutex_destroy(&sp->st_mu);
     free(sp);
 }
 
@@ -79,8 +76,8 @@ static int share_init(struct sprites *sp, struct jb_err *err)
     return 0;
 }
 
-int sprites_client_new(const char *api_url, const char *token, const char *egress_csv,
-                       struct sprites **ret, struct jb_err *err)
+int sprites_client_new(const char *api_url, const char *token, struct sprites **ret,
+                       struct jb_err *err)
 {
     if (!token || !*token)
         return jb_err_set(err, JB_ECONFIG, "JANEBOT_SANDBOX=sprites needs SPRITES_TOKEN");
@@ -93,7 +90,6 @@ int sprites_client_new(const char *api_url, const char *token, const char *egres
     if (!sp) return jb_err_set(err, JB_ENOMEM, "sprites");
     for (size_t i = 0; i < JB_ARRAY_LEN(sp->locks); i++)
         pthread_mutex_init(&sp->locks[i], NULL);
-    pthread_mutex_init(&sp->st_mu, NULL);
     sp->health_ms = 30000;
     sp->rest_attempts = 4;
     sp->rest_deadline_ms = 60000;
@@ -107,12 +103,33 @@ int sprites_client_new(const char *api_url, const char *token, const char *egres
     size_t n = strlen(sp->api_url);
     while (n && sp->api_url[n - 1] == '/')
         sp->api_url[--n] = '\0';
-    if (!(sp->policy = sprites_policy_json(egress_csv, err)) || share_init(sp, err) < 0) {
+    if (share_init(sp, err) < 0) {
         sprites_client_free(sp);
         return -1;
     }
     *ret = sp;
     return 0;
+}
+
+int sprites_escape(struct jb_buf *b, const char *s, struct jb_err *err)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+        if (jb_buf_append(b, plain ? (const char *)p : enc, plain ? 1 : 3, err) < 0) return -1;
+    }
+    return 0;
+}
+
+int64_t sprites_parse_time(const char *s)
+{
+    struct tm tm = {0};
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end) return 0;
+    time_t t = timegm(&tm);
+    return t < 0 ? 0 : (int64_t)t;
 }
 
 void sprites_resp_release(struct sprites_resp *r)

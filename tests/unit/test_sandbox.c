@@ -8,11 +8,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "core/core.h"
 #include "sandbox/sandbox.h"
 
 static char dir[] = "/tmp/jb-sbx-XXXXXX";
-static struct jb_config cfg;
+static struct sandbox_opts cfg;
 static struct sandbox_ctx ctx;
 
 static void setup(void)
@@ -20,13 +19,12 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(dir));
     memset(&cfg, 0, sizeof cfg);
     cfg.state_dir = dir;
-    cfg.sandbox = "host";
+    cfg.backend = "host";
     cfg.allow_local_execution = 1;
     cfg.path_env = "/usr/bin:/bin";
-    cfg.turn_timeout_s = 60;
     jb_log_init(JB_LOG_ERROR, stderr);
     struct jb_err err = {0};
-    cr_assert_eq(sandbox_ctx_init(&ctx, &cfg, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sandbox_ctx_init(&ctx, &cfg, NULL, 1, &err), 0, "%s", err.msg);
 }
 
 static void teardown(void)
@@ -58,11 +56,11 @@ Test(sandbox, name_is_jane_plus_12_hex_of_sha256)
 
 Test(sandbox, unknown_backend_is_refused)
 {
-    struct jb_config c2 = cfg;
-    c2.sandbox = "docker";
+    struct sandbox_opts c2 = cfg;
+    c2.backend = "docker";
     struct sandbox_ctx c;
     struct jb_err err = {0};
-    cr_assert_eq(sandbox_ctx_init(&c, &c2, 0, &err), -1);
+    cr_assert_eq(sandbox_ctx_init(&c, &c2, NULL, 0, &err), -1);
     cr_assert_not_null(strstr(err.msg, "docker"));
     sandbox_ctx_release(&c);
 }
@@ -129,7 +127,7 @@ Test(sandbox, ensure_list_exec_remove)
     cr_assert_eq(sandbox_reset(&ctx, "chat:one", &err), -1);
     cr_assert_eq(err.code, JB_EBUSY);
     struct jb_strv gone = JB_STRV_INIT;
-    cr_assert_eq(sandbox_gc(&ctx, -3600, &gone, &err), 0, "%s", err.msg);
+    cr_assert_eq(sandbox_gc(&ctx, -3600, NULL, NULL, &gone, &err), 0, "%s", err.msg);
     cr_assert_eq(gone.n, 0);
     cr_assert_eq(stat(sb->home, &st), 0, "an exec's sandbox was removed");
     char home[PATH_MAX];
@@ -140,7 +138,38 @@ Test(sandbox, ensure_list_exec_remove)
     cr_assert_neq(stat(home, &st), 0);
     cr_assert_eq(sandbox_remove(&ctx, "chat:one", &err), -1);
     cr_assert_eq(err.code, JB_ENOTFOUND);
-    cr_assert_eq(sandbox_gc(&ctx, -3600, &gone, &err), 0, "%s", err.msg);
+    cr_assert_eq(sandbox_gc(&ctx, -3600, NULL, NULL, &gone, &err), 0, "%s", err.msg);
+    jb_strv_free(&gone);
+}
+
+static int keep_busy_one(void *ud, const char *thread_key)
+{
+    (*(int *)ud)++;
+    return !strcmp(thread_key, "chat:busy");
+}
+
+/* The gc asks before each removal: a thread the caller says is busy keeps its sandbox. */
+Test(sandbox, gc_keeps_what_the_caller_says_is_busy)
+{
+    struct jb_err err = {0};
+    const char *keys[] = {"chat:busy", "chat:idle"};
+    for (size_t i = 0; i < 2; i++) {
+        struct sandbox *sb = NULL;
+        cr_assert_eq(sandbox_ensure(&ctx, keys[i], &sb, &err), 0, "%s", err.msg);
+        sandbox_free(sb);
+    }
+    struct jb_strv gone = JB_STRV_INIT;
+    int asked = 0;
+    cr_assert_eq(sandbox_gc(&ctx, -3600, keep_busy_one, &asked, &gone, &err), 1, "%s", err.msg);
+    cr_assert_eq(asked, 2);
+    cr_assert_eq(gone.n, 1);
+    cr_assert_str_eq(gone.v[0], "chat:idle");
+    struct sandbox_info *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(sandbox_list(&ctx, &v, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(v[0].thread_key, "chat:busy");
+    sandbox_info_free(v, n);
     jb_strv_free(&gone);
 }
 
@@ -311,9 +340,9 @@ Test(sandbox, ro_paths_that_would_show_secrets_are_refused)
     cr_assert_eq(chdir(old), 0);
     mk("etc/jb/janebot.yaml", 1);
     snprintf(conf, sizeof conf, "%s/etc/jb/janebot.yaml", dir);
-    setenv("JANEBOT_CONFIG", conf, 1);
+    cfg.config_file = conf;
     assert_ro_check("etc", "holds the config file");
-    unsetenv("JANEBOT_CONFIG");
+    cfg.config_file = NULL;
     assert_ro_check("etc", NULL);
     /* only clean absolute paths */
     struct jb_err err = {0};

@@ -19,9 +19,8 @@ Test(sprites, policy_allows_listed_hosts_then_denies_everything)
                         "{\"action\":\"allow\",\"domain\":\"*.example.com\"},"
                         "{\"action\":\"deny\",\"domain\":\"*\"}]}");
     free(p);
-    p = sprites_policy_json(NULL, NULL);
-    cr_assert(strstr(p, "\"api.anthropic.com\""));
-    cr_assert(strstr(p, "{\"action\":\"deny\",\"domain\":\"*\"}]}"));
+    p = sprites_policy_json("", NULL); /* nothing allowed: only the deny */
+    cr_assert_str_eq(p, "{\"rules\":[{\"action\":\"deny\",\"domain\":\"*\"}]}");
     free(p);
 }
 
@@ -61,10 +60,10 @@ Test(sprites, client_needs_a_token_and_an_http_url)
 {
     struct sprites *sp = NULL;
     struct jb_err e = {0};
-    cr_assert_eq(sprites_client_new(NULL, "", NULL, &sp, &e), -1);
+    cr_assert_eq(sprites_client_new(NULL, "", &sp, &e), -1);
     cr_assert(strstr(e.msg, "SPRITES_TOKEN"));
-    cr_assert_eq(sprites_client_new("ftp://x", "tok-123456", NULL, &sp, &e), -1);
-    cr_assert_eq(sprites_client_new("http://127.0.0.1:9/", "tok-123456", NULL, &sp, &e), 0);
+    cr_assert_eq(sprites_client_new("ftp://x", "tok-123456", &sp, &e), -1);
+    cr_assert_eq(sprites_client_new("http://127.0.0.1:9/", "tok-123456", &sp, &e), 0);
     cr_assert_str_eq(sp->api_url, "http://127.0.0.1:9");
     cr_assert_str_eq(sp->bearer, "Bearer tok-123456");
     sprites_client_free(sp);
