@@ -90,16 +90,16 @@ void llm_public_stop(struct llm_proxy *px); /* stop the TCP listener; joins its 
 
 /* ---- one request (llm-serve.c) ---- */
 
-#define LLM_MAX_HEADERS 100
-
 /* One parsed request from a sandbox. Pointers into the request buffer. */
 struct llm_request {
     enum llm_provider provider;
     char method[16];
-    char path[4096];                /* upstream path with query, e.g. "/v1/messages?beta=true" */
-    char *headers[LLM_MAX_HEADERS]; /* "Name: value" lines, NUL-terminated, no CRLF; syntax
-                                     * checked (px_check_head()), trailing blanks cut */
+    char path[4096];               /* upstream path with query, e.g. "/v1/messages?beta=true" */
+    char *headers[PX_MAX_HEADERS]; /* "Name: value" lines, NUL-terminated, no CRLF; read by
+                                    * px_parse_head(), trailing blanks cut */
     size_t nheaders;
+    long long clen; /* the one Content-Length, -1 when none */
+    int has_te;     /* a Transfer-Encoding header (refused: bodies need a length) */
     /* The body is streamed, never held whole: its first body_have bytes came with the head
      * (body), the rest is read from the sandbox's socket as the upstream takes it. */
     const char *body;
