@@ -148,15 +148,6 @@ const char *llm_presented_token(const struct llm_request *rq, size_t *len)
 
 /* ---- the checks ---- */
 
-int llm_token_is(const struct llm_session *s, const char *tok, size_t len)
-{
-    if (!tok || len != LLM_TOKEN_LEN) return 0; /* the length is no secret: it is fixed */
-    unsigned diff = 0;
-    for (size_t i = 0; i < LLM_TOKEN_LEN; i++)
-        diff |= (unsigned)(tok[i] ^ s->token[i]);
-    return diff == 0;
-}
-
 void llm_verdict(struct llm_session *s, struct llm_verdict *v)
 {
     struct jb_err err = {0};
@@ -183,7 +174,7 @@ void llm_verdict(struct llm_session *s, struct llm_verdict *v)
 
 static void refuse(struct llm_session *s, int fd, enum llm_provider p, const struct llm_verdict *v)
 {
-    atomic_store(&s->refused, v->why);
+    llm_session_set_refused(s, v->why);
     if (v->status != 429) {
         log_warn("llm proxy %s: refused: %s", s->thread_key, v->why);
         return llm_reply_401(fd, p, v->why);
@@ -295,9 +286,7 @@ void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct ll
     /* The session's counts first: once the client sees the end, its exec may end and its
      * usage be read (llm_session_usage()). Then the end (EOF) goes out, not after the store
      * write below, which may wait for the store's lock behind other requests. */
-    pthread_mutex_lock(&s->mu);
-    jb_tally_add(&s->tally, u.model, &u.t, 1);
-    pthread_mutex_unlock(&s->mu);
+    llm_session_add_usage(s, u.model, &u.t);
     shutdown(fd, SHUT_WR);
     record_usage(s, rq->provider, &u);
 }
