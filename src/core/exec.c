@@ -81,17 +81,6 @@ out:
     return rc;
 }
 
-/* Per-request LLM usage is kept for a month, then only per day (store_llm_requests_fold). */
-static void fold_llm_usage(struct store *st)
-{
-    char day[11];
-    time_t t = time(NULL) - 31 * 86400;
-    struct tm tm;
-    struct jb_err e = {0};
-    strftime(day, sizeof day, "%Y-%m-%d", gmtime_r(&t, &tm));
-    if (store_llm_requests_fold(st, day, &e) < 0) log_warn("gc: %s", e.msg);
-}
-
 int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err)
 {
     struct sandbox_ctx ctx = {0};
@@ -110,7 +99,7 @@ int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *
         else
             log_info("gc: removed the sandbox of %s", removed.v[i]);
     }
-    fold_llm_usage(st);
+    store_retention_run(st, jb_now_ms(), cfg->retention_days, NULL, NULL);
 out:
     jb_strv_free(&removed);
     store_close(st);
