@@ -165,20 +165,6 @@ static void handle_message(struct serve *sv, const struct slack_message *m)
         skipped_notice(sv, m->thread_key, &skipped);
 }
 
-/* The Cancel button of block_actions carries the thread key as its value. */
-static void handle_interactive(struct serve *sv, const json_t *payload)
-{
-    json_t *actions = json_object_get(payload, "actions");
-    size_t i;
-    json_t *a;
-    json_array_foreach(actions, i, a)
-    {
-        const char *value = json_string_value(json_object_get(a, "value"));
-        if (value && strchr(value, ':') && core_abort(sv->core, value))
-            notice_async(sv, value, "Stopping the running turn.");
-    }
-}
-
 /* `/janebot status|cancel|help`: answered in the ack, visible to the caller only. */
 static json_t *handle_slash(struct serve *sv, const json_t *p)
 {
@@ -219,10 +205,6 @@ static json_t *on_envelope(void *ud, const struct slack_envelope *env)
     struct serve *sv = ud;
     if (env->type == SLACK_ENV_SLASH_COMMANDS && env->payload)
         return env->accepts_response_payload ? handle_slash(sv, env->payload) : NULL;
-    if (env->type == SLACK_ENV_INTERACTIVE && env->payload) {
-        handle_interactive(sv, env->payload);
-        return NULL;
-    }
     if (env->type != SLACK_ENV_EVENTS_API || !env->payload) return NULL;
     struct slack_message m;
     const char *why = NULL;
