@@ -187,13 +187,6 @@ const char *px_parse_head(const char *head, size_t len, struct px_head *h)
     return check_values(h);
 }
 
-const struct px_header *px_head_find(const struct px_head *h, const char *name)
-{
-    for (size_t i = 0; i < h->nhdr; i++)
-        if (name_is(h->hdr[i].name, h->hdr[i].name_len, name)) return &h->hdr[i];
-    return NULL;
-}
-
 /* ---- the egress proxy's targets ------------------------------------------------------- */
 
 /* Characters no authority may hold; returns why, or NULL. */

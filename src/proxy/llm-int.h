@@ -132,7 +132,6 @@ struct llm_in {
     size_t rest_len;
 };
 
-const char *llm_prefix(enum llm_provider p); /* "/anthropic", "/openai", "/amp" */
 /* What a base URL adds after the proxy address: "/anthropic", "/openai/v1", "/amp". */
 const char *llm_api_path(enum llm_provider p);
 /* An error answer in the provider's JSON shape, then Connection: close. Best effort. */

@@ -17,7 +17,7 @@
 static const char *const prefixes[LLM_NPROVIDERS] = {
     [LLM_ANTHROPIC] = "/anthropic", [LLM_OPENAI] = "/openai", [LLM_AMP] = "/amp"};
 
-const char *llm_prefix(enum llm_provider p)
+static const char *llm_prefix(enum llm_provider p) /* "/anthropic", "/openai", "/amp" */
 {
     return prefixes[p];
 }

@@ -71,8 +71,6 @@ struct px_head {
  * versions than HTTP/1.0 and 1.1, control or non-ASCII bytes in the target, more than
  * PX_MAX_HEADERS lines. NULL when it holds, else why (static text). */
 const char *px_parse_head(const char *head, size_t len, struct px_head *h);
-/* The first header called name (any case), or NULL. */
-const struct px_header *px_head_find(const struct px_head *h, const char *name);
 
 struct px_authority {
     char host[256]; /* as sent, brackets removed; not normalised */

@@ -39,7 +39,6 @@ struct slack_socket {
     struct lws_context *ctx;
     pthread_t thread;
     atomic_int stop;
-    atomic_int hellos;
     struct conn *conns[MAX_CONNS];
     lws_sorted_usec_list_t reconnect;
     int backoff_ms;
@@ -138,7 +137,6 @@ static void on_frame(struct conn *c, const char *text, size_t len)
         c->live = 1;
         c->s->backoff_ms = 0;
         c->s->link_disabled = 0;
-        atomic_fetch_add(&c->s->hellos, 1);
         log_info("slack: connected (Socket Mode)");
         retire_old(c->s, c);
     } else if (env.type == SLACK_ENV_DISCONNECT) {
@@ -162,8 +160,7 @@ static int over_cap(struct conn *c, struct lws *wsi)
     jb_buf_reset(&c->frame);
     c->dropping = 1;
     static const char why[] = "message too big";
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
-                     sizeof why - 1);
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, sizeof why - 1);
     lws_callback_on_writable(wsi);
     return 0;
 }
@@ -366,9 +363,4 @@ void slack_socket_stop(struct slack_socket *s)
     for (int i = 0; i < MAX_CONNS; i++)
         if (s->conns[i]) conn_free(s->conns[i]);
     free(s);
-}
-
-int slack_socket_connections(struct slack_socket *s)
-{
-    return atomic_load(&s->hellos);
 }

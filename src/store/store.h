@@ -168,7 +168,6 @@ int store_usage_list(struct store *st, const char *since, struct usage_row **ret
 
 /* ---- retention (retention.c) ---- */
 
-#define STORE_RETENTION_DAYS  30  /* default window (JANEBOT_RETENTION_DAYS) */
 #define STORE_EVENTS_MIN_DAYS 7   /* Slack event ids: dedupe outlives any redelivery */
 #define STORE_USAGE_FOLD_DAYS 31  /* per-request usage rows, when nothing is deleted */
 #define STORE_USAGE_KEEP_DAYS 400 /* daily usage totals: a year and a month */
