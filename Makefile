@@ -10,7 +10,7 @@ PKGS    := sqlite3 jansson libcrypto libedit libseccomp libcurl libwebsockets li
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -pthread  # http_parser: no .pc file
 
 B       ?= build
 ifeq ($(SAN),1)

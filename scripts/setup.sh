@@ -5,7 +5,7 @@
 # Runs apt-get as root, through sudo otherwise. Installs nothing that is already there.
 set -eu
 
-pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev libseccomp-dev libcurl4-openssl-dev libwebsockets-dev libcmark-dev libyaml-dev bubblewrap e2fsprogs ca-certificates"
+pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev libseccomp-dev libcurl4-openssl-dev libhttp-parser-dev libwebsockets-dev libcmark-dev libyaml-dev bubblewrap e2fsprogs ca-certificates"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcriterion-dev python3 python3-websockets procps openssl"
     # The real clients (Claude Code, the LLM SDKs, the Sprites SDK) come from npm at pinned

@@ -176,6 +176,7 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
         parse_int("JANEBOT_SANDBOX_TMP_MB", 1024, 1, 1 << 20, &cfg->sandbox_tmp_mb, err) < 0 ||
         parse_int("JANEBOT_SANDBOX_UID_BASE", 1000000, 1000, 2000000000, &uid_base, err) < 0 ||
         parse_int("JANEBOT_SANDBOX_IDLE_DAYS", 7, 0, 36500, &cfg->sandbox_idle_days, err) < 0 ||
+        parse_int("JANEBOT_RETENTION_DAYS", 30, 0, 36500, &cfg->retention_days, err) < 0 ||
         dup_or_default(&cfg->egress_allow, "JANEBOT_EGRESS_ALLOW", NULL, err) < 0 ||
         dup_or_default(&cfg->egress_test_hosts, "JANEBOT_EGRESS_TEST_HOSTS", NULL, err) < 0 ||
         dup_or_default(&cfg->sprites_token, "SPRITES_TOKEN", NULL, err) < 0 ||

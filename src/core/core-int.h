@@ -90,15 +90,17 @@ void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
                         const struct agent_cmd *cmd, const struct jb_config *cfg);
 
 /* ---- gc (gc.c) ---- */
-/* Remove the sandboxes of ctx idle for more than idle_s seconds (not those keep() says 1
- * for; keep may be NULL), their sessions and tokens through cs's store, and fold old LLM
- * usage. Returns how many, or -1. */
+/* Remove the sandboxes of ctx idle for more than idle_s seconds (none when idle_s is 0;
+ * not those keep() says 1
+ * for; keep may be NULL), their sessions and tokens through cs's store, then forget old
+ * history (store_retention_run). Returns how many, or -1. */
 int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
                 int (*keep)(void *ud, const char *thread_key), void *keep_ud, struct jb_err *err);
 /* `janebot sandbox gc`: core_gc_run() keeping the threads with messages waiting. */
 int core_sandbox_gc_oneoff(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
                            struct jb_err *err);
-/* Daily while the core lives (JANEBOT_SANDBOX_IDLE_DAYS > 0): started by core_new() with
+/* At start and daily while the core lives: idle sandboxes (JANEBOT_SANDBOX_IDLE_DAYS > 0)
+ * and old history (store_retention_run). Started by core_new() with
  * core_opts.gc, stopped (joined) by core_free(). */
 int core_gc_start(struct core *c, struct jb_err *err);
 void core_gc_stop(struct core *c);

@@ -40,6 +40,7 @@ struct jb_config {
     int sandbox_tmp_mb;      /* JANEBOT_SANDBOX_TMP_MB: size of the sandbox's /tmp */
     long sandbox_uid_base;   /* JANEBOT_SANDBOX_UID_BASE: host uids of sandboxes when root */
     int sandbox_idle_days;   /* JANEBOT_SANDBOX_IDLE_DAYS: gc of idle sandboxes */
+    int retention_days;      /* JANEBOT_RETENTION_DAYS: history the store keeps (0 = all) */
     char *egress_allow;      /* JANEBOT_EGRESS_ALLOW (NULL: the default list) */
     char *egress_test_hosts; /* JANEBOT_EGRESS_TEST_HOSTS (tests only) */
     char *sprites_token;     /* SPRITES_TOKEN (secret) */
@@ -135,7 +136,7 @@ struct core;
 struct core_opts {
     int merge;       /* a turn takes every message waiting in its thread (Slack) */
     int debounce_ms; /* quick successive messages of a thread become one turn */
-    int gc;          /* remove idle sandboxes at start and daily (JANEBOT_SANDBOX_IDLE_DAYS) */
+    int gc; /* at start and daily: idle sandboxes (JANEBOT_SANDBOX_IDLE_DAYS), old history */
 };
 
 /* Opens the store, builds the sandbox services (proxies) and checks that the sandbox

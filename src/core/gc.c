@@ -12,22 +12,11 @@
 #define GC_PERIOD_S   86400
 #define GC_WAIT_MIN_S 86400
 
-/* Per-request LLM usage is kept for a month, then only per day (store_llm_requests_fold). */
-static void fold_llm_usage(struct store *st)
-{
-    char day[11];
-    time_t t = time(NULL) - 31 * 86400;
-    struct tm tm;
-    struct jb_err e = {0};
-    strftime(day, sizeof day, "%Y-%m-%d", gmtime_r(&t, &tm));
-    if (store_llm_requests_fold(st, day, &e) < 0) log_warn("gc: %s", e.msg);
-}
-
 int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
                 int (*keep)(void *ud, const char *thread_key), void *keep_ud, struct jb_err *err)
 {
     struct jb_strv removed = JB_STRV_INIT;
-    int n = sandbox_gc(ctx, idle_s, keep, keep_ud, &removed, err);
+    int n = idle_s > 0 ? sandbox_gc(ctx, idle_s, keep, keep_ud, &removed, err) : 0;
     pthread_mutex_lock(cs->st_mu);
     for (size_t i = 0; i < removed.n; i++) {
         struct jb_err e = {0};
@@ -37,7 +26,7 @@ int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t
         else
             log_info("gc: removed the sandbox of %s", removed.v[i]);
     }
-    fold_llm_usage(cs->st);
+    store_retention_run(cs->st, jb_now_ms(), cs->cfg->retention_days, NULL, NULL);
     pthread_mutex_unlock(cs->st_mu);
     jb_strv_free(&removed);
     return n;
@@ -121,7 +110,6 @@ static void *gc_main(void *arg)
 int core_gc_start(struct core *c, struct jb_err *err)
 {
     struct core_gc *g = &c->gc;
-    if (c->cfg->sandbox_idle_days <= 0) return 0; /* 0: never */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

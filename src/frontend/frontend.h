@@ -90,8 +90,5 @@ void slack_serve_free(struct slack_serve *sv); /* accepts NULL */
  * Owned by the caller; release with frontend_terminal_free(). NULL when out of memory. */
 struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress);
 void frontend_terminal_free(struct frontend *fe);
-/* Serialises writes with the terminal's prompt (the line editor). */
-void frontend_terminal_lock(struct frontend *fe);
-void frontend_terminal_unlock(struct frontend *fe);
 
 #endif

@@ -117,15 +117,6 @@ struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress)
     return fe;
 }
 
-void frontend_terminal_lock(struct frontend *fe)
-{
-    pthread_mutex_lock(&((struct terminal *)fe->priv)->mu);
-}
-void frontend_terminal_unlock(struct frontend *fe)
-{
-    pthread_mutex_unlock(&((struct terminal *)fe->priv)->mu);
-}
-
 void frontend_terminal_free(struct frontend *fe)
 {
     if (!fe) return;

@@ -286,7 +286,7 @@ static void forward(struct egress_conn *c, const struct px_request *r, const cha
     if (rc == 0) rc = px_send_all(ufd, head.data, head.len, jb_mono_ms() + EGRESS_HEAD_TIMEOUT_MS);
     jb_buf_release(&head);
     if (rc < 0) return refuse(c, 502, r->auth.host, r->auth.port, "cannot send the request", NULL);
-    long long left = r->clen < 0 ? 0 : r->clen;
+    long long left = r->head.clen < 0 ? 0 : r->head.clen;
     if ((long long)pre > left) pre = (size_t)left; /* bytes past the body are not forwarded */
     memmove(c->ab, c->ab + hl, pre);
     pump(c, ufd, pre, left - (long long)pre, "forward");
@@ -298,7 +298,7 @@ static void serve(struct egress_conn *c)
     if (px_read_head(c->cfd, c->ab, EGRESS_HEAD_MAX, jb_mono_ms() + EGRESS_HEAD_TIMEOUT_MS, &len,
                      &hl) < 0)
         return head_failed(c, errno, len);
-    struct px_request r;
+    jb_auto(px_request_release) struct px_request r = {0};
     struct target t;
     int status, i;
     const char *why;

@@ -1,8 +1,18 @@
-/* proxy/http.c -- the proxy's HTTP/1.x: a strict parser for request heads (CONNECT and
- * absolute-URI forms), the rewritten head sent to an origin, and error replies. Strict on
- * purpose: whatever this parser and the origin's parser could read differently (bare LF,
- * folded lines, two Hosts, two lengths) is refused rather than guessed at. */
+/* proxy/http.c -- the proxies' HTTP/1.x: one strict reader of request heads for both the
+ * egress proxy and the LLM proxy (px_parse_head()), the egress proxy's reading of its
+ * targets (CONNECT and absolute-URI forms), the rewritten head sent to an origin, and error
+ * replies.
+ *
+ * The tokens come from http_parser (libhttp-parser, the parser Node.js used before llhttp);
+ * the rules it is lax about are added here, in this one place: whatever this proxy and an
+ * origin's parser could read differently (bare LF, folded lines, a space before the colon,
+ * two lengths, a length and a Transfer-Encoding, HTTP/0.9 or 2 request lines) is refused
+ * rather than guessed at. Targets are split with libcurl's URL API, as the rest of the tree
+ * does. */
+#include <curl/curl.h>
+#include <http_parser.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,17 +24,9 @@ static int is_tchar(unsigned char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-/* Characters no authority may hold; returns why, or NULL. */
-static const char *authority_chars(const char *s, size_t n)
+static int name_is(const char *name, size_t n, const char *want)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f) return "whitespace or control character in the host";
-        if (c == '%') return "percent-escapes are not allowed in the host";
-        if (c == '@') return "userinfo is not allowed";
-        if (strchr("/?#\\", c)) return "unexpected character in the host";
-    }
-    return NULL;
+    return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
 /* Digits only, at most 15 of them; -1 otherwise. The input need not be NUL-terminated. */
@@ -37,6 +39,167 @@ static long long parse_num(const char *s, size_t n)
         v = v * 10 + (s[i] - '0');
     }
     return v;
+}
+
+/* ---- the request head ----------------------------------------------------------------- */
+
+/* What http_parser does not check on its own: line ends are CRLF only (a bare CR or LF is
+ * read differently by different parsers, which is how requests get smuggled past a proxy),
+ * no NUL, and no folded (obs-fold) line, which the library joins to the header above. */
+static const char *check_lines(const char *h, size_t n)
+{
+    if (n < 4 || memcmp(h + n - 4, "\r\n\r\n", 4) != 0)
+        return "request head does not end in a blank line";
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] == '\0') return "NUL byte in the request head";
+        if (h[i] == '\r' && (i + 1 == n || h[i + 1] != '\n')) return "bare CR in the request head";
+        if (h[i] == '\n' && (i == 0 || h[i - 1] != '\r')) return "bare LF in the request head";
+        if (h[i] == '\n' && i + 1 < n && (h[i + 1] == ' ' || h[i + 1] == '\t'))
+            return "folded header line";
+    }
+    return NULL;
+}
+
+struct head_reader {
+    struct px_head *h;
+    const char *why; /* our own refusal, taken before the library's */
+    int in_value;    /* the last callback was a value: the next name starts a header */
+    int ncl, nte;    /* Content-Length and Transfer-Encoding headers seen */
+    int complete;
+};
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct px_head *h = ((struct head_reader *)p->data)->h;
+    if (!h->target) h->target = at;
+    h->target_len = (size_t)(at + n - h->target); /* one buffer: pieces are contiguous */
+    return 0;
+}
+
+/* A header's name, once the colon is reached: tokens only (the library takes a space in a
+ * name as part of it), at most one length, and never a length with a Transfer-Encoding. */
+static const char *check_name(struct head_reader *rd, const struct px_header *x)
+{
+    for (size_t i = 0; i < x->name_len; i++)
+        if (!is_tchar((unsigned char)x->name[i])) return "bad header name";
+    if (name_is(x->name, x->name_len, "content-length") && rd->ncl++)
+        return "more than one Content-Length header";
+    if (name_is(x->name, x->name_len, "transfer-encoding")) rd->nte++;
+    if (rd->ncl && rd->nte) return "Transfer-Encoding together with Content-Length";
+    return NULL;
+}
+
+static int on_field(http_parser *p, const char *at, size_t n)
+{
+    struct head_reader *rd = p->data;
+    struct px_head *h = rd->h;
+    if (h->nhdr == 0 || rd->in_value) {
+        if (h->nhdr == PX_MAX_HEADERS) return rd->why = "too many header lines", -1;
+        h->hdr[h->nhdr++] = (struct px_header){.name = at};
+        rd->in_value = 0;
+    }
+    struct px_header *x = &h->hdr[h->nhdr - 1];
+    x->name_len = (size_t)(at + n - x->name);
+    /* Called at the colon (or at the end of the buffer, where the library fails anyway). */
+    if (at + n < h->end && *(at + n) == ':' && (rd->why = check_name(rd, x))) return -1;
+    return 0;
+}
+
+static int on_value(http_parser *p, const char *at, size_t n)
+{
+    struct head_reader *rd = p->data;
+    struct px_header *x = &rd->h->hdr[rd->h->nhdr - 1];
+    if (!rd->in_value) x->value = at;
+    rd->in_value = 1;
+    x->value_len = (size_t)(at + n - x->value);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    ((struct head_reader *)p->data)->complete = 1;
+    return 0;
+}
+
+/* The values, once all are read: trailing blanks cut, no control character but HT, and
+ * the one Content-Length digits only. */
+static const char *check_values(struct px_head *h)
+{
+    for (size_t i = 0; i < h->nhdr; i++) {
+        struct px_header *x = &h->hdr[i];
+        if (!x->value) x->value = x->name + x->name_len + 1; /* "Name:" with no value */
+        while (x->value_len &&
+               (x->value[x->value_len - 1] == ' ' || x->value[x->value_len - 1] == '\t'))
+            x->value_len--;
+        for (size_t k = 0; k < x->value_len; k++)
+            if (((unsigned char)x->value[k] < 0x20 && x->value[k] != '\t') || x->value[k] == 0x7f)
+                return "control character in a header value";
+        if (name_is(x->name, x->name_len, "content-length") &&
+            (h->clen = parse_num(x->value, x->value_len)) < 0)
+            return "bad Content-Length";
+        if (name_is(x->name, x->name_len, "transfer-encoding")) h->has_te = 1;
+    }
+    return NULL;
+}
+
+/* The request line is exactly METHOD SP TARGET SP HTTP/1.x CRLF: the library lets more
+ * blanks through, which another parser may read as part of the target. */
+static const char *check_line(const char *head, const http_parser *p, struct px_head *h)
+{
+    if (p->http_major != 1 || p->http_minor > 1 || !h->target)
+        return "unsupported HTTP version (HTTP/1.0 or HTTP/1.1 only)";
+    h->minor = p->http_minor;
+    h->method = http_method_str((enum http_method)p->method);
+    h->connect = p->method == HTTP_CONNECT;
+    size_t ml = strlen(h->method);
+    const char *v = h->target + h->target_len;
+    if (h->target != head + ml + 1 || head[ml] != ' ' || h->end - v < 11 ||
+        memcmp(v, " HTTP/1.", 8) != 0 || memcmp(v + 9, "\r\n", 2) != 0)
+        return "malformed request line";
+    for (size_t i = 0; i < h->target_len; i++)
+        if ((unsigned char)h->target[i] <= 0x20 || (unsigned char)h->target[i] >= 0x7f)
+            return "control or non-ASCII byte in the request target";
+    return NULL;
+}
+
+const char *px_parse_head(const char *head, size_t len, struct px_head *h)
+{
+    memset(h, 0, sizeof *h);
+    h->clen = -1;
+    h->end = head + len;
+    const char *why = check_lines(head, len);
+    if (why) return why;
+    http_parser_settings s;
+    http_parser_settings_init(&s);
+    s.on_url = on_url, s.on_header_field = on_field, s.on_header_value = on_value;
+    s.on_headers_complete = on_headers_complete;
+    struct head_reader rd = {.h = h};
+    http_parser p;
+    http_parser_init(&p, HTTP_REQUEST);
+    p.data = &rd;
+    size_t used = http_parser_execute(&p, &s, head, len);
+    if (rd.why) return rd.why;
+    enum http_errno e = HTTP_PARSER_ERRNO(&p);
+    if (e == HPE_INVALID_METHOD) return "bad method";
+    if (e != HPE_OK) return http_errno_description(e);
+    if (!rd.complete || used != len) return "malformed request head";
+    if ((why = check_line(head, &p, h))) return why;
+    return check_values(h);
+}
+
+/* ---- the egress proxy's targets ------------------------------------------------------- */
+
+/* Characters no authority may hold; returns why, or NULL. */
+static const char *authority_chars(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f) return "whitespace or control character in the host";
+        if (c == '%') return "percent-escapes are not allowed in the host";
+        if (c == '@') return "userinfo is not allowed";
+        if (strchr("/?#\\", c)) return "unexpected character in the host";
+    }
+    return NULL;
 }
 
 /* Split s into host and port text (*port NULL when there is none); brackets are removed
@@ -83,139 +246,84 @@ int px_parse_authority(const char *s, size_t n, unsigned default_port, struct px
     return 0;
 }
 
-/* Line endings are CRLF only and no NUL anywhere: a bare CR or LF is read differently by
- * different parsers, which is how requests get smuggled past a proxy. */
-static const char *check_bytes(const char *h, size_t n)
+static void urlu_freep(CURLU **u)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (h[i] == '\0') return "NUL byte in the request head";
-        if (h[i] == '\r' && (i + 1 == n || h[i + 1] != '\n')) return "bare CR in the request head";
-        if (h[i] == '\n' && (i == 0 || h[i - 1] != '\r')) return "bare LF in the request head";
-    }
+    curl_url_cleanup(*u);
+}
+
+static void curl_freep(char **p)
+{
+    curl_free(*p);
+}
+
+/* An absolute http:// URL, split by libcurl: r->auth from its host and port (then held to
+ * px_parse_authority()'s rules), r->path its path and query (owned by r). NULL, or why. */
+static const char *split_url(const char *t, size_t n, struct px_request *r)
+{
+    jb_autofree char *url = strndup(t, n);
+    jb_auto(urlu_freep) CURLU *u = curl_url();
+    if (!url || !u) return "out of memory";
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_PATH_AS_IS) != CURLUE_OK)
+        return "malformed request target";
+    jb_auto(curl_freep) char *user = NULL, *frag = NULL, *host = NULL, *port = NULL;
+    jb_auto(curl_freep) char *path = NULL, *query = NULL;
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) return "userinfo is not allowed";
+    if (curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK)
+        return "fragment in the request target";
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        return "malformed request target";
+    curl_url_get(u, CURLUPART_PORT, &port, 0); /* none: the default */
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    char auth[300];
+    int al = snprintf(auth, sizeof auth, "%s%s%s", host, port ? ":" : "", port ? port : "");
+    const char *why;
+    if (al < 0 || (size_t)al >= sizeof auth) return "host name too long";
+    if (px_parse_authority(auth, (size_t)al, 80, &r->auth, &why) < 0) return why;
+    if (asprintf(&r->path, "%s%s%s", path, query ? "?" : "", query ? query : "") < 0)
+        return r->path = NULL, "out of memory";
     return NULL;
 }
 
 static const char *parse_target(const char *t, size_t n, struct px_request *r)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
-            return "control or non-ASCII byte in the request target";
     const char *why;
     if (r->mode == PX_CONNECT) return px_parse_authority(t, n, 0, &r->auth, &why) < 0 ? why : NULL;
     if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
         return "https:// URLs must use CONNECT (set https_proxy)";
     if (n > 0 && t[0] == '/') return "not a proxy request (origin-form target); use http_proxy";
     if (n < 7 || strncasecmp(t, "http://", 7) != 0) return "request target is not http://host/...";
-    const char *a = t + 7, *end = t + n;
-    size_t al = 0; /* the authority ends at the path or the query */
-    while (a + al < end && a[al] != '/' && a[al] != '?')
-        al++;
-    if (px_parse_authority(a, al, 80, &r->auth, &why) < 0) return why;
-    r->path = a + al, r->path_len = (size_t)(end - r->path);
-    if (memchr(r->path, '#', r->path_len)) return "fragment in the request target";
-    return NULL;
-}
-
-static const char *parse_line(const char *l, size_t n, struct px_request *r)
-{
-    const char *sp1 = memchr(l, ' ', n);
-    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(l + n - sp1 - 1)) : NULL;
-    if (!sp2 || memchr(sp2 + 1, ' ', (size_t)(l + n - sp2 - 1))) return "malformed request line";
-    r->method = l, r->method_len = (size_t)(sp1 - l);
-    if (r->method_len == 0 || r->method_len > 20) return "bad method";
-    for (size_t i = 0; i < r->method_len; i++)
-        if (!is_tchar((unsigned char)l[i])) return "bad method";
-    const char *v = sp2 + 1;
-    size_t vl = (size_t)(l + n - v);
-    if (vl != 8 || (memcmp(v, "HTTP/1.1", 8) != 0 && memcmp(v, "HTTP/1.0", 8) != 0))
-        return "unsupported HTTP version (HTTP/1.0 or HTTP/1.1 only)";
-    r->minor = v[7] - '0';
-    r->mode = r->method_len == 7 && memcmp(l, "CONNECT", 7) == 0 ? PX_CONNECT : PX_FORWARD;
-    return parse_target(sp1 + 1, (size_t)(sp2 - sp1 - 1), r);
-}
-
-static int name_is(const char *name, size_t n, const char *want)
-{
-    return strlen(want) == n && strncasecmp(name, want, n) == 0;
-}
-
-/* One header line's syntax: a token name right before the colon (no space, so nothing can
- * read it as another name), not folded, no control character in the value. */
-static const char *header_syntax(const char *l, size_t n)
-{
-    if (n && (l[0] == ' ' || l[0] == '\t')) return "folded header line";
-    const char *colon = memchr(l, ':', n);
-    if (!colon || colon == l) return "malformed header line";
-    for (const char *p = l; p < colon; p++)
-        if (!is_tchar((unsigned char)*p)) return "bad header name";
-    for (const char *p = colon + 1; p < l + n; p++)
-        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return "control character in a header value";
-    return NULL;
-}
-
-static const char *parse_header(const char *l, size_t n, struct px_request *r)
-{
-    const char *why = header_syntax(l, n);
-    if (why) return why;
-    const char *colon = memchr(l, ':', n);
-    size_t nl = (size_t)(colon - l);
-    const char *v = colon + 1, *end = l + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    size_t vl = (size_t)(end - v);
-    if (name_is(l, nl, "host")) {
-        if (r->has_host++) return "more than one Host header";
-        if (r->mode == PX_FORWARD && px_parse_authority(v, vl, 80, &r->host, &why) < 0) return why;
-    } else if (name_is(l, nl, "content-length")) {
-        long long cl = parse_num(v, vl);
-        if (cl < 0) return "bad Content-Length";
-        if (r->clen >= 0 && r->clen != cl) return "conflicting Content-Length headers";
-        r->clen = cl;
-    } else if (name_is(l, nl, "transfer-encoding")) {
-        r->chunked = 1;
-    }
-    return NULL;
-}
-
-const char *px_check_head(const char *head, size_t len)
-{
-    if (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0)
-        return "request head does not end in a blank line";
-    const char *why = check_bytes(head, len);
-    const char *l = (const char *)memmem(head, len, "\r\n", 2) + 2, *end = head + len - 2;
-    while (!why && l < end) {
-        const char *e = memmem(l, (size_t)(end - l), "\r\n", 2);
-        why = header_syntax(l, (size_t)(e - l));
-        l = e + 2;
-    }
-    return why;
+    return split_url(t, n, r);
 }
 
 int px_parse_request(const char *head, size_t len, struct px_request *r, int *status,
                      const char **why)
 {
     memset(r, 0, sizeof *r);
-    r->clen = -1;
     *status = 400;
-    *why = "request head does not end in a blank line";
-    if (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0) return -1;
-    if ((*why = check_bytes(head, len))) return -1;
-    const char *eol = memmem(head, len, "\r\n", 2), *end = head + len - 2;
-    if ((*why = parse_line(head, (size_t)(eol - head), r))) return -1;
-    r->hdrs = eol + 2, r->hdrs_len = (size_t)(end - r->hdrs);
-    for (const char *l = r->hdrs; l < end;) {
-        const char *e = memmem(l, (size_t)(end - l), "\r\n", 2);
-        if ((*why = parse_header(l, (size_t)(e - l), r))) return -1;
-        l = e + 2;
+    if ((*why = px_parse_head(head, len, &r->head))) return -1;
+    const struct px_head *h = &r->head;
+    r->mode = h->connect ? PX_CONNECT : PX_FORWARD;
+    if ((*why = parse_target(h->target, h->target_len, r))) return -1;
+    for (size_t i = 0; i < h->nhdr; i++) {
+        const struct px_header *x = &h->hdr[i];
+        if (!name_is(x->name, x->name_len, "host")) continue;
+        if (r->has_host++) return *why = "more than one Host header", -1;
+        if (r->mode == PX_FORWARD &&
+            px_parse_authority(x->value, x->value_len, 80, &r->host, why) < 0)
+            return -1;
     }
-    if (r->mode == PX_FORWARD && r->chunked) {
+    if (r->mode == PX_FORWARD && h->has_te) {
         *status = 411;
         return *why = "chunked request bodies are not supported; send Content-Length", -1;
     }
     return 0;
+}
+
+void px_request_release(struct px_request *r)
+{
+    free(r->path);
+    r->path = NULL;
 }
 
 static int hop_by_hop(const char *name, size_t n)
@@ -231,23 +339,21 @@ static int hop_by_hop(const char *name, size_t n)
 int px_forward_head(const struct px_request *r, const char *host, struct jb_buf *out,
                     struct jb_err *err)
 {
-    const char *slash = r->path_len == 0 || r->path[0] == '?' ? "/" : "";
-    if (jb_buf_appendf(out, err, "%.*s %s%.*s HTTP/1.%d\r\n", (int)r->method_len, r->method, slash,
-                       (int)r->path_len, r->path, r->minor) < 0)
+    const struct px_head *h = &r->head;
+    if (jb_buf_appendf(out, err, "%s %s HTTP/1.%d\r\n", h->method, r->path, h->minor) < 0)
         return -1;
     /* The name the policy checked, never the client's spelling of it ("NAME." may be
      * another virtual host to the origin). */
     if (jb_buf_appendf(out, err, "Host: %s", host) < 0) return -1;
     if (r->auth.port != 80 && jb_buf_appendf(out, err, ":%u", r->auth.port) < 0) return -1;
     if (jb_buf_append(out, "\r\n", 2, err) < 0) return -1;
-    const char *end = r->hdrs + r->hdrs_len;
-    for (const char *l = r->hdrs; l < end;) {
-        const char *e = memmem(l, (size_t)(end - l), "\r\n", 2) + 2;
-        size_t nl = (size_t)((const char *)memchr(l, ':', (size_t)(e - l)) - l);
-        if (!hop_by_hop(l, nl) && !name_is(l, nl, "host") &&
-            jb_buf_append(out, l, (size_t)(e - l), err) < 0)
+    /* The headers as read, not as sent: the origin gets exactly what was checked. */
+    for (size_t i = 0; i < h->nhdr; i++) {
+        const struct px_header *x = &h->hdr[i];
+        if (hop_by_hop(x->name, x->name_len) || name_is(x->name, x->name_len, "host")) continue;
+        if (jb_buf_appendf(out, err, "%.*s: %.*s\r\n", (int)x->name_len, x->name, (int)x->value_len,
+                           x->value) < 0)
             return -1;
-        l = e;
     }
     return jb_buf_append(out, "Connection: close\r\n\r\n", 21, err);
 }

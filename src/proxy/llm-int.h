@@ -16,22 +16,25 @@ struct llm_public;
 #define LLM_HEAD_TIMEOUT_MS  30000  /* to send a request head, on either listener */
 #define LLM_BODY_WAIT_MS     120000 /* waiting for the body's bytes, in all */
 
+/* The remote sessions (llm-registry.c), found by their token. Under mu: remote, and each
+ * remote session's fds/nfds. cv: a remote session's request finished. */
+struct llm_registry {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct llm_session *remote;
+};
+
 struct llm_proxy {
     struct llm_config cfg;       /* strings owned */
     struct store *st;            /* tokens and usage: the writes; guarded by st_mu */
     struct store *rd;            /* the same database for the checks; guarded by rd_mu */
     struct jb_curl_share *share; /* upstream connections kept alive across requests */
     pthread_mutex_t st_mu, rd_mu;
-    /* Remote sessions (llm-public.c), found by their token (constant-time compare). Under
-     * reg_mu: remote, and each remote session's fds/nfds. reg_cv: a remote session's
-     * request finished. */
-    pthread_mutex_t reg_mu;
-    pthread_cond_t reg_cv;
-    struct llm_session *remote;
+    struct llm_registry reg;
     struct llm_public *pub; /* the TCP listener, NULL when not listening */
 };
 
-/* ---- connection threads: one request each, joined by the listener (llm.c) ---- */
+/* ---- connection threads: one request each, joined by the listener (llm-pool.c) ---- */
 
 struct llm_conn;
 struct llm_pool {
@@ -51,7 +54,7 @@ void llm_accept_loop(int lfd, int wake_fd, struct llm_pool *pl, int tcp);
 void llm_pool_reap(struct llm_pool *pl, int all);
 void llm_pool_destroy(struct llm_pool *pl); /* after llm_pool_reap(pl, 1) */
 
-/* ---- sessions ---- */
+/* ---- sessions (llm-registry.c) ---- */
 
 struct llm_session {
     struct llm_proxy *px;
@@ -63,43 +66,57 @@ struct llm_session {
     _Atomic(const char *) refused;
     pthread_mutex_t mu;    /* tally */
     struct jb_tally tally; /* what its requests used, per model */
-    /* local: its own Unix socket */
+    /* local (llm.c): its own Unix socket */
     char *path;
     int lfd, wake[2];
     pthread_t thr;
     struct llm_pool pool;
-    /* remote: requests come through px->pub; under px->reg_mu */
+    /* remote: requests come through px->pub; under px->reg.mu */
     int remote;
     struct llm_session *rnext;
     int fds[LLM_MAX_PER_LISTENER]; /* its requests in flight */
     int nfds;
 };
 
+void llm_registry_init(struct llm_registry *r);
+void llm_registry_destroy(struct llm_registry *r); /* after every session is closed */
 /* Allocate a session and mint its token (recorded in the store). *ret is the caller's:
  * llm_session_free() before it is published anywhere, llm_session_close() after. */
 int llm_session_new(struct llm_proxy *px, const char *thread_key, const char *user,
                     const char *sandbox, char token[LLM_TOKEN_LEN + 1], struct llm_session **ret,
                     struct jb_err *err);
 void llm_session_free(struct llm_session *s); /* memory only */
+/* 1 when the token presented (len bytes) is s's own. Constant time in its bytes. */
+int llm_token_is(const struct llm_session *s, const char *tok, size_t len);
+/* Take s off the registry (no new request finds it) and revoke its token in the store. */
+void llm_session_revoke(struct llm_session *s);
+/* A remote s, once revoked: shut down its requests in flight and wait until none uses s. */
+void llm_session_drain(struct llm_session *s);
+/* What one request used (its tokens, by the model the answer named). */
+void llm_session_add_usage(struct llm_session *s, const char *model, const struct jb_tokens *t);
+void llm_session_set_refused(struct llm_session *s, const char *why); /* static text */
+/* The remote session whose token tok (len bytes) is, with fd registered as one of its
+ * requests in flight (llm_registry_release() when done): LLM_CLAIM_OK and *ret; else why
+ * not, *ret NULL. */
+enum llm_claim { LLM_CLAIM_OK, LLM_CLAIM_UNKNOWN, LLM_CLAIM_OTHER_SANDBOX, LLM_CLAIM_BUSY };
+enum llm_claim llm_registry_claim(struct llm_registry *r, const char *tok, size_t len,
+                                  const char *sandbox, int fd, struct llm_session **ret);
+void llm_registry_release(struct llm_registry *r, struct llm_session *s, int fd);
 
-/* llm-public.c: take s off the registry (no new request finds it); then, once its token
- * is revoked, shut down its requests in flight and wait until none uses s. */
-void llm_remote_unregister(struct llm_session *s);
-void llm_remote_drain(struct llm_session *s);
-void llm_public_stop(struct llm_proxy *px); /* stop the TCP listener; joins its threads */
+void llm_public_stop(struct llm_proxy *px); /* llm-public.c: stop the TCP listener */
 
 /* ---- one request (llm-serve.c) ---- */
-
-#define LLM_MAX_HEADERS 100
 
 /* One parsed request from a sandbox. Pointers into the request buffer. */
 struct llm_request {
     enum llm_provider provider;
     char method[16];
-    char path[4096];                /* upstream path with query, e.g. "/v1/messages?beta=true" */
-    char *headers[LLM_MAX_HEADERS]; /* "Name: value" lines, NUL-terminated, no CRLF; syntax
-                                     * checked (px_check_head()), trailing blanks cut */
+    char path[4096];               /* upstream path with query, e.g. "/v1/messages?beta=true" */
+    char *headers[PX_MAX_HEADERS]; /* "Name: value" lines, NUL-terminated, no CRLF; read by
+                                    * px_parse_head(), trailing blanks cut */
     size_t nheaders;
+    long long clen; /* the one Content-Length, -1 when none */
+    int has_te;     /* a Transfer-Encoding header (refused: bodies need a length) */
     /* The body is streamed, never held whole: its first body_have bytes came with the head
      * (body), the rest is read from the sandbox's socket as the upstream takes it. */
     const char *body;
@@ -115,7 +132,6 @@ struct llm_in {
     size_t rest_len;
 };
 
-const char *llm_prefix(enum llm_provider p); /* "/anthropic", "/openai", "/amp" */
 /* What a base URL adds after the proxy address: "/anthropic", "/openai/v1", "/amp". */
 const char *llm_api_path(enum llm_provider p);
 /* An error answer in the provider's JSON shape, then Connection: close. Best effort. */
@@ -131,9 +147,6 @@ const char *llm_path_check(enum llm_provider p, const char *method, const char *
 /* The token the request presents (x-api-key, else a Bearer), up to a blank; NULL if none.
  * Borrowed from the request; *len its length. */
 const char *llm_presented_token(const struct llm_request *rq, size_t *len);
-/* 1 when the token presented (len bytes) is s's own. Constant time in its bytes. */
-int llm_token_is(const struct llm_session *s, const char *tok, size_t len);
-
 /* What the store says about a session's token (unrevoked, unexpired) and its user's
  * daily budget, and when it said so. */
 struct llm_verdict {

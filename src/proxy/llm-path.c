@@ -83,3 +83,36 @@ const char *llm_path_check(enum llm_provider p, const char *method, const char *
     return path_known ? "this method is not allowed on this path"
                       : "not an API endpoint the agents use";
 }
+
+/* ---- what the sandbox's environment names ---- */
+
+/* The relay inside a local sandbox; a remote one reaches the proxy at its public URL. */
+#define RELAY_URL "http://127.0.0.1:4000"
+#define PROVIDER(key, base, path)                                                                  \
+    {                                                                                              \
+        key, base, RELAY_URL path, path                                                            \
+    }
+static const struct {
+    const char *key_var, *base_var, *base_url, *api_path;
+} providers[LLM_NPROVIDERS] = {
+    [LLM_ANTHROPIC] = PROVIDER("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "/anthropic"),
+    [LLM_OPENAI] = PROVIDER("OPENAI_API_KEY", "OPENAI_BASE_URL", "/openai/v1"),
+    [LLM_AMP] = PROVIDER("AMP_API_KEY", "AMP_URL", "/amp"),
+};
+
+const char *llm_key_var(enum llm_provider p)
+{
+    return providers[p].key_var;
+}
+const char *llm_base_var(enum llm_provider p)
+{
+    return providers[p].base_var;
+}
+const char *llm_base_url(enum llm_provider p)
+{
+    return providers[p].base_url;
+}
+const char *llm_api_path(enum llm_provider p)
+{
+    return providers[p].api_path;
+}

@@ -2,12 +2,11 @@
  * (Sprites VMs) that cannot reach a Unix socket on the host. It faces the internet behind
  * a TLS terminator, so nothing about the connection identifies the sandbox: the token
  * does. A request is "/s/<sandbox>/<provider>/<path>"; its token must be the one of an
- * open remote session (the registry on the proxy, compared in constant time) whose sandbox is
+ * open remote session (the registry, llm-registry.c, compared in constant time) whose sandbox is
  * <sandbox>; then it passes the same checks as on a Unix socket (llm_serve()). Tokens of
  * local sessions are not in the registry, so they do not work here; remote tokens do not
  * match any Unix socket's own token, so they do not work there. Headers a proxy in front
  * adds (X-Forwarded-For…) are ignored here and not passed upstream (llm-fwd.c). */
-#include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdatomic.h>
@@ -15,7 +14,7 @@
 
 #include "proxy/llm-int.h"
 
-#define SANDBOX_MAX 63 /* bytes of a sandbox name in a path */
+#define SANDBOX_MAX 63 /* bytes of a sandbox name in a path (llm-registry.c checks names) */
 
 struct llm_public {
     struct llm_proxy *px;
@@ -24,19 +23,6 @@ struct llm_public {
     struct llm_pool pool;
     _Atomic int64_t unknown_logged; /* jb_mono_ms() of the last such log line */
 };
-
-/* ---- the registry of remote sessions ---- */
-
-/* The session whose token tok is, or NULL. Every entry is compared in full and in
- * constant time, so the time taken says nothing about how close a guess came. Under
- * px->reg_mu. */
-static struct llm_session *find(struct llm_proxy *px, const char *tok, size_t len)
-{
-    struct llm_session *hit = NULL;
-    for (struct llm_session *s = px->remote; s; s = s->rnext)
-        if (llm_token_is(s, tok, len)) hit = s;
-    return hit;
-}
 
 /* Unknown tokens are what a scanner sends: at most one log line a second about them. */
 static int log_unknown_allowed(struct llm_public *pub)
@@ -47,7 +33,7 @@ static int log_unknown_allowed(struct llm_public *pub)
 
 /* The open session this request's token belongs to, checked against the sandbox named in
  * the path, with fd registered as one of its requests in flight; NULL when answered. */
-static struct llm_session *claim(struct llm_proxy *px, int fd, const struct llm_in *in,
+static struct llm_session *claim(struct llm_public *pub, int fd, const struct llm_in *in,
                                  const char *sandbox)
 {
     enum llm_provider p = in->rq.provider;
@@ -57,90 +43,15 @@ static struct llm_session *claim(struct llm_proxy *px, int fd, const struct llm_
         llm_reply_401(fd, p, "no token: send this sandbox's token as x-api-key or a Bearer");
         return NULL;
     }
-    enum { OK, UNKNOWN, OTHER_SANDBOX, BUSY } why = OK;
-    pthread_mutex_lock(&px->reg_mu);
-    struct llm_session *s = find(px, tok, len);
-    if (!s)
-        why = UNKNOWN;
-    else if (strcmp(s->sandbox, sandbox))
-        why = OTHER_SANDBOX;
-    else if (s->nfds >= LLM_MAX_PER_LISTENER)
-        why = BUSY;
-    else
-        s->fds[s->nfds++] = fd;
-    if (why == OTHER_SANDBOX) /* names the thread whose token it is, never the token */
-        log_warn("llm proxy %s: its token was sent for another sandbox's path", s->thread_key);
-    pthread_mutex_unlock(&px->reg_mu);
-    if (why == UNKNOWN && px->pub && log_unknown_allowed(px->pub))
+    struct llm_session *s;
+    enum llm_claim why = llm_registry_claim(&pub->px->reg, tok, len, sandbox, fd, &s);
+    if (why == LLM_CLAIM_UNKNOWN && log_unknown_allowed(pub))
         log_warn("llm proxy: refused a request over TCP with an unknown or closed token");
-    if (why == UNKNOWN || why == OTHER_SANDBOX)
+    if (why == LLM_CLAIM_UNKNOWN || why == LLM_CLAIM_OTHER_SANDBOX)
         llm_reply_401(fd, p, "invalid token for this sandbox");
-    else if (why == BUSY)
+    else if (why == LLM_CLAIM_BUSY)
         llm_reply(fd, p, 503, "overloaded_error", "too many requests from this sandbox at once");
-    return why == OK ? s : NULL;
-}
-
-static void release(struct llm_proxy *px, struct llm_session *s, int fd)
-{
-    pthread_mutex_lock(&px->reg_mu);
-    for (int i = 0; i < s->nfds; i++)
-        if (s->fds[i] == fd) {
-            s->fds[i] = s->fds[--s->nfds];
-            break;
-        }
-    if (!s->nfds) pthread_cond_broadcast(&px->reg_cv); /* llm_remote_drain() may wait */
-    pthread_mutex_unlock(&px->reg_mu);
-}
-
-void llm_remote_unregister(struct llm_session *s)
-{
-    struct llm_proxy *px = s->px;
-    pthread_mutex_lock(&px->reg_mu);
-    for (struct llm_session **pp = &px->remote; *pp; pp = &(*pp)->rnext)
-        if (*pp == s) {
-            *pp = s->rnext;
-            break;
-        }
-    pthread_mutex_unlock(&px->reg_mu);
-}
-
-void llm_remote_drain(struct llm_session *s)
-{
-    struct llm_proxy *px = s->px;
-    pthread_mutex_lock(&px->reg_mu);
-    /* An fd here is still open: its thread closes nothing before release(). */
-    for (int i = 0; i < s->nfds; i++)
-        shutdown(s->fds[i], SHUT_RDWR);
-    while (s->nfds)
-        pthread_cond_wait(&px->reg_cv, &px->reg_mu);
-    pthread_mutex_unlock(&px->reg_mu);
-}
-
-static int sandbox_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > SANDBOX_MAX || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
-
-int llm_session_open_remote(struct llm_proxy *px, const char *thread_key, const char *user,
-                            const char *sandbox, char token[LLM_TOKEN_LEN + 1],
-                            struct llm_session **ret, struct jb_err *err)
-{
-    if (!sandbox_name_ok(sandbox))
-        return jb_err_set(err, JB_ECONFIG,
-                          "sandbox name \"%.80s\" cannot be a URL path segment: use 1 to %d "
-                          "letters, digits, '.', '_' or '-'",
-                          sandbox, SANDBOX_MAX);
-    struct llm_session *s = NULL;
-    if (llm_session_new(px, thread_key, user, sandbox, token, &s, err) < 0) return -1;
-    s->remote = 1;
-    pthread_mutex_lock(&px->reg_mu);
-    s->rnext = px->remote;
-    px->remote = s;
-    pthread_mutex_unlock(&px->reg_mu);
-    *ret = s;
-    return 0;
+    return s;
 }
 
 char *llm_remote_base_url(const char *public_url, const char *sandbox, enum llm_provider p)
@@ -179,10 +90,10 @@ static void serve_remote(void *ud, int fd)
     if (split_target(in.target, sandbox, &rest) < 0)
         return llm_reply(fd, LLM_ANTHROPIC, 404, "not_found_error", "unknown API");
     if (llm_route(fd, rest, &in) < 0) return;
-    struct llm_session *s = claim(pub->px, fd, &in, sandbox);
+    struct llm_session *s = claim(pub, fd, &in, sandbox);
     if (!s) return;
     llm_serve(s, fd, &in, NULL); /* the token said whose it is: the store is asked now */
-    release(pub->px, s, fd);
+    llm_registry_release(&pub->px->reg, s, fd);
 }
 
 /* ---- the listener ---- */

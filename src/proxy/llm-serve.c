@@ -17,7 +17,7 @@
 static const char *const prefixes[LLM_NPROVIDERS] = {
     [LLM_ANTHROPIC] = "/anthropic", [LLM_OPENAI] = "/openai", [LLM_AMP] = "/amp"};
 
-const char *llm_prefix(enum llm_provider p)
+static const char *llm_prefix(enum llm_provider p) /* "/anthropic", "/openai", "/amp" */
 {
     return prefixes[p];
 }
@@ -57,42 +57,27 @@ void llm_reply_401(int fd, enum llm_provider p, const char *msg)
 
 /* ---- parsing ---- */
 
-/* The request line "METHOD SP TARGET SP HTTP/1.x" (NUL-terminated, in place). 0, or -1. */
-static int parse_request_line(char *line, struct llm_request *rq, const char **target)
-{
-    char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp2 || strchr(sp2 + 1, ' ')) return -1;
-    size_t ml = (size_t)(sp1 - line);
-    if (ml == 0 || ml >= sizeof rq->method || strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") < ml)
-        return -1;
-    if (strcmp(sp2 + 1, "HTTP/1.1") && strcmp(sp2 + 1, "HTTP/1.0")) return -1;
-    for (const char *t = sp1 + 1; t < sp2; t++)
-        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f) return -1;
-    *sp1 = *sp2 = '\0';
-    memcpy(rq->method, line, ml + 1);
-    *target = sp1 + 1;
-    return sp1[1] == '/' ? 0 : -1;
-}
-
-/* Split the head (len bytes, ending in the blank line) into request line and headers, in
- * place. A head whose syntax two parsers could read differently (bare CR or LF, NUL,
- * folded lines, a space before the colon) is refused, not passed on. 0, or -1 with *why. */
+/* Read the head (len bytes, ending in the blank line) with the proxies' one strict parser
+ * (px_parse_head()), then make its parts C strings in place: the target, and each header
+ * as its "Name: value" line. 0, or -1 with *why. */
 static int parse_head(char *head, size_t len, struct llm_request *rq, const char **target,
                       const char **why)
 {
-    if ((*why = px_check_head(head, len))) return -1;
-    char *eol = memmem(head, len, "\r\n", 2), *end = head + len - 2;
-    *eol = '\0';
-    if (parse_request_line(head, rq, target) < 0) return *why = "malformed request line", -1;
-    for (char *l = eol + 2; l < end;) {
-        char *e = memmem(l, (size_t)(end - l), "\r\n", 2), *t = e;
-        while (t > l && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        *t = '\0';
-        if (rq->nheaders >= LLM_MAX_HEADERS) return *why = "too many header lines", -1;
-        rq->headers[rq->nheaders++] = l;
-        l = e + 2;
+    struct px_head h;
+    if ((*why = px_parse_head(head, len, &h))) return -1;
+    if (strlen(h.method) >= sizeof rq->method || h.target_len == 0 || h.target[0] != '/')
+        return *why = "malformed request line", -1;
+    snprintf(rq->method, sizeof rq->method, "%s", h.method);
+    rq->clen = h.clen;
+    rq->has_te = h.has_te;
+    for (size_t i = 0; i < h.nhdr; i++) {
+        char *name = head + (h.hdr[i].name - head); /* the buffer is ours to write */
+        name[h.hdr[i].value + h.hdr[i].value_len - h.hdr[i].name] = '\0';
+        rq->headers[rq->nheaders++] = name;
     }
+    char *t = head + (h.target - head);
+    t[h.target_len] = '\0'; /* the space before the version */
+    *target = t;
     return 0;
 }
 
@@ -131,22 +116,6 @@ static const char *header(const struct llm_request *rq, const char *name)
     return NULL;
 }
 
-/* The Content-Length: digits only, one header (0 when none). 0, or -1. */
-static int content_length(const struct llm_request *rq, long long *ret)
-{
-    int seen = 0;
-    *ret = 0;
-    for (size_t i = 0; i < rq->nheaders; i++) {
-        const char *h = rq->headers[i];
-        if (strncasecmp(h, "content-length:", 15)) continue;
-        h += 15 + strspn(h + 15, " \t");
-        size_t n = strlen(h);
-        if (seen++ || n == 0 || n > 15 || strspn(h, "0123456789") != n) return -1;
-        *ret = strtoll(h, NULL, 10);
-    }
-    return 0;
-}
-
 int llm_route(int fd, const char *target, struct llm_in *in)
 {
     struct llm_request *rq = &in->rq;
@@ -179,15 +148,6 @@ const char *llm_presented_token(const struct llm_request *rq, size_t *len)
 
 /* ---- the checks ---- */
 
-int llm_token_is(const struct llm_session *s, const char *tok, size_t len)
-{
-    if (!tok || len != LLM_TOKEN_LEN) return 0; /* the length is no secret: it is fixed */
-    unsigned diff = 0;
-    for (size_t i = 0; i < LLM_TOKEN_LEN; i++)
-        diff |= (unsigned)(tok[i] ^ s->token[i]);
-    return diff == 0;
-}
-
 void llm_verdict(struct llm_session *s, struct llm_verdict *v)
 {
     struct jb_err err = {0};
@@ -214,7 +174,7 @@ void llm_verdict(struct llm_session *s, struct llm_verdict *v)
 
 static void refuse(struct llm_session *s, int fd, enum llm_provider p, const struct llm_verdict *v)
 {
-    atomic_store(&s->refused, v->why);
+    llm_session_set_refused(s, v->why);
     if (v->status != 429) {
         log_warn("llm proxy %s: refused: %s", s->thread_key, v->why);
         return llm_reply_401(fd, p, v->why);
@@ -252,14 +212,9 @@ static int check_token(struct llm_session *s, int fd, const struct llm_request *
 static int body_setup(int fd, struct llm_in *in)
 {
     struct llm_request *rq = &in->rq;
-    long long want = 0;
-    if (header(rq, "transfer-encoding")) {
+    long long want = rq->clen < 0 ? 0 : rq->clen;
+    if (rq->has_te) {
         llm_reply(fd, rq->provider, 411, "invalid_request_error", "send a Content-Length");
-        return -1;
-    }
-    if (content_length(rq, &want) < 0) {
-        llm_reply(fd, rq->provider, 400, "invalid_request_error",
-                  "bad Content-Length: one header, digits only");
         return -1;
     }
     if ((size_t)want > LLM_BODY_MAX) {
@@ -331,9 +286,7 @@ void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct ll
     /* The session's counts first: once the client sees the end, its exec may end and its
      * usage be read (llm_session_usage()). Then the end (EOF) goes out, not after the store
      * write below, which may wait for the store's lock behind other requests. */
-    pthread_mutex_lock(&s->mu);
-    jb_tally_add(&s->tally, u.model, &u.t, 1);
-    pthread_mutex_unlock(&s->mu);
+    llm_session_add_usage(s, u.model, &u.t);
     shutdown(fd, SHUT_WR);
     record_usage(s, rq->provider, &u);
 }

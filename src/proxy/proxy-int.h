@@ -44,23 +44,46 @@ void px_linger(int fd);
 
 /* ---- http.c ------------------------------------------------------------------------ */
 
+/* One header line of a parsed head; the spans borrow from the head buffer. The value has
+ * no leading or trailing blanks. */
+struct px_header {
+    const char *name, *value;
+    size_t name_len, value_len;
+};
+#define PX_MAX_HEADERS 100
+/* A request head as px_parse_head() read it; pointers borrow from the head buffer. */
+struct px_head {
+    const char *method; /* static text, e.g. "GET" */
+    const char *target; /* as sent, not NUL-terminated */
+    size_t target_len;
+    int minor;   /* HTTP/1.<minor> */
+    int connect; /* the method is CONNECT (target in authority form) */
+    struct px_header hdr[PX_MAX_HEADERS];
+    size_t nhdr;
+    long long clen; /* the one Content-Length, -1 when absent */
+    int has_te;     /* a Transfer-Encoding header was present (never with a length) */
+    const char *end;
+};
+/* Read the request head head[0, len) (ends in the blank line): the one parser both proxies
+ * use. Beyond the library's own checks it refuses bare CR or LF, NUL, folded lines, header
+ * names that are not tokens (a space before the colon), more than one Content-Length (even
+ * equal ones), Transfer-Encoding with Content-Length, control characters in values, other
+ * versions than HTTP/1.0 and 1.1, control or non-ASCII bytes in the target, more than
+ * PX_MAX_HEADERS lines. NULL when it holds, else why (static text). */
+const char *px_parse_head(const char *head, size_t len, struct px_head *h);
+
 struct px_authority {
     char host[256]; /* as sent, brackets removed; not normalised */
     unsigned port;
     int bracketed;
 };
 enum px_mode { PX_CONNECT, PX_FORWARD };
-/* A parsed request head; pointers borrow from the head buffer. */
+/* A request to the egress proxy. */
 struct px_request {
+    struct px_head head;
     enum px_mode mode;
-    const char *method, *path; /* path: origin-form target for PX_FORWARD */
-    size_t method_len, path_len;
-    struct px_authority auth;
-    int minor;        /* HTTP/1.<minor> */
-    const char *hdrs; /* header lines, each ending in CRLF, without the blank line */
-    size_t hdrs_len;
-    long long clen; /* Content-Length, -1 when absent */
-    int chunked;    /* a Transfer-Encoding header was present */
+    struct px_authority auth; /* where to: CONNECT's target, or the URL's host and port */
+    char *path;               /* PX_FORWARD: origin-form target (path and query); owned */
     int has_host;
     struct px_authority host;
 };
@@ -68,13 +91,12 @@ struct px_request {
  * default_port 0: a port is required. 0, or -1 with *why. */
 int px_parse_authority(const char *s, size_t n, unsigned default_port, struct px_authority *a,
                        const char **why);
-/* Parse head[0, len) (ends in the blank line). 0, or -1 with *status (400, 411) and *why. */
+/* Parse head[0, len) (ends in the blank line) with px_parse_head(), then its target
+ * (http:// URLs split by libcurl) and Host. 0, or -1 with *status (400, 411) and *why.
+ * Either way px_request_release(r) afterwards. */
 int px_parse_request(const char *head, size_t len, struct px_request *r, int *status,
                      const char **why);
-/* The syntax of head[0, len) (ends in the blank line) beyond its request line: CRLF line
- * ends only, no NUL, no folded header lines, token names right before the colon, no control
- * characters in values. NULL when it holds, else why. */
-const char *px_check_head(const char *head, size_t len);
+void px_request_release(struct px_request *r); /* r->path; r may be zeroed or parsed */
 /* The request for the origin: origin-form line, Proxy-* and hop-by-hop headers dropped,
  * the client's Host replaced by host (the normalised name the policy checked),
  * "Connection: close". */

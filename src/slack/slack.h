@@ -273,7 +273,5 @@ typedef json_t *(*slack_envelope_fn)(void *ud, const struct slack_envelope *env)
 int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
                        struct slack_socket **ret, struct jb_err *err);
 void slack_socket_stop(struct slack_socket *s);
-/* Number of hello frames received so far (connections made), for tests and logs. */
-int slack_socket_connections(struct slack_socket *s);
 
 #endif

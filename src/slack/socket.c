@@ -27,6 +27,7 @@ struct conn {
     struct slack_socket *s;
     struct lws *wsi;
     int live, retiring;
+    int dropping; /* a message over the cap came: nothing more is read from this one */
     struct jb_buf frame;
     struct ack *acks, *acks_tail;
 };
@@ -38,7 +39,6 @@ struct slack_socket {
     struct lws_context *ctx;
     pthread_t thread;
     atomic_int stop;
-    atomic_int hellos;
     struct conn *conns[MAX_CONNS];
     lws_sorted_usec_list_t reconnect;
     struct jb_retry backoff; /* reconnects: 1 s doubling to 30 s, jittered */
@@ -137,7 +137,6 @@ static void on_frame(struct conn *c, const char *text, size_t len)
         c->live = 1;
         jb_retry_reset(&c->s->backoff);
         c->s->link_disabled = 0;
-        atomic_fetch_add(&c->s->hellos, 1);
         log_info("slack: connected (Socket Mode)");
         retire_old(c->s, c);
     } else if (env.type == SLACK_ENV_DISCONNECT) {
@@ -150,14 +149,27 @@ static void on_frame(struct conn *c, const char *text, size_t len)
     slack_envelope_release(&env);
 }
 
+/* A message (all its fragments) over MAX_FRAME: none of it may be read, and its later
+ * fragments must not be taken for messages of their own, so nothing more is read from
+ * this connection; it is closed (1009, message too big) from the writable callback (lws
+ * 4.1 does not survive a close from inside a receive) and a new one is dialled
+ * (on_closed()). Its envelope is not acknowledged: Slack sends it again, then gives up. */
+static int over_cap(struct conn *c, struct lws *wsi)
+{
+    log_warn("slack: a message over %u bytes: dropped whole, reconnecting", MAX_FRAME);
+    jb_buf_reset(&c->frame);
+    c->dropping = 1;
+    static const char why[] = "message too big";
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, sizeof why - 1);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 static int on_receive(struct conn *c, struct lws *wsi, const void *in, size_t len)
 {
     struct jb_err err = {0};
-    if (jb_buf_append(&c->frame, in, len, &err) < 0) {
-        log_warn("slack: frame over %u bytes dropped", MAX_FRAME);
-        jb_buf_reset(&c->frame);
-        return 0;
-    }
+    if (c->dropping) return 0;
+    if (jb_buf_append(&c->frame, in, len, &err) < 0) return over_cap(c, wsi);
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
     on_frame(c, c->frame.data, c->frame.len);
     jb_buf_reset(&c->frame);
@@ -166,6 +178,7 @@ static int on_receive(struct conn *c, struct lws *wsi, const void *in, size_t le
 
 static int on_writable(struct conn *c, struct lws *wsi)
 {
+    if (c->dropping) return -1; /* close now (over_cap()) */
     struct ack *a = c->acks;
     if (!a) return 0;
     size_t n = strlen(a->text);
@@ -346,9 +359,4 @@ void slack_socket_stop(struct slack_socket *s)
     for (int i = 0; i < MAX_CONNS; i++)
         if (s->conns[i]) conn_free(s->conns[i]);
     free(s);
-}
-
-int slack_socket_connections(struct slack_socket *s)
-{
-    return atomic_load(&s->hellos);
 }

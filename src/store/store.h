@@ -166,6 +166,24 @@ void usage_rows_free(struct usage_row *v, size_t n);
 int store_usage_list(struct store *st, const char *since, struct usage_row **ret, size_t *ret_n,
                      struct jb_err *err);
 
+/* ---- retention (retention.c) ---- */
+
+#define STORE_EVENTS_MIN_DAYS 7   /* Slack event ids: dedupe outlives any redelivery */
+#define STORE_USAGE_FOLD_DAYS 31  /* per-request usage rows, when nothing is deleted */
+#define STORE_USAGE_KEEP_DAYS 400 /* daily usage totals: a year and a month */
+/* Rows each table lost. */
+struct store_retention {
+    int64_t events, inbox, turns, tokens, usage;
+};
+/* Forget the history older than days (Unix ms now_ms): Slack event ids (never younger
+ * than STORE_EVENTS_MIN_DAYS), finished inbox messages, ended turns, expired or revoked
+ * LLM tokens; per-request LLM usage is folded into daily totals, kept for
+ * STORE_USAGE_KEEP_DAYS. Pending messages, running turns and live tokens always stay.
+ * days <= 0: nothing is deleted (usage is still folded after STORE_USAGE_FOLD_DAYS).
+ * ret (may be NULL): what went. Logs what went (info) or why not (warn). */
+int store_retention_run(struct store *st, int64_t now_ms, int days, struct store_retention *ret,
+                        struct jb_err *err);
+
 /* ---- rate-limit buckets (buckets.c) ---- */
 
 /* The stored state of one token bucket; fn decides. found is 0 when key has none yet.

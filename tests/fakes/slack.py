@@ -56,7 +56,9 @@ Control (all JSON; POST unless noted):
   POST /_control/inject   {kind, ...}       kind: mention | dm | message | both |
                           bot_message | own_bot_reply | message_changed | message_deleted |
                           file_share | raw_event | raw_payload | fixture; returns
-                          {ts, channel, thread_ts, event_ids, envelope_ids}
+                          {ts, channel, thread_ts, event_ids, envelope_ids};
+                          mention/dm/message/both take fragment_pad: N (send each
+                          envelope as [N spaces, envelope] fragments of one message)
   POST /_control/redeliver {event_id}       send that event again (retry_attempt+1)
   POST /_control/frame    {frame} | {text}  send one raw frame to every open socket
   POST /_control/fail     {method, count, mode: 429|500|drop|error|hang, retry_after,
@@ -285,12 +287,14 @@ class Conn:
         self.draining = False      # got a disconnect frame: no new envelopes
         self.halfopen = False
         self.close_reason = None
+        self.close_code = None     # the WebSocket close code, once closed
 
     def info(self):
         return {"id": self.id, "ticket": self.ticket, "opened_at": self.opened_at,
                 "hello_at": self.hello_at, "closed_at": self.closed_at,
                 "draining": self.draining, "halfopen": self.halfopen,
-                "close_reason": self.close_reason, "open": self.closed_at is None}
+                "close_reason": self.close_reason, "close_code": self.close_code,
+                "open": self.closed_at is None}
 
 
 class State:
@@ -454,8 +458,12 @@ class Server:
                 json.dumps({"et": event.get("type"), "tid": TEAM}).encode()).decode().rstrip("="),
         }
 
-    def submit_payload(self, payload, env_type="events_api", accepts_response_payload=False):
-        """Register an event and deliver it (first attempt). Returns the event_id."""
+    def submit_payload(self, payload, env_type="events_api", accepts_response_payload=False,
+                       fragment_pad=0):
+        """Register an event and deliver it (first attempt). Returns the event_id.
+        fragment_pad > 0: each delivery is one WebSocket message in two fragments (RFC 6455
+        5.4), fragment_pad spaces and then the envelope, which is valid JSON as a whole and
+        its tail fragment on its own too."""
         st = self.st
         event_id = payload.get("event_id") if isinstance(payload, dict) else None
         with st.lock:
@@ -463,7 +471,7 @@ class Server:
             st.events[key] = {"event_id": key, "payload": payload, "type": env_type,
                               "accepts_response_payload": accepts_response_payload,
                               "attempts": 0, "acked": False, "gave_up": False,
-                              "injected_at": time.time()}
+                              "injected_at": time.time(), "fragment_pad": fragment_pad}
         self.in_loop(self._deliver_event, key, 0, "")
         return key
 
@@ -483,7 +491,7 @@ class Server:
                    "retry_attempt": attempt, "retry_reason": reason, "conn": None,
                    "created_at": time.time(), "sent_at": None, "acked_at": None,
                    "latency": None, "late": False, "timed_out": False, "ack_payload": None,
-                   "frame": env}
+                   "frame": env, "fragment_pad": ev.get("fragment_pad", 0)}
             st.envelopes.append(rec)
             st.env_by_id[env_id] = rec
             ev["attempts"] += 1
@@ -512,7 +520,8 @@ class Server:
                 rec["conn"] = c.id
                 rec["sent_at"] = time.time()
                 frame = json.dumps(rec["frame"])
-                self._send(c, frame)
+                pad = rec.get("fragment_pad") or 0
+                self._send(c, [" " * pad, frame] if pad else frame)  # a list: fragments
                 self.loop.call_later(st.cfg["ack_timeout"], self._check_ack,
                                      rec["envelope_id"])
 
@@ -596,6 +605,7 @@ class Server:
         finally:
             with st.lock:
                 c.closed_at = time.time()
+                c.close_code = ws.close_code
             await asyncio.sleep(0)
             self._flush_pending()
 
@@ -764,7 +774,8 @@ class Server:
             if req.get("reverse"):
                 evs.reverse()
             for e in evs:
-                out["event_ids"].append(self.submit_payload(self.event_callback(e)))
+                out["event_ids"].append(self.submit_payload(
+                    self.event_callback(e), fragment_pad=int(req.get("fragment_pad", 0))))
             out.update(ts=ts, channel=channel, thread_ts=thread_ts or ts, text=msg["text"])
         elif kind == "bot_message":
             channel = req.get("channel") or DM

@@ -123,6 +123,28 @@ class Socket(ServeCase):
         self.assertRegex(self.serve_output(), r"(?i)disabled",
                          "the log must say Socket Mode is disabled")
 
+    def test_5416_a_message_over_the_frame_cap_is_dropped_whole_and_the_bot_reconnects(self):
+        self.start_serve()
+        self.slack.config(max_retries=0)  # the oversized delivery is the only one
+        # Over 4 MiB of spaces, then a tail fragment that is a whole envelope on its own:
+        # read as a message of its own, it would be acked and answered.
+        over = self.dm("zq-5416 smuggled tail", fragment_pad=5 << 20)
+        self.wait_for(lambda s: [c for c in s["connections"][1:] if c["hello_at"]],
+                      "a reconnect after the oversized message", timeout=15)
+        d = self.dm("zq-5416 after the big one")
+        self.wait_answer(d, "zq-5416 after the big one (turn 1)")
+        self.quiet(1.5)
+        s = self.slack.state()
+        self.assertEqual(self.count_final(s, over, "smuggled tail"), 0,
+                         "no fragment of it was read as an envelope%s" % self.summary(s))
+        big = [e for e in s["envelopes"] if e["event_id"] in over["event_ids"]]
+        self.assertTrue(big and all(e["acked_at"] is None for e in big),
+                        "the oversized envelope is not acked: %r%s" % (big, self.summary(s)))
+        first = s["connections"][0]
+        self.assertFalse(first["open"], self.summary(s))
+        self.assertEqual(first["close_code"], 1009, "closed as 'message too big'%s"
+                         % self.summary(s))
+
 
 @needs_bwrap
 class Crash(ServeCase):

@@ -52,6 +52,26 @@ class Slash(ServeCase):
         self.wait_for(lambda s: "0 in this channel" in self.command("status").get("text", ""),
                       "the turn to stop")
 
+    def test_5465_a_button_click_janebot_never_posted_stops_nothing(self):
+        # janebot posts no buttons: a block_actions payload naming a running thread (any
+        # user's, allowlisted or not) must not cancel its turn.
+        self.start_serve()
+        m = self.mention("hang zq-5465", channel="C0DEVCHAN1", user="U0ALICE01")
+        self.wait_for(lambda s: self.command("status").get("text", "").find(
+            "1 in this channel") >= 0, "the turn to run")
+        key = "%s:%s" % (m["channel"], m["thread_ts"])
+        click = {"type": "block_actions", "user": {"id": "U0MALLORY"},
+                 "actions": [{"type": "button", "action_id": "cancel", "value": key}]}
+        out = self.slack.inject("raw_payload", type="interactive", payload=click)
+        self.ack_of(out["event_ids"][0])
+        self.quiet(1.5)
+        self.assertIn("1 in this channel", self.command("status").get("text", ""),
+                      "the turn still runs")
+        s = self.slack.state()
+        self.assertFalse([p for p in s["posts"] if "Stopping" in (p.get("text") or "")],
+                         self.summary(s))
+        self.command("cancel")
+
     def test_5463_a_user_off_the_allowlist_is_refused(self):
         self.start_serve(env={"ALLOWED_USER_IDS": "U0BOB0002"})
         r = self.command("status")

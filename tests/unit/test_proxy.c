@@ -177,15 +177,17 @@ Test(proxy_http, authority_is_parsed_strictly)
     cr_expect_eq(px_parse_authority("host", 4, 0, &a, &why), -1, "CONNECT needs a port");
 }
 
+/* r: zeroed or parsed before; what it held is released first. */
 static int parse(const char *head, struct px_request *r, int *status)
 {
     const char *why;
+    px_request_release(r);
     return px_parse_request(head, strlen(head), r, status, &why);
 }
 
 Test(proxy_http, request_heads)
 {
-    struct px_request r;
+    struct px_request r = {0};
     int st;
     cr_assert_eq(parse("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n", &r, &st), 0);
     cr_expect(r.mode == PX_CONNECT && r.auth.port == 443);
@@ -210,11 +212,12 @@ Test(proxy_http, request_heads)
     cr_expect_eq(parse("POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &r, &st),
                  -1);
     cr_expect_eq(st, 411);
+    px_request_release(&r);
 }
 
 Test(proxy_http, forward_head_is_rewritten)
 {
-    struct px_request r;
+    struct px_request r = {0};
     int st;
     const char *h = "GET http://a.test:8080?q=1 HTTP/1.1\r\nProxy-Authorization: Basic eA==\r\n"
                     "Connection: keep-alive\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n";
@@ -232,6 +235,7 @@ Test(proxy_http, forward_head_is_rewritten)
     cr_expect_str_eq(out.data, "GET /p HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\n"
                                "Connection: close\r\n\r\n");
     jb_buf_release(&out);
+    px_request_release(&r);
 }
 
 /* ---- end to end ------------------------------------------------------------------------------ */
