@@ -6,7 +6,6 @@
 #include "agent/agent.h"
 #include "core/core-int.h"
 #include "core/policy.h"
-#include "frontend/frontend.h"
 #include "store/store.h"
 
 void core_agent_opts(const struct jb_config *cfg, struct agent_opts *out)

@@ -128,9 +128,60 @@ size_t lanes_pending(struct lanes *l);
 int lanes_has(struct lanes *l, const char *thread_key);
 void lanes_free(struct lanes *l);
 
-/* ---- the bot: store + sandbox backend + agent + frontend ---- */
+/* ---- the frontend seam: what the core needs of a frontend ----
+ * The core defines it and frontend/ implements it (terminal, Slack), so the core never
+ * includes a frontend. Every text is plain markdown from the agent; a frontend renders it
+ * its own way. */
 
 struct frontend;
+
+/* refs[i] is the frontend's reference to the i-th message of a turn (Slack: "CHANNEL:TS"),
+ * or NULL; n >= 1. Everything is borrowed for the call. */
+struct frontend_ops {
+    int version;      /* 1 */
+    const char *name; /* "terminal", "slack" */
+    /* Work on a turn started: the agent is running. */
+    void (*started)(struct frontend *fe, const char *thread_key, const char *user,
+                    const char *const *refs, size_t n);
+    /* Progress while the agent works: a tool in use, a retry, a wait. */
+    void (*progress)(struct frontend *fe, const char *thread_key, const char *status);
+    /* The answer of a turn. */
+    int (*answer)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
+                  const char *markdown, struct jb_err *err);
+    /* A turn failed; message is short, friendly and already free of secrets. */
+    int (*fail)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
+                const char *message, struct jb_err *err);
+    /* The turn is over and recorded (after answer() or fail()): ok or not. Optional. */
+    void (*finished)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
+                     int ok);
+    /* A reply that is not an agent's answer (status, refusals, notes). */
+    int (*notice)(struct frontend *fe, const char *thread_key, const char *text,
+                  struct jb_err *err);
+    /* A file the agent left in its outbox, open for reading (borrowed); NULL when the
+     * frontend cannot deliver files (then they stay in the outbox). */
+    int (*upload)(struct frontend *fe, const char *thread_key, int fd, const char *name,
+                  struct jb_err *err);
+    /* Optional: what was said in the thread before the bot joined it (the first turn of a
+     * conversation started inside an existing thread), as text for the agent; caller
+     * frees; NULL when there is nothing. */
+    char *(*context)(struct frontend *fe, const char *thread_key, const char *ref);
+    /* Optional: download a file a user shared (url from the message's files) into fd (the
+     * caller's, written from its offset), at most max bytes. NULL when the frontend has no
+     * files (terminal). Errors are fit for the user: no secrets in them. */
+    int (*fetch)(struct frontend *fe, const char *url, int fd, long long max, struct jb_err *err);
+};
+
+/* Files users share are fetched up to this size each; larger ones are skipped (and the user
+ * told) when the message comes in. */
+#define FRONTEND_FILE_MAX (20LL << 20) /* 20 MiB */
+
+struct frontend {
+    const struct frontend_ops *ops;
+    void *priv;
+};
+
+/* ---- the bot: store + sandbox backend + agent + frontend ---- */
+
 struct core;
 
 struct core_opts {

@@ -9,7 +9,6 @@
 #include "agent/agent.h"
 #include "core/core-int.h"
 #include "core/policy.h"
-#include "frontend/frontend.h"
 #include "store/store.h"
 
 /* The turn being run: what the stream callbacks need. */

@@ -1,59 +1,13 @@
-/* frontend/frontend.h -- where answers go: a table of frontends ("terminal" now, Slack
- * later). The core calls these from worker threads; implementations serialise output.
- * Every text is plain markdown from the agent; a frontend renders it its own way. */
+/* frontend/frontend.h -- the two frontends, the terminal and Slack: each implements the
+ * seam the core defines (struct frontend_ops, core/core.h); the core calls them from worker
+ * threads, and the implementations serialise their output. */
 #ifndef JB_FRONTEND_H
 #define JB_FRONTEND_H
 
 #include <stdio.h>
 
+#include "core/core.h"
 #include "util/util.h"
-
-struct frontend;
-
-/* refs[i] is the frontend's reference to the i-th message of a turn (Slack: "CHANNEL:TS"),
- * or NULL; n >= 1. Everything is borrowed for the call. */
-struct frontend_ops {
-    int version;      /* 1 */
-    const char *name; /* "terminal", "slack" */
-    /* Work on a turn started: the agent is running. */
-    void (*started)(struct frontend *fe, const char *thread_key, const char *user,
-                    const char *const *refs, size_t n);
-    /* Progress while the agent works: a tool in use, a retry, a wait. */
-    void (*progress)(struct frontend *fe, const char *thread_key, const char *status);
-    /* The answer of a turn. */
-    int (*answer)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
-                  const char *markdown, struct jb_err *err);
-    /* A turn failed; message is short, friendly and already free of secrets. */
-    int (*fail)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
-                const char *message, struct jb_err *err);
-    /* The turn is over and recorded (after answer() or fail()): ok or not. Optional. */
-    void (*finished)(struct frontend *fe, const char *thread_key, const char *const *refs, size_t n,
-                     int ok);
-    /* A reply that is not an agent's answer (status, refusals, notes). */
-    int (*notice)(struct frontend *fe, const char *thread_key, const char *text,
-                  struct jb_err *err);
-    /* A file the agent left in its outbox, open for reading (borrowed); NULL when the
-     * frontend cannot deliver files (then they stay in the outbox). */
-    int (*upload)(struct frontend *fe, const char *thread_key, int fd, const char *name,
-                  struct jb_err *err);
-    /* Optional: what was said in the thread before the bot joined it (the first turn of a
-     * conversation started inside an existing thread), as text for the agent; caller
-     * frees; NULL when there is nothing. */
-    char *(*context)(struct frontend *fe, const char *thread_key, const char *ref);
-    /* Optional: download a file a user shared (url from the message's files) into fd (the
-     * caller's, written from its offset), at most max bytes. NULL when the frontend has no
-     * files (terminal). Errors are fit for the user: no secrets in them. */
-    int (*fetch)(struct frontend *fe, const char *url, int fd, long long max, struct jb_err *err);
-};
-
-/* Files users share are fetched up to this size each; larger ones are skipped (and the user
- * told) when the message comes in. */
-#define FRONTEND_FILE_MAX (20LL << 20) /* 20 MiB */
-
-struct frontend {
-    const struct frontend_ops *ops;
-    void *priv;
-};
 
 /* An answer (or notice) is posted in Slack as at most this many messages of
  * MAX_RESPONSE_LENGTH characters: a longer one gets the first ones, then the whole text as
