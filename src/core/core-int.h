@@ -90,7 +90,7 @@ void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
                         const struct agent_cmd *cmd, const struct jb_config *cfg);
 
 /* ---- gc (gc.c) ---- */
-/* Remove the sandboxes of ctx idle for more than idle_s seconds (none when idle_s is 0;
+/* Remove the sandboxes of ctx idle for more than idle_s seconds (none when ctx is NULL;
  * not those keep() says 1
  * for; keep may be NULL), their sessions and tokens through cs's store, then forget old
  * history (store_retention_run). Returns how many, or -1. */

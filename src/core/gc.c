@@ -16,7 +16,7 @@ int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t
                 int (*keep)(void *ud, const char *thread_key), void *keep_ud, struct jb_err *err)
 {
     struct jb_strv removed = JB_STRV_INIT;
-    int n = idle_s > 0 ? sandbox_gc(ctx, idle_s, keep, keep_ud, &removed, err) : 0;
+    int n = ctx ? sandbox_gc(ctx, idle_s, keep, keep_ud, &removed, err) : 0;
     pthread_mutex_lock(cs->st_mu);
     for (size_t i = 0; i < removed.n; i++) {
         struct jb_err e = {0};
@@ -98,7 +98,8 @@ static void *gc_main(void *arg)
     do {
         struct jb_err err = {0};
         struct keep k = {.c = c, .cs = &c->svc, .idle_s = (int64_t)days * 86400};
-        int n = core_gc_run(&c->svc, &c->sbx, k.idle_s, keep_busy, &k, &err);
+        /* JANEBOT_SANDBOX_IDLE_DAYS=0 keeps sandboxes forever; history still goes. */
+        int n = core_gc_run(&c->svc, days > 0 ? &c->sbx : NULL, k.idle_s, keep_busy, &k, &err);
         if (n < 0)
             log_warn("gc: %s", err.msg);
         else if (n > 0)
