@@ -111,11 +111,7 @@ static void *gc_main(void *arg)
 int core_gc_start(struct core *c, struct jb_err *err)
 {
     struct core_gc *g = &c->gc;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    jb_cond_init_monotonic(&g->cv);
     pthread_mutex_init(&g->mu, NULL);
     if (pthread_create(&g->thr, NULL, gc_main, c) != 0) {
         pthread_cond_destroy(&g->cv);

@@ -270,11 +270,7 @@ int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lane
         return jb_err_set(err, JB_ENOMEM, "lanes");
     }
     pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->work, &ca);
-    pthread_condattr_destroy(&ca);
+    jb_cond_init_monotonic(&l->work);
     pthread_cond_init(&l->idle, NULL);
     l->opts = *o;
     l->run = run;

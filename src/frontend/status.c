@@ -322,11 +322,7 @@ struct status_writer *status_writer_new(struct slack_web *w, struct jb_err *err)
     sw->web = w;
     sw->tokens = UPDATE_BURST, sw->tokens_ms = jb_mono_ms();
     pthread_mutex_init(&sw->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sw->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    jb_cond_init_monotonic(&sw->cv);
     int rc = pthread_create(&sw->thread, NULL, writer_main, sw);
     if (rc != 0) {
         pthread_cond_destroy(&sw->cv);

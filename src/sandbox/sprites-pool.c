@@ -146,11 +146,7 @@ int sprites_pool_start(struct sprites *sp, int n, struct jb_err *err)
     struct sprites_pool *p = calloc(1, sizeof *p);
     if (!p) return jb_err_set(err, JB_ENOMEM, "pool");
     p->sp = sp, p->want = n;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    jb_cond_init_monotonic(&p->cv);
     pthread_mutex_init(&p->mu, NULL);
     if (pthread_create(&p->thr, NULL, pool_main, p) != 0) {
         pthread_cond_destroy(&p->cv);

@@ -3,6 +3,7 @@
 #ifndef JB_UTIL_H
 #define JB_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -207,6 +208,12 @@ int64_t jb_mono_ms(void); /* monotonic */
 void jb_fmt_time(int64_t unix_s, char *out, size_t n);
 /* "1.2 MiB" style into out. */
 void jb_fmt_size(long long bytes, char *out, size_t n);
+
+/* ---- threads (thread.c) ----------------------------------------------------------- */
+
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC, so a step of the wall
+ * clock neither stalls nor hurries them (deadlines: clock_gettime(CLOCK_MONOTONIC)). */
+void jb_cond_init_monotonic(pthread_cond_t *cv);
 
 /* ---- retries (retry.c) ----------------------------------------------------------
  * One schedule for every retry loop (Slack's Web API, the Sprites API, the warm pool, the
