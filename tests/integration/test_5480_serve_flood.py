@@ -25,7 +25,7 @@ class Flood(ServeCase):
             cut = [p for p in s["posts"] if self.in_thread(p, d) and "answer.md" in p["text"]]
             return ups and cut and s
         s = self.wait_for(lambda _: done(self.slack.state(brief=True)),
-                          "the cut answer: its note and answer.md", timeout=20)
+                          "the cut answer: its note and answer.md", timeout=120)
         self.quiet(2.0)
         s = self.slack.state(brief=True)
         posts = [p for p in s["posts"] if self.in_thread(p, d)
