@@ -193,18 +193,25 @@ static void admit(struct px_group *g, int fd)
     close(fd);
 }
 
-static void *accept_main(void *arg)
+/* accept() and poll() errors that end the loop: the listening descriptor itself is wrong. */
+static int fatal_error(int e)
 {
-    struct px_group *g = arg;
+    return e == EBADF || e == EINVAL || e == ENOTSOCK || e == EFAULT || e == EOPNOTSUPP;
+}
+
+static int accept_loop(struct px_group *g)
+{
     for (;;) {
         px_reap(g);
         struct pollfd p[2] = {{.fd = g->lfd, .events = POLLIN},
                               {.fd = g->wake[0], .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
+            if (fatal_error(errno)) return -1;
             if (errno != EINTR) poll(NULL, 0, 100);
             continue;
         }
-        if (p[1].revents && woken(g)) return NULL;
+        if (p[1].revents && woken(g)) return 0;
+        if (p[0].revents & POLLNVAL) return errno = EBADF, -1;
         if (!(p[0].revents & POLLIN)) continue;
         int fd = accept4(g->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0) {
@@ -212,8 +219,25 @@ static void *accept_main(void *arg)
         } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             log_warn("%s: accept: %s", g->name, strerror(errno));
             poll(&p[1], 1, 100); /* out of descriptors: back off instead of spinning */
+        } else if (fatal_error(errno)) {
+            return -1;
         }
     }
+}
+
+int px_group_serve(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
+                   px_refuse_fn *refuse, void *ud)
+{
+    g->lfd = lfd, g->tcp = tcp, g->serve = serve, g->refuse = refuse, g->ud = ud;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    return accept_loop(g);
+}
+
+static void *accept_main(void *arg)
+{
+    struct px_group *g = arg;
+    if (accept_loop(g) < 0) log_error("%s: no longer accepting: %s", g->name, strerror(errno));
+    return NULL;
 }
 
 int px_group_listen(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,

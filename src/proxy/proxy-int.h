@@ -123,7 +123,8 @@ enum px_sni {
 enum px_sni px_sni_parse(const unsigned char *p, size_t n, unsigned char hs[PX_HELLO_MAX],
                          size_t *need, char out[256]);
 
-/* ---- pool.c: connection threads, for both host proxies --------------------------------- */
+/* ---- pool.c: connection threads, for the proxies and the relay ---------------------------------
+ */
 
 /* All the groups of one proxy: its cap on live connections (0: none). cv: a connection of
  * any group finished. */
@@ -168,9 +169,14 @@ enum px_refusal px_start(struct px_group *g, int fd, px_serve_fn *serve, void *u
 void px_reap(struct px_group *g); /* join and free g's finished connections */
 /* Accept on lfd in a new thread of g until px_group_close(): px_start(g, fd, serve, ud)
  * each connection (TCP_NODELAY when tcp), refuse(fd, why, ud) and close the ones refused;
- * backs off when out of descriptors or memory. name goes into log lines. */
+ * backs off when out of descriptors or memory; stops on an error of lfd itself. name goes
+ * into log lines. */
 int px_group_listen(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
                     px_refuse_fn *refuse, void *ud, struct jb_err *err);
+/* The same loop in the calling thread: 0 once the group closes, -1 with errno when lfd
+ * itself is wrong (EBADF, ENOTSOCK, EINVAL...). px_group_close() afterwards either way. */
+int px_group_serve(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
+                   px_refuse_fn *refuse, void *ud);
 /* No new connections; shut every live one's descriptors down (a thread blocked on one
  * wakes), wait until all have finished and join them; close the wake pipe. lfd stays open
  * (the caller's). Safe on a group whose init failed. */
