@@ -182,11 +182,11 @@ static int open_upstream(struct egress_conn *c, const struct target *t, int *ret
             e = errno;
             continue;
         }
-        if (egress_conn_set_upstream(c, fd) < 0) return -1; /* the listener is closing */
+        if (px_conn_set_fd2(c->pc, fd) < 0) return -1; /* the listener is closing */
         if (px_connect(fd, (const struct sockaddr *)&t->addr[i], t->len[i], deadline) == 0)
             return *ret_i = i, fd;
         e = errno;
-        egress_conn_close_upstream(c);
+        px_conn_close_fd2(c->pc);
     }
     char why[400];
     snprintf(why, sizeof why, "cannot connect to %s: %s", t->name, strerror(e));
@@ -315,10 +315,17 @@ static void serve(struct egress_conn *c)
     tunnel(c, &t, ufd, len - hl);
 }
 
-void *egress_conn_main(void *arg)
+void egress_conn_serve(struct px_conn *pc, int fd, void *ud)
 {
-    struct egress_conn *c = arg;
+    struct egress_conn *c = malloc(sizeof *c); /* the buffers need no zeroing */
+    if (!c) {
+        log_warn("egress %s: refused a connection: out of memory",
+                 ((struct egress_listener *)ud)->key);
+        px_respond(fd, 503, "janebot egress proxy: out of memory; try again later.\n");
+        px_linger(fd);
+        return;
+    }
+    c->l = ud, c->pc = pc, c->cfd = fd;
     serve(c);
-    egress_conn_finish(c);
-    return NULL;
+    free(c);
 }

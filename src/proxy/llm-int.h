@@ -32,27 +32,8 @@ struct llm_proxy {
     pthread_mutex_t st_mu, rd_mu;
     struct llm_registry reg;
     struct llm_public *pub; /* the TCP listener, NULL when not listening */
+    struct px_pool pool;    /* connection threads (pool.c): no cap for the whole proxy */
 };
-
-/* ---- connection threads: one request each, joined by the listener (llm-pool.c) ---- */
-
-struct llm_conn;
-struct llm_pool {
-    pthread_mutex_t mu; /* conns, nlive */
-    struct llm_conn *conns;
-    int nlive, max;
-    void (*serve)(void *ud, int fd); /* runs in the connection's thread */
-    void *ud;
-};
-void llm_pool_init(struct llm_pool *pl, int max, void (*serve)(void *ud, int fd), void *ud);
-/* Accept on lfd until wake_fd is readable; each connection served in its own thread of
- * pl (tcp: with TCP_NODELAY). Past pl->max live ones, a connection gets a 503 and is
- * closed. Returns when woken; connections still running are left to llm_pool_reap(pl, 1). */
-void llm_accept_loop(int lfd, int wake_fd, struct llm_pool *pl, int tcp);
-/* Join finished connection threads (and close their fds); all: shut the live ones down
- * first (a blocked read or send fails, an upstream transfer stops) and join them too. */
-void llm_pool_reap(struct llm_pool *pl, int all);
-void llm_pool_destroy(struct llm_pool *pl); /* after llm_pool_reap(pl, 1) */
 
 /* ---- sessions (llm-registry.c) ---- */
 
@@ -68,9 +49,8 @@ struct llm_session {
     struct jb_tally tally; /* what its requests used, per model */
     /* local (llm.c): its own Unix socket */
     char *path;
-    int lfd, wake[2];
-    pthread_t thr;
-    struct llm_pool pool;
+    int lfd;
+    struct px_group group; /* its connections, one request each (pool.c) */
     /* remote: requests come through px->pub; under px->reg.mu */
     int remote;
     struct llm_session *rnext;
@@ -200,7 +180,7 @@ void llm_body_model(const struct llm_body_scan *sc, char out[JB_MODEL_MAX]);
  * the upstream takes it, and stream the answer to fd. -1 when nothing was sent to fd: err
  * JB_EPROTO when the sandbox did not send its whole body in time (or left), else the
  * upstream could not be reached. The transfer stops once fd is shut down (see
- * llm_pool_reap()). */
+ * px_group_close()). */
 int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd,
                 struct llm_usage *u, struct jb_err *err);
 

@@ -7,7 +7,6 @@
  * local sessions are not in the registry, so they do not work here; remote tokens do not
  * match any Unix socket's own token, so they do not work there. Headers a proxy in front
  * adds (X-Forwarded-For…) are ignored here and not passed upstream (llm-fwd.c). */
-#include <fcntl.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -18,9 +17,8 @@
 
 struct llm_public {
     struct llm_proxy *px;
-    int lfd, wake[2], port;
-    pthread_t thr;
-    struct llm_pool pool;
+    int lfd, port;
+    struct px_group group;
     _Atomic int64_t unknown_logged; /* jb_mono_ms() of the last such log line */
 };
 
@@ -80,8 +78,9 @@ static int split_target(const char *t, char sandbox[SANDBOX_MAX + 1], const char
     return 0;
 }
 
-static void serve_remote(void *ud, int fd)
+static void serve_remote(struct px_conn *c, int fd, void *ud)
 {
+    (void)c;
     struct llm_public *pub = ud;
     struct llm_in in;
     char sandbox[SANDBOX_MAX + 1];
@@ -158,11 +157,10 @@ static int listen_tcp(const char *addr, int *ret_port, struct jb_err *err)
     return fd;
 }
 
-static void *public_main(void *p)
+static void refuse_remote(int fd, enum px_refusal why, void *ud)
 {
-    struct llm_public *pub = p;
-    llm_accept_loop(pub->lfd, pub->wake[0], &pub->pool, 1);
-    return NULL;
+    (void)why, (void)ud; /* the listener's cap is the only one */
+    llm_reply(fd, LLM_ANTHROPIC, 503, "overloaded_error", "the LLM proxy has too many connections");
 }
 
 int llm_proxy_listen(struct llm_proxy *px, const char *addr, struct jb_err *err)
@@ -172,20 +170,18 @@ int llm_proxy_listen(struct llm_proxy *px, const char *addr, struct jb_err *err)
                           px->pub->port);
     struct llm_public *pub = calloc(1, sizeof *pub);
     if (!pub) return jb_err_set(err, JB_ENOMEM, "llm proxy listener");
-    pub->px = px, pub->wake[0] = pub->wake[1] = -1;
-    llm_pool_init(&pub->pool, LLM_PUBLIC_MAX_CONNS, serve_remote, pub);
-    if ((pub->lfd = listen_tcp(addr, &pub->port, err)) < 0) goto fail;
-    if (pipe2(pub->wake, O_CLOEXEC) < 0 || pthread_create(&pub->thr, NULL, public_main, pub)) {
-        jb_err_sys(err, "LLM proxy listener on %s", addr);
+    pub->px = px, pub->lfd = -1;
+    if (px_group_init(&pub->group, &px->pool, LLM_PUBLIC_MAX_CONNS, err) < 0 ||
+        (pub->lfd = listen_tcp(addr, &pub->port, err)) < 0 ||
+        px_group_listen(&pub->group, pub->lfd, 1, "llm proxy (TCP)", serve_remote, refuse_remote,
+                        pub, err) < 0)
         goto fail;
-    }
     px->pub = pub;
     log_info("llm proxy: listening for remote sandboxes on %s (port %d)", addr, pub->port);
     return 0;
 fail:
+    px_group_close(&pub->group);
     if (pub->lfd >= 0) close(pub->lfd);
-    if (pub->wake[0] >= 0) close(pub->wake[0]), close(pub->wake[1]);
-    llm_pool_destroy(&pub->pool);
     free(pub);
     return -1;
 }
@@ -199,14 +195,8 @@ void llm_public_stop(struct llm_proxy *px)
 {
     struct llm_public *pub = px->pub;
     if (!pub) return;
-    ssize_t w = write(pub->wake[1], "x", 1);
-    (void)w;
-    pthread_join(pub->thr, NULL);
-    llm_pool_reap(&pub->pool, 1);
-    llm_pool_destroy(&pub->pool);
+    px_group_close(&pub->group); /* every request over TCP has ended */
     close(pub->lfd);
-    close(pub->wake[0]);
-    close(pub->wake[1]);
     free(pub);
     px->pub = NULL;
 }

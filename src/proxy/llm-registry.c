@@ -64,7 +64,7 @@ int llm_session_new(struct llm_proxy *px, const char *thread_key, const char *us
     struct llm_session *s = calloc(1, sizeof *s);
     if (!s) return jb_err_set(err, JB_ENOMEM, "llm session");
     pthread_mutex_init(&s->mu, NULL);
-    s->px = px, s->lfd = -1, s->wake[0] = s->wake[1] = -1;
+    s->px = px, s->lfd = -1;
     if (!(s->thread_key = strdup(thread_key)) || !(s->user = strdup(user ? user : "?")) ||
         !(s->sandbox = strdup(sandbox))) {
         llm_session_free(s);

@@ -1,10 +1,9 @@
 /* proxy/llm.c -- the LLM API proxy: one scoped token per sandbox exec (its session,
- * llm-registry.c), a thread per request (llm-pool.c). A local exec gets its own Unix
+ * llm-registry.c), a thread per request (pool.c). A local exec gets its own Unix
  * socket; a remote one (llm-public.c) comes in over TCP. Either way a request must carry
  * its exec's own token, unrevoked and unexpired in the store, for an API path the agents
  * use (llm-serve.c); it then goes upstream with the real key (llm-fwd.c). This file: the
  * proxy itself and the local sessions' sockets. */
-#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -14,8 +13,9 @@
 
 /* ---- local sessions: a Unix socket each ---- */
 
-static void serve_local(void *ud, int fd)
+static void serve_local(struct px_conn *c, int fd, void *ud)
 {
+    (void)c;
     struct llm_session *s = ud;
     struct llm_in in;
     struct llm_verdict v;
@@ -26,11 +26,11 @@ static void serve_local(void *ud, int fd)
         llm_serve(s, fd, &in, &v);
 }
 
-static void *accept_main(void *p)
+static void refuse_local(int fd, enum px_refusal why, void *ud)
 {
-    struct llm_session *s = p;
-    llm_accept_loop(s->lfd, s->wake[0], &s->pool, 0);
-    return NULL;
+    (void)why, (void)ud; /* a session's only cap is its own */
+    llm_reply(fd, LLM_ANTHROPIC, 503, "overloaded_error",
+              "too many requests from this sandbox at once");
 }
 
 static int listen_unix(const char *path, uid_t owner, struct jb_err *err)
@@ -58,24 +58,23 @@ int llm_session_open(struct llm_proxy *px, const char *sock_path, const char *th
 {
     struct llm_session *s = NULL;
     if (llm_session_new(px, thread_key, user, sandbox, token, &s, err) < 0) return -1;
-    llm_pool_init(&s->pool, LLM_MAX_PER_LISTENER, serve_local, s);
     if (!(s->path = strdup(sock_path))) {
         jb_err_set(err, JB_ENOMEM, "llm session");
         goto fail;
     }
-    if ((s->lfd = listen_unix(sock_path, owner_uid, err)) < 0) goto fail;
-    if (pipe2(s->wake, O_CLOEXEC) < 0 || pthread_create(&s->thr, NULL, accept_main, s) != 0) {
-        jb_err_sys(err, "llm session");
+    char name[96];
+    snprintf(name, sizeof name, "llm proxy %s", thread_key);
+    if (px_group_init(&s->group, &px->pool, LLM_MAX_PER_LISTENER, err) < 0 ||
+        (s->lfd = listen_unix(sock_path, owner_uid, err)) < 0 ||
+        px_group_listen(&s->group, s->lfd, 0, name, serve_local, refuse_local, s, err) < 0)
         goto fail;
-    }
     *ret = s;
     return 0;
 fail:
     explicit_bzero(token, LLM_TOKEN_LEN + 1);
     llm_session_revoke(s); /* minted but never handed out */
+    px_group_close(&s->group);
     if (s->lfd >= 0) close(s->lfd), unlink(sock_path);
-    if (s->wake[0] >= 0) close(s->wake[0]), close(s->wake[1]);
-    llm_pool_destroy(&s->pool);
     llm_session_free(s);
     return -1;
 }
@@ -87,15 +86,9 @@ void llm_session_close(struct llm_session *s)
     if (s->remote) {
         llm_session_drain(s);
     } else {
-        ssize_t w = write(s->wake[1], "x", 1);
-        (void)w;
-        pthread_join(s->thr, NULL);
-        llm_pool_reap(&s->pool, 1);
-        llm_pool_destroy(&s->pool);
+        px_group_close(&s->group); /* every request on its socket has ended */
         close(s->lfd);
         unlink(s->path);
-        close(s->wake[0]);
-        close(s->wake[1]);
     }
     llm_session_free(s);
 }
@@ -109,6 +102,7 @@ int llm_proxy_new(const struct llm_config *cfg, struct llm_proxy **ret, struct j
     pthread_mutex_init(&px->st_mu, NULL);
     pthread_mutex_init(&px->rd_mu, NULL);
     llm_registry_init(&px->reg);
+    px_pool_init(&px->pool, 0);
     px->cfg.user_daily_tokens = cfg->user_daily_tokens;
     int bad = !(px->cfg.db_path = strdup(cfg->db_path));
     for (int p = 0; p < LLM_NPROVIDERS; p++) {
@@ -148,6 +142,7 @@ void llm_proxy_free(struct llm_proxy *px)
     }
     free((char *)px->cfg.db_path);
     llm_registry_destroy(&px->reg);
+    px_pool_destroy(&px->pool);
     pthread_mutex_destroy(&px->rd_mu);
     pthread_mutex_destroy(&px->st_mu);
     free(px);

@@ -123,14 +123,75 @@ enum px_sni {
 enum px_sni px_sni_parse(const unsigned char *p, size_t n, unsigned char hs[PX_HELLO_MAX],
                          size_t *need, char out[256]);
 
+/* ---- pool.c: connection threads, for the proxies and the relay ---------------------------------
+ */
+
+/* All the groups of one proxy: its cap on live connections (0: none). cv: a connection of
+ * any group finished. */
+struct px_pool {
+    pthread_mutex_t mu; /* every group's lists, counts and closing; connections' fds */
+    pthread_cond_t cv;
+    int nlive, max;
+};
+struct px_conn; /* one live connection (its thread, its descriptors) */
+/* Runs in the connection's own thread. fd is the connection's: the pool closes it after
+ * serve returns (do not close it here). */
+typedef void px_serve_fn(struct px_conn *c, int fd, void *ud);
+enum px_refusal { PX_STARTED, PX_GROUP_FULL, PX_POOL_FULL, PX_NO_THREAD, PX_CLOSING };
+/* Answers a refused connection (fd still open; the accept loop closes it). */
+typedef void px_refuse_fn(int fd, enum px_refusal why, void *ud);
+/* One listener's connections: its cap (0: none) and, once listening, its accept thread. */
+struct px_group {
+    struct px_pool *pool;
+    int max;
+    int lfd, tcp, wake[2]; /* listening socket (not owned); a pipe that wakes the thread */
+    px_serve_fn *serve;
+    px_refuse_fn *refuse;
+    void *ud;
+    char name[96]; /* for log lines */
+    pthread_t thr;
+    int accepting; /* thr runs */
+    /* under pool->mu: */
+    int nlive, closing;
+    struct px_conn *live, *dead; /* dead: finished, waiting to be joined */
+};
+
+/* A joinable (or detached) thread with a small stack; 0 or -1 with errno. */
+int px_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, int detached);
+void px_pool_init(struct px_pool *p, int max);
+void px_pool_destroy(struct px_pool *p); /* after every group is closed */
+/* An empty group of p (its wake pipe made); px_group_close() it even when this fails. */
+int px_group_init(struct px_group *g, struct px_pool *p, int max, struct jb_err *err);
+/* Serve fd in a new thread of g: PX_STARTED, and fd is the pool's; or why not (a cap, the
+ * group closing, no memory or thread), and fd stays the caller's (answer 503 and close).
+ * Call it, px_reap() and px_group_listen()'s loop from one thread only. */
+enum px_refusal px_start(struct px_group *g, int fd, px_serve_fn *serve, void *ud);
+void px_reap(struct px_group *g); /* join and free g's finished connections */
+/* Accept on lfd in a new thread of g until px_group_close(): px_start(g, fd, serve, ud)
+ * each connection (TCP_NODELAY when tcp), refuse(fd, why, ud) and close the ones refused;
+ * backs off when out of descriptors or memory; stops on an error of lfd itself. name goes
+ * into log lines. */
+int px_group_listen(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
+                    px_refuse_fn *refuse, void *ud, struct jb_err *err);
+/* The same loop in the calling thread: 0 once the group closes, -1 with errno when lfd
+ * itself is wrong (EBADF, ENOTSOCK, EINVAL...). px_group_close() afterwards either way. */
+int px_group_serve(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
+                   px_refuse_fn *refuse, void *ud);
+/* No new connections; shut every live one's descriptors down (a thread blocked on one
+ * wakes), wait until all have finished and join them; close the wake pipe. lfd stays open
+ * (the caller's). Safe on a group whose init failed. */
+void px_group_close(struct px_group *g);
+/* Register fd (the connection's second socket, e.g. upstream) so a group close wakes a
+ * thread blocked on it too. -1 when the group is closing (fd is closed then). */
+int px_conn_set_fd2(struct px_conn *c, int fd);
+void px_conn_close_fd2(struct px_conn *c); /* close it now (e.g. after a failed connect) */
+
 /* ---- egress.c / conn.c ------------------------------------------------------------- */
 
 struct egress_conn {
     struct egress_listener *l;
-    pthread_t thr;
-    int cfd, ufd;  /* client and upstream sockets; under px->mu, -1 once closed */
-    int cancelled; /* under px->mu: the listener is closing */
-    struct egress_conn *next;
+    struct px_conn *pc;
+    int cfd;                                       /* the client's socket (the pool's) */
     char ab[EGRESS_BUF_SIZE], ba[EGRESS_BUF_SIZE]; /* client->upstream, upstream->client */
 };
 
@@ -138,30 +199,19 @@ struct egress_listener {
     struct egress_proxy *px;
     const struct egress_policy *policy; /* this listener's (a channel's additions), else NULL */
     char *path, *key;
-    int fd, wake[2]; /* listening socket; a pipe that wakes the accept thread */
-    pthread_t thr;
-    /* under px->mu: */
-    int nlive, closing;
-    struct egress_conn *live, *dead; /* dead: finished, waiting to be joined */
+    int fd; /* listening socket */
+    struct px_group group;
     struct egress_listener *next;
 };
 
 struct egress_proxy {
     const struct egress_policy *policy;
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* signalled when a connection finishes */
-    int nlive;
+    pthread_mutex_t mu; /* listeners, each one's policy */
+    struct px_pool pool;
     struct egress_listener *listeners;
 };
 
-/* A joinable (or detached) thread with a small stack; 0 or -1 with errno. */
-int px_thread_start(pthread_t *t, void *(*fn)(void *), void *arg, int detached);
-/* Thread body of one connection (conn.c); ends by egress_conn_finish(). */
-void *egress_conn_main(void *arg);
-/* Register fd as c's upstream socket. -1 when the listener is closing (fd is closed). */
-int egress_conn_set_upstream(struct egress_conn *c, int fd);
-void egress_conn_close_upstream(struct egress_conn *c); /* after a failed connect */
-/* Close c's sockets and move it to the dead list; last thing its thread does. */
-void egress_conn_finish(struct egress_conn *c);
+/* Serve one client connection (conn.c); a px_serve_fn, ud the listener. */
+void egress_conn_serve(struct px_conn *pc, int fd, void *ud);
 
 #endif

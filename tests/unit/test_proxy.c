@@ -383,9 +383,9 @@ static int (*dial_fn)(void) = dial; /* the relay tests dial TCP instead */
 static void wait_idle(void)
 {
     for (int i = 0; i < 500; i++) {
-        pthread_mutex_lock(&px->mu);
-        int n = px->nlive;
-        pthread_mutex_unlock(&px->mu);
+        pthread_mutex_lock(&px->pool.mu);
+        int n = px->pool.nlive;
+        pthread_mutex_unlock(&px->pool.mu);
         if (n == 0) return;
         poll(NULL, 0, 10);
     }
