@@ -283,10 +283,11 @@ void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct ll
             llm_reply(fd, rq->provider, 502, "api_error", "the upstream API could not be reached");
         px_linger(fd); /* the body may still be coming: no reset before the reply is read */
     }
-    /* The session's counts first: once the client sees the end, its exec may end and its
-     * usage be read (llm_session_usage()). Then the end (EOF) goes out, not after the store
-     * write below, which may wait for the store's lock behind other requests. */
+    /* Counted before the client sees the end (EOF): once it has, its exec may end and its
+     * usage be read (llm_session_usage()), and its next request is checked against the
+     * daily cap, which reads the store: a request sent right after this one's end must
+     * find this one's tokens there. */
     llm_session_add_usage(s, u.model, &u.t);
-    shutdown(fd, SHUT_WR);
     record_usage(s, rq->provider, &u);
+    shutdown(fd, SHUT_WR);
 }
