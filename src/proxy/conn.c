@@ -132,7 +132,10 @@ static int not_allowed(struct egress_conn *c, const char *name, unsigned port)
 /* Steps 1-4: 0 with t filled (addresses vetted), or -1 after a refusal. */
 static int decide(struct egress_conn *c, const struct px_request *r, struct target *t)
 {
+    /* The listener's policy is set by another thread (egress_listener_set_policy). */
+    pthread_mutex_lock(&c->l->px->mu);
     const struct egress_policy *p = c->l->policy ? c->l->policy : c->l->px->policy;
+    pthread_mutex_unlock(&c->l->px->mu);
     const char *host = r->auth.host, *why;
     char msg[400];
     t->port = r->auth.port;
