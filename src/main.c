@@ -186,7 +186,8 @@ static void usage_all(FILE *out)
 int main(int argc, char **argv)
 {
     /* Inside a sandbox, before anything else: no configuration, no logging. */
-    if (argc > 1 && !strcmp(argv[1], "sandbox-init")) return sandbox_init_main(argc - 1, argv + 1, relay_serve);
+    if (argc > 1 && !strcmp(argv[1], "sandbox-init"))
+        return sandbox_init_main(argc - 1, argv + 1, relay_serve);
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage_all(stderr);

@@ -95,4 +95,3 @@ Test(sprites, retry_after_comes_from_the_structured_429_body)
     cr_assert_eq(sprites_retry_after_ms(NULL), 0);
     cr_assert_eq(sprites_retry_after_ms("{\"retry_after_seconds\":-5}"), 0);
 }
-
