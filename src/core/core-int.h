@@ -90,6 +90,10 @@ void core_exec_from_cmd(struct sandbox_exec *x, struct sandbox_file *files,
                         const struct agent_cmd *cmd, const struct jb_config *cfg);
 
 /* ---- gc (gc.c) ---- */
+/* A thread whose sandbox is gone: its agent conversation and its LLM tokens are forgotten.
+ * The caller holds cs->st_mu. -1 with err when the session could not be deleted (JB_ENOTFOUND
+ * when there was none). */
+int core_thread_forget(struct core_services *cs, const char *thread_key, struct jb_err *err);
 /* Remove the sandboxes of ctx idle for more than idle_s seconds (none when ctx is NULL;
  * not those keep() says 1
  * for; keep may be NULL), their sessions and tokens through cs's store, then forget old

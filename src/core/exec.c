@@ -124,8 +124,7 @@ int core_sandbox_remove(const struct jb_config *cfg, const char *key_or_name, st
         /* The agent conversation lived in that home: forget it. */
         if (!sandbox_is_name(key_or_name)) {
             pthread_mutex_lock(o.cs.st_mu);
-            store_session_delete(o.cs.st, key_or_name, NULL);
-            store_token_revoke(o.cs.st, NULL, key_or_name, NULL);
+            core_thread_forget(&o.cs, key_or_name, NULL);
             pthread_mutex_unlock(o.cs.st_mu);
         }
         rc = 0;

@@ -12,6 +12,12 @@
 #define GC_PERIOD_S   86400
 #define GC_WAIT_MIN_S 86400
 
+int core_thread_forget(struct core_services *cs, const char *thread_key, struct jb_err *err)
+{
+    store_token_revoke(cs->st, NULL, thread_key, NULL);
+    return store_session_delete(cs->st, thread_key, err);
+}
+
 int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t idle_s,
                 int (*keep)(void *ud, const char *thread_key), void *keep_ud, struct jb_err *err)
 {
@@ -20,8 +26,7 @@ int core_gc_run(struct core_services *cs, const struct sandbox_ctx *ctx, int64_t
     pthread_mutex_lock(cs->st_mu);
     for (size_t i = 0; i < removed.n; i++) {
         struct jb_err e = {0};
-        store_token_revoke(cs->st, NULL, removed.v[i], NULL);
-        if (store_session_delete(cs->st, removed.v[i], &e) < 0 && e.code != JB_ENOTFOUND)
+        if (core_thread_forget(cs, removed.v[i], &e) < 0 && e.code != JB_ENOTFOUND)
             log_warn("gc: session of %s: %s", removed.v[i], e.msg);
         else
             log_info("gc: removed the sandbox of %s", removed.v[i]);
