@@ -1,6 +1,7 @@
 # janebot -- `make` builds build/janebot (no network, no root).
 #   make chat     install missing packages, build, start `janebot chat`
 #   make check    install missing packages, build, run every test (plain, ASan+UBSan, TSan)
+#                 and each fuzz target for 30 s
 #   make test     run the tests against what is built (no package install)
 #   make tsan     ThreadSanitizer build: thread stress + integration tests
 #   make bench    sandbox start-up benchmark
@@ -19,6 +20,15 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+# libFuzzer build (clang): the library instrumented for coverage; targets in tests/fuzz/.
+ifeq ($(FUZZ),1)
+B       := build-fuzz
+CC      := clang
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined -Wno-missing-field-initializers
+LDFLAGS += -fsanitize=fuzzer,address,undefined
+endif
+
 ifeq ($(TSAN),1)
 B       := build-tsan
 CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
@@ -32,6 +42,8 @@ CMD_SRC  := $(sort $(wildcard src/cmd/*.c))
 CMD_OBJ  := $(CMD_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
+FUZZ_TARGETS := envelope web stream mrkdwn sprites http sni llm config dotenv
+FUZZ_SECONDS ?= 30
 
 all: $(B)/janebot
 
@@ -40,7 +52,7 @@ $(B)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d \
-           $(B)/tests/tsan/stress.d
+           $(B)/tests/tsan/stress.d $(FUZZ_TARGETS:%=$(B)/tests/fuzz/%.d)
 
 $(B)/libjanebot.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -69,11 +81,13 @@ check: setup-test
 	$(MAKE) SAN=1 all unit
 	$(MAKE) TSAN=1 all build-tsan/tsan-stress
 	./tests/run-all
+	$(MAKE) fuzz
 
 test: all unit
 	$(MAKE) SAN=1 all unit
 	$(MAKE) TSAN=1 all build-tsan/tsan-stress
 	./tests/run-all
+	$(MAKE) fuzz
 
 $(B)/tsan-stress: $(B)/tests/tsan/stress.o $(B)/libjanebot.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -94,6 +108,21 @@ bench: all $(B)/bench-exec
 	./bench/llm-proxy.py ./$(B)/janebot
 	./bench/sprites-latency.py ./$(B)/janebot
 
+# libFuzzer targets (tests/fuzz/README.md): each runs FUZZ_SECONDS, two at a time; a
+# crash, leak or sanitizer report fails the run.
+$(B)/fuzz/%: $(B)/tests/fuzz/%.o $(B)/libjanebot.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) FUZZ=1 $(FUZZ_TARGETS:%=build-fuzz/fuzz/%)
+
+fuzz: fuzz-build
+	./tests/fuzz/run.py --seconds $(FUZZ_SECONDS) build-fuzz/fuzz $(FUZZ_TARGETS)
+
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=600
+
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c
 
@@ -102,6 +131,7 @@ lint:
 	    --inline-suppr -Isrc --std=c11 src
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan build-fuzz
 
-.PHONY: all unit setup setup-test chat check test tsan bench format lint clean
+.PHONY: all unit setup setup-test chat check test tsan bench fuzz fuzz-build fuzz-long format lint \
+        clean

@@ -24,7 +24,7 @@ const char *config_get(const char *name)
 
 /* Parse one .env file: NAME=VALUE lines, '#' comments, optional "export ", values
  * optionally in single or double quotes. Earlier files win, so existing names are kept. */
-static int dotenv_read(const char *path, struct jb_err *err)
+int config_dotenv_read(const char *path, struct jb_err *err)
 {
     jb_autofree char *text = NULL;
     size_t len;
@@ -365,13 +365,13 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
     static const char *const agents[] = {"amp", "claude", "command", NULL};
     static const char *const sandboxes[] = {"local", "host", "sprites", NULL};
     memset(cfg, 0, sizeof *cfg);
-    if (dotenv_read(".env", err) < 0) return -1;
+    if (config_dotenv_read(".env", err) < 0) return -1;
     if (state_dir_default(&cfg->state_dir, err) < 0) return -1;
     char path[PATH_MAX];
     int n = snprintf(path, sizeof path, "%s/.env", cfg->state_dir);
     if (n < 0 || (size_t)n >= sizeof path)
         return jb_err_set(err, JB_ECONFIG, "JANEBOT_STATE_DIR is too long");
-    if (dotenv_read(path, err) < 0) return -1;
+    if (config_dotenv_read(path, err) < 0) return -1;
     if (asprintf(&cfg->db_path, "%s/janebot.db", cfg->state_dir) < 0)
         return jb_err_set(err, JB_ENOMEM, "db path");
 

@@ -83,6 +83,11 @@ void core_agent_opts(const struct jb_config *cfg, struct agent_opts *out);
 /* Value of a variable as janebot sees it (environment, then .env files); borrowed. Only
  * valid between config_load() and config_release(). */
 const char *config_get(const char *name);
+/* The .env parser (config_load() reads ./.env, then $JANEBOT_STATE_DIR/.env with it; also
+ * the fuzz target's entry point): NAME=VALUE lines into what config_get() answers, names
+ * already known kept. A missing file is 0; a bad line -1 with JB_ECONFIG naming its line.
+ * config_release() frees what it read. */
+int config_dotenv_read(const char *path, struct jb_err *err);
 
 /* ---- lanes: one per thread key, run on a bounded worker pool ----
  * (L1) At most one turn per lane runs at a time.

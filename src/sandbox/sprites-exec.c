@@ -28,10 +28,8 @@ struct wsx {
     size_t in_off;      /* of x->stdin_data sent */
     struct jb_buf pend; /* passthrough stdin read, not yet sent */
     int stdin_eof, eof_sent;
-    int established, closed, got_exit, exit_pending;
-    int msg_open, msg_id; /* inside a message: its stream id, or -1 for text */
-    struct jb_buf text;
-    size_t tail_len;
+    int established, closed;
+    struct sprites_rx rx; /* the messages read */
     int want_kill, kill_sent;
     int64_t kill_at;
     long http_status;
@@ -42,81 +40,92 @@ struct wsx {
     void *stop_ud;
 };
 
-static void tail_add(struct wsx *w, const char *p, size_t n)
+static void tail_add(struct sprites_rx *rx, const char *p, size_t n)
 {
-    char *t = w->x->stderr_tail;
-    size_t cap = sizeof w->x->stderr_tail - 1;
+    char *t = rx->x->stderr_tail;
+    size_t cap = sizeof rx->x->stderr_tail - 1;
     if (n >= cap) {
         memcpy(t, p + n - cap, cap);
-        w->tail_len = cap;
+        rx->tail_len = cap;
     } else {
-        if (w->tail_len + n > cap) {
-            size_t drop = w->tail_len + n - cap;
-            memmove(t, t + drop, w->tail_len - drop);
-            w->tail_len -= drop;
+        if (rx->tail_len + n > cap) {
+            size_t drop = rx->tail_len + n - cap;
+            memmove(t, t + drop, rx->tail_len - drop);
+            rx->tail_len -= drop;
         }
-        memcpy(t + w->tail_len, p, n);
-        w->tail_len += n;
+        memcpy(t + rx->tail_len, p, n);
+        rx->tail_len += n;
     }
-    t[w->tail_len] = '\0';
+    t[rx->tail_len] = '\0';
 }
 
-static void on_payload(struct wsx *w, const char *p, size_t n)
+static void on_payload(struct sprites_rx *rx, const char *p, size_t n)
 {
-    if (w->exit_pending && n) {
-        w->x->exit_code = (unsigned char)p[0];
-        w->got_exit = 1, w->exit_pending = 0;
+    if (rx->exit_pending && n) {
+        rx->x->exit_code = (unsigned char)p[0];
+        rx->got_exit = 1, rx->exit_pending = 0;
         return;
     }
     if (!n) return;
-    if (w->msg_id == 1) {
-        if (w->x->passthrough)
+    if (rx->msg_id == 1) {
+        if (rx->x->passthrough)
             jb_write_all(1, p, n); /* the caller's own stdout: nothing to do on error */
-        else if (w->x->on_stdout)
-            w->x->on_stdout(w->x->ud, p, n);
-    } else if (w->msg_id == 2) {
-        if (w->x->passthrough)
+        else if (rx->x->on_stdout)
+            rx->x->on_stdout(rx->x->ud, p, n);
+    } else if (rx->msg_id == 2) {
+        if (rx->x->passthrough)
             jb_write_all(2, p, n);
         else
-            tail_add(w, p, n);
+            tail_add(rx, p, n);
     }
 }
 
-static void on_text(struct wsx *w)
+static void on_text(struct sprites_rx *rx)
 {
-    json_t *j = json_loadb(w->text.data, w->text.len, 0, NULL);
+    json_t *j = json_loadb(rx->text.data, rx->text.len, 0, NULL);
     const char *type = json_string_value(json_object_get(j, "type"));
     json_t *code = json_object_get(j, "exit_code");
     if (type && !strcmp(type, "exit") && json_is_integer(code)) {
-        w->x->exit_code = (int)(json_integer_value(code) & 0xff);
-        w->got_exit = 1;
+        rx->x->exit_code = (int)(json_integer_value(code) & 0xff);
+        rx->got_exit = 1;
     }
     json_decref(j);
+}
+
+int sprites_rx_fragment(struct sprites_rx *rx, int binary, int final, const char *in, size_t len)
+{
+    if (!rx->msg_open) {
+        rx->msg_open = 1;
+        rx->msg_id = binary ? (len ? (unsigned char)in[0] : 0) : -1;
+        if (rx->msg_id >= 0 && len) in++, len--;
+        if (rx->msg_id == 3) rx->exit_pending = 1;
+        jb_buf_reset(&rx->text);
+    }
+    if (rx->msg_id == -1) {
+        if (jb_buf_append(&rx->text, in, len, NULL) < 0) jb_buf_reset(&rx->text);
+    } else {
+        on_payload(rx, in, len);
+    }
+    if (final) {
+        rx->msg_open = 0;
+        if (rx->msg_id == -1) on_text(rx);
+        if (rx->exit_pending) /* the bare [3]: both SDKs read an empty status as 0 */
+            rx->x->exit_code = 0, rx->got_exit = 1;
+        rx->exit_pending = 0;
+    }
+    return rx->got_exit;
+}
+
+void sprites_rx_release(struct sprites_rx *rx)
+{
+    jb_buf_release(&rx->text);
 }
 
 /* Returns -1 (close) once the exit status is in. */
 static int on_receive(struct wsx *w, struct lws *wsi, const char *in, size_t len)
 {
-    if (!w->msg_open) {
-        w->msg_open = 1;
-        w->msg_id = lws_frame_is_binary(wsi) ? (len ? (unsigned char)in[0] : 0) : -1;
-        if (w->msg_id >= 0 && len) in++, len--;
-        if (w->msg_id == 3) w->exit_pending = 1;
-        jb_buf_reset(&w->text);
-    }
-    if (w->msg_id == -1) {
-        if (jb_buf_append(&w->text, in, len, NULL) < 0) jb_buf_reset(&w->text);
-    } else {
-        on_payload(w, in, len);
-    }
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        w->msg_open = 0;
-        if (w->msg_id == -1) on_text(w);
-        if (w->exit_pending) /* the bare [3]: both SDKs read an empty status as 0 */
-            w->x->exit_code = 0, w->got_exit = 1;
-        w->exit_pending = 0;
-    }
-    return w->got_exit ? -1 : 0;
+    int final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    return sprites_rx_fragment(&w->rx, lws_frame_is_binary(wsi), final, in, len) ? -1 : 0;
 }
 
 static int send_msg(struct lws *wsi, int id, const char *p, size_t n, int text)
@@ -288,7 +297,7 @@ static int connect_ws(struct wsx *w, const char *path, struct jb_err *err)
 static int finish(struct wsx *w, long *http_status, struct jb_err *err)
 {
     struct sandbox_exec *x = w->x;
-    if (w->got_exit) return SPR_EXEC_DONE;
+    if (w->rx.got_exit) return SPR_EXEC_DONE;
     if (w->no_answer) {
         jb_err_set(err, JB_ETIMEOUT,
                    "the sprite did not answer within %ld s (JANEBOT_SPRITES_HEALTH_TIMEOUT): it "
@@ -345,7 +354,7 @@ int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x
     struct wsx w = {.sp = sp,
                     .x = x,
                     .pend = JB_BUF_INIT(1u << 20),
-                    .text = JB_BUF_INIT(TEXT_MAX),
+                    .rx = {.x = x, .text = JB_BUF_INIT(TEXT_MAX)},
                     .t0 = t0,
                     .stop = stop,
                     .stop_ud = stop_ud};
@@ -373,7 +382,7 @@ int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x
     }
     lws_context_destroy(w.ctx);
     jb_buf_release(&w.pend);
-    jb_buf_release(&w.text);
+    sprites_rx_release(&w.rx);
     x->wall_ms = jb_mono_ms() - t0;
     return rc;
 }

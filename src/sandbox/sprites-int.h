@@ -98,6 +98,22 @@ int64_t sprites_parse_time(const char *s);
 int sprites_exec_path(const char *name, const char *const *argv, const char *const *env,
                       const char *dir, struct jb_buf *b, struct jb_err *err);
 
+/* The exec client's message reader, apart from the connection (also the fuzz target's
+ * entry point): one WebSocket fragment at a time (binary or text; final ends the message).
+ * Stdout goes to x->on_stdout (or fd 1 with passthrough), stderr to x->stderr_tail (or fd
+ * 2), the exit status to x->exit_code. Zero it, set x and text = JB_BUF_INIT(cap of a text
+ * message); release with sprites_rx_release(). */
+struct sprites_rx {
+    struct sandbox_exec *x;
+    int msg_open, msg_id; /* inside a message: its stream id, or -1 for text */
+    struct jb_buf text;
+    size_t tail_len;
+    int got_exit, exit_pending;
+};
+/* 1 once the exit status is in, else 0. */
+int sprites_rx_fragment(struct sprites_rx *rx, int binary, int final, const char *in, size_t len);
+void sprites_rx_release(struct sprites_rx *rx);
+
 enum { SPR_EXEC_DONE = 0, SPR_EXEC_FAILED = -1, SPR_EXEC_NOT_STARTED = -2 };
 /* Run once. SPR_EXEC_DONE: x's results are filled (exit, timeout, cancel, or stop() said
  * non-zero: polled every 50 ms, may be NULL). SPR_EXEC_NOT_STARTED: the upgrade failed

@@ -33,8 +33,9 @@ int sprites_ndjson_result(const char *body, char *why, size_t whyn)
             done = 1;
         } else if (type && !strcmp(type, "error")) {
             const char *e = json_string_value(json_object_get(ev, "error"));
-            if (!e) e = json_string_value(json_object_get(ev, "data"));
-            snprintf(why, whyn, "%s", e ? e : "error");
+            if (!e || !*e) e = json_string_value(json_object_get(ev, "data"));
+            /* an empty text would leave the user an error that says nothing */
+            snprintf(why, whyn, "%s", e && *e ? e : "the stream reported an error without text");
             done = -1;
         }
         json_decref(ev);

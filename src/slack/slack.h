@@ -192,6 +192,15 @@ int slack_call_nowait(struct slack_web *w, const char *method, const json_t *arg
  * SLACK_CALL_FORM as key=value&… (null values left out; arrays and objects as JSON text).
  * Caller frees; NULL with err filled. */
 char *slack_request_body(const json_t *args, unsigned flags, struct jb_err *err);
+/* The parser of one Web API answer, without the network: the entry point of the fuzz
+ * target (tests/fuzz/). head (head_len bytes of header lines, "HTTP/1.1 200 OK\r\n…") and
+ * the body are judged as slack_call_ex() judges a finished exchange (flags: SLACK_CALL_ONCE
+ * counts); *retry_after_s gets the Retry-After seconds (-1: none). 0 with *ret (owned; may
+ * be NULL to discard) for ok:true; -1 with err for anything else, JB_EUNAVAIL where
+ * slack_call_ex() would retry; *ret_error as slack_call_ex() sets it. */
+int slack_web_answer(const char *method, unsigned flags, long status, const char *head,
+                     size_t head_len, const char *body, size_t body_len, json_t **ret,
+                     char **ret_error, long *retry_after_s, struct jb_err *err);
 /* POST len bytes of fd (read with pread from offset 0; fd stays the caller's) as the raw
  * body to url, an upload_url from files.getUploadURLExternal. No token is sent. HTTP 200 is
  * success; 429, 5xx and network errors are retried like slack_call(). The time limit is

@@ -552,6 +552,30 @@ static int call_method(struct slack_web *w, const char *method, const json_t *ar
     return api_result(method, &j, tolerate, ret, ret_error, err);
 }
 
+/* The answer parser alone (declared in slack.h): header lines through header_cb() as curl
+ * hands them over, then classify() and api_result() as web_request() and call_method() do. */
+int slack_web_answer(const char *method, unsigned flags, long status, const char *head,
+                     size_t head_len, const char *body, size_t body_len, json_t **ret,
+                     char **ret_error, long *retry_after_s, struct jb_err *err)
+{
+    struct web_req rq = {
+        .what = method, .fd = -1, .once = !!(flags & SLACK_CALL_ONCE), .want_json = 1};
+    struct web_resp rs = {.status = status,
+                          .maybe_sent = 1,
+                          .retry_after = -1,
+                          .body = {.data = (char *)body, .len = body_len, .cap = body_len}};
+    for (size_t i = 0, n; i < head_len; i += n) {
+        const char *nl = memchr(head + i, '\n', head_len - i);
+        n = nl ? (size_t)(nl - (head + i)) + 1 : head_len - i;
+        header_cb((char *)head + i, 1, n, &rs);
+    }
+    *retry_after_s = rs.retry_after;
+    struct jb_err why = {0};
+    jb_auto(json_decrefp) json_t *j = NULL;
+    if (classify(&rq, &rs, &j, &why) != V_OK) return jb_err_set(err, why.code, "%s", why.msg);
+    return api_result(method, &j, NULL, ret, ret_error, err);
+}
+
 int slack_call_ex(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
                   const char *const *tolerate, json_t **ret, char **ret_error, struct jb_err *err)
 {

@@ -85,6 +85,19 @@ Test(sprites, checkpoint_streams_are_judged_by_their_last_word)
     cr_assert_eq(sprites_ndjson_result("", why, sizeof why), 1);
 }
 
+/* Found by the fuzz target (tests/fuzz/corpus/sprites/crash-ndjson-empty-error): an error
+ * event whose text is empty gave an empty reason. */
+Test(sprites, checkpoint_error_without_text_still_says_what_failed)
+{
+    char why[256];
+    const char empty[] = "{\"type\":\"error\",\"error\":\"\",\"data\":\"\"}\n";
+    cr_assert_eq(sprites_ndjson_result(empty, why, sizeof why), -1);
+    cr_assert_str_eq(why, "the stream reported an error without text");
+    const char in_data[] = "{\"type\":\"error\",\"error\":\"\",\"data\":\"disk full\"}\n";
+    cr_assert_eq(sprites_ndjson_result(in_data, why, sizeof why), -1);
+    cr_assert_str_eq(why, "disk full");
+}
+
 Test(sprites, retry_after_comes_from_the_structured_429_body)
 {
     cr_assert_eq(sprites_retry_after_ms("{\"error\":\"sprite_creation_rate_limited\","

@@ -1,0 +1,67 @@
+/* tests/fuzz/http.c -- the proxies' request heads: px_parse_request() (the egress proxy:
+ * px_parse_head(), the target, Host) and px_forward_head() of what it accepts; for the LLM
+ * proxy, llm_read_request() and llm_route() reading the bytes from a socket as they would
+ * come from a sandbox, then llm_path_check() and llm_presented_token(). */
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+#include "proxy/llm-int.h"
+#include "proxy/proxy-int.h"
+
+static void egress_head(const char *head, size_t len)
+{
+    struct px_request r = {0};
+    int status = 0;
+    const char *why = NULL;
+    if (px_parse_request(head, len, &r, &status, &why) == 0) {
+        FUZZ_ASSERT(r.auth.host[0] && r.auth.port > 0 && r.auth.port < 65536);
+        if (r.mode == PX_FORWARD) {
+            struct jb_buf out = JB_BUF_INIT(1u << 20);
+            struct jb_err err = {0};
+            if (px_forward_head(&r, r.auth.host, &out, &err) == 0) {
+                struct px_head h;
+                FUZZ_ASSERT(out.len >= 4 && !memcmp(out.data + out.len - 4, "\r\n\r\n", 4));
+                /* what goes to the origin is a head the proxy itself would accept */
+                const char *again = px_parse_head(out.data, out.len, &h);
+                if (again) fprintf(stderr, "fuzz: forwarded head refused: %s\n", again);
+                FUZZ_ASSERT(again == NULL);
+            }
+            jb_buf_release(&out);
+        }
+    } else {
+        FUZZ_ASSERT(why && (status == 400 || status == 411 || status == 414 || status == 501));
+    }
+    px_request_release(&r);
+    char line[64];
+    px_sanitize(head, len, line, sizeof line);
+}
+
+static void llm_head(const uint8_t *data, size_t size)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) abort();
+    int sz = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    if (size && send(sv[0], data, size, MSG_DONTWAIT) != (ssize_t)size) abort();
+    shutdown(sv[0], SHUT_WR); /* the sandbox sent all it will */
+    struct llm_in in;
+    if (llm_read_request(sv[1], &in) == 0 && llm_route(sv[1], in.target, &in) == 0) {
+        llm_path_check(in.rq.provider, in.rq.method, in.rq.path);
+        size_t n = 0;
+        const char *tok = llm_presented_token(&in.rq, &n);
+        if (tok) FUZZ_ASSERT(n <= strlen(tok));
+    }
+    close(sv[0]);
+    close(sv[1]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_quiet();
+    const uint8_t *end = size >= 4 ? memmem(data, size, "\r\n\r\n", 4) : NULL;
+    if (end) egress_head((const char *)data, (size_t)(end - data) + 4);
+    llm_head(data, size);
+    return 0;
+}
