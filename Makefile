@@ -113,6 +113,7 @@ bench: all $(B)/bench-exec
 $(B)/fuzz/%: $(B)/tests/fuzz/%.o $(B)/libjanebot.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+.SECONDARY: $(FUZZ_TARGETS:%=$(B)/tests/fuzz/%.o)
 
 fuzz-build:
 	$(MAKE) FUZZ=1 $(FUZZ_TARGETS:%=build-fuzz/fuzz/%)
