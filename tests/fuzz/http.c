@@ -22,8 +22,12 @@ static void egress_head(const char *head, size_t len)
             if (px_forward_head(&r, r.auth.host, &out, &err) == 0) {
                 struct px_head h;
                 FUZZ_ASSERT(out.len >= 4 && !memcmp(out.data + out.len - 4, "\r\n\r\n", 4));
-                /* what goes to the origin is a head the proxy itself would accept */
+                /* what goes to the origin is a head the proxy itself would accept, but for
+                 * its own cap on lines, which the added Host and Connection may pass */
                 const char *again = px_parse_head(out.data, out.len, &h);
+                if (again && !strcmp(again, "too many header lines") &&
+                    r.head.nhdr + 2 > PX_MAX_HEADERS)
+                    again = NULL;
                 if (again) fprintf(stderr, "fuzz: forwarded head refused: %s\n", again);
                 FUZZ_ASSERT(again == NULL);
             }
