@@ -62,6 +62,8 @@ def run_one(bindir, target, seconds, scratch):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    crash_re = re.compile(r"(crash|leak|timeout|oom)-")
+    before = {f for f in os.listdir(work) if crash_re.match(f)}  # a reused scratch dir's
     t0 = time.monotonic()
     log_path = os.path.join(work, "log.txt")
     with open(log_path, "w") as log:
@@ -70,7 +72,7 @@ def run_one(bindir, target, seconds, scratch):
     text = open(log_path, errors="replace").read()
     execs = re.search(r"stat::number_of_executed_units:\s*(\d+)", text)
     speed = re.search(r"stat::average_exec_per_sec:\s*(\d+)", text)
-    crashes = [f for f in os.listdir(work) if re.match(r"(crash|leak|timeout|oom)-", f)]
+    crashes = [f for f in os.listdir(work) if crash_re.match(f) and f not in before]
     return {
         "target": target, "rc": rc, "wall": wall, "log": log_path,
         "execs": int(execs.group(1)) if execs else 0,
