@@ -7,7 +7,7 @@ set -eu
 
 pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev libseccomp-dev libcurl4-openssl-dev libhttp-parser-dev libwebsockets-dev libcmark-dev libyaml-dev bubblewrap e2fsprogs ca-certificates"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs libcriterion-dev python3 python3-websockets procps openssl"
+    pkgs="$pkgs libcriterion-dev python3 python3-websockets procps openssl prometheus"
     # The real clients (Claude Code, the LLM SDKs, the Sprites SDK) come from npm at pinned
     # versions when the tests run. A Node.js that is already there (with its npm) is kept.
     if ! command -v npm >/dev/null 2>&1; then

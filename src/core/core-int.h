@@ -78,8 +78,9 @@ struct core {
     struct lanes *lanes;
     pthread_mutex_t run_mu;
     struct running *running;
-    pthread_mutex_t pol_mu; /* guards the pointer only; snapshots are immutable */
-    struct policy *policy;  /* current snapshot (core/policy.h); one reference held */
+    pthread_mutex_t pol_mu;     /* guards the pointer only; snapshots are immutable */
+    struct policy *policy;      /* current snapshot (core/policy.h); one reference held */
+    struct jb_metrics *metrics; /* core_opts.metrics, or NULL */
 };
 
 struct agent_cmd;
