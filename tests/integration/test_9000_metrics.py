@@ -3,6 +3,7 @@
 read the way an on-call engineer reads them: a conversation moves the counters by what
 happened in it, and the real Prometheus tools (Debian's `prometheus` package: promtool,
 the server) accept and scrape the output."""
+import base64
 import http.client
 import os
 import re
@@ -13,9 +14,29 @@ import time
 import urllib.parse
 import urllib.request
 
-from jbtest import needs_bwrap
+import sys
+
+from jbtest import FAKES, needs_bwrap
 from test_5000_serve_startup import APP_TOKEN, BOT_TOKEN, ServeCase
 
+sys.path.insert(0, str(FAKES))
+from llm_upstream import FakeUpstream  # noqa: E402
+
+# Run inside the sandbox by the scripted agent: one Anthropic request through the LLM proxy
+# (the fake upstream reports 10 input and 5 output tokens) and one CONNECT the egress proxy
+# refuses (not on the allowlist). Sent base64-encoded: Slack escapes '<', '>' and '&'.
+IN_SANDBOX = r"""
+import json, os, socket, urllib.request as u
+body = json.dumps({"model": "m", "max_tokens": 8,
+                   "messages": [{"role": "user", "content": "hi"}]}).encode()
+r = u.Request(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages", data=body,
+              headers={"x-api-key": os.environ["ANTHROPIC_API_KEY"],
+                       "content-type": "application/json", "anthropic-version": "2023-06-01"})
+print("llm", u.urlopen(r).status)
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"CONNECT denied.example.com:443 HTTP/1.1\r\nHost: denied.example.com\r\n\r\n")
+print("egress", s.recv(40).split()[1].decode())
+"""
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -183,17 +204,46 @@ class Metrics(ServeCase):
         self.assertEqual(r.rc, 1, str(r))
         self.assertIn("cannot listen on 127.0.0.1:%d" % self.port, r.err, str(r))
 
-    def test_9004_promtool_check_metrics_accepts_the_output(self):
+    def test_9006_llm_tokens_and_proxy_requests_are_counted(self):
+        fake = FakeUpstream(self.tmp / "upstream.jsonl").start()
+        self.addCleanup(fake.stop)
+        self.start_serve(env={"ANTHROPIC_API_KEY": "sk-ant-api03-REALKEY-9006abcdef0123456789",
+                              "JANEBOT_UPSTREAM_ANTHROPIC": fake.url})
+        code = base64.b64encode(IN_SANDBOX.encode()).decode()
+        d = self.dm('run: python3 -c "import base64; exec(base64.b64decode(\'%s\'))"' % code)
+        text = self.wait_answer(d, "egress")
+        self.assertIn("llm 200", text)
+        self.assertIn("egress 403", text)
+        end = time.monotonic() + 10
+        while True:
+            m = parse(self.scrape())
+            if value(m, "janebot_turns_total", outcome="ok") >= 1 or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        self.assertEqual(value(m, "janebot_proxy_requests_total", proxy="llm", verdict="allowed"), 1)
+        self.assertEqual(value(m, "janebot_proxy_requests_total", proxy="egress",
+                               verdict="denied"), 1)
+        self.assertGreater(value(m, "janebot_proxy_bytes_total", proxy="llm",
+                                 direction="upstream"), 50)
+        self.assertGreater(value(m, "janebot_proxy_bytes_total", proxy="llm",
+                                 direction="downstream"), 50)
+        self.assertEqual(value(m, "janebot_llm_tokens_total", kind="input"), 10)
+        self.assertEqual(value(m, "janebot_llm_tokens_total", kind="output"), 5)
+        self.promtool_check(self.scrape())
+
+    def promtool_check(self, text):
         promtool = shutil.which("promtool")
         if not promtool:
             self.skipTest("promtool is not installed (Debian package prometheus; "
                           "scripts/setup.sh --test)")
-        self.converse()
-        text = self.scrape()
         p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                            capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, "promtool check metrics:\n%s%s\n--- output ---\n%s"
                          % (p.stdout.decode(), p.stderr.decode(), text))
+
+    def test_9004_promtool_check_metrics_accepts_the_output(self):
+        self.converse()
+        self.promtool_check(self.scrape())
 
     def test_9005_a_real_prometheus_scrapes_janebot(self):
         prom = shutil.which("prometheus") or "/usr/bin/prometheus"
