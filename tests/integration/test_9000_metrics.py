@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.parse
@@ -190,6 +191,22 @@ class Metrics(ServeCase):
         body = self.wait_http("/readyz", 503, timeout=10)
         self.assertIn("Socket Mode", body)
         self.assertEqual(self.request("/healthz")[0], 200)
+
+    def test_9007_readyz_says_so_while_the_store_takes_no_writes(self):
+        self.start_serve()
+        self.assertEqual(self.wait_http("/readyz", 200), "ok\n")
+        # Another process holds the database's write lock (janebot waits 5 s for it).
+        db = sqlite3.connect(str(self.tmp / "state" / "janebot.db"), isolation_level=None)
+        self.addCleanup(db.close)
+        db.execute("BEGIN IMMEDIATE")
+        status, body, _ = self.request("/readyz", timeout=15)
+        self.assertEqual(status, 503, body)
+        self.assertIn("the store does not take writes", body)
+        self.assertIn("locked", body)
+        self.assertEqual(body.count("\n"), 1, "one line: %r" % body)
+        self.assertEqual(self.request("/healthz")[0], 200, "up, though not ready")
+        db.execute("ROLLBACK")
+        self.assertEqual(self.request("/readyz")[0], 200)
 
     def test_9003_a_bad_or_busy_listen_address_is_refused_clearly(self):
         for bad in ("nonsense", "127.0.0.1:", "127.0.0.1:99999", ":9464", "::1:9464"):
