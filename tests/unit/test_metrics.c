@@ -1,8 +1,13 @@
 /* tests/unit/test_metrics.c -- util/metrics.c: the registry, histogram buckets and the
- * Prometheus text rendering; util/metrics-http.c's address check. */
+ * Prometheus text rendering; util/metrics-http.c's address check; the Sprites REST
+ * client's error counts. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "sandbox/sprites-int.h"
 #include "util/util.h"
 
 static char *render(struct jb_metrics *m)
@@ -151,4 +156,68 @@ Test(metrics, listen_addresses_are_host_and_port)
         cr_assert_eq(e.code, JB_ECONFIG);
         cr_assert(strstr(e.msg, "X=\"") && strstr(e.msg, "HOST:PORT"), "%s", e.msg);
     }
+}
+
+/* ---- the Sprites REST client counts its failed attempts ---- */
+
+/* Answers one connection on fd with the HTTP response in ud, then closes. */
+struct one_answer {
+    int fd;
+    const char *response;
+};
+
+static void *answer_once(void *ud)
+{
+    struct one_answer *a = ud;
+    int c = accept(a->fd, NULL, NULL);
+    if (c < 0) return NULL;
+    char buf[4096];
+    (void)!read(c, buf, sizeof buf);
+    (void)!write(c, a->response, strlen(a->response));
+    close(c);
+    return NULL;
+}
+
+static int listen_loopback(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 1) == 0);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static void sprites_call(struct jb_metrics *m, const char *url)
+{
+    struct sprites *sp = NULL;
+    struct jb_err e = {0};
+    cr_assert_eq(sprites_client_new(url, "tok-123456789", &sp, &e), 0, "%s", e.msg);
+    sp->metrics = m;
+    sp->rest_attempts = 1;
+    struct sprites_resp r;
+    if (sprites_rest(sp, "GET", "/v1/sprites", NULL, 0, &r, &e) == 0) sprites_resp_release(&r);
+    sprites_client_free(sp);
+}
+
+Test(metrics, sprites_api_errors_are_counted_by_kind)
+{
+    struct jb_metrics *m = registry();
+    int port = 0, fd = listen_loopback(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    struct one_answer a = {fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n"};
+    pthread_t t;
+    pthread_create(&t, NULL, answer_once, &a);
+    sprites_call(m, url);
+    pthread_join(t, NULL);
+    close(fd); /* nothing listens there now: the next call cannot connect */
+    sprites_call(m, url);
+    char *text = render(m);
+    assert_has(text, "janebot_sprites_api_errors_total{kind=\"server_error\"} 1");
+    assert_has(text, "janebot_sprites_api_errors_total{kind=\"network\"} 1");
+    free(text);
+    jb_metrics_free(m);
 }
