@@ -42,15 +42,6 @@ static int ready(void *ud, char *why, size_t n)
     return 1;
 }
 
-/* JANEBOT_METRICS_LISTEN: the registry, and its listener once sv and core run. */
-static int metrics_start(const struct jb_config *cfg, struct jb_metrics *m,
-                         struct serve_parts *parts, struct jb_metrics_http **ret,
-                         struct jb_err *err)
-{
-    *ret = NULL;
-    return m ? jb_metrics_http_start(m, cfg->metrics_listen, ready, parts, ret, err) : 0;
-}
-
 static int serve(const struct jb_config *cfg)
 {
     struct jb_err err = {0};
@@ -77,11 +68,15 @@ static int serve(const struct jb_config *cfg)
     struct core_opts co = {
         .merge = 1, .debounce_ms = cfg->debounce_ms, .gc = 1, .metrics = metrics};
     struct serve_parts parts = {0};
-    if (slack_serve_new(cfg, metrics, &sv, &err) < 0 ||
-        core_new(cfg, slack_serve_frontend(sv), &co, &core, &err) < 0 ||
-        slack_serve_start(sv, core, &err) < 0 ||
-        (parts = (struct serve_parts){sv, core}, metrics_start(cfg, metrics, &parts, &mh, &err)) <
-            0) {
+    int rc = -1;
+    if (slack_serve_new(cfg, metrics, &sv, &err) == 0 &&
+        core_new(cfg, slack_serve_frontend(sv), &co, &core, &err) == 0 &&
+        slack_serve_start(sv, core, &err) == 0) {
+        parts = (struct serve_parts){sv, core}; /* /readyz reads them until the listener stops */
+        rc = metrics ? jb_metrics_http_start(metrics, cfg->metrics_listen, ready, &parts, &mh, &err)
+                     : 0;
+    }
+    if (rc < 0) {
         fprintf(stderr, "janebot: %s\n", err.msg);
         slack_serve_stop(sv); /* no event may reach the core being freed */
         core_free(core);

@@ -75,9 +75,12 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
     /* One store connection for accepting and the sandbox services, one pair of proxies, one
      * sandbox context: turns and the gc share them. */
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
-        core_services_open(&c->svc, cfg, 1, c->store, &c->store_mu, err) < 0 ||
-        (core_services_set_metrics(&c->svc, c->metrics),
-         core_services_sandbox(&c->svc, &c->sbx, 1, err)) < 0) {
+        core_services_open(&c->svc, cfg, 1, c->store, &c->store_mu, err) < 0) {
+        core_free(c);
+        return -1;
+    }
+    core_services_set_metrics(&c->svc, c->metrics);
+    if (core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
         core_free(c);
         return -1;
     }
