@@ -40,7 +40,7 @@ struct frontend *slack_serve_frontend(struct slack_serve *sv);
 int slack_serve_start(struct slack_serve *sv, struct core *core, struct jb_err *err);
 /* 1 while Socket Mode is connected (any thread). */
 int slack_serve_connected(struct slack_serve *sv);
-/* Closes the socket: no event reaches the core afterwards. */
+/* Closes the socket: no event reaches the core afterwards. Accepts NULL. */
 void slack_serve_stop(struct slack_serve *sv);
 void slack_serve_free(struct slack_serve *sv); /* accepts NULL */
 

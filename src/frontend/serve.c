@@ -241,6 +241,7 @@ int slack_serve_connected(struct slack_serve *sv)
 
 void slack_serve_stop(struct slack_serve *sv)
 {
+    if (!sv) return; /* serve's clean-up after a failed slack_serve_new() */
     slack_socket_stop(sv->sock);
     sv->sock = NULL;
 }

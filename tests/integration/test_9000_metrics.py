@@ -160,10 +160,17 @@ class Metrics(ServeCase):
         self.slack.link(False)  # apps.connections.open refused: never connected
         self.start_serve(wait_connected=False)
         self.assertEqual(self.wait_http("/healthz", 200), "ok\n")
-        status, body, _ = self.request("/readyz")
-        self.assertEqual(status, 503, body)
+        # 503 all along: "starting" while the core comes up, then the socket's state.
+        end = time.monotonic() + 10
+        while True:
+            status, body, _ = self.request("/readyz")
+            self.assertEqual(status, 503, body)
+            self.assertEqual(body.count("\n"), 1, "one line: %r" % body)
+            if "Socket Mode is not connected" in body or time.monotonic() > end:
+                break
+            self.assertIn("starting", body)
+            time.sleep(0.1)
         self.assertIn("Socket Mode is not connected", body)
-        self.assertEqual(body.count("\n"), 1, "one line: %r" % body)
         self.slack.link(True)
         self.assertEqual(self.wait_http("/readyz", 200, timeout=20), "ok\n")
         self.assertEqual(self.request("/nope")[0], 404)
@@ -220,6 +227,8 @@ class Metrics(ServeCase):
             r = self.run_jb(["serve"], timeout=30)
         self.assertEqual(r.rc, 1, str(r))
         self.assertIn("cannot listen on 127.0.0.1:%d" % self.port, r.err, str(r))
+        self.assertEqual(self.slack.state()["calls"], [],
+                         "refused before signing in to Slack")
 
     def test_9006_llm_tokens_and_proxy_requests_are_counted(self):
         fake = FakeUpstream(self.tmp / "upstream.jsonl").start()
@@ -257,6 +266,14 @@ class Metrics(ServeCase):
                            capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, "promtool check metrics:\n%s%s\n--- output ---\n%s"
                          % (p.stdout.decode(), p.stderr.decode(), text))
+
+    def test_9008_a_failed_sign_in_is_an_error_not_a_crash(self):
+        self.slack.fail("auth.test", count=5, mode="error", error="invalid_auth")
+        for env in ({}, {"JANEBOT_METRICS_LISTEN": None}):
+            r = self.run_jb(["serve"], env=env, timeout=30)
+            self.assertEqual(r.rc, 1, "exit 1, not a signal: %s" % r)
+            self.assertIn("cannot sign in to Slack with SLACK_BOT_TOKEN", r.err, str(r))
+            self.assertIn("invalid_auth", r.err, str(r))
 
     def test_9004_promtool_check_metrics_accepts_the_output(self):
         self.converse()
