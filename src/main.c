@@ -13,7 +13,7 @@
 #include "proxy/proxy.h"
 #include "sandbox/sandbox.h"
 
-#define VERSION "0.1.0"
+#define VERSION JB_VERSION
 
 static const char *login_name(void)
 {

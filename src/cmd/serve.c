@@ -4,6 +4,7 @@
  * the core's (core_opts.gc). */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
@@ -25,6 +26,27 @@ static int wait_for_stop(struct core *core, const sigset_t *sigs)
     return sig;
 }
 
+/* /readyz: Socket Mode connected and the store taking writes. The listener starts first
+ * (a busy address fails before anything else is done); sv and core are filled in, and
+ * running set, once both run. */
+struct serve_parts {
+    struct slack_serve *sv;
+    struct core *core;
+    atomic_int running;
+};
+
+static int ready(void *ud, char *why, size_t n)
+{
+    struct serve_parts *p = ud;
+    struct jb_err e = {0};
+    if (!atomic_load(&p->running)) return snprintf(why, n, "not ready: starting"), 0;
+    if (!slack_serve_connected(p->sv))
+        return snprintf(why, n, "not ready: Socket Mode is not connected"), 0;
+    if (core_store_check(p->core, &e) < 0)
+        return snprintf(why, n, "not ready: the store does not take writes: %s", e.msg), 0;
+    return 1;
+}
+
 static int serve(const struct jb_config *cfg)
 {
     struct jb_err err = {0};
@@ -42,18 +64,35 @@ static int serve(const struct jb_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     struct slack_serve *sv = NULL;
     struct core *core = NULL;
-    struct core_opts co = {.merge = 1, .debounce_ms = cfg->debounce_ms, .gc = 1};
-    if (slack_serve_new(cfg, &sv, &err) < 0 ||
-        core_new(cfg, slack_serve_frontend(sv), &co, &core, &err) < 0 ||
-        slack_serve_start(sv, core, &err) < 0) {
+    struct jb_metrics *metrics = NULL; /* counts nothing unless JANEBOT_METRICS_LISTEN */
+    struct jb_metrics_http *mh = NULL;
+    if (cfg->metrics_listen && jb_metrics_new(JB_VERSION, &metrics, &err) < 0) {
         fprintf(stderr, "janebot: %s\n", err.msg);
-        slack_serve_stop(sv); /* no event may reach the core being freed */
-        core_free(core);
-        slack_serve_free(sv);
         return 1;
     }
+    struct core_opts co = {
+        .merge = 1, .debounce_ms = cfg->debounce_ms, .gc = 1, .metrics = metrics};
+    struct serve_parts parts = {0};
+    int rc =
+        metrics ? jb_metrics_http_start(metrics, cfg->metrics_listen, ready, &parts, &mh, &err) : 0;
+    if (rc == 0 && (slack_serve_new(cfg, metrics, &sv, &err) < 0 ||
+                    core_new(cfg, slack_serve_frontend(sv), &co, &core, &err) < 0 ||
+                    slack_serve_start(sv, core, &err) < 0))
+        rc = -1;
+    if (rc < 0) {
+        fprintf(stderr, "janebot: %s\n", err.msg);
+        jb_metrics_http_stop(mh); /* it may read sv and core */
+        slack_serve_stop(sv);     /* no event may reach the core being freed */
+        core_free(core);
+        slack_serve_free(sv);
+        jb_metrics_free(metrics);
+        return 1;
+    }
+    parts.sv = sv, parts.core = core;
+    atomic_store(&parts.running, 1);
     int sig = wait_for_stop(core, &sigs);
     log_info("stopping (signal %d); turns in flight run again at the next start", sig);
+    jb_metrics_http_stop(mh); /* it reads sv's socket */
     slack_serve_stop(sv);
     /* Workers may be inside long turns: leave without waiting for them. Their messages
      * are still pending in the inbox, and their sandboxes die with this process. */

@@ -69,8 +69,8 @@ static int rate_limited(struct core *c, const struct core_msg *m, int retry_s,
     return 0;
 }
 
-int core_message(struct core *c, const struct core_msg *m, struct core_decision *d,
-                 struct jb_err *err)
+static int decide(struct core *c, const struct core_msg *m, struct core_decision *d,
+                  struct jb_err *err)
 {
     *d = (struct core_decision){.verdict = CORE_IGNORED};
     if (m->followup_only && !core_knows_thread(c, m->thread_key)) return 0;
@@ -88,6 +88,15 @@ int core_message(struct core *c, const struct core_msg *m, struct core_decision 
     if (rc < 0) return -1;
     d->verdict = rc == 1 ? CORE_DUPLICATE : CORE_QUEUED;
     return 0;
+}
+
+int core_message(struct core *c, const struct core_msg *m, struct core_decision *d,
+                 struct jb_err *err)
+{
+    int rc = decide(c, m, d, err);
+    if (rc == 0 && d->verdict == CORE_DUPLICATE)
+        jb_metrics_add(c->metrics, JB_M_EVENTS_DEDUPED, NULL, NULL, 1);
+    return rc;
 }
 
 void core_channel_command(struct core *c, const char *user, const char *channel, const char *text,

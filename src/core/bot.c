@@ -31,12 +31,34 @@ static void warn_agent(const struct core *c)
                  c->agent->key_var);
 }
 
+/* At each scrape: what is read rather than counted. A turn runs in its thread's sandbox,
+ * so busy sandboxes are the running turns. */
+static void core_scrape(void *ud, struct jb_metrics *m)
+{
+    struct core *c = ud;
+    int running = 0, unused = 0;
+    core_running_count(c, "", &running, &unused);
+    jb_metrics_set(m, JB_M_QUEUE_MESSAGES, NULL, NULL, (int64_t)lanes_pending(c->lanes));
+    jb_metrics_set(m, JB_M_QUEUE_LANES, NULL, NULL, (int64_t)lanes_waiting(c->lanes));
+    jb_metrics_set(m, JB_M_TURNS_RUNNING, NULL, NULL, running);
+    jb_metrics_set(m, JB_M_SANDBOXES, c->sbx.ops->name, "busy", running);
+}
+
+int core_store_check(struct core *c, struct jb_err *err)
+{
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_write_check(c->store, err);
+    pthread_mutex_unlock(&c->store_mu);
+    return rc;
+}
+
 int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core_opts *o,
              struct core **ret, struct jb_err *err)
 {
     struct core *c = calloc(1, sizeof *c);
     if (!c) return jb_err_set(err, JB_ENOMEM, "core");
     c->cfg = cfg, c->fe = fe;
+    c->metrics = o ? o->metrics : NULL;
     pthread_mutex_init(&c->store_mu, NULL);
     pthread_mutex_init(&c->run_mu, NULL);
     pthread_mutex_init(&c->pol_mu, NULL);
@@ -53,8 +75,12 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
     /* One store connection for accepting and the sandbox services, one pair of proxies, one
      * sandbox context: turns and the gc share them. */
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
-        core_services_open(&c->svc, cfg, 1, c->store, &c->store_mu, err) < 0 ||
-        core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
+        core_services_open(&c->svc, cfg, 1, c->store, &c->store_mu, err) < 0) {
+        core_free(c);
+        return -1;
+    }
+    core_services_set_metrics(&c->svc, c->metrics);
+    if (core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
         core_free(c);
         return -1;
     }
@@ -69,7 +95,8 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
                             .debounce_ms = o ? o->debounce_ms : 0,
                             .max_per_user = c->policy->max_turns_per_user};
     if (lanes_new(&lo, core_run_turn, c, &c->lanes, err) < 0 ||
-        (o && o->gc && core_gc_start(c, err) < 0)) {
+        (o && o->gc && core_gc_start(c, err) < 0) ||
+        jb_metrics_on_scrape(c->metrics, core_scrape, c) < 0) {
         core_free(c);
         return -1;
     }
@@ -155,6 +182,7 @@ void core_drain(struct core *c)
 void core_free(struct core *c)
 {
     if (!c) return;
+    jb_metrics_off_scrape(c->metrics, c);
     core_gc_stop(c);
     lanes_free(c->lanes);
     for (int i = 0; c->worker_store && i < c->cfg->max_concurrent_turns; i++)

@@ -394,7 +394,11 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
         dup_or_default(&cfg->path_env, "PATH", "/usr/local/bin:/usr/bin:/bin", err) < 0)
         return -1;
     if (config_load_sandbox(cfg, err) < 0 || config_load_sprites(cfg, err) < 0 ||
-        config_load_slack(cfg, err) < 0 || config_load_llm(cfg, err) < 0)
+        config_load_slack(cfg, err) < 0 || config_load_llm(cfg, err) < 0 ||
+        dup_or_default(&cfg->metrics_listen, "JANEBOT_METRICS_LISTEN", NULL, err) < 0)
+        return -1;
+    if (cfg->metrics_listen &&
+        jb_metrics_addr_check("JANEBOT_METRICS_LISTEN", cfg->metrics_listen, err) < 0)
         return -1;
     jb_log_add_secret(cfg->amp_api_key);
     jb_log_add_secret(cfg->anthropic_api_key);
@@ -432,6 +436,7 @@ void config_release(struct jb_config *cfg)
     free(cfg->sprites_setup);
     free(cfg->sprites_setup_allow);
     free(cfg->proxy_listen);
+    free(cfg->metrics_listen);
     free(cfg->public_url);
     free(cfg->openai_api_key);
     free(cfg->upstream_anthropic);

@@ -43,6 +43,9 @@ struct core_services {
 int core_services_open(struct core_services *cs, const struct jb_config *cfg, int serving,
                        struct store *st, pthread_mutex_t *st_mu, struct jb_err *err);
 void core_services_close(struct core_services *cs);
+/* Count into m (borrowed, outlives cs): the proxies' requests and bytes, the Sprites API's
+ * errors. Before core_services_sandbox(). */
+void core_services_set_metrics(struct core_services *cs, struct jb_metrics *m);
 /* The sandbox context on these services (check: the backend must prove it runs here). */
 int core_services_sandbox(struct core_services *cs, struct sandbox_ctx *ctx, int check,
                           struct jb_err *err);
@@ -78,8 +81,9 @@ struct core {
     struct lanes *lanes;
     pthread_mutex_t run_mu;
     struct running *running;
-    pthread_mutex_t pol_mu; /* guards the pointer only; snapshots are immutable */
-    struct policy *policy;  /* current snapshot (core/policy.h); one reference held */
+    pthread_mutex_t pol_mu;     /* guards the pointer only; snapshots are immutable */
+    struct policy *policy;      /* current snapshot (core/policy.h); one reference held */
+    struct jb_metrics *metrics; /* core_opts.metrics, or NULL */
 };
 
 struct agent_cmd;

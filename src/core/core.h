@@ -50,6 +50,7 @@ struct jb_config {
     char *sprites_setup_allow; /* JANEBOT_SPRITES_SETUP_EGRESS: hosts reachable during set-up */
     int sprites_health_s;      /* JANEBOT_SPRITES_HEALTH_TIMEOUT: a sprite must answer within */
     char *proxy_listen;        /* JANEBOT_PROXY_LISTEN: LLM proxy on TCP for sprites (HOST:PORT) */
+    char *metrics_listen;      /* JANEBOT_METRICS_LISTEN: /metrics, /healthz, /readyz (HOST:PORT) */
     char *public_url;          /* JANEBOT_PUBLIC_URL: where sprites reach it (https, no '/') */
     /* LLM proxy */
     char *openai_api_key;        /* OPENAI_API_KEY (secret) */
@@ -128,6 +129,8 @@ void lanes_set_max_per_user(struct lanes *l, int max_per_user);
 void lanes_drain(struct lanes *l);
 /* Messages queued or running. */
 size_t lanes_pending(struct lanes *l);
+/* Lanes ready to run a turn and waiting for a worker (or under the per-user cap). */
+size_t lanes_waiting(struct lanes *l);
 /* 1 when the thread has a message waiting (queued or debounced) or a turn running: its
  * lane exists exactly that long. */
 int lanes_has(struct lanes *l, const char *thread_key);
@@ -193,6 +196,7 @@ struct core_opts {
     int merge;       /* a turn takes every message waiting in its thread (Slack) */
     int debounce_ms; /* quick successive messages of a thread become one turn */
     int gc; /* at start and daily: idle sandboxes (JANEBOT_SANDBOX_IDLE_DAYS), old history */
+    struct jb_metrics *metrics; /* serve's registry (borrowed, outlives the core), or NULL */
 };
 
 /* Opens the store, builds the sandbox services (proxies) and checks that the sandbox
@@ -236,6 +240,9 @@ void core_running_count(struct core *c, const char *prefix, int *ret_all, int *r
 /* Cancel the running turns of user in threads whose key starts with prefix; how many. */
 int core_abort_user(struct core *c, const char *prefix, const char *user);
 void core_drain(struct core *c);
+/* /readyz: 0 when a write transaction on the store can begin (it is rolled back), else -1
+ * with err saying why (disk full, locked, read-only). */
+int core_store_check(struct core *c, struct jb_err *err);
 void core_free(struct core *c);
 
 /* ---- what the core decides about a message a frontend received (admit.c) ----

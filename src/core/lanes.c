@@ -389,6 +389,16 @@ size_t lanes_pending(struct lanes *l)
     return n;
 }
 
+size_t lanes_waiting(struct lanes *l)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&l->mu);
+    for (struct lane *ln = l->ready_head; ln; ln = ln->next_ready)
+        n++;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
 void lanes_free(struct lanes *l)
 {
     if (!l) return;

@@ -361,6 +361,13 @@ static int proxies_open(struct core_services *cs, struct jb_err *err)
     return 0;
 }
 
+void core_services_set_metrics(struct core_services *cs, struct jb_metrics *m)
+{
+    cs->opts.metrics = m;
+    if (cs->egress) egress_proxy_set_metrics(cs->egress, m);
+    if (cs->llm) llm_proxy_set_metrics(cs->llm, m);
+}
+
 int core_services_open(struct core_services *cs, const struct jb_config *cfg, int serving,
                        struct store *st, pthread_mutex_t *st_mu, struct jb_err *err)
 {

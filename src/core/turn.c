@@ -543,7 +543,14 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         outcome = turn_body(&t, st, sb, have_sess ? &sess : NULL, &o);
     }
     core_running_remove(c, &run);
+    jb_metrics_add(c->metrics, JB_M_TURNS, outcome, NULL, 1);
+    jb_metrics_observe(c->metrics, JB_M_TURN_SECONDS,
+                       (double)(jb_mono_ms() - run.started_ms) / 1e3);
     struct jb_tokens used = jb_tally_sum(&o.llm); /* what the agent said, when not counted */
+    jb_metrics_add(c->metrics, JB_M_LLM_TOKENS, "input", NULL, used.input);
+    jb_metrics_add(c->metrics, JB_M_LLM_TOKENS, "output", NULL, used.output);
+    jb_metrics_add(c->metrics, JB_M_LLM_TOKENS, "cache_read", NULL, used.cache_read);
+    jb_metrics_add(c->metrics, JB_M_LLM_TOKENS, "cache_write", NULL, used.cache_write);
     int64_t tin = jb_tokens_total(&used) ? used.input + used.cache_write + used.cache_read
                                          : t.res.input_tokens;
     int64_t tout = jb_tokens_total(&used) ? used.output : t.res.output_tokens;

@@ -28,15 +28,19 @@ void frontend_slack_free(struct frontend *fe);
  * and answers back to Slack. cmd/serve.c runs the process around it. */
 struct core;
 struct slack_serve;
-/* Signs in (auth.test) and makes the frontend. *ret is the caller's: slack_serve_free().
+/* Signs in (auth.test) and makes the frontend; metrics (borrowed, may be NULL) counts the
+ * Web API calls and the Socket Mode events. *ret is the caller's: slack_serve_free().
  * Errors say what to fix (the token, Slack's address). */
-int slack_serve_new(const struct jb_config *cfg, struct slack_serve **ret, struct jb_err *err);
+int slack_serve_new(const struct jb_config *cfg, struct jb_metrics *metrics,
+                    struct slack_serve **ret, struct jb_err *err);
 /* The frontend to give core_new(); owned by sv. */
 struct frontend *slack_serve_frontend(struct slack_serve *sv);
 /* Queues what the last run accepted but did not answer, then opens the socket: events
  * go to core (borrowed until slack_serve_stop()). */
 int slack_serve_start(struct slack_serve *sv, struct core *core, struct jb_err *err);
-/* Closes the socket: no event reaches the core afterwards. */
+/* 1 while Socket Mode is connected (any thread). */
+int slack_serve_connected(struct slack_serve *sv);
+/* Closes the socket: no event reaches the core afterwards. Accepts NULL. */
 void slack_serve_stop(struct slack_serve *sv);
 void slack_serve_free(struct slack_serve *sv); /* accepts NULL */
 

@@ -190,14 +190,16 @@ static json_t *on_envelope(void *ud, const struct slack_envelope *env)
     return NULL;
 }
 
-int slack_serve_new(const struct jb_config *cfg, struct slack_serve **ret, struct jb_err *err)
+int slack_serve_new(const struct jb_config *cfg, struct jb_metrics *metrics,
+                    struct slack_serve **ret, struct jb_err *err)
 {
     struct slack_serve *sv = calloc(1, sizeof *sv);
     if (!sv) return jb_err_set(err, JB_ENOMEM, "serve");
     sv->cfg = cfg;
     struct slack_web_opts wo = {.api_url = cfg->slack_api_url,
                                 .bot_token = cfg->slack_bot_token,
-                                .app_token = cfg->slack_app_token};
+                                .app_token = cfg->slack_app_token,
+                                .metrics = metrics};
     if (slack_web_new(&wo, &sv->web, err) < 0) goto fail;
     if (slack_auth_test(sv->web, &sv->bot_user, &sv->bot_id, err) < 0) {
         jb_err_prefix(err, "cannot sign in to Slack with SLACK_BOT_TOKEN");
@@ -232,8 +234,14 @@ int slack_serve_start(struct slack_serve *sv, struct core *core, struct jb_err *
     return slack_socket_start(sv->web, on_envelope, sv, &sv->sock, err);
 }
 
+int slack_serve_connected(struct slack_serve *sv)
+{
+    return slack_socket_connected(sv->sock);
+}
+
 void slack_serve_stop(struct slack_serve *sv)
 {
+    if (!sv) return; /* serve's clean-up after a failed slack_serve_new() */
     slack_socket_stop(sv->sock);
     sv->sock = NULL;
 }

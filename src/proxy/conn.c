@@ -46,6 +46,8 @@ static void refuse(struct egress_conn *c, int status, const char *host, unsigned
     }
     px_respond(c->cfd, status, body);
     px_linger(c->cfd);
+    jb_metrics_add(c->l->px->metrics, JB_M_PROXY_REQUESTS, "egress",
+                   status == 403 ? "denied" : "error", 1);
 }
 
 static void head_failed(struct egress_conn *c, int e, size_t got)
@@ -267,6 +269,10 @@ static void pump(struct egress_conn *c, int ufd, size_t pre, long long left, con
     struct px_dir ab = {.buf = c->ab, .cap = sizeof c->ab, .len = pre, .left = left};
     struct px_dir ba = {.buf = c->ba, .cap = sizeof c->ba, .left = -1};
     int rc = px_splice(c->cfd, ufd, &ab, &ba, EGRESS_IDLE_TIMEOUT_MS);
+    struct jb_metrics *m = c->l->px->metrics;
+    jb_metrics_add(m, JB_M_PROXY_REQUESTS, "egress", "allowed", 1);
+    jb_metrics_add(m, JB_M_PROXY_BYTES, "egress", "upstream", (int64_t)ab.total);
+    jb_metrics_add(m, JB_M_PROXY_BYTES, "egress", "downstream", (int64_t)ba.total);
     log_info("egress %s: %s done: %llu bytes out, %llu in%s", c->l->key, what, ab.total, ba.total,
              rc < 0 && errno == ETIMEDOUT ? " (idle timeout)" : "");
 }

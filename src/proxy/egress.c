@@ -19,6 +19,11 @@ int egress_proxy_new(const struct egress_policy *p, struct egress_proxy **ret, s
     return 0;
 }
 
+void egress_proxy_set_metrics(struct egress_proxy *px, struct jb_metrics *m)
+{
+    px->metrics = m;
+}
+
 void egress_proxy_free(struct egress_proxy *px)
 {
     if (!px) return;

@@ -175,6 +175,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         f->failed = 1;
         return 0;
     }
+    f->u->down_bytes += (long long)len;
     /* To the sandbox first (unbuffered streaming), then the accounting. */
     if (px_send_all(f->fd, p, len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0) {
         f->failed = 1; /* the client went away: stop the upstream request too */
@@ -385,6 +386,7 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
     if (!f.sse && f.json.len) llm_usage_read(u, rq->provider, f.json.data, f.json.len);
     if (!u->model[0]) llm_body_model(&f.up.scan, u->model); /* the answer named none */
     u->status = f.status;
+    u->up_bytes = (long long)f.up.took;
     if (cc != CURLE_OK && !f.head_sent && f.up.failed) {
         jb_err_set(err, JB_EPROTO, "the request body did not arrive (%zu of %zu bytes)", f.up.took,
                    f.up.len);

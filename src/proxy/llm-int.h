@@ -31,8 +31,9 @@ struct llm_proxy {
     struct jb_curl_share *share; /* upstream connections kept alive across requests */
     pthread_mutex_t st_mu, rd_mu;
     struct llm_registry reg;
-    struct llm_public *pub; /* the TCP listener, NULL when not listening */
-    struct px_pool pool;    /* connection threads (pool.c): no cap for the whole proxy */
+    struct llm_public *pub;     /* the TCP listener, NULL when not listening */
+    struct px_pool pool;        /* connection threads (pool.c): no cap for the whole proxy */
+    struct jb_metrics *metrics; /* borrowed, or NULL */
 };
 
 /* ---- sessions (llm-registry.c) ---- */
@@ -148,6 +149,7 @@ struct llm_usage {
     struct jb_tokens t;
     char model[JB_MODEL_MAX]; /* as the answer named it; "" when it did not */
     long status;
+    long long up_bytes, down_bytes; /* the sandbox's body sent; the upstream's answer body */
 };
 
 /* ---- what answers and bodies say (llm-usage.c) ---- */

@@ -264,18 +264,33 @@ static void record_usage(struct llm_session *s, enum llm_provider p, const struc
     pthread_mutex_unlock(&s->px->st_mu);
 }
 
+/* The request answered without reaching the upstream, or forwarded: what llm_serve() did. */
+static void count(struct llm_session *s, const char *verdict, const struct llm_usage *u)
+{
+    struct jb_metrics *m = s->px->metrics;
+    jb_metrics_add(m, JB_M_PROXY_REQUESTS, "llm", verdict, 1);
+    if (!u) return;
+    jb_metrics_add(m, JB_M_PROXY_BYTES, "llm", "upstream", u->up_bytes);
+    jb_metrics_add(m, JB_M_PROXY_BYTES, "llm", "downstream", u->down_bytes);
+}
+
 void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct llm_verdict *pre)
 {
     struct llm_request *rq = &in->rq;
-    if (!s->px->cfg.key[rq->provider])
+    if (!s->px->cfg.key[rq->provider]) {
+        count(s, "denied", NULL);
         return llm_reply(fd, rq->provider, 404, "not_found_error",
                          "this provider is not configured on the host");
+    }
     const char *why = llm_path_check(rq->provider, rq->method, rq->path);
-    if (why) return refuse_path(s, fd, rq, why);
-    if (check_token(s, fd, rq, pre) < 0 || body_setup(fd, in) < 0) return;
+    if (why) return count(s, "denied", NULL), refuse_path(s, fd, rq, why);
+    if (check_token(s, fd, rq, pre) < 0) return count(s, "denied", NULL);
+    if (body_setup(fd, in) < 0) return count(s, "error", NULL);
     struct llm_usage u = {0};
     struct jb_err err = {0};
-    if (llm_forward(s->px, rq, fd, &u, &err) < 0) {
+    int fwd = llm_forward(s->px, rq, fd, &u, &err);
+    count(s, fwd < 0 ? "error" : "allowed", &u);
+    if (fwd < 0) {
         log_warn("llm proxy %s: %s", s->thread_key, err.msg);
         if (err.code == JB_EPROTO)
             llm_reply(fd, rq->provider, 408, "invalid_request_error", err.msg);

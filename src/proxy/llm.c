@@ -128,6 +128,11 @@ int llm_proxy_offers(const struct llm_proxy *px, enum llm_provider p)
     return px && px->cfg.key[p] != NULL;
 }
 
+void llm_proxy_set_metrics(struct llm_proxy *px, struct jb_metrics *m)
+{
+    px->metrics = m;
+}
+
 void llm_proxy_free(struct llm_proxy *px)
 {
     if (!px) return;

@@ -209,6 +209,7 @@ struct egress_proxy {
     pthread_mutex_t mu; /* listeners, each one's policy */
     struct px_pool pool;
     struct egress_listener *listeners;
+    struct jb_metrics *metrics; /* borrowed, or NULL */
 };
 
 /* Serve one client connection (conn.c); a px_serve_fn, ud the listener. */

@@ -95,6 +95,9 @@ int egress_proxy_new(const struct egress_policy *p, struct egress_proxy **ret, s
 /* Closes every listener still open (as egress_listener_close()) and frees px; listener
  * handles of px are invalid afterwards. Accepts NULL. */
 void egress_proxy_free(struct egress_proxy *px);
+/* Count requests (allowed, denied by policy, error) and bytes into m (borrowed; must
+ * outlive px). Call before the first egress_listen(). */
+void egress_proxy_set_metrics(struct egress_proxy *px, struct jb_metrics *m);
 
 /* Listen on a new Unix socket at sock_path (a stale socket there is replaced; any other
  * file is an error). The socket is mode 0600, then chowned to owner_uid when owner_uid !=
@@ -156,6 +159,8 @@ struct llm_proxy;
 int llm_proxy_new(const struct llm_config *cfg, struct llm_proxy **ret, struct jb_err *err);
 void llm_proxy_free(struct llm_proxy *px); /* accepts NULL */
 int llm_proxy_offers(const struct llm_proxy *px, enum llm_provider p);
+/* As egress_proxy_set_metrics(), for the LLM proxy; before its first session. */
+void llm_proxy_set_metrics(struct llm_proxy *px, struct jb_metrics *m);
 
 struct llm_session;
 /* One sandbox exec: mint a token for thread_key (written to token, NUL-terminated) and

@@ -126,6 +126,7 @@ struct sandbox_opts {
     int sprites_pool;                /* warm sprites kept ready while serving */
     int sprites_health_s;            /* an exec must be answered within this */
     const char *public_url;          /* where sprites reach the LLM proxy, or NULL */
+    struct jb_metrics *metrics;      /* Sprites API errors (borrowed), or NULL */
 };
 
 struct sandbox_egress; /* the caller's: one exec's listener on the egress proxy */

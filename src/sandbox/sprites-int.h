@@ -38,9 +38,10 @@ struct sprites {
     char *bearer;  /* "Bearer <token>" (secret), for the WebSocket upgrade */
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
-    int rest_attempts;     /* per idempotent call */
-    long rest_deadline_ms; /* total, per call */
-    long health_ms;        /* an exec must be answered (upgraded) within this */
+    int rest_attempts;          /* per idempotent call */
+    long rest_deadline_ms;      /* total, per call */
+    long health_ms;             /* an exec must be answered (upgraded) within this */
+    struct jb_metrics *metrics; /* the options' (borrowed), or NULL */
     /* 3: sprites by name and their set-up (set by the backend's context) */
     char *policy;        /* the network policy body, {"rules":[...]}; owned */
     char *setup_policy;  /* the policy while the set-up runs (policy + set-up hosts); owned */

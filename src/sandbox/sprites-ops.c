@@ -256,6 +256,7 @@ static int sprites_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
     if (!csv || !setup_csv) return jb_err_set(err, JB_ENOMEM, "sprites");
     if (sprites_client_new(o->sprites_api_url, o->sprites_token, &sp, err) < 0) return -1;
     ctx->priv = sp;
+    sp->metrics = o->metrics;
     char hex[65];
     sp->setup = o->sprites_setup ? o->sprites_setup : "";
     jb_sha256_hex(sp->setup, strlen(sp->setup), hex);

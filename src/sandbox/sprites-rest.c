@@ -221,6 +221,24 @@ long sprites_retry_after_ms(const char *body)
     return secs > 0 && secs < 86400 ? (long)(secs * 1000) : 0;
 }
 
+/* A failed attempt in the metrics, by kind: no answer, or the answer's class. A sprite not
+ * found where that is a normal answer is not an error. */
+static void count_error(struct sprites *sp, int rc, const struct jb_err *e,
+                        const struct sprites_resp *r, unsigned flags)
+{
+    const char *kind = NULL;
+    if (rc < 0)
+        kind = e->code == JB_ETIMEOUT ? "timeout" : "network";
+    else if (r->status == 429)
+        kind = "ratelimited";
+    else if (r->status >= 500 &&
+             !((flags & SPR_GET_SPRITE) && sprites_is_not_found(r->status, r->body.data)))
+        kind = "server_error";
+    else if (r->status >= 400 && r->status != 404)
+        kind = "client_error";
+    if (kind) jb_metrics_add(sp->metrics, JB_M_SPRITES_ERRORS, kind, NULL, 1);
+}
+
 int sprites_rest(struct sprites *sp, const char *method, const char *path, const char *body,
                  unsigned flags, struct sprites_resp *r, struct jb_err *err)
 {
@@ -242,6 +260,7 @@ int sprites_rest(struct sprites *sp, const char *method, const char *path, const
         r->status = 0;
         r->unsent = 0;
         int rc = rest_once(sp, method, url, body, to, r, &e);
+        count_error(sp, rc, &e, r, flags);
         if (!retryable(rc, r, flags)) {
             if (rc == 0) return 0;
             break;

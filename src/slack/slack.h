@@ -135,12 +135,13 @@ int slack_chunk(const char *text, size_t max_chars, struct jb_strv *out, struct 
 /* ---- Web API (web.c, web-files.c) ---------------------------------------------------- */
 
 struct slack_web_opts {
-    const char *api_url;   /* SLACK_API_URL, ends with '/': "https://slack.com/api/" */
-    const char *bot_token; /* xoxb-… */
-    const char *app_token; /* xapp-… (apps.connections.open only) */
-    int max_retries;       /* for 5xx / network errors (0 = default 3) */
-    long timeout_ms;       /* per request (0 = default 15000); uploads get more, see below */
-    long backoff_ms;       /* first retry delay, doubled per retry, jittered (0 = 500) */
+    const char *api_url;        /* SLACK_API_URL, ends with '/': "https://slack.com/api/" */
+    const char *bot_token;      /* xoxb-… */
+    const char *app_token;      /* xapp-… (apps.connections.open only) */
+    int max_retries;            /* for 5xx / network errors (0 = default 3) */
+    long timeout_ms;            /* per request (0 = default 15000); uploads get more, see below */
+    long backoff_ms;            /* first retry delay, doubled per retry, jittered (0 = 500) */
+    struct jb_metrics *metrics; /* calls, retries and errors by method (borrowed; NULL: none) */
 };
 
 struct slack_web;
@@ -148,6 +149,8 @@ struct slack_web;
  * *ret is the caller's; free with slack_web_free(). */
 int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct jb_err *err);
 void slack_web_free(struct slack_web *w);
+/* The options' metrics registry (borrowed), or NULL. */
+struct jb_metrics *slack_web_metrics(const struct slack_web *w);
 
 /* POST one method. args (borrowed, may be NULL) is sent as JSON, or form-encoded when
  * form is 1 (read methods). 429: waits Retry-After and retries; 5xx, non-JSON and
@@ -282,5 +285,7 @@ typedef json_t *(*slack_envelope_fn)(void *ud, const struct slack_envelope *env)
 int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
                        struct slack_socket **ret, struct jb_err *err);
 void slack_socket_stop(struct slack_socket *s);
+/* 1 while a connection has said hello and is open (any thread; NULL gives 0). */
+int slack_socket_connected(const struct slack_socket *s);
 
 #endif

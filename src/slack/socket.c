@@ -20,6 +20,8 @@
 
 struct ack {
     char *text;
+    const char *type; /* the envelope's type, for the metrics; NULL: not counted */
+    double t0;        /* monotonic seconds when its frame was read */
     struct ack *next;
 };
 
@@ -43,7 +45,40 @@ struct slack_socket {
     lws_sorted_usec_list_t reconnect;
     struct jb_retry backoff; /* reconnects: 1 s doubling to 30 s, jittered */
     int link_disabled;
+    struct jb_metrics *metrics; /* the web client's, or NULL */
+    atomic_int connected;       /* a connection said hello and is open */
 };
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *envelope_type_name(enum slack_envelope_type t)
+{
+    switch (t) {
+    case SLACK_ENV_EVENTS_API:
+        return "events_api";
+    case SLACK_ENV_SLASH_COMMANDS:
+        return "slash_commands";
+    case SLACK_ENV_INTERACTIVE:
+        return "interactive";
+    default:
+        return "other";
+    }
+}
+
+/* connected: whether any connection that said hello is still open (the socket thread). */
+static void update_connected(struct slack_socket *s)
+{
+    int any = 0;
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (s->conns[i] && s->conns[i]->live) any = 1;
+    atomic_store(&s->connected, any);
+    jb_metrics_set(s->metrics, JB_M_SOCKET_CONNECTED, NULL, NULL, any);
+}
 
 static void schedule_connect(struct slack_socket *s, int delay_ms);
 
@@ -70,14 +105,14 @@ static int live_count(const struct slack_socket *s)
     return n;
 }
 
-static void queue_ack(struct conn *c, char *text)
+static struct ack *queue_ack(struct conn *c, char *text)
 {
     struct ack *a = calloc(1, sizeof *a);
     if (!a || !text) {
         free(a);
         free(text);
         log_error("slack: out of memory for an ack");
-        return;
+        return NULL;
     }
     a->text = text;
     if (c->acks_tail)
@@ -86,6 +121,7 @@ static void queue_ack(struct conn *c, char *text)
         c->acks = a;
     c->acks_tail = a;
     lws_callback_on_writable(c->wsi);
+    return a;
 }
 
 /* A new connection said hello: connections being retired may go now. */
@@ -126,6 +162,7 @@ static void on_frame(struct conn *c, const char *text, size_t len)
     struct slack_envelope env;
     char *envelope_id = NULL;
     struct jb_err err = {0};
+    double t0 = mono_s();
     if (slack_envelope_parse(text, len, &env, &envelope_id, &err) < 0) {
         log_warn("slack: malformed frame (%s)%s", err.msg, envelope_id ? ", acknowledged" : "");
         if (envelope_id) queue_ack(c, slack_ack_json(envelope_id, NULL));
@@ -135,6 +172,8 @@ static void on_frame(struct conn *c, const char *text, size_t len)
     free(envelope_id);
     if (env.type == SLACK_ENV_HELLO) {
         c->live = 1;
+        update_connected(c->s);
+        jb_metrics_add(c->s->metrics, JB_M_SOCKET_CONNECTS, NULL, NULL, 1);
         jb_retry_reset(&c->s->backoff);
         c->s->link_disabled = 0;
         log_info("slack: connected (Socket Mode)");
@@ -142,8 +181,11 @@ static void on_frame(struct conn *c, const char *text, size_t len)
     } else if (env.type == SLACK_ENV_DISCONNECT) {
         on_disconnect(c, env.disconnect_reason);
     } else if (env.envelope_id) {
+        const char *type = envelope_type_name(env.type);
+        jb_metrics_add(c->s->metrics, JB_M_EVENTS_RECEIVED, type, NULL, 1);
         json_t *payload = c->s->fn(c->s->ud, &env);
-        queue_ack(c, slack_ack_json(env.envelope_id, payload));
+        struct ack *a = queue_ack(c, slack_ack_json(env.envelope_id, payload));
+        if (a) a->type = type, a->t0 = t0;
         json_decref(payload);
     }
     slack_envelope_release(&env);
@@ -188,6 +230,10 @@ static int on_writable(struct conn *c, struct lws *wsi)
     int w = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT);
     free(buf);
     if (w < (int)n) return -1;
+    if (a->type) {
+        jb_metrics_add(c->s->metrics, JB_M_EVENTS_ACKED, a->type, NULL, 1);
+        jb_metrics_observe(c->s->metrics, JB_M_ACK_SECONDS, mono_s() - a->t0);
+    }
     c->acks = a->next;
     if (!c->acks) c->acks_tail = NULL;
     free(a->text);
@@ -201,6 +247,7 @@ static void on_closed(struct slack_socket *s, struct conn *c, const char *why)
     int was_live = c->live && !c->retiring;
     log_info("slack: connection closed (%s)", why);
     conn_free(c);
+    update_connected(s);
     if (!atomic_load(&s->stop) && live_count(s) == 0 && !s->link_disabled) {
         schedule_connect(s, was_live ? 0 : (int)jb_retry_next(&s->backoff, 0));
     }
@@ -326,6 +373,7 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
     struct slack_socket *s = calloc(1, sizeof *s);
     if (!s) return jb_err_set(err, JB_ENOMEM, "slack socket");
     s->web = w, s->fn = fn, s->ud = ud;
+    s->metrics = slack_web_metrics(w);
     s->backoff = (struct jb_retry){.base_ms = 1000, .cap_ms = 30000};
     jb_lws_log_init();
     struct lws_context_creation_info info = {
@@ -347,6 +395,11 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
     }
     *ret = s;
     return 0;
+}
+
+int slack_socket_connected(const struct slack_socket *s)
+{
+    return s ? atomic_load(&s->connected) : 0;
 }
 
 void slack_socket_stop(struct slack_socket *s)

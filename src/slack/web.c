@@ -37,6 +37,7 @@ struct slack_web {
     int max_retries;
     long timeout_ms, backoff_ms;
     struct jb_curl_share *share; /* connections, DNS and TLS sessions, for all threads */
+    struct jb_metrics *metrics;  /* borrowed, or NULL */
     pthread_mutex_t limit_mu;    /* guards limits (W4) */
     struct {
         char method[48];
@@ -117,6 +118,11 @@ void slack_web_free(struct slack_web *w)
     free(w);
 }
 
+struct jb_metrics *slack_web_metrics(const struct slack_web *w)
+{
+    return w ? w->metrics : NULL;
+}
+
 static void web_freep(struct slack_web **w)
 {
     slack_web_free(*w);
@@ -155,6 +161,7 @@ int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct
     w->max_retries = o->max_retries > 0 ? o->max_retries : 3;
     w->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 15000;
     w->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 500;
+    w->metrics = o->metrics;
     if (web_share_init(w, err) < 0) return -1;
     *ret = TAKE_PTR(w);
     return 0;
@@ -410,6 +417,7 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
         struct web_resp rs = {.retry_after = -1, .body = JB_BUF_INIT(RESP_MAX)};
         int64_t left = method_limit(w, rq->what, 0, rq->nw != NULL);
         if (rq->nw && left > 0) return nowait_busy(rq, left, err);
+        jb_metrics_add(w->metrics, JB_M_SLACK_CALLS, rq->what, NULL, 1);
         int rc = web_perform(w, rq, &rs, err);
         enum verdict v = rc < 0 ? V_FAIL : classify(rq, &rs, ret_json, &why);
         long after = rs.retry_after;
@@ -431,6 +439,7 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
             long s = after < 0 ? 1 : after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : after;
             log_info("slack %s: rate limited; retrying in %ld s", rq->what, s);
             method_limit(w, rq->what, s, 0);
+            jb_metrics_add(w->metrics, JB_M_SLACK_RETRIES, rq->what, NULL, 1);
             continue;
         }
         long d = jb_retry_next(&rt, 0);
@@ -438,6 +447,7 @@ static int web_request(struct slack_web *w, const struct web_req *rq, json_t **r
             return jb_err_set(err, JB_EUNAVAIL, "%s; giving up after %d attempts", why.msg,
                               rt.retries + 1);
         log_info("%s; retry %d/%d in %ld ms", why.msg, rt.retries, w->max_retries, d);
+        jb_metrics_add(w->metrics, JB_M_SLACK_RETRIES, rq->what, NULL, 1);
         jb_sleep_ms(d);
     }
 }
@@ -516,6 +526,21 @@ static int api_result(const char *method, json_t **jp, const char *const *tolera
                       e, extra);
 }
 
+/* A failed call in the metrics, by what went wrong (never Slack's own words: they are
+ * the other side's, and a label must stay a small set). */
+static void count_error(struct slack_web *w, const char *method, const struct jb_err *err)
+{
+    enum jb_code c = err ? err->code : JB_EPROTO;
+    const char *kind = c == JB_EDENIED    ? "auth"
+                       : c == JB_EPROTO   ? "api"
+                       : c == JB_EUNAVAIL ? "unavailable"
+                       : c == JB_ETIMEOUT ? "timeout"
+                       : c == JB_EBUSY    ? "ratelimited"
+                       : c == JB_ECANCEL  ? "cancelled"
+                                          : "other";
+    jb_metrics_add(w->metrics, JB_M_SLACK_ERRORS, method, kind, 1);
+}
+
 static int call_method(struct slack_web *w, const char *method, const json_t *args, unsigned flags,
                        const char *const *tolerate, struct slack_nowait *nw, json_t **ret,
                        char **ret_error, struct jb_err *err)
@@ -548,8 +573,10 @@ static int call_method(struct slack_web *w, const char *method, const json_t *ar
         .nw = nw,
     };
     jb_auto(json_decrefp) json_t *j = NULL;
-    if (web_request(w, &rq, &j, err) < 0) return -1;
-    return api_result(method, &j, tolerate, ret, ret_error, err);
+    int rc = web_request(w, &rq, &j, err);
+    if (rc == 0) rc = api_result(method, &j, tolerate, ret, ret_error, err);
+    if (rc < 0) count_error(w, method, err);
+    return rc;
 }
 
 /* The answer parser alone (declared in slack.h): header lines through header_cb() as curl

@@ -362,6 +362,19 @@ int store_open(const char *path, struct store **ret, struct jb_err *err)
     return 0;
 }
 
+int store_write_check(struct store *st, struct jb_err *err)
+{
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return store_fail(st, err, "write check");
+    int rc = sqlite3_exec(st->db,
+                          "INSERT INTO slack_events (event_id, dedupe_key, received_at) "
+                          "VALUES (' write check', ' write check', 0)",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK) store_fail(st, err, "write check");
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 void store_close(struct store *st)
 {
     if (!st) return;

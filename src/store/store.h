@@ -25,6 +25,9 @@ struct store;
 int store_open(const char *path, struct store **ret, struct jb_err *err);
 void store_close(struct store *st);
 int store_schema_version(struct store *st); /* PRAGMA user_version */
+/* Whether the database takes a write now: a row is written in a transaction that is then
+ * rolled back (nothing stays). 0, or -1 with err (locked, read-only, disk full…). */
+int store_write_check(struct store *st, struct jb_err *err);
 
 /* ---- sessions: thread key -> agent conversation ---- */
 

@@ -246,6 +246,74 @@ long jb_retry_after_ms(const char *value, time_t now);
 /* Sleep ms milliseconds, through interrupting signals. */
 void jb_sleep_ms(long ms);
 
+/* ---- metrics (metrics.c: the registry and Prometheus text; metrics-http.c: /metrics,
+ * /healthz, /readyz) -------------------------------------------------------------
+ * One registry per process, made by `serve` and handed down by pointer; a NULL registry
+ * counts nothing (chat, the other commands, tests). Labels never carry secrets, text,
+ * user ids or thread keys: only words of janebot's own (a method, an outcome, a kind). */
+
+#define JB_VERSION "0.1.0"
+
+enum jb_metric {
+    JB_M_EVENTS_RECEIVED,  /* counter {type}: Socket Mode envelopes read */
+    JB_M_EVENTS_ACKED,     /* counter {type} */
+    JB_M_EVENTS_DEDUPED,   /* counter: events seen before (redeliveries) */
+    JB_M_TURNS,            /* counter {outcome}: ok, error, cancelled, timeout */
+    JB_M_TURN_SECONDS,     /* histogram */
+    JB_M_ACK_SECONDS,      /* histogram: envelope read to ack sent */
+    JB_M_QUEUE_MESSAGES,   /* gauge: messages queued or running (lanes) */
+    JB_M_QUEUE_LANES,      /* gauge: threads waiting for a worker */
+    JB_M_TURNS_RUNNING,    /* gauge */
+    JB_M_SANDBOXES,        /* gauge {backend, state} */
+    JB_M_PROXY_REQUESTS,   /* counter {proxy: egress|llm, verdict: allowed|denied} */
+    JB_M_PROXY_BYTES,      /* counter {proxy, direction: upstream|downstream} */
+    JB_M_LLM_TOKENS,       /* counter {kind: input, output, cache_read, cache_write} */
+    JB_M_SLACK_CALLS,      /* counter {method}: requests sent (each attempt) */
+    JB_M_SLACK_RETRIES,    /* counter {method} */
+    JB_M_SLACK_ERRORS,     /* counter {method, kind: api|auth|ratelimited|unavailable|...} */
+    JB_M_SOCKET_CONNECTED, /* gauge: 0 or 1 */
+    JB_M_SOCKET_CONNECTS,  /* counter */
+    JB_M_SPRITES_ERRORS,   /* counter {kind: http_4xx|http_5xx|network|...} */
+    JB_M_COUNT
+};
+
+struct jb_metrics;
+/* version goes into janebot_build_info. *ret is the caller's: jb_metrics_free(), after
+ * everything that counts into it has stopped. */
+int jb_metrics_new(const char *version, struct jb_metrics **ret, struct jb_err *err);
+void jb_metrics_free(struct jb_metrics *m); /* accepts NULL */
+/* Every function below does nothing when m is NULL. Label values l1, l2 (NULL = "") are
+ * borrowed and copied; those a family does not have are ignored. Any thread. */
+void jb_metrics_add(struct jb_metrics *m, enum jb_metric id, const char *l1, const char *l2,
+                    int64_t n); /* counters and gauges */
+void jb_metrics_set(struct jb_metrics *m, enum jb_metric id, const char *l1, const char *l2,
+                    int64_t v);                                 /* gauges */
+void jb_metrics_reset(struct jb_metrics *m, enum jb_metric id); /* every series of a gauge to 0 */
+void jb_metrics_observe(struct jb_metrics *m, enum jb_metric id, double seconds); /* histograms */
+/* fn(ud, m) runs at each scrape, before rendering, to set gauges that are read rather than
+ * counted (queue depth). At most 4; -1 when full. jb_metrics_off_scrape() removes those of
+ * ud, waiting for a scrape running it. */
+int jb_metrics_on_scrape(struct jb_metrics *m, void (*fn)(void *ud, struct jb_metrics *m),
+                         void *ud);
+void jb_metrics_off_scrape(struct jb_metrics *m, void *ud);
+/* Every family in Prometheus text format 0.0.4, then the process's memory, open fds,
+ * start time and janebot_build_info, appended to out. */
+int jb_metrics_render(struct jb_metrics *m, struct jb_buf *out, struct jb_err *err);
+
+/* HOST:PORT or [IPv6]:PORT, port 1-65535: 0, or -1 with JB_ECONFIG saying what is wanted
+ * (the message starts with name, the variable). */
+int jb_metrics_addr_check(const char *name, const char *addr, struct jb_err *err);
+/* Readiness: 1 when ready, else 0 with a one-line reason in why. Any thread. */
+typedef int (*jb_ready_fn)(void *ud, char *why, size_t n);
+struct jb_metrics_http;
+/* Listen on addr (checked as above) and serve GET /metrics (m), /healthz, /readyz (ready)
+ * on a thread of its own, each connection on its own (at most 8 at once), with a 5 s read
+ * timeout and 8 KiB request heads. *ret is the caller's: jb_metrics_http_stop(). */
+int jb_metrics_http_start(struct jb_metrics *m, const char *addr, jb_ready_fn ready, void *ud,
+                          struct jb_metrics_http **ret, struct jb_err *err);
+/* Stops listening, ends the connections and joins; h freed (NULL is fine). */
+void jb_metrics_http_stop(struct jb_metrics_http *h);
+
 /* ---- resource helpers (cleanup attributes) -------------------------------------- */
 
 static inline void jb_freep(void *p)
