@@ -137,14 +137,17 @@ static void on_frame(struct conn *c, const char *text, size_t len)
         c->live = 1;
         jb_retry_reset(&c->s->backoff);
         c->s->link_disabled = 0;
-        log_info("slack: connected (Socket Mode)");
+        jb_log_event(JB_LOG_INFO, "slack.connected", -1, "slack: connected (Socket Mode)");
         retire_old(c->s, c);
     } else if (env.type == SLACK_ENV_DISCONNECT) {
         on_disconnect(c, env.disconnect_reason);
     } else if (env.envelope_id) {
+        int64_t t0 = jb_mono_ms();
         json_t *payload = c->s->fn(c->s->ud, &env);
         queue_ack(c, slack_ack_json(env.envelope_id, payload));
         json_decref(payload);
+        jb_log_event(JB_LOG_DEBUG, "slack.acked", jb_mono_ms() - t0, "slack: envelope %s acked",
+                     env.envelope_id);
     }
     slack_envelope_release(&env);
 }
@@ -199,7 +202,7 @@ static int on_writable(struct conn *c, struct lws *wsi)
 static void on_closed(struct slack_socket *s, struct conn *c, const char *why)
 {
     int was_live = c->live && !c->retiring;
-    log_info("slack: connection closed (%s)", why);
+    jb_log_event(JB_LOG_INFO, "slack.disconnected", -1, "slack: connection closed (%s)", why);
     conn_free(c);
     if (!atomic_load(&s->stop) && live_count(s) == 0 && !s->link_disabled) {
         schedule_connect(s, was_live ? 0 : (int)jb_retry_next(&s->backoff, 0));
