@@ -42,8 +42,8 @@ static int signal_within(const sigset_t *sigs, int64_t ms)
  * second SIGTERM or SIGINT ends the wait. What runs then dies with the process (its
  * sandbox's processes with it) and stays pending in the inbox, answered after the next
  * start, like every message that waited. SIGHUP still reloads meanwhile. */
-static void stop(struct slack_serve *sv, struct core *core, int grace_s, const sigset_t *sigs,
-                 int sig)
+static int stop(struct slack_serve *sv, struct core *core, int grace_s, const sigset_t *sigs,
+                int sig)
 {
     int running = core_hold(core); /* first: an event accepted from now on only waits */
     jb_log_event(JB_LOG_INFO, "serve.stopping", -1,
@@ -66,6 +66,7 @@ static void stop(struct slack_serve *sv, struct core *core, int grace_s, const s
     jb_log_event(JB_LOG_INFO, "serve.stopped", -1,
                  "stopped: %d turn%s finished, %d left for the next start", running - left,
                  running - left == 1 ? "" : "s", left);
+    return left;
 }
 
 static int serve(const struct jb_config *cfg)
@@ -96,10 +97,11 @@ static int serve(const struct jb_config *cfg)
         return 1;
     }
     int sig = wait_for_stop(core, &sigs);
-    stop(sv, core, cfg->stop_grace_s, &sigs, sig);
-    /* Workers may still be inside turns (the grace ran out): leave without waiting for
-     * them. Their messages are still pending in the inbox, and their sandboxes die with
-     * this process. */
+    /* With every turn over, the frontend can go: the status messages of the last turns
+     * are removed. Otherwise workers are still inside turns (the grace ran out): leave
+     * without waiting for them. Their messages are still pending in the inbox, and their
+     * sandboxes die with this process. */
+    if (stop(sv, core, cfg->stop_grace_s, &sigs, sig) == 0) slack_serve_free(sv);
     fflush(NULL);
     _exit(0);
 }

@@ -38,7 +38,9 @@ struct frontend *slack_serve_frontend(struct slack_serve *sv);
 int slack_serve_start(struct slack_serve *sv, struct core *core, struct jb_err *err);
 /* Closes the socket: no event reaches the core afterwards. */
 void slack_serve_stop(struct slack_serve *sv);
-void slack_serve_free(struct slack_serve *sv); /* accepts NULL */
+/* Closes the socket, waits for replies being sent, removes the status messages still up
+ * (within about 2 s) and frees sv. No turn may be running. Accepts NULL. */
+void slack_serve_free(struct slack_serve *sv);
 
 /* The terminal frontend: answers to out, progress to err only when show_progress.
  * Owned by the caller; release with frontend_terminal_free(). NULL when out of memory. */

@@ -48,6 +48,8 @@ class StopLocal(StopCase):
         self.assertEqual(self.count_final(s, d, "slept"), 1,
                          "the running turn's answer must be posted before the exit%s"
                          % self.summary(s))
+        self.assertEqual([m.get("text") for m in self.bot_messages(s, d)], ["slept"],
+                         "the answer, and no status message left behind%s" % self.summary(s))
         late_env = [e for e in s["envelopes"] if e["event_id"] in late["event_ids"]]
         self.assertFalse([e for e in late_env if e["acked_at"]],
                          "an event sent after SIGTERM must not be acked%s" % self.summary(s))
