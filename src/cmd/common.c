@@ -49,6 +49,7 @@ int cmd_load_config(struct jb_config *cfg)
         return -1;
     }
     jb_log_init(cfg->log_level, stderr);
+    jb_log_set_format(cfg->log_format);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* cmd/serve.c -- `janebot serve`: the process around the Slack frontend and the core.
  * Signals are taken by sigwait() in the main thread, never by a handler: SIGTERM and
- * SIGINT stop, SIGHUP reloads the configuration file. The daily gc of idle sandboxes is
- * the core's (core_opts.gc). */
+ * SIGINT stop (gracefully: JANEBOT_STOP_GRACE), SIGHUP reloads the configuration file. The daily gc
+ * of idle sandboxes is the core's (core_opts.gc). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -12,17 +12,21 @@
 #include "core/policy.h"
 #include "frontend/frontend.h"
 
+static void reload(struct core *core)
+{
+    struct jb_err e = {0};
+    if (core_policy_reload(core, &e) < 0)
+        log_error("configuration not reloaded, the previous one stays in force: %s", e.msg);
+    else
+        jb_log_event(JB_LOG_INFO, "config.reloaded", -1, "configuration reloaded (SIGHUP)");
+}
+
 /* Until SIGTERM or SIGINT; SIGHUP reloads the configuration file into the core. */
 static int wait_for_stop(struct core *core, const sigset_t *sigs)
 {
     int sig = 0;
-    while (sigwait(sigs, &sig) == 0 && sig == SIGHUP) {
-        struct jb_err e = {0};
-        if (core_policy_reload(core, &e) < 0)
-            log_error("configuration not reloaded, the previous one stays in force: %s", e.msg);
-        else
-            log_info("configuration reloaded (SIGHUP)");
-    }
+    while (sigwait(sigs, &sig) == 0 && sig == SIGHUP)
+        reload(core);
     return sig;
 }
 
@@ -45,6 +49,46 @@ static int ready(void *ud, char *why, size_t n)
     if (core_store_check(p->core, &e) < 0)
         return snprintf(why, n, "not ready: the store does not take writes: %s", e.msg), 0;
     return 1;
+}
+
+/* The next of sigs within ms milliseconds; 0 when none came. */
+static int signal_within(const sigset_t *sigs, int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    int sig = sigtimedwait(sigs, NULL, &ts);
+    return sig < 0 ? 0 : sig;
+}
+
+/* A graceful stop: no event is taken (nor acked: Slack sends it again) and no turn starts
+ * from now on; the running turns get grace_s seconds to end and post their answers, and a
+ * second SIGTERM or SIGINT ends the wait. What runs then dies with the process (its
+ * sandbox's processes with it) and stays pending in the inbox, answered after the next
+ * start, like every message that waited. SIGHUP still reloads meanwhile. */
+static int stop(struct slack_serve *sv, struct core *core, int grace_s, const sigset_t *sigs,
+                int sig)
+{
+    int running = core_hold(core); /* first: an event accepted from now on only waits */
+    jb_log_event(JB_LOG_INFO, "serve.stopping", -1,
+                 "stopping (signal %d): %d turn%s running, waiting up to %d s", sig, running,
+                 running == 1 ? "" : "s", grace_s);
+    slack_serve_stop(sv);
+    int64_t deadline = jb_mono_ms() + (int64_t)grace_s * 1000;
+    int left = core_turns_running(core);
+    while (left > 0 && jb_mono_ms() < deadline) {
+        int64_t wait = deadline - jb_mono_ms();
+        int again = signal_within(sigs, wait < 100 ? (wait > 0 ? wait : 0) : 100);
+        if (again == SIGHUP) reload(core);
+        left = core_turns_running(core);
+        if (again == SIGTERM || again == SIGINT) {
+            jb_log_event(JB_LOG_INFO, "serve.stop_now", -1, "stopping at once (signal %d again)",
+                         again);
+            break;
+        }
+    }
+    jb_log_event(JB_LOG_INFO, "serve.stopped", -1,
+                 "stopped: %d turn%s finished, %d left for the next start", running - left,
+                 running - left == 1 ? "" : "s", left);
+    return left;
 }
 
 static int serve(const struct jb_config *cfg)
@@ -91,11 +135,12 @@ static int serve(const struct jb_config *cfg)
     parts.sv = sv, parts.core = core;
     atomic_store(&parts.running, 1);
     int sig = wait_for_stop(core, &sigs);
-    log_info("stopping (signal %d); turns in flight run again at the next start", sig);
-    jb_metrics_http_stop(mh); /* it reads sv's socket */
-    slack_serve_stop(sv);
-    /* Workers may be inside long turns: leave without waiting for them. Their messages
-     * are still pending in the inbox, and their sandboxes die with this process. */
+    jb_metrics_http_stop(mh); /* it reads sv's socket, which the stop closes */
+    /* With every turn over, the frontend can go: the status messages of the last turns
+     * are removed. Otherwise workers are still inside turns (the grace ran out): leave
+     * without waiting for them. Their messages are still pending in the inbox, and their
+     * sandboxes die with this process. */
+    if (stop(sv, core, cfg->stop_grace_s, &sigs, sig) == 0) slack_serve_free(sv);
     fflush(NULL);
     _exit(0);
 }

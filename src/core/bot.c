@@ -179,6 +179,16 @@ void core_drain(struct core *c)
     lanes_drain(c->lanes);
 }
 
+int core_hold(struct core *c)
+{
+    return lanes_hold(c->lanes);
+}
+
+int core_turns_running(struct core *c)
+{
+    return lanes_running(c->lanes);
+}
+
 void core_free(struct core *c)
 {
     if (!c) return;

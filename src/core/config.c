@@ -381,11 +381,16 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
         return jb_err_set(
             err, JB_ECONFIG,
             "JANEBOT_LOG_LEVEL=\"%s\" is not valid: expected debug, info, warn or error", lvl);
+    const char *fmt = config_get("JANEBOT_LOG_FORMAT");
+    if (fmt && *fmt && jb_log_format_parse(fmt, &cfg->log_format) < 0)
+        return jb_err_set(err, JB_ECONFIG,
+                          "JANEBOT_LOG_FORMAT=\"%s\" is not valid: expected text or json", fmt);
     if (parse_choice("JANEBOT_AGENT", "amp", agents, &cfg->agent, err) < 0 ||
         parse_choice("JANEBOT_SANDBOX", sandbox_default(), sandboxes, &cfg->sandbox, err) < 0 ||
         parse_bool("ALLOW_LOCAL_EXECUTION", &cfg->allow_local_execution, err) < 0 ||
         parse_int("JANEBOT_MAX_CONCURRENT_TURNS", 4, 1, 256, &cfg->max_concurrent_turns, err) < 0 ||
         parse_int("JANEBOT_TURN_TIMEOUT", 1800, 1, 86400, &cfg->turn_timeout_s, err) < 0 ||
+        parse_int("JANEBOT_STOP_GRACE", 60, 0, 86400, &cfg->stop_grace_s, err) < 0 ||
         dup_or_default(&cfg->agent_cmd, "JANEBOT_AGENT_CMD", NULL, err) < 0 ||
         dup_or_default(&cfg->agent_bin, "JANEBOT_AGENT_BIN", NULL, err) < 0 ||
         dup_or_default(&cfg->agent_model, "JANEBOT_AGENT_MODEL", NULL, err) < 0 ||

@@ -30,6 +30,9 @@ struct jb_config {
     char *anthropic_api_key;     /* ANTHROPIC_API_KEY (secret) */
     char *agent_model;           /* JANEBOT_AGENT_MODEL, passed as --model to claude */
     char *path_env;              /* host PATH, to find agent CLIs */
+    /* operations */
+    enum jb_log_format log_format; /* JANEBOT_LOG_FORMAT: text | json */
+    int stop_grace_s;              /* JANEBOT_STOP_GRACE: seconds serve's turns get to end */
     /* local sandbox limits */
     int sandbox_max_procs;   /* JANEBOT_SANDBOX_MAX_PROCS: RLIMIT_NPROC (and pids.max) */
     int sandbox_max_file_mb; /* JANEBOT_SANDBOX_MAX_FILE_MB: RLIMIT_FSIZE */
@@ -131,6 +134,12 @@ void lanes_drain(struct lanes *l);
 size_t lanes_pending(struct lanes *l);
 /* Lanes ready to run a turn and waiting for a worker (or under the per-user cap). */
 size_t lanes_waiting(struct lanes *l);
+/* (L6) A stop: no turn starts from now on (queued messages stay queued, and in the
+ * inbox); returns how many turns are running. lanes_drain() must not be called after it
+ * while messages are queued; lanes_free() then joins the workers without running them. */
+int lanes_hold(struct lanes *l);
+/* Turns running now. */
+int lanes_running(struct lanes *l);
 /* 1 when the thread has a message waiting (queued or debounced) or a turn running: its
  * lane exists exactly that long. */
 int lanes_has(struct lanes *l, const char *thread_key);
@@ -243,6 +252,11 @@ void core_drain(struct core *c);
 /* /readyz: 0 when a write transaction on the store can begin (it is rolled back), else -1
  * with err saying why (disk full, locked, read-only). */
 int core_store_check(struct core *c, struct jb_err *err);
+/* A stop: no new turn starts (messages waiting stay in the inbox for the next start);
+ * returns how many turns are running. core_free() then waits only for those. */
+int core_hold(struct core *c);
+/* Turns running now. */
+int core_turns_running(struct core *c);
 void core_free(struct core *c);
 
 /* ---- what the core decides about a message a frontend received (admit.c) ----

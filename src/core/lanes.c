@@ -11,7 +11,9 @@
  *      batch's last message) already runs max_per_user turns is passed over and stays
  *      where it is on the ready list; the end of any turn wakes the workers to look
  *      again. So extra messages wait in their lanes, in order, and are never dropped;
- *      users[] counts the running turns per user (entries with n > 0 only). */
+ *      users[] counts the running turns per user (entries with n > 0 only).
+ * (L6) Once held (lanes_hold(), a stop), no turn starts: messages stay in their lanes
+ *      (and in the inbox) while the running turns end; running counts those. */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -47,6 +49,8 @@ struct lanes {
     struct lane *ready_head, *ready_tail;
     size_t pending;
     int stopping;
+    int held;    /* (L6) */
+    int running; /* turns running now */
     struct lanes_opts opts;
     struct user_count *users; /* (L5) */
     lane_run_fn run;
@@ -145,6 +149,7 @@ static struct lane *ready_take(struct lanes *l, int64_t now, int64_t *wake_at)
 {
     struct lane *prev = NULL;
     *wake_at = 0;
+    if (l->held) return NULL; /* (L6) */
     for (struct lane *ln = l->ready_head; ln; prev = ln, ln = ln->next_ready) {
         if (ln->ready_at > now) {
             if (!*wake_at || ln->ready_at < *wake_at) *wake_at = ln->ready_at;
@@ -236,7 +241,7 @@ static void *worker_main(void *p)
         int64_t wake_at;
         struct lane *ln = ready_take(l, jb_mono_ms(), &wake_at);
         if (!ln) {
-            if (l->stopping && !l->ready_head) break;
+            if (l->stopping && (!l->ready_head || l->held)) break;
             wait_until(l, wake_at);
             continue;
         }
@@ -244,10 +249,12 @@ static void *worker_main(void *p)
         struct user_count *user = user_inc(l, batch_user(l, ln));
         struct msg_node *batch = take_batch(l, ln, &n);
         ln->running = 1;
+        l->running++;
         pthread_mutex_unlock(&l->mu);
         run_batch(l, wa.index, batch, n);
         pthread_mutex_lock(&l->mu);
         ln->running = 0;
+        l->running--;
         user_dec(l, user);
         if (l->opts.max_per_user > 0) pthread_cond_broadcast(&l->work); /* (L5) */
         l->pending -= n;
@@ -255,7 +262,7 @@ static void *worker_main(void *p)
             ready_push(l, ln, jb_mono_ms());
         else
             lane_unlink_free(l, ln);
-        if (l->pending == 0) pthread_cond_broadcast(&l->idle);
+        if (l->pending == 0 || (l->held && l->running == 0)) pthread_cond_broadcast(&l->idle);
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -366,7 +373,7 @@ void lanes_set_max_per_user(struct lanes *l, int max_per_user)
 void lanes_drain(struct lanes *l)
 {
     pthread_mutex_lock(&l->mu);
-    while (l->pending)
+    while (l->held ? (size_t)l->running : l->pending) /* (L6): held messages never run */
         pthread_cond_wait(&l->idle, &l->mu);
     pthread_mutex_unlock(&l->mu);
 }
@@ -379,6 +386,23 @@ int lanes_has(struct lanes *l, const char *thread_key)
         ln = ln->next_bucket;
     pthread_mutex_unlock(&l->mu);
     return ln != NULL;
+}
+
+int lanes_hold(struct lanes *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->held = 1;
+    int n = l->running;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+int lanes_running(struct lanes *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int n = l->running;
+    pthread_mutex_unlock(&l->mu);
+    return n;
 }
 
 size_t lanes_pending(struct lanes *l)
@@ -409,6 +433,16 @@ void lanes_free(struct lanes *l)
     pthread_mutex_unlock(&l->mu);
     for (int i = 0; i < l->nworkers; i++)
         pthread_join(l->workers[i], NULL);
+    for (size_t b = 0; b < LANE_BUCKETS; b++) /* (L6): lanes a hold left */
+        while (l->buckets[b]) {
+            struct lane *ln = l->buckets[b];
+            while (ln->head) {
+                struct msg_node *next = ln->head->next;
+                msg_free(ln->head);
+                ln->head = next;
+            }
+            lane_unlink_free(l, ln);
+        }
     free(l->workers);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->work);

@@ -515,6 +515,7 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         report_error(&t, "cannot start the turn", &err); /* the messages stay pending */
         return;
     }
+    jb_log_ctx_set(t.thread_key, t.user); /* every line of this turn carries them */
     core_running_add(c, &run);
     c->fe->ops->started(c->fe, t.thread_key, t.user, refs, nrefs);
     struct run_out o = {0};
@@ -536,6 +537,9 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     } else {
         if (store_turn_begin(st, t.thread_key, t.user, sb->name, &turn_id, &err) < 0)
             log_warn("thread %s: audit: %s", t.thread_key, err.msg);
+        jb_log_ctx_turn(turn_id);
+        jb_log_event(JB_LOG_INFO, "turn.start", -1, "turn started: %zu message%s, sandbox %s", n,
+                     n == 1 ? "" : "s", sb->name);
         jb_autofree char *files_line = files_in(&t, sb);
         jb_autofree char *with_files = NULL;
         if (files_line && asprintf(&with_files, "%s\n\n%s", t.prompt, files_line) > 0)
@@ -558,6 +562,8 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         (store_turn_end(st, turn_id, outcome, o.exec_ok ? o.exit_code : -1, tin, tout, &err) < 0 ||
          store_turn_exec(st, turn_id, c->sbx.ops->name, o.exec_ms, &err) < 0))
         log_warn("thread %s: audit: %s", t.thread_key, err.msg);
+    jb_log_event(JB_LOG_INFO, "turn.end", jb_mono_ms() - run.started_ms, "turn ended: %s", outcome);
+    jb_log_ctx_clear();
     free(o.new_session);
     agent_result_release(&t.res);
     if (have_sess) session_row_release(&sess);

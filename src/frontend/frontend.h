@@ -42,7 +42,9 @@ int slack_serve_start(struct slack_serve *sv, struct core *core, struct jb_err *
 int slack_serve_connected(struct slack_serve *sv);
 /* Closes the socket: no event reaches the core afterwards. Accepts NULL. */
 void slack_serve_stop(struct slack_serve *sv);
-void slack_serve_free(struct slack_serve *sv); /* accepts NULL */
+/* Closes the socket, waits for replies being sent, removes the status messages still up
+ * (within about 2 s) and frees sv. No turn may be running. Accepts NULL. */
+void slack_serve_free(struct slack_serve *sv);
 
 /* The terminal frontend: answers to out, progress to err only when show_progress.
  * Owned by the caller; release with frontend_terminal_free(). NULL when out of memory. */

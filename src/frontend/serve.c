@@ -7,7 +7,9 @@
  * status) goes to a short-lived thread of its own; turns run on the core's workers.
  * The process around it (signals, reload, the daily gc) is cmd/serve.c. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "frontend/frontend.h"
@@ -20,10 +22,11 @@ struct slack_serve {
     struct core *core; /* borrowed: set by slack_serve_start() */
     struct slack_socket *sock;
     char *bot_user, *bot_id;
+    atomic_int notices; /* notice threads running: slack_serve_free() waits for them */
 };
 
 struct notice {
-    struct frontend *fe;
+    struct slack_serve *sv;
     char *thread_key, *text;
 };
 
@@ -31,8 +34,10 @@ static void *notice_main(void *p)
 {
     struct notice *n = p;
     struct jb_err err = {0};
-    if (n->fe->ops->notice(n->fe, n->thread_key, n->text, &err) < 0)
+    struct frontend *fe = n->sv->fe;
+    if (fe->ops->notice(fe, n->thread_key, n->text, &err) < 0)
         log_warn("slack: reply in %s: %s", n->thread_key, err.msg);
+    atomic_fetch_sub(&n->sv->notices, 1);
     free(n->thread_key);
     free(n->text);
     free(n);
@@ -46,12 +51,14 @@ static void notice_async(struct slack_serve *sv, const char *key, const char *te
     pthread_t t;
     pthread_attr_t attr;
     if (!n || !(n->thread_key = strdup(key)) || !(n->text = strdup(text))) goto fail;
-    n->fe = sv->fe;
+    n->sv = sv;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&sv->notices, 1);
     int rc = pthread_create(&t, &attr, notice_main, n);
     pthread_attr_destroy(&attr);
     if (rc == 0) return;
+    atomic_fetch_sub(&sv->notices, 1);
 fail:
     log_warn("slack: could not reply in %s", key);
     if (n) free(n->thread_key), free(n->text);
@@ -250,6 +257,14 @@ void slack_serve_free(struct slack_serve *sv)
 {
     if (!sv) return;
     slack_serve_stop(sv);
+    /* A notice being sent uses the frontend: it ends within the Web API's timeouts. */
+    for (int64_t until = jb_mono_ms() + 30000; atomic_load(&sv->notices) > 0;) {
+        if (jb_mono_ms() > until) {
+            log_warn("slack: a reply is still being sent; not freeing the frontend");
+            return;
+        }
+        usleep(10000);
+    }
     frontend_slack_free(sv->fe);
     slack_web_free(sv->web);
     free(sv->bot_user);

@@ -14,6 +14,7 @@
  *  - when a turn ends its entry is marked ended: no update is sent after that, the
  *    message is deleted, and a message not yet posted is never posted.
  * Entries are freed only by this thread; the other functions never free one. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -47,7 +48,9 @@ struct status_entry {
 struct status_writer {
     struct slack_web *web;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    pthread_cond_t cv;   /* CLOCK_MONOTONIC */
+    pthread_cond_t done; /* CLOCK_MONOTONIC: the writer has exited (under mu) */
+    int exited;
     struct status_entry *list;
     int stopping;                   /* under mu: only removals from now on */
     atomic_int abort;               /* abandon a call in flight and exit */
@@ -308,6 +311,8 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&sw->mu);
         apply_job(sw, &j, rc, &nw, &ts, &err);
     }
+    sw->exited = 1;
+    pthread_cond_broadcast(&sw->done);
     pthread_mutex_unlock(&sw->mu);
     return NULL;
 }
@@ -323,8 +328,10 @@ struct status_writer *status_writer_new(struct slack_web *w, struct jb_err *err)
     sw->tokens = UPDATE_BURST, sw->tokens_ms = jb_mono_ms();
     pthread_mutex_init(&sw->mu, NULL);
     jb_cond_init_monotonic(&sw->cv);
+    jb_cond_init_monotonic(&sw->done);
     int rc = pthread_create(&sw->thread, NULL, writer_main, sw);
     if (rc != 0) {
+        pthread_cond_destroy(&sw->done);
         pthread_cond_destroy(&sw->cv);
         pthread_mutex_destroy(&sw->mu);
         free(sw);
@@ -337,25 +344,27 @@ struct status_writer *status_writer_new(struct slack_web *w, struct jb_err *err)
 void status_writer_free(struct status_writer *sw)
 {
     if (!sw) return;
-    pthread_mutex_lock(&sw->mu);
-    sw->stopping = 1;
-    pthread_cond_signal(&sw->cv);
-    pthread_mutex_unlock(&sw->mu);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += STOP_GRACE_MS / 1000;
-    if (pthread_clockjoin_np(sw->thread, NULL, CLOCK_MONOTONIC, &ts) != 0) {
+    pthread_mutex_lock(&sw->mu);
+    sw->stopping = 1;
+    pthread_cond_signal(&sw->cv);
+    /* A condition variable rather than a timed join: ThreadSanitizer sees through it. */
+    while (!sw->exited && pthread_cond_timedwait(&sw->done, &sw->mu, &ts) != ETIMEDOUT)
+        ;
+    if (!sw->exited) {
         atomic_store(&sw->abort, 1); /* a call in flight gives up within about a second */
-        pthread_mutex_lock(&sw->mu);
         pthread_cond_signal(&sw->cv);
-        pthread_mutex_unlock(&sw->mu);
-        pthread_join(sw->thread, NULL);
     }
+    pthread_mutex_unlock(&sw->mu);
+    pthread_join(sw->thread, NULL);
     while (sw->list) {
         struct status_entry *e = sw->list;
         sw->list = e->next;
         entry_free(e);
     }
+    pthread_cond_destroy(&sw->done);
     pthread_cond_destroy(&sw->cv);
     pthread_mutex_destroy(&sw->mu);
     free(sw);

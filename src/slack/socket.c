@@ -176,7 +176,7 @@ static void on_frame(struct conn *c, const char *text, size_t len)
         jb_metrics_add(c->s->metrics, JB_M_SOCKET_CONNECTS, NULL, NULL, 1);
         jb_retry_reset(&c->s->backoff);
         c->s->link_disabled = 0;
-        log_info("slack: connected (Socket Mode)");
+        jb_log_event(JB_LOG_INFO, "slack.connected", -1, "slack: connected (Socket Mode)");
         retire_old(c->s, c);
     } else if (env.type == SLACK_ENV_DISCONNECT) {
         on_disconnect(c, env.disconnect_reason);
@@ -187,6 +187,8 @@ static void on_frame(struct conn *c, const char *text, size_t len)
         struct ack *a = queue_ack(c, slack_ack_json(env.envelope_id, payload));
         if (a) a->type = type, a->t0 = t0;
         json_decref(payload);
+        jb_log_event(JB_LOG_DEBUG, "slack.acked", (int64_t)((mono_s() - t0) * 1000), "slack: envelope %s acked",
+                     env.envelope_id);
     }
     slack_envelope_release(&env);
 }
@@ -245,7 +247,7 @@ static int on_writable(struct conn *c, struct lws *wsi)
 static void on_closed(struct slack_socket *s, struct conn *c, const char *why)
 {
     int was_live = c->live && !c->retiring;
-    log_info("slack: connection closed (%s)", why);
+    jb_log_event(JB_LOG_INFO, "slack.disconnected", -1, "slack: connection closed (%s)", why);
     conn_free(c);
     update_connected(s);
     if (!atomic_load(&s->stop) && live_count(s) == 0 && !s->link_disabled) {

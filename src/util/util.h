@@ -74,6 +74,27 @@ void jb_log(enum jb_log_level lvl, const char *fmt, ...) __attribute__((format(p
  * sk-, Bearer …) replaced by "[redacted]". Caller frees. NULL only when out of memory. */
 char *jb_redact(const char *s);
 
+/* The line format: text ("TIME janebot LEVEL: MESSAGE", the default) or json (one object
+ * per line: time (RFC 3339, UTC, ms), level, event, msg, and where they apply thread,
+ * user, turn, duration_ms). Every field is stripped of controls and redacted. */
+enum jb_log_format { JB_LOG_TEXT, JB_LOG_JSON };
+int jb_log_format_parse(const char *s, enum jb_log_format *ret); /* "text" | "json" */
+void jb_log_set_format(enum jb_log_format f);
+/* The calling thread's context (a turn's): its lines carry thread and user (copied; NULL
+ * leaves a field out) until jb_log_ctx_clear(); turn ids come later (the audit row). */
+void jb_log_ctx_set(const char *thread, const char *user);
+void jb_log_ctx_turn(int64_t turn_id);
+void jb_log_ctx_clear(void);
+/* A line that marks an event an operator looks for (a short dotted name: "turn.end",
+ * "slack.connected", "config.reloaded"); duration_ms < 0 when none. Plain log lines get
+ * the event "log", or their module when they start with one ("slack: …" -> "slack"). */
+void jb_log_event(enum jb_log_level lvl, const char *event, int64_t duration_ms, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+/* s as the inside of a JSON string: '"', '\\' and control characters escaped (s is valid
+ * UTF-8: the logger strips it first). */
+struct jb_buf;
+int jb_json_escape(struct jb_buf *b, const char *s);
+
 /* ---- growable buffer with a ceiling --------------------------------------------- */
 
 /* Invariants once initialised: data != NULL, data[len] == '\0', len <= max.

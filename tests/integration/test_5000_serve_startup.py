@@ -117,11 +117,14 @@ class ServeCase(JanebotCase):
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(3)
-            except (subprocess.TimeoutExpired, OSError):
-                pass
+            # A graceful stop waits for running turns; a second SIGTERM ends the wait.
+            for wait in (1, 3):
+                try:
+                    self.proc.send_signal(signal.SIGTERM)
+                    self.proc.wait(wait)
+                    break
+                except (subprocess.TimeoutExpired, OSError):
+                    pass
         if self.proc.poll() is None:
             self.kill_serve(signal.SIGKILL, tree=True)
         for pid in with_descendants([self.proc.pid])[1:]:

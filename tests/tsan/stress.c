@@ -7,7 +7,9 @@
  *          thread at a time;
  *   store: 8 threads, each with its own connection, claim 4 pool sprites: no sprite is
  *          claimed twice, and all 4 are claimed;
- *   log:   8 threads log lines that hold registered secrets while others register more.
+ *   lanes hold: a stop while producers enqueue: no turn starts once the running ones end;
+ *   log:   8 threads log lines (text, then JSON, with a turn's context) that hold
+ *          registered secrets while others register more.
  * Exit 0 when every check held; TSan itself fails the run on a data race
  * (TSAN_OPTIONS=halt_on_error=1). */
 #include <pthread.h>
@@ -116,6 +118,40 @@ static void stress_lanes(void)
     CHECK(c.disorder == 0, "%d messages ran out of order", c.disorder);
 }
 
+/* A stop while producers still enqueue: the hold lets running turns end, starts none after
+ * they did, and lanes_free() joins the workers with messages left in the lanes. */
+static void stress_lanes_hold(void)
+{
+    struct lane_check c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct lanes_opts o = {.workers = 4, .merge = 1};
+    struct lanes *l = NULL;
+    struct jb_err err = {0};
+    CHECK(lanes_new(&o, lane_run, &c, &l, &err) == 0, "lanes_new: %s", err.msg);
+    if (!l) return;
+    pthread_t t[PRODUCERS];
+    struct producer p[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++) {
+        p[i] = (struct producer){l, i};
+        pthread_create(&t[i], NULL, produce, &p[i]);
+    }
+    usleep(2000);
+    (void)lanes_hold(l);
+    for (int i = 0; i < 2000 && lanes_running(l) > 0; i++)
+        usleep(1000);
+    CHECK(lanes_running(l) == 0, "turns still running after a hold");
+    pthread_mutex_lock(&c.mu);
+    int seen = c.seen;
+    pthread_mutex_unlock(&c.mu);
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(t[i], NULL);
+    usleep(20000);
+    pthread_mutex_lock(&c.mu);
+    CHECK(c.seen == seen, "%d messages ran after the hold", c.seen - seen);
+    pthread_mutex_unlock(&c.mu);
+    lanes_free(l);
+    CHECK(c.overlap == 0 && c.disorder == 0, "overlap %d, disorder %d", c.overlap, c.disorder);
+}
+
 /* ---- the store: pool claims ------------------------------------------------------------ */
 
 struct claimer {
@@ -179,7 +215,15 @@ static void *log_main(void *arg)
         char secret[64];
         snprintf(secret, sizeof secret, "xoxb-stress-%ld-%d-abcdefghijklmnop", id, i % 10);
         if (i % 20 == 0) jb_log_add_secret(secret);
-        log_info("stress %ld: %s", id, secret);
+        if (i % 2) {
+            jb_log_ctx_set(secret, "U1");
+            jb_log_ctx_turn(i);
+            jb_log_event(JB_LOG_INFO, "turn.end", i, "stress %ld: %s", id, secret);
+            jb_log_ctx_clear();
+        } else {
+            log_info("stress %ld: %s", id, secret);
+        }
+        if (id == 0 && i == 100) jb_log_set_format(JB_LOG_JSON); /* the format, mid-run */
     }
     return NULL;
 }
@@ -199,13 +243,17 @@ static void stress_log(const char *dir)
         pthread_join(t[i], NULL);
     fflush(f);
     jb_log_init(JB_LOG_INFO, stderr);
+    jb_log_set_format(JB_LOG_TEXT);
     rewind(f);
-    char line[512];
-    int lines = 0;
-    while (fgets(line, sizeof line, f))
+    char line[1024];
+    int lines = 0, leaks = 0;
+    while (fgets(line, sizeof line, f)) {
         lines++;
+        if (strstr(line, "abcdefghijklmnop")) leaks++;
+    }
     fclose(f);
     CHECK(lines == 8 * 200, "%d of %d log lines written whole", lines, 8 * 200);
+    CHECK(leaks == 0, "%d log lines show a secret", leaks);
 }
 
 int main(void)
@@ -216,6 +264,7 @@ int main(void)
         return 2;
     }
     stress_lanes();
+    stress_lanes_hold();
     stress_store(dir);
     stress_log(dir);
     char cmd[4200];

@@ -45,6 +45,8 @@ Test(config, defaults)
     cr_assert_str_eq(cfg.sandbox, "local");
     cr_assert_eq(cfg.max_concurrent_turns, 4);
     cr_assert_eq(cfg.turn_timeout_s, 1800);
+    cr_assert_eq(cfg.stop_grace_s, 60);
+    cr_assert_eq(cfg.log_format, JB_LOG_TEXT);
     cr_assert_not_null(strstr(cfg.db_path, "/state/janebot.db"));
     config_release(&cfg);
 }
@@ -61,6 +63,9 @@ Test(config, bad_values_name_variable_value_and_allowed)
         {"JANEBOT_SANDBOX", "docker", "one of local, host"},
         {"ALLOW_LOCAL_EXECUTION", "maybe", "true or false"},
         {"JANEBOT_LOG_LEVEL", "loud", "debug, info, warn or error"},
+        {"JANEBOT_LOG_FORMAT", "yaml", "text or json"},
+        {"JANEBOT_STOP_GRACE", "-1", "integer from 0 to 86400"},
+        {"JANEBOT_STOP_GRACE", "1m", "integer from 0 to 86400"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         setenv(cases[i].var, cases[i].val, 1);
@@ -254,6 +259,25 @@ Test(lanes, messages_during_a_turn_are_merged_into_the_next)
         cr_assert_eq(lanes_enqueue(l, 0, "t", "u", later[i], NULL, NULL, NULL), 0);
     lanes_free(l);
     cr_assert_str_eq(b.log, "[1][2,3,4]");
+}
+
+Test(lanes, a_hold_lets_running_turns_end_and_starts_none)
+{
+    struct batches b = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct lanes_opts o = {.workers = 1};
+    struct lanes *l = NULL;
+    cr_assert_eq(lanes_new(&o, batch_run, &b, &l, NULL), 0);
+    cr_assert_eq(lanes_enqueue(l, 0, "t", "u", "1", NULL, NULL, NULL), 0);
+    cr_assert_eq(lanes_enqueue(l, 0, "s", "u", "2", NULL, NULL, NULL), 0);
+    usleep(30000); /* 1 is running, 2 waits for the only worker */
+    cr_assert_eq(lanes_hold(l), 1);
+    cr_assert_eq(lanes_enqueue(l, 0, "r", "u", "3", NULL, NULL, NULL), 0);
+    cr_assert_eq(lanes_running(l), 1);
+    usleep(250000); /* 1 ends; neither 2 nor 3 may start */
+    cr_assert_eq(lanes_running(l), 0);
+    cr_assert_eq(lanes_pending(l), 2);
+    lanes_free(l); /* joins the workers without running what waits */
+    cr_assert_str_eq(b.log, "[1]");
 }
 
 Test(lanes, debounce_turns_quick_messages_into_one)

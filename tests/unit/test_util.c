@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -308,6 +309,110 @@ Test(util, log_lines_lose_control_characters)
     cr_expect(strstr(line, "warn: agent said: ]52;c;aGk=[2J6n done\n"), "%s", line);
     for (const char *p = line; *p; p++)
         cr_expect((unsigned char)*p >= 0x20 || *p == '\n', "control byte %02x", *p);
+}
+
+/* ---- JSON log lines ---- */
+
+Test(util, json_escape_quotes_backslashes_and_controls)
+{
+    struct jb_buf b = JB_BUF_INIT(1024);
+    cr_assert_eq(jb_json_escape(&b, "a\"b\\c\nd\te\x01\x1f\x7f caf\xc3\xa9 </x>"), 0);
+    cr_expect_str_eq(b.data, "a\\\"b\\\\c\\nd\\te\\u0001\\u001f\\u007f caf\xc3\xa9 </x>");
+    jb_buf_reset(&b);
+    cr_assert_eq(jb_json_escape(&b, ""), 0);
+    cr_expect_str_eq(b.data, "");
+    jb_buf_release(&b);
+}
+
+/* Every line logged to a file by fn, as written. */
+static char *logged(enum jb_log_format fmt, void (*fn)(void))
+{
+    char path[PATH_MAX];
+    FILE *f = fopen(in_tmp(path, sizeof path, "jsonlog"), "w+");
+    cr_assert_not_null(f);
+    jb_log_init(JB_LOG_DEBUG, f);
+    jb_log_set_format(fmt);
+    fn();
+    jb_log_set_format(JB_LOG_TEXT);
+    jb_log_init(JB_LOG_INFO, NULL);
+    long n = ftell(f);
+    char *all = calloc(1, (size_t)n + 1);
+    rewind(f);
+    cr_assert_eq(fread(all, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return all;
+}
+
+static void log_a_turn(void)
+{
+    jb_log_add_secret("pa55-w0rd-xyz");
+    log_info("slack: plain \"quoted\" line\nwith a newline and \x1b[2J");
+    jb_log_ctx_set("D1:1700.1 pa55-w0rd-xyz", "U1 xoxb-1234567890-abcdefgh");
+    jb_log_ctx_turn(42);
+    jb_log_event(JB_LOG_WARN, "turn.end", 1234, "turn ended: ok, key sk-ant-api03-abcdefghijkl");
+    jb_log_ctx_clear();
+    log_error("after the turn: pa55-w0rd-xyz");
+}
+
+Test(util, json_log_lines_have_fields_context_and_no_secrets)
+{
+    char *all = logged(JB_LOG_JSON, log_a_turn);
+    cr_assert_null(strstr(all, "pa55-w0rd-xyz"), "%s", all);
+    cr_assert_null(strstr(all, "1234567890-abcdefgh"), "%s", all);
+    cr_assert_null(strstr(all, "abcdefghijkl"), "%s", all);
+    json_t *lines[3] = {0};
+    char *save = NULL, *line = strtok_r(all, "\n", &save);
+    for (int i = 0; i < 3; i++, line = strtok_r(NULL, "\n", &save)) {
+        cr_assert_not_null(line, "line %d missing", i);
+        json_error_t je;
+        lines[i] = json_loads(line, 0, &je);
+        cr_assert_not_null(lines[i], "not JSON (%s): %s", je.text, line);
+    }
+    cr_assert_null(line, "one object per line: extra %s", line);
+    const char *t = json_string_value(json_object_get(lines[0], "time"));
+    cr_assert(t && strlen(t) == 24 && t[10] == 'T' && t[19] == '.' && t[23] == 'Z', "time %s", t);
+    cr_expect_str_eq(json_string_value(json_object_get(lines[0], "level")), "info");
+    cr_expect_str_eq(json_string_value(json_object_get(lines[0], "event")), "slack");
+    cr_expect_str_eq(json_string_value(json_object_get(lines[0], "msg")),
+                     "slack: plain \"quoted\" line\nwith a newline and [2J");
+    cr_expect_null(json_object_get(lines[0], "thread"));
+    cr_expect_null(json_object_get(lines[0], "turn"));
+    cr_expect_str_eq(json_string_value(json_object_get(lines[1], "level")), "warn");
+    cr_expect_str_eq(json_string_value(json_object_get(lines[1], "event")), "turn.end");
+    cr_expect_str_eq(json_string_value(json_object_get(lines[1], "thread")),
+                     "D1:1700.1 [redacted]");
+    cr_expect_str_eq(json_string_value(json_object_get(lines[1], "user")), "U1 [redacted]");
+    cr_expect_eq(json_integer_value(json_object_get(lines[1], "turn")), 42);
+    cr_expect_eq(json_integer_value(json_object_get(lines[1], "duration_ms")), 1234);
+    cr_expect_str_eq(json_string_value(json_object_get(lines[1], "msg")),
+                     "turn ended: ok, key [redacted]");
+    cr_expect_str_eq(json_string_value(json_object_get(lines[2], "event")), "log");
+    cr_expect_null(json_object_get(lines[2], "user"), "the context ends with the turn");
+    cr_expect_null(json_object_get(lines[2], "duration_ms"));
+    for (int i = 0; i < 3; i++)
+        json_decref(lines[i]);
+    free(all);
+}
+
+Test(util, text_log_lines_stay_as_they_were_and_hide_secrets)
+{
+    char *all = logged(JB_LOG_TEXT, log_a_turn);
+    cr_assert_null(strstr(all, "pa55-w0rd-xyz"), "%s", all);
+    cr_assert_null(strstr(all, "abcdefghijkl"), "%s", all);
+    cr_expect_not_null(strstr(all, " janebot warn: turn ended: ok, key [redacted]\n"), "%s", all);
+    cr_expect_not_null(strstr(all, " janebot error: after the turn: [redacted]\n"), "%s", all);
+    cr_expect_null(strchr(all, '{'), "%s", all);
+    free(all);
+}
+
+Test(util, log_format_names)
+{
+    enum jb_log_format f = JB_LOG_TEXT;
+    cr_expect_eq(jb_log_format_parse("json", &f), 0);
+    cr_expect_eq(f, JB_LOG_JSON);
+    cr_expect_eq(jb_log_format_parse("text", &f), 0);
+    cr_expect_eq(f, JB_LOG_TEXT);
+    cr_expect_eq(jb_log_format_parse("logfmt", &f), -1);
 }
 
 /* ---- files ---- */
