@@ -81,7 +81,11 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
                 const char *ref, struct jb_err *err)
 {
     int retry_s = 0;
-    if (core_rate_take(c, user, &retry_s, err) == 1) { /* nothing stored, nothing runs */
+    struct jb_err rate_err = {0};
+    int limited = core_rate_take(c, user, &retry_s, &rate_err);
+    if (limited < 0)
+        log_warn("rate limit of %s not checked (message let through): %s", user, rate_err.msg);
+    if (limited == 1) { /* nothing stored, nothing runs */
         struct policy *p = core_policy_get(c);
         char msg[256];
         policy_rate_message(retry_s, p->rate_per_minute, msg, sizeof msg);

@@ -261,10 +261,11 @@ int slack_file_download(const struct slack_download *d, const char *url, int fd,
 
 struct slack_socket;
 /* Called on the socket thread for each envelope that carries an envelope_id, before it
- * is acknowledged (the ack follows whatever this returns, even for malformed frames).
- * Must be quick: store the event, don't work on it. Returns a payload for the ack (the
- * socket takes ownership) or NULL. env->type is never HELLO or DISCONNECT here. */
-typedef json_t *(*slack_envelope_fn)(void *ud, const struct slack_envelope *env);
+ * is acknowledged. Must be quick: store the event, don't work on it. Returns 0 to ack it,
+ * with *payload (set or NULL; the socket takes ownership) in the ack, or -1 to leave it
+ * unacknowledged, so Slack sends it again (the event could not be stored). Malformed
+ * frames are acknowledged without a call. env->type is never HELLO or DISCONNECT here. */
+typedef int (*slack_envelope_fn)(void *ud, const struct slack_envelope *env, json_t **payload);
 
 /* Connect (apps.connections.open, then the WebSocket) on a thread of its own and keep
  * connected: a refresh or warning opens the new connection before the old one closes;

@@ -7,7 +7,8 @@
  * An abrupt close of the last live connection schedules a reconnect with jittered
  * backoff (1 s doubling to 30 s); link_disabled waits 5 minutes.
  * Every envelope with an envelope_id is acknowledged, on the connection it came from,
- * right after the callback returns: the callback stores the event first (durability). */
+ * right after the callback returns: the callback stores the event first (durability),
+ * and one it could not store is left unacknowledged, so Slack sends it again. */
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -142,8 +143,9 @@ static void on_frame(struct conn *c, const char *text, size_t len)
     } else if (env.type == SLACK_ENV_DISCONNECT) {
         on_disconnect(c, env.disconnect_reason);
     } else if (env.envelope_id) {
-        json_t *payload = c->s->fn(c->s->ud, &env);
-        queue_ack(c, slack_ack_json(env.envelope_id, payload));
+        json_t *payload = NULL;
+        if (c->s->fn(c->s->ud, &env, &payload) == 0)
+            queue_ack(c, slack_ack_json(env.envelope_id, payload));
         json_decref(payload);
     }
     slack_envelope_release(&env);
