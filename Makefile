@@ -94,6 +94,16 @@ bench: all $(B)/bench-exec
 	./bench/llm-proxy.py ./$(B)/janebot
 	./bench/sprites-latency.py ./$(B)/janebot
 
+# Soak: serve under 50 envelopes/s over 500 threads for SOAK_SECONDS (make soak
+# SOAK_SECONDS=600 for the long one). Crash: ROUNDS kill -9 of serve under load.
+SOAK_SECONDS ?= 60
+ROUNDS ?= 50
+soak: all
+	SOAK_SECONDS=$(SOAK_SECONDS) ./tests/soak/soak.py ./$(B)/janebot
+
+crash: all
+	ROUNDS=$(ROUNDS) ./tests/soak/crash.py ./$(B)/janebot
+
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c
 
@@ -104,4 +114,4 @@ lint:
 clean:
 	rm -rf build build-san build-tsan
 
-.PHONY: all unit setup setup-test chat check test tsan bench format lint clean
+.PHONY: all unit setup setup-test chat check test tsan bench soak crash format lint clean
