@@ -161,6 +161,9 @@ def main():
             failures.append("answers in another thread: %s" % r["misplaced"][:20])
         if integ != "ok":
             failures.append("integrity_check: %s" % integ)
+        san = serve.sanitizer_reports()
+        if san:
+            failures.append("sanitizer reports in serve's output: %s" % san[:5])
         if orphans:
             failures.append("processes of killed serves still alive: %s" % orphans[:5])
         if left_procs:

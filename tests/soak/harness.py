@@ -29,7 +29,12 @@ TOKEN_RE = re.compile(r"\[ev(\d+)\]")
 # A turn of a thread with no agent session (its first, or the first after a crash lost
 # the session) starts with the thread's history, one "<@USER>: text" line per message;
 # the echoing fake agent repeats it. Those lines are context, not answers.
+HISTORY_HEAD = "Earlier messages in this Slack thread"
 HISTORY_LINE_RE = re.compile(r"^<@[A-Z0-9]+>: .*$", re.M)
+
+
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: |"
+                          r"SUMMARY: (Address|Undefined|Leak)|WARNING: ThreadSanitizer")
 
 
 class SoakError(Exception):
@@ -183,6 +188,10 @@ class Serve:
                 out.append(f.read().decode(errors="replace"))
         return "\n".join(out)
 
+    def sanitizer_reports(self):
+        """Lines of sanitizer reports in every run's output."""
+        return [ln for ln in self.logs().splitlines() if SANITIZER_RE.search(ln)]
+
     def kill9(self):
         """SIGKILL serve alone (its sandboxes are left as a crash leaves them)."""
         if self.proc and self.proc.poll() is None:
@@ -286,13 +295,24 @@ class Injector:
 
 
 def answers_by_event(state):
-    """event number -> number of bot messages now in Slack (after updates and deletes)
-    whose text carries its token, in the event's own thread: {n: [(thread_ts, ts)]}."""
+    """event number -> the bot messages now in Slack (after updates and deletes) whose
+    text carries its token, outside the thread history janebot quotes to the agent:
+    {n: [(thread_ts, ts)]}."""
+    msgs = state["messages"].get(DM, [])
     out = {}
-    for m in state["messages"].get(DM, []):
+    for m in msgs:
         if m.get("user") != BOT_USER or m.get("subtype") is not None:
             continue
-        for tok in set(TOKEN_RE.findall(HISTORY_LINE_RE.sub("", m.get("text") or ""))):
+        text = m.get("text") or ""
+        if HISTORY_HEAD in text:
+            # the quoted history: "<@USER>: TEXT" per earlier message of the thread
+            earlier = [e for e in msgs if e.get("thread_ts", e["ts"]) == m.get("thread_ts")
+                       and e["ts"] < m["ts"]]
+            quoted = ["<@%s>: %s\n" % (e.get("user") or "someone", e.get("text") or "")
+                      for e in earlier]
+            for q in sorted(quoted, key=len, reverse=True):
+                text = text.replace(q, "")
+        for tok in set(TOKEN_RE.findall(HISTORY_LINE_RE.sub("", text))):
             out.setdefault(int(tok), []).append((m.get("thread_ts"), m["ts"]))
     return out
 

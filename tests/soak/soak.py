@@ -153,6 +153,9 @@ def main():
             failures.append("%d processes left below serve after the load drained" % len(left))
         if integ != "ok":
             failures.append("integrity_check: %s" % integ)
+        san = serve.sanitizer_reports()
+        if san:
+            failures.append("sanitizer reports in serve's output: %s" % san[:5])
         print("  bounds: end fds <= start + %d; end RSS <= start + %d MiB" % (FD_SLACK,
                                                                             RSS_SLACK_MIB))
         if samples:
