@@ -63,12 +63,14 @@ chat: setup
 	$(MAKE) all
 	./build/janebot chat
 
-# Plain build, the ASan+UBSan build and the TSan build; each runs its tests (run-all).
+# Plain build, the ASan+UBSan build and the TSan build; each runs its tests (run-all);
+# then a one-minute soak of the plain build.
 check: setup-test
 	$(MAKE) all unit
 	$(MAKE) SAN=1 all unit
 	$(MAKE) TSAN=1 all build-tsan/tsan-stress
 	./tests/run-all
+	$(MAKE) soak
 
 test: all unit
 	$(MAKE) SAN=1 all unit

@@ -149,7 +149,8 @@ class Serve:
                     "JANEBOT_AGENT_CMD": AGENT, "JANEBOT_SANDBOX": "local",
                     "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN,
                     "SLACK_API_URL": slack.api_url, "DEBOUNCE_MS": "0",
-                    "RATE_LIMIT_PER_MINUTE": "1000000", "JANEBOT_MAX_TURNS_PER_USER": "1000"}
+                    "RATE_LIMIT_PER_MINUTE": "1000000", "JANEBOT_MAX_TURNS_PER_USER": "1000",
+                    "JANEBOT_LOG_FORMAT": "text"}
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 self.env[k] = os.environ[k]
@@ -157,9 +158,11 @@ class Serve:
         self.proc, self.runs = None, 0
 
     def start(self, timeout=20.0):
+        """Start serve; return once its log says it is connected (reading the fake's
+        whole state for that gets slow when it has recorded thousands of events)."""
         self.runs += 1
-        before = len(self.slack.state(brief=True)["connections"])
-        with open(os.path.join(self.tmp, "serve-%d.log" % self.runs), "wb") as out:
+        path = os.path.join(self.tmp, "serve-%d.log" % self.runs)
+        with open(path, "wb") as out:
             self.proc = subprocess.Popen([self.binary, "serve"], cwd=os.path.join(self.tmp, "cwd"),
                                          env=self.env, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -168,11 +171,12 @@ class Serve:
             if self.proc.poll() is not None:
                 raise SoakError("janebot serve exited (rc %s):\n%s"
                                 % (self.proc.returncode, self.log_tail()))
-            conns = self.slack.state(brief=True)["connections"][before:]
-            if any(c["hello_at"] for c in conns):
-                return self.proc
-            time.sleep(0.1)
-        raise SoakError("janebot serve did not connect within %ss" % timeout)
+            with open(path, "rb") as f:
+                if b"connected (Socket Mode)" in f.read():
+                    return self.proc
+            time.sleep(0.05)
+        raise SoakError("janebot serve did not connect within %ss:\n%s"
+                        % (timeout, self.log_tail()))
 
     def log_tail(self, n=3000):
         try:
@@ -295,25 +299,36 @@ class Injector:
 
 
 def answers_by_event(state):
-    """event number -> the bot messages now in Slack (after updates and deletes) whose
+    """event number -> the bot answers now in Slack (after updates and deletes) whose
     text carries its token, outside the thread history janebot quotes to the agent:
-    {n: [(thread_ts, ts)]}."""
-    msgs = state["messages"].get(DM, [])
-    out = {}
+    {n: [(thread_ts, ts of the answer's first message)]}. An answer longer than one
+    message is split into several: consecutive bot messages are one answer until the
+    next that starts with the fake agent's "echo: "."""
+    msgs = sorted(state["messages"].get(DM, []), key=lambda m: m["ts"])
+    answers = []  # (thread_ts, first ts, [messages])
+    last = {}
     for m in msgs:
         if m.get("user") != BOT_USER or m.get("subtype") is not None:
             continue
+        th = m.get("thread_ts")
         text = m.get("text") or ""
+        if text.startswith("echo: ") or th not in last:
+            last[th] = (th, m["ts"], [])
+            answers.append(last[th])
+        last[th][2].append(m)
+    out = {}
+    for th, first, parts in answers:
+        text = "".join(p.get("text") or "" for p in parts)  # chunks split with no separator
         if HISTORY_HEAD in text:
             # the quoted history: "<@USER>: TEXT" per earlier message of the thread
-            earlier = [e for e in msgs if e.get("thread_ts", e["ts"]) == m.get("thread_ts")
-                       and e["ts"] < m["ts"]]
+            earlier = [e for e in msgs if e.get("thread_ts", e["ts"]) == th
+                       and e["ts"] < first]
             quoted = ["<@%s>: %s\n" % (e.get("user") or "someone", e.get("text") or "")
                       for e in earlier]
             for q in sorted(quoted, key=len, reverse=True):
                 text = text.replace(q, "")
         for tok in set(TOKEN_RE.findall(HISTORY_LINE_RE.sub("", text))):
-            out.setdefault(int(tok), []).append((m.get("thread_ts"), m["ts"]))
+            out.setdefault(int(tok), []).append((th, first))
     return out
 
 
