@@ -15,7 +15,6 @@ struct fe_slack {
     struct slack_web *web;
     const struct jb_config *cfg;
     struct status_writer *status; /* owns the status messages (status.c) */
-    char *bot_user;               /* the bot's user id: its own messages */
 };
 
 /* "CHANNEL:TS" -> channel and ts (into caller buffers). 0, or -1 when malformed. */
@@ -191,37 +190,6 @@ static char *slack_context(struct frontend *fe, const char *key, const char *ref
     return jb_buf_detach(&b, NULL);
 }
 
-/* Whether the bot posted in the thread after ref (its status messages aside): 1, 0, or
- * -1 when Slack cannot say. */
-static int slack_answered(struct frontend *fe, const char *key, const char *ref)
-{
-    struct fe_slack *s = fe->priv;
-    char ch[64], thread[64], rch[64], rts[64];
-    if (!s->bot_user || split_ref(key, ch, sizeof ch, thread, sizeof thread) < 0 ||
-        split_ref(ref, rch, sizeof rch, rts, sizeof rts) < 0)
-        return -1;
-    json_t *msgs = NULL;
-    struct jb_err err = {0};
-    if (slack_thread_replies(s->web, ch, thread, &msgs, &err) < 0) {
-        log_warn("slack: replies of %s: %s", key, err.msg);
-        return -1;
-    }
-    int found = 0;
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m)
-    {
-        const char *ts = json_string_value(json_object_get(m, "ts"));
-        const char *user = json_string_value(json_object_get(m, "user"));
-        const char *text = json_string_value(json_object_get(m, "text"));
-        if (ts && user && !strcmp(user, s->bot_user) && strcmp(ts, rts) > 0 &&
-            !status_text_is(text))
-            found = 1;
-    }
-    json_decref(msgs);
-    return found;
-}
-
 /* The bot token goes only to Slack's file host (or SLACK_API_URL's): slack_file_download
  * refuses every other URL a payload may carry. */
 static int slack_fetch(struct frontend *fe, const char *url, int fd, long long max,
@@ -245,11 +213,10 @@ static const struct frontend_ops slack_ops = {
     .upload = slack_upload,
     .context = slack_context,
     .fetch = slack_fetch,
-    .answered = slack_answered,
 };
 
 struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config *cfg,
-                                    const char *bot_user, struct jb_err *err)
+                                    struct jb_err *err)
 {
     struct frontend *fe = calloc(1, sizeof *fe);
     struct fe_slack *s = calloc(1, sizeof *s);
@@ -260,14 +227,7 @@ struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config 
         return NULL;
     }
     s->web = w, s->cfg = cfg;
-    if (bot_user && !(s->bot_user = strdup(bot_user))) {
-        jb_err_set(err, JB_ENOMEM, "slack frontend");
-        free(fe);
-        free(s);
-        return NULL;
-    }
     if (!(s->status = status_writer_new(w, err))) {
-        free(s->bot_user);
         free(fe);
         free(s);
         return NULL;
@@ -282,7 +242,6 @@ void frontend_slack_free(struct frontend *fe)
     if (!fe) return;
     struct fe_slack *s = fe->priv;
     status_writer_free(s->status);
-    free(s->bot_user);
     free(s);
     free(fe);
 }

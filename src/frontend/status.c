@@ -215,21 +215,12 @@ static int pick_job(struct status_writer *sw, int64_t now, struct job *j, int64_
     return 1;
 }
 
-#define STATUS_FIRST  "_Working on it…_"
-#define STATUS_PREFIX "Working on it… ("
-
-int status_text_is(const char *text)
-{
-    return text &&
-           (!strcmp(text, STATUS_FIRST) || !strncmp(text, STATUS_PREFIX, strlen(STATUS_PREFIX)));
-}
-
 /* The message text for a status (NULL: the first one). Caller frees. */
 static char *status_mrkdwn(const char *status)
 {
-    if (!status) return strdup(STATUS_FIRST);
+    if (!status) return strdup("_Working on it…_");
     jb_autofree char *md = NULL;
-    if (asprintf(&md, STATUS_PREFIX "%s)", status) < 0) return NULL;
+    if (asprintf(&md, "Working on it… (%s)", status) < 0) return NULL;
     return slack_mrkdwn_from_markdown(md);
 }
 

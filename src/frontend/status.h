@@ -25,7 +25,5 @@ void status_writer_set(struct status_writer *sw, const char *thread_key, const c
 /* The turn is over: its status message is removed and never updated again; one not yet
  * posted is never posted. */
 void status_writer_end(struct status_writer *sw, const char *thread_key);
-/* 1 when a message's text is one the writer posts (a status), else 0. */
-int status_text_is(const char *text);
 
 #endif
