@@ -1,13 +1,16 @@
 """5900: `kill -9` of `janebot serve` at random moments under load, restarted each time
 (a few rounds of tests/soak/crash.py, which `make crash` runs for 50): no acked event
 lost, none answered twice, the database intact, no sandbox process, mount or cgroup of a
-dead serve left behind."""
+dead serve left behind; and an answer Slack took just before the kill is not posted again
+after the restart."""
 import os
+import signal
 import subprocess
 import sys
 import unittest
 
 from jbtest import BIN, REPO, needs_bwrap
+from test_5000_serve_startup import ServeCase
 
 CRASH = REPO / "tests" / "soak" / "crash.py"
 ROUNDS = 5
@@ -29,3 +32,36 @@ class Crash(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@needs_bwrap
+class AnsweredBeforeTheCrash(ServeCase):
+    # Known limitation: an answer Slack took just before kill -9 (serve never heard back,
+    # so the inbox still says pending) is posted again after the restart. Telling it from
+    # an earlier turn's answer that came after these messages needs a mark on the answer
+    # itself (chat.postMessage metadata naming the messages); not done yet. When it is,
+    # this test passes and the expectedFailure must go.
+    @unittest.expectedFailure
+    def test_5902_an_answer_posted_just_before_a_kill_is_not_posted_again(self):
+        self.start_serve()
+        d = self.dm("sleep 1.5")
+        self.wait_post(lambda p: self.in_thread(p, d) and "Working on it" in p["text"],
+                       "the status message of the turn")
+        # Slack takes the answer but holds its reply: serve dies before it hears back.
+        self.slack.fail("chat.postMessage", count=1, mode="hang", seconds=3)
+        self.wait_for(lambda s: any(c["method"] == "chat.postMessage" and c.get("held")
+                                    for c in s["calls"]), "the answer's post to be held",
+                      timeout=10)
+        self.kill_serve(signal.SIGKILL)
+        self.proc = None
+        self.wait_post(lambda p: self.in_thread(p, d) and p["text"].startswith("slept"),
+                       "the held answer to land in Slack", timeout=8)
+        self.start_serve()
+        self.quiet(6.0)
+        s = self.slack.state()
+        answers = [m for m in self.bot_texts(s, d) if m.startswith("slept")]
+        self.assertEqual(len(answers), 1, "the answer Slack has is not posted again after the "
+                         "restart%s" % self.summary(s))
+
+    def bot_texts(self, s, info):
+        return [m.get("text") or "" for m in self.bot_messages(s, info)]
