@@ -132,6 +132,25 @@ int core_event_known(struct core *c, const char *event_id, const char *dedupe_ke
     return rc == 1;
 }
 
+/* A message whose answer was going out when the last process died: when the frontend
+ * shows the answer got out, it is done (not answered twice); when it cannot tell, it is
+ * answered again. */
+static int already_answered(struct core *c, const struct inbox_msg *m)
+{
+    if (!c->fe->ops->answered || !m->ref || c->fe->ops->answered(c->fe, m->thread_key, m->ref) != 1)
+        return 0;
+    struct jb_err err = {0};
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_inbox_finish(c->store, m->id, "done", &err);
+    pthread_mutex_unlock(&c->store_mu);
+    if (rc < 0) {
+        log_warn("thread %s: inbox: %s", m->thread_key, err.msg);
+        return 0;
+    }
+    log_info("thread %s: the answer got out before the last stop; not sent again", m->thread_key);
+    return 1;
+}
+
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err)
 {
     struct inbox_msg *v = NULL;
@@ -143,6 +162,7 @@ int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_e
     int queued = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!prefix && strcmp(v[i].thread_key, key) != 0) continue;
+        if (v[i].answering && already_answered(c, &v[i])) continue;
         rc = lanes_enqueue(c->lanes, v[i].id, v[i].thread_key, v[i].user_id, v[i].text, v[i].ref,
                            v[i].files, err);
         queued++;

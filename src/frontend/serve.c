@@ -239,7 +239,7 @@ int slack_serve_new(const struct jb_config *cfg, struct slack_serve **ret, struc
         goto fail;
     }
     log_info("slack: signed in as <@%s>", sv->bot_user);
-    if (!(sv->fe = frontend_slack_new(sv->web, cfg, err))) goto fail;
+    if (!(sv->fe = frontend_slack_new(sv->web, cfg, sv->bot_user, err))) goto fail;
     *ret = sv;
     return 0;
 fail:

@@ -210,6 +210,12 @@ int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *e
  * connection after sending); the caller decides whether to check the thread or post again. */
 int slack_post_message(struct slack_web *w, const char *channel, const char *thread_ts,
                        const char *mrkdwn, char **ret_ts, struct jb_err *err);
+/* The same with message metadata (a JSON object {event_type, event_payload} as text,
+ * borrowed; NULL: none): conversations.replies returns it (slack_thread_replies asks for
+ * it), so the bot can find its own messages again. */
+int slack_post_message_meta(struct slack_web *w, const char *channel, const char *thread_ts,
+                            const char *mrkdwn, const char *metadata, char **ret_ts,
+                            struct jb_err *err);
 int slack_update_message(struct slack_web *w, const char *channel, const char *ts,
                          const char *mrkdwn, struct jb_err *err);
 int slack_delete_message(struct slack_web *w, const char *channel, const char *ts,

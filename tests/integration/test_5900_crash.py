@@ -36,12 +36,6 @@ if __name__ == "__main__":
 
 @needs_bwrap
 class AnsweredBeforeTheCrash(ServeCase):
-    # Known limitation: an answer Slack took just before kill -9 (serve never heard back,
-    # so the inbox still says pending) is posted again after the restart. Telling it from
-    # an earlier turn's answer that came after these messages needs a mark on the answer
-    # itself (chat.postMessage metadata naming the messages); not done yet. When it is,
-    # this test passes and the expectedFailure must go.
-    @unittest.expectedFailure
     def test_5902_an_answer_posted_just_before_a_kill_is_not_posted_again(self):
         self.start_serve()
         d = self.dm("sleep 1.5")
