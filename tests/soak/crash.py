@@ -23,13 +23,12 @@ usage: tests/soak/crash.py [JANEBOT_BINARY]    (default build/janebot)
 environment: ROUNDS (50), CRASH_RATE (20), CRASH_THREADS (40), CRASH_SEED (random)"""
 import os
 import random
-import shutil
 import sys
 import tempfile
 import threading
 import time
 
-from harness import (REPO, Injector, Serve, SoakError, check_answers, descendants, integrity,
+from harness import (remove_run_dir, REPO, Injector, Serve, SoakError, check_answers, descendants, integrity,
                      log, mounts_under, procs_mentioning, start_fake)
 
 ROUNDS = int(os.environ.get("ROUNDS", "50"))
@@ -202,7 +201,7 @@ def main():
         if failures or os.environ.get("SOAK_KEEP"):
             print("  logs kept in %s" % tmp)
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_run_dir(tmp)
     for f in failures:
         print("FAIL: " + f)
     print("crash: %s" % ("FAILED" if failures else "ok"))

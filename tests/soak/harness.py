@@ -136,6 +136,17 @@ def mounts_under(top):
     return out
 
 
+def remove_run_dir(top):
+    """Remove a run's temp dir: local sandbox homes (disk images) stay mounted after serve
+    exits, so they are unmounted (detached) first."""
+    import ctypes
+    import shutil
+    libc = ctypes.CDLL(None, use_errno=True)
+    for point in sorted(mounts_under(top), key=len, reverse=True):
+        libc.umount2(point.encode(), 2)  # MNT_DETACH
+    shutil.rmtree(top, ignore_errors=True)
+
+
 class Serve:
     """`janebot serve` (one run after another) on one state dir."""
 

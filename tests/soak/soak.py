@@ -20,13 +20,12 @@ usage: tests/soak/soak.py [JANEBOT_BINARY]    (default build/janebot)
 environment: SOAK_SECONDS (60), SOAK_RATE (50), SOAK_THREADS (500),
              JANEBOT_MAX_CONCURRENT_TURNS (passed to serve; default 4 as serve's own)"""
 import os
-import shutil
 import sys
 import tempfile
 import threading
 import time
 
-from harness import (REPO, Injector, Serve, SoakError, check_answers, db_bytes, descendants,
+from harness import (remove_run_dir, REPO, Injector, Serve, SoakError, check_answers, db_bytes, descendants,
                      integrity, log, percentile, proc_stats, start_fake)
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
@@ -176,7 +175,7 @@ def main():
         if failures or os.environ.get("SOAK_KEEP"):
             print("  logs kept in %s" % tmp)
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_run_dir(tmp)
     for f in failures:
         print("FAIL: " + f)
     print("soak: %s" % ("FAILED" if failures else "ok"))
