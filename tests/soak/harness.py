@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FAKES = os.path.join(REPO, "tests", "fakes")
 sys.path.insert(0, FAKES)
-from slack import BOT_USER, DM, FakeSlack  # noqa: E402
+from slack import BOT_USER, FakeSlack  # noqa: E402
 
 AGENT = os.path.join(FAKES, "agent.py")
 BOT_TOKEN = "xoxb-soak-1111-2222-b0tT0kenSoakValue"
@@ -29,6 +29,7 @@ TOKEN_RE = re.compile(r"\[ev(\d+)\]")
 # A turn of a thread with no agent session (its first, or the first after a crash lost
 # the session) starts with the thread's history, one "<@USER>: text" line per message;
 # the echoing fake agent repeats it. Those lines are context, not answers.
+SOAK_DM_PREFIX = "D0SOAK"
 HISTORY_HEAD = "Earlier messages in this Slack thread"
 HISTORY_LINE_RE = re.compile(r"^<@[A-Z0-9]+>: .*$", re.M)
 
@@ -251,6 +252,7 @@ class Injector:
     def _one(self, ctl, i):
         t = i % self.nthreads
         user = "U0SOAK%04d" % (t % self.users)
+        channel = "D0SOAK%04d" % (t % self.users)  # each user's own DM with the bot
         with self.lock:
             parent = self.parents.get(t)
         if parent is None and i >= self.nthreads:
@@ -262,7 +264,7 @@ class Injector:
                 if parent:
                     break
         body = {"kind": "dm", "text": "soak [ev%d] thread %d" % (i, t), "user": user,
-                "channel": DM}
+                "channel": channel}
         if parent:
             body["thread_ts"] = parent
         t0 = time.monotonic()
@@ -271,7 +273,7 @@ class Injector:
         with self.lock:
             if parent is None:
                 self.parents[t] = r["ts"]
-            self.events[i] = (r["thread_ts"] or r["ts"], r["event_ids"])
+            self.events[i] = ("%s:%s" % (channel, r["thread_ts"] or r["ts"]), r["event_ids"])
             self.inject_times.append(took)
 
     def run(self, rate, seconds):
@@ -312,10 +314,18 @@ class Injector:
 def answers_by_event(state):
     """event number -> the bot answers now in Slack (after updates and deletes) whose
     text carries its token, outside the thread history janebot quotes to the agent:
-    {n: [(thread_ts, ts of the answer's first message)]}. An answer longer than one
+    {n: [("CHANNEL:THREAD_TS", ts of its first message)]}. An answer longer than one
     message is split into several: consecutive bot messages are one answer until the
     next that starts with the fake agent's "echo: "."""
-    msgs = sorted(state["messages"].get(DM, []), key=lambda m: m["ts"])
+    out = {}
+    for ch, msgs in state["messages"].items():
+        if ch.startswith(SOAK_DM_PREFIX):
+            answers_in_channel(ch, msgs, out)
+    return out
+
+
+def answers_in_channel(ch, msgs, out):
+    msgs = sorted(msgs, key=lambda m: m["ts"])
     answers = []  # (thread_ts, first ts, [messages])
     last = {}
     for m in msgs:
@@ -327,7 +337,6 @@ def answers_by_event(state):
             last[th] = (th, m["ts"], [])
             answers.append(last[th])
         last[th][2].append(m)
-    out = {}
     for th, first, parts in answers:
         text = "".join(p.get("text") or "" for p in parts)  # chunks split with no separator
         if HISTORY_HEAD in text:
@@ -339,8 +348,7 @@ def answers_by_event(state):
             for q in sorted(quoted, key=len, reverse=True):
                 text = text.replace(q, "")
         for tok in set(TOKEN_RE.findall(HISTORY_LINE_RE.sub("", text))):
-            out.setdefault(int(tok), []).append((th, first))
-    return out
+            out.setdefault(int(tok), []).append(("%s:%s" % (ch, th), first))
 
 
 def check_answers(events, state, acked_only=False):
