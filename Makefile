@@ -75,13 +75,15 @@ chat: setup
 	$(MAKE) all
 	./build/janebot chat
 
-# Plain build, the ASan+UBSan build and the TSan build; each runs its tests (run-all).
+# Plain build, the ASan+UBSan build and the TSan build; each runs its tests (run-all);
+# then a one-minute soak of the plain build.
 check: setup-test
 	$(MAKE) all unit
 	$(MAKE) SAN=1 all unit
 	$(MAKE) TSAN=1 all build-tsan/tsan-stress
 	./tests/run-all
 	$(MAKE) fuzz
+	$(MAKE) soak
 
 test: all unit
 	$(MAKE) SAN=1 all unit
@@ -124,6 +126,16 @@ fuzz: fuzz-build
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=600
 
+# Soak: serve under 50 envelopes/s over 500 threads for SOAK_SECONDS (make soak
+# SOAK_SECONDS=600 for the long one). Crash: ROUNDS kill -9 of serve under load.
+SOAK_SECONDS ?= 60
+ROUNDS ?= 50
+soak: all
+	SOAK_SECONDS=$(SOAK_SECONDS) ./tests/soak/soak.py ./$(B)/janebot
+
+crash: all
+	ROUNDS=$(ROUNDS) ./tests/soak/crash.py ./$(B)/janebot
+
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c
 
@@ -134,5 +146,5 @@ lint:
 clean:
 	rm -rf build build-san build-tsan build-fuzz
 
-.PHONY: all unit setup setup-test chat check test tsan bench fuzz fuzz-build fuzz-long format lint \
-        clean
+.PHONY: all unit setup setup-test chat check test tsan bench fuzz fuzz-build fuzz-long soak \
+        crash format lint clean

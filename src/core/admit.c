@@ -78,14 +78,17 @@ static int decide(struct core *c, const struct core_msg *m, struct core_decision
     int allowed = core_allowed(c, m->user, m->channel);
     if (!allowed || cmd != CMD_NONE || (!*m->text && !m->files))
         return answer_only(c, m, allowed, cmd, d, err);
-    int retry_s = 0;              /* a redelivered or twin event was counted the first time */
-    struct jb_err rate_err = {0}; /* a failed check lets the message through (logged) */
-    if (!core_event_known(c, m->event_id, m->dedupe_key) &&
-        core_rate_take(c, m->user, &retry_s, &rate_err) == 1)
-        return rate_limited(c, m, retry_s, d, err);
+    int retry_s = 0; /* a redelivered or twin event was counted the first time */
+    int limited = 0;
+    struct jb_err rate_err = {0}; /* a failed check lets the message through */
+    if (!core_event_known(c, m->event_id, m->dedupe_key))
+        limited = core_rate_take(c, m->user, &retry_s, &rate_err);
+    if (limited == 1) return rate_limited(c, m, retry_s, d, err);
     int rc = core_submit_event(c, m->event_id, m->dedupe_key, m->thread_key, m->user, m->text,
                                m->ref, m->files, err);
-    if (rc < 0) return -1;
+    if (rc < 0) return -1; /* the store fails: the frontend says so, once */
+    if (limited < 0)
+        log_warn("rate limit of %s not checked (message let through): %s", m->user, rate_err.msg);
     d->verdict = rc == 1 ? CORE_DUPLICATE : CORE_QUEUED;
     return 0;
 }

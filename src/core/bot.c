@@ -108,7 +108,11 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
                 const char *ref, struct jb_err *err)
 {
     int retry_s = 0;
-    if (core_rate_take(c, user, &retry_s, err) == 1) { /* nothing stored, nothing runs */
+    struct jb_err rate_err = {0};
+    int limited = core_rate_take(c, user, &retry_s, &rate_err);
+    if (limited < 0)
+        log_warn("rate limit of %s not checked (message let through): %s", user, rate_err.msg);
+    if (limited == 1) { /* nothing stored, nothing runs */
         struct policy *p = core_policy_get(c);
         char msg[256];
         policy_rate_message(retry_s, p->rate_per_minute, msg, sizeof msg);
@@ -155,6 +159,25 @@ int core_event_known(struct core *c, const char *event_id, const char *dedupe_ke
     return rc == 1;
 }
 
+/* A message whose answer was going out when the last process died: when the frontend
+ * shows the answer got out, it is done (not answered twice); when it cannot tell, it is
+ * answered again. */
+static int already_answered(struct core *c, const struct inbox_msg *m)
+{
+    if (!c->fe->ops->answered || !m->ref || c->fe->ops->answered(c->fe, m->thread_key, m->ref) != 1)
+        return 0;
+    struct jb_err err = {0};
+    pthread_mutex_lock(&c->store_mu);
+    int rc = store_inbox_finish(c->store, m->id, "done", &err);
+    pthread_mutex_unlock(&c->store_mu);
+    if (rc < 0) {
+        log_warn("thread %s: inbox: %s", m->thread_key, err.msg);
+        return 0;
+    }
+    log_info("thread %s: the answer got out before the last stop; not sent again", m->thread_key);
+    return 1;
+}
+
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err)
 {
     struct inbox_msg *v = NULL;
@@ -166,6 +189,7 @@ int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_e
     int queued = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!prefix && strcmp(v[i].thread_key, key) != 0) continue;
+        if (v[i].answering && already_answered(c, &v[i])) continue;
         rc = lanes_enqueue(c->lanes, v[i].id, v[i].thread_key, v[i].user_id, v[i].text, v[i].ref,
                            v[i].files, err);
         queued++;

@@ -186,6 +186,10 @@ struct frontend_ops {
      * caller's, written from its offset), at most max bytes. NULL when the frontend has no
      * files (terminal). Errors are fit for the user: no secrets in them. */
     int (*fetch)(struct frontend *fe, const char *url, int fd, long long max, struct jb_err *err);
+    /* Optional: whether the reply of a turn to the message ref (answer() or fail()) is in
+     * the thread already: 1 yes, 0 no, -1 cannot tell. Asked at start for a message
+     * whose reply was going out when the last process died. */
+    int (*answered)(struct frontend *fe, const char *thread_key, const char *ref);
 };
 
 /* Files users share are fetched up to this size each; larger ones are skipped (and the user

@@ -338,9 +338,6 @@ int core_rate_take(struct core *c, const char *user, int *ret_retry_s, struct jb
     pthread_mutex_lock(&c->store_mu);
     int rc = store_bucket_update(c->store, key, take_fn, &t, err);
     pthread_mutex_unlock(&c->store_mu);
-    if (rc < 0)
-        log_warn("rate limit of %s not checked (message let through): %s", user,
-                 err ? err->msg : "store error");
     if (rc == 1) *ret_retry_s = t.retry_s;
     return rc;
 }

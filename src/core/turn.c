@@ -383,6 +383,11 @@ static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbo
         finish_inbox(st, t->msgs, t->nmsgs, "error", t);
         return "error";
     }
+    /* Before the reply: a crash while it goes out leaves these "answering", and the next
+     * start looks in the thread before it answers them again (core_resume_pending()). */
+    for (size_t i = 0; i < t->nmsgs; i++)
+        if (t->msgs[i].inbox_id && store_inbox_answering(st, t->msgs[i].inbox_id, &err) < 0)
+            log_warn("thread %s: inbox: %s", t->thread_key, err.msg);
     const char *outcome = report_outcome(t, o);
     /* Right after the reply: a crash from here on must not answer these messages again. */
     finish_inbox(st, t->msgs, t->nmsgs, outcome, t);

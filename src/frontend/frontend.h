@@ -22,7 +22,7 @@ struct slack_web;
  * cfg->max_response_length, reactions, one status message per running thread, uploads.
  * Owned by the caller; release with frontend_slack_free(). */
 struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config *cfg,
-                                    struct jb_err *err);
+                                    const char *bot_user, struct jb_err *err);
 void frontend_slack_free(struct frontend *fe);
 /* `janebot serve`'s Slack side (serve.c): Socket Mode events to the core, its decisions
  * and answers back to Slack. cmd/serve.c runs the process around it. */

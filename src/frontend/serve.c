@@ -15,6 +15,8 @@
 #include "frontend/frontend.h"
 #include "slack/slack.h"
 
+enum { STORE_TOLD_MAX = 32 };
+
 struct slack_serve {
     const struct jb_config *cfg;
     struct slack_web *web;
@@ -23,6 +25,11 @@ struct slack_serve {
     struct slack_socket *sock;
     char *bot_user, *bot_id;
     atomic_int notices; /* notice threads running: slack_serve_free() waits for them */
+    /* Socket thread only: while events cannot be stored, one log line (not one per
+     * event) and one notice per post (not one per redelivery). */
+    int store_failing;
+    char told[STORE_TOLD_MAX][96]; /* dedupe keys of posts told so, a ring */
+    unsigned told_next;
 };
 
 struct notice {
@@ -122,7 +129,28 @@ static void render(struct slack_serve *sv, const struct slack_message *m,
     }
 }
 
-static void handle_message(struct slack_serve *sv, const struct slack_message *m)
+/* The post's message could not be stored (the state dir's disk is full, say): it stays
+ * unacknowledged, so Slack sends it again and it is answered once it can be stored. The
+ * user hears it once per post; the log says it once until storing works again. */
+static void not_stored(struct slack_serve *sv, const struct slack_message *m,
+                       const struct jb_err *err)
+{
+    if (!sv->store_failing)
+        log_error("slack: cannot store events (%s); leaving them unacknowledged so Slack "
+                  "sends them again",
+                  err->msg);
+    sv->store_failing = 1;
+    for (unsigned i = 0; i < STORE_TOLD_MAX; i++)
+        if (!strcmp(sv->told[i], m->dedupe_key)) return;
+    snprintf(sv->told[sv->told_next], sizeof sv->told[0], "%s", m->dedupe_key);
+    sv->told_next = (sv->told_next + 1) % STORE_TOLD_MAX;
+    notice_async(sv, m->thread_key,
+                 "I could not take this message: janebot cannot write to its storage right "
+                 "now (the team that runs me has been told in the log). Slack will send it to "
+                 "me again; if it is not answered in a few minutes, send it again.");
+}
+
+static int handle_message(struct slack_serve *sv, const struct slack_message *m)
 {
     struct jb_err err = {0};
     jb_autofree char *files = NULL;
@@ -139,10 +167,14 @@ static void handle_message(struct slack_serve *sv, const struct slack_message *m
                           .files = files,
                           .followup_only = m->followup_only};
     struct core_decision d;
-    if (core_message(sv->core, &cm, &d, &err) < 0)
-        log_error("slack: event %s not stored: %s", m->event_id, err.msg);
-    else
-        render(sv, m, &d, &skipped);
+    if (core_message(sv->core, &cm, &d, &err) < 0) {
+        not_stored(sv, m, &err);
+        return -1;
+    }
+    if (sv->store_failing) log_info("slack: storing events again");
+    sv->store_failing = 0;
+    render(sv, m, &d, &skipped);
+    return 0;
 }
 
 /* `/janebot status|cancel|help`: answered in the ack, visible to the caller only. */
@@ -176,12 +208,14 @@ static json_t *handle_slash(struct slack_serve *sv, const json_t *p)
     return json_pack("{s:s, s:s}", "response_type", "ephemeral", "text", out);
 }
 
-static json_t *on_envelope(void *ud, const struct slack_envelope *env)
+static int on_envelope(void *ud, const struct slack_envelope *env, json_t **payload)
 {
     struct slack_serve *sv = ud;
-    if (env->type == SLACK_ENV_SLASH_COMMANDS && env->payload)
-        return env->accepts_response_payload ? handle_slash(sv, env->payload) : NULL;
-    if (env->type != SLACK_ENV_EVENTS_API || !env->payload) return NULL;
+    if (env->type == SLACK_ENV_SLASH_COMMANDS && env->payload) {
+        if (env->accepts_response_payload) *payload = handle_slash(sv, env->payload);
+        return 0;
+    }
+    if (env->type != SLACK_ENV_EVENTS_API || !env->payload) return 0;
     struct slack_message m;
     const char *why = NULL;
     struct jb_err err = {0};
@@ -191,10 +225,11 @@ static json_t *on_envelope(void *ud, const struct slack_envelope *env)
     else if (rc == 0)
         log_debug("slack: event ignored: %s", why ? why : "-");
     else {
-        handle_message(sv, &m);
+        rc = handle_message(sv, &m);
         slack_message_release(&m);
+        return rc;
     }
-    return NULL;
+    return 0;
 }
 
 int slack_serve_new(const struct jb_config *cfg, struct jb_metrics *metrics,
@@ -213,7 +248,7 @@ int slack_serve_new(const struct jb_config *cfg, struct jb_metrics *metrics,
         goto fail;
     }
     log_info("slack: signed in as <@%s>", sv->bot_user);
-    if (!(sv->fe = frontend_slack_new(sv->web, cfg, err))) goto fail;
+    if (!(sv->fe = frontend_slack_new(sv->web, cfg, sv->bot_user, err))) goto fail;
     *ret = sv;
     return 0;
 fail:

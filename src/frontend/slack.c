@@ -11,10 +11,14 @@
 #include "frontend/status.h"
 #include "slack/slack.h"
 
+/* The event_type of the metadata on the bot's replies to messages. */
+#define REPLY_EVENT_TYPE "janebot_reply"
+
 struct fe_slack {
     struct slack_web *web;
     const struct jb_config *cfg;
     struct status_writer *status; /* owns the status messages (status.c) */
+    char *bot_user;               /* the bot's user id: its own messages */
 };
 
 /* "CHANNEL:TS" -> channel and ts (into caller buffers). 0, or -1 when malformed. */
@@ -58,7 +62,7 @@ static void slack_progress(struct frontend *fe, const char *key, const char *sta
 /* An answer over SLACK_ANSWER_MESSAGES_MAX messages: the whole markdown as a file in the
  * thread, then a last message saying where the rest is. */
 static int post_cut(struct fe_slack *s, const char *ch, const char *thread, const char *markdown,
-                    size_t nchunks, struct jb_err *err)
+                    size_t nchunks, const char *meta, struct jb_err *err)
 {
     struct jb_err e = {0};
     jb_autoclose int fd = memfd_create("answer", MFD_CLOEXEC);
@@ -81,13 +85,13 @@ static int post_cut(struct fe_slack *s, const char *ch, const char *thread, cons
                  "file failed (%.300s)._",
                  nchunks, e.msg);
     if (up < 0) log_warn("slack: the whole answer as a file in %s:%s: %s", ch, thread, e.msg);
-    return slack_post_message(s->web, ch, thread, note, NULL, err);
+    return slack_post_message_meta(s->web, ch, thread, note, meta, NULL, err);
 }
 
 /* Post markdown in the thread, converted and chunked: at most SLACK_ANSWER_MESSAGES_MAX
  * messages, so that an agent cannot flood a channel; a longer text is cut and attached. */
 static int post_markdown(struct fe_slack *s, const char *key, const char *markdown,
-                         struct jb_err *err)
+                         const char *meta, struct jb_err *err)
 {
     char ch[64], thread[64];
     if (split_ref(key, ch, sizeof ch, thread, sizeof thread) < 0)
@@ -99,10 +103,25 @@ static int post_markdown(struct fe_slack *s, const char *key, const char *markdo
     int cut = chunks.n > SLACK_ANSWER_MESSAGES_MAX;
     size_t n = cut ? SLACK_ANSWER_MESSAGES_MAX - 1 : chunks.n;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = slack_post_message(s->web, ch, thread, chunks.v[i], NULL, err);
-    if (rc == 0 && cut) rc = post_cut(s, ch, thread, markdown, chunks.n, err);
+        rc = slack_post_message_meta(s->web, ch, thread, chunks.v[i], meta, NULL, err);
+    if (rc == 0 && cut) rc = post_cut(s, ch, thread, markdown, chunks.n, meta, err);
     jb_strv_free(&chunks);
     return rc;
+}
+
+/* The reply of a turn names the messages it answers (their refs) in its metadata, so that
+ * after a crash the bot can see which got their reply (slack_answered()). Caller frees;
+ * NULL when out of memory (then the reply goes without). */
+static char *reply_metadata(const char *const *refs, size_t n)
+{
+    jb_auto(json_decrefp) json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++)
+        if (refs[i]) json_array_append_new(list, json_string(refs[i]));
+    jb_auto(json_decrefp) json_t *meta =
+        list ? json_pack("{s:s, s:{s:O}}", "event_type", REPLY_EVENT_TYPE, "event_payload", "refs",
+                         list)
+             : NULL;
+    return meta ? json_dumps(meta, JSON_COMPACT) : NULL;
 }
 
 static int slack_answer(struct frontend *fe, const char *key, const char *const *refs, size_t n,
@@ -112,7 +131,8 @@ static int slack_answer(struct frontend *fe, const char *key, const char *const 
     (void)refs;
     (void)n;
     status_writer_end(s->status, key);
-    return post_markdown(s, key, markdown, err);
+    jb_autofree char *meta = reply_metadata(refs, n);
+    return post_markdown(s, key, markdown, meta, err);
 }
 
 static int slack_fail(struct frontend *fe, const char *key, const char *const *refs, size_t n,
@@ -124,8 +144,9 @@ static int slack_fail(struct frontend *fe, const char *key, const char *const *r
     int rc = -1;
     (void)refs;
     (void)n;
+    jb_autofree char *meta = reply_metadata(refs, n);
     if (asprintf(&md, "Sorry, that did not work: %s", message) > 0)
-        rc = post_markdown(s, key, md, err);
+        rc = post_markdown(s, key, md, meta, err);
     return rc;
 }
 
@@ -142,7 +163,7 @@ static void slack_finished(struct frontend *fe, const char *key, const char *con
 
 static int slack_notice(struct frontend *fe, const char *key, const char *text, struct jb_err *err)
 {
-    return post_markdown(fe->priv, key, text, err);
+    return post_markdown(fe->priv, key, text, NULL, err);
 }
 
 static int slack_upload(struct frontend *fe, const char *key, int fd, const char *name,
@@ -190,6 +211,47 @@ static char *slack_context(struct frontend *fe, const char *key, const char *ref
     return jb_buf_detach(&b, NULL);
 }
 
+/* 1 when a message names ref in its reply metadata (reply_metadata()). */
+static int names_ref(json_t *msg, const char *ref)
+{
+    json_t *meta = json_object_get(msg, "metadata");
+    const char *type = json_string_value(json_object_get(meta, "event_type"));
+    if (!type || strcmp(type, REPLY_EVENT_TYPE) != 0) return 0;
+    json_t *refs = json_object_get(json_object_get(meta, "event_payload"), "refs");
+    size_t i;
+    json_t *r;
+    json_array_foreach(refs, i, r)
+    {
+        if (json_is_string(r) && !strcmp(json_string_value(r), ref)) return 1;
+    }
+    return 0;
+}
+
+/* Whether the bot's reply to the message ref is in the thread: 1, 0, or -1 when Slack
+ * cannot say. */
+static int slack_answered(struct frontend *fe, const char *key, const char *ref)
+{
+    struct fe_slack *s = fe->priv;
+    char ch[64], thread[64];
+    if (!s->bot_user || split_ref(key, ch, sizeof ch, thread, sizeof thread) < 0) return -1;
+    json_t *msgs = NULL;
+    struct jb_err err = {0};
+    if (slack_thread_replies(s->web, ch, thread, &msgs, &err) < 0) {
+        log_warn("slack: replies of %s: %s", key, err.msg);
+        return -1;
+    }
+    int found = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        const char *user = json_string_value(json_object_get(m, "user"));
+        if (user && !strcmp(user, s->bot_user) && names_ref(m, ref)) found = 1;
+    }
+    json_decref(msgs);
+    return found;
+}
+
 /* The bot token goes only to Slack's file host (or SLACK_API_URL's): slack_file_download
  * refuses every other URL a payload may carry. */
 static int slack_fetch(struct frontend *fe, const char *url, int fd, long long max,
@@ -213,10 +275,11 @@ static const struct frontend_ops slack_ops = {
     .upload = slack_upload,
     .context = slack_context,
     .fetch = slack_fetch,
+    .answered = slack_answered,
 };
 
 struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config *cfg,
-                                    struct jb_err *err)
+                                    const char *bot_user, struct jb_err *err)
 {
     struct frontend *fe = calloc(1, sizeof *fe);
     struct fe_slack *s = calloc(1, sizeof *s);
@@ -227,7 +290,14 @@ struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config 
         return NULL;
     }
     s->web = w, s->cfg = cfg;
+    if (bot_user && !(s->bot_user = strdup(bot_user))) {
+        jb_err_set(err, JB_ENOMEM, "slack frontend");
+        free(fe);
+        free(s);
+        return NULL;
+    }
     if (!(s->status = status_writer_new(w, err))) {
+        free(s->bot_user);
         free(fe);
         free(s);
         return NULL;
@@ -242,6 +312,7 @@ void frontend_slack_free(struct frontend *fe)
     if (!fe) return;
     struct fe_slack *s = fe->priv;
     status_writer_free(s->status);
+    free(s->bot_user);
     free(s);
     free(fe);
 }

@@ -222,6 +222,12 @@ int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *e
  * connection after sending); the caller decides whether to check the thread or post again. */
 int slack_post_message(struct slack_web *w, const char *channel, const char *thread_ts,
                        const char *mrkdwn, char **ret_ts, struct jb_err *err);
+/* The same with message metadata (a JSON object {event_type, event_payload} as text,
+ * borrowed; NULL: none): conversations.replies returns it (slack_thread_replies asks for
+ * it), so the bot can find its own messages again. */
+int slack_post_message_meta(struct slack_web *w, const char *channel, const char *thread_ts,
+                            const char *mrkdwn, const char *metadata, char **ret_ts,
+                            struct jb_err *err);
 int slack_update_message(struct slack_web *w, const char *channel, const char *ts,
                          const char *mrkdwn, struct jb_err *err);
 int slack_delete_message(struct slack_web *w, const char *channel, const char *ts,
@@ -273,10 +279,11 @@ int slack_file_download(const struct slack_download *d, const char *url, int fd,
 
 struct slack_socket;
 /* Called on the socket thread for each envelope that carries an envelope_id, before it
- * is acknowledged (the ack follows whatever this returns, even for malformed frames).
- * Must be quick: store the event, don't work on it. Returns a payload for the ack (the
- * socket takes ownership) or NULL. env->type is never HELLO or DISCONNECT here. */
-typedef json_t *(*slack_envelope_fn)(void *ud, const struct slack_envelope *env);
+ * is acknowledged. Must be quick: store the event, don't work on it. Returns 0 to ack it,
+ * with *payload (set or NULL; the socket takes ownership) in the ack, or -1 to leave it
+ * unacknowledged, so Slack sends it again (the event could not be stored). Malformed
+ * frames are acknowledged without a call. env->type is never HELLO or DISCONNECT here. */
+typedef int (*slack_envelope_fn)(void *ud, const struct slack_envelope *env, json_t **payload);
 
 /* Connect (apps.connections.open, then the WebSocket) on a thread of its own and keep
  * connected: a refresh or warning opens the new connection before the old one closes;

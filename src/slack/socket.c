@@ -7,7 +7,8 @@
  * An abrupt close of the last live connection schedules a reconnect with jittered
  * backoff (1 s doubling to 30 s); link_disabled waits 5 minutes.
  * Every envelope with an envelope_id is acknowledged, on the connection it came from,
- * right after the callback returns: the callback stores the event first (durability). */
+ * right after the callback returns: the callback stores the event first (durability),
+ * and one it could not store is left unacknowledged, so Slack sends it again. */
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -183,12 +184,14 @@ static void on_frame(struct conn *c, const char *text, size_t len)
     } else if (env.envelope_id) {
         const char *type = envelope_type_name(env.type);
         jb_metrics_add(c->s->metrics, JB_M_EVENTS_RECEIVED, type, NULL, 1);
-        json_t *payload = c->s->fn(c->s->ud, &env);
-        struct ack *a = queue_ack(c, slack_ack_json(env.envelope_id, payload));
-        if (a) a->type = type, a->t0 = t0;
+        json_t *payload = NULL;
+        if (c->s->fn(c->s->ud, &env, &payload) == 0) {
+            struct ack *a = queue_ack(c, slack_ack_json(env.envelope_id, payload));
+            if (a) a->type = type, a->t0 = t0;
+            jb_log_event(JB_LOG_DEBUG, "slack.acked", (int64_t)((mono_s() - t0) * 1000),
+                         "slack: envelope %s acked", env.envelope_id);
+        }
         json_decref(payload);
-        jb_log_event(JB_LOG_DEBUG, "slack.acked", (int64_t)((mono_s() - t0) * 1000), "slack: envelope %s acked",
-                     env.envelope_id);
     }
     slack_envelope_release(&env);
 }

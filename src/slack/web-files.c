@@ -71,10 +71,17 @@ int slack_connections_open(struct slack_web *w, char **ret_url, struct jb_err *e
 int slack_post_message(struct slack_web *w, const char *channel, const char *thread_ts,
                        const char *mrkdwn, char **ret_ts, struct jb_err *err)
 {
+    return slack_post_message_meta(w, channel, thread_ts, mrkdwn, NULL, ret_ts, err);
+}
+
+int slack_post_message_meta(struct slack_web *w, const char *channel, const char *thread_ts,
+                            const char *mrkdwn, const char *metadata, char **ret_ts,
+                            struct jb_err *err)
+{
     const char *m = "chat.postMessage";
     jb_auto(json_decrefp) json_t *args =
-        args_pack(err, m, "{s:s, s:s*, s:s, s:b}", "channel", channel, "thread_ts", thread_ts,
-                  "text", mrkdwn, "unfurl_links", 0);
+        args_pack(err, m, "{s:s, s:s*, s:s, s:b, s:s*}", "channel", channel, "thread_ts", thread_ts,
+                  "text", mrkdwn, "unfurl_links", 0, "metadata", metadata);
     jb_auto(json_decrefp) json_t *r = NULL;
     jb_autofree char *ts = NULL;
     if (!args || slack_call_ex(w, m, args, SLACK_CALL_ONCE, NULL, &r, NULL, err) < 0 ||
@@ -151,8 +158,8 @@ int slack_thread_replies(struct slack_web *w, const char *channel, const char *t
             break;
         }
         jb_auto(json_decrefp) json_t *args =
-            args_pack(err, m, "{s:s, s:s, s:i, s:s*}", "channel", channel, "ts", thread_ts, "limit",
-                      REPLIES_LIMIT, "cursor", cursor);
+            args_pack(err, m, "{s:s, s:s, s:i, s:s*, s:b}", "channel", channel, "ts", thread_ts,
+                      "limit", REPLIES_LIMIT, "cursor", cursor, "include_all_metadata", 1);
         jb_auto(json_decrefp) json_t *r = NULL;
         int rc = args ? slack_call_ex(w, m, args, SLACK_CALL_FORM, ok_errors, &r, NULL, err) : -1;
         if (rc < 0) return -1;

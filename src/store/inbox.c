@@ -47,12 +47,21 @@ int store_inbox_finish(struct store *st, int64_t id, const char *state, struct j
     return 0;
 }
 
+int store_inbox_answering(struct store *st, int64_t id, struct jb_err *err)
+{
+    if (store_run(st, "UPDATE inbox SET state = 'answering' WHERE id = ?1 AND state = 'pending'",
+                  &STORE_ARGS(ARG_I(id)), NULL, NULL) < 0)
+        return store_fail(st, err, "cannot mark inbox message %lld as answering", (long long)id);
+    return 0;
+}
+
 /* -1 only when out of memory; m is then empty. */
 static int msg_from_row(sqlite3_stmt *s, struct inbox_msg *m)
 {
     *m = (struct inbox_msg){
         .id = sqlite3_column_int64(s, 0),
         .received_at = sqlite3_column_int64(s, 4),
+        .answering = sqlite3_column_int(s, 7),
     };
     if (store_col_dup(s, 1, &m->thread_key) < 0 || store_col_dup(s, 2, &m->user_id) < 0 ||
         store_col_dup(s, 3, &m->text) < 0 || store_col_dup(s, 5, &m->ref) < 0 ||
@@ -71,9 +80,10 @@ int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg *
                         struct jb_err *err)
 {
     /* substr, not LIKE: '_' and '%' occur in keys and must match literally. */
-    static const char sql[] = "SELECT id, thread_key, user_id, text, received_at, ref, files"
+    static const char sql[] = "SELECT id, thread_key, user_id, text, received_at, ref, files,"
+                              " state = 'answering'"
                               " FROM inbox"
-                              " WHERE state = 'pending'"
+                              " WHERE state IN ('pending', 'answering')"
                               " AND substr(thread_key, 1, length(?1)) = ?1 ORDER BY id";
     if (!prefix) prefix = "";
     store_autostmt sqlite3_stmt *s = NULL;

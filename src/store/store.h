@@ -67,6 +67,7 @@ struct inbox_msg {
     char *ref;           /* frontend reference, or NULL */
     char *files;         /* files shared with it (JSON array, see store_inbox_add), or NULL */
     int64_t received_at; /* Unix ms */
+    int answering;       /* its answer was being sent when the process stopped */
 };
 void inbox_msgs_free(struct inbox_msg *v, size_t n);
 
@@ -90,6 +91,10 @@ int store_event_accept(struct store *st, const char *event_id, const char *dedup
                        const char *ref, const char *files, int64_t *ret_id, struct jb_err *err);
 /* state: "done" or "failed". JB_ENOTFOUND for an unknown id. */
 int store_inbox_finish(struct store *st, int64_t id, const char *state, struct jb_err *err);
+/* The message's answer is about to be sent: a pending message becomes "answering" (still
+ * pending for store_inbox_pending(), with answering set), so that after a crash the
+ * caller can look whether the answer got out before sending it again. */
+int store_inbox_answering(struct store *st, int64_t id, struct jb_err *err);
 /* Pending messages whose thread key starts with prefix ("" or NULL = all; compared
  * literally, no wildcards), oldest first. *ret freed with inbox_msgs_free(). */
 int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret, size_t *ret_n,

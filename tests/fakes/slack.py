@@ -34,6 +34,8 @@ Behaviour (defaults; most are switchable with /_control/config):
     retry_attempt+1, retry_reason "timeout", the same event_id, up to 3 retries. Ack latency
     is recorded per envelope. Events injected with no socket open wait for the next one.
   * The 11th socket gets disconnect too_many_websockets. Pings every ping_interval.
+  * chat.postMessage keeps message metadata ({event_type, event_payload}, a JSON string)
+    on the message; conversations.replies returns it with include_all_metadata=true.
   * chat.postMessage stores the message (ts "1717180000.NNNNNN", one increasing counter
     for every message of the fake), honours thread_ts (parent reply_count/latest_reply),
     and echoes a message event with bot_id/app_id/user to the socket ("bots see their own
@@ -1061,6 +1063,17 @@ class Server:
             msg["blocks"] = blocks
         if tts:
             msg["thread_ts"] = tts
+        meta = a.get("metadata")
+        if meta is not None:  # message metadata: {event_type, event_payload}, JSON or a string
+            try:
+                meta = json.loads(meta) if isinstance(meta, str) else meta
+            except ValueError:
+                return {"ok": False, "error": "invalid_metadata_format"}
+            if not isinstance(meta, dict) or not isinstance(meta.get("event_type"), str) \
+                    or not isinstance(meta.get("event_payload"), dict):
+                return {"ok": False, "error": "invalid_metadata_format"}
+            msg["metadata"] = {"event_type": meta["event_type"],
+                               "event_payload": meta["event_payload"]}
         with st.lock:
             thread_known = bool(tts and st.find(ch, tts))
             is_reply_ts = bool(tts and thread_known and st.find(ch, tts).get("thread_ts")
@@ -1210,6 +1223,9 @@ class Server:
                 return {"ok": False, "error": "thread_not_found"}
             thread = [dict(m) for m in thread]
             repeat = st.cfg["repeat_parent"]
+        if str(a.get("include_all_metadata", "")).lower() not in ("1", "true"):
+            for m in thread:
+                m.pop("metadata", None)
         parent, replies = thread[0], thread[1:]
         if after is None:
             items = [parent] + replies

@@ -30,6 +30,9 @@ Switches (plain attributes; set them at any time):
   checkpoint_fail True: the next checkpoint or restore stream (200) sends info lines then
                   an `error` event and no `complete`; nothing is saved or restored (then
                   the switch resets; events "checkpoint_failed" / "restore_failed")
+  fail_ratio      0..1: besides fail_next, each REST call answers 503 with this probability
+                  (a flaky service; exec upgrades excluded; drawn from fail_random, a
+                  random.Random the test may seed)
   fail_retry_after a Retry-After header value ("2", or an HTTP date) for the 503s of
                   fail_next (default None: no header)
   lose_answer     ("checkpoint" | "restore", "502" | "drop" | "503"): the next such call
@@ -77,6 +80,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import select
 import shutil
 import signal
@@ -194,6 +198,7 @@ class FakeSprites:
         self.rest_delay, self.exec_delay = 0, 0
         self.checkpoint_fail = False
         self.fail_retry_after, self.lose_answer = None, None
+        self.fail_ratio, self.fail_random = 0.0, random.Random()
         self.bare_exit, self.restore_delay = True, 1.0
         self.checkpoint_text, self.exec_as_root = "Checkpoint %s created", False
         self.lock = threading.RLock()
@@ -405,6 +410,8 @@ class Handler(BaseHTTPRequestHandler):
                     f.rate_limit_next -= 1
                 elif failed:
                     f.fail_next -= 1
+                elif f.fail_ratio and f.fail_random.random() < f.fail_ratio:
+                    failed = True
             if limited or failed:
                 self.body_raw()
                 ra = {"Retry-After": str(f.fail_retry_after)} if f.fail_retry_after else None

@@ -534,9 +534,11 @@ Test(slack_web, replies_follow_the_cursor)
     json_decref(msgs);
     cr_assert_eq(nreqs(), 2);
     cr_expect_str_eq(req_header(0, "Content-Type"), "application/x-www-form-urlencoded");
-    cr_expect_str_eq(srv.reqs[0].body, "channel=C0DEVCHAN1&ts=1717171717.000100&limit=200");
-    cr_expect_str_eq(srv.reqs[1].body, "channel=C0DEVCHAN1&ts=1717171717.000100&limit=200&"
-                                       "cursor=bmV4dF90czoxNzE3MTcyMDAwMDAwMzAw");
+    cr_expect_str_eq(srv.reqs[0].body,
+                     "channel=C0DEVCHAN1&ts=1717171717.000100&limit=200&include_all_metadata=true");
+    cr_expect_str_eq(srv.reqs[1].body,
+                     "channel=C0DEVCHAN1&ts=1717171717.000100&limit=200&"
+                     "cursor=bmV4dF90czoxNzE3MTcyMDAwMDAwMzAw&include_all_metadata=true");
 }
 
 Test(slack_web, replies_thread_not_found_is_empty)
