@@ -35,30 +35,15 @@ struct jb_metrics_http {
     struct http_conn conns[HTTP_CONNS];
 };
 
-/* "HOST:PORT" or "[V6]:PORT" -> host and port. */
+/* A listen address with a port from 1 to 65535 (a scrape target needs a fixed one). */
 static int split_addr(const char *name, const char *addr, char host[256], char port[6],
                       struct jb_err *err)
 {
-    const char *colon = NULL, *h = addr;
-    size_t hn = 0;
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (end && end[1] == ':') h = addr + 1, hn = (size_t)(end - h), colon = end + 1;
-    } else if ((colon = strrchr(addr, ':')) && memchr(addr, ':', (size_t)(colon - addr))) {
-        colon = NULL; /* a bare IPv6 address: the port is ambiguous */
-    } else if (colon) {
-        hn = (size_t)(colon - addr);
-    }
-    size_t pn = colon ? strlen(colon + 1) : 0;
-    if (!colon || hn == 0 || hn >= 256 || pn == 0 || pn > 5 ||
-        strspn(colon + 1, "0123456789") != pn || atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+    if (jb_split_hostport(addr, host, port) < 0 || atoi(port) < 1)
         return jb_err_set(err, JB_ECONFIG,
                           "%s=\"%.100s\" is not valid: expected HOST:PORT or [IPv6]:PORT with a "
                           "port from 1 to 65535, like 127.0.0.1:9464",
                           name, addr);
-    memcpy(host, h, hn);
-    host[hn] = '\0';
-    memcpy(port, colon + 1, pn + 1);
     return 0;
 }
 

@@ -59,3 +59,25 @@ char *jb_strip_controls_dup(const char *s)
     if (copy) jb_strip_controls(copy);
     return copy;
 }
+
+int jb_split_hostport(const char *addr, char host[256], char port[6])
+{
+    const char *colon = NULL, *h = addr;
+    size_t hn = 0;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (end && end[1] == ':') h = addr + 1, hn = (size_t)(end - h), colon = end + 1;
+    } else if ((colon = strrchr(addr, ':')) && memchr(addr, ':', (size_t)(colon - addr))) {
+        colon = NULL; /* a bare IPv6 address: the port is ambiguous */
+    } else if (colon) {
+        hn = (size_t)(colon - addr);
+    }
+    size_t pn = colon ? strlen(colon + 1) : 0;
+    if (!colon || hn == 0 || hn >= 256 || pn == 0 || pn > 5 ||
+        strspn(colon + 1, "0123456789") != pn || atoi(colon + 1) > 65535)
+        return -1;
+    memcpy(host, h, hn);
+    host[hn] = '\0';
+    memcpy(port, colon + 1, pn + 1);
+    return 0;
+}

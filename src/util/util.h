@@ -54,6 +54,12 @@ size_t jb_strip_controls(char *s);
 /* The same on a copy of s (NULL reads as ""). Caller frees; NULL when out of memory. */
 char *jb_strip_controls_dup(const char *s);
 
+/* ---- listen addresses (text.c) ------------------------------------------------- */
+/* "HOST:PORT" or "[V6]:PORT" -> host and port (1-5 digits, at most 65535; 0 passes, the
+ * caller decides whether it may). 0, or -1 when addr has neither shape (a bare IPv6
+ * address is one: its port is ambiguous). The caller words the error. */
+int jb_split_hostport(const char *addr, char host[256], char port[6]);
+
 /* ---- logging (the process-wide logger; redacts registered secrets and strips control
  * characters from every line) ------------------------------------------------------ */
 
