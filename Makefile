@@ -103,12 +103,17 @@ tsan:
 $(B)/bench-exec: $(B)/bench/bench-exec.o $(B)/libjanebot.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Every script prints its own tables and appends its goal rows (bench/benchlib.py) to
+# BENCH_RESULTS; the summary prints them all at the end. A script that fails does not
+# hide the others' figures, but fails the run.
+BENCH_RESULTS = $(B)/bench-results.jsonl
 bench: all $(B)/bench-exec
-	./$(B)/bench-exec ./$(B)/janebot
-	./bench/proxy-throughput.py ./$(B)/janebot
-	./bench/slack-ack.py ./$(B)/janebot
-	./bench/llm-proxy.py ./$(B)/janebot
-	./bench/sprites-latency.py ./$(B)/janebot
+	@rm -f $(BENCH_RESULTS); st=0; \
+	for b in "./$(B)/bench-exec ./$(B)/janebot" "./bench/proxy-throughput.py ./$(B)/janebot" \
+		"./bench/slack-ack.py ./$(B)/janebot" "./bench/llm-proxy.py ./$(B)/janebot" \
+		"./bench/sprites-latency.py ./$(B)/janebot"; do \
+		echo "== $$b"; BENCH_RESULTS=$(BENCH_RESULTS) $$b || st=1; \
+	done; ./bench/summary.py $(BENCH_RESULTS) || st=1; exit $$st
 
 # libFuzzer targets (tests/fuzz/README.md): each runs FUZZ_SECONDS, two at a time; a
 # crash, leak or sanitizer report fails the run.
