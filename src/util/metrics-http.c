@@ -14,9 +14,10 @@
 
 #include "util/util.h"
 
-#define HTTP_CONNS      8
-#define HTTP_HEAD_MAX   8192
-#define HTTP_TIMEOUT_MS 5000
+#define HTTP_CONNS       8
+#define HTTP_HEAD_MAX    8192
+#define HTTP_TIMEOUT_MS  5000
+#define OVERFLOW_WAIT_MS 200 /* a probe's head, when every slot is taken */
 
 struct http_conn {
     atomic_int state; /* 0 free, 1 running, 2 done (to be joined) */
@@ -225,6 +226,24 @@ static void reap(struct jb_metrics_http *h)
         }
 }
 
+/* 1 when the peer's request line, read within OVERFLOW_WAIT_MS, is GET /healthz. */
+static int overflow_asks_healthz(int fd)
+{
+    static const char want[] = "GET /healthz HTTP/1.";
+    char buf[sizeof want];
+    size_t len = 0;
+    int64_t deadline = jb_mono_ms() + OVERFLOW_WAIT_MS;
+    while (len < sizeof want - 1) {
+        int64_t left = deadline - jb_mono_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) return 0;
+        ssize_t n = recv(fd, buf + len, sizeof want - 1 - len, 0);
+        if (n <= 0) return 0;
+        len += (size_t)n;
+    }
+    return memcmp(buf, want, sizeof want - 1) == 0;
+}
+
 static void accept_one(struct jb_metrics_http *h)
 {
     int fd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -242,10 +261,20 @@ static void accept_one(struct jb_metrics_http *h)
         atomic_store(&c->state, 0);
         c->fd = -1;
     }
-    /* Full (or no thread): say so without waiting for the request. */
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    /* Full (or no thread): peers holding every slot must not make a liveness probe
+     * restart a healthy process, so /healthz is still answered here, from a head that
+     * arrives within a short wait; anything else is told "busy". */
+    struct timeval tv = {.tv_sec = 0, .tv_usec = OVERFLOW_WAIT_MS * 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    respond_text(fd, 503, NULL, "busy\n");
+    if (overflow_asks_healthz(fd))
+        respond_text(fd, 200, NULL, "ok\n");
+    else
+        respond_text(fd, 503, NULL, "busy\n");
+    /* Unread request bytes at close() would reset the connection under the answer. */
+    shutdown(fd, SHUT_WR);
+    char sink[512];
+    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+    }
     close(fd);
 }
 

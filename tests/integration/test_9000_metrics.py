@@ -215,6 +215,24 @@ class Metrics(ServeCase):
         db.execute("ROLLBACK")
         self.assertEqual(self.request("/readyz")[0], 200)
 
+    def test_9009_silent_peers_holding_every_slot_do_not_fail_the_liveness_probe(self):
+        self.start_serve()
+        self.assertEqual(self.wait_http("/healthz", 200), "ok\n")
+        # More silent connections than the listener serves at once (8).
+        silent = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(12)]
+        try:
+            time.sleep(0.3)  # every slot taken by a peer that sends nothing
+            status, body, _ = self.request("/healthz")
+            self.assertEqual((status, body), (200, "ok\n"),
+                             "the liveness probe is answered while the slots are held")
+            status, body, _ = self.request("/metrics")
+            self.assertEqual((status, body), (503, "busy\n"),
+                             "the rest is told the listener is busy, not left hanging")
+        finally:
+            for c in silent:
+                c.close()
+        self.assertEqual(self.wait_http("/metrics", 200)[:7], "# HELP ")
+
     def test_9003_a_bad_or_busy_listen_address_is_refused_clearly(self):
         for bad in ("nonsense", "127.0.0.1:", "127.0.0.1:99999", ":9464", "::1:9464"):
             r = self.run_jb(["serve"], env={"JANEBOT_METRICS_LISTEN": bad}, timeout=20)
