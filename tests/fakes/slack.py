@@ -496,6 +496,8 @@ class Server:
                    "frame": env, "fragment_pad": ev.get("fragment_pad", 0)}
             st.envelopes.append(rec)
             st.env_by_id[env_id] = rec
+            if attempt == 0:
+                ev["first_envelope_id"] = env_id
             ev["attempts"] += 1
             st.pending.append(rec)
         self._flush_pending()
@@ -1411,9 +1413,9 @@ class Server:
             # let the loop assign envelope ids to first attempts
             end = time.monotonic() + 1.0
             while time.monotonic() < end:
-                with st.lock:
-                    envs = [e["envelope_id"] for e in st.envelopes
-                            if e["event_id"] in out["event_ids"] and e["retry_attempt"] == 0]
+                with st.lock:  # by the event's own record: envelopes grow without bound
+                    envs = [st.events[k]["first_envelope_id"] for k in out["event_ids"]
+                            if st.events.get(k, {}).get("first_envelope_id")]
                 if len(envs) >= len(out["event_ids"]):
                     break
                 time.sleep(0.005)
