@@ -51,6 +51,7 @@ Control (all JSON; POST unless noted):
   GET  /_control/health                     {ok, port, ws_port}
   GET  /_control/state                      everything recorded (see State.dump)
   POST /_control/state    {brief: true}     the same, uploads without their bytes
+  POST /_control/state    {only: [PART..]}  only those parts of it (envelopes, messages, ...)
   POST /_control/reset                      forget everything, close sockets
   POST /_control/config   {key: value}      ack_timeout, max_retries, echo_bot_posts,
                                             long_text, delivery ("round_robin"|"random"),
@@ -191,9 +192,15 @@ class FakeSlack:
         return out
 
     # thin wrappers
-    def state(self, brief=False):
-        """brief: uploads without their bytes (content, content_b64; sha256 stays)."""
-        return self.call("state", {"brief": True} if brief else None)
+    def state(self, brief=False, only=None, timeout=10.0):
+        """brief: uploads without their bytes (content, content_b64; sha256 stays);
+        only: the names of the parts wanted (e.g. ["envelopes", "messages"])."""
+        if not brief and not only:
+            return self.call("state", None, timeout=timeout)
+        req = {"brief": True} if brief else {}
+        if only:
+            req["only"] = list(only)
+        return self.call("state", req, timeout=timeout)
 
     def inject(self, kind, **kw):
         kw["kind"] = kind
@@ -399,29 +406,38 @@ class State:
                                      if t != parent_ts and x.get("thread_ts") == parent_ts]
             return sorted(out, key=lambda x: x["ts"])
 
-    def dump(self):
+    def dump(self, only=None):
+        """Everything recorded, or only the named parts (a long run's full record is big)."""
+        parts = {
+            "config": lambda: dict(self.cfg),
+            "calls": lambda: list(self.calls), "posts": lambda: list(self.posts),
+            "ephemerals": lambda: list(self.ephemerals),
+            "updates": lambda: list(self.updates), "deletes": lambda: list(self.deletes),
+            "reaction_log": lambda: list(self.reaction_log),
+            "reactions": lambda: [{"channel": c, "ts": t, "names": list(n)}
+                                  for (c, t), n in self.reactions.items()],
+            "uploads": lambda: list(self.shared_files),
+            "envelopes": lambda: [dict(e, payload=None) for e in self.envelopes],
+            "events": lambda: {k: {kk: vv for kk, vv in v.items() if kk != "payload"}
+                               for k, v in self.events.items()},
+            "pending": lambda: len(self.pending),
+            "acks": lambda: list(self.acks), "stray_acks": lambda: list(self.stray_acks),
+            "frames_in": lambda: list(self.frames_in[-500:]),
+            "bad_frames": lambda: list(self.bad_frames),
+            "early_retries": lambda: list(self.early_retries),
+            "connections": lambda: [c.info() for c in self.conns],
+            "link_enabled": lambda: self.link_enabled,
+            "messages": lambda: {c: sorted(m.values(), key=lambda x: x["ts"])
+                                 for c, m in self.messages.items()},
+        }
+        unknown = [k for k in (only or ()) if k not in parts]
+        if unknown:
+            return {"ok": False, "error": "unknown state parts %s" % unknown}
         with self.lock:
-            return {
-                "ok": True, "config": dict(self.cfg),
-                "calls": list(self.calls), "posts": list(self.posts),
-                "ephemerals": list(self.ephemerals),
-                "updates": list(self.updates), "deletes": list(self.deletes),
-                "reaction_log": list(self.reaction_log),
-                "reactions": [{"channel": c, "ts": t, "names": list(n)}
-                              for (c, t), n in self.reactions.items()],
-                "uploads": list(self.shared_files),
-                "envelopes": [dict(e, payload=None) for e in self.envelopes],
-                "events": {k: {kk: vv for kk, vv in v.items() if kk != "payload"}
-                           for k, v in self.events.items()},
-                "pending": len(self.pending),
-                "acks": list(self.acks), "stray_acks": list(self.stray_acks),
-                "frames_in": list(self.frames_in[-500:]), "bad_frames": list(self.bad_frames),
-                "early_retries": list(self.early_retries),
-                "connections": [c.info() for c in self.conns],
-                "link_enabled": self.link_enabled,
-                "messages": {c: sorted(m.values(), key=lambda x: x["ts"])
-                             for c, m in self.messages.items()},
-            }
+            out = {"ok": True}
+            for k in (only or parts):
+                out[k] = parts[k]()
+            return out
 
 
 class Server:
@@ -1391,8 +1407,8 @@ class Server:
         if op == "health":
             return {"ok": True, "port": self.port, "ws_port": self.ws_port}
         if op == "state":
-            d = st.dump()
-            if (req or {}).get("brief"):
+            d = st.dump((req or {}).get("only"))
+            if (req or {}).get("brief") and "uploads" in d:
                 d["uploads"] = [{k: v for k, v in u.items() if k not in ("content",
                                                                           "content_b64")}
                                 for u in d["uploads"]]

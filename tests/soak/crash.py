@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 
-from harness import (remove_run_dir, REPO, Injector, Serve, SoakError, check_answers, descendants, integrity,
+from harness import (remove_run_dir, REPO, Injector, answer_state, Serve, SoakError, check_answers, descendants, integrity,
                      log, mounts_under, procs_mentioning, start_fake)
 
 ROUNDS = int(os.environ.get("ROUNDS", "50"))
@@ -106,13 +106,13 @@ def main():
         log("crash: load stopped after %d events; waiting for the answers" % len(inj.events))
         deadline = time.monotonic() + DRAIN_SECONDS
         while True:
-            s = slack.state(brief=True)
+            s = answer_state(slack)
             r = check_answers(inj.events, s, acked_only=True)
             if (not r["lost"] and not s["pending"]) or time.monotonic() > deadline:
                 break
             time.sleep(3.0)
         time.sleep(5.0)  # duplicates show up late, if at all
-        s = slack.state(brief=True)
+        s = answer_state(slack)
         r = check_answers(inj.events, s, acked_only=True)
         pids.append(serve.proc.pid)
         rc = serve.stop(grace=30)

@@ -311,6 +311,15 @@ class Injector:
         return time.monotonic() - t0
 
 
+ANSWER_PARTS = ("envelopes", "messages", "pending")
+
+
+def answer_state(slack):
+    """The parts of the fake's record check_answers() reads, with time to serialise a long
+    run's record (its full dump grows with every Web API call)."""
+    return slack.state(brief=True, only=ANSWER_PARTS, timeout=120.0)
+
+
 def answers_by_event(state):
     """event number -> the bot answers now in Slack (after updates and deletes) whose
     text carries its token, outside the thread history janebot quotes to the agent:

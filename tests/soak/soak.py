@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from harness import (remove_run_dir, REPO, Injector, Serve, SoakError, check_answers, db_bytes, descendants,
+from harness import (remove_run_dir, REPO, Injector, answer_state, Serve, SoakError, check_answers, db_bytes, descendants,
                      integrity, log, percentile, proc_stats, start_fake)
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
@@ -54,12 +54,12 @@ def sampler(pid, out, stop):
 def wait_answered(slack, inj, deadline):
     """Poll the fake until every injected event is answered (or the deadline)."""
     while True:
-        s = slack.state(brief=True)
+        s = answer_state(slack)
         r = check_answers(inj.events, s)
         if not r["lost"] or time.monotonic() > deadline:
             return s, r
         log("draining: %d of %d answered" % (r["answered"], r["sent"]))
-        time.sleep(5.0)
+        time.sleep(15.0)  # each look serialises the whole record
 
 
 def main():
@@ -97,7 +97,7 @@ def main():
         end = proc_stats(pid)
         left = descendants(pid)
         stop.set()
-        s = slack.state(brief=True)
+        s = answer_state(slack)
         r = check_answers(inj.events, s)
         first = [e for e in s["envelopes"] if e["retry_attempt"] == 0 and e["type"] == "events_api"]
         lat = [e["latency"] for e in first if e["latency"] is not None]
