@@ -41,7 +41,7 @@ struct proc_spec {
     const char *const *stage_src;
     const char *const *stage_dst;
     size_t nstage;
-    /* cgroup.procs files the child moves itself into first (write "0"), so every
+    /* cgroup.procs (v1: tasks) files the child moves itself into first (write "0"), so every
      * process of the sandbox is counted from its start. */
     const int *cgroup_fds;
     size_t ncgroup;
@@ -106,7 +106,7 @@ void cgroup_sweep(const struct cgroup_env *ce);
 struct cgroup_run {
     enum cgroup_kind kind;
     char mem[4096], pids[4096], cpu[4096]; /* the run's directories, "" when none */
-    int procs_fd[3];                       /* their cgroup.procs, open for the child to join */
+    int procs_fd[3]; /* their cgroup.procs (v1: tasks), open for the child to join */
     size_t nprocs;
 };
 /* A fresh cgroup for one run (nothing when ce has none): memory (swap included) capped at
