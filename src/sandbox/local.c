@@ -26,6 +26,8 @@
 
 struct local_ctx {
     char *self_exe;       /* janebot's own binary: the init inside */
+    char *bwrap;          /* bubblewrap, found once */
+    struct seccomp_prog seccomp_base, seccomp_agent; /* compiled once */
     struct run_dir run;   /* the per-exec proxy sockets and the binary, opaquely named */
     atomic_uint seq;      /* makes socket and cgroup names unique within this process */
     struct cgroup_env cg; /* the memory limit's hierarchy, if any */
@@ -165,7 +167,7 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
         return jb_err_sys(err, "cannot create a staging dir");
     }
     if (!(plan->home_src = stage_add(st, sb->home, "home", err)) ||
-        !(plan->self_src = stage_add(st, lc->run.self_copy, "janebot", err)) ||
+        !(plan->self_src = stage_add(st, lc->run.init_copy, "janebot", err)) ||
         (plan->sock_src && !(plan->sock_src = stage_add(st, plan->sock_src, "egress.sock", err))) ||
         (plan->llm_src && !(plan->llm_src = stage_add(st, plan->llm_src, "llm.sock", err))))
         return -1;
@@ -232,15 +234,20 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct stage st = {
         .src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT, .detach = JB_STRV_INIT};
     struct cgroup_run cg = {.procs_fd = {-1, -1, -1}};
-    struct bwrap_plan plan = {.sb = sb,
+    struct bwrap_plan plan = {.bwrap = lc->bwrap,
+                              .sb = sb,
                               .x = x,
                               .home_src = sb->home,
-                              .self_src = lc->run.self_copy,
+                              .self_src = lc->run.init_copy,
                               .sock_src = sock,
                               .ro_src = x->ro_paths};
     int rc = -1;
-    plan.seccomp_base_fd = seccomp_base_fd(err);
-    plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1 : seccomp_agent_fd(err);
+    plan.seccomp_base_fd = proc_memfd("janebot-seccomp-base", lc->seccomp_base.bpf,
+                                      lc->seccomp_base.len, err);
+    plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1
+                                                     : proc_memfd("janebot-seccomp-agent",
+                                                                  lc->seccomp_agent.bpf,
+                                                                  lc->seccomp_agent.len, err);
     if (plan.seccomp_agent_fd < 0 ||
         listen_for(lc, sb, x->egress_extra, uid, sock, sizeof sock, &listener, err) < 0 ||
         llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0)
@@ -325,6 +332,9 @@ static void local_ctx_release(struct sandbox_ctx *ctx)
     jb_strv_free(&lc->seen);
     pthread_mutex_destroy(&lc->seen_mu);
     free(lc->self_exe);
+    free(lc->bwrap);
+    seccomp_prog_release(&lc->seccomp_base);
+    seccomp_prog_release(&lc->seccomp_agent);
     rundir_close(&lc->run);
     free(lc);
 }
@@ -345,6 +355,9 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
     if (!(lc->self_exe = realpath("/proc/self/exe", NULL)))
         return jb_err_sys(err, "cannot find janebot's own binary");
     if (rundir_open(&lc->run, lc->self_exe, err) < 0) return -1;
+    /* Once per process, not per exec: where bwrap is, and the compiled filters. */
+    lc->bwrap = bwrap_path();
+    if (seccomp_progs_build(&lc->seccomp_base, &lc->seccomp_agent, err) < 0) return -1;
     if (geteuid() == 0) {
         stage_sweep();
         char why[512];
