@@ -73,6 +73,7 @@ struct bwrap_plan {
                                    replace the adapter's own (a real key never goes in) */
     const char *const *ro_src;  /* one per x->ro_paths entry, shown at that entry's path */
     int seccomp_base_fd, seccomp_agent_fd;
+    int stamp_fd; /* the init writes its two timing stamps here (sandbox_timing), or -1 */
 };
 #define BWRAP_MAX_FDS 32
 struct bwrap_args {
@@ -131,7 +132,8 @@ struct run_dir {
     int lock_fd;
 };
 /* Make (or reuse) the base, remove the directories of processes that died, make this
- * process's own and the sandbox init's copy (once per self_exe, janebot's binary). Undo with rundir_close(). */
+ * process's own and the sandbox init's copy (once per self_exe, janebot's binary). Undo with
+ * rundir_close(). */
 int rundir_open(struct run_dir *rd, const char *self_exe, struct jb_err *err);
 /* A fresh random socket path in this process's directory: <dir>/<random><suffix>. */
 int rundir_sock_path(const struct run_dir *rd, const char *suffix, char *path, size_t n,

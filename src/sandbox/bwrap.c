@@ -21,14 +21,16 @@
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
 static const char *const etc_paths[] = {
-    "/etc/alternatives", "/etc/ssl",         "/etc/ca-certificates",
-    "/etc/ld.so.cache",  "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/ld.so.conf.d",
 };
 /* Small host files shown by copy (read at each exec, so never stale), not by a bind each:
  * every bind costs bwrap a mount, a remount and a read of the whole mount table. */
 static const char *const etc_copies[] = {
-    "/etc/ld.so.conf",      "/etc/localtime",   "/etc/mime.types", "/etc/os-release",
-    "/etc/debian_version",  "/etc/bash.bashrc", "/etc/profile",
+    "/etc/ld.so.cache", "/etc/ld.so.conf",     "/etc/localtime",   "/etc/mime.types",
+    "/etc/os-release",  "/etc/debian_version", "/etc/bash.bashrc", "/etc/profile",
 };
 #define ETC_COPY_MAX (1 << 20)
 
@@ -86,8 +88,9 @@ static int push_fd_arg(struct jb_strv *argv, struct bwrap_args *a, int fd, struc
 static int push_data(struct bwrap_args *a, const char *dest, const char *data, size_t len,
                      struct jb_err *err)
 {
-    int on_root = (!strncmp(dest, "/etc/", 5) || !strncmp(dest, RUN_DIR "/", strlen(RUN_DIR) + 1)) &&
-                  !strstr(dest, "/..");
+    int on_root =
+        (!strncmp(dest, "/etc/", 5) || !strncmp(dest, RUN_DIR "/", strlen(RUN_DIR) + 1)) &&
+        !strstr(dest, "/..");
     if (on_root && push(a, "--perms", "0444", NULL, err) < 0) return -1;
     return push_fd(a, on_root ? "--file" : "--ro-bind-data",
                    proc_memfd("janebot-file", data, len, err), dest, err);
@@ -251,7 +254,7 @@ static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb
 }
 
 /* janebot sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N --filter FD --env FD
- * [--relay PORT:SOCK] -- argv */
+ * [--relay PORT:SOCK] [--stamp FD] -- argv */
 static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     int env_fd = env_memfd(a, p, err);
@@ -268,6 +271,8 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
         jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
         (p->sock_src && push(a, "--relay", RELAY_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
         (p->llm_src && push(a, "--relay", LLM_PORT ":" RUN_DIR "/llm.sock", NULL, err) < 0) ||
+        (p->stamp_fd >= 0 && (jb_strv_push(&a->argv, "--stamp", err) < 0 ||
+                              jb_strv_pushf(&a->argv, err, "%d", p->stamp_fd) < 0)) ||
         jb_strv_push(&a->argv, "--", err) < 0)
         return -1;
     return jb_strv_pushv(&a->argv, p->x->argv, err);
