@@ -4,8 +4,11 @@
     .section .rodata
     .balign 16
     .global sandbox_init_elf
-    .global sandbox_init_elf_end
+    .global sandbox_init_elf_size
 sandbox_init_elf:
     .incbin INIT_ELF
 sandbox_init_elf_end:
+    .balign 8
+sandbox_init_elf_size:
+    .quad sandbox_init_elf_end - sandbox_init_elf
     .section .note.GNU-stack,"",@progbits

@@ -116,7 +116,8 @@ static int own_dir(struct run_dir *rd, int base, struct jb_err *err)
 }
 
 /* The sandbox init program janebot embeds (init-elf.S). */
-extern const unsigned char sandbox_init_elf[], sandbox_init_elf_end[];
+extern const unsigned char sandbox_init_elf[];
+extern const uint64_t sandbox_init_elf_size;
 
 /* Write the embedded sandbox init to <base>/janebot-<hash of janebot's identity>, once per
  * janebot binary (the init is part of it). */
@@ -124,7 +125,7 @@ static int init_copy(struct run_dir *rd, int base, const char *self_exe, struct 
 {
     struct stat st;
     if (stat(self_exe, &st) < 0) return jb_err_sys(err, "cannot read %s", self_exe);
-    size_t size = (size_t)(sandbox_init_elf_end - sandbox_init_elf);
+    size_t size = (size_t)sandbox_init_elf_size;
     char id[256], hex[65], name[64], tmp[96];
     snprintf(id, sizeof id, "%s:%llu:%llu:%lld:%lld.%09ld:%zu", self_exe,
              (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
