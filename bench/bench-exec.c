@@ -408,7 +408,8 @@ int main(int argc, char **argv)
     /* The sandbox's home may be a mounted disk image (root): remove it properly. */
     struct jb_config cfg;
     struct jb_err err = {0};
-    if (config_load(&cfg, &err) == 0) core_sandbox_remove(&cfg, KEY, &err);
+    if (config_load(&cfg, &err) < 0 || core_sandbox_remove(&cfg, KEY, &err) < 0)
+        fprintf(stderr, "bench-exec: removing the sandbox: %s\n", err.msg);
     config_release(&cfg);
     free(bwrap);
     jb_rm_rf(state, NULL);
