@@ -338,7 +338,8 @@ int main(int argc, char **argv)
         return 1;
     }
     /* A throwaway state dir and the plainest agent, so the janebot rows measure the
-     * sandbox and not a missing agent CLI; no provider key, so no LLM proxy. */
+     * sandbox and not a missing agent CLI. A provider key (never used: true makes no
+     * request) so each exec registers on the LLM proxy as a turn does. */
     char state[] = "/tmp/janebot-bench.XXXXXX";
     if (!mkdtemp(state)) return 1;
     setenv("JANEBOT_STATE_DIR", state, 1);
@@ -346,6 +347,7 @@ int main(int argc, char **argv)
     setenv("JANEBOT_AGENT_CMD", "/bin/true", 1);
     setenv("JANEBOT_SANDBOX", "local", 1);
     setenv("JANEBOT_LOG_LEVEL", "warn", 1);
+    setenv("ANTHROPIC_API_KEY", "bench-key-never-sent", 1);
     char *plain[] = {"/bin/true", NULL};
     char *raw[] = {bwrap,
                    "--unshare-user",
