@@ -1,12 +1,15 @@
-/* sandbox/init.c -- `janebot sandbox-init`, the first process inside a local sandbox.
- * janebot's own binary, shown read-only at /run/janebot/janebot. In order:
+/* sandbox/init.c -- `janebot sandbox-init`, the first process inside a local sandbox: the
+ * small static program src/sandbox-init.c (embedded in janebot), shown read-only at
+ * /run/janebot/janebot. In order:
  *   1. start the relay (127.0.0.1:PORT -> the host proxy's Unix socket; main() passes
  *      proxy.h's relay_serve) as a child,
  *      while socket(AF_UNIX) is still allowed;
  *   2. set the resource limits (hard = soft, so nothing inside can raise them);
  *   3. stack the agent seccomp filter (no new AF_UNIX sockets);
  *   4. close every inherited fd but stdio, and exec the command.
- * Every failure exits non-zero before the command runs: the sandbox fails closed. */
+ * Every failure exits non-zero before the command runs: the sandbox fails closed. With
+ * --stamp FD (a benchmark's sandbox_timing), it writes the time it started and the time
+ * the command is about to start there. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
