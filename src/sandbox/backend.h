@@ -75,7 +75,7 @@ struct bwrap_plan {
     int seccomp_base_fd, seccomp_agent_fd;
     int stamp_fd; /* the init writes its two timing stamps here (sandbox_timing), or -1 */
 };
-#define BWRAP_MAX_FDS 64
+#define BWRAP_MAX_FDS 32
 struct bwrap_args {
     struct jb_strv argv;
     int fds[BWRAP_MAX_FDS]; /* owned: closed by bwrap_args_release() */

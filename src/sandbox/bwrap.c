@@ -7,7 +7,6 @@
  * and /dev; the root and /dev are read-only once set up,
  * janebot's binary and the proxy socket under /run/janebot. Host paths go in as fds:
  * nothing is resolved by name inside a directory the sandbox can write. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,12 +20,12 @@
 
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
-static const char *const etc_paths[] = {"/etc/ssl", "/etc/ca-certificates"};
-/* Host directories of symlinks and small public files, shown by copy on the read-only root
- * (read at each exec) instead of a bind each; see mirror_dir(). */
-static const char *const etc_mirrors[] = {"/etc/alternatives", "/etc/ld.so.conf.d"};
-#define MIRROR_MAX   2048 /* entries; a larger directory is bound as before */
-#define MIRROR_DEPTH 3
+static const char *const etc_paths[] = {
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/ld.so.conf.d",
+};
 /* Small host files shown by copy (read at each exec, so never stale), not by a bind each:
  * every bind costs bwrap a mount, a remount and a read of the whole mount table. */
 static const char *const etc_copies[] = {
@@ -86,21 +85,15 @@ static int push_fd_arg(struct jb_strv *argv, struct bwrap_args *a, int fd, struc
  * read-only once set up) it is written there (--file): as read-only as a bind, without a
  * mount, a remount and a read of the mount table each. Elsewhere (a writable place) it
  * stays a read-only bind of its own. */
-static int push_file(struct bwrap_args *a, const char *dest, const char *data, size_t len,
-                     const char *perms, struct jb_err *err)
+static int push_data(struct bwrap_args *a, const char *dest, const char *data, size_t len,
+                     struct jb_err *err)
 {
     int on_root =
         (!strncmp(dest, "/etc/", 5) || !strncmp(dest, RUN_DIR "/", strlen(RUN_DIR) + 1)) &&
         !strstr(dest, "/..");
-    if (on_root && push(a, "--perms", perms, NULL, err) < 0) return -1;
+    if (on_root && push(a, "--perms", "0444", NULL, err) < 0) return -1;
     return push_fd(a, on_root ? "--file" : "--ro-bind-data",
                    proc_memfd("janebot-file", data, len, err), dest, err);
-}
-
-static int push_data(struct bwrap_args *a, const char *dest, const char *data, size_t len,
-                     struct jb_err *err)
-{
-    return push_file(a, dest, data, len, "0444", err);
 }
 
 /* A host system file's bytes, its symlinks followed as a bind follows them (/etc/localtime
@@ -119,78 +112,6 @@ static char *read_host_file(const char *path, size_t *ret_len)
     }
     *ret_len = (size_t)n;
     return data;
-}
-
-/* The entries of the directory dfd as bwrap arguments into m, at dest: what any user of
- * the host may see of it and nothing more (a bind showed the rest unreadable): symlinks as
- * symlinks, regular files others may read (at most ETC_COPY_MAX, keeping others' execute
- * bit), subdirectories others may list and enter; no devices, sockets or fifos. 1 when it
- * holds more than MIRROR_MAX entries (the caller binds it instead), -1 on error. */
-static int mirror_dir(struct bwrap_args *m, int dfd, const char *dest, int depth, size_t *count,
-                      struct jb_err *err)
-{
-    int fd = dup(dfd);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
-    if (!d) {
-        if (fd >= 0) close(fd);
-        return jb_err_sys(err, "cannot read %s", dest);
-    }
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d))) {
-        struct stat st;
-        char path[4096], target[4096];
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-            fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        int w = snprintf(path, sizeof path, "%s/%s", dest, de->d_name);
-        if (++*count > MIRROR_MAX || w < 0 || (size_t)w >= sizeof path) {
-            rc = 1;
-        } else if (S_ISLNK(st.st_mode)) {
-            ssize_t n = readlinkat(dfd, de->d_name, target, sizeof target - 1);
-            if (n > 0) target[n] = '\0', rc = push(m, "--symlink", target, path, err);
-        } else if (S_ISREG(st.st_mode) && (st.st_mode & S_IROTH) && st.st_size <= ETC_COPY_MAX) {
-            jb_autoclose int f = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-            char *data = f < 0 ? NULL : malloc((size_t)st.st_size + 1);
-            ssize_t n = data ? read(f, data, (size_t)st.st_size + 1) : -1;
-            if (n >= 0 && n <= st.st_size)
-                rc = push_file(m, path, data, (size_t)n, st.st_mode & S_IXOTH ? "0555" : "0444",
-                               err);
-            free(data);
-        } else if (S_ISDIR(st.st_mode) &&
-                   (st.st_mode & (S_IROTH | S_IXOTH)) == (S_IROTH | S_IXOTH) &&
-                   depth < MIRROR_DEPTH) {
-            jb_autoclose int sub =
-                openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0 && (rc = push(m, "--dir", path, NULL, err)) == 0)
-                rc = mirror_dir(m, sub, path, depth + 1, count, err);
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
-/* dir shown by copy (mirror_dir), or by a read-only bind when it is too large to copy or
- * not open to every user. */
-static int add_mirror(struct bwrap_args *a, const char *dir, struct jb_err *err)
-{
-    jb_autoclose int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct stat st;
-    if (dfd < 0 || fstat(dfd, &st) < 0) return 0; /* not on this host */
-    struct bwrap_args m = {.argv = JB_STRV_INIT};
-    size_t count = 0;
-    int rc = (st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH) ? 1
-             : push(&m, "--dir", dir, NULL, err) < 0                   ? -1
-                                                     : mirror_dir(&m, dfd, dir, 1, &count, err);
-    if (rc == 0 && a->nfds + m.nfds > BWRAP_MAX_FDS) rc = 1;
-    if (rc == 0 && jb_strv_pushv(&a->argv, (const char *const *)m.argv.v, err) < 0) rc = -1;
-    if (rc == 0) {
-        memcpy(a->fds + a->nfds, m.fds, m.nfds * sizeof *m.fds);
-        a->nfds += m.nfds, m.nfds = 0;
-    }
-    bwrap_args_release(&m);
-    if (rc == 1) return push(a, "--ro-bind", dir, dir, err);
-    return rc;
 }
 
 static int add_system(struct bwrap_args *a, struct jb_err *err)
@@ -213,8 +134,6 @@ static int add_system(struct bwrap_args *a, struct jb_err *err)
         if (access(etc_paths[i], F_OK) == 0 &&
             push(a, "--ro-bind", etc_paths[i], etc_paths[i], err) < 0)
             return -1;
-    for (size_t i = 0; i < JB_ARRAY_LEN(etc_mirrors); i++)
-        if (add_mirror(a, etc_mirrors[i], err) < 0) return -1;
     for (size_t i = 0; i < JB_ARRAY_LEN(etc_copies); i++) {
         size_t len = 0;
         char *data = read_host_file(etc_copies[i], &len);
