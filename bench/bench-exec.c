@@ -9,8 +9,8 @@
  *   4. a turn's sandbox start: sandbox_ensure() + sandbox_exec() of true + sandbox_free(),
  *      against raw bubblewrap spawned from the same process;
  *   5. the one-off path of `sandbox exec` after main() (configuration to exit), step by step,
- *      so the whole-process figure splits into its parts (what is left is the process's
- *      own start and exit: loading janebot's shared libraries).
+ *      so the whole-process figure splits into its parts, with `janebot --version` for the
+ *      process's own start and exit (loading janebot's shared libraries).
  * Each figure is min / median / max wall time in ms over RUNS runs (after warm-ups); the
  * steps inside an exec come from its sandbox_timing stamps. The two goals (issue 15) are
  * printed and, when BENCH_RESULTS names a file, appended to it as JSON lines in the form of
@@ -381,25 +381,25 @@ int main(int argc, char **argv)
                    "/usr/bin/true",
                    NULL};
     char *jb[] = {argv[1], "sandbox", "exec", KEY, "--", "true", NULL};
-    struct spread sp_plain, sp_raw, sp_jb, turn, anchor, oneoff_total;
+    char *version[] = {argv[1], "--version", NULL};
+    struct spread sp_plain, sp_raw, sp_jb, sp_version, turn, anchor, oneoff_total;
     printf("sandbox start-up, %d runs each (wall ms)\n", runs);
     header("Whole processes", "command");
     int rc = spawn_series("fork+exec /bin/true", plain, runs, &sp_plain) |
              spawn_series("bwrap ... true", raw, runs, &sp_raw) |
-             spawn_series("janebot sandbox exec -- true", jb, runs, &sp_jb);
+             spawn_series("janebot sandbox exec -- true", jb, runs, &sp_jb) |
+             spawn_series("janebot --version", version, runs, &sp_version);
     if (rc == 0) {
         row("fork+exec /bin/true", sp_plain);
         row("bwrap ... true (janebot's namespace flags; the anchor)", sp_raw);
         row("janebot sandbox exec -- true", sp_jb);
+        row("janebot --version (its process start and exit alone)", sp_version);
     }
     if (rc == 0) rc = run_in_process(runs, raw, &turn, &anchor, &oneoff_total);
     if (rc == 0) {
-        header("Whole-process breakdown (medians)", "part");
-        struct spread start = {0, sp_jb.med - oneoff_total.med, 0};
-        printf("| %-58s | %8s | %8.2f | %8s |\n",
-               "process start and exit (janebot's shared libraries)", "", start.med, "");
-        printf("| %-58s | %8s | %8.2f | %8s |\n", "the one-off path (table above)", "",
-               oneoff_total.med, "");
+        header("Whole-process breakdown", "part");
+        row("janebot's process start and exit (janebot --version)", sp_version);
+        row("the one-off path after main() (table above)", oneoff_total);
         printf("\nsandbox start goals (issue 15)\n\n| figure (min/median/max) | janebot | anchor "
                "(min/median/max) | compared | target | met |\n|---|---|---|---|---|---|\n");
         goal("sandbox exec -- true (whole process)", sp_jb, "raw bwrap ... true", sp_raw, 2,
