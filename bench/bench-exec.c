@@ -16,6 +16,7 @@
  * printed and, when BENCH_RESULTS names a file, appended to it as JSON lines in the form of
  * bench/benchlib.py's Goal.as_json().
  * usage: bench-exec JANEBOT_BINARY [RUNS] */
+#include <fcntl.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -71,11 +72,17 @@ static void header(const char *title, const char *what)
 
 /* ---- whole processes ---- */
 
+/* argv run with its stdout on /dev/null (`janebot --version` prints), stderr as ours. */
 static double spawn_once(char *const argv[])
 {
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) return -1;
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     double a = now_ms();
     pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return -1;
     int st;
     waitpid(pid, &st, 0);
     double b = now_ms();
