@@ -54,8 +54,30 @@ $(B)/%.o: %.c
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d \
            $(B)/tests/tsan/stress.d $(FUZZ_TARGETS:%=$(B)/tests/fuzz/%.d)
 
-$(B)/libjanebot.a: $(LIB_OBJ)
+$(B)/libjanebot.a: $(LIB_OBJ) $(B)/src/sandbox/init-elf.o
 	rm -f $@ && ar rcs $@ $^
+
+# The sandbox init (src/sandbox-init.c) is a program of its own, linked statically so a
+# sandbox's first process starts without loading janebot's shared libraries; janebot embeds
+# it (src/sandbox/init-elf.S). Built from its own objects without sanitizers (they cannot
+# link statically), the same in every build.
+INIT_SRC := src/sandbox-init.c src/sandbox/init.c src/proxy/relay.c src/proxy/pool.c \
+            src/proxy/io.c src/util/buf.c src/util/err.c src/util/fs.c src/util/log.c \
+            src/util/text.c
+INIT_OBJ := $(INIT_SRC:%.c=$(B)/init/%.o)
+INIT_CFLAGS := -O2 -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Isrc
+-include $(INIT_OBJ:.o=.d)
+
+$(B)/init/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(INIT_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/janebot-init: $(INIT_OBJ)
+	$(CC) -static -pthread -o $@ $^
+
+$(B)/src/sandbox/init-elf.o: src/sandbox/init-elf.S $(B)/janebot-init
+	@mkdir -p $(dir $@)
+	$(CC) -DINIT_ELF='"$(B)/janebot-init"' -c -o $@ $<
 
 $(B)/janebot: $(B)/src/main.o $(CMD_OBJ) $(B)/libjanebot.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

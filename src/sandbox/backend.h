@@ -41,7 +41,7 @@ struct proc_spec {
     const char *const *stage_src;
     const char *const *stage_dst;
     size_t nstage;
-    /* cgroup.procs files the child moves itself into first (write "0"), so every
+    /* cgroup.procs (v1: tasks) files the child moves itself into first (write "0"), so every
      * process of the sandbox is counted from its start. */
     const int *cgroup_fds;
     size_t ncgroup;
@@ -61,17 +61,19 @@ int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *er
 /* ---- bubblewrap arguments (bwrap.c) ---- */
 
 struct bwrap_plan {
+    const char *bwrap; /* bubblewrap's path (found once per context) */
     const struct sandbox *sb;
     const struct sandbox_exec *x;
     /* Host paths bound into the sandbox (staged copies when running as root). */
     const char *home_src;       /* -> /home/agent */
-    const char *self_src;       /* janebot's binary -> /run/janebot/janebot */
+    const char *self_src;       /* the sandbox init -> /run/janebot/janebot */
     const char *sock_src;       /* this exec's proxy socket -> /run/janebot/egress.sock */
     const char *llm_src;        /* its LLM proxy socket -> /run/janebot/llm.sock, or NULL */
     const char *const *llm_env; /* NAME=VALUE: base URLs and the scoped token; these names
                                    replace the adapter's own (a real key never goes in) */
     const char *const *ro_src;  /* one per x->ro_paths entry, shown at that entry's path */
     int seccomp_base_fd, seccomp_agent_fd;
+    int stamp_fd; /* the init writes its two timing stamps here (sandbox_timing), or -1 */
 };
 #define BWRAP_MAX_FDS 32
 struct bwrap_args {
@@ -106,7 +108,7 @@ void cgroup_sweep(const struct cgroup_env *ce);
 struct cgroup_run {
     enum cgroup_kind kind;
     char mem[4096], pids[4096], cpu[4096]; /* the run's directories, "" when none */
-    int procs_fd[3];                       /* their cgroup.procs, open for the child to join */
+    int procs_fd[3]; /* their cgroup.procs (v1: tasks), open for the child to join */
     size_t nprocs;
 };
 /* A fresh cgroup for one run (nothing when ce has none): memory (swap included) capped at
@@ -126,11 +128,12 @@ void cgroup_run_destroy(struct cgroup_run *cr);
 struct run_dir {
     char *base;      /* 0700, janebot's user's */
     char *dir;       /* this process's: <base>/<random>, locked while it lives */
-    char *self_copy; /* janebot's binary as sandboxes run it: <base>/janebot-<hash> */
+    char *init_copy; /* the sandbox init as sandboxes run it: <base>/janebot-<hash> */
     int lock_fd;
 };
 /* Make (or reuse) the base, remove the directories of processes that died, make this
- * process's own and the copy of self_exe. Undo with rundir_close(). */
+ * process's own and the sandbox init's copy (once per self_exe, janebot's binary). Undo with
+ * rundir_close(). */
 int rundir_open(struct run_dir *rd, const char *self_exe, struct jb_err *err);
 /* A fresh random socket path in this process's directory: <dir>/<random><suffix>. */
 int rundir_sock_path(const struct run_dir *rd, const char *suffix, char *path, size_t n,
@@ -140,6 +143,14 @@ void rundir_close(struct run_dir *rd);
 /* Seccomp filters as BPF in a memfd (close-on-exec; the caller closes it). */
 int seccomp_base_fd(struct jb_err *err);
 int seccomp_agent_fd(struct jb_err *err);
+/* Both filters compiled once (a context's, at its start): each exec then only copies the
+ * bytes into its own memfds (proc_memfd). Owned; seccomp_prog_release() frees. */
+struct seccomp_prog {
+    unsigned char *bpf;
+    size_t len;
+};
+int seccomp_progs_build(struct seccomp_prog *base, struct seccomp_prog *agent, struct jb_err *err);
+void seccomp_prog_release(struct seccomp_prog *p);
 
 /* ---- a file system of its own for each home (diskimg.c, diskimg-copy.c; root only) ---- */
 

@@ -7,6 +7,7 @@
  * and /dev; the root and /dev are read-only once set up,
  * janebot's binary and the proxy socket under /run/janebot. Host paths go in as fds:
  * nothing is resolved by name inside a directory the sandbox can write. */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -20,11 +21,18 @@
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
 static const char *const etc_paths[] = {
-    "/etc/alternatives",   "/etc/ssl",         "/etc/ca-certificates",
-    "/etc/ld.so.cache",    "/etc/ld.so.conf",  "/etc/ld.so.conf.d",
-    "/etc/localtime",      "/etc/mime.types",  "/etc/os-release",
-    "/etc/debian_version", "/etc/bash.bashrc", "/etc/profile",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/ld.so.conf.d",
 };
+/* Small host files shown by copy (read at each exec, so never stale), not by a bind each:
+ * every bind costs bwrap a mount, a remount and a read of the whole mount table. */
+static const char *const etc_copies[] = {
+    "/etc/ld.so.cache", "/etc/ld.so.conf",     "/etc/localtime",   "/etc/mime.types",
+    "/etc/os-release",  "/etc/debian_version", "/etc/bash.bashrc", "/etc/profile",
+};
+#define ETC_COPY_MAX (1 << 20)
 
 char *bwrap_path(void)
 {
@@ -73,10 +81,37 @@ static int push_fd_arg(struct jb_strv *argv, struct bwrap_args *a, int fd, struc
     return jb_strv_push(argv, "--args", err) < 0 ? -1 : jb_strv_pushf(argv, err, "%d", fd);
 }
 
+/* A file of janebot's at dest. Under /etc and /run/janebot (the root's tmpfs, remounted
+ * read-only once set up) it is written there (--file): as read-only as a bind, without a
+ * mount, a remount and a read of the mount table each. Elsewhere (a writable place) it
+ * stays a read-only bind of its own. */
 static int push_data(struct bwrap_args *a, const char *dest, const char *data, size_t len,
                      struct jb_err *err)
 {
-    return push_fd(a, "--ro-bind-data", proc_memfd("janebot-file", data, len, err), dest, err);
+    int on_root =
+        (!strncmp(dest, "/etc/", 5) || !strncmp(dest, RUN_DIR "/", strlen(RUN_DIR) + 1)) &&
+        !strstr(dest, "/..");
+    if (on_root && push(a, "--perms", "0444", NULL, err) < 0) return -1;
+    return push_fd(a, on_root ? "--file" : "--ro-bind-data",
+                   proc_memfd("janebot-file", data, len, err), dest, err);
+}
+
+/* A host system file's bytes, its symlinks followed as a bind follows them (/etc/localtime
+ * -> /usr/share/zoneinfo/...); NULL when it is missing, not a regular file or too big. */
+static char *read_host_file(const char *path, size_t *ret_len)
+{
+    jb_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > ETC_COPY_MAX)
+        return NULL;
+    char *data = malloc((size_t)st.st_size + 1);
+    ssize_t n = data ? read(fd, data, (size_t)st.st_size + 1) : -1;
+    if (n < 0 || n > st.st_size) {
+        free(data);
+        return NULL;
+    }
+    *ret_len = (size_t)n;
+    return data;
 }
 
 static int add_system(struct bwrap_args *a, struct jb_err *err)
@@ -99,6 +134,14 @@ static int add_system(struct bwrap_args *a, struct jb_err *err)
         if (access(etc_paths[i], F_OK) == 0 &&
             push(a, "--ro-bind", etc_paths[i], etc_paths[i], err) < 0)
             return -1;
+    for (size_t i = 0; i < JB_ARRAY_LEN(etc_copies); i++) {
+        size_t len = 0;
+        char *data = read_host_file(etc_copies[i], &len);
+        if (!data) continue;
+        int rc = push_data(a, etc_copies[i], data, len, err);
+        free(data);
+        if (rc < 0) return -1;
+    }
     return 0;
 }
 
@@ -211,7 +254,7 @@ static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb
 }
 
 /* janebot sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N --filter FD --env FD
- * [--relay PORT:SOCK] -- argv */
+ * [--relay PORT:SOCK] [--stamp FD] -- argv */
 static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     int env_fd = env_memfd(a, p, err);
@@ -228,6 +271,8 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
         jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
         (p->sock_src && push(a, "--relay", RELAY_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
         (p->llm_src && push(a, "--relay", LLM_PORT ":" RUN_DIR "/llm.sock", NULL, err) < 0) ||
+        (p->stamp_fd >= 0 && (jb_strv_push(&a->argv, "--stamp", err) < 0 ||
+                              jb_strv_pushf(&a->argv, err, "%d", p->stamp_fd) < 0)) ||
         jb_strv_push(&a->argv, "--", err) < 0)
         return -1;
     return jb_strv_pushv(&a->argv, p->x->argv, err);
@@ -273,9 +318,8 @@ int bwrap_build(const struct bwrap_plan *p, struct bwrap_args *a, struct jb_err 
         SANDBOX_UID,        "--gid",
         SANDBOX_UID,
     };
-    jb_autofree char *bwrap = bwrap_path();
-    if (!bwrap) return jb_err_set(err, JB_EUNAVAIL, "bubblewrap (bwrap) is not installed");
-    if (jb_strv_push(&a->argv, bwrap, err) < 0) return -1;
+    if (!p->bwrap) return jb_err_set(err, JB_EUNAVAIL, "bubblewrap (bwrap) is not installed");
+    if (jb_strv_push(&a->argv, p->bwrap, err) < 0) return -1;
     for (size_t i = 0; i < JB_ARRAY_LEN(ns_flags); i++)
         if (jb_strv_push(&a->argv, ns_flags[i], err) < 0) return -1;
     char num[16];

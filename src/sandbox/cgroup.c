@@ -98,24 +98,27 @@ static int own_cgroup(const char *controller, char *out, size_t n)
     return rc;
 }
 
-/* The mount point of the v1 hierarchy holding controller, from /proc/self/mountinfo. */
-static int v1_mount(const char *controller, char *out, size_t n)
+/* The mount point of the v1 hierarchy holding controller, from mountinfo (the text of
+ * /proc/self/mountinfo, read once per detection: it is long on a host with many mounts). */
+static int v1_mount(const char *mountinfo, const char *controller, char *out, size_t n)
 {
-    char *text = NULL;
-    size_t len;
-    if (jb_read_file("/proc/self/mountinfo", 1 << 20, &text, &len, NULL) < 0) return -1;
-    int rc = -1;
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && rc < 0;
-         line = strtok_r(NULL, "\n", &save)) {
-        char *sep = strstr(line, " - cgroup ");
-        if (!sep) continue;
-        char mnt[1024];
-        if (list_has(strrchr(sep, ' ') + 1, controller) &&
-            sscanf(line, "%*s %*s %*s %*s %1023s", mnt) == 1)
-            snprintf(out, n, "%s", mnt), rc = 0;
+    for (const char *line = mountinfo; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[2048];
+        if (len < sizeof buf) {
+            memcpy(buf, line, len);
+            buf[len] = '\0';
+            char *sep = strstr(buf, " - cgroup "), mnt[1024];
+            if (sep && list_has(strrchr(sep, ' ') + 1, controller) &&
+                sscanf(buf, "%*s %*s %*s %*s %1023s", mnt) == 1) {
+                snprintf(out, n, "%s", mnt);
+                return 0;
+            }
+        }
+        line = end ? end + 1 : NULL;
     }
-    free(text);
-    return rc;
+    return -1;
 }
 
 static int dir_writable(const char *dir)
@@ -124,11 +127,12 @@ static int dir_writable(const char *dir)
 }
 
 /* A second v1 hierarchy's directory for janebot's cgroup, "" when absent or read-only. */
-static void v1_other(const char *controller, char *out, size_t n)
+static void v1_other(const char *mountinfo, const char *controller, char *out, size_t n)
 {
     char mnt[1024], own[1024];
     out[0] = '\0';
-    if (v1_mount(controller, mnt, sizeof mnt) < 0 || own_cgroup(controller, own, sizeof own) < 0)
+    if (v1_mount(mountinfo, controller, mnt, sizeof mnt) < 0 ||
+        own_cgroup(controller, own, sizeof own) < 0)
         return;
     snprintf(out, n, "%s%s", mnt, strcmp(own, "/") ? own : "");
     if (!dir_writable(out)) out[0] = '\0';
@@ -137,7 +141,11 @@ static void v1_other(const char *controller, char *out, size_t n)
 static int detect_v1(struct cgroup_env *ce)
 {
     char mnt[1024], own[1024];
-    if (v1_mount("memory", mnt, sizeof mnt) < 0 || own_cgroup("memory", own, sizeof own) < 0)
+    jb_autofree char *mountinfo = NULL;
+    size_t len;
+    if (jb_read_file("/proc/self/mountinfo", 1 << 22, &mountinfo, &len, NULL) < 0 ||
+        v1_mount(mountinfo, "memory", mnt, sizeof mnt) < 0 ||
+        own_cgroup("memory", own, sizeof own) < 0)
         return -1;
     snprintf(ce->mem_base, sizeof ce->mem_base, "%s%s", mnt, strcmp(own, "/") ? own : "");
     if (!dir_writable(ce->mem_base)) {
@@ -150,8 +158,8 @@ static int detect_v1(struct cgroup_env *ce)
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/memory.memsw.limit_in_bytes", ce->mem_base);
     ce->swap = access(path, F_OK) == 0;
-    v1_other("pids", ce->pids_base, sizeof ce->pids_base);
-    v1_other("cpu", ce->cpu_base, sizeof ce->cpu_base);
+    v1_other(mountinfo, "pids", ce->pids_base, sizeof ce->pids_base);
+    v1_other(mountinfo, "cpu", ce->cpu_base, sizeof ce->cpu_base);
     ce->kind = CGROUP_V1;
     return 0;
 }
@@ -262,10 +270,15 @@ static int set_num(const char *dir, const char *file, long long v, struct jb_err
     return 0;
 }
 
+/* The file the child writes "0" to, joining the cgroup before it execs. v1: "tasks",
+ * which moves the calling thread only: the child is a fresh fork with a single thread, so
+ * this is the whole process, and the kernel then skips the global threadgroup lock whose
+ * RCU grace period made "cgroup.procs" cost 10-16 ms per exec. v2 has no such file for
+ * domain cgroups. */
 static int open_procs(struct cgroup_run *cr, const char *dir, struct jb_err *err)
 {
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, cr->kind == CGROUP_V1 ? "tasks" : "cgroup.procs");
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return jb_err_sys(err, "cannot open %s", path);
     cr->procs_fd[cr->nprocs++] = fd;

@@ -34,6 +34,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 
 #include "sandbox/backend.h"
 #include "sandbox/diskimg-int.h"
@@ -76,27 +77,43 @@ static int loop_open(int n, int flags)
     return open(dev, flags | O_CLOEXEC);
 }
 
-/* An open fd on the loop device that holds the file (dev, ino), its number in *ret_n; -1
- * when none does. While the fd is open the device cannot be cleared. */
-static int loop_holding(dev_t dev, ino_t ino, int *ret_n)
+/* An open fd on /dev/loop<n> when it holds the file (dev, ino); -1 otherwise. */
+static int loop_matching(int n, dev_t dev, ino_t ino)
 {
+    int fd = loop_open(n, O_RDONLY);
+    struct loop_info64 li;
+    if (fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && li.lo_inode == (uint64_t)ino &&
+        li.lo_device == (uint64_t)dev)
+        return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+}
+
+/* An open fd on the loop device that holds the file (dev, ino), its number in *ret_n; -1
+ * when none does. While the fd is open the device cannot be cleared. mounted_dev: the
+ * device mounted on the home, tried first (the usual case: one lookup, not a scan of every
+ * loop device on the host), or 0. */
+static int loop_holding(dev_t dev, ino_t ino, dev_t mounted_dev, int *ret_n)
+{
+    char link[64], target[256];
+    snprintf(link, sizeof link, "/sys/dev/block/%u:%u", major(mounted_dev), minor(mounted_dev));
+    ssize_t l = mounted_dev ? readlink(link, target, sizeof target - 1) : -1;
+    const char *base = l > 0 ? (target[l] = '\0', strrchr(target, '/')) : NULL;
+    int n, fd;
+    if (base && sscanf(base + 1, "loop%d", &n) == 1 && (fd = loop_matching(n, dev, ino)) >= 0) {
+        *ret_n = n;
+        return fd;
+    }
     DIR *d = opendir("/sys/block");
     if (!d) return -1;
     int found = -1;
     struct dirent *de;
     while (found < 0 && (de = readdir(d))) {
-        int n;
         char attached[300];
         if (sscanf(de->d_name, "loop%d", &n) != 1) continue;
         snprintf(attached, sizeof attached, "/sys/block/%s/loop", de->d_name);
         if (access(attached, F_OK) < 0) continue;
-        int fd = loop_open(n, O_RDONLY);
-        struct loop_info64 li;
-        if (fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && li.lo_inode == (uint64_t)ino &&
-            li.lo_device == (uint64_t)dev)
-            found = fd, *ret_n = n;
-        else if (fd >= 0)
-            close(fd);
+        if ((found = loop_matching(n, dev, ino)) >= 0) *ret_n = n;
     }
     closedir(d);
     return found;
@@ -309,7 +326,7 @@ static int loop_released(const struct stat *ist, int loop, int *n)
     for (int i = 0; i < 250 && loop >= 0; i++) {
         close(loop);
         usleep(20000);
-        loop = loop_holding(ist->st_dev, ist->st_ino, n);
+        loop = loop_holding(ist->st_dev, ist->st_ino, 0, n);
     }
     return loop;
 }
@@ -323,7 +340,9 @@ static int image_mount(const struct home *h, int img, int fresh, struct jb_err *
     struct stat ist;
     if (fstat(img, &ist) < 0) return jb_err_sys(err, "cannot read %s/%s", h->dir, IMG_NAME);
     int n = -1;
-    jb_autoclose int loop = loop_holding(ist.st_dev, ist.st_ino, &n);
+    struct stat hst;
+    dev_t on_home = fstatat(h->dfd, "home", &hst, AT_SYMLINK_NOFOLLOW) == 0 ? hst.st_dev : 0;
+    jb_autoclose int loop = loop_holding(ist.st_dev, ist.st_ino, on_home, &n);
     int at = openat(h->dfd, "home", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int mounted = at < 0 ? -1 : dimg_mount_root(at);
     if (at >= 0) close(at); /* it would keep the mount busy */

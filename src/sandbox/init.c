@@ -1,12 +1,15 @@
-/* sandbox/init.c -- `janebot sandbox-init`, the first process inside a local sandbox.
- * janebot's own binary, shown read-only at /run/janebot/janebot. In order:
+/* sandbox/init.c -- `janebot sandbox-init`, the first process inside a local sandbox: the
+ * small static program src/sandbox-init.c (embedded in janebot), shown read-only at
+ * /run/janebot/janebot. In order:
  *   1. start the relay (127.0.0.1:PORT -> the host proxy's Unix socket; main() passes
  *      proxy.h's relay_serve) as a child,
  *      while socket(AF_UNIX) is still allowed;
  *   2. set the resource limits (hard = soft, so nothing inside can raise them);
  *   3. stack the agent seccomp filter (no new AF_UNIX sockets);
  *   4. close every inherited fd but stdio, and exec the command.
- * Every failure exits non-zero before the command runs: the sandbox fails closed. */
+ * Every failure exits non-zero before the command runs: the sandbox fails closed. With
+ * --stamp FD (a benchmark's sandbox_timing), it writes the time it started and the time
+ * the command is about to start there. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -19,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "sandbox/sandbox.h"
 
@@ -143,11 +147,22 @@ static _Noreturn void reap_until(pid_t cmd)
     }
 }
 
+/* A timing stamp for a benchmark (sandbox_timing): the CLOCK_MONOTONIC time ts, in ns, at
+ * slot of fd (-1: none asked for). */
+static void stamp(int fd, int slot, const struct timespec *ts)
+{
+    int64_t ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+    if (fd >= 3 && pwrite(fd, &ns, sizeof ns, (off_t)(slot * sizeof ns)) != (ssize_t)sizeof ns)
+        die("timing stamp");
+}
+
 _Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay_fn)
 {
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     const char *limits = NULL, *relay[4] = {0};
     size_t nrelay = 0;
-    int filter_fd = -1, env_fd = -1, i = 1;
+    int filter_fd = -1, env_fd = -1, stamp_fd = -1, i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (i + 1 >= argc) errno = EINVAL, die("arguments");
         if (!strcmp(argv[i], "--limits"))
@@ -158,11 +173,14 @@ _Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay_fn
             filter_fd = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--env"))
             env_fd = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--stamp"))
+            stamp_fd = atoi(argv[i + 1]);
         else
             errno = EINVAL, die(argv[i]);
     }
     if (i + 1 >= argc || filter_fd < 3 || !limits) errno = EINVAL, die("arguments");
     char **cmd = argv + i + 1;
+    stamp(stamp_fd, 0, &started);
     /* Not dumpable: the agent (same uid, no capabilities) cannot open /proc/1/mem or the
      * relay's and run code under their lighter filters. The relay inherits this. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl");
@@ -172,6 +190,9 @@ _Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay_fn
     if (env_fd >= 3 && load_env(env_fd) < 0) die("environment");
     if (apply_limits(limits) < 0) die("resource limits");
     if (apply_filter(filter_fd) < 0) die("seccomp filter");
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    stamp(stamp_fd, 1, &now);
     if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) die("close_range");
     pid_t pid = fork();
     if (pid < 0) die("fork");

@@ -25,7 +25,9 @@
 #include "sandbox/backend.h"
 
 struct local_ctx {
-    char *self_exe;       /* janebot's own binary: the init inside */
+    char *self_exe;                                  /* janebot's own binary: the init inside */
+    char *bwrap;                                     /* bubblewrap, found once */
+    struct seccomp_prog seccomp_base, seccomp_agent; /* compiled once */
     struct run_dir run;   /* the per-exec proxy sockets and the binary, opaquely named */
     atomic_uint seq;      /* makes socket and cgroup names unique within this process */
     struct cgroup_env cg; /* the memory limit's hierarchy, if any */
@@ -165,7 +167,7 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
         return jb_err_sys(err, "cannot create a staging dir");
     }
     if (!(plan->home_src = stage_add(st, sb->home, "home", err)) ||
-        !(plan->self_src = stage_add(st, lc->run.self_copy, "janebot", err)) ||
+        !(plan->self_src = stage_add(st, lc->run.init_copy, "janebot", err)) ||
         (plan->sock_src && !(plan->sock_src = stage_add(st, plan->sock_src, "egress.sock", err))) ||
         (plan->llm_src && !(plan->llm_src = stage_add(st, plan->llm_src, "llm.sock", err))))
         return -1;
@@ -210,6 +212,20 @@ static int llm_open(struct local_ctx *lc, const struct sandbox *sb, const struct
     return svc->llm_open(svc->ud, &rq, env, ret, err);
 }
 
+static void stamp(struct sandbox_exec *x, enum sandbox_step step)
+{
+    if (x->timing) x->timing->ns[step] = sandbox_clock_ns();
+}
+
+/* The init's own stamps (bwrap.c's --stamp), from the memfd it wrote them to. */
+static void stamps_inside(struct sandbox_exec *x, int fd)
+{
+    int64_t in[2] = {0, 0};
+    if (fd < 0 || pread(fd, in, sizeof in, 0) != (ssize_t)sizeof in) return;
+    x->timing->ns[SANDBOX_STEP_INIT] = in[0];
+    x->timing->ns[SANDBOX_STEP_COMMAND] = in[1];
+}
+
 static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)
 {
     struct local_ctx *lc = sb->ctx->priv;
@@ -232,18 +248,30 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     struct stage st = {
         .src = JB_STRV_INIT, .dst = JB_STRV_INIT, .ro = JB_STRV_INIT, .detach = JB_STRV_INIT};
     struct cgroup_run cg = {.procs_fd = {-1, -1, -1}};
-    struct bwrap_plan plan = {.sb = sb,
+    struct bwrap_plan plan = {.bwrap = lc->bwrap,
+                              .sb = sb,
                               .x = x,
                               .home_src = sb->home,
-                              .self_src = lc->run.self_copy,
+                              .self_src = lc->run.init_copy,
                               .sock_src = sock,
-                              .ro_src = x->ro_paths};
+                              .ro_src = x->ro_paths,
+                              .stamp_fd = -1};
     int rc = -1;
-    plan.seccomp_base_fd = seccomp_base_fd(err);
-    plan.seccomp_agent_fd = plan.seccomp_base_fd < 0 ? -1 : seccomp_agent_fd(err);
-    if (plan.seccomp_agent_fd < 0 ||
-        listen_for(lc, sb, x->egress_extra, uid, sock, sizeof sock, &listener, err) < 0 ||
+    stamp(x, SANDBOX_STEP_START);
+    plan.seccomp_base_fd =
+        proc_memfd("janebot-seccomp-base", lc->seccomp_base.bpf, lc->seccomp_base.len, err);
+    plan.seccomp_agent_fd = plan.seccomp_base_fd < 0
+                                ? -1
+                                : proc_memfd("janebot-seccomp-agent", lc->seccomp_agent.bpf,
+                                             lc->seccomp_agent.len, err);
+    if (plan.seccomp_agent_fd < 0) goto out;
+    stamp(x, SANDBOX_STEP_SECCOMP);
+    if (listen_for(lc, sb, x->egress_extra, uid, sock, sizeof sock, &listener, err) < 0 ||
         llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0)
+        goto out;
+    stamp(x, SANDBOX_STEP_PROXIES);
+    if (x->timing && (plan.stamp_fd = proc_memfd("janebot-stamps", x->timing->ns,
+                                                 sizeof x->timing->ns, err)) < 0)
         goto out;
     if (watch.llm) plan.llm_src = llm_sock, plan.llm_env = (const char *const *)llm_env.v;
     if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0 ||
@@ -251,12 +279,13 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
                           (long long)sb->ctx->opts->memory_mb << 20, sb->ctx->opts->max_procs + 8,
                           &cg, err) < 0)
         goto out;
-    int keep[BWRAP_MAX_FDS + 2];
+    int keep[BWRAP_MAX_FDS + 3];
     size_t nkeep = 0;
     for (size_t i = 0; i < a.nfds; i++)
         keep[nkeep++] = a.fds[i];
     keep[nkeep++] = plan.seccomp_base_fd;
     keep[nkeep++] = plan.seccomp_agent_fd;
+    if (plan.stamp_fd >= 0) keep[nkeep++] = plan.stamp_fd;
     static const char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
     struct proc_spec ps = {.argv = (const char *const *)a.argv.v,
                            .envp = bwrap_env,
@@ -274,7 +303,10 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
                            .ncgroup = cg.nprocs,
                            .stage_detach = (const char *const *)st.detach.v,
                            .ndetach = st.detach.n};
+    stamp(x, SANDBOX_STEP_SPAWN);
     rc = proc_run(&ps, x, err);
+    stamp(x, SANDBOX_STEP_REAPED);
+    stamps_inside(x, plan.stamp_fd);
     if (rc == 0) x->oom_killed = cgroup_run_oom_killed(&cg);
     if (rc == 0 && watch.llm_refused) {
         x->over_quota = 0; /* the tick stopped it for the token, not the disk */
@@ -293,6 +325,8 @@ out:
     jb_strv_free(&llm_env);
     if (plan.seccomp_base_fd >= 0) close(plan.seccomp_base_fd);
     if (plan.seccomp_agent_fd >= 0) close(plan.seccomp_agent_fd);
+    if (plan.stamp_fd >= 0) close(plan.stamp_fd);
+    stamp(x, SANDBOX_STEP_DONE);
     return rc;
 }
 
@@ -325,6 +359,9 @@ static void local_ctx_release(struct sandbox_ctx *ctx)
     jb_strv_free(&lc->seen);
     pthread_mutex_destroy(&lc->seen_mu);
     free(lc->self_exe);
+    free(lc->bwrap);
+    seccomp_prog_release(&lc->seccomp_base);
+    seccomp_prog_release(&lc->seccomp_agent);
     rundir_close(&lc->run);
     free(lc);
 }
@@ -345,6 +382,9 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
     if (!(lc->self_exe = realpath("/proc/self/exe", NULL)))
         return jb_err_sys(err, "cannot find janebot's own binary");
     if (rundir_open(&lc->run, lc->self_exe, err) < 0) return -1;
+    /* Once per process, not per exec: where bwrap is, and the compiled filters. */
+    lc->bwrap = bwrap_path();
+    if (seccomp_progs_build(&lc->seccomp_base, &lc->seccomp_agent, err) < 0) return -1;
     if (geteuid() == 0) {
         stage_sweep();
         char why[512];

@@ -8,14 +8,14 @@
  * tmpfs where there is one (root: /run/janebot-run; others: $XDG_RUNTIME_DIR/janebot,
  * else /tmp/janebot-<uid>); each janebot process has a directory of random name there,
  * held by a lock for its life (a directory whose lock is free belonged to a process
- * that died, and is removed); sockets get random names; the binary is a copy named by a
- * hash of the original's identity, made once per binary. */
+ * that died, and is removed); sockets get random names; the sandbox init (a small static
+ * program janebot embeds) is written there under a name made from a hash of janebot's
+ * binary's identity, once per binary. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -115,41 +115,38 @@ static int own_dir(struct run_dir *rd, int base, struct jb_err *err)
     return 0;
 }
 
-/* Copy janebot's binary to <base>/janebot-<hash of its identity>, once per binary. */
-static int self_copy(struct run_dir *rd, int base, const char *self_exe, struct jb_err *err)
+/* The sandbox init program janebot embeds (init-elf.S). */
+extern const unsigned char sandbox_init_elf[];
+extern const uint64_t sandbox_init_elf_size;
+
+/* Write the embedded sandbox init to <base>/janebot-<hash of janebot's identity>, once per
+ * janebot binary (the init is part of it). */
+static int init_copy(struct run_dir *rd, int base, const char *self_exe, struct jb_err *err)
 {
     struct stat st;
-    jb_autoclose int in = open(self_exe, O_RDONLY | O_CLOEXEC);
-    if (in < 0 || fstat(in, &st) < 0) return jb_err_sys(err, "cannot read %s", self_exe);
+    if (stat(self_exe, &st) < 0) return jb_err_sys(err, "cannot read %s", self_exe);
+    size_t size = (size_t)sandbox_init_elf_size;
     char id[256], hex[65], name[64], tmp[96];
-    snprintf(id, sizeof id, "%s:%llu:%llu:%lld:%lld.%09ld", self_exe, (unsigned long long)st.st_dev,
-             (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-             st.st_mtim.tv_nsec);
+    snprintf(id, sizeof id, "%s:%llu:%llu:%lld:%lld.%09ld:%zu", self_exe,
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
+             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, size);
     jb_sha256_hex(id, strlen(id), hex);
     snprintf(name, sizeof name, "janebot-%.32s", hex);
-    if (asprintf(&rd->self_copy, "%s/%s", rd->base, name) < 0) {
-        rd->self_copy = NULL;
+    if (asprintf(&rd->init_copy, "%s/%s", rd->base, name) < 0) {
+        rd->init_copy = NULL;
         return jb_err_set(err, JB_ENOMEM, "run dir");
     }
     struct stat have;
     if (fstatat(base, name, &have, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(have.st_mode) &&
-        have.st_size == st.st_size && have.st_uid == geteuid())
+        (size_t)have.st_size == size && have.st_uid == geteuid())
         return 0;
     snprintf(tmp, sizeof tmp, ".%s.%d", name, (int)getpid());
     jb_autoclose int out =
         openat(base, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0700);
-    if (out < 0) return jb_err_sys(err, "cannot copy janebot's binary to %s", rd->base);
-    off_t off = 0;
-    while (off < st.st_size) {
-        ssize_t w = sendfile(out, in, &off, (size_t)(st.st_size - off));
-        if (w <= 0) {
-            unlinkat(base, tmp, 0);
-            return jb_err_sys(err, "cannot copy janebot's binary to %s", rd->base);
-        }
-    }
-    if (fchmod(out, 0755) < 0 || renameat(base, tmp, base, name) < 0) {
-        unlinkat(base, tmp, 0);
-        return jb_err_sys(err, "cannot put janebot's binary in %s", rd->base);
+    if (out < 0 || jb_write_all(out, sandbox_init_elf, size) < 0 || fchmod(out, 0755) < 0 ||
+        renameat(base, tmp, base, name) < 0) {
+        if (out >= 0) unlinkat(base, tmp, 0);
+        return jb_err_sys(err, "cannot put janebot's sandbox init in %s", rd->base);
     }
     return 0;
 }
@@ -168,7 +165,7 @@ int rundir_open(struct run_dir *rd, const char *self_exe, struct jb_err *err)
         return jb_err_set(err, JB_EDENIED,
                           "%s must be a directory of this user with mode 0700; remove it", base);
     sweep(fd);
-    return own_dir(rd, fd, err) < 0 || self_copy(rd, fd, self_exe, err) < 0 ? -1 : 0;
+    return own_dir(rd, fd, err) < 0 || init_copy(rd, fd, self_exe, err) < 0 ? -1 : 0;
 }
 
 int rundir_sock_path(const struct run_dir *rd, const char *suffix, char *path, size_t n,
@@ -191,7 +188,7 @@ void rundir_close(struct run_dir *rd)
     if (rd->lock_fd >= 0) close(rd->lock_fd);
     free(rd->base);
     free(rd->dir);
-    free(rd->self_copy);
+    free(rd->init_copy);
     memset(rd, 0, sizeof *rd);
     rd->lock_fd = -1;
 }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox/backend.h"
@@ -138,6 +139,13 @@ int sandbox_ensure(const struct sandbox_ctx *ctx, const char *thread_key, struct
     }
     *ret = sb;
     return 0;
+}
+
+int64_t sandbox_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int sandbox_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *err)

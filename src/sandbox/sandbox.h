@@ -46,11 +46,32 @@ struct sandbox_file {
 #define SANDBOX_DISK_FULL_BYTES 1 /* space */
 #define SANDBOX_DISK_FULL_FILES 2 /* inodes */
 
+/* Where a local exec's start-up time goes: CLOCK_MONOTONIC nanoseconds stamped at each
+ * step (the sandbox has no time namespace, so its stamps compare with the host's); 0 for a
+ * step not reached. For benchmarks (bench/bench-exec.c); an exec without it stamps nothing
+ * and gives the sandbox nothing more. */
+enum sandbox_step {
+    SANDBOX_STEP_START,   /* the backend's exec began */
+    SANDBOX_STEP_SECCOMP, /* the seccomp filters are in the exec's memfds */
+    SANDBOX_STEP_PROXIES, /* its egress listener and LLM token are registered */
+    SANDBOX_STEP_SPAWN,   /* staged, bwrap's arguments and the cgroup made: forking */
+    SANDBOX_STEP_INIT,    /* inside: janebot's init runs (bwrap's set-up is done) */
+    SANDBOX_STEP_COMMAND, /* inside: relay, limits and filter set; the command starts */
+    SANDBOX_STEP_REAPED,  /* every process of the run is gone */
+    SANDBOX_STEP_DONE,    /* the exec's cgroup, listener and token are released */
+    SANDBOX_NSTEPS
+};
+struct sandbox_timing {
+    int64_t ns[SANDBOX_NSTEPS];
+};
+int64_t sandbox_clock_ns(void);
+
 struct sandbox_exec {
     /* in */
-    const char *const *argv; /* argv[0]: absolute path or a name looked up on PATH inside */
-    const char *const *env;  /* extra NAME=VALUE; the backend sets HOME, PATH, USER, LANG */
-    const char *stdin_data;  /* written to the command's stdin, which is then closed */
+    struct sandbox_timing *timing; /* stamped when set (local backend); may be NULL */
+    const char *const *argv;       /* argv[0]: absolute path or a name looked up on PATH inside */
+    const char *const *env;        /* extra NAME=VALUE; the backend sets HOME, PATH, USER, LANG */
+    const char *stdin_data;        /* written to the command's stdin, which is then closed */
     size_t stdin_len;
     int passthrough; /* 1: stdin/stdout/stderr are the caller's own fds 0/1/2 */
     const struct sandbox_file *files;

@@ -207,3 +207,37 @@ int seccomp_agent_fd(struct jb_err *err)
     seccomp_release(ctx);
     return fd;
 }
+
+/* The bytes of the filter export_fd() wrote to fd (which it closes). */
+static int prog_read(int fd, struct seccomp_prog *p, struct jb_err *err)
+{
+    if (fd < 0) return -1;
+    off_t len = lseek(fd, 0, SEEK_END);
+    p->bpf = len > 0 ? malloc((size_t)len) : NULL;
+    if (!p->bpf || pread(fd, p->bpf, (size_t)len, 0) != len) {
+        close(fd);
+        seccomp_prog_release(p);
+        return jb_err_set(err, JB_ESYS, "reading the compiled seccomp filter");
+    }
+    p->len = (size_t)len;
+    close(fd);
+    return 0;
+}
+
+int seccomp_progs_build(struct seccomp_prog *base, struct seccomp_prog *agent, struct jb_err *err)
+{
+    memset(base, 0, sizeof *base);
+    memset(agent, 0, sizeof *agent);
+    if (prog_read(seccomp_base_fd(err), base, err) < 0) return -1;
+    if (prog_read(seccomp_agent_fd(err), agent, err) < 0) {
+        seccomp_prog_release(base);
+        return -1;
+    }
+    return 0;
+}
+
+void seccomp_prog_release(struct seccomp_prog *p)
+{
+    free(p->bpf);
+    p->bpf = NULL, p->len = 0;
+}
