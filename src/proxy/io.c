@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -187,7 +188,7 @@ static void dir_write(struct px_dir *d, int dst)
             d->piped -= (size_t)w;
         d->total += (size_t)w;
     } else if (w < 0 && !again()) {
-        d->done = 1; /* dst is gone: this direction can carry nothing more */
+        d->done = d->failed = 1; /* dst is gone: this direction can carry nothing more */
         d->len = d->piped = 0;
     }
 }
@@ -257,6 +258,14 @@ static int splice_loop(int a, int b, struct px_dir *ab, struct px_dir *ba, int i
 
 int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
 {
+    /* splice(2) into a socket has no MSG_NOSIGNAL: a vanished peer raises SIGPIPE in this
+     * thread. Blocked here, and taken off before unblocking, it is only the EPIPE it
+     * should be, whatever the process does with SIGPIPE (the in-sandbox relay keeps the
+     * default, which ends the process). */
+    sigset_t pipe_sig, old;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
     set_nonblock(a);
     set_nonblock(b);
     pipe_open(ab);
@@ -265,6 +274,11 @@ int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
     int e = errno;
     pipe_close(ab);
     pipe_close(ba);
+    if (!sigismember(&old, SIGPIPE)) {
+        while (sigtimedwait(&pipe_sig, NULL, &(struct timespec){0}) == SIGPIPE)
+            ;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     errno = e;
     return rc;
 }

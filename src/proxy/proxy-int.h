@@ -24,6 +24,7 @@ struct px_dir {
     long long left; /* bytes still to read from src; -1: until EOF */
     int eof;        /* 1: src gave EOF or an error; 2: left reached 0 (dst stays open) */
     int done;       /* finished: flushed (or dst failed) */
+    int failed;     /* dst would take no more: src may hold bytes nobody read */
     unsigned long long total; /* bytes dst took */
     int pipe[2];              /* px_splice(): src -> pipe -> dst in the kernel; -1: through buf */
     size_t piped;             /* bytes in the pipe, waiting for dst */
@@ -151,6 +152,8 @@ struct px_group {
     struct px_pool *pool;
     int max;
     int lfd, tcp, wake[2]; /* listening socket (not owned); a pipe that wakes the thread */
+    int hold_when_full;    /* at the cap, leave new connections in lfd's backlog until a live
+                            * one ends, instead of refusing them; set before listening */
     px_serve_fn *serve;
     px_refuse_fn *refuse;
     void *ud;
