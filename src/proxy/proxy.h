@@ -24,7 +24,8 @@
  *   4. egress_proxy_free(), then egress_policy_free().
  * Limits: 32 live connections per listener, 256 per proxy, 16 KiB request heads read
  * within 10 s, a ClientHello within 10 s after the 200, 10 s to connect, 5 min idle, two
- * 64 KiB buffers per connection.
+ * 64 KiB buffers per connection (the head, the ClientHello) and, once the tunnel or the
+ * forwarded body runs, two pipes: bytes go client <-> origin by splice(2), in the kernel.
  * Thread-safety: a policy is read-only after egress_policy_new() and may be shared. The
  * proxy functions may be called from any thread; each connection runs in its own thread,
  * so a slow peer or a DNS lookup blocks only its own connection. */
