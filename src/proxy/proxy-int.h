@@ -21,10 +21,10 @@ const struct sockaddr *egress_policy_test_addr(const struct egress_policy *p, co
 struct px_dir {
     char *buf;
     size_t cap, off, len;
-    long long left; /* bytes still to read from src; -1: until EOF */
-    int eof;        /* 1: src gave EOF or an error; 2: left reached 0 (dst stays open) */
-    int done;       /* finished: flushed (or dst failed) */
-    int failed;     /* dst would take no more: src may hold bytes nobody read */
+    long long left;           /* bytes still to read from src; -1: until EOF */
+    int eof;                  /* 1: src gave EOF or an error; 2: left reached 0 (dst stays open) */
+    int done;                 /* finished: flushed (or dst failed) */
+    int failed;               /* dst would take no more: src may hold bytes nobody read */
     unsigned long long total; /* bytes dst took */
     int pipe[2];              /* px_splice(): src -> pipe -> dst in the kernel; -1: through buf */
     size_t piped;             /* bytes in the pipe, waiting for dst */
