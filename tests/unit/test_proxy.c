@@ -726,10 +726,23 @@ Test(proxy_relay, same_answers_through_the_relay, .init = relay_setup, .fini = r
 {
     check_basics();
     check_bulk(); /* two spliced hops */
-    int fds[RELAY_MAX_CONNS + 4];
+    int fds[RELAY_MAX_CONNS];
     for (size_t i = 0; i < JB_ARRAY_LEN(fds); i++)
-        fds[i] = dial_relay(); /* the relay closes those over its limit; it must stay up */
-    for (size_t i = 0; i < JB_ARRAY_LEN(fds); i++)
+        fds[i] = dial_relay(); /* the relay's cap: each holds a thread until we close it */
+    /* One more waits in the backlog, unanswered, until one of those ends; then it is
+     * served (a 403, or the proxy's 503 while its own cap is full), never reset. */
+    int extra = dial_relay();
+    static const char req[] = "CONNECT notallowed.test:443 HTTP/1.1\r\n\r\n";
+    cr_assert_eq(send(extra, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
+    struct pollfd p = {.fd = extra, .events = POLLIN};
+    cr_expect_eq(poll(&p, 1, 300), 0, "held while the relay is full");
+    close(fds[0]);
+    char buf[512];
+    read_some(extra, buf, sizeof buf, "\r\n\r\n");
+    cr_expect(strncmp(buf, "HTTP/1.1 403 ", 13) == 0 || strncmp(buf, "HTTP/1.1 503 ", 13) == 0,
+              "answered once a connection ended: %s", buf);
+    close(extra);
+    for (size_t i = 1; i < JB_ARRAY_LEN(fds); i++)
         close(fds[i]);
     wait_idle();
     poll(NULL, 0, 300); /* the relay's own threads end just after the proxy's */
