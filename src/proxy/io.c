@@ -120,6 +120,7 @@ void px_linger(int fd)
  * more: an unprivileged user's pipes share 64 MiB (pipe-user-pages-soft), past which new
  * pipes get two pages, and the sandbox's relay runs as such a user. */
 #define PIPE_BYTES (256 * 1024)
+#define UNIX_SNDBUF (1024 * 1024)
 /* Pipe-fulls one direction may move before the other gets its turn. */
 #define BURST_MAX 8
 
@@ -148,10 +149,17 @@ static void pipe_open(struct px_dir *d)
     fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BYTES); /* a smaller pipe works too */
 }
 
-static void set_nonblock(int fd)
+/* Non-blocking; a Unix socket also gets a larger send buffer: on that hop the sender's
+ * buffer is all there is in flight (no window to grow), and its default (~208 KiB) wakes
+ * the reader about once per 200 KiB. The kernel caps it at net.core.wmem_max. */
+static void prepare_fd(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    int domain = 0, size = UNIX_SNDBUF;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 }
 
 /* Done reading and nothing left to write: pass the EOF on, unless a byte limit ended it. */
@@ -266,8 +274,8 @@ int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
     sigemptyset(&pipe_sig);
     sigaddset(&pipe_sig, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
-    set_nonblock(a);
-    set_nonblock(b);
+    prepare_fd(a);
+    prepare_fd(b);
     pipe_open(ab);
     pipe_open(ba);
     int rc = splice_loop(a, b, ab, ba, idle_ms);
