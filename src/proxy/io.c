@@ -119,7 +119,7 @@ void px_linger(int fd)
  * the default 64 KiB; the pages are the sockets' own, held only until dst takes them. Not
  * more: an unprivileged user's pipes share 64 MiB (pipe-user-pages-soft), past which new
  * pipes get two pages, and the sandbox's relay runs as such a user. */
-#define PIPE_BYTES (256 * 1024)
+#define PIPE_BYTES  (256 * 1024)
 #define UNIX_SNDBUF (1024 * 1024)
 /* Pipe-fulls one direction may move before the other gets its turn. */
 #define BURST_MAX 8
