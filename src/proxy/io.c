@@ -201,24 +201,27 @@ static void dir_write(struct px_dir *d, int dst)
     }
 }
 
-static void dir_read(struct px_dir *d, int src)
+/* polled: poll(2) just said src is readable. */
+static void dir_read(struct px_dir *d, int src, int polled)
 {
     size_t want = d->pipe[0] >= 0 ? PIPE_BYTES : d->cap;
     if (d->left >= 0 && (unsigned long long)d->left < want) want = (size_t)d->left;
     ssize_t r = -1;
-    if (d->pipe[0] >= 0) {
+    int copy = d->pipe[0] < 0;
+    if (!copy) {
         r = splice(src, NULL, d->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (r < 0 && errno == EINVAL) pipe_close(d); /* src cannot splice: copy instead */
+        if (r < 0 && errno == EINVAL) pipe_close(d), copy = 1; /* src cannot splice */
+        /* Readable, yet nothing to splice: TCP urgent data (MSG_OOB), which splice(2)
+         * never steps over; polling again would spin. recv() skips it, as it always did. */
+        if (r < 0 && errno == EAGAIN && polled) copy = 1;
     }
-    if (d->pipe[0] < 0) {
-        if (want > d->cap) want = d->cap;
-        r = recv(src, d->buf, want, MSG_DONTWAIT);
+    if (copy) {
+        r = recv(src, d->buf, want < d->cap ? want : d->cap, MSG_DONTWAIT);
+        if (r > 0) d->off = 0, d->len = (size_t)r;
+    } else if (r > 0) {
+        d->piped = (size_t)r;
     }
     if (r > 0) {
-        if (d->pipe[0] >= 0)
-            d->piped = (size_t)r;
-        else
-            d->off = 0, d->len = (size_t)r;
         if (d->left >= 0) d->left -= r;
     } else if (r == 0 || !again()) {
         d->eof = 1;
@@ -234,7 +237,7 @@ static void dir_step(struct px_dir *d, int src, int dst, short src_ev, short dst
         /* While dst takes all there is and src has more, go on without a poll in
          * between: a bulk transfer costs two splices per pipe-full, not three calls. */
         for (int i = 0; i < BURST_MAX && !d->done && !d->eof && d->left != 0; i++) {
-            dir_read(d, src);
+            dir_read(d, src, i == 0);
             if (!pending(d)) break; /* src has nothing more for now */
             dir_write(d, dst);
             if (pending(d)) break; /* dst is full: wait for POLLOUT */

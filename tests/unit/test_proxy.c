@@ -284,6 +284,15 @@ static void origin_serve(int fd)
     if (strncmp(buf, "GET /", 5) == 0 || strncmp(buf, "POST /", 6) == 0) {
         while (!strstr(buf, "\r\n\r\n") && r && n < sizeof buf - 1)
             n += r = recv_once(fd, buf + n, sizeof buf - 1 - n), buf[n] = '\0';
+        if (strncmp(buf, "GET /oob ", 9) == 0) { /* TCP urgent data amid the body */
+            static const char head[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc";
+            send(fd, head, sizeof head - 1, MSG_NOSIGNAL);
+            poll(NULL, 0, 50);
+            send(fd, "X", 1, MSG_OOB | MSG_NOSIGNAL);
+            poll(NULL, 0, 50);
+            send(fd, "def", 3, MSG_NOSIGNAL);
+            return;
+        }
         const char *cl = strstr(buf, "Content-Length: "), *e = strstr(buf, "\r\n\r\n");
         size_t want = e ? (size_t)(e - buf) + 4 + (cl ? strtoul(cl + 16, NULL, 10) : 0) : n;
         while (n < want && r && n < sizeof buf - 1)
@@ -594,6 +603,16 @@ static size_t through_tunnel(const void *data, size_t n, char *buf, size_t cap)
 Test(proxy_e2e, a_bulk_tunnel_is_byte_exact_and_counted)
 {
     check_bulk();
+}
+
+/* splice(2) cannot step over TCP urgent data: the proxy must not spin on it, nor stop. */
+Test(proxy_e2e, urgent_data_from_the_origin_is_skipped_not_stuck_on)
+{
+    char buf[4096];
+    ask("GET http://allowed.test/oob HTTP/1.1\r\nHost: allowed.test\r\n\r\n", 0, buf, sizeof buf);
+    const char *body = strstr(buf, "\r\n\r\n");
+    cr_assert(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+    cr_expect_str_eq(body ? body + 4 : "", "abcdef", "the body around the urgent byte");
 }
 
 Test(proxy_e2e, sni_must_match_the_connect_host)
