@@ -271,6 +271,12 @@ def main():
     finally:
         fake.terminate()
         fake.wait(5)
+        # The sandboxes (their home images are mounted) go before their state dir does.
+        rm_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "JANEBOT_SANDBOX": "local",
+                  "JANEBOT_AGENT": "command", "JANEBOT_AGENT_CMD": "/bin/true",
+                  "JANEBOT_LOG_LEVEL": "error", "JANEBOT_STATE_DIR": os.path.join(tmp, "state")}
+        for key in ["bench:llm"] + ["bench:llm%d" % i for i in range(max(1, a.sandboxes))]:
+            subprocess.run([jb, "sandbox", "rm", key], env=rm_env, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

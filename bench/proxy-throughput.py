@@ -142,6 +142,8 @@ def main():
             "origin over the host's loopback" % a.mib)])
     finally:
         origin.sock.close()
+        # The sandbox (its home image is mounted) goes before its state dir does.
+        subprocess.run([jb, "sandbox", "rm", "bench:proxy"], env=env, capture_output=True)
         shutil.rmtree(state, ignore_errors=True)
 
 
