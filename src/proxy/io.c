@@ -2,8 +2,10 @@
  * the relay share. Every call is MSG_DONTWAIT plus poll, so a deadline holds whatever the
  * peer does, and sends use MSG_NOSIGNAL, so a vanished peer is an error, not SIGPIPE. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -113,10 +115,57 @@ void px_linger(int fd)
 
 /* ---- splice ---------------------------------------------------------------------------- */
 
+/* Room in each direction's pipe: more bytes per splice(2) call, and so fewer calls, than
+ * the default 64 KiB; the pages are the sockets' own, held only until dst takes them. Not
+ * more: an unprivileged user's pipes share 64 MiB (pipe-user-pages-soft), past which new
+ * pipes get two pages, and the sandbox's relay runs as such a user. */
+#define PIPE_BYTES  (256 * 1024)
+#define UNIX_SNDBUF (1024 * 1024)
+/* Pipe-fulls one direction may move before the other gets its turn. */
+#define BURST_MAX 8
+
+static int pending(const struct px_dir *d)
+{
+    return d->len > 0 || d->piped > 0;
+}
+
+static void pipe_close(struct px_dir *d)
+{
+    for (int i = 0; i < 2; i++)
+        if (d->pipe[i] >= 0) close(d->pipe[i]);
+    d->pipe[0] = d->pipe[1] = -1;
+    d->piped = 0;
+}
+
+/* A pipe for d, or none (d then copies through its buffer): out of descriptors is no
+ * reason to fail a connection. */
+static void pipe_open(struct px_dir *d)
+{
+    d->piped = 0;
+    if (pipe2(d->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        d->pipe[0] = d->pipe[1] = -1;
+        return;
+    }
+    fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BYTES); /* a smaller pipe works too */
+}
+
+/* Non-blocking; a Unix socket also gets a larger send buffer: on that hop the sender's
+ * buffer is all there is in flight (no window to grow), and its default (~208 KiB) wakes
+ * the reader about once per 200 KiB. The kernel caps it at net.core.wmem_max. */
+static void prepare_fd(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    int domain = 0, size = UNIX_SNDBUF;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
 /* Done reading and nothing left to write: pass the EOF on, unless a byte limit ended it. */
 static void dir_settle(struct px_dir *d, int dst)
 {
-    if (d->done || d->len > 0) return;
+    if (d->done || pending(d)) return;
     if (!d->eof && d->left == 0) d->eof = 2;
     if (!d->eof) return;
     d->done = 1;
@@ -126,39 +175,78 @@ static void dir_settle(struct px_dir *d, int dst)
 static void dir_want(const struct px_dir *d, struct pollfd *src, struct pollfd *dst)
 {
     if (d->done) return;
-    if (d->len > 0)
+    if (pending(d))
         dst->events |= POLLOUT;
     else
         src->events |= POLLIN;
 }
 
+/* What the buffer holds first (bytes read before the splice began), then the pipe's. */
+static void dir_write(struct px_dir *d, int dst)
+{
+    ssize_t w;
+    if (d->len > 0)
+        w = send(dst, d->buf + d->off, d->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    else
+        w = splice(d->pipe[0], NULL, dst, NULL, d->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (w > 0) {
+        if (d->len > 0)
+            d->off += (size_t)w, d->len -= (size_t)w;
+        else
+            d->piped -= (size_t)w;
+        d->total += (size_t)w;
+    } else if (w < 0 && !again()) {
+        d->done = d->failed = 1; /* dst is gone: this direction can carry nothing more */
+        d->len = d->piped = 0;
+    }
+}
+
+/* polled: poll(2) just said src is readable. */
+static void dir_read(struct px_dir *d, int src, int polled)
+{
+    size_t want = d->pipe[0] >= 0 ? PIPE_BYTES : d->cap;
+    if (d->left >= 0 && (unsigned long long)d->left < want) want = (size_t)d->left;
+    ssize_t r = -1;
+    int copy = d->pipe[0] < 0;
+    if (!copy) {
+        r = splice(src, NULL, d->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (r < 0 && errno == EINVAL) pipe_close(d), copy = 1; /* src cannot splice */
+        /* Readable, yet nothing to splice: TCP urgent data (MSG_OOB), which splice(2)
+         * never steps over; polling again would spin. recv() skips it, as it always did. */
+        if (r < 0 && errno == EAGAIN && polled) copy = 1;
+    }
+    if (copy) {
+        r = recv(src, d->buf, want < d->cap ? want : d->cap, MSG_DONTWAIT);
+        if (r > 0) d->off = 0, d->len = (size_t)r;
+    } else if (r > 0) {
+        d->piped = (size_t)r;
+    }
+    if (r > 0) {
+        if (d->left >= 0) d->left -= r;
+    } else if (r == 0 || !again()) {
+        d->eof = 1;
+    }
+}
+
 static void dir_step(struct px_dir *d, int src, int dst, short src_ev, short dst_ev)
 {
     if (d->done) return;
-    if (d->len > 0 && (dst_ev & (POLLOUT | POLLERR | POLLHUP))) {
-        ssize_t w = send(dst, d->buf + d->off, d->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0) {
-            d->off += (size_t)w, d->len -= (size_t)w, d->total += (size_t)w;
-        } else if (w < 0 && !again()) {
-            d->done = 1; /* dst is gone: this direction can carry nothing more */
-            d->len = 0;
-            return;
-        }
-    } else if (d->len == 0 && (src_ev & (POLLIN | POLLERR | POLLHUP))) {
-        size_t want = d->cap;
-        if (d->left >= 0 && (unsigned long long)d->left < want) want = (size_t)d->left;
-        ssize_t r = recv(src, d->buf, want, MSG_DONTWAIT);
-        if (r > 0) {
-            d->off = 0, d->len = (size_t)r;
-            if (d->left >= 0) d->left -= r;
-        } else if (r == 0 || !again()) {
-            d->eof = 1;
+    if (pending(d) && (dst_ev & (POLLOUT | POLLERR | POLLHUP))) {
+        dir_write(d, dst);
+    } else if (!pending(d) && (src_ev & (POLLIN | POLLERR | POLLHUP))) {
+        /* While dst takes all there is and src has more, go on without a poll in
+         * between: a bulk transfer costs two splices per pipe-full, not three calls. */
+        for (int i = 0; i < BURST_MAX && !d->done && !d->eof && d->left != 0; i++) {
+            dir_read(d, src, i == 0);
+            if (!pending(d)) break; /* src has nothing more for now */
+            dir_write(d, dst);
+            if (pending(d)) break; /* dst is full: wait for POLLOUT */
         }
     }
     dir_settle(d, dst);
 }
 
-int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
+static int splice_loop(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
 {
     for (;;) {
         dir_settle(ab, b);
@@ -177,4 +265,31 @@ int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
         dir_step(ab, a, b, p[0].revents, p[1].revents);
         dir_step(ba, b, a, p[1].revents, p[0].revents);
     }
+}
+
+int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
+{
+    /* splice(2) into a socket has no MSG_NOSIGNAL: a vanished peer raises SIGPIPE in this
+     * thread. Blocked here, and taken off before unblocking, it is only the EPIPE it
+     * should be, whatever the process does with SIGPIPE (the in-sandbox relay keeps the
+     * default, which ends the process). */
+    sigset_t pipe_sig, old;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
+    prepare_fd(a);
+    prepare_fd(b);
+    pipe_open(ab);
+    pipe_open(ba);
+    int rc = splice_loop(a, b, ab, ba, idle_ms);
+    int e = errno;
+    pipe_close(ab);
+    pipe_close(ba);
+    if (!sigismember(&old, SIGPIPE)) {
+        while (sigtimedwait(&pipe_sig, NULL, &(struct timespec){0}) == SIGPIPE)
+            ;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    errno = e;
+    return rc;
 }

@@ -373,6 +373,15 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     if (!strcmp(rq->method, "GET")) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else if (!pad && rq->body_have == rq->body_len) {
+        /* All of the body came with the head and nothing goes into it: curl sends it in
+         * the same write as the request head, so the upstream wakes up once, not twice. */
+        const char *ins = NULL;
+        llm_body_scan(&f.up.scan, rq->body, rq->body_len, &ins); /* its model, for usage */
+        f.up.took = rq->body_len;
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body_len ? rq->body : "");
+        if (strcmp(rq->method, "POST")) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
     } else {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         if (strcmp(rq->method, "POST")) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);

@@ -26,11 +26,19 @@ static void serve_local(struct px_conn *c, int fd, void *ud)
         llm_serve(s, fd, &in, &v);
 }
 
+/* No thread or memory for a request (the session's cap holds requests back instead): a
+ * 503 in the provider's shape, which the SDKs retry. What the request sent so far is read
+ * first, so the close that follows is not a reset that could overtake the answer. */
 static void refuse_local(int fd, enum px_refusal why, void *ud)
 {
-    (void)why, (void)ud; /* a session's only cap is its own */
+    (void)ud;
+    char junk[4096];
+    while (recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+        ;
     llm_reply(fd, LLM_ANTHROPIC, 503, "overloaded_error",
-              "too many requests from this sandbox at once");
+              why == PX_CLOSING ? "the sandbox's exec is ending"
+                                : "the proxy is out of memory or threads; try again");
+    shutdown(fd, SHUT_WR);
 }
 
 static int listen_unix(const char *path, uid_t owner, struct jb_err *err)
@@ -64,8 +72,11 @@ int llm_session_open(struct llm_proxy *px, const char *sock_path, const char *th
     }
     char name[96];
     snprintf(name, sizeof name, "llm proxy %s", thread_key);
-    if (px_group_init(&s->group, &px->pool, LLM_MAX_PER_LISTENER, err) < 0 ||
-        (s->lfd = listen_unix(sock_path, owner_uid, err)) < 0 ||
+    int grouped = px_group_init(&s->group, &px->pool, LLM_MAX_PER_LISTENER, err);
+    /* Past the cap a request waits for one to end rather than fail: an agent's burst of
+     * parallel calls completes, and the host still runs at most the cap's threads. */
+    s->group.hold_when_full = 1;
+    if (grouped < 0 || (s->lfd = listen_unix(sock_path, owner_uid, err)) < 0 ||
         px_group_listen(&s->group, s->lfd, 0, name, serve_local, refuse_local, s, err) < 0)
         goto fail;
     *ret = s;

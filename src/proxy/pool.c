@@ -199,11 +199,22 @@ static int fatal_error(int e)
     return e == EBADF || e == EINVAL || e == ENOTSOCK || e == EFAULT || e == EOPNOTSUPP;
 }
 
+/* 1 when g holds new connections back: at its cap, and told to (g->hold_when_full). */
+static int holding(struct px_group *g)
+{
+    if (!g->hold_when_full || g->max <= 0) return 0;
+    pthread_mutex_lock(&g->pool->mu);
+    int full = g->nlive >= g->max;
+    pthread_mutex_unlock(&g->pool->mu);
+    return full;
+}
+
 static int accept_loop(struct px_group *g)
 {
     for (;;) {
         px_reap(g);
-        struct pollfd p[2] = {{.fd = g->lfd, .events = POLLIN},
+        /* Holding: lfd is not polled; a finishing connection wakes the thread. */
+        struct pollfd p[2] = {{.fd = holding(g) ? -1 : g->lfd, .events = POLLIN},
                               {.fd = g->wake[0], .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
             if (fatal_error(errno)) return -1;

@@ -16,18 +16,25 @@ const struct sockaddr *egress_policy_test_addr(const struct egress_policy *p, co
 
 /* ---- io.c: sockets with deadlines (jb_mono_ms() values) --------------------------------- */
 
-/* One direction of a splice: bytes read from src, waiting in buf[off, off+len) for dst. */
+/* One direction of a splice: bytes read from src, waiting in buf[off, off+len) for dst.
+ * Callers fill buf, cap, len (bytes already read) and left; px_splice() owns the rest. */
 struct px_dir {
     char *buf;
     size_t cap, off, len;
-    long long left; /* bytes still to read from src; -1: until EOF */
-    int eof;        /* 1: src gave EOF or an error; 2: left reached 0 (dst stays open) */
-    int done;       /* finished: flushed (or dst failed) */
-    unsigned long long total;
+    long long left;           /* bytes still to read from src; -1: until EOF */
+    int eof;                  /* 1: src gave EOF or an error; 2: left reached 0 (dst stays open) */
+    int done;                 /* finished: flushed (or dst failed) */
+    int failed;               /* dst would take no more: src may hold bytes nobody read */
+    unsigned long long total; /* bytes dst took */
+    int pipe[2];              /* px_splice(): src -> pipe -> dst in the kernel; -1: through buf */
+    size_t piped;             /* bytes in the pipe, waiting for dst */
 };
 /* Copy a->b and b->a until both directions are done, starting with what the buffers
- * already hold. EOF on one side half-closes the other (shutdown SHUT_WR). 0 when both finished; -1
- * with errno ETIMEDOUT after idle_ms without any event, or another errno on a poll failure. */
+ * already hold. Once a buffer is empty its bytes move by splice(2) through a pipe, never
+ * through user space (buf is the fallback where a descriptor cannot splice, or no pipe
+ * can be had). Both descriptors are made non-blocking. EOF on one side half-closes the
+ * other (shutdown SHUT_WR). 0 when both finished; -1 with errno ETIMEDOUT after idle_ms
+ * without any event, or another errno on a poll failure. */
 int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms);
 /* Read into buf until it holds "\r\n\r\n". 0 with *len (bytes read) and *head_len (up to
  * and including the blank line); -1 with errno E2BIG (cap reached), ETIMEDOUT, ECONNRESET
@@ -145,6 +152,8 @@ struct px_group {
     struct px_pool *pool;
     int max;
     int lfd, tcp, wake[2]; /* listening socket (not owned); a pipe that wakes the thread */
+    int hold_when_full;    /* at the cap, leave new connections in lfd's backlog until a live
+                            * one ends, instead of refusing them; set before listening */
     px_serve_fn *serve;
     px_refuse_fn *refuse;
     void *ud;

@@ -24,7 +24,8 @@
  *   4. egress_proxy_free(), then egress_policy_free().
  * Limits: 32 live connections per listener, 256 per proxy, 16 KiB request heads read
  * within 10 s, a ClientHello within 10 s after the 200, 10 s to connect, 5 min idle, two
- * 64 KiB buffers per connection.
+ * 64 KiB buffers per connection (the head, the ClientHello) and, once the tunnel or the
+ * forwarded body runs, two pipes: bytes go client <-> origin by splice(2), in the kernel.
  * Thread-safety: a policy is read-only after egress_policy_new() and may be shared. The
  * proxy functions may be called from any thread; each connection runs in its own thread,
  * so a slow peer or a DNS lookup blocks only its own connection. */
@@ -45,7 +46,7 @@
 #define EGRESS_CONNECT_TIMEOUT_MS 10000
 #define EGRESS_IDLE_TIMEOUT_MS    (5 * 60 * 1000)
 #define EGRESS_BUF_SIZE           65536
-#define RELAY_MAX_CONNS           64
+#define RELAY_MAX_CONNS           128 /* above the host's caps: theirs answer first */
 #define EGRESS_NAME_MAX           253 /* bytes of a normalised host name */
 
 /* ---- policy ------------------------------------------------------------------------ */
@@ -117,8 +118,12 @@ void egress_listener_close(struct egress_listener *l);
 /* ---- the relay (inside the sandbox) ------------------------------------------------------ */
 
 /* Accept TCP connections on listen_fd (already bound to 127.0.0.1:3128 and listening) and
- * forward each, byte for byte, to the Unix socket unix_path. Runs until killed: at most
- * RELAY_MAX_CONNS connections at a time (more are closed at once), two fixed buffers each.
+ * forward each, byte for byte, to the Unix socket unix_path (splice(2) through two pipes;
+ * two fixed buffers where a descriptor cannot splice). Runs until killed: at most
+ * RELAY_MAX_CONNS connections at a time, more than the host side takes from one sandbox
+ * (EGRESS_MAX_PER_LISTENER, LLM_MAX_PER_LISTENER), so past those a client reads the host's
+ * refusal (a 503); past RELAY_MAX_CONNS a new connection waits in listen_fd's backlog until
+ * one ends.
  * Returns only on a fatal error: -1 with err filled. listen_fd stays the caller's. */
 int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
 
@@ -132,8 +137,9 @@ int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
  * sha256 only: revoked, expired and other sandboxes' tokens fail), swaps in the real key,
  * strips every other credential, streams the answer back unbuffered, and records the
  * tokens used. Request bodies (up to 32 MiB) are streamed to the upstream as it takes
- * them, never held whole. Limits: 64 requests at once per exec, 512 TCP connections in
- * all (more get a 503), 30 s to send a request head, one request per connection. */
+ * them, never held whole. Limits: 64 requests at once per exec (more wait in the socket's
+ * backlog until one ends), 512 TCP connections in all (more get a 503), 30 s to send a
+ * request head, one request per connection. */
 
 enum llm_provider { LLM_ANTHROPIC, LLM_OPENAI, LLM_AMP, LLM_NPROVIDERS };
 

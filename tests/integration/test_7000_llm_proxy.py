@@ -38,7 +38,7 @@ WAIT = 20  # the longest any single wait in this file may take
 
 # ---- the in-sandbox client ----------------------------------------------------------------
 # argv[1]: base64(JSON spec). spec: {"print_env": [NAMES], "parallel": bool, "out": PATH,
-#   "reqs": [req...], "sleep_end": S}. req: {"provider": "anthropic"|"openai"|"amp"|null,
+#   "reqs": [req...], "repeat": N (the reqs N times over), "sleep_end": S}. req: {"provider": "anthropic"|"openai"|"amp"|null,
 #   "method", "path" (after the provider's base URL from env; null provider: after
 #   http://127.0.0.1:4000), "headers": {}, "body": obj|str, "body_mib": N (a JSON-ish body of
 #   N MiB), "token": "env"|"none"|STRING, "auth": "x-api-key"|"bearer"|"both",
@@ -202,7 +202,7 @@ def one(i, r):
 
 for name in spec.get("print_env") or []:
     emit({"env": name, "value": os.environ.get(name)})
-reqs = spec.get("reqs") or []
+reqs = (spec.get("reqs") or []) * spec.get("repeat", 1)
 if spec.get("parallel"):
     ts = [threading.Thread(target=one, args=(i, r)) for i, r in enumerate(reqs)]
     for t in ts: t.start()
@@ -696,6 +696,21 @@ class Streaming(ProxyCase):
         self.assertGreater(by[0]["t_total"], 5.5, by[0])
         after = self.results("chat:slow", [anth()])
         self.assertEqual(after[0]["status"], 200)
+
+    def test_7306_200_streams_at_once_from_one_sandbox_all_complete(self):
+        """Past the per-sandbox cap (64 requests at once) a request waits for one to end:
+        a burst of parallel calls completes, none is reset or closed without an answer."""
+        n = 200
+        body = msg_body("many", stream=True, deltas=20)
+        body["fake"]["text"] = "y" * 400  # about 8 KiB in 20 events
+        res = self.results("chat:many", {"parallel": True, "reqs": [anth(body=body)],
+                                         "repeat": n})
+        self.assertEqual(len(res), n, "one result per request")
+        bad = [(r["status"], r["body"][:200]) for r in res if r["status"] != 200]
+        self.assertEqual(bad, [], "every request completes")
+        for r in res:
+            self.assertIn("event: message_stop", r["body"], "a whole stream: %s" % r["body"][-300:])
+        self.assertEqual(len(self.fake.requests("/v1/messages")), n, "each reached the upstream once")
 
 
 @needs_bwrap
