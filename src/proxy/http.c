@@ -358,41 +358,6 @@ int px_forward_head(const struct px_request *r, const char *host, struct jb_buf 
     return jb_buf_append(out, "Connection: close\r\n\r\n", 21, err);
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 403:
-        return "Forbidden";
-    case 408:
-        return "Request Timeout";
-    case 411:
-        return "Length Required";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    }
-    return "Error";
-}
-
-void px_respond(int fd, int status, const char *body)
-{
-    char msg[2048];
-    size_t bl = body ? strlen(body) : 0;
-    int n = snprintf(msg, sizeof msg,
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     status, reason(status), bl, body ? body : "");
-    if (n < 0 || (size_t)n >= sizeof msg) /* never cut a reply short of its length */
-        n = snprintf(msg, sizeof msg, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\n\r\n", status,
-                     reason(status));
-    px_send_all(fd, msg, (size_t)n, jb_mono_ms() + 5000);
-}
-
 void px_sanitize(const char *in, size_t n, char *out, size_t outsz)
 {
     size_t o = 0;

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -292,4 +293,41 @@ int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
     }
     errno = e;
     return rc;
+}
+
+/* ---- short answers (here, not in http.c: the sandbox's static relay needs them) ---- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    }
+    return "Error";
+}
+
+void px_respond(int fd, int status, const char *body)
+{
+    char msg[2048];
+    size_t bl = body ? strlen(body) : 0;
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     status, reason(status), bl, body ? body : "");
+    if (n < 0 || (size_t)n >= sizeof msg) /* never cut a reply short of its length */
+        n = snprintf(msg, sizeof msg, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\n\r\n", status,
+                     reason(status));
+    px_send_all(fd, msg, (size_t)n, jb_mono_ms() + 5000);
 }
