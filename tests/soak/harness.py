@@ -311,7 +311,7 @@ class Injector:
         return time.monotonic() - t0
 
 
-ANSWER_PARTS = ("envelopes", "messages", "pending")
+ANSWER_PARTS = ("envelopes", "messages", "pending", "connections")
 
 
 def answer_state(slack):
