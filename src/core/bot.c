@@ -62,6 +62,7 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
     pthread_mutex_init(&c->store_mu, NULL);
     pthread_mutex_init(&c->run_mu, NULL);
     pthread_mutex_init(&c->pol_mu, NULL);
+    core_approvals_init(&c->approvals);
     if (policy_load(cfg, &c->policy, err) < 0) {
         core_free(c);
         return -1;
@@ -229,6 +230,7 @@ void core_free(struct core *c)
     pthread_mutex_destroy(&c->run_mu);
     policy_unref(c->policy);
     pthread_mutex_destroy(&c->pol_mu);
+    core_approvals_destroy(&c->approvals);
     free(c);
 }
 

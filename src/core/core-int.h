@@ -68,6 +68,19 @@ struct core_gc {
     int started, stop;
 };
 
+/* Approval requests waiting for a person (approve.c). Under mu; cv (CLOCK_MONOTONIC) is
+ * broadcast whenever one is decided. */
+struct approval_pending;
+struct approvals {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct approval_pending *list;
+    unsigned seq;
+    unsigned nonce; /* random per process: a button of an earlier run matches nothing */
+};
+void core_approvals_init(struct approvals *a);
+void core_approvals_destroy(struct approvals *a);
+
 struct core {
     const struct jb_config *cfg;
     struct frontend *fe;
@@ -84,6 +97,7 @@ struct core {
     pthread_mutex_t pol_mu;     /* guards the pointer only; snapshots are immutable */
     struct policy *policy;      /* current snapshot (core/policy.h); one reference held */
     struct jb_metrics *metrics; /* core_opts.metrics, or NULL */
+    struct approvals approvals;
 };
 
 struct agent_cmd;
