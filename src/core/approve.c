@@ -11,6 +11,7 @@
 
 #include "core/core-int.h"
 #include "core/policy.h"
+#include "proxy/proxy.h"
 #include "store/store.h"
 
 #define WAIT_SLICE_MS 250 /* how often a waiting ask looks at its turn and its asker */
@@ -324,4 +325,33 @@ int core_approval_ask(struct core *c, const struct approval_ask *q, struct appro
                       struct jb_err *err)
 {
     return core_approval_ask_while(c, q, NULL, NULL, out, err);
+}
+
+/* ---- the LLM proxy's approval endpoint (a command agent's ask) ---- */
+
+void core_llm_approve(void *ud, const struct llm_approve_q *q, struct llm_approve_a *a)
+{
+    struct core *c = ud;
+    char channel[64];
+    snprintf(channel, sizeof channel, "%.*s", (int)strcspn(q->thread_key, ":"), q->thread_key);
+    if (!core_approval_needed(c, channel, q->thread_key, q->tool)) {
+        a->answer = "not_required", a->allowed = 1;
+        snprintf(a->who, sizeof a->who, "janebot");
+        snprintf(a->reason, sizeof a->reason, "%s needs no approval in this thread", q->tool);
+        return;
+    }
+    struct approval_ask ask = {.thread_key = q->thread_key,
+                               .channel = channel,
+                               .requester = q->user,
+                               .tool = q->tool,
+                               .input_json = q->input_json};
+    struct approval_decision d;
+    struct jb_err e = {0};
+    if (core_approval_ask_while(c, &ask, q->gone, q->gone_ud, &d, &e) < 0)
+        log_warn("thread %s: approval of %s: %s", q->thread_key, q->tool, e.msg);
+    static const char *const names[] = {"deny", "allow_once", "allow_thread"};
+    a->answer = names[d.answer];
+    a->allowed = d.answer != APPROVAL_DENY;
+    snprintf(a->who, sizeof a->who, "%s", d.who);
+    snprintf(a->reason, sizeof a->reason, "%s", d.reason);
 }

@@ -5,6 +5,7 @@
 
 #include "agent/agent.h"
 #include "core/core-int.h"
+#include "proxy/proxy.h"
 #include "core/policy.h"
 #include "store/store.h"
 
@@ -81,6 +82,7 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
         return -1;
     }
     core_services_set_metrics(&c->svc, c->metrics);
+    if (c->svc.llm) llm_proxy_set_approver(c->svc.llm, core_llm_approve, c);
     if (core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
         core_free(c);
         return -1;

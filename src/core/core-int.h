@@ -80,6 +80,10 @@ struct approvals {
 };
 void core_approvals_init(struct approvals *a);
 void core_approvals_destroy(struct approvals *a);
+/* The LLM proxy's approval endpoint decider (llm_approve_fn, proxy.h); ud is the core. */
+struct llm_approve_q;
+struct llm_approve_a;
+void core_llm_approve(void *ud, const struct llm_approve_q *q, struct llm_approve_a *a);
 
 struct core {
     const struct jb_config *cfg;
