@@ -151,13 +151,21 @@ enum approval_click core_approval_answer(struct core *c, const char *id, const c
                      p->requester ? p->requester : "?");
     } else if (p && !p->decided) {
         char reason[160];
-        snprintf(reason, sizeof reason, "%s by <@%s>", approval_answer_text(a), user);
+        snprintf(reason, sizeof reason, "%s by %s", approval_answer_text(a), user);
         decide(p, a, user, reason);
         pthread_cond_broadcast(&ap->cv);
         rc = APPROVAL_DECIDED;
     }
     pthread_mutex_unlock(&ap->mu);
     return rc;
+}
+
+int core_approvals_on(struct core *c, const char *thread_key)
+{
+    struct policy *pol = core_policy_get(c);
+    int on = policy_channel_for(pol, thread_key)->approve.n > 0;
+    policy_unref(pol);
+    return on;
 }
 
 int core_approval_needed(struct core *c, const char *channel, const char *thread_key,

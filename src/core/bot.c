@@ -206,6 +206,11 @@ void core_drain(struct core *c)
     lanes_drain(c->lanes);
 }
 
+size_t core_pending(struct core *c)
+{
+    return lanes_pending(c->lanes);
+}
+
 int core_hold(struct core *c)
 {
     return lanes_hold(c->lanes);

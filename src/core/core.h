@@ -154,6 +154,10 @@ struct frontend;
 
 /* ---- approvals: a person's yes before the agent uses a tool (approve.c) ---- */
 
+struct core;
+/* 1 when the channel of thread_key lists any tool in `approve:`. */
+int core_approvals_on(struct core *c, const char *thread_key);
+
 struct approval_ask {
     const char *thread_key, *channel, *requester, *tool, *input_json;
 };
@@ -173,7 +177,6 @@ struct approval_request {
 /* "allowed once", "allowed for this thread", "denied". Static. */
 const char *approval_answer_text(enum approval_answer a);
 
-struct core;
 /* 1 when the channel's `approve:` covers tool and the thread has not allowed it for good;
  * 0 when the tool needs nobody's yes. */
 int core_approval_needed(struct core *c, const char *channel, const char *thread_key,
@@ -303,6 +306,8 @@ void core_running_count(struct core *c, const char *prefix, int *ret_all, int *r
 /* Cancel the running turns of user in threads whose key starts with prefix; how many. */
 int core_abort_user(struct core *c, const char *prefix, const char *user);
 void core_drain(struct core *c);
+/* Messages queued or running (0: every turn is over). */
+size_t core_pending(struct core *c);
 /* /readyz: 0 when a write transaction on the store can begin (it is rolled back), else -1
  * with err saying why (disk full, locked, read-only). */
 int core_store_check(struct core *c, struct jb_err *err);

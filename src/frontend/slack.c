@@ -388,7 +388,12 @@ static void slack_approval_done(struct frontend *fe, const struct approval_reque
         snprintf(line, sizeof line, "%s *%s* by <@%s>", icon, what, d->who);
     else
         snprintf(line, sizeof line, "%s *%s*: %s", icon, what, d->reason);
-    snprintf(text, sizeof text, "Permission for `%s`: %s.", tool, person ? d->reason : line);
+    if (person)
+        snprintf(text, sizeof text, "Permission for `%s`: %s by <@%s>.", tool,
+                 approval_answer_text(d->answer), d->who);
+    else
+        snprintf(text, sizeof text, "Permission for `%s`: %s (%s).", tool,
+                 approval_answer_text(d->answer), d->reason);
     snprintf(bid, sizeof bid, "%s-done", short_id(rq->id));
     jb_auto(json_decrefp) json_t *args = json_pack(
         "{s:s, s:s, s:s, s:[o, {s:s, s:s, s:[{s:s, s:s}]}]}", "channel", ch, "ts", ts, "text",

@@ -7,7 +7,7 @@ through the documented endpoint on its relay (JANEBOT_APPROVE_URL)."""
 import sqlite3
 import time
 
-from jbtest import needs_bwrap, sandbox_name
+from jbtest import JanebotCase, needs_bwrap, sandbox_name
 from test_5000_serve_startup import CHANNEL, HUMAN, ServeCase
 
 BOB = "U0BOB0002"
@@ -111,7 +111,7 @@ class Approvals(ServeCase):
         a = self.mention("ask Bash: echo zq6303 > denied.txt")
         q = self.question(a)
         self.click(q, "deny")
-        self.wait_answer(a, "denied by %s: denied by <@%s>" % (HUMAN, HUMAN))
+        self.wait_answer(a, "denied by %s: denied by %s" % (HUMAN, HUMAN))
         self.wait_decided(q, "denied by <@%s>" % HUMAN)
         self.assertFalse(self.home_file(a, "denied.txt").exists())
         self.assertEqual(self.decisions(a), [("Bash", "deny", HUMAN)])
@@ -166,3 +166,35 @@ class Approvals(ServeCase):
         self.wait_answer(a, "approved not_required by janebot: zq6307")
         s = self.slack.state()
         self.assertFalse([p for p in s["posts"] if "Permission needed" in (p["text"] or "")])
+
+
+@needs_bwrap
+class ChatApprovals(JanebotCase):
+    """`janebot chat` asks the same questions on the terminal: y, a or n as the next line."""
+
+    def test_6308_chat_asks_on_the_terminal_y_a_n(self):
+        (self.state / "janebot.yaml").write_text("channels:\n  default: {approve: [Bash]}\n")
+        lines = ["ask Bash: echo once-zq6308", "y",
+                 "ask Bash: echo no-zq6308 > nope.txt", "maybe", "n",
+                 "ask Bash: echo thread-zq6308", "a",
+                 "ask Bash: echo again-zq6308"]
+        r = self.run_jb(["chat", "--user", "U0TERM001"], input="\n".join(lines) + "\n",
+                        env=ENV, timeout=90)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertIn("approved allow_once by U0TERM001: once-zq6308", r.out)
+        self.assertIn("denied by U0TERM001", r.out)
+        self.assertIn("approved allow_thread by U0TERM001: thread-zq6308", r.out)
+        self.assertIn("approved not_required by janebot: again-zq6308", r.out)
+        self.assertEqual(r.err.count("approval needed: the agent wants to use Bash"), 3, r.err)
+        self.assertIn("answer y (allow once), a (allow for this thread) or n (deny)", r.err)
+        self.assertNotIn("echo: maybe", r.out, "an answer is not a message")
+        home = self.state / "sandboxes" / sandbox_name("chat:default") / "home"
+        self.assertFalse((home / "nope.txt").exists())
+
+    def test_6309_chat_with_its_input_at_the_end_denies_at_once(self):
+        (self.state / "janebot.yaml").write_text("channels:\n  default: {approve: [Bash]}\n")
+        r = self.run_jb(["chat", "--user", "U0TERM001"], input="ask Bash: echo zq6309\n",
+                        env=ENV, timeout=60)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertIn("denied by U0TERM001", r.out)
+        self.assertNotIn("zq6309\n", r.out.replace("ask Bash: echo zq6309", ""))
