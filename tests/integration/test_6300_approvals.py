@@ -160,6 +160,16 @@ class Approvals(ServeCase):
         self.assertEqual(self.decisions(a), [("Bash", "allow_once", HUMAN)])
         self.wait_all_acked()
 
+    def test_6310_stopping_the_turn_ends_a_pending_request_as_a_deny(self):
+        self.start_serve(env=ENV)
+        a = self.mention("ask Bash: echo zq6310 > stopped.txt")
+        q = self.question(a)
+        self.mention("stop", thread_ts=a["thread_ts"])
+        self.wait_decided(q, "the turn was stopped")
+        self.wait_answer(a, "the turn was stopped (abort)")
+        self.assertFalse(self.home_file(a, "stopped.txt").exists())
+        self.assertEqual(self.decisions(a), [("Bash", "deny", "stop")])
+
     def test_6307_tools_not_listed_need_no_approval(self):
         self.start_serve(env=ENV)
         a = self.mention("ask Read: echo zq6307")
