@@ -387,9 +387,9 @@ int slack_block_action_parse(const json_t *payload, struct slack_block_action *r
                              const char **why, struct jb_err *err)
 {
     if (!json_is_object(payload)) return jb_err_set(err, JB_EPROTO, "interactive: no payload");
-    const char *type = jstr(payload, "type");
-    if (!type) return jb_err_set(err, JB_EPROTO, "interactive: payload without a type");
-    if (strcmp(type, "block_actions") != 0) {
+    const char *kind = jstr(payload, "type"); /* an interactive payload's, not an event's */
+    if (!kind) return jb_err_set(err, JB_EPROTO, "interactive: payload without a type");
+    if (strcmp(kind, "block_actions") != 0) {
         if (why) *why = "not block_actions";
         return 0;
     }
