@@ -63,7 +63,10 @@ int approve_parse_duration(const char *s, int *ret_s)
     char *end = NULL;
     if (!s || !isdigit((unsigned char)s[0])) return -1;
     long v = strtol(s, &end, 10);
-    long unit = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : 0;
+    long unit = !*end || !strcmp(end, "s") ? 1
+                : !strcmp(end, "m")        ? 60
+                : !strcmp(end, "h")        ? 3600
+                                           : 0;
     if (!unit || v <= 0 || v > APPROVE_TIMEOUT_MAX_S || v * unit > APPROVE_TIMEOUT_MAX_S) return -1;
     *ret_s = (int)(v * unit);
     return 0;
@@ -199,7 +202,8 @@ static void wait_decision(struct core *c, struct approval_pending *p, int64_t de
             decide(p, APPROVAL_DENY, "timeout", why);
             break;
         }
-        int64_t until = now + (deadline_ms - now < WAIT_SLICE_MS ? deadline_ms - now : WAIT_SLICE_MS);
+        int64_t until =
+            now + (deadline_ms - now < WAIT_SLICE_MS ? deadline_ms - now : WAIT_SLICE_MS);
         struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000L};
         pthread_cond_timedwait(&ap->cv, &ap->mu, &ts);
         if (p->decided) break;
@@ -298,7 +302,8 @@ int core_approval_ask_while(struct core *c, const struct approval_ask *q, int (*
                                   .requester = q->requester,
                                   .tool = q->tool,
                                   .input_json = q->input_json ? q->input_json : "{}",
-                                  .approvers = p.approvers.v ? (const char *const *)p.approvers.v : nobody,
+                                  .approvers =
+                                      p.approvers.v ? (const char *const *)p.approvers.v : nobody,
                                   .timeout_s = timeout_s};
     char ref[96] = "", status[200];
     struct approval_decision now = {0};
@@ -309,7 +314,8 @@ int core_approval_ask_while(struct core *c, const struct approval_ask *q, int (*
     if (shown == 1 || shown < 0) {
         pthread_mutex_lock(&c->approvals.mu);
         if (!p.decided) {
-            if (shown == 1) p.d = now, p.decided = 1;
+            if (shown == 1)
+                p.d = now, p.decided = 1;
             else {
                 char why[200];
                 snprintf(why, sizeof why, "could not ask: %.150s", e.msg);

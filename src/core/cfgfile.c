@@ -176,7 +176,8 @@ static int read_approve(struct fctx *f, const char *k, const yaml_node_t *v, con
             if (strspn(ch->approvers.v[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") !=
                     strlen(ch->approvers.v[i]) ||
                 !strchr("UW", ch->approvers.v[i][0]))
-                return ferr(f, v, sub, "\"%s\" is not valid: expected a Slack user id like U0123ABCD",
+                return ferr(f, v, sub,
+                            "\"%s\" is not valid: expected a Slack user id like U0123ABCD",
                             ch->approvers.v[i]);
         return 0;
     }

@@ -278,8 +278,13 @@ static char *input_for_code(const char *input_json)
     struct jb_buf b = JB_BUF_INIT(16u << 10);
     for (size_t i = 0; i < cut; i++) {
         char ch = clean[i];
-        const char *rep = ch == '&' ? "&amp;" : ch == '<' ? "&lt;" : ch == '>' ? "&gt;" : ch == '`' ? "'" : NULL;
-        if (rep ? jb_buf_appendf(&b, NULL, "%s", rep) < 0 : jb_buf_append(&b, &ch, 1, NULL) < 0) break;
+        const char *rep = ch == '&'   ? "&amp;"
+                          : ch == '<' ? "&lt;"
+                          : ch == '>' ? "&gt;"
+                          : ch == '`' ? "'"
+                                      : NULL;
+        if (rep ? jb_buf_appendf(&b, NULL, "%s", rep) < 0 : jb_buf_append(&b, &ch, 1, NULL) < 0)
+            break;
     }
     if (cut < len) jb_buf_appendf(&b, NULL, " … (%zu more bytes)", len - cut);
     return jb_buf_detach(&b, NULL);
@@ -311,8 +316,8 @@ static json_t *question_section(const struct approval_request *rq, const char *s
                  code ? code : "") < 0)
         return NULL;
     snprintf(bid, sizeof bid, "%s-%s", short_id(rq->id), suffix);
-    return json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "section", "block_id", bid, "text",
-                     "type", "mrkdwn", "text", text);
+    return json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "section", "block_id", bid, "text", "type",
+                     "mrkdwn", "text", text);
 }
 
 static json_t *button(const char *action, const char *label, const char *style, const char *value)
@@ -328,7 +333,8 @@ static json_t *question_blocks(const struct approval_request *rq)
     struct jb_buf who = JB_BUF_INIT(4096);
     jb_buf_appendf(&who, NULL, "Only <@%s> (who asked)", rq->requester ? rq->requester : "?");
     for (size_t i = 0; rq->approvers[i]; i++)
-        jb_buf_appendf(&who, NULL, "%s<@%s>", rq->approvers[i + 1] ? ", " : " or ", rq->approvers[i]);
+        jb_buf_appendf(&who, NULL, "%s<@%s>", rq->approvers[i + 1] ? ", " : " or ",
+                       rq->approvers[i]);
     int m = rq->timeout_s / 60, sec = rq->timeout_s % 60;
     jb_buf_appendf(&who, NULL, " can decide · expires in %d %s", m ? m : sec, m ? "min" : "s");
     char ctx[300], act[300];
@@ -360,8 +366,8 @@ static int slack_approval_show(struct frontend *fe, const struct approval_reques
              "this thread?",
              tool);
     jb_auto(json_decrefp) json_t *args =
-        json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "channel", ch, "thread_ts", thread, "text", text,
-                  "blocks", question_blocks(rq), "unfurl_links", 0, "unfurl_media", 0);
+        json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "channel", ch, "thread_ts", thread, "text",
+                  text, "blocks", question_blocks(rq), "unfurl_links", 0, "unfurl_media", 0);
     if (!args) return jb_err_set(err, JB_ENOMEM, "approval message");
     json_t *res = NULL;
     if (slack_call_ex(s->web, "chat.postMessage", args, SLACK_CALL_ONCE, NULL, &res, NULL, err) < 0)
@@ -395,10 +401,10 @@ static void slack_approval_done(struct frontend *fe, const struct approval_reque
         snprintf(text, sizeof text, "Permission for `%s`: %s (%s).", tool,
                  approval_answer_text(d->answer), d->reason);
     snprintf(bid, sizeof bid, "%s-done", short_id(rq->id));
-    jb_auto(json_decrefp) json_t *args = json_pack(
-        "{s:s, s:s, s:s, s:[o, {s:s, s:s, s:[{s:s, s:s}]}]}", "channel", ch, "ts", ts, "text",
-        text, "blocks", question_section(rq, "ask-2"), "type", "context", "block_id", bid,
-        "elements", "type", "mrkdwn", "text", line);
+    jb_auto(json_decrefp) json_t *args =
+        json_pack("{s:s, s:s, s:s, s:[o, {s:s, s:s, s:[{s:s, s:s}]}]}", "channel", ch, "ts", ts,
+                  "text", text, "blocks", question_section(rq, "ask-2"), "type", "context",
+                  "block_id", bid, "elements", "type", "mrkdwn", "text", line);
     struct jb_err e = {0};
     if (!args || slack_call_ex(s->web, "chat.update", args, 0, NULL, NULL, NULL, &e) < 0)
         log_warn("slack: updating the approval message in %s: %s", rq->thread_key,

@@ -62,7 +62,8 @@ static int read_body(int fd, struct llm_in *in, json_t **ret)
 {
     static _Thread_local char buf[LLM_APPROVE_BODY_MAX + 1];
     long long want = in->rq.clen;
-    if (in->rq.has_te || want <= 0) return reply_error(fd, 411, "send a JSON body with a Content-Length"), -1;
+    if (in->rq.has_te || want <= 0)
+        return reply_error(fd, 411, "send a JSON body with a Content-Length"), -1;
     if ((size_t)want > LLM_APPROVE_BODY_MAX) return reply_error(fd, 413, "body over 64 KiB"), -1;
     size_t len = in->rest_len < (size_t)want ? in->rest_len : (size_t)want;
     memcpy(buf, in->rest, len);

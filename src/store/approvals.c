@@ -16,8 +16,7 @@ int store_approval_add(struct store *st, const struct approval_row *r, struct jb
     return 0;
 }
 
-int store_approval_count(struct store *st, const char *thread_key, int64_t *ret,
-                         struct jb_err *err)
+int store_approval_count(struct store *st, const char *thread_key, int64_t *ret, struct jb_err *err)
 {
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st, "SELECT COUNT(*) FROM approvals WHERE thread_key = ?1",
@@ -35,14 +34,13 @@ int store_allow_add(struct store *st, const char *thread_key, const char *tool, 
                   "INSERT INTO approval_allow (thread_key, tool, allowed_by, allowed_at)"
                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (thread_key, tool) DO UPDATE SET"
                   " allowed_by = excluded.allowed_by, allowed_at = excluded.allowed_at",
-                  &STORE_ARGS(ARG_T(thread_key), ARG_T(tool), ARG_T(by), ARG_I(jb_now_ms())),
-                  NULL, NULL) < 0)
+                  &STORE_ARGS(ARG_T(thread_key), ARG_T(tool), ARG_T(by), ARG_I(jb_now_ms())), NULL,
+                  NULL) < 0)
         return store_fail(st, err, "cannot allow %s in %s", tool, thread_key);
     return 0;
 }
 
-int store_allow_has(struct store *st, const char *thread_key, const char *tool,
-                    struct jb_err *err)
+int store_allow_has(struct store *st, const char *thread_key, const char *tool, struct jb_err *err)
 {
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st, "SELECT 1 FROM approval_allow WHERE thread_key = ?1 AND tool = ?2",
@@ -58,8 +56,8 @@ int store_allow_forget(struct store *st, const char *thread_key, struct jb_err *
 {
     if (store_run(st, "DELETE FROM approval_allow WHERE thread_key = ?1",
                   &STORE_ARGS(ARG_T(thread_key)), NULL, NULL) < 0 ||
-        store_run(st, "DELETE FROM approvals WHERE thread_key = ?1",
-                  &STORE_ARGS(ARG_T(thread_key)), NULL, NULL) < 0)
+        store_run(st, "DELETE FROM approvals WHERE thread_key = ?1", &STORE_ARGS(ARG_T(thread_key)),
+                  NULL, NULL) < 0)
         return store_fail(st, err, "cannot forget the approvals of %s", thread_key);
     return 0;
 }

@@ -193,8 +193,7 @@ int store_approval_count(struct store *st, const char *thread_key, int64_t *ret,
 int store_allow_add(struct store *st, const char *thread_key, const char *tool, const char *by,
                     struct jb_err *err);
 /* 1 when the thread allowed tool, 0 when not, -1 on error. */
-int store_allow_has(struct store *st, const char *thread_key, const char *tool,
-                    struct jb_err *err);
+int store_allow_has(struct store *st, const char *thread_key, const char *tool, struct jb_err *err);
 /* Forget the thread's allowances and its decisions (with its sandbox). */
 int store_allow_forget(struct store *st, const char *thread_key, struct jb_err *err);
 

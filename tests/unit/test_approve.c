@@ -121,8 +121,8 @@ Test(approve, tool_classes)
     cr_assert_not(approve_class_matches("Bash", "BashOutput"));
     cr_assert(approve_class_matches("*", "anything"));
     cr_assert_not(approve_class_matches("*", ""));
-    const char *edits[] = {"Edit", "MultiEdit", "Write", "NotebookEdit", "edit_file",
-                           "create_file"};
+    const char *edits[] = {"Edit",         "MultiEdit", "Write",
+                           "NotebookEdit", "edit_file", "create_file"};
     for (size_t i = 0; i < JB_ARRAY_LEN(edits); i++)
         cr_assert(approve_class_matches("edit", edits[i]), "%s", edits[i]);
     cr_assert_not(approve_class_matches("edit", "Read"));
@@ -231,9 +231,9 @@ Test(approve, hostile_block_actions_are_refused)
     char big[3000];
     memset(big, 'v', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    json_t *p = json_pack("{s:s, s:{s:s}, s:[{s:s, s:s}], s:{s:s}}", "type", "block_actions",
-                          "user", "id", "U1", "actions", "action_id", "a", "value", big,
-                          "channel", "id", "C1");
+    json_t *p =
+        json_pack("{s:s, s:{s:s}, s:[{s:s, s:s}], s:{s:s}}", "type", "block_actions", "user", "id",
+                  "U1", "actions", "action_id", "a", "value", big, "channel", "id", "C1");
     struct slack_block_action a;
     cr_assert_eq(slack_block_action_parse(p, &a, NULL, &err), -1, "a value over 2,000 bytes");
     json_decref(p);
