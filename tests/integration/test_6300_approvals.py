@@ -5,7 +5,6 @@ Deny buttons; the click comes back as an interactive block_actions envelope (the
 an ephemeral note. The agent is tests/fakes/agent.py's `ask <Tool>: <cmd>`, which asks
 through the documented endpoint on its relay (JANEBOT_APPROVE_URL)."""
 import sqlite3
-import time
 
 from jbtest import JanebotCase, needs_bwrap, sandbox_name
 from test_5000_serve_startup import CHANNEL, HUMAN, ServeCase
@@ -208,3 +207,21 @@ class ChatApprovals(JanebotCase):
         self.assertEqual(r.rc, 0, str(r))
         self.assertIn("denied by U0TERM001", r.out)
         self.assertNotIn("zq6309\n", r.out.replace("ask Bash: echo zq6309", ""))
+
+    def test_6311_the_endpoint_takes_only_its_runs_token_a_POST_and_a_tool_name(self):
+        (self.state / "janebot.yaml").write_text("channels:\n  default: {approve: [Bash]}\n")
+        probe = """import os, urllib.request as u
+o = u.build_opener(u.ProxyHandler({}))
+url, tok = os.environ["JANEBOT_APPROVE_URL"], os.environ["JANEBOT_APPROVE_TOKEN"]
+def go(t, m, b):
+    r = u.Request(url, data=b, method=m, headers={"Authorization": "Bearer " + t})
+    try:
+        return o.open(r, timeout=20).status
+    except Exception as e:
+        return getattr(e, "code", str(e))
+print("codes", go("jbt_" + "0" * 64, "POST", b"{}"), go(tok, "GET", None),
+      go(tok, "POST", b"not json"), go(tok, "POST", b'{"tool": "a b"}'))
+"""
+        line = 'run: python3 -c "exec(bytes.fromhex(\'%s\').decode())"' % probe.encode().hex()
+        r = self.run_jb(["chat", "--user", "U0TERM001"], input=line + "\n", env=ENV, timeout=60)
+        self.assertIn("codes 401 405 400 400", r.out, str(r))
