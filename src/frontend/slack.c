@@ -406,7 +406,12 @@ static void slack_approval_done(struct frontend *fe, const struct approval_reque
                   "text", text, "blocks", question_section(rq, "ask-2"), "type", "context",
                   "block_id", bid, "elements", "type", "mrkdwn", "text", line);
     struct jb_err e = {0};
-    if (!args || slack_call_ex(s->web, "chat.update", args, 0, NULL, NULL, NULL, &e) < 0)
+    static const char *const gone[] = {"message_not_found", "cant_update_message", NULL};
+    int rc = args ? slack_call_ex(s->web, "chat.update", args, 0, gone, NULL, NULL, &e) : -1;
+    char thread[64];
+    if (rc == 1 && split_ref(rq->thread_key, ch, sizeof ch, thread, sizeof thread) == 0)
+        rc = slack_post_message(s->web, ch, thread, text, NULL, &e); /* the question is gone */
+    if (rc < 0)
         log_warn("slack: updating the approval message in %s: %s", rq->thread_key,
                  args ? e.msg : "out of memory");
 }

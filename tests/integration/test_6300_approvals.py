@@ -169,6 +169,17 @@ class Approvals(ServeCase):
         self.assertFalse(self.home_file(a, "stopped.txt").exists())
         self.assertEqual(self.decisions(a), [("Bash", "deny", "stop")])
 
+    def test_6312_when_the_question_is_gone_the_decision_is_posted_anew(self):
+        self.start_serve(env=ENV)
+        a = self.mention("ask Bash: echo zq6312")
+        q = self.question(a)
+        self.wait_answer(a, "waiting for approval")  # the status message is up to date
+        self.slack.fail("chat.update", count=1, mode="error", error="message_not_found")
+        self.click(q, "allow_once")
+        self.wait_answer(a, "approved allow_once by %s: zq6312" % HUMAN)
+        self.wait_post(lambda p: self.in_thread(p, a) and "Permission for `Bash`: allowed once "
+                       "by <@%s>" % HUMAN in (p["text"] or ""), "the decision as a new message")
+
     def test_6307_tools_not_listed_need_no_approval(self):
         self.start_serve(env=ENV)
         a = self.mention("ask Read: echo zq6307")
