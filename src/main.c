@@ -6,6 +6,8 @@
 #include <pwd.h>
 #include <signal.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "core/core.h"
@@ -35,8 +37,61 @@ static char *read_line(int interactive, size_t *cap, char **buf)
     return strdup(*buf);
 }
 
-static int chat_loop(struct core *c, const char *key, const char *user, int interactive)
+/* A line typed while an approval question is shown: its answer. -1 when it is none. */
+static int approval_word(const char *line, enum approval_answer *ret)
 {
+    while (*line == ' ' || *line == '\t')
+        line++;
+    static const struct {
+        const char *word;
+        enum approval_answer a;
+    } words[] = {{"y", APPROVAL_ALLOW_ONCE},   {"yes", APPROVAL_ALLOW_ONCE},
+                 {"a", APPROVAL_ALLOW_THREAD}, {"always", APPROVAL_ALLOW_THREAD},
+                 {"n", APPROVAL_DENY},         {"no", APPROVAL_DENY}};
+    size_t len = strcspn(line, " \t\r\n");
+    for (size_t i = 0; i < JB_ARRAY_LEN(words); i++)
+        if (len == strlen(words[i].word) && !strncasecmp(line, words[i].word, len))
+            return *ret = words[i].a, 0;
+    return -1;
+}
+
+/* Until the thread's turns are over, answer the approval questions they ask with the lines
+ * typed (y / a / n). 0, or -1 at the end of the input (a question then is denied). */
+static int chat_wait(struct core *c, struct frontend *fe, const char *user, int interactive,
+                     size_t *cap, char **buf)
+{
+    char id[200], answered[200] = "";
+    while (core_pending(c) > 0) {
+        /* A question stays shown until its turn has taken the answer. */
+        if (!frontend_terminal_question(fe, id, sizeof id) || !strcmp(id, answered)) {
+            usleep(20000);
+            continue;
+        }
+        char *line = interactive ? readline("allow (y/a/n)> ") : NULL;
+        if (!interactive) {
+            ssize_t n = getline(buf, cap, stdin);
+            line = n < 0 ? NULL : strdup(*buf);
+        }
+        enum approval_answer a = APPROVAL_DENY;
+        if (!line) {
+            frontend_terminal_input_closed(fe);
+            core_approval_answer(c, id, user, APPROVAL_DENY, NULL, 0);
+            return -1;
+        }
+        if (approval_word(line, &a) == 0) {
+            core_approval_answer(c, id, user, a, NULL, 0);
+            snprintf(answered, sizeof answered, "%s", id);
+        } else
+            fprintf(stderr, "answer y (allow once), a (allow for this thread) or n (deny)\n");
+        free(line);
+    }
+    return 0;
+}
+
+static int chat_loop(struct core *c, struct frontend *fe, const char *key, const char *user,
+                     int interactive)
+{
+    int ask = core_approvals_on(c, key); /* a question's answer is read as the next line */
     struct jb_err err = {0};
     int resumed = core_resume_pending(c, key, 0, &err);
     if (resumed > 0)
@@ -53,11 +108,15 @@ static int chat_loop(struct core *c, const char *key, const char *user, int inte
             if (interactive) add_history(line);
             if (core_submit(c, key, user, line, NULL, &err) < 0)
                 fprintf(stderr, "janebot: message not accepted: %s\n", err.msg);
-            else if (interactive)
-                core_drain(c); /* a conversation: answer before the next prompt */
+            else if (interactive || ask) /* a conversation: answer before the next prompt */
+                if (chat_wait(c, fe, user, interactive, &cap, &buf) < 0) {
+                    free(line);
+                    break;
+                }
         }
         free(line);
     }
+    frontend_terminal_input_closed(fe);
     free(buf);
     core_drain(c);
     return 0;
@@ -127,7 +186,7 @@ static int cmd_chat(const struct command *cmd, int argc, char **argv)
     if (interactive)
         fprintf(stderr, "janebot chat: thread %s, agent %s, sandbox %s. Ctrl-D to quit.\n", key,
                 cfg.agent, cfg.sandbox);
-    rc = chat_loop(c, key, user, interactive);
+    rc = chat_loop(c, fe, key, user, interactive);
     core_free(c);
     frontend_terminal_free(fe);
     config_release(&cfg);

@@ -5,6 +5,7 @@
 
 #include "agent/agent.h"
 #include "core/core-int.h"
+#include "proxy/proxy.h"
 #include "core/policy.h"
 #include "store/store.h"
 
@@ -62,6 +63,7 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
     pthread_mutex_init(&c->store_mu, NULL);
     pthread_mutex_init(&c->run_mu, NULL);
     pthread_mutex_init(&c->pol_mu, NULL);
+    core_approvals_init(&c->approvals);
     if (policy_load(cfg, &c->policy, err) < 0) {
         core_free(c);
         return -1;
@@ -80,6 +82,7 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
         return -1;
     }
     core_services_set_metrics(&c->svc, c->metrics);
+    if (c->svc.llm) llm_proxy_set_approver(c->svc.llm, core_llm_approve, c);
     if (core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
         core_free(c);
         return -1;
@@ -203,6 +206,11 @@ void core_drain(struct core *c)
     lanes_drain(c->lanes);
 }
 
+size_t core_pending(struct core *c)
+{
+    return lanes_pending(c->lanes);
+}
+
 int core_hold(struct core *c)
 {
     return lanes_hold(c->lanes);
@@ -229,6 +237,7 @@ void core_free(struct core *c)
     pthread_mutex_destroy(&c->run_mu);
     policy_unref(c->policy);
     pthread_mutex_destroy(&c->pol_mu);
+    core_approvals_destroy(&c->approvals);
     free(c);
 }
 

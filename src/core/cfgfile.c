@@ -17,6 +17,7 @@
  *     default: {mcp_servers: [], tools: full}
  *     C0123456789: {mcp_servers: [github], tools: no-shell}
  *     C0987654321: {tools: [Read, Grep]}
+ *     C0AAAAAAAAA: {approve: [Bash, edit, "mcp:github"], approvers: [U1], approve_timeout: 5m}
  * Unknown keys, duplicate keys and bad values are errors. */
 #include <ctype.h>
 #include <errno.h>
@@ -155,6 +156,42 @@ static int read_tools(struct fctx *f, const yaml_node_t *n, const char *key,
                 v ? v : "(not a scalar)");
 }
 
+/* approve: tool classes; approvers: user ids; approve_timeout: a duration. */
+static int read_approve(struct fctx *f, const char *k, const yaml_node_t *v, const char *sub,
+                        struct policy_channel *ch)
+{
+    if (!strcmp(k, "approve_timeout")) {
+        const char *d = scalar(v);
+        if (!d || approve_parse_duration(d, &ch->approve_timeout_s) < 0)
+            return ferr(f, v, sub,
+                        "\"%s\" is not valid: expected a duration like 90s, 10m or 1h "
+                        "(at most 24h)",
+                        d ? d : "(not a scalar)");
+        return 0;
+    }
+    if (!strcmp(k, "approvers")) {
+        jb_strv_free(&ch->approvers);
+        if (read_names(f, v, sub, &ch->approvers) < 0) return -1;
+        for (size_t i = 0; i < ch->approvers.n; i++)
+            if (strspn(ch->approvers.v[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") !=
+                    strlen(ch->approvers.v[i]) ||
+                !strchr("UW", ch->approvers.v[i][0]))
+                return ferr(f, v, sub,
+                            "\"%s\" is not valid: expected a Slack user id like U0123ABCD",
+                            ch->approvers.v[i]);
+        return 0;
+    }
+    if (strcmp(k, "approve") != 0)
+        return ferr(f, v, sub, "unknown key (did you mean approve, approvers or approve_timeout?)");
+    jb_strv_free(&ch->approve);
+    if (read_names(f, v, sub, &ch->approve) < 0) return -1;
+    for (size_t i = 0; i < ch->approve.n; i++) {
+        const char *why = approve_class_check(ch->approve.v[i]);
+        if (why) return ferr(f, v, sub, "\"%s\" is not valid: %s", ch->approve.v[i], why);
+    }
+    return 0;
+}
+
 static int read_channel(struct fctx *f, const char *id, const yaml_node_t *n,
                         struct policy_channel *ch)
 {
@@ -184,9 +221,12 @@ static int read_channel(struct fctx *f, const char *id, const yaml_node_t *n,
                             a ? a : "(not a scalar)");
             free(ch->agent_name);
             if (!(ch->agent_name = strdup(a))) return jb_err_set(f->err, JB_ENOMEM, "policy");
+        } else if (k && !strncmp(k, "approve", 7)) {
+            if (read_approve(f, k, v, sub, ch) < 0) return -1;
         } else {
             return ferr(f, kn, sub,
-                        "unknown key (a channel takes mcp_servers, tools, agent and egress)");
+                        "unknown key (a channel takes mcp_servers, tools, agent, egress, "
+                        "approve, approvers and approve_timeout)");
         }
     }
     return 0;
@@ -216,7 +256,7 @@ static int read_channels(struct fctx *f, const yaml_node_t *n)
             for (size_t i = 1; i < p->nch; i++)
                 if (!strcmp(p->ch[i].id, id)) return ferr(f, kn, "channels", "%s twice", id);
             ch = &p->ch[p->nch];
-            *ch = (struct policy_channel){0};
+            *ch = (struct policy_channel){.approve_timeout_s = APPROVE_TIMEOUT_DEFAULT_S};
             if (!(ch->id = strdup(id))) return jb_err_set(f->err, JB_ENOMEM, "channels");
             p->nch++;
         }
@@ -435,6 +475,15 @@ void policy_print(const struct policy *p, const struct jb_config *cfg, FILE *out
         fprintf(out, "%s; mcp_servers ", ch->allow.n ? "]" : "");
         for (size_t j = 0; j < ch->mcp.n; j++)
             fprintf(out, "%s%s", j ? ", " : "", ch->mcp.v[j]);
-        fprintf(out, "%s\n", ch->mcp.n ? "" : "none");
+        fprintf(out, "%s", ch->mcp.n ? "" : "none");
+        for (size_t j = 0; j < ch->approve.n; j++)
+            fprintf(out, "%s%s", j ? ", " : "; approve ", ch->approve.v[j]);
+        if (ch->approve.n) {
+            fprintf(out, " (by the requester");
+            for (size_t j = 0; j < ch->approvers.n; j++)
+                fprintf(out, ", %s", ch->approvers.v[j]);
+            fprintf(out, "; unanswered after %d s = deny)", ch->approve_timeout_s);
+        }
+        fprintf(out, "\n");
     }
 }

@@ -68,6 +68,23 @@ struct core_gc {
     int started, stop;
 };
 
+/* Approval requests waiting for a person (approve.c). Under mu; cv (CLOCK_MONOTONIC) is
+ * broadcast whenever one is decided. */
+struct approval_pending;
+struct approvals {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct approval_pending *list;
+    unsigned seq;
+    unsigned nonce; /* random per process: a button of an earlier run matches nothing */
+};
+void core_approvals_init(struct approvals *a);
+void core_approvals_destroy(struct approvals *a);
+/* The LLM proxy's approval endpoint decider (llm_approve_fn, proxy.h); ud is the core. */
+struct llm_approve_q;
+struct llm_approve_a;
+void core_llm_approve(void *ud, const struct llm_approve_q *q, struct llm_approve_a *a);
+
 struct core {
     const struct jb_config *cfg;
     struct frontend *fe;
@@ -84,6 +101,7 @@ struct core {
     pthread_mutex_t pol_mu;     /* guards the pointer only; snapshots are immutable */
     struct policy *policy;      /* current snapshot (core/policy.h); one reference held */
     struct jb_metrics *metrics; /* core_opts.metrics, or NULL */
+    struct approvals approvals;
 };
 
 struct agent_cmd;

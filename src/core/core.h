@@ -152,6 +152,50 @@ void lanes_free(struct lanes *l);
 
 struct frontend;
 
+/* ---- approvals: a person's yes before the agent uses a tool (approve.c) ---- */
+
+struct core;
+/* 1 when the channel of thread_key lists any tool in `approve:`. */
+int core_approvals_on(struct core *c, const char *thread_key);
+
+struct approval_ask {
+    const char *thread_key, *channel, *requester, *tool, *input_json;
+};
+enum approval_answer { APPROVAL_DENY = 0, APPROVAL_ALLOW_ONCE, APPROVAL_ALLOW_THREAD };
+struct approval_decision {
+    enum approval_answer answer;
+    char who[64];     /* the user id who decided, or "timeout", "stop" */
+    char reason[200]; /* why, in words fit for the agent and the user */
+};
+/* What a frontend shows: the question, who may answer and for how long. Borrowed. */
+struct approval_request {
+    const char *id; /* "<thread key>#perm-<n>": the buttons' value */
+    const char *thread_key, *channel, *requester, *tool, *input_json;
+    const char *const *approvers; /* NULL-terminated user ids besides the requester */
+    int timeout_s;
+};
+/* "allowed once", "allowed for this thread", "denied". Static. */
+const char *approval_answer_text(enum approval_answer a);
+
+/* 1 when the channel's `approve:` covers tool and the thread has not allowed it for good;
+ * 0 when the tool needs nobody's yes. */
+int core_approval_needed(struct core *c, const char *channel, const char *thread_key,
+                         const char *tool);
+/* Ask (through the frontend) and block until a person answers, the channel's
+ * approve_timeout passes, or the turn is stopped: those two are a deny. Recorded in the
+ * store; ALLOW_THREAD stores the allowance. -1 (out a deny) when it cannot ask at all. */
+int core_approval_ask(struct core *c, const struct approval_ask *q, struct approval_decision *out,
+                      struct jb_err *err);
+/* The same, also ending as a deny once gone(ud) says 1 (the asker went away). */
+int core_approval_ask_while(struct core *c, const struct approval_ask *q, int (*gone)(void *ud),
+                            void *ud, struct approval_decision *out, struct jb_err *err);
+/* A person's answer to request id (from a button). 0 decided; 1 refused: user may not
+ * decide (why says so, for them alone); 2 nothing to decide (already decided, expired,
+ * unknown): a double click decides once. */
+enum approval_click { APPROVAL_DECIDED, APPROVAL_NOT_YOURS, APPROVAL_NOT_PENDING };
+enum approval_click core_approval_answer(struct core *c, const char *id, const char *user,
+                                         enum approval_answer a, char *why, size_t n);
+
 /* refs[i] is the frontend's reference to the i-th message of a turn (Slack: "CHANNEL:TS"),
  * or NULL; n >= 1. Everything is borrowed for the call. */
 struct frontend_ops {
@@ -190,6 +234,15 @@ struct frontend_ops {
      * the thread already: 1 yes, 0 no, -1 cannot tell. Asked at start for a message
      * whose reply was going out when the last process died. */
     int (*answered)(struct frontend *fe, const char *thread_key, const char *ref);
+    /* Optional: show an approval request; the answer comes back through
+     * core_approval_answer() (Slack), or is given here at once into *now (the terminal:
+     * return 1). ref (room for 96) gets the frontend's reference to the question. 0 shown,
+     * 1 answered now, -1 cannot ask. NULL: the frontend cannot ask (a deny). */
+    int (*approval_show)(struct frontend *fe, const struct approval_request *rq, char *ref,
+                         struct approval_decision *now, struct jb_err *err);
+    /* Optional: the request was decided (by a person, the timeout or a stop). */
+    void (*approval_done)(struct frontend *fe, const struct approval_request *rq, const char *ref,
+                          const struct approval_decision *d);
 };
 
 /* Files users share are fetched up to this size each; larger ones are skipped (and the user
@@ -253,6 +306,8 @@ void core_running_count(struct core *c, const char *prefix, int *ret_all, int *r
 /* Cancel the running turns of user in threads whose key starts with prefix; how many. */
 int core_abort_user(struct core *c, const char *prefix, const char *user);
 void core_drain(struct core *c);
+/* Messages queued or running (0: every turn is over). */
+size_t core_pending(struct core *c);
 /* /readyz: 0 when a write transaction on the store can begin (it is rolled back), else -1
  * with err saying why (disk full, locked, read-only). */
 int core_store_check(struct core *c, struct jb_err *err);

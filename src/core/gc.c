@@ -15,6 +15,8 @@
 int core_thread_forget(struct core_services *cs, const char *thread_key, struct jb_err *err)
 {
     store_token_revoke(cs->st, NULL, thread_key, NULL);
+    struct jb_err e = {0};
+    if (store_allow_forget(cs->st, thread_key, &e) < 0) log_warn("%s", e.msg);
     return store_session_delete(cs->st, thread_key, err);
 }
 

@@ -24,6 +24,8 @@ static void channel_release(struct policy_channel *ch)
     free(ch->agent_name);
     jb_strv_free(&ch->egress);
     free(ch->egress_csv);
+    jb_strv_free(&ch->approve);
+    jb_strv_free(&ch->approvers);
 }
 
 struct policy *policy_new_default(void)
@@ -36,6 +38,7 @@ struct policy *policy_new_default(void)
     p->mcp_from = "neither MCP_SERVERS nor the config file's mcp_servers";
     p->mcp_servers = json_object();
     p->ch = calloc(1, sizeof *p->ch);
+    if (p->ch) p->ch[0].approve_timeout_s = APPROVE_TIMEOUT_DEFAULT_S;
     if (!p->mcp_servers || !p->ch || !(p->ch[0].id = strdup("default"))) {
         policy_unref(p);
         return NULL;

@@ -29,6 +29,9 @@ struct policy_channel {
     char *agent_name;          /* the channel's agent ("amp", "claude", "command"), or NULL */
     struct jb_strv egress;     /* names added to JANEBOT_EGRESS_ALLOW for this channel */
     char *egress_csv;          /* the same, comma-joined, or NULL when none */
+    struct jb_strv approve;    /* tools or classes needing a person's yes (approve.c) */
+    struct jb_strv approvers;  /* Slack user ids who may answer besides the requester */
+    int approve_timeout_s;     /* unanswered after this = deny */
     struct agent_policy agent; /* what adapters get; points into this struct */
 };
 
@@ -98,6 +101,22 @@ const struct policy_channel *policy_channel_for(const struct policy *p, const ch
 int policy_allowed(const struct policy *p, const char *user, const char *channel);
 /* `janebot config check`: the effective configuration, secrets shown as "set (hidden)". */
 void policy_print(const struct policy *p, const struct jb_config *cfg, FILE *out);
+
+/* ---- approvals: the config's tool classes (approve.c) ---- */
+
+#define APPROVE_TIMEOUT_DEFAULT_S 600
+#define APPROVE_TIMEOUT_MAX_S     86400
+/* One `approve:` entry: a tool name (letters, digits, _ -), "edit" (the file-editing
+ * tools), "mcp:NAME" (every tool of that MCP server) or "*". NULL when valid, else why
+ * not (static text). */
+const char *approve_class_check(const char *entry);
+/* 1 when tool (as the agent names it: "Bash", "Edit", "mcp__github__create_issue") is
+ * covered by the entry; tool names compare without regard to case. */
+int approve_class_matches(const char *entry, const char *tool);
+/* 1 when any entry of list covers tool. */
+int approve_list_matches(const struct jb_strv *list, const char *tool);
+/* "90", "90s", "10m", "1h" into seconds (1 .. APPROVE_TIMEOUT_MAX_S): 0, or -1. */
+int approve_parse_duration(const char *s, int *ret_s);
 
 /* ---- token bucket: capacity = limit, refilled at limit per minute ---- */
 

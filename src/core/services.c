@@ -154,6 +154,15 @@ static int llm_env(struct core_services *cs, const struct sandbox_llm_req *rq, c
             jb_strv_pushf(env, err, "%s=%s", llm_key_var(p), token) < 0)
             return -1;
     }
+    /* The approval endpoint (proxy.h), on the same relay and token. */
+    jb_autofree char *url = NULL;
+    if (rq->sock_path
+            ? asprintf(&url, "http://127.0.0.1:4000%s", LLM_APPROVE_PATH) < 0
+            : asprintf(&url, "%s/s/%s%s", cs->cfg->public_url, rq->sandbox, LLM_APPROVE_PATH) < 0)
+        return url = NULL, jb_err_set(err, JB_ENOMEM, "llm env");
+    if (jb_strv_pushf(env, err, "JANEBOT_APPROVE_URL=%s", url) < 0 ||
+        jb_strv_pushf(env, err, "JANEBOT_APPROVE_TOKEN=%s", token) < 0)
+        return -1;
     return 0;
 }
 

@@ -50,5 +50,11 @@ void slack_serve_free(struct slack_serve *sv);
  * Owned by the caller; release with frontend_terminal_free(). NULL when out of memory. */
 struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress);
 void frontend_terminal_free(struct frontend *fe);
+/* `janebot chat` asks approvals on the terminal: the question is printed, and the next line
+ * typed is its answer (y: allow once, a: allow for this thread, n: deny). 1 with the id of
+ * the question shown now (copied into id, n bytes), 0 when none waits. */
+int frontend_terminal_question(struct frontend *fe, char *id, size_t n);
+/* The input ended: a question from now on is denied at once (nobody can answer). */
+void frontend_terminal_input_closed(struct frontend *fe);
 
 #endif

@@ -208,9 +208,96 @@ static json_t *handle_slash(struct slack_serve *sv, const json_t *p)
     return json_pack("{s:s, s:s}", "response_type", "ephemeral", "text", out);
 }
 
+struct ephemeral {
+    struct slack_serve *sv;
+    json_t *args;
+};
+
+static void *ephemeral_main(void *p)
+{
+    struct ephemeral *e = p;
+    struct jb_err err = {0};
+    if (slack_call_ex(e->sv->web, "chat.postEphemeral", e->args, 0, NULL, NULL, NULL, &err) < 0)
+        log_warn("slack: ephemeral note: %s", err.msg);
+    atomic_fetch_sub(&e->sv->notices, 1);
+    json_decref(e->args);
+    free(e);
+    return NULL;
+}
+
+/* A note only user sees, in the thread, without holding up the socket thread. */
+static void ephemeral_async(struct slack_serve *sv, const struct slack_block_action *a,
+                            const char *text)
+{
+    struct ephemeral *e = calloc(1, sizeof *e);
+    pthread_t t;
+    pthread_attr_t attr;
+    if (!e || !(e->args = json_pack("{s:s, s:s, s:s}", "channel", a->channel, "user", a->user,
+                                    "text", text)))
+        goto fail;
+    if (a->thread_ts) json_object_set_new(e->args, "thread_ts", json_string(a->thread_ts));
+    e->sv = sv;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&sv->notices, 1);
+    int rc = pthread_create(&t, &attr, ephemeral_main, e);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) return;
+    atomic_fetch_sub(&sv->notices, 1);
+fail:
+    log_warn("slack: could not send a note to %s", a->user);
+    if (e) json_decref(e->args);
+    free(e);
+}
+
+/* A click on an approval button: the core decides whether it counts. */
+static void handle_click(struct slack_serve *sv, const struct slack_block_action *a)
+{
+    static const struct {
+        const char *action;
+        enum approval_answer answer;
+    } buttons[] = {{"janebot_perm_allow_once", APPROVAL_ALLOW_ONCE},
+                   {"janebot_perm_allow_thread", APPROVAL_ALLOW_THREAD},
+                   {"janebot_perm_deny", APPROVAL_DENY}};
+    size_t i = 0;
+    while (i < JB_ARRAY_LEN(buttons) && strcmp(buttons[i].action, a->action_id))
+        i++;
+    if (i == JB_ARRAY_LEN(buttons)) {
+        log_debug("slack: click on %.100s ignored (not an approval button)", a->action_id);
+        return;
+    }
+    char why[300];
+    enum approval_click rc =
+        core_approval_answer(sv->core, a->value, a->user, buttons[i].answer, why, sizeof why);
+    if (rc == APPROVAL_NOT_YOURS) {
+        log_info("slack: %s may not decide approval %.200s", a->user, a->value);
+        ephemeral_async(sv, a, why);
+    } else if (rc == APPROVAL_NOT_PENDING) {
+        log_info("slack: click by %s on approval %.200s, which is no longer pending", a->user,
+                 a->value);
+    }
+}
+
+static void handle_interactive(struct slack_serve *sv, const json_t *payload)
+{
+    struct slack_block_action a;
+    const char *why = NULL;
+    struct jb_err err = {0};
+    int rc = slack_block_action_parse(payload, &a, &why, &err);
+    if (rc < 0) log_warn("slack: malformed interactive payload (acknowledged): %s", err.msg);
+    if (rc == 0) log_debug("slack: interactive payload ignored: %s", why ? why : "-");
+    if (rc <= 0) return;
+    handle_click(sv, &a);
+    slack_block_action_release(&a);
+}
+
 static int on_envelope(void *ud, const struct slack_envelope *env, json_t **payload)
 {
     struct slack_serve *sv = ud;
+    if (env->type == SLACK_ENV_INTERACTIVE) {
+        handle_interactive(sv, env->payload); /* quick: no Web API call on this thread */
+        return 0;
+    }
     if (env->type == SLACK_ENV_SLASH_COMMANDS && env->payload) {
         if (env->accepts_response_payload) *payload = handle_slash(sv, env->payload);
         return 0;

@@ -263,6 +263,159 @@ static int slack_fetch(struct frontend *fe, const char *url, int fd, long long m
     return slack_file_download(&d, url, fd, max, err);
 }
 
+/* ---- approvals: a message with three buttons, updated once decided ---- */
+
+#define APPROVAL_INPUT_SHOWN 1500 /* characters of the tool's input in the question */
+
+/* The tool's input for a code block: redacted, cut, no ``` inside, & < > escaped. */
+static char *input_for_code(const char *input_json)
+{
+    jb_autofree char *clean = jb_redact(input_json ? input_json : "{}");
+    if (!clean) return NULL;
+    size_t len = strlen(clean), cut = len > APPROVAL_INPUT_SHOWN ? APPROVAL_INPUT_SHOWN : len;
+    while (cut < len && cut && ((unsigned char)clean[cut] & 0xC0) == 0x80)
+        cut--; /* not inside a UTF-8 sequence */
+    struct jb_buf b = JB_BUF_INIT(16u << 10);
+    for (size_t i = 0; i < cut; i++) {
+        char ch = clean[i];
+        const char *rep = ch == '&'   ? "&amp;"
+                          : ch == '<' ? "&lt;"
+                          : ch == '>' ? "&gt;"
+                          : ch == '`' ? "'"
+                                      : NULL;
+        if (rep ? jb_buf_appendf(&b, NULL, "%s", rep) < 0 : jb_buf_append(&b, &ch, 1, NULL) < 0)
+            break;
+    }
+    if (cut < len) jb_buf_appendf(&b, NULL, " … (%zu more bytes)", len - cut);
+    return jb_buf_detach(&b, NULL);
+}
+
+/* A tool name for mrkdwn: only the characters a tool name has. */
+static void safe_tool(const char *tool, char out[130])
+{
+    size_t n = 0;
+    for (; tool && *tool && n < 129; tool++)
+        out[n++] = strchr("`*_~<>&", *tool) ? '?' : *tool;
+    out[n] = 0;
+}
+
+/* "perm-…" of "KEY#perm-…": the request's short id, for block ids. */
+static const char *short_id(const char *id)
+{
+    const char *h = strrchr(id, '#');
+    return h ? h + 1 : id;
+}
+
+static json_t *question_section(const struct approval_request *rq, const char *suffix)
+{
+    char tool[130], bid[300];
+    safe_tool(rq->tool, tool);
+    jb_autofree char *code = input_for_code(rq->input_json);
+    jb_autofree char *text = NULL;
+    if (asprintf(&text, "*Permission needed*\nThe agent wants to use *%s*:\n```%s```", tool,
+                 code ? code : "") < 0)
+        return NULL;
+    snprintf(bid, sizeof bid, "%s-%s", short_id(rq->id), suffix);
+    return json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "section", "block_id", bid, "text", "type",
+                     "mrkdwn", "text", text);
+}
+
+static json_t *button(const char *action, const char *label, const char *style, const char *value)
+{
+    json_t *b = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "type", "button", "action_id", action,
+                          "text", "type", "plain_text", "text", label, "value", value);
+    if (b && style) json_object_set_new(b, "style", json_string(style));
+    return b;
+}
+
+static json_t *question_blocks(const struct approval_request *rq)
+{
+    struct jb_buf who = JB_BUF_INIT(4096);
+    jb_buf_appendf(&who, NULL, "Only <@%s> (who asked)", rq->requester ? rq->requester : "?");
+    for (size_t i = 0; rq->approvers[i]; i++)
+        jb_buf_appendf(&who, NULL, "%s<@%s>", rq->approvers[i + 1] ? ", " : " or ",
+                       rq->approvers[i]);
+    int m = rq->timeout_s / 60, sec = rq->timeout_s % 60;
+    jb_buf_appendf(&who, NULL, " can decide · expires in %d %s", m ? m : sec, m ? "min" : "s");
+    char ctx[300], act[300];
+    snprintf(ctx, sizeof ctx, "%s-ctx", short_id(rq->id));
+    snprintf(act, sizeof act, "%s-act", short_id(rq->id));
+    json_t *blocks = json_pack(
+        "[o, {s:s, s:s, s:[{s:s, s:s}]}, {s:s, s:s, s:[o, o, o]}]", question_section(rq, "ask"),
+        "type", "context", "block_id", ctx, "elements", "type", "mrkdwn", "text",
+        who.data ? who.data : "", "type", "actions", "block_id", act, "elements",
+        button("janebot_perm_allow_once", "Allow once", "primary", rq->id),
+        button("janebot_perm_deny", "Deny", "danger", rq->id),
+        button("janebot_perm_allow_thread", "Allow for this thread", NULL, rq->id));
+    jb_buf_release(&who);
+    return blocks;
+}
+
+static int slack_approval_show(struct frontend *fe, const struct approval_request *rq, char *ref,
+                               struct approval_decision *now, struct jb_err *err)
+{
+    (void)now;
+    struct fe_slack *s = fe->priv;
+    char ch[64], thread[64], tool[130];
+    if (split_ref(rq->thread_key, ch, sizeof ch, thread, sizeof thread) < 0)
+        return jb_err_set(err, JB_EPROTO, "bad thread key %s", rq->thread_key);
+    safe_tool(rq->tool, tool);
+    char text[300];
+    snprintf(text, sizeof text,
+             "Permission needed: the agent wants to use `%s`. Allow once, deny, or allow for "
+             "this thread?",
+             tool);
+    jb_auto(json_decrefp) json_t *args =
+        json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "channel", ch, "thread_ts", thread, "text",
+                  text, "blocks", question_blocks(rq), "unfurl_links", 0, "unfurl_media", 0);
+    if (!args) return jb_err_set(err, JB_ENOMEM, "approval message");
+    json_t *res = NULL;
+    if (slack_call_ex(s->web, "chat.postMessage", args, SLACK_CALL_ONCE, NULL, &res, NULL, err) < 0)
+        return -1;
+    const char *ts = json_string_value(json_object_get(res, "ts"));
+    snprintf(ref, 96, "%s:%s", ch, ts ? ts : "");
+    json_decref(res);
+    return ts ? 0 : jb_err_set(err, JB_EPROTO, "chat.postMessage: no ts in the answer");
+}
+
+static void slack_approval_done(struct frontend *fe, const struct approval_request *rq,
+                                const char *ref, const struct approval_decision *d)
+{
+    struct fe_slack *s = fe->priv;
+    char ch[64], ts[64], tool[130], line[400], text[700], bid[300];
+    if (split_ref(ref, ch, sizeof ch, ts, sizeof ts) < 0) return;
+    safe_tool(rq->tool, tool);
+    const char *icon = d->answer == APPROVAL_DENY ? ":x:" : ":white_check_mark:";
+    const char *what = d->answer == APPROVAL_ALLOW_ONCE     ? "Allowed once"
+                       : d->answer == APPROVAL_ALLOW_THREAD ? "Allowed for this thread"
+                                                            : "Denied";
+    int person = d->who[0] == 'U' || d->who[0] == 'W';
+    if (person)
+        snprintf(line, sizeof line, "%s *%s* by <@%s>", icon, what, d->who);
+    else
+        snprintf(line, sizeof line, "%s *%s*: %s", icon, what, d->reason);
+    if (person)
+        snprintf(text, sizeof text, "Permission for `%s`: %s by <@%s>.", tool,
+                 approval_answer_text(d->answer), d->who);
+    else
+        snprintf(text, sizeof text, "Permission for `%s`: %s (%s).", tool,
+                 approval_answer_text(d->answer), d->reason);
+    snprintf(bid, sizeof bid, "%s-done", short_id(rq->id));
+    jb_auto(json_decrefp) json_t *args =
+        json_pack("{s:s, s:s, s:s, s:[o, {s:s, s:s, s:[{s:s, s:s}]}]}", "channel", ch, "ts", ts,
+                  "text", text, "blocks", question_section(rq, "ask-2"), "type", "context",
+                  "block_id", bid, "elements", "type", "mrkdwn", "text", line);
+    struct jb_err e = {0};
+    static const char *const gone[] = {"message_not_found", "cant_update_message", NULL};
+    int rc = args ? slack_call_ex(s->web, "chat.update", args, 0, gone, NULL, NULL, &e) : -1;
+    char thread[64];
+    if (rc == 1 && split_ref(rq->thread_key, ch, sizeof ch, thread, sizeof thread) == 0)
+        rc = slack_post_message(s->web, ch, thread, text, NULL, &e); /* the question is gone */
+    if (rc < 0)
+        log_warn("slack: updating the approval message in %s: %s", rq->thread_key,
+                 args ? e.msg : "out of memory");
+}
+
 static const struct frontend_ops slack_ops = {
     .version = 1,
     .name = "slack",
@@ -276,6 +429,8 @@ static const struct frontend_ops slack_ops = {
     .context = slack_context,
     .fetch = slack_fetch,
     .answered = slack_answered,
+    .approval_show = slack_approval_show,
+    .approval_done = slack_approval_done,
 };
 
 struct frontend *frontend_slack_new(struct slack_web *w, const struct jb_config *cfg,

@@ -13,6 +13,8 @@ struct terminal {
     pthread_mutex_t mu;
     FILE *out, *err;
     int show_progress;
+    char question[200]; /* the approval request waiting for a line, "" when none */
+    int input_closed;
 };
 
 static void term_started(struct frontend *fe, const char *thread_key, const char *user,
@@ -87,6 +89,73 @@ static int term_notice(struct frontend *fe, const char *thread_key, const char *
     return term_write(fe->priv, "", text, err);
 }
 
+/* ---- approvals: the question on stderr, the answer as the next line typed ---- */
+
+#define TERM_INPUT_SHOWN 1000
+
+static int term_approval_show(struct frontend *fe, const struct approval_request *rq, char *ref,
+                              struct approval_decision *now, struct jb_err *err)
+{
+    (void)err;
+    struct terminal *t = fe->priv;
+    snprintf(ref, 96, "%s", "terminal");
+    jb_autofree char *red = jb_redact(rq->input_json);
+    jb_autofree char *input = red ? jb_strip_controls_dup(red) : NULL;
+    jb_autofree char *tool = jb_strip_controls_dup(rq->tool);
+    pthread_mutex_lock(&t->mu);
+    int closed = t->input_closed;
+    if (closed) {
+        *now = (struct approval_decision){.answer = APPROVAL_DENY};
+        snprintf(now->who, sizeof now->who, "janebot");
+        snprintf(now->reason, sizeof now->reason,
+                 "nobody can answer on the terminal (its input ended)");
+    } else {
+        snprintf(t->question, sizeof t->question, "%s", rq->id);
+        size_t len = input ? strlen(input) : 0;
+        fprintf(t->err,
+                "\rapproval needed: the agent wants to use %s: %.*s%s\n"
+                "allow? y = once, a = for this thread, n = no (within %d s)\n",
+                tool ? tool : "a tool", (int)(len > TERM_INPUT_SHOWN ? TERM_INPUT_SHOWN : len),
+                input ? input : "", len > TERM_INPUT_SHOWN ? " …" : "", rq->timeout_s);
+        fflush(t->err);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return closed ? 1 : 0;
+}
+
+static void term_approval_done(struct frontend *fe, const struct approval_request *rq,
+                               const char *ref, const struct approval_decision *d)
+{
+    (void)ref;
+    struct terminal *t = fe->priv;
+    jb_autofree char *tool = jb_strip_controls_dup(rq->tool);
+    jb_autofree char *why = jb_strip_controls_dup(d->reason);
+    pthread_mutex_lock(&t->mu);
+    if (!strcmp(t->question, rq->id)) t->question[0] = 0;
+    fprintf(t->err, "\r%s %s: %s\n", tool ? tool : "the tool", approval_answer_text(d->answer),
+            why ? why : "");
+    fflush(t->err);
+    pthread_mutex_unlock(&t->mu);
+}
+
+int frontend_terminal_question(struct frontend *fe, char *id, size_t n)
+{
+    struct terminal *t = fe->priv;
+    pthread_mutex_lock(&t->mu);
+    int has = t->question[0] != 0;
+    if (has) snprintf(id, n, "%s", t->question);
+    pthread_mutex_unlock(&t->mu);
+    return has;
+}
+
+void frontend_terminal_input_closed(struct frontend *fe)
+{
+    struct terminal *t = fe->priv;
+    pthread_mutex_lock(&t->mu);
+    t->input_closed = 1;
+    pthread_mutex_unlock(&t->mu);
+}
+
 static const struct frontend_ops terminal_ops = {
     .version = 1,
     .name = "terminal",
@@ -99,6 +168,8 @@ static const struct frontend_ops terminal_ops = {
     .upload = NULL,
     .context = NULL,
     .fetch = NULL,
+    .approval_show = term_approval_show,
+    .approval_done = term_approval_done,
 };
 
 struct frontend *frontend_terminal_new(FILE *out, FILE *err, int show_progress)

@@ -34,6 +34,8 @@ struct llm_proxy {
     struct llm_public *pub;     /* the TCP listener, NULL when not listening */
     struct px_pool pool;        /* connection threads (pool.c): no cap for the whole proxy */
     struct jb_metrics *metrics; /* borrowed, or NULL */
+    llm_approve_fn *approve;    /* the approval endpoint's decider, or NULL */
+    void *approve_ud;
 };
 
 /* ---- sessions (llm-registry.c) ---- */
@@ -142,6 +144,10 @@ void llm_verdict(struct llm_session *s, struct llm_verdict *v);
  * LLM_VERDICT_MAX_AGE_MS ago, else asked now), body, forward, usage. Every failure is
  * answered on fd. */
 void llm_serve(struct llm_session *s, int fd, struct llm_in *in, const struct llm_verdict *pre);
+
+/* The approval endpoint (llm-approve.c): the session's own token, then the body, then the
+ * decider; every outcome is answered on fd. */
+void llm_approve_serve(struct llm_session *s, int fd, struct llm_in *in);
 
 /* ---- upstream (llm-fwd.c) ---- */
 

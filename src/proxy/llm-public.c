@@ -88,10 +88,14 @@ static void serve_remote(struct px_conn *c, int fd, void *ud)
     if (llm_read_request(fd, &in) < 0) return;
     if (split_target(in.target, sandbox, &rest) < 0)
         return llm_reply(fd, LLM_ANTHROPIC, 404, "not_found_error", "unknown API");
-    if (llm_route(fd, rest, &in) < 0) return;
+    int approve = llm_is_approve_target(rest);
+    if (!approve && llm_route(fd, rest, &in) < 0) return;
     struct llm_session *s = claim(pub, fd, &in, sandbox);
     if (!s) return;
-    llm_serve(s, fd, &in, NULL); /* the token said whose it is: the store is asked now */
+    if (approve)
+        llm_approve_serve(s, fd, &in);
+    else
+        llm_serve(s, fd, &in, NULL); /* the token said whose it is: the store is asked now */
     llm_registry_release(&pub->px->reg, s, fd);
 }
 

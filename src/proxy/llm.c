@@ -22,8 +22,9 @@ static void serve_local(struct px_conn *c, int fd, void *ud)
     /* The socket says whose request this is before it arrives: ask the store now, while
      * the request is still on its way through the relay, not after it. */
     llm_verdict(s, &v);
-    if (llm_read_request(fd, &in) == 0 && llm_route(fd, in.target, &in) == 0)
-        llm_serve(s, fd, &in, &v);
+    if (llm_read_request(fd, &in) < 0) return;
+    if (llm_is_approve_target(in.target)) return llm_approve_serve(s, fd, &in);
+    if (llm_route(fd, in.target, &in) == 0) llm_serve(s, fd, &in, &v);
 }
 
 /* No thread or memory for a request (the session's cap holds requests back instead): a

@@ -196,6 +196,32 @@ char *llm_remote_base_url(const char *public_url, const char *sandbox, enum llm_
 const char *llm_session_refused(struct llm_session *s);
 /* What the exec's requests used so far, per model (a copy). */
 void llm_session_usage(struct llm_session *s, struct jb_tally *ret);
+/* ---- the approval endpoint (llm-approve.c) ----
+ * POST /janebot/approve on a local sandbox's relay (http://127.0.0.1:4000), with its run
+ * token as "Authorization: Bearer jbt_..." and a JSON body {"tool": NAME, "input": {...}}
+ * (at most LLM_APPROVE_BODY_MAX bytes): the answer, once a person decided, is
+ * {"decision": "allow_once"|"allow_thread"|"deny"|"not_required", "allowed": BOOL,
+ *  "by": WHO, "reason": TEXT}. The session's thread and user say whose turn asks. */
+#define LLM_APPROVE_PATH     "/janebot/approve"
+#define LLM_APPROVE_BODY_MAX (64u << 10)
+struct llm_approve_q {
+    const char *thread_key, *user, *tool, *input_json;
+    int (*gone)(void *ud); /* 1 once the agent hung up (the ask then ends as a deny) */
+    void *gone_ud;
+};
+struct llm_approve_a {
+    const char *answer; /* static: "allow_once", "allow_thread", "deny", "not_required" */
+    int allowed;
+    char who[64], reason[200];
+};
+/* Decides one ask; blocks until it is decided. */
+typedef void llm_approve_fn(void *ud, const struct llm_approve_q *q, struct llm_approve_a *a);
+/* Who decides (borrowed ud; must outlive px). Without one, every ask is denied. Call before
+ * the first session. */
+void llm_proxy_set_approver(struct llm_proxy *px, llm_approve_fn *fn, void *ud);
+/* 1 when target (as sent) is the approval endpoint. */
+int llm_is_approve_target(const char *target);
+
 /* Revoke the token, stop listening, drop live requests, join; frees s (NULL is fine).
  * Close every session before llm_proxy_free(). */
 void llm_session_close(struct llm_session *s);

@@ -349,3 +349,75 @@ int slack_files_normalise(const json_t *files, long long max_bytes, char **ret_j
     if (!(*ret_json = json_dumps(out, JSON_COMPACT))) return jb_err_set(err, JB_ENOMEM, "files");
     return 0;
 }
+
+/* ---- interactive payloads: block_actions ---------------------------------------------- */
+
+#define ACTION_FIELD_MAX 2000 /* a button value's limit; nothing we read is longer */
+
+void slack_block_action_release(struct slack_block_action *a)
+{
+    if (!a) return;
+    free(a->action_id);
+    free(a->value);
+    free(a->user);
+    free(a->channel);
+    free(a->message_ts);
+    free(a->thread_ts);
+    *a = (struct slack_block_action){0};
+}
+
+/* A string field of o that is absent (NULL, when optional) or a string of printable
+ * length; -1 when present with another type or too long. */
+static int action_field(const json_t *o, const char *key, int required, char **out,
+                        struct jb_err *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (required) return jb_err_set(err, JB_EPROTO, "block_actions: no %s", key);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    if (!s || strlen(s) > ACTION_FIELD_MAX)
+        return jb_err_set(err, JB_EPROTO, "block_actions: %s is not a string of at most %d bytes",
+                          key, ACTION_FIELD_MAX);
+    return dup_into(out, s, err);
+}
+
+int slack_block_action_parse(const json_t *payload, struct slack_block_action *ret,
+                             const char **why, struct jb_err *err)
+{
+    if (!json_is_object(payload)) return jb_err_set(err, JB_EPROTO, "interactive: no payload");
+    const char *kind = jstr(payload, "type"); /* an interactive payload's, not an event's */
+    if (!kind) return jb_err_set(err, JB_EPROTO, "interactive: payload without a type");
+    if (strcmp(kind, "block_actions") != 0) {
+        if (why) *why = "not block_actions";
+        return 0;
+    }
+    json_t *actions = json_object_get(payload, "actions");
+    json_t *first = json_array_get(actions, 0);
+    json_t *user = json_object_get(payload, "user");
+    json_t *box = json_object_get(payload, "container");
+    json_t *chan = json_object_get(payload, "channel");
+    if (!json_is_object(first) || !json_is_object(user))
+        return jb_err_set(err, JB_EPROTO, "block_actions: no user or no actions");
+    struct slack_block_action a = {0};
+    int rc = action_field(first, "action_id", 1, &a.action_id, err) < 0 ||
+                     action_field(first, "value", 0, &a.value, err) < 0 ||
+                     action_field(user, "id", 1, &a.user, err) < 0 ||
+                     (json_is_object(box) &&
+                      (action_field(box, "channel_id", 0, &a.channel, err) < 0 ||
+                       action_field(box, "message_ts", 0, &a.message_ts, err) < 0 ||
+                       action_field(box, "thread_ts", 0, &a.thread_ts, err) < 0)) ||
+                     (!a.channel && json_is_object(chan) &&
+                      action_field(chan, "id", 0, &a.channel, err) < 0)
+                 ? -1
+                 : 0;
+    if (rc == 0 && !a.value) rc = dup_into(&a.value, "", err);
+    if (rc == 0 && !a.channel) rc = jb_err_set(err, JB_EPROTO, "block_actions: no channel");
+    if (rc < 0) {
+        slack_block_action_release(&a);
+        return -1;
+    }
+    *ret = a;
+    return 1;
+}

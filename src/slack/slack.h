@@ -91,6 +91,21 @@ void slack_message_release(struct slack_message *m);
 int slack_event_interpret(const json_t *payload, const char *bot_user_id, const char *bot_id,
                           struct slack_message *ret, const char **why, struct jb_err *err);
 
+/* One button click (an interactive envelope's block_actions payload). All owned. */
+struct slack_block_action {
+    char *action_id, *value; /* the first action's; value "" when the button had none */
+    char *user;              /* who clicked */
+    char *channel;           /* container.channel_id, else channel.id */
+    char *message_ts;        /* container.message_ts (may be NULL: not on a message) */
+    char *thread_ts;         /* container.thread_ts, or NULL */
+};
+void slack_block_action_release(struct slack_block_action *a);
+/* Read a block_actions payload: 1 with *ret filled; 0 when it is another interactive kind
+ * (view_submission, shortcut, ...: *why says which); -1 with JB_EPROTO when it is hostile
+ * or broken (no user id, no actions, fields of the wrong type or over 2,000 bytes). */
+int slack_block_action_parse(const json_t *payload, struct slack_block_action *ret,
+                             const char **why, struct jb_err *err);
+
 /* Files shared in a file_share message, as the small list janebot keeps with it: a compact
  * JSON array of {"name","url","size","mimetype"} (url: url_private_download) into *ret_json
  * (caller frees; NULL when no file is left). Kept: objects with a url_private_download, an

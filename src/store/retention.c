@@ -9,7 +9,8 @@
  *                 expired or revoked ones go once their last use left the window;
  *   llm_requests  per-request rows are folded into one per day, user, thread, provider and
  *                 model after the window (the totals `janebot usage` reports stay); those
- *                 daily rows go after STORE_USAGE_KEEP_DAYS.
+ *                 daily rows go after STORE_USAGE_KEEP_DAYS;
+ *   approvals     decided ones go (allowances for a thread stay with its sandbox).
  * sessions, rate buckets, sandbox names, the pool and uids are state, not history: their
  * own code removes them. */
 #include <time.h>
@@ -76,6 +77,8 @@ static int run(struct store *st, int64_t now_ms, int days, struct store_retentio
                "DELETE FROM llm_tokens" /* expired before the cutoff, so no longer valid */
                " WHERE MAX(created_at, expires_at, COALESCE(last_used, 0)) < ?1",
                cutoff, &r.tokens, err, "LLM tokens") < 0 ||
+        forget(st, "DELETE FROM approvals WHERE decided_at < ?1", cutoff, &r.approvals, err,
+               "approval decisions") < 0 ||
         forget_usage(st, now_ms, days, &r, err) < 0)
         return -1;
     if (ret) *ret = r;
@@ -92,11 +95,12 @@ int store_retention_run(struct store *st, int64_t now_ms, int days, struct store
         if (err) *err = e;
         return -1;
     }
-    if (r.events || r.inbox || r.turns || r.tokens || r.usage)
+    if (r.events || r.inbox || r.turns || r.tokens || r.usage || r.approvals)
         log_info("store: retention (%d days): forgot %lld Slack event ids, %lld finished "
-                 "messages, %lld turns, %lld LLM tokens, %lld daily usage rows",
+                 "messages, %lld turns, %lld LLM tokens, %lld daily usage rows, %lld approval "
+                 "decisions",
                  days, (long long)r.events, (long long)r.inbox, (long long)r.turns,
-                 (long long)r.tokens, (long long)r.usage);
+                 (long long)r.tokens, (long long)r.usage, (long long)r.approvals);
     if (ret) *ret = r;
     return 0;
 }

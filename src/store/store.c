@@ -123,6 +123,26 @@ static const char *const migrations[] = {
     "  output_tokens, requests) SELECT 0, day, user_id, thread_key, '', '', input_tokens,"
     "  output_tokens, requests FROM llm_usage;"
     "DROP TABLE llm_usage;",
+    /* 9: approvals: every decision about a tool the agent wanted (who, what, when), and the
+     * tools a person allowed for the rest of a thread. */
+    "CREATE TABLE approvals ("
+    "  id INTEGER PRIMARY KEY,"
+    "  thread_key TEXT NOT NULL,"
+    "  requester TEXT,"
+    "  tool TEXT NOT NULL,"
+    "  input_sha256 TEXT NOT NULL,"
+    "  answer TEXT NOT NULL,"
+    "  decided_by TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  asked_at INTEGER NOT NULL,"
+    "  decided_at INTEGER NOT NULL);"
+    "CREATE INDEX approvals_thread ON approvals (thread_key);"
+    "CREATE TABLE approval_allow ("
+    "  thread_key TEXT NOT NULL,"
+    "  tool TEXT NOT NULL,"
+    "  allowed_by TEXT NOT NULL,"
+    "  allowed_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (thread_key, tool));",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

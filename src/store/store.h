@@ -18,7 +18,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
@@ -174,6 +174,29 @@ void usage_rows_free(struct usage_row *v, size_t n);
 int store_usage_list(struct store *st, const char *since, struct usage_row **ret, size_t *ret_n,
                      struct jb_err *err);
 
+/* ---- approvals (approvals.c) ---- */
+
+/* One decision about a tool the agent wanted to use. Strings borrowed. */
+struct approval_row {
+    const char *thread_key, *requester, *tool;
+    const char *input_sha256; /* of the tool's input, never the input itself */
+    const char *answer;       /* "allow_once", "allow_thread", "deny" */
+    const char *decided_by;   /* a user id, or "timeout", "stop" */
+    const char *reason;       /* may be NULL */
+    int64_t asked_at, decided_at;
+};
+int store_approval_add(struct store *st, const struct approval_row *r, struct jb_err *err);
+/* How many decisions the thread has (for `janebot` audits and tests). */
+int store_approval_count(struct store *st, const char *thread_key, int64_t *ret,
+                         struct jb_err *err);
+/* "Allow for this thread": tool (as the agent names it) needs no more asking there. */
+int store_allow_add(struct store *st, const char *thread_key, const char *tool, const char *by,
+                    struct jb_err *err);
+/* 1 when the thread allowed tool, 0 when not, -1 on error. */
+int store_allow_has(struct store *st, const char *thread_key, const char *tool, struct jb_err *err);
+/* Forget the thread's allowances and its decisions (with its sandbox). */
+int store_allow_forget(struct store *st, const char *thread_key, struct jb_err *err);
+
 /* ---- retention (retention.c) ---- */
 
 #define STORE_EVENTS_MIN_DAYS 7   /* Slack event ids: dedupe outlives any redelivery */
@@ -181,7 +204,7 @@ int store_usage_list(struct store *st, const char *since, struct usage_row **ret
 #define STORE_USAGE_KEEP_DAYS 400 /* daily usage totals: a year and a month */
 /* Rows each table lost. */
 struct store_retention {
-    int64_t events, inbox, turns, tokens, usage;
+    int64_t events, inbox, turns, tokens, usage, approvals;
 };
 /* Forget the history older than days (Unix ms now_ms): Slack event ids (never younger
  * than STORE_EVENTS_MIN_DAYS), finished inbox messages, ended turns, expired or revoked

@@ -26,6 +26,11 @@ without one the agent echoes:
   spawn-orphan [TAG]    starts `sh -c 'sleep 300; : orphan-TAG'` detached (setsid,
                         stdio on /dev/null), writes its pid to HOME/orphan.pid, answers
   sleep <secs>          sleeps, answers "slept"
+  ask <Tool>: <cmd>     asks janebot's approval endpoint (JANEBOT_APPROVE_URL, bearer
+                        JANEBOT_APPROVE_TOKEN; body {"tool", "input": {"command"}}) before
+                        using Tool; when allowed runs CMD as `run:` does and answers
+                        "approved <decision> by <who>: <output>", else "denied by <who>:
+                        <reason>" without running it
 
 History: HOME/.fake-agent/<session_id>.json holds the prompts of each session; every
 call is also appended to HOME/.fake-agent/calls.jsonl (argv, resume id, prompt).
@@ -46,7 +51,7 @@ HOME = os.environ.get("HOME") or os.getcwd()
 STATE = os.path.join(HOME, ".fake-agent")
 MODEL = "fake-model-1"
 KEYWORDS = ("run:", "write", "read", "crash", "hang", "garbage", "noresult-text", "error",
-            "env", "getenv", "whoami", "spawn-orphan", "sleep")
+            "env", "getenv", "whoami", "spawn-orphan", "sleep", "ask")
 
 
 def emit(obj, ascii_only=False):
@@ -163,6 +168,25 @@ def tool_run(sid, cmd):
     return answer
 
 
+def ask_approval(tool, cmd):
+    """POST the ask to the relay, bypassing any HTTP proxy; the answer as a dict."""
+    import urllib.request
+    url = os.environ.get("JANEBOT_APPROVE_URL")
+    token = os.environ.get("JANEBOT_APPROVE_TOKEN")
+    if not url or not token:
+        return {"decision": "deny", "allowed": False, "by": "agent",
+                "reason": "no approval endpoint in the environment"}
+    body = json.dumps({"tool": tool, "input": {"command": cmd}}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=3600) as r:
+            return json.loads(r.read().decode())
+    except Exception as e:  # an HTTP error or no relay: not allowed
+        return {"decision": "deny", "allowed": False, "by": "agent", "reason": str(e)}
+
+
 def garbage(sid):
     w = sys.stdout.write
     w("this line is not json\n")
@@ -246,6 +270,16 @@ def main():
 
     if kw == "run:":
         answer = tool_run(sid, rest)
+    elif kw == "ask":
+        tool, _, cmd = rest.partition(":")
+        d = ask_approval(tool.strip(), cmd.strip())
+        with open(os.path.join(HOME, "approvals.jsonl"), "a") as f:
+            f.write(json.dumps(d) + "\n")
+        if d.get("allowed"):
+            out = tool_run(sid, cmd.strip())
+            answer = "approved %s by %s: %s" % (d.get("decision"), d.get("by"), out)
+        else:
+            answer = "denied by %s: %s" % (d.get("by"), d.get("reason"))
     elif kw == "write":
         parts = rest.split(None, 1)
         rel = parts[0] if parts else "unnamed.txt"

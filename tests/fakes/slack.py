@@ -70,6 +70,14 @@ Control (all JSON; POST unless noted):
   POST /_control/drop                       close every socket abruptly (no frame)
   POST /_control/halfopen                   stop reading / pinging on every socket
   POST /_control/link     {enabled}         Socket Mode on/off (apps.connections.open)
+  POST /_control/click    {channel, ts, action_id, user?, stale?}
+                                            a person presses the button action_id on the
+                                            message ts (stale: as first posted, a client
+                                            that has not yet shown an update, as when
+                                            two clicks race): an interactive envelope with a
+                                            block_actions payload (shape of the conformance
+                                            fixture interactive_block_actions_thread_decision),
+                                            never redelivered; returns {envelope_ids}
   POST /_control/seed     {channel, messages: [{user, text}], thread_ts?}
                                             history: first message is the parent unless
                                             thread_ts is given; returns the ts list
@@ -229,6 +237,10 @@ class FakeSlack:
 
     def link(self, enabled):
         return self.call("link", {"enabled": bool(enabled)})
+
+    def click(self, channel, ts, action_id, user=HUMAN, stale=False):
+        return self.call("click", {"channel": channel, "ts": ts, "action_id": action_id,
+                                   "user": user, "stale": stale})
 
     def seed(self, channel, messages, thread_ts=None):
         return self.call("seed", {"channel": channel, "messages": messages,
@@ -910,6 +922,62 @@ class Server:
             e.update(extra)
         return e
 
+    def click(self, req):
+        """A block_actions payload for a button on a stored message (docs: interaction
+        payloads; conformance interactive_block_actions_thread_decision.json)."""
+        st = self.st
+        ch, ts, action_id = req.get("channel"), req.get("ts"), req.get("action_id")
+        user = req.get("user", HUMAN)
+        with st.lock:
+            m = st.find(ch, ts)
+            if m is None:
+                return {"ok": False, "error": "message_not_found"}
+            msg = json.loads(json.dumps(m))
+            if req.get("stale"):
+                first = next((p for p in self.st.posts if p["channel"] == ch
+                              and p["ts"] == ts), None)
+                if first is not None:
+                    msg["text"], msg["blocks"] = first["text"], first["blocks"]
+        button = block_id = None
+        for b in msg.get("blocks") or []:
+            for e in b.get("elements") or [] if b.get("type") == "actions" else []:
+                if e.get("action_id") == action_id:
+                    button, block_id = e, b.get("block_id")
+        if button is None:
+            return {"ok": False, "error": "no button %s on that message" % action_id}
+        action = {"action_id": action_id, "block_id": block_id,
+                  "text": dict(button.get("text", {}), emoji=True),
+                  "type": "button", "action_ts": "%.6f" % time.time()}
+        if "value" in button:
+            action["value"] = button["value"]
+        if "style" in button:
+            action["style"] = button["style"]
+        container = {"type": "message", "message_ts": ts, "channel_id": ch,
+                     "is_ephemeral": False}
+        if msg.get("thread_ts"):
+            container["thread_ts"] = msg["thread_ts"]
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(),
+                     "team_id": TEAM},
+            "api_app_id": APP_ID, "token": "verificationTokenUnusedInSocketMode",
+            "container": container, "trigger_id": "%d.1234567890.%s" % (
+                int(time.time()), uuid.uuid4().hex),
+            "team": {"id": TEAM, "domain": "example-team"}, "enterprise": None,
+            "is_enterprise_install": False, "channel": {"id": ch, "name": "dev"},
+            "message": msg, "state": {"values": {}},
+            "response_url": "https://hooks.example.com/actions/%s/%s" % (TEAM, uuid.uuid4().hex),
+            "actions": [action],
+        }
+        key = self.submit_payload(payload, env_type="interactive")
+        end = time.monotonic() + 1.0
+        envs = []
+        while time.monotonic() < end and not envs:
+            with st.lock:
+                envs = [e["envelope_id"] for e in st.envelopes if e["event_id"] == key]
+            time.sleep(0.005)
+        return {"ok": True, "event_id": key, "envelope_ids": envs}
+
     def seed(self, req):
         st = self.st
         channel = req.get("channel") or CHANNEL
@@ -1124,6 +1192,7 @@ class Server:
         ts = st.next_ts()
         with st.lock:
             st.ephemerals.append({"channel": ch, "user": a.get("user"), "text": text,
+                                  "blocks": blocks,
                                   "thread_ts": a.get("thread_ts") or None, "ts": ts,
                                   "t": time.time()})
         return {"ok": True, "message_ts": ts}
@@ -1146,7 +1215,7 @@ class Server:
             if blocks is not None:
                 m["blocks"] = blocks
             m["edited"] = {"user": BOT_USER, "ts": st.next_ts()}
-            st.updates.append({"channel": ch, "ts": ts, "text": text,
+            st.updates.append({"channel": ch, "ts": ts, "text": text, "blocks": blocks,
                                "thread_ts": m.get("thread_ts"), "t": time.time()})
             msg = dict(m)
         return {"ok": True, "channel": ch, "ts": ts, "text": text, "message": msg}
@@ -1475,6 +1544,8 @@ class Server:
             return {"ok": True}
         if op == "seed":
             return self.seed(req)
+        if op == "click":
+            return self.click(req)
         return {"ok": False, "error": "unknown control op %s" % op}
 
 

@@ -15,8 +15,10 @@ ALLOWED_ENV = {"HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TERM", "PATH", "htt
                "JANEBOT_MCP_CONFIG", "JANEBOT_TOOL_PROFILE", "JANEBOT_INSTRUCTIONS",
                # the LLM proxy: base URLs and a scoped per-exec token in the key variables
                "AMP_API_KEY", "AMP_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-               "OPENAI_API_KEY", "OPENAI_BASE_URL"}
-TOKEN_VARS = ("AMP_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+               "OPENAI_API_KEY", "OPENAI_BASE_URL",
+               # the approval endpoint on the same relay, with the same scoped token
+               "JANEBOT_APPROVE_URL", "JANEBOT_APPROVE_TOKEN"}
+TOKEN_VARS = ("AMP_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "JANEBOT_APPROVE_TOKEN")
 PROXY_ENV = {"http_proxy": "http://127.0.0.1:3128", "https_proxy": "http://127.0.0.1:3128",
              "HTTP_PROXY": "http://127.0.0.1:3128", "HTTPS_PROXY": "http://127.0.0.1:3128",
              "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1"}
