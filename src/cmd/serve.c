@@ -38,9 +38,9 @@ static void tune_malloc(void)
 }
 
 /* Until SIGTERM or SIGINT; SIGHUP reloads the configuration file into the core. Every
- * TRIM_EVERY_S while nothing else happens, free memory inside the heaps (between blocks
- * still in use, which the top trim cannot reach) goes back to the system: a burst of
- * events leaves none resident behind. */
+ * TRIM_EVERY_S, free memory inside the heaps (whole pages between blocks still in use,
+ * which the top trim cannot reach) goes back to the system, so a burst of events does not
+ * stay resident after it; the walk holds each arena's lock for a moment. */
 #define TRIM_EVERY_S 30
 static int wait_for_stop(struct core *core, const sigset_t *sigs)
 {
