@@ -4,7 +4,7 @@
 #                 and each fuzz target for 30 s
 #   make test     run the tests against what is built (no package install)
 #   make tsan     ThreadSanitizer build: thread stress + integration tests
-#   make bench    sandbox start-up benchmark
+#   make bench    benchmarks (bench/*.py, bench-exec) and their goal table
 
 CC      ?= cc
 PKGS    := sqlite3 jansson libcrypto libedit libseccomp libcurl libwebsockets libcmark yaml-0.1
@@ -133,7 +133,7 @@ bench: all $(B)/bench-exec
 	@rm -f $(BENCH_RESULTS); st=0; \
 	for b in "./$(B)/bench-exec ./$(B)/janebot" "./bench/proxy-throughput.py ./$(B)/janebot" \
 		"./bench/slack-ack.py ./$(B)/janebot" "./bench/llm-proxy.py ./$(B)/janebot" \
-		"./bench/sprites-latency.py ./$(B)/janebot"; do \
+		"./bench/sprites-latency.py ./$(B)/janebot" "./bench/serve-memory.py ./$(B)/janebot"; do \
 		echo "== $$b"; BENCH_RESULTS=$(BENCH_RESULTS) $$b || st=1; \
 	done; ./bench/summary.py $(BENCH_RESULTS) || st=1; exit $$st
 

@@ -113,6 +113,7 @@ struct llm_in {
     const char *target; /* request target as sent, e.g. "/anthropic/v1/messages" */
     char *rest;         /* body bytes that came with the head */
     size_t rest_len;
+    char *head; /* the bytes read (head, then rest): allocated by llm_read_request() */
 };
 
 /* What a base URL adds after the proxy address: "/anthropic", "/openai/v1", "/amp". */
@@ -122,6 +123,8 @@ void llm_reply(int fd, enum llm_provider p, int status, const char *type, const 
 void llm_reply_401(int fd, enum llm_provider p, const char *msg);
 /* Read and parse a request head: 0, or -1 when answered (400) or the peer is gone. */
 int llm_read_request(int fd, struct llm_in *in);
+/* Frees what llm_read_request() allocated in in (a cleanup: in is {0} or read). */
+void llm_in_free(struct llm_in *in);
 /* "/anthropic/v1/messages?x" → in->rq.provider and .path: 0, or -1 when answered (404/414). */
 int llm_route(int fd, const char *target, struct llm_in *in);
 /* NULL when provider p's API takes method on target (path and query, as sent upstream,

@@ -82,7 +82,7 @@ static void serve_remote(struct px_conn *c, int fd, void *ud)
 {
     (void)c;
     struct llm_public *pub = ud;
-    struct llm_in in;
+    jb_auto(llm_in_free) struct llm_in in = {0};
     char sandbox[SANDBOX_MAX + 1];
     const char *rest = NULL;
     if (llm_read_request(fd, &in) < 0) return;

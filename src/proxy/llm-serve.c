@@ -81,12 +81,24 @@ static int parse_head(char *head, size_t len, struct llm_request *rq, const char
     return 0;
 }
 
+void llm_in_free(struct llm_in *in)
+{
+    free(in->head);
+    in->head = NULL;
+}
+
+/* The buffer is the request's, on the heap: a thread-local one costs every thread of the
+ * process (static TLS is set up, zeroed and so resident, in each thread's block). */
 int llm_read_request(int fd, struct llm_in *in)
 {
-    static _Thread_local char buf[HEAD_MAX + 1];
     size_t len = 0, head_len = 0;
     const char *why = NULL;
     memset(in, 0, sizeof *in);
+    char *buf = in->head = malloc(HEAD_MAX + 1);
+    if (!buf) {
+        llm_reply(fd, LLM_ANTHROPIC, 503, "overloaded_error", "out of memory");
+        return -1;
+    }
     if (px_read_head(fd, buf, HEAD_MAX, jb_mono_ms() + LLM_HEAD_TIMEOUT_MS, &len, &head_len) < 0) {
         if (errno == E2BIG)
             llm_reply(fd, LLM_ANTHROPIC, 400, "invalid_request_error", "request head too large");

@@ -17,7 +17,7 @@ static void serve_local(struct px_conn *c, int fd, void *ud)
 {
     (void)c;
     struct llm_session *s = ud;
-    struct llm_in in;
+    jb_auto(llm_in_free) struct llm_in in = {0};
     struct llm_verdict v;
     /* The socket says whose request this is before it arrives: ask the store now, while
      * the request is still on its way through the relay, not after it. */

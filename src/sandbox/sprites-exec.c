@@ -366,6 +366,10 @@ int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x
         .gid = -1,
         .uid = -1,
         .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT,
+        /* lws otherwise sizes (and fills) its fd tables for the whole fd limit, two 8-byte
+         * entries per fd: 320 KiB resident at 20,000 fds. It holds one socket and its own
+         * wake-up pipe. */
+        .fd_limit_per_thread = 16,
         .user = &w,
     };
     if (!(w.ctx = lws_create_context(&info)))

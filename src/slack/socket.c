@@ -387,6 +387,10 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
         .gid = -1,
         .uid = -1,
         .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT,
+        /* lws otherwise sizes (and fills) its fd tables for the whole fd limit, two 8-byte
+         * entries per fd: 320 KiB resident at 20,000 fds. It holds MAX_CONNS sockets and its own
+         * wake-up pipe. */
+        .fd_limit_per_thread = 16,
         .user = s,
     };
     if (!(s->ctx = lws_create_context(&info))) {
