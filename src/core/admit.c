@@ -43,7 +43,7 @@ static int answer_only(struct core *c, const struct core_msg *m, int allowed, en
         d->verdict = CORE_STATUS;
         core_status(c, m->thread_key, d->text, sizeof d->text);
     } else if (cmd == CMD_ABORT) {
-        d->verdict = core_abort(c, m->thread_key) ? CORE_ABORTED : CORE_NOT_RUNNING;
+        d->verdict = core_abort(c, m->thread_key, m->user) ? CORE_ABORTED : CORE_NOT_RUNNING;
     } else {
         d->verdict = CORE_EMPTY;
     }

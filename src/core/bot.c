@@ -292,10 +292,11 @@ int core_status(struct core *c, const char *thread_key, char *buf, size_t n)
     return r != NULL;
 }
 
-int core_abort(struct core *c, const char *thread_key)
+int core_abort(struct core *c, const char *thread_key, const char *user)
 {
     pthread_mutex_lock(&c->run_mu);
     struct running *r = running_find(c, thread_key);
+    if (r && user && !r->stopped_by[0]) snprintf(r->stopped_by, sizeof r->stopped_by, "%s", user);
     if (r) atomic_store(&r->cancel, 1);
     pthread_mutex_unlock(&c->run_mu);
     return r != NULL;

@@ -56,6 +56,9 @@ struct running {
     const char *user;   /* who asked the turn (its last message's user) */
     int64_t started_ms; /* jb_mono_ms() */
     char last_tool[160];
+    const char *const *refs; /* the frontend's references to its messages (borrowed) */
+    size_t nrefs;
+    char stopped_by[64]; /* who stopped it (core_stop_turn), "" when nobody */
     atomic_int cancel;
     struct running *next;
 };

@@ -246,12 +246,39 @@ int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_e
 int core_knows_thread(struct core *c, const char *thread_key);
 /* A one-line status of the thread's turn into buf; returns 1 when one is running. */
 int core_status(struct core *c, const char *thread_key, char *buf, size_t n);
-/* Cancel the thread's running turn (its processes are killed); 1 when there was one. */
-int core_abort(struct core *c, const char *thread_key);
+/* Cancel the thread's running turn (its processes are killed); 1 when there was one. user
+ * (may be NULL) asked: the turn's answer names them. */
+int core_abort(struct core *c, const char *thread_key, const char *user);
 /* How many turns run, and how many of them in threads whose key starts with prefix. */
 void core_running_count(struct core *c, const char *prefix, int *ret_all, int *ret_prefix);
 /* Cancel the running turns of user in threads whose key starts with prefix; how many. */
 int core_abort_user(struct core *c, const char *prefix, const char *user);
+/* ---- stopping a running turn from inside its thread (stop.c) ---- */
+
+/* A ❌ on a message: which message, in which thread (when the frontend knows), by whom.
+ * Everything borrowed. */
+struct core_stop_req {
+    const char *user;       /* who asks to stop */
+    const char *channel;    /* the conversation, for who may stop turns there */
+    const char *thread_key; /* the thread of the message, or NULL when not known */
+    const char *ref;        /* the frontend's reference to the message ("CHANNEL:TS") */
+    int on_bot_message;     /* the message is one of the bot's (then thread_key is needed) */
+};
+enum core_stop_verdict {
+    CORE_STOP_NO_TURN,  /* no running turn is that message's: its own, or its thread's
+                           for one of the bot's messages */
+    CORE_STOP_REFUSED,  /* a turn is, but rq->user may not stop it */
+    CORE_STOP_STOPPING, /* it is being stopped; its answer will say by whom */
+};
+/* Who may stop the running turn of a thread in channel that requester asked for: 1 when
+ * user may. Today: the requester only. The one place this is decided. */
+int core_may_stop_turn(struct core *c, const char *channel, const char *requester,
+                       const char *user);
+/* Stop the running turn rq points at, if rq->user may (like `abort`: its processes are
+ * killed). The turn's requester goes into requester (n bytes, "" when no turn), for the
+ * log of a refusal. */
+enum core_stop_verdict core_stop_turn(struct core *c, const struct core_stop_req *rq,
+                                      char *requester, size_t n);
 void core_drain(struct core *c);
 /* /readyz: 0 when a write transaction on the store can begin (it is rolled back), else -1
  * with err saying why (disk full, locked, read-only). */

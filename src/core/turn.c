@@ -234,7 +234,15 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
         return "error";
     }
     if (o->cancelled) {
-        fail_turn(t, o, "the turn was stopped (abort)");
+        char by[64];
+        pthread_mutex_lock(&c->run_mu);
+        snprintf(by, sizeof by, "%s", t->run->stopped_by);
+        pthread_mutex_unlock(&c->run_mu);
+        if (by[0])
+            snprintf(msg, sizeof msg, "the turn was stopped by <@%s>", by);
+        else
+            snprintf(msg, sizeof msg, "the turn was stopped (abort)");
+        fail_turn(t, o, msg);
         return "cancelled";
     }
     if (t->res.has_result && t->res.is_error) {
@@ -502,8 +510,11 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     for (size_t i = 0; i < nrefs; i++)
         refs[i] = msgs[i].ref;
     jb_autofree char *prompt = turn_prompt(msgs, n);
-    struct running run = {
-        .thread_key = msgs[0].thread_key, .user = msgs[n - 1].user_id, .started_ms = jb_mono_ms()};
+    struct running run = {.thread_key = msgs[0].thread_key,
+                          .user = msgs[n - 1].user_id,
+                          .started_ms = jb_mono_ms(),
+                          .refs = refs,
+                          .nrefs = nrefs};
     struct turn_ctx t = {.c = c,
                          .thread_key = msgs[0].thread_key,
                          .user = msgs[n - 1].user_id,

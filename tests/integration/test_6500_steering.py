@@ -1,0 +1,101 @@
+"""6500: in-thread control of a running turn: a :x: reaction by the requester on the
+message that started the turn, or on any of the bot's messages in its thread, stops it
+like `abort`, and the answer says who; a :x: by someone else is ignored (logged); a
+malformed reaction event is logged and everyone else is served."""
+import time
+import unittest
+
+from jbtest import procs_matching
+from test_5000_serve_startup import HUMAN, ServeCase
+
+OTHER = "U0OTHER001"
+
+
+class StopByReaction(ServeCase):
+    serve_env = {"JANEBOT_SANDBOX": "host", "ALLOW_LOCAL_EXECUTION": "true"}
+
+    def hanging_turn(self, tag):
+        """A turn whose agent runs until killed; returns its thread."""
+        d = self.dm("hang %s" % tag)
+        self.wait_for(lambda s: procs_matching("hang-" + tag), "the agent to start")
+        return d
+
+    def react(self, d, ts, user=HUMAN, reaction="x"):
+        return self.slack.inject("reaction_added", channel=d["channel"], target_ts=ts, user=user,
+                                 reaction=reaction)
+
+    def wait_stopped_by(self, d, user, tag):
+        text = self.wait_answer(d, "stopped by <@%s>" % user)
+        self.assertEqual(self.wait_gone("hang-" + tag, timeout=5.0), [],
+                         "the turn's processes must be gone%s" % self.summary())
+        return text
+
+    def test_6501_x_by_the_requester_on_their_message_stops_the_turn(self):
+        self.start_serve()
+        tag = self.tag("r6501")
+        d = self.hanging_turn(tag)
+        self.react(d, d["ts"])
+        self.wait_stopped_by(d, HUMAN, tag)
+        self.wait_reaction(d, "x")  # the turn's own end mark on the message
+        self.dm("zq-6501 after", thread_ts=d["ts"])
+        self.wait_answer(d, "zq-6501 after")
+
+    def test_6502_x_on_a_bot_message_of_the_thread_stops_the_turn(self):
+        self.start_serve()
+        d = self.dm("zq-6502 first")
+        self.wait_answer(d, "zq-6502 first")
+        old = self.bot_messages(self.slack.state(), d)[0]  # an answer of an earlier turn
+        tag = self.tag("r6502")
+        self.dm("hang %s" % tag, thread_ts=d["ts"])
+        self.wait_for(lambda s: procs_matching("hang-" + tag), "the agent to start")
+        self.react(d, old["ts"])
+        self.wait_stopped_by(d, HUMAN, tag)
+
+    def test_6503_x_by_someone_else_is_ignored_and_logged(self):
+        self.start_serve()
+        tag = self.tag("r6503")
+        d = self.hanging_turn(tag)
+        self.react(d, d["ts"], user=OTHER)
+        self.react(d, d["ts"], reaction="thumbsup")  # not a stop either
+        self.wait_for(lambda s: "ignored: only %s" % HUMAN in self.serve_output(),
+                      "a log line saying the :x: was ignored")
+        self.quiet(1.5)
+        self.assertTrue(procs_matching("hang-" + tag), "the turn must still run%s"
+                        % self.summary())
+        self.assertNotIn("stopped", "\n".join(self.thread_texts(self.slack.state(), d)))
+        self.react(d, d["ts"])  # the requester can
+        self.wait_stopped_by(d, HUMAN, tag)
+
+    def test_6504_a_malformed_reaction_event_is_logged_and_the_bot_serves_on(self):
+        self.start_serve()
+        self.slack.inject("raw_event", event={"type": "reaction_added", "user": HUMAN,
+                                              "reaction": "x", "item": "C0DEVCHAN1"})
+        self.slack.inject("raw_event", event={"type": "reaction_added", "user": HUMAN,
+                                              "reaction": "x",
+                                              "item": {"type": "file", "file": "F1"}})
+        self.wait_for(lambda s: "malformed reaction event" in self.serve_output(),
+                      "a log line about the malformed reaction")
+        d = self.dm("zq-6504 still here")
+        self.wait_answer(d, "zq-6504 still here")
+        self.assertEqual(self.serve_output().count("malformed reaction event"), 1,
+                         "logged once" + self.summary())
+
+    def test_6505_a_redelivered_x_stops_nothing_new(self):
+        self.start_serve()
+        tag = self.tag("r6505")
+        d = self.hanging_turn(tag)
+        r = self.react(d, d["ts"])
+        self.wait_stopped_by(d, HUMAN, tag)
+        tag2 = self.tag("r6505b")
+        self.dm("hang %s" % tag2, thread_ts=d["ts"])
+        self.wait_for(lambda s: procs_matching("hang-" + tag2), "the next turn's agent")
+        self.slack.redeliver(r["event_ids"][0])
+        self.quiet(1.5)
+        self.assertTrue(procs_matching("hang-" + tag2), "a redelivered :x: must not stop a "
+                        "later turn%s" % self.summary())
+        self.dm("abort", thread_ts=d["ts"])
+        self.wait_gone("hang-" + tag2, timeout=5.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
