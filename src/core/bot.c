@@ -11,6 +11,8 @@
 void core_agent_opts(const struct jb_config *cfg, struct agent_opts *out)
 {
     *out = (struct agent_opts){.agent_cmd = cfg->agent_cmd,
+                               .cmd_stream_input = cfg->agent_cmd_input &&
+                                                   !strcmp(cfg->agent_cmd_input, "stream-json"),
                                .agent_bin = cfg->agent_bin,
                                .path_env = cfg->path_env,
                                .agent_model = cfg->agent_model,

@@ -20,6 +20,7 @@ struct jb_config {
     char *db_path;               /* <state_dir>/janebot.db */
     char *agent;                 /* JANEBOT_AGENT: amp | claude | command */
     char *agent_cmd;             /* JANEBOT_AGENT_CMD (absolute path) for "command" */
+    char *agent_cmd_input;       /* JANEBOT_AGENT_CMD_INPUT: text | stream-json */
     char *agent_bin;             /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
     char *sandbox;               /* JANEBOT_SANDBOX: local | host | sprites */
     int allow_local_execution;   /* ALLOW_LOCAL_EXECUTION */
