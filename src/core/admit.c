@@ -89,7 +89,7 @@ static int decide(struct core *c, const struct core_msg *m, struct core_decision
     if (rc < 0) return -1; /* the store fails: the frontend says so, once */
     if (limited < 0)
         log_warn("rate limit of %s not checked (message let through): %s", m->user, rate_err.msg);
-    d->verdict = rc == 1 ? CORE_DUPLICATE : CORE_QUEUED;
+    d->verdict = rc == 1 ? CORE_DUPLICATE : rc == 2 ? CORE_PASSED : CORE_QUEUED;
     return 0;
 }
 

@@ -141,7 +141,16 @@ int core_submit_event(struct core *c, const char *event_id, const char *dedupe_k
                                 &id, err);
     pthread_mutex_unlock(&c->store_mu);
     if (rc != 0) return rc; /* 1: seen before; -1: error */
-    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, files, err);
+    int running = core_thread_running(c, thread_key);
+    int passed = running ? core_steer(c, id, thread_key, user, text, ref, files) : 0;
+    if (passed < 0) log_warn("thread %s: out of memory passing a message on; queued", thread_key);
+    if (passed != 1 && lanes_enqueue(c->lanes, id, thread_key, user, text, ref, files, err) < 0)
+        return -1;
+    if (running) /* the running turn's status message says where the message went */
+        c->fe->ops->progress(c->fe, thread_key,
+                             passed == 1 ? "a new message was passed to the running agent"
+                                         : "a new message is queued for the next turn");
+    return passed == 1 ? 2 : 0;
 }
 
 int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,

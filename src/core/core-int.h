@@ -58,10 +58,31 @@ struct running {
     char last_tool[160];
     const char *const *refs; /* the frontend's references to its messages (borrowed) */
     size_t nrefs;
-    char stopped_by[64]; /* who stopped it (core_stop_turn), "" when nobody */
+    char stopped_by[64];         /* who stopped it (core_stop_turn), "" when nobody */
+    struct sandbox_input *input; /* the agent's live stdin while it takes messages, or NULL */
+    struct steered *steered;     /* messages written to it, newest first */
     atomic_int cancel;
     struct running *next;
 };
+
+/* ---- steering (steer.c): messages passed to a running agent ---- */
+struct steered {
+    struct lane_msg m; /* owned copies */
+    uint64_t end;      /* its line's end in the input (sandbox_input_write) */
+    struct steered *next;
+};
+/* The turn r's agent takes messages on in (owned by the caller until
+ * core_steer_detach()). */
+void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in);
+/* The run is over (in ended): messages whose line reached the agent are returned (oldest
+ * first; the caller finishes them with the turn and frees them with core_steered_free());
+ * those that did not are queued for the next turn, as if never passed. */
+struct steered *core_steer_detach(struct core *c, struct running *r, struct sandbox_input *in);
+void core_steered_free(struct steered *s);
+/* Pass a message to the thread's running agent: 1 when written to its live stdin, 0 when
+ * no turn of the thread takes messages now (the caller queues it), -1 when out of memory. */
+int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const char *user,
+               const char *text, const char *ref, const char *files);
 
 /* The daily gc of idle sandboxes while serving (gc.c). */
 struct core_gc {

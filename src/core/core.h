@@ -227,9 +227,11 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
 int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
                 const char *ref, struct jb_err *err);
 /* Accept a Slack event exactly once (by event id and by post): 0 queued, 1 seen before,
- * -1 error. Durable before it returns, so the caller may acknowledge it. files (may be
- * NULL): the files shared with it, a JSON array of {"name","url","size","mimetype"}
- * (slack_files_normalise()); stored with the message and fetched into the sandbox's
+ * 2 passed to the thread's running agent (it takes messages while it runs: core_steer),
+ * -1 error. While a turn of the thread runs, its status says which happened. Durable before it
+ * returns, so the caller may acknowledge it. files (may be NULL): the files shared with it, a JSON
+ * array of {"name","url","size","mimetype"} (slack_files_normalise()); stored with the message and
+ * fetched into the sandbox's
  * ~/inbox/ through the frontend's fetch() when the turn runs. */
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
                       const char *thread_key, const char *user, const char *text, const char *ref,
@@ -316,6 +318,7 @@ enum core_verdict {
     CORE_EMPTY,        /* neither text nor files: nothing to run */
     CORE_RATE_LIMITED, /* over RATE_LIMIT_PER_MINUTE: text says when to retry */
     CORE_QUEUED,       /* stored and queued for a turn */
+    CORE_PASSED,       /* stored and passed to the thread's running agent */
 };
 
 struct core_decision {

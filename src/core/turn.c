@@ -25,6 +25,8 @@ struct turn_ctx {
     const struct agent_ops *agent; /* the channel's, else the configured one */
     struct agent_stream *stream;
     struct agent_result res;
+    struct sandbox_input *input; /* the agent's live stdin during a run, or NULL */
+    struct steered *steered;     /* messages that reached the agent, oldest first */
 };
 
 #define FAIL(t, msg)                                                                               \
@@ -34,6 +36,9 @@ static void on_event(void *ud, const struct agent_event *ev)
 {
     struct turn_ctx *t = ud;
     agent_result_on_event(&t->res, ev);
+    /* Its answer is out: no more messages for this run (they go to the next turn), and
+     * the CLI exits once stdin closes. */
+    if (ev->type == AGENT_EV_RESULT && t->input) sandbox_input_close(t->input);
     char status[256];
     if (ev->type == AGENT_EV_TOOL_USE) {
         snprintf(status, sizeof status, "using %s%s%s", ev->tool_name ? ev->tool_name : "a tool",
@@ -139,8 +144,24 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     x.user = t->user;
     x.egress_extra = egress;
     x.on_stdout = on_stdout, x.ud = t;
+    if (cmd.live_input && sandbox_input_new(&t->input, err) < 0) {
+        agent_cmd_release(&cmd);
+        agent_stream_free(t->stream);
+        t->stream = NULL;
+        return -1;
+    }
+    if (t->input) core_steer_attach(c, t->run, t->input);
+    x.input = t->input;
     int64_t t0 = jb_mono_ms();
     int rc = sandbox_exec(sb, &x, err);
+    if (t->input) {
+        struct steered **end = &t->steered;
+        while (*end)
+            end = &(*end)->next;
+        *end = core_steer_detach(c, t->run, t->input);
+        sandbox_input_free(t->input);
+        t->input = NULL;
+    }
     out->exec_ms += jb_mono_ms() - t0;
     agent_stream_finish(t->stream);
     log_stream_stats(t);
@@ -366,6 +387,10 @@ static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n
             store_inbox_finish(st, msgs[i].inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
                                &err) < 0)
             log_warn("thread %s: inbox: %s", msgs[i].thread_key, err.msg);
+    for (struct steered *s = t->steered; s; s = s->next) /* answered by this turn too */
+        if (store_inbox_finish(st, s->m.inbox_id, strcmp(outcome, "ok") ? "failed" : "done", &err) <
+            0)
+            log_warn("thread %s: inbox: %s", s->m.thread_key, err.msg);
     if (fe->ops->finished)
         fe->ops->finished(fe, t->thread_key, t->refs, t->n, !strcmp(outcome, "ok"));
 }
@@ -563,6 +588,7 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         outcome = turn_body(&t, st, sb, have_sess ? &sess : NULL, &o);
     }
     core_running_remove(c, &run);
+    core_steered_free(t.steered);
     jb_metrics_add(c->metrics, JB_M_TURNS, outcome, NULL, 1);
     jb_metrics_observe(c->metrics, JB_M_TURN_SECONDS,
                        (double)(jb_mono_ms() - run.started_ms) / 1e3);

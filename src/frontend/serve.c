@@ -123,6 +123,10 @@ static void render(struct slack_serve *sv, const struct slack_message *m,
         log_info("slack: %s in %s rate limited (retry in %d s)", m->user, m->channel, d->retry_s);
         notice_async(sv, m->thread_key, d->text);
         break;
+    case CORE_PASSED: /* the running turn's status message says so */
+        log_info("slack: message %s passed to the running agent of %s", m->dedupe_key,
+                 m->thread_key);
+        break;
     case CORE_QUEUED: /* once, for the message that was stored */
         if (skipped->n) skipped_notice(sv, m->thread_key, skipped);
         break;

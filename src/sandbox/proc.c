@@ -241,7 +241,7 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
             reaped = 1, reaped_at = jb_mono_ms();
             close_all(&p.in_w, 1); /* a live stdin has no reader any more */
-            kill(-pid, SIGKILL); /* whatever is left in its process group */
+            kill(-pid, SIGKILL);   /* whatever is left in its process group */
         }
         if (reaped && (!open || jb_mono_ms() - reaped_at > DRAIN_AFTER_EXIT_MS)) break;
         if (reaped) continue;

@@ -1,4 +1,6 @@
-"""6500: in-thread control of a running turn: a :x: reaction by the requester on the
+"""6500: in-thread control of a running turn. Steering: a message sent in the thread while
+its turn runs reaches an agent that takes stream-json input, and is queued for the next
+turn otherwise; the status message says which. Stopping: a :x: reaction by the requester on the
 message that started the turn, or on any of the bot's messages in its thread, stops it
 like `abort`, and the answer says who; a :x: by someone else is ignored (logged); a
 malformed reaction event is logged and everyone else is served."""
@@ -95,6 +97,53 @@ class StopByReaction(ServeCase):
                         "later turn%s" % self.summary())
         self.dm("abort", thread_ts=d["ts"])
         self.wait_gone("hang-" + tag2, timeout=5.0)
+
+
+class Steering(ServeCase):
+    serve_env = {"JANEBOT_SANDBOX": "host", "ALLOW_LOCAL_EXECUTION": "true"}
+
+    def status_says(self, d, needle):
+        return self.wait_for(lambda s: any(needle in t for t in self.thread_texts(s, d)),
+                             "the status message to say %r" % needle)
+
+    def wait_agent_started(self, needle):
+        self.wait_for(lambda s: any(needle in (c.get("prompt") or "")
+                                    for c in self.agent_calls()), "the agent to start")
+
+    def test_6510_a_message_reaches_an_agent_that_takes_input(self):
+        self.start_serve(env={"JANEBOT_AGENT_CMD_INPUT": "stream-json"})
+        d = self.dm("steerwait 10 zq-6510")
+        self.wait_agent_started("zq-6510")
+        self.dm("zq-6510 also say banana", thread_ts=d["ts"])
+        self.status_says(d, "passed to the running agent")
+        self.wait_answer(d, "steered: zq-6510 also say banana")
+        self.quiet(1.5)
+        s = self.slack.state()
+        self.assertEqual(self.count_final(s, d, "zq-6510 also say banana"), 1,
+                         "the message is answered once, by the running turn%s" % self.summary(s))
+        self.assertEqual(len(self.agent_calls()), 1, "no second run%s" % self.summary(s))
+        self.dm("zq-6510 next", thread_ts=d["ts"])  # the conversation goes on as usual
+        self.wait_answer(d, "echo: zq-6510 next")
+
+    def test_6511_a_message_for_an_agent_without_input_is_queued_for_the_next_turn(self):
+        self.start_serve()
+        d = self.dm("sleep 3 zq-6511")
+        self.wait_agent_started("zq-6511")
+        self.dm("zq-6511 later", thread_ts=d["ts"])
+        self.status_says(d, "queued for the next turn")
+        self.wait_answer(d, "slept")
+        self.wait_answer(d, "echo: zq-6511 later")
+
+    def test_6512_a_message_arriving_as_the_run_ends_is_answered_in_the_next_turn(self):
+        self.start_serve(env={"JANEBOT_AGENT_CMD_INPUT": "stream-json"})
+        d = self.dm("steerwait 1 zq-6512")
+        self.wait_answer(d, "no steering")
+        # The run's answer is out (its input closed): a message now is not lost.
+        self.dm("zq-6512 just after", thread_ts=d["ts"])
+        self.wait_answer(d, "echo: zq-6512 just after")
+        self.quiet(1.0)
+        self.assertEqual(self.count_final(self.slack.state(), d, "zq-6512 just after"), 1,
+                         "answered once" + self.summary())
 
 
 if __name__ == "__main__":
