@@ -205,3 +205,15 @@ char *agent_input_line(const char *text)
     free(s);
     return out;
 }
+
+char *agent_interrupt_line(const char *request_id)
+{
+    jb_auto(json_decrefp) json_t *line =
+        json_pack("{s:s, s:s, s:{s:s}}", "type", "control_request", "request_id",
+                  request_id ? request_id : "interrupt", "request", "subtype", "interrupt");
+    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    char *out = NULL;
+    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
+    free(s);
+    return out;
+}

@@ -69,6 +69,9 @@ struct agent_cmd {
      * first; agent_input_line() makes more); the caller keeps stdin open and closes it
      * after the run's result. 0: stdin is the prompt alone. */
     int live_input;
+    /* 1 (with live_input): the CLI stops its turn on agent_interrupt_line() (Claude Code's
+     * interrupt control request), so a stop asks it first and kills after a grace. */
+    int takes_interrupt;
     char *session_id; /* session the run will use when known before it starts
                          (Claude: the new --session-id or the --resume id), or NULL */
 };
@@ -79,6 +82,9 @@ void agent_cmd_release(struct agent_cmd *c);
  * one compact JSON line, never anything else: Claude Code exits on a line that is not
  * JSON. Caller frees; NULL when text is not UTF-8 or out of memory. */
 char *agent_input_line(const char *text);
+/* Claude Code's interrupt control request, one line: {"type":"control_request",
+ * "request_id":ID,"request":{"subtype":"interrupt"}}. Caller frees; NULL on ENOMEM. */
+char *agent_interrupt_line(const char *request_id);
 
 struct agent_ops {
     int version;         /* 1 */

@@ -68,6 +68,7 @@ static int claude_prepare(const struct agent_turn *t, struct agent_cmd *out, str
     if (!(c.stdin_data = agent_input_line(t->prompt)))
         return jb_err_set(err, JB_ENOMEM, "prompt line");
     c.live_input = 1;
+    c.takes_interrupt = 1;
     if (session_args(t, &c, err) < 0) return -1;
     const char *model = t->opts ? t->opts->agent_model : NULL;
     if (model && *model) {

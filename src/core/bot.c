@@ -307,8 +307,7 @@ int core_abort(struct core *c, const char *thread_key, const char *user)
 {
     pthread_mutex_lock(&c->run_mu);
     struct running *r = running_find(c, thread_key);
-    if (r && user && !r->stopped_by[0]) snprintf(r->stopped_by, sizeof r->stopped_by, "%s", user);
-    if (r) atomic_store(&r->cancel, 1);
+    if (r) core_running_stop(r, user);
     pthread_mutex_unlock(&c->run_mu);
     return r != NULL;
 }
@@ -332,7 +331,7 @@ int core_abort_user(struct core *c, const char *prefix, const char *user)
     pthread_mutex_lock(&c->run_mu);
     for (struct running *r = c->running; r; r = r->next)
         if (!strncmp(r->thread_key, prefix, n) && r->user && !strcmp(r->user, user)) {
-            atomic_store(&r->cancel, 1);
+            core_running_stop(r, user);
             count++;
         }
     pthread_mutex_unlock(&c->run_mu);

@@ -61,6 +61,9 @@ struct running {
     char stopped_by[64];         /* who stopped it (core_stop_turn), "" when nobody */
     struct sandbox_input *input; /* the agent's live stdin while it takes messages, or NULL */
     struct steered *steered;     /* messages written to it, newest first */
+    int takes_interrupt;         /* input takes agent_interrupt_line() */
+    int interrupted;             /* a stop was asked of the agent through its input */
+    _Atomic int64_t kill_at_ms;  /* then: killed if still running at this time */
     atomic_int cancel;
     struct running *next;
 };
@@ -73,12 +76,20 @@ struct steered {
 };
 /* The turn r's agent takes messages on in (owned by the caller until
  * core_steer_detach()). */
-void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in);
+void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in,
+                       int takes_interrupt);
 /* The run is over (in ended): messages whose line reached the agent are returned (oldest
  * first; the caller finishes them with the turn and frees them with core_steered_free());
  * those that did not are queued for the next turn, as if never passed. */
 struct steered *core_steer_detach(struct core *c, struct running *r, struct sandbox_input *in);
 void core_steered_free(struct steered *s);
+/* Write one JSON line (newline-terminated; borrowed) to the live stdin of the thread's
+ * running agent, e.g. a control_response to a control request it printed. 0 when written;
+ * -1 with JB_ENOTFOUND when no turn of the thread takes input, JB_EPROTO when line is not
+ * one line of JSON (Claude Code exits on anything else), JB_EUNAVAIL when its input is
+ * closed (the run is ending). */
+int core_agent_write_line(struct core *c, const char *thread_key, const char *line,
+                          struct jb_err *err);
 /* Pass a message to the thread's running agent: 1 when written to its live stdin, 0 when
  * no turn of the thread takes messages now (the caller queues it), -1 when out of memory. */
 int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const char *user,
@@ -146,6 +157,12 @@ int core_thread_running(struct core *c, const char *thread_key);
 
 /* The lane worker: one turn of msgs[0..n). */
 void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n);
+/* Stop the running turn r (the caller holds run_mu), user (may be NULL) asking: an agent
+ * that takes the interrupt request gets it on its live stdin and is killed only if it
+ * has not ended within INTERRUPT_GRACE_MS; any other is killed at once. */
+#define INTERRUPT_GRACE_MS 3000
+void core_running_stop(struct running *r, const char *user);
+
 /* Register / unregister the turn of a thread (the caller owns r until unregistered). */
 void core_running_add(struct core *c, struct running *r);
 void core_running_remove(struct core *c, struct running *r);

@@ -4,6 +4,8 @@
  * after all: stored in the inbox first, it is never lost. */
 #include <string.h>
 
+#include <jansson.h>
+
 #include "agent/agent.h"
 #include "core/core-int.h"
 #include "sandbox/sandbox.h"
@@ -26,10 +28,12 @@ static struct running *find_running(struct core *c, const char *thread_key)
     return NULL;
 }
 
-void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in)
+void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in,
+                       int takes_interrupt)
 {
     pthread_mutex_lock(&c->run_mu);
     r->input = in;
+    r->takes_interrupt = takes_interrupt;
     pthread_mutex_unlock(&c->run_mu);
 }
 
@@ -108,4 +112,23 @@ struct steered *core_steer_detach(struct core *c, struct running *r, struct sand
         core_steered_free(s);
     }
     return reached;
+}
+
+int core_agent_write_line(struct core *c, const char *thread_key, const char *line,
+                          struct jb_err *err)
+{
+    size_t n = strlen(line);
+    json_error_t jerr;
+    json_t *j = n && line[n - 1] == '\n' && !memchr(line, '\n', n - 1)
+                    ? json_loadb(line, n, 0, &jerr)
+                    : NULL;
+    if (!j) return jb_err_set(err, JB_EPROTO, "a line for the agent must be one line of JSON");
+    json_decref(j);
+    pthread_mutex_lock(&c->run_mu);
+    struct running *r = find_running(c, thread_key);
+    int rc = r && r->input
+                 ? sandbox_input_write(r->input, line, n, NULL, err)
+                 : jb_err_set(err, JB_ENOTFOUND, "no agent of %s takes input now", thread_key);
+    pthread_mutex_unlock(&c->run_mu);
+    return rc;
 }

@@ -3,13 +3,31 @@
  * a turn is decided here, in core_may_stop_turn(), and nowhere else. */
 #include <string.h>
 
+#include "agent/agent.h"
 #include "core/core-int.h"
+#include "sandbox/sandbox.h"
 
 int core_may_stop_turn(struct core *c, const char *channel, const char *requester, const char *user)
 {
     (void)c;
     (void)channel;
     return requester && user && !strcmp(requester, user);
+}
+
+void core_running_stop(struct running *r, const char *user)
+{
+    if (user && !r->stopped_by[0]) snprintf(r->stopped_by, sizeof r->stopped_by, "%s", user);
+    if (r->interrupted || atomic_load(&r->cancel)) return; /* being stopped already */
+    if (r->input && r->takes_interrupt) {
+        jb_autofree char *line = agent_interrupt_line("janebot-stop");
+        struct jb_err err = {0};
+        if (line && sandbox_input_write(r->input, line, strlen(line), NULL, &err) == 0) {
+            r->interrupted = 1;
+            atomic_store(&r->kill_at_ms, jb_mono_ms() + INTERRUPT_GRACE_MS);
+            return;
+        }
+    }
+    atomic_store(&r->cancel, 1);
 }
 
 /* 1 when ref is one of the messages the turn r answers. */
@@ -42,8 +60,7 @@ enum core_stop_verdict core_stop_turn(struct core *c, const struct core_stop_req
         snprintf(requester, n, "%s", r->user ? r->user : "");
         v = CORE_STOP_REFUSED;
         if (core_may_stop_turn(c, rq->channel, r->user, rq->user)) {
-            if (!r->stopped_by[0]) snprintf(r->stopped_by, sizeof r->stopped_by, "%s", rq->user);
-            atomic_store(&r->cancel, 1);
+            core_running_stop(r, rq->user);
             v = CORE_STOP_STOPPING;
         }
     }

@@ -150,8 +150,9 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
         t->stream = NULL;
         return -1;
     }
-    if (t->input) core_steer_attach(c, t->run, t->input);
+    if (t->input) core_steer_attach(c, t->run, t->input, cmd.takes_interrupt);
     x.input = t->input;
+    x.cancel_at_ms = &t->run->kill_at_ms;
     int64_t t0 = jb_mono_ms();
     int rc = sandbox_exec(sb, &x, err);
     if (t->input) {
@@ -170,6 +171,9 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     if (rc == 0) {
         out->exec_ok = 1, out->exit_code = x.exit_code;
         out->timed_out = x.timed_out, out->cancelled = x.cancelled;
+        pthread_mutex_lock(&c->run_mu);
+        out->cancelled |= t->run->interrupted; /* it ended on the interrupt request */
+        pthread_mutex_unlock(&c->run_mu);
         out->over_quota = x.over_quota, out->oom_killed |= x.oom_killed;
         out->disk_full = x.disk_full, out->disk_left = x.disk_left;
         out->llm_refused = x.llm_refused;

@@ -246,7 +246,8 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
         if (reaped && (!open || jb_mono_ms() - reaped_at > DRAIN_AFTER_EXIT_MS)) break;
         if (reaped) continue;
         int64_t now = jb_mono_ms();
-        int cancel = x->cancel && atomic_load(x->cancel);
+        int64_t at = x->cancel_at_ms ? atomic_load(x->cancel_at_ms) : 0;
+        int cancel = (x->cancel && atomic_load(x->cancel)) || (at && now >= at);
         if (ps->tick && !kill_at && now >= next_tick) {
             next_tick = now + 1000;
             if (ps->tick(ps->tick_ud)) x->over_quota = 1, cancel = 1;

@@ -94,8 +94,12 @@ struct sandbox_exec {
     const char *const *ro_paths; /* host paths visible read-only at the same path, or NULL */
     int64_t deadline_ms;         /* jb_mono_ms() value; 0 = none */
     const atomic_int *cancel;    /* non-zero kills the run; may be NULL */
-    const char *user;            /* who the exec runs for (token accounting); may be NULL */
-    const char *egress_extra;    /* names added to the egress allowlist (comma list), or NULL */
+    /* A later kill (may be NULL): once non-zero and jb_mono_ms() passes it, the run is
+     * killed as by cancel. For a stop asked of the command first (an interrupt line on its
+     * live stdin), with the kill as the fallback. */
+    const _Atomic int64_t *cancel_at_ms;
+    const char *user;         /* who the exec runs for (token accounting); may be NULL */
+    const char *egress_extra; /* names added to the egress allowlist (comma list), or NULL */
     void (*on_stdout)(void *ud, const char *data, size_t len); /* chunks as they arrive */
     void *ud;
     /* out (valid when sandbox_exec() returned 0) */

@@ -249,7 +249,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     struct wsx *w = lws_container_of(sul, struct wsx, tick);
     struct sandbox_exec *x = w->x;
     if (!w->want_kill) {
-        if (x->cancel && atomic_load(x->cancel))
+        int64_t at = x->cancel_at_ms ? atomic_load(x->cancel_at_ms) : 0;
+        if ((x->cancel && atomic_load(x->cancel)) || (at && jb_mono_ms() >= at))
             w->want_kill = x->cancelled = 1;
         else if (x->deadline_ms && jb_mono_ms() >= x->deadline_ms)
             w->want_kill = x->timed_out = 1;

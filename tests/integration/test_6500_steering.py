@@ -7,7 +7,9 @@ malformed reaction event is logged and everyone else is served."""
 import time
 import unittest
 
-from jbtest import procs_matching
+import json
+
+from jbtest import FAKE_BIN, procs_matching
 from test_5000_serve_startup import HUMAN, ServeCase
 
 OTHER = "U0OTHER001"
@@ -144,6 +146,51 @@ class Steering(ServeCase):
         self.quiet(1.0)
         self.assertEqual(self.count_final(self.slack.state(), d, "zq-6512 just after"), 1,
                          "answered once" + self.summary())
+
+
+class ClaudeInput(ServeCase):
+    """Claude Code runs with --input-format stream-json (the fake CLI in tests/fakes/bin)."""
+    serve_env = {"JANEBOT_SANDBOX": "host", "ALLOW_LOCAL_EXECUTION": "true",
+                 "JANEBOT_AGENT": "claude", "ANTHROPIC_API_KEY": "sk-ant-test-key-123456",
+                 "JANEBOT_AGENT_BIN": str(FAKE_BIN / "claude")}
+
+    def control_requests(self):
+        out = []
+        for p in self.state.glob("**/.fake-claude/control.jsonl"):
+            out += [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+        return out
+
+    def test_6520_a_stop_sends_claude_the_interrupt_request_first(self):
+        self.start_serve()
+        d = self.dm("wait-for-interrupt zq-6520")
+        self.wait_for(lambda s: any(m for m in self.bot_messages(s, d)), "the status message")
+        self.react(d)
+        self.wait_answer(d, "stopped by <@%s>" % HUMAN)
+        reqs = self.control_requests()
+        self.assertEqual([r.get("request") for r in reqs], [{"subtype": "interrupt"}],
+                         "one interrupt control request on stdin%s" % self.summary())
+
+    def test_6521_a_claude_that_ignores_the_interrupt_is_killed_after_a_grace(self):
+        self.start_serve()
+        tag = self.tag("r6521")
+        d = self.dm("ignore-interrupt %s" % tag)
+        self.wait_for(lambda s: procs_matching("hang-" + tag), "the agent to start")
+        self.dm("abort", thread_ts=d["ts"])
+        self.wait_answer(d, "stopped by <@%s>" % HUMAN)
+        self.assertEqual(self.wait_gone("hang-" + tag, timeout=5.0), [],
+                         "the turn's processes must be gone%s" % self.summary())
+
+    def test_6522_claude_runs_with_stream_json_input_and_answers(self):
+        self.start_serve()
+        d = self.dm("zq-6522 first")
+        self.wait_answer(d, "argv ok: echo: zq-6522 first")
+        argv = [c["argv"] for p in self.state.glob("**/.fake-claude/calls.jsonl")
+                for c in map(json.loads, p.read_text().splitlines())]
+        self.assertIn("--input-format", argv[0], "claude runs with stream-json input")
+
+    def react(self, d, user=HUMAN):
+        return self.slack.inject("reaction_added", channel=d["channel"], target_ts=d["ts"],
+                                 user=user, reaction="x")
 
 
 if __name__ == "__main__":
