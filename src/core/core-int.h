@@ -78,10 +78,12 @@ struct steered {
  * core_steer_detach()). */
 void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in,
                        int takes_interrupt);
-/* The run is over (in ended): messages whose line reached the agent are returned (oldest
- * first; the caller finishes them with the turn and frees them with core_steered_free());
- * those that did not are queued for the next turn, as if never passed. */
-struct steered *core_steer_detach(struct core *c, struct running *r, struct sandbox_input *in);
+/* The run is over: *in is ended and freed (set NULL). Messages whose line reached the agent
+ * are appended to *reached, oldest first (the caller finishes them with the turn and frees
+ * them with core_steered_free()); those that did not are queued for the next turn, as if
+ * never passed. */
+void core_steer_detach(struct core *c, struct running *r, struct sandbox_input **in,
+                       struct steered **reached);
 void core_steered_free(struct steered *s);
 /* Write one JSON line (newline-terminated; borrowed) to the live stdin of the thread's
  * running agent, e.g. a control_response to a control request it printed. 0 when written;
@@ -162,6 +164,9 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n);
  * has not ended within INTERRUPT_GRACE_MS; any other is killed at once. */
 #define INTERRUPT_GRACE_MS 3000
 void core_running_stop(struct running *r, const char *user);
+/* Who stopped r into buf ("" when nobody); whether it was asked through its input. */
+void core_running_stopped_by(struct core *c, struct running *r, char *buf, size_t n);
+int core_running_interrupted(struct core *c, struct running *r);
 
 /* Register / unregister the turn of a thread (the caller owns r until unregistered). */
 void core_running_add(struct core *c, struct running *r);

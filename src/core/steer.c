@@ -78,8 +78,10 @@ int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const c
     return passed;
 }
 
-struct steered *core_steer_detach(struct core *c, struct running *r, struct sandbox_input *in)
+void core_steer_detach(struct core *c, struct running *r, struct sandbox_input **inp,
+                       struct steered **reached_list)
 {
+    struct sandbox_input *in = *inp;
     sandbox_input_end(in); /* no write succeeds from now on */
     pthread_mutex_lock(&c->run_mu);
     struct steered *list = r->steered;
@@ -87,7 +89,11 @@ struct steered *core_steer_detach(struct core *c, struct running *r, struct sand
     r->input = NULL;
     pthread_mutex_unlock(&c->run_mu);
     uint64_t delivered = sandbox_input_delivered(in);
-    struct steered *oldest = NULL, *reached = NULL, **tail = &reached;
+    sandbox_input_free(in);
+    *inp = NULL;
+    struct steered *oldest = NULL, **tail = reached_list;
+    while (*tail)
+        tail = &(*tail)->next;
     while (list) { /* newest first: reversed */
         struct steered *s = list;
         list = s->next;
@@ -111,7 +117,6 @@ struct steered *core_steer_detach(struct core *c, struct running *r, struct sand
                      s->m.thread_key, err.msg);
         core_steered_free(s);
     }
-    return reached;
 }
 
 int core_agent_write_line(struct core *c, const char *thread_key, const char *line,

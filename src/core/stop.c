@@ -67,3 +67,18 @@ enum core_stop_verdict core_stop_turn(struct core *c, const struct core_stop_req
     pthread_mutex_unlock(&c->run_mu);
     return v;
 }
+
+void core_running_stopped_by(struct core *c, struct running *r, char *buf, size_t n)
+{
+    pthread_mutex_lock(&c->run_mu);
+    snprintf(buf, n, "%s", r->stopped_by);
+    pthread_mutex_unlock(&c->run_mu);
+}
+
+int core_running_interrupted(struct core *c, struct running *r)
+{
+    pthread_mutex_lock(&c->run_mu);
+    int yes = r->interrupted;
+    pthread_mutex_unlock(&c->run_mu);
+    return yes;
+}

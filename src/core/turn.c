@@ -155,14 +155,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     x.cancel_at_ms = &t->run->kill_at_ms;
     int64_t t0 = jb_mono_ms();
     int rc = sandbox_exec(sb, &x, err);
-    if (t->input) {
-        struct steered **end = &t->steered;
-        while (*end)
-            end = &(*end)->next;
-        *end = core_steer_detach(c, t->run, t->input);
-        sandbox_input_free(t->input);
-        t->input = NULL;
-    }
+    if (t->input) core_steer_detach(c, t->run, &t->input, &t->steered);
     out->exec_ms += jb_mono_ms() - t0;
     agent_stream_finish(t->stream);
     log_stream_stats(t);
@@ -171,9 +164,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     if (rc == 0) {
         out->exec_ok = 1, out->exit_code = x.exit_code;
         out->timed_out = x.timed_out, out->cancelled = x.cancelled;
-        pthread_mutex_lock(&c->run_mu);
-        out->cancelled |= t->run->interrupted; /* it ended on the interrupt request */
-        pthread_mutex_unlock(&c->run_mu);
+        out->cancelled |= core_running_interrupted(c, t->run); /* ended on the request */
         out->over_quota = x.over_quota, out->oom_killed |= x.oom_killed;
         out->disk_full = x.disk_full, out->disk_left = x.disk_left;
         out->llm_refused = x.llm_refused;
@@ -260,9 +251,7 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
     }
     if (o->cancelled) {
         char by[64];
-        pthread_mutex_lock(&c->run_mu);
-        snprintf(by, sizeof by, "%s", t->run->stopped_by);
-        pthread_mutex_unlock(&c->run_mu);
+        core_running_stopped_by(c, t->run, by, sizeof by);
         if (by[0])
             snprintf(msg, sizeof msg, "the turn was stopped by <@%s>", by);
         else
