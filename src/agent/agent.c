@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "agent/adapters.h"
 
 static const struct agent_ops *const agents[] = {
@@ -190,4 +192,28 @@ char *agent_instructions(const struct agent_turn *t)
                      "chat thread %s.",
                      t->user ? t->user : "someone", colon ? colon + 1 : key);
     return n < 0 ? NULL : s;
+}
+
+char *agent_input_line(const char *text)
+{
+    jb_auto(json_decrefp) json_t *line =
+        json_pack("{s:s, s:{s:s, s:[{s:s, s:s}]}}", "type", "user", "message", "role", "user",
+                  "content", "type", "text", "text", text ? text : "");
+    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL; /* escapes every newline */
+    char *out = NULL;
+    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
+    free(s);
+    return out;
+}
+
+char *agent_interrupt_line(const char *request_id)
+{
+    jb_auto(json_decrefp) json_t *line =
+        json_pack("{s:s, s:s, s:{s:s}}", "type", "control_request", "request_id",
+                  request_id ? request_id : "interrupt", "request", "subtype", "interrupt");
+    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    char *out = NULL;
+    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
+    free(s);
+    return out;
 }

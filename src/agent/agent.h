@@ -33,6 +33,7 @@ struct agent_policy {
  * every string is borrowed and may be NULL (unset). */
 struct agent_opts {
     const char *agent_cmd;         /* JANEBOT_AGENT_CMD: absolute path of the command agent */
+    int cmd_stream_input;          /* JANEBOT_AGENT_CMD_INPUT=stream-json: it reads user lines */
     const char *agent_bin;         /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
     const char *path_env;          /* the host's PATH, to look CLI names up in */
     const char *agent_model;       /* JANEBOT_AGENT_MODEL: --model for claude */
@@ -63,12 +64,27 @@ struct agent_cmd {
     struct jb_strv ro_paths; /* host paths the sandbox must show read-only (the CLI) */
     struct agent_file files[4];
     size_t nfiles;
-    char *stdin_data; /* the prompt */
+    char *stdin_data; /* the prompt (with live_input: its user line) */
+    /* 1: the CLI reads stream-json user lines on stdin while it runs (the prompt is the
+     * first; agent_input_line() makes more); the caller keeps stdin open and closes it
+     * after the run's result. 0: stdin is the prompt alone. */
+    int live_input;
+    /* 1 (with live_input): the CLI stops its turn on agent_interrupt_line() (Claude Code's
+     * interrupt control request), so a stop asks it first and kills after a grace. */
+    int takes_interrupt;
     char *session_id; /* session the run will use when known before it starts
                          (Claude: the new --session-id or the --resume id), or NULL */
 };
 /* Frees everything and zeroes *c; accepts a zeroed or half-filled struct. */
 void agent_cmd_release(struct agent_cmd *c);
+/* One stream-json user message for a CLI with live_input, newline-terminated:
+ * {"type":"user","message":{"role":"user","content":[{"type":"text","text":TEXT}]}}. Always
+ * one compact JSON line, never anything else: Claude Code exits on a line that is not
+ * JSON. Caller frees; NULL when text is not UTF-8 or out of memory. */
+char *agent_input_line(const char *text);
+/* Claude Code's interrupt control request, one line: {"type":"control_request",
+ * "request_id":ID,"request":{"subtype":"interrupt"}}. Caller frees; NULL on ENOMEM. */
+char *agent_interrupt_line(const char *request_id);
 
 struct agent_ops {
     int version;         /* 1 */

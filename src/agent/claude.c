@@ -1,4 +1,5 @@
-/* agent/claude.c -- Claude Code: `claude -p --output-format stream-json --verbose`.
+/* agent/claude.c -- Claude Code: `claude -p --output-format stream-json --verbose
+ * --input-format stream-json`: the prompt and later messages as user lines on stdin.
  *
  * janebot picks the session UUID itself (--session-id on the first turn, --resume later),
  * so the id is known before the run and survives a crash before the init line. The
@@ -52,10 +53,22 @@ static int claude_prepare(const struct agent_turn *t, struct agent_cmd *out, str
 {
     jb_auto(agent_cmd_releasep) struct agent_cmd c = {0};
     if (agent_cmd_begin(&agent_claude_ops, t, 0, &c, err) < 0) return -1;
-    const char *head[] = {
-        "-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions",
-        NULL};
+    /* stream-json input: the prompt is the first user line, and messages sent in the thread
+     * while it runs follow as more (steering); stdin closes after the result. */
+    const char *head[] = {"-p",
+                          "--output-format",
+                          "stream-json",
+                          "--verbose",
+                          "--input-format",
+                          "stream-json",
+                          "--dangerously-skip-permissions",
+                          NULL};
     if (jb_strv_pushv(&c.argv, head, err) < 0) return -1;
+    free(c.stdin_data);
+    if (!(c.stdin_data = agent_input_line(t->prompt)))
+        return jb_err_set(err, JB_ENOMEM, "prompt line");
+    c.live_input = 1;
+    c.takes_interrupt = 1;
     if (session_args(t, &c, err) < 0) return -1;
     const char *model = t->opts ? t->opts->agent_model : NULL;
     if (model && *model) {

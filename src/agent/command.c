@@ -2,7 +2,10 @@
  *
  * Run with no arguments and the prompt on stdin. The context comes by environment:
  * JANEBOT_THREAD_KEY, JANEBOT_USER, and JANEBOT_RESUME_ID (the session_id it printed on the
- * thread's previous turn) only when resuming. */
+ * thread's previous turn) only when resuming. With JANEBOT_AGENT_CMD_INPUT=stream-json it
+ * declares it reads stream-json user lines: the prompt comes as the first
+ * {"type":"user",...} line, later messages of the thread as more lines while it runs, and
+ * stdin closes after its result (JANEBOT_INPUT=stream-json tells it so). */
 #include <string.h>
 
 #include "agent/adapters.h"
@@ -34,6 +37,15 @@ static int command_prepare(const struct agent_turn *t, struct agent_cmd *out, st
     jb_autofree char *who = agent_instructions(t);
     if (who && jb_env_set(&c.env, "JANEBOT_INSTRUCTIONS", who, err) < 0) return -1;
     if (agent_command_policy(t, &c, err) < 0) return -1;
+    if (t->opts && t->opts->cmd_stream_input) {
+        /* JANEBOT_AGENT_CMD_INPUT=stream-json: the prompt is the first user line, and more
+         * come while it runs (messages sent in the thread meanwhile). */
+        free(c.stdin_data);
+        if (!(c.stdin_data = agent_input_line(t->prompt)))
+            return jb_err_set(err, JB_ENOMEM, "prompt line");
+        c.live_input = 1;
+        if (jb_env_set(&c.env, "JANEBOT_INPUT", "stream-json", err) < 0) return -1;
+    }
     *out = c;
     c = (struct agent_cmd){0};
     return 0;

@@ -25,7 +25,17 @@ static void on_result(struct agent_result *r, const struct agent_event *ev)
 {
     r->has_result = 1;
     r->is_error = ev->is_error;
-    set_str(&r->result_text, ev->text);
+    if (r->result_text && *r->result_text && ev->text && *ev->text) {
+        /* A CLI reading live input may run a second turn for a message it queued before
+         * its first result: the answer is both. */
+        char *both = NULL;
+        if (asprintf(&both, "%s\n\n%s", r->result_text, ev->text) > 0) {
+            free(r->result_text);
+            r->result_text = both;
+        }
+    } else {
+        set_str(&r->result_text, ev->text);
+    }
     set_str(&r->subtype, ev->subtype);
     set_str(&r->errors, ev->errors);
     r->input_tokens = ev->input_tokens;

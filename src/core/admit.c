@@ -43,7 +43,7 @@ static int answer_only(struct core *c, const struct core_msg *m, int allowed, en
         d->verdict = CORE_STATUS;
         core_status(c, m->thread_key, d->text, sizeof d->text);
     } else if (cmd == CMD_ABORT) {
-        d->verdict = core_abort(c, m->thread_key) ? CORE_ABORTED : CORE_NOT_RUNNING;
+        d->verdict = core_abort(c, m->thread_key, m->user) ? CORE_ABORTED : CORE_NOT_RUNNING;
     } else {
         d->verdict = CORE_EMPTY;
     }
@@ -89,7 +89,7 @@ static int decide(struct core *c, const struct core_msg *m, struct core_decision
     if (rc < 0) return -1; /* the store fails: the frontend says so, once */
     if (limited < 0)
         log_warn("rate limit of %s not checked (message let through): %s", m->user, rate_err.msg);
-    d->verdict = rc == 1 ? CORE_DUPLICATE : CORE_QUEUED;
+    d->verdict = rc == 1 ? CORE_DUPLICATE : rc == 2 ? CORE_PASSED : CORE_QUEUED;
     return 0;
 }
 

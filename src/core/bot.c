@@ -12,6 +12,8 @@
 void core_agent_opts(const struct jb_config *cfg, struct agent_opts *out)
 {
     *out = (struct agent_opts){.agent_cmd = cfg->agent_cmd,
+                               .cmd_stream_input = cfg->agent_cmd_input &&
+                                                   !strcmp(cfg->agent_cmd_input, "stream-json"),
                                .agent_bin = cfg->agent_bin,
                                .path_env = cfg->path_env,
                                .agent_model = cfg->agent_model,
@@ -142,7 +144,16 @@ int core_submit_event(struct core *c, const char *event_id, const char *dedupe_k
                                 &id, err);
     pthread_mutex_unlock(&c->store_mu);
     if (rc != 0) return rc; /* 1: seen before; -1: error */
-    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, files, err);
+    int running = core_thread_running(c, thread_key);
+    int passed = running ? core_steer(c, id, thread_key, user, text, ref, files) : 0;
+    if (passed < 0) log_warn("thread %s: out of memory passing a message on; queued", thread_key);
+    if (passed != 1 && lanes_enqueue(c->lanes, id, thread_key, user, text, ref, files, err) < 0)
+        return -1;
+    if (running) /* the running turn's status message says where the message went */
+        c->fe->ops->progress(c->fe, thread_key,
+                             passed == 1 ? "a new message was passed to the running agent"
+                                         : "a new message is queued for the next turn");
+    return passed == 1 ? 2 : 0;
 }
 
 int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
@@ -301,11 +312,11 @@ int core_status(struct core *c, const char *thread_key, char *buf, size_t n)
     return r != NULL;
 }
 
-int core_abort(struct core *c, const char *thread_key)
+int core_abort(struct core *c, const char *thread_key, const char *user)
 {
     pthread_mutex_lock(&c->run_mu);
     struct running *r = running_find(c, thread_key);
-    if (r) atomic_store(&r->cancel, 1);
+    if (r) core_running_stop(r, user);
     pthread_mutex_unlock(&c->run_mu);
     return r != NULL;
 }
@@ -329,7 +340,7 @@ int core_abort_user(struct core *c, const char *prefix, const char *user)
     pthread_mutex_lock(&c->run_mu);
     for (struct running *r = c->running; r; r = r->next)
         if (!strncmp(r->thread_key, prefix, n) && r->user && !strcmp(r->user, user)) {
-            atomic_store(&r->cancel, 1);
+            core_running_stop(r, user);
             count++;
         }
     pthread_mutex_unlock(&c->run_mu);

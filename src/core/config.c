@@ -363,6 +363,7 @@ static const char *sandbox_default(void)
 int config_load(struct jb_config *cfg, struct jb_err *err)
 {
     static const char *const agents[] = {"amp", "claude", "command", NULL};
+    static const char *const cmd_inputs[] = {"text", "stream-json", NULL};
     static const char *const sandboxes[] = {"local", "host", "sprites", NULL};
     memset(cfg, 0, sizeof *cfg);
     if (config_dotenv_read(".env", err) < 0) return -1;
@@ -387,6 +388,8 @@ int config_load(struct jb_config *cfg, struct jb_err *err)
                           "JANEBOT_LOG_FORMAT=\"%s\" is not valid: expected text or json", fmt);
     if (parse_choice("JANEBOT_AGENT", "amp", agents, &cfg->agent, err) < 0 ||
         parse_choice("JANEBOT_SANDBOX", sandbox_default(), sandboxes, &cfg->sandbox, err) < 0 ||
+        parse_choice("JANEBOT_AGENT_CMD_INPUT", "text", cmd_inputs, &cfg->agent_cmd_input, err) <
+            0 ||
         parse_bool("ALLOW_LOCAL_EXECUTION", &cfg->allow_local_execution, err) < 0 ||
         parse_int("JANEBOT_MAX_CONCURRENT_TURNS", 4, 1, 256, &cfg->max_concurrent_turns, err) < 0 ||
         parse_int("JANEBOT_TURN_TIMEOUT", 1800, 1, 86400, &cfg->turn_timeout_s, err) < 0 ||
@@ -427,6 +430,7 @@ void config_release(struct jb_config *cfg)
     free(cfg->db_path);
     free(cfg->agent);
     free(cfg->agent_cmd);
+    free(cfg->agent_cmd_input);
     free(cfg->agent_bin);
     free(cfg->sandbox);
     free(cfg->amp_api_key);

@@ -56,9 +56,46 @@ struct running {
     const char *user;   /* who asked the turn (its last message's user) */
     int64_t started_ms; /* jb_mono_ms() */
     char last_tool[160];
+    const char *const *refs; /* the frontend's references to its messages (borrowed) */
+    size_t nrefs;
+    char stopped_by[64];         /* who stopped it (core_stop_turn), "" when nobody */
+    struct sandbox_input *input; /* the agent's live stdin while it takes messages, or NULL */
+    struct steered *steered;     /* messages written to it, newest first */
+    int takes_interrupt;         /* input takes agent_interrupt_line() */
+    int interrupted;             /* a stop was asked of the agent through its input */
+    _Atomic int64_t kill_at_ms;  /* then: killed if still running at this time */
     atomic_int cancel;
     struct running *next;
 };
+
+/* ---- steering (steer.c): messages passed to a running agent ---- */
+struct steered {
+    struct lane_msg m; /* owned copies */
+    uint64_t end;      /* its line's end in the input (sandbox_input_write) */
+    struct steered *next;
+};
+/* The turn r's agent takes messages on in (owned by the caller until
+ * core_steer_detach()). */
+void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in,
+                       int takes_interrupt);
+/* The run is over: *in is ended and freed (set NULL). Messages whose line reached the agent
+ * are appended to *reached, oldest first (the caller finishes them with the turn and frees
+ * them with core_steered_free()); those that did not are queued for the next turn, as if
+ * never passed. */
+void core_steer_detach(struct core *c, struct running *r, struct sandbox_input **in,
+                       struct steered **reached);
+void core_steered_free(struct steered *s);
+/* Write one JSON line (newline-terminated; borrowed) to the live stdin of the thread's
+ * running agent, e.g. a control_response to a control request it printed. 0 when written;
+ * -1 with JB_ENOTFOUND when no turn of the thread takes input, JB_EPROTO when line is not
+ * one line of JSON (Claude Code exits on anything else), JB_EUNAVAIL when its input is
+ * closed (the run is ending). */
+int core_agent_write_line(struct core *c, const char *thread_key, const char *line,
+                          struct jb_err *err);
+/* Pass a message to the thread's running agent: 1 when written to its live stdin, 0 when
+ * no turn of the thread takes messages now (the caller queues it), -1 when out of memory. */
+int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const char *user,
+               const char *text, const char *ref, const char *files);
 
 /* The daily gc of idle sandboxes while serving (gc.c). */
 struct core_gc {
@@ -140,6 +177,15 @@ int core_thread_running(struct core *c, const char *thread_key);
 
 /* The lane worker: one turn of msgs[0..n). */
 void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n);
+/* Stop the running turn r (the caller holds run_mu), user (may be NULL) asking: an agent
+ * that takes the interrupt request gets it on its live stdin and is killed only if it
+ * has not ended within INTERRUPT_GRACE_MS; any other is killed at once. */
+#define INTERRUPT_GRACE_MS 3000
+void core_running_stop(struct running *r, const char *user);
+/* Who stopped r into buf ("" when nobody); whether it was asked through its input. */
+void core_running_stopped_by(struct core *c, struct running *r, char *buf, size_t n);
+int core_running_interrupted(struct core *c, struct running *r);
+
 /* Register / unregister the turn of a thread (the caller owns r until unregistered). */
 void core_running_add(struct core *c, struct running *r);
 void core_running_remove(struct core *c, struct running *r);

@@ -20,6 +20,7 @@ struct jb_config {
     char *db_path;               /* <state_dir>/janebot.db */
     char *agent;                 /* JANEBOT_AGENT: amp | claude | command */
     char *agent_cmd;             /* JANEBOT_AGENT_CMD (absolute path) for "command" */
+    char *agent_cmd_input;       /* JANEBOT_AGENT_CMD_INPUT: text | stream-json */
     char *agent_bin;             /* JANEBOT_AGENT_BIN: path or name of the amp/claude CLI */
     char *sandbox;               /* JANEBOT_SANDBOX: local | host | sprites */
     int allow_local_execution;   /* ALLOW_LOCAL_EXECUTION */
@@ -279,9 +280,11 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
 int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
                 const char *ref, struct jb_err *err);
 /* Accept a Slack event exactly once (by event id and by post): 0 queued, 1 seen before,
- * -1 error. Durable before it returns, so the caller may acknowledge it. files (may be
- * NULL): the files shared with it, a JSON array of {"name","url","size","mimetype"}
- * (slack_files_normalise()); stored with the message and fetched into the sandbox's
+ * 2 passed to the thread's running agent (it takes messages while it runs: core_steer),
+ * -1 error. While a turn of the thread runs, its status says which happened. Durable before it
+ * returns, so the caller may acknowledge it. files (may be NULL): the files shared with it, a JSON
+ * array of {"name","url","size","mimetype"} (slack_files_normalise()); stored with the message and
+ * fetched into the sandbox's
  * ~/inbox/ through the frontend's fetch() when the turn runs. */
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
                       const char *thread_key, const char *user, const char *text, const char *ref,
@@ -299,12 +302,39 @@ int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_e
 int core_knows_thread(struct core *c, const char *thread_key);
 /* A one-line status of the thread's turn into buf; returns 1 when one is running. */
 int core_status(struct core *c, const char *thread_key, char *buf, size_t n);
-/* Cancel the thread's running turn (its processes are killed); 1 when there was one. */
-int core_abort(struct core *c, const char *thread_key);
+/* Cancel the thread's running turn (its processes are killed); 1 when there was one. user
+ * (may be NULL) asked: the turn's answer names them. */
+int core_abort(struct core *c, const char *thread_key, const char *user);
 /* How many turns run, and how many of them in threads whose key starts with prefix. */
 void core_running_count(struct core *c, const char *prefix, int *ret_all, int *ret_prefix);
 /* Cancel the running turns of user in threads whose key starts with prefix; how many. */
 int core_abort_user(struct core *c, const char *prefix, const char *user);
+/* ---- stopping a running turn from inside its thread (stop.c) ---- */
+
+/* A ❌ on a message: which message, in which thread (when the frontend knows), by whom.
+ * Everything borrowed. */
+struct core_stop_req {
+    const char *user;       /* who asks to stop */
+    const char *channel;    /* the conversation, for who may stop turns there */
+    const char *thread_key; /* the thread of the message, or NULL when not known */
+    const char *ref;        /* the frontend's reference to the message ("CHANNEL:TS") */
+    int on_bot_message;     /* the message is one of the bot's (then thread_key is needed) */
+};
+enum core_stop_verdict {
+    CORE_STOP_NO_TURN,  /* no running turn is that message's: its own, or its thread's
+                           for one of the bot's messages */
+    CORE_STOP_REFUSED,  /* a turn is, but rq->user may not stop it */
+    CORE_STOP_STOPPING, /* it is being stopped; its answer will say by whom */
+};
+/* Who may stop the running turn of a thread in channel that requester asked for: 1 when
+ * user may. Today: the requester only. The one place this is decided. */
+int core_may_stop_turn(struct core *c, const char *channel, const char *requester,
+                       const char *user);
+/* Stop the running turn rq points at, if rq->user may (like `abort`: its processes are
+ * killed). The turn's requester goes into requester (n bytes, "" when no turn), for the
+ * log of a refusal. */
+enum core_stop_verdict core_stop_turn(struct core *c, const struct core_stop_req *rq,
+                                      char *requester, size_t n);
 void core_drain(struct core *c);
 /* Messages queued or running (0: every turn is over). */
 size_t core_pending(struct core *c);
@@ -343,6 +373,7 @@ enum core_verdict {
     CORE_EMPTY,        /* neither text nor files: nothing to run */
     CORE_RATE_LIMITED, /* over RATE_LIMIT_PER_MINUTE: text says when to retry */
     CORE_QUEUED,       /* stored and queued for a turn */
+    CORE_PASSED,       /* stored and passed to the thread's running agent */
 };
 
 struct core_decision {

@@ -25,6 +25,8 @@ struct turn_ctx {
     const struct agent_ops *agent; /* the channel's, else the configured one */
     struct agent_stream *stream;
     struct agent_result res;
+    struct sandbox_input *input; /* the agent's live stdin during a run, or NULL */
+    struct steered *steered;     /* messages that reached the agent, oldest first */
 };
 
 #define FAIL(t, msg)                                                                               \
@@ -34,6 +36,9 @@ static void on_event(void *ud, const struct agent_event *ev)
 {
     struct turn_ctx *t = ud;
     agent_result_on_event(&t->res, ev);
+    /* Its answer is out: no more messages for this run (they go to the next turn), and
+     * the CLI exits once stdin closes. */
+    if (ev->type == AGENT_EV_RESULT && t->input) sandbox_input_close(t->input);
     char status[256];
     if (ev->type == AGENT_EV_TOOL_USE) {
         snprintf(status, sizeof status, "using %s%s%s", ev->tool_name ? ev->tool_name : "a tool",
@@ -139,8 +144,18 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     x.user = t->user;
     x.egress_extra = egress;
     x.on_stdout = on_stdout, x.ud = t;
+    if (cmd.live_input && sandbox_input_new(&t->input, err) < 0) {
+        agent_cmd_release(&cmd);
+        agent_stream_free(t->stream);
+        t->stream = NULL;
+        return -1;
+    }
+    if (t->input) core_steer_attach(c, t->run, t->input, cmd.takes_interrupt);
+    x.input = t->input;
+    x.cancel_at_ms = &t->run->kill_at_ms;
     int64_t t0 = jb_mono_ms();
     int rc = sandbox_exec(sb, &x, err);
+    if (t->input) core_steer_detach(c, t->run, &t->input, &t->steered);
     out->exec_ms += jb_mono_ms() - t0;
     agent_stream_finish(t->stream);
     log_stream_stats(t);
@@ -149,6 +164,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     if (rc == 0) {
         out->exec_ok = 1, out->exit_code = x.exit_code;
         out->timed_out = x.timed_out, out->cancelled = x.cancelled;
+        out->cancelled |= core_running_interrupted(c, t->run); /* ended on the request */
         out->over_quota = x.over_quota, out->oom_killed |= x.oom_killed;
         out->disk_full = x.disk_full, out->disk_left = x.disk_left;
         out->llm_refused = x.llm_refused;
@@ -234,7 +250,13 @@ static const char *report_outcome(struct turn_ctx *t, const struct run_out *o)
         return "error";
     }
     if (o->cancelled) {
-        fail_turn(t, o, "the turn was stopped (abort)");
+        char by[64];
+        core_running_stopped_by(c, t->run, by, sizeof by);
+        if (by[0])
+            snprintf(msg, sizeof msg, "the turn was stopped by <@%s>", by);
+        else
+            snprintf(msg, sizeof msg, "the turn was stopped (abort)");
+        fail_turn(t, o, msg);
         return "cancelled";
     }
     if (t->res.has_result && t->res.is_error) {
@@ -358,6 +380,10 @@ static void finish_inbox(struct store *st, const struct lane_msg *msgs, size_t n
             store_inbox_finish(st, msgs[i].inbox_id, strcmp(outcome, "ok") ? "failed" : "done",
                                &err) < 0)
             log_warn("thread %s: inbox: %s", msgs[i].thread_key, err.msg);
+    for (struct steered *s = t->steered; s; s = s->next) /* answered by this turn too */
+        if (store_inbox_finish(st, s->m.inbox_id, strcmp(outcome, "ok") ? "failed" : "done", &err) <
+            0)
+            log_warn("thread %s: inbox: %s", s->m.thread_key, err.msg);
     if (fe->ops->finished)
         fe->ops->finished(fe, t->thread_key, t->refs, t->n, !strcmp(outcome, "ok"));
 }
@@ -502,8 +528,11 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     for (size_t i = 0; i < nrefs; i++)
         refs[i] = msgs[i].ref;
     jb_autofree char *prompt = turn_prompt(msgs, n);
-    struct running run = {
-        .thread_key = msgs[0].thread_key, .user = msgs[n - 1].user_id, .started_ms = jb_mono_ms()};
+    struct running run = {.thread_key = msgs[0].thread_key,
+                          .user = msgs[n - 1].user_id,
+                          .started_ms = jb_mono_ms(),
+                          .refs = refs,
+                          .nrefs = nrefs};
     struct turn_ctx t = {.c = c,
                          .thread_key = msgs[0].thread_key,
                          .user = msgs[n - 1].user_id,
@@ -552,6 +581,7 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         outcome = turn_body(&t, st, sb, have_sess ? &sess : NULL, &o);
     }
     core_running_remove(c, &run);
+    core_steered_free(t.steered);
     jb_metrics_add(c->metrics, JB_M_TURNS, outcome, NULL, 1);
     jb_metrics_observe(c->metrics, JB_M_TURN_SECONDS,
                        (double)(jb_mono_ms() - run.started_ms) / 1e3);

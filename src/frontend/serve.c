@@ -24,7 +24,7 @@ struct slack_serve {
     struct core *core; /* borrowed: set by slack_serve_start() */
     struct slack_socket *sock;
     char *bot_user, *bot_id;
-    atomic_int notices; /* notice threads running: slack_serve_free() waits for them */
+    atomic_int notices; /* notice and reaction threads running: slack_serve_free() waits */
     /* Socket thread only: while events cannot be stored, one log line (not one per
      * event) and one notice per post (not one per redelivery). */
     int store_failing;
@@ -123,6 +123,10 @@ static void render(struct slack_serve *sv, const struct slack_message *m,
         log_info("slack: %s in %s rate limited (retry in %d s)", m->user, m->channel, d->retry_s);
         notice_async(sv, m->thread_key, d->text);
         break;
+    case CORE_PASSED: /* the running turn's status message says so */
+        log_info("slack: message %s passed to the running agent of %s", m->dedupe_key,
+                 m->thread_key);
+        break;
     case CORE_QUEUED: /* once, for the message that was stored */
         if (skipped->n) skipped_notice(sv, m->thread_key, skipped);
         break;
@@ -175,6 +179,115 @@ static int handle_message(struct slack_serve *sv, const struct slack_message *m)
     sv->store_failing = 0;
     render(sv, m, &d, &skipped);
     return 0;
+}
+
+/* ---- ❌ on a message: stop the running turn it belongs to ---- */
+
+/* The thread key of the message CHANNEL ts (one of the bot's), from conversations.replies:
+ * owned; NULL when Slack does not know it (or cannot say). */
+static char *thread_of(struct slack_serve *sv, const char *channel, const char *ts)
+{
+    json_t *msgs = NULL;
+    struct jb_err err = {0};
+    if (slack_thread_replies(sv->web, channel, ts, &msgs, &err) < 0) {
+        log_warn("slack: the thread of %s:%s: %s", channel, ts, err.msg);
+        return NULL;
+    }
+    char *key = NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        const char *mts = json_string_value(json_object_get(m, "ts"));
+        const char *parent = json_string_value(json_object_get(m, "thread_ts"));
+        if (!mts || strcmp(mts, ts) != 0) continue;
+        if (asprintf(&key, "%s:%s", channel, parent && *parent ? parent : ts) < 0) key = NULL;
+        break;
+    }
+    json_decref(msgs);
+    return key;
+}
+
+struct reaction_job {
+    struct slack_serve *sv;
+    struct slack_reaction r;
+};
+
+/* Off the socket thread: finding the thread of one of the bot's messages asks Slack. */
+static void *reaction_main(void *p)
+{
+    struct reaction_job *j = p;
+    struct slack_serve *sv = j->sv;
+    const struct slack_reaction *r = &j->r;
+    char ref[96], requester[64];
+    snprintf(ref, sizeof ref, "%s:%s", r->channel, r->ts);
+    int on_bot = r->item_user && sv->bot_user && !strcmp(r->item_user, sv->bot_user);
+    jb_autofree char *thread_key = on_bot ? thread_of(sv, r->channel, r->ts) : NULL;
+    struct core_stop_req rq = {.user = r->user,
+                               .channel = r->channel,
+                               .thread_key = thread_key,
+                               .ref = ref,
+                               .on_bot_message = on_bot};
+    switch (core_stop_turn(sv->core, &rq, requester, sizeof requester)) {
+    case CORE_STOP_STOPPING:
+        log_info("slack: %s stopped the running turn of %s with a :x: on %s", r->user,
+                 thread_key ? thread_key : ref, ref);
+        break;
+    case CORE_STOP_REFUSED:
+        log_info("slack: :x: by %s on %s ignored: only %s, who asked for the running turn, may "
+                 "stop it",
+                 r->user, ref, requester);
+        break;
+    case CORE_STOP_NO_TURN:
+        log_debug("slack: :x: by %s on %s: no running turn of that message or thread", r->user,
+                  ref);
+        break;
+    }
+    atomic_fetch_sub(&sv->notices, 1);
+    slack_reaction_release(&j->r);
+    free(j);
+    return NULL;
+}
+
+/* A reaction_added event: an :x: may stop a turn (once per event); others are ignored. */
+static void handle_reaction(struct slack_serve *sv, const json_t *payload)
+{
+    struct slack_reaction r = {0};
+    const char *why = NULL;
+    struct jb_err err = {0};
+    int rc = slack_reaction_interpret(payload, &r, &why, &err);
+    if (rc <= 0) {
+        if (rc < 0)
+            log_warn("slack: malformed reaction event (acknowledged): %s", err.msg);
+        else
+            log_debug("slack: reaction ignored: %s", why);
+        return;
+    }
+    char dedupe[128];
+    snprintf(dedupe, sizeof dedupe, "reaction:%s", r.event_id);
+    int seen =
+        strcmp(r.reaction, "x") != 0 ? 1 : core_event_once(sv->core, r.event_id, dedupe, &err);
+    if (seen < 0) log_warn("slack: reaction %s not recorded (acted on): %s", r.event_id, err.msg);
+    struct reaction_job *j = seen == 1 ? NULL : calloc(1, sizeof *j);
+    pthread_t t;
+    pthread_attr_t attr;
+    if (j) {
+        j->sv = sv, j->r = r;
+        r = (struct slack_reaction){0};
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        atomic_fetch_add(&sv->notices, 1);
+        int prc = pthread_create(&t, &attr, reaction_main, j);
+        pthread_attr_destroy(&attr);
+        if (prc == 0) return;
+        atomic_fetch_sub(&sv->notices, 1);
+        log_warn("slack: could not act on the reaction %s", j->r.event_id);
+        slack_reaction_release(&j->r);
+        free(j);
+    } else if (seen != 1) {
+        log_warn("slack: could not act on the reaction %s: out of memory", r.event_id);
+    }
+    slack_reaction_release(&r);
 }
 
 /* `/janebot status|cancel|help`: answered in the ack, visible to the caller only. */
@@ -303,6 +416,10 @@ static int on_envelope(void *ud, const struct slack_envelope *env, json_t **payl
         return 0;
     }
     if (env->type != SLACK_ENV_EVENTS_API || !env->payload) return 0;
+    if (slack_event_is_reaction(env->payload)) {
+        handle_reaction(sv, env->payload);
+        return 0;
+    }
     struct slack_message m;
     const char *why = NULL;
     struct jb_err err = {0};

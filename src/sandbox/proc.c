@@ -106,13 +106,34 @@ struct pipes {
     size_t in_off;
 };
 
+/* Something to write to the command's stdin (or to close it): stdin_data not all written,
+ * or the live input has bytes or was closed. */
+static int stdin_has_work(const struct pipes *p, const struct sandbox_exec *x)
+{
+    return p->in_off < x->stdin_len || (x->input && sandbox_input_busy(x->input));
+}
+
+/* Write what can be written to stdin: stdin_data first, then the live input. 1 when stdin
+ * is to be closed now (all of it written, or the pipe failed). */
+static int feed_stdin(struct pipes *p, struct sandbox_exec *x)
+{
+    if (p->in_off < x->stdin_len) {
+        ssize_t w = write(p->in_w, x->stdin_data + p->in_off, x->stdin_len - p->in_off);
+        if (w > 0) p->in_off += (size_t)w;
+        if (w < 0 && errno != EAGAIN && errno != EINTR) return 1;
+        if (p->in_off < x->stdin_len) return 0;
+    }
+    return x->input ? sandbox_input_to_fd(x->input, p->in_w) != 0 : 1;
+}
+
 /* Pump the pipes once (up to wait_ms). Returns 1 while any pipe is open. */
 static int pump(struct pipes *p, struct sandbox_exec *x, int wait_ms)
 {
     struct pollfd fds[4];
     int n = 0;
     if (p->pidfd >= 0) fds[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
-    if (p->in_w >= 0) fds[n++] = (struct pollfd){.fd = p->in_w, .events = POLLOUT};
+    if (p->in_w >= 0 && stdin_has_work(p, x))
+        fds[n++] = (struct pollfd){.fd = p->in_w, .events = POLLOUT};
     if (p->out_r >= 0) fds[n++] = (struct pollfd){.fd = p->out_r, .events = POLLIN};
     if (p->err_r >= 0) fds[n++] = (struct pollfd){.fd = p->err_r, .events = POLLIN};
     int open = n - (p->pidfd >= 0);
@@ -128,9 +149,7 @@ static int pump(struct pipes *p, struct sandbox_exec *x, int wait_ms)
             continue;
         }
         if (fd == p->in_w) {
-            ssize_t w = write(fd, x->stdin_data + p->in_off, x->stdin_len - p->in_off);
-            if (w > 0) p->in_off += (size_t)w;
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || p->in_off >= x->stdin_len) {
+            if (feed_stdin(p, x)) {
                 close(p->in_w);
                 p->in_w = -1;
             }
@@ -170,7 +189,7 @@ static int make_pipes(struct sandbox_exec *x, int child[3], struct pipes *p, str
         int fd = i == 0 ? p->in_w : i == 1 ? p->out_r : p->err_r;
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     }
-    if (x->stdin_len == 0) close(p->in_w), p->in_w = -1;
+    if (x->stdin_len == 0 && !x->input) close(p->in_w), p->in_w = -1;
     return 0;
 }
 
@@ -221,12 +240,14 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
         int open = pump(&p, x, x->passthrough ? 100 : 50);
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
             reaped = 1, reaped_at = jb_mono_ms();
-            kill(-pid, SIGKILL); /* whatever is left in its process group */
+            close_all(&p.in_w, 1); /* a live stdin has no reader any more */
+            kill(-pid, SIGKILL);   /* whatever is left in its process group */
         }
         if (reaped && (!open || jb_mono_ms() - reaped_at > DRAIN_AFTER_EXIT_MS)) break;
         if (reaped) continue;
         int64_t now = jb_mono_ms();
-        int cancel = x->cancel && atomic_load(x->cancel);
+        int64_t at = x->cancel_at_ms ? atomic_load(x->cancel_at_ms) : 0;
+        int cancel = (x->cancel && atomic_load(x->cancel)) || (at && now >= at);
         if (ps->tick && !kill_at && now >= next_tick) {
             next_tick = now + 1000;
             if (ps->tick(ps->tick_ud)) x->over_quota = 1, cancel = 1;
@@ -247,6 +268,7 @@ int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *
     }
     close_all(&p.in_w, 1), close_all(&p.out_r, 1), close_all(&p.err_r, 1);
     close_all(&p.pidfd, 1);
+    if (x->input) sandbox_input_end(x->input);
     finish_status(x, status);
     x->wall_ms = jb_mono_ms() - start;
     return 0;

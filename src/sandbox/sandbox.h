@@ -42,6 +42,39 @@ struct sandbox_file {
     size_t len;
 };
 
+/* ---- a live stdin (input.c): what a caller writes to a command while it runs ----
+ * The caller makes one, hands it to sandbox_exec (sandbox_exec.input) and may write to it
+ * from any thread while the exec runs; the backend delivers the bytes in order after
+ * stdin_data, and closes the command's stdin once the caller closed the input and
+ * everything was delivered (or the command exits). Free it after sandbox_exec returned. */
+struct sandbox_input;
+/* Bytes written and not yet delivered are capped: a command that does not read its stdin
+ * cannot make janebot buffer without end. */
+#define SANDBOX_INPUT_MAX (1u << 20)
+/* *ret is the caller's: sandbox_input_free(). */
+int sandbox_input_new(struct sandbox_input **ret, struct jb_err *err);
+void sandbox_input_free(struct sandbox_input *in);
+/* Add bytes for the command's stdin. 0, with *ret_end (may be NULL) the byte count up to
+ * the end of these bytes (compare with sandbox_input_delivered()); -1 with JB_EUNAVAIL,
+ * nothing added, when the input was closed, the exec ended or SANDBOX_INPUT_MAX bytes
+ * wait; JB_ENOMEM. Thread-safe. */
+int sandbox_input_write(struct sandbox_input *in, const char *data, size_t len, uint64_t *ret_end,
+                        struct jb_err *err);
+/* No more bytes: the command's stdin closes once those written are delivered. */
+void sandbox_input_close(struct sandbox_input *in);
+/* Bytes handed to the command so far (into its pipe, or sent to the remote exec). */
+uint64_t sandbox_input_delivered(struct sandbox_input *in);
+/* For backends: 1 when there are bytes to deliver, or stdin is to be closed. */
+int sandbox_input_busy(struct sandbox_input *in);
+/* For backends: write what waits to the non-blocking fd. 1 when stdin should now be closed
+ * (closed and all delivered), 0 when not yet, -1 when the fd failed (EPIPE). */
+int sandbox_input_to_fd(struct sandbox_input *in, int fd);
+/* For backends: move up to max bytes into buf (counted delivered); *ret_finished is 1 when
+ * stdin should then be closed. Returns how many. */
+size_t sandbox_input_take(struct sandbox_input *in, char *buf, size_t max, int *ret_finished);
+/* For backends, when the exec is over: every later write fails. */
+void sandbox_input_end(struct sandbox_input *in);
+
 /* sandbox_exec.disk_full: what a home of its own had run out of. */
 #define SANDBOX_DISK_FULL_BYTES 1 /* space */
 #define SANDBOX_DISK_FULL_FILES 2 /* inodes */
@@ -73,14 +106,21 @@ struct sandbox_exec {
     const char *const *env;        /* extra NAME=VALUE; the backend sets HOME, PATH, USER, LANG */
     const char *stdin_data;        /* written to the command's stdin, which is then closed */
     size_t stdin_len;
+    /* A live stdin (may be NULL): delivered after stdin_data; stdin then stays open until
+     * the input is closed. Not with passthrough. */
+    struct sandbox_input *input;
     int passthrough; /* 1: stdin/stdout/stderr are the caller's own fds 0/1/2 */
     const struct sandbox_file *files;
     size_t nfiles;
     const char *const *ro_paths; /* host paths visible read-only at the same path, or NULL */
     int64_t deadline_ms;         /* jb_mono_ms() value; 0 = none */
     const atomic_int *cancel;    /* non-zero kills the run; may be NULL */
-    const char *user;            /* who the exec runs for (token accounting); may be NULL */
-    const char *egress_extra;    /* names added to the egress allowlist (comma list), or NULL */
+    /* A later kill (may be NULL): once non-zero and jb_mono_ms() passes it, the run is
+     * killed as by cancel. For a stop asked of the command first (an interrupt line on its
+     * live stdin), with the kill as the fallback. */
+    const _Atomic int64_t *cancel_at_ms;
+    const char *user;         /* who the exec runs for (token accounting); may be NULL */
+    const char *egress_extra; /* names added to the egress allowlist (comma list), or NULL */
     void (*on_stdout)(void *ud, const char *data, size_t len); /* chunks as they arrive */
     void *ud;
     /* out (valid when sandbox_exec() returned 0) */

@@ -3,7 +3,8 @@
  * 2 stderr and 3 exit (one byte; none means 0) from the sprite; JSON text messages are ignored
  * except
  * {"type":"exit","exit_code":N}. One lws context per exec, serviced by the calling thread;
- * a 50 ms tick checks the deadline and cancel flag and (passthrough) reads stdin.
+ * a 50 ms tick checks the deadline and cancel flag, (passthrough) reads stdin and sends
+ * what a live stdin (sandbox_exec.input) has for the command.
  * On a deadline or cancel: a {"type":"signal","signal":"SIGKILL"} message, then up to 2 s
  * for the exit frame, then the socket is closed (the sprite kills what outlives it after
  * max_run_after_disconnect). */
@@ -161,7 +162,16 @@ static int on_writable(struct wsx *w, struct lws *wsi)
         size_t n = x->stdin_len - w->in_off < CHUNK ? x->stdin_len - w->in_off : CHUNK;
         if (send_msg(wsi, 0, x->stdin_data + w->in_off, n, 0) < 0) return -1;
         w->in_off += n;
-    } else if (!w->eof_sent && (!x->passthrough || w->stdin_eof)) {
+    } else if (!x->passthrough && x->input && !w->eof_sent && sandbox_input_busy(x->input)) {
+        char buf[CHUNK]; /* the live stdin: its bytes, then EOF once it is closed */
+        int finished = 0;
+        size_t n = sandbox_input_take(x->input, buf, sizeof buf, &finished);
+        if (n && send_msg(wsi, 0, buf, n, 0) < 0) return -1;
+        if (!n && finished) {
+            w->eof_sent = 1;
+            return send_msg(wsi, 4, "", 0, 0);
+        }
+    } else if (!w->eof_sent && !x->input && (!x->passthrough || w->stdin_eof)) {
         w->eof_sent = 1;
         return send_msg(wsi, 4, "", 0, 0);
     } else {
@@ -239,7 +249,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     struct wsx *w = lws_container_of(sul, struct wsx, tick);
     struct sandbox_exec *x = w->x;
     if (!w->want_kill) {
-        if (x->cancel && atomic_load(x->cancel))
+        int64_t at = x->cancel_at_ms ? atomic_load(x->cancel_at_ms) : 0;
+        if ((x->cancel && atomic_load(x->cancel)) || (at && jb_mono_ms() >= at))
             w->want_kill = x->cancelled = 1;
         else if (x->deadline_ms && jb_mono_ms() >= x->deadline_ms)
             w->want_kill = x->timed_out = 1;
@@ -252,7 +263,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     if (w->wsi) {
         if (w->want_kill && (!w->established || jb_mono_ms() - w->kill_at > KILL_GRACE_MS))
             lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        else if (w->want_kill || (x->passthrough && w->established && !w->eof_sent)) {
+        else if (w->want_kill || (x->passthrough && w->established && !w->eof_sent) ||
+                 (x->input && w->established && !w->eof_sent && sandbox_input_busy(x->input))) {
             if (x->passthrough && !w->want_kill) read_stdin(w);
             lws_callback_on_writable(w->wsi);
         }
@@ -381,6 +393,7 @@ int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x
             if (lws_service(w.ctx, 0) < 0) break;
         lws_sul_cancel(&w.tick);
         rc = finish(&w, http_status, err);
+        if (x->input && rc != SPR_EXEC_NOT_STARTED) sandbox_input_end(x->input);
     } else {
         rc = SPR_EXEC_NOT_STARTED;
     }

@@ -294,6 +294,69 @@ int slack_event_interpret(const json_t *payload, const char *bot_user_id, const 
     return 1;
 }
 
+/* ---- reaction_added ---------------------------------------------------------------- */
+
+void slack_reaction_release(struct slack_reaction *r)
+{
+    if (!r) return;
+    char **fields[] = {&r->event_id, &r->user, &r->reaction, &r->channel, &r->ts, &r->item_user};
+    for (size_t i = 0; i < JB_ARRAY_LEN(fields); i++)
+        free(*fields[i]);
+    *r = (struct slack_reaction){0};
+}
+
+static inline void reaction_releasep(struct slack_reaction *r)
+{
+    slack_reaction_release(r);
+}
+
+int slack_event_is_reaction(const json_t *payload)
+{
+    const char *ptype = jstr(payload, "type");
+    const char *type = jstr(json_object_get(payload, "event"), "type");
+    return ptype && type && !strcmp(ptype, "event_callback") && !strcmp(type, "reaction_added");
+}
+
+/* A non-empty string member of o, or NULL. */
+static const char *jstr_set(const json_t *o, const char *key)
+{
+    const char *s = jstr(o, key);
+    return s && *s ? s : NULL;
+}
+
+int slack_reaction_interpret(const json_t *payload, struct slack_reaction *ret, const char **why,
+                             struct jb_err *err)
+{
+    const char *unused;
+    if (!why) why = &unused;
+    *why = NULL;
+    if (!slack_event_is_reaction(payload))
+        return jb_err_set(err, JB_EPROTO, "not a reaction_added event_callback");
+    const json_t *ev = json_object_get(payload, "event");
+    const json_t *item = json_object_get(ev, "item");
+    const char *event_id = jstr_set(payload, "event_id"), *user = jstr_set(ev, "user");
+    const char *reaction = jstr_set(ev, "reaction");
+    if (!event_id || !user || !reaction || !json_is_object(item))
+        return jb_err_set(err, JB_EPROTO,
+                          "reaction_added without event_id, user, reaction or item object");
+    const char *itype = jstr(item, "type");
+    if (!itype || strcmp(itype, "message") != 0) {
+        *why = "not on a message";
+        return 0;
+    }
+    const char *channel = jstr_set(item, "channel"), *ts = jstr_set(item, "ts");
+    if (!channel || !ts || strlen(channel) > 40 || strlen(ts) > 40)
+        return jb_err_set(err, JB_EPROTO, "reaction_added on a message without channel or ts");
+    jb_auto(reaction_releasep) struct slack_reaction r = {0};
+    if (dup_into(&r.event_id, event_id, err) < 0 || dup_into(&r.user, user, err) < 0 ||
+        dup_into(&r.reaction, reaction, err) < 0 || dup_into(&r.channel, channel, err) < 0 ||
+        dup_into(&r.ts, ts, err) < 0 || dup_into(&r.item_user, jstr_set(ev, "item_user"), err) < 0)
+        return -1;
+    *ret = r;
+    r = (struct slack_reaction){0};
+    return 1;
+}
+
 /* ---- files[] of file_share (protocol doc 2.6) ------------------------------------- */
 
 /* 1 when a file can be downloaded at all: it has a url_private_download and is not a

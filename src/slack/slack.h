@@ -106,6 +106,26 @@ void slack_block_action_release(struct slack_block_action *a);
 int slack_block_action_parse(const json_t *payload, struct slack_block_action *ret,
                              const char **why, struct jb_err *err);
 
+/* A reaction added to a message, from an events_api payload. All owned. */
+struct slack_reaction {
+    char *event_id;  /* the callback's event_id (redeliveries share it) */
+    char *user;      /* who reacted */
+    char *reaction;  /* the emoji's name without colons: "x" */
+    char *channel;   /* the message's channel */
+    char *ts;        /* the message's ts */
+    char *item_user; /* who wrote the message; NULL when Slack did not say */
+};
+/* Frees every field and zeroes *r; accepts NULL and half-filled reactions. */
+void slack_reaction_release(struct slack_reaction *r);
+/* 1 when payload is an event_callback of a reaction_added event (whatever it says). */
+int slack_event_is_reaction(const json_t *payload);
+/* A reaction_added event: 1 and *ret filled (the caller's; release with
+ * slack_reaction_release()) for a reaction on a message; 0 with *why (static string) for
+ * one on something else (a file: "not on a message"). -1 with JB_EPROTO when event_id,
+ * user, reaction, item, its channel or its ts is missing or no string; JB_ENOMEM. */
+int slack_reaction_interpret(const json_t *payload, struct slack_reaction *ret, const char **why,
+                             struct jb_err *err);
+
 /* Files shared in a file_share message, as the small list janebot keeps with it: a compact
  * JSON array of {"name","url","size","mimetype"} (url: url_private_download) into *ret_json
  * (caller frees; NULL when no file is left). Kept: objects with a url_private_download, an

@@ -31,6 +31,15 @@ without one the agent echoes:
                         using Tool; when allowed runs CMD as `run:` does and answers
                         "approved <decision> by <who>: <output>", else "denied by <who>:
                         <reason>" without running it
+  steerwait <secs>      (stream-json input) waits up to secs for more user lines on stdin
+                        (after one, up to 3 s more for further ones), answers "steered: <their texts, joined by ' | '>" or "no steering"
+
+Stream-json input (JANEBOT_INPUT=stream-json, as JANEBOT_AGENT_CMD_INPUT=stream-json
+declares; the shape of Claude Code's --input-format stream-json): stdin carries one
+{"type":"user","message":{"role":"user","content":...}} line per message, the first being
+the prompt. A line that is not such JSON ends the run with exit 1 (as Claude Code does).
+After its result the agent keeps reading: every further line is another turn, answered
+"late: <text>" with its own result, until stdin closes; then it exits 0.
 
 History: HOME/.fake-agent/<session_id>.json holds the prompts of each session; every
 call is also appended to HOME/.fake-agent/calls.jsonl (argv, resume id, prompt).
@@ -51,7 +60,7 @@ HOME = os.environ.get("HOME") or os.getcwd()
 STATE = os.path.join(HOME, ".fake-agent")
 MODEL = "fake-model-1"
 KEYWORDS = ("run:", "write", "read", "crash", "hang", "garbage", "noresult-text", "error",
-            "env", "getenv", "whoami", "spawn-orphan", "sleep", "ask")
+            "env", "getenv", "whoami", "spawn-orphan", "sleep", "ask", "steerwait")
 
 
 def emit(obj, ascii_only=False):
@@ -213,11 +222,57 @@ def garbage(sid):
     sys.stdout.flush()
 
 
+class LineReader:
+    """User lines of stream-json input, read straight from fd 0 (no buffering surprises
+    with select)."""
+
+    def __init__(self):
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self, timeout):
+        import select
+        r, _, _ = select.select([0], [], [], timeout)
+        if not r:
+            return False
+        data = os.read(0, 65536)
+        if not data:
+            self.eof = True
+        self.buf += data
+        return True
+
+    def line(self, timeout=None):
+        """The next user message's text; None at EOF or when timeout passes."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buf and not self.eof:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self._fill(left)
+        if b"\n" not in self.buf:
+            return None
+        raw, self.buf = self.buf.split(b"\n", 1)
+        try:
+            msg = json.loads(raw.decode())
+            content = msg["message"]["content"]
+            assert msg["type"] == "user"
+        except (ValueError, KeyError, TypeError, AssertionError):
+            sys.stderr.write("Error parsing streaming input line: %r\n" % raw[:80])
+            sys.exit(1)
+        if isinstance(content, str):
+            return content
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+
+
 def main():
     if sys.argv[1:] in (["--version"], ["-v"]):
         print("fake-agent 1.0 (janebot tests)")
         return
-    prompt = sys.stdin.read()
+    reader = LineReader() if os.environ.get("JANEBOT_INPUT") == "stream-json" else None
+    if reader:
+        prompt = reader.line() or ""
+    else:
+        prompt = sys.stdin.read()
     prompt = prompt.rstrip("\n")
     resume = os.environ.get("JANEBOT_RESUME_ID") or None
     sess = Session(resume)
@@ -325,11 +380,36 @@ def main():
         except ValueError:
             time.sleep(1.0)
         answer = "slept"
+    elif kw == "steerwait" and reader:
+        try:
+            wait = float(rest.split()[0]) if rest else 5.0
+        except ValueError:
+            wait = 5.0
+        got = []
+        end = time.monotonic() + wait
+        while not got and time.monotonic() < end:
+            t = reader.line(timeout=end - time.monotonic())
+            if t is None:
+                break
+            got.append(t)
+        while got:  # more may follow: they are taken for 3 s after the first one
+            t = reader.line(timeout=3.0)
+            if t is None:
+                break
+            got.append(t)
+        answer = "steered: " + " | ".join(got) if got else "no steering"
     else:
         answer = "echo: %s (turn %d)" % (prompt, turn)
 
     text(sid, answer if len(answer) < 2000 else answer[:2000])
     result_line(sid, answer, turn)
+    while reader:  # stream-json input: every later line is another turn, until EOF
+        late = reader.line()
+        if late is None:
+            break
+        turn = sess.add(late)
+        text(sid, "late: " + late)
+        result_line(sid, "late: " + late, turn)
     sys.exit(0)
 
 

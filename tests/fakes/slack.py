@@ -58,7 +58,8 @@ Control (all JSON; POST unless noted):
                                             repeat_parent, warning_close_after, ...
   POST /_control/inject   {kind, ...}       kind: mention | dm | message | both |
                           bot_message | own_bot_reply | message_changed | message_deleted |
-                          file_share | raw_event | raw_payload | fixture; returns
+                          file_share | reaction_added | reaction_removed |
+                          raw_event | raw_payload | fixture; returns
                           {ts, channel, thread_ts, event_ids, envelope_ids};
                           mention/dm/message/both take fragment_pad: N (send each
                           envelope as [N spaces, envelope] fragments of one message)
@@ -880,6 +881,27 @@ class Server:
             out["event_ids"].append(self.submit_payload(self.event_callback(e)))
             out.update(ts=ts, channel=channel, thread_ts=thread_ts or ts,
                        files=[f["id"] for f in files])
+        elif kind in ("reaction_added", "reaction_removed"):
+            # A user adds (removes) an emoji on a message: the event names the message by
+            # item {type, channel, ts} and its author as item_user (as in the real events_api_reaction_added payload).
+            channel = req.get("channel") or CHANNEL
+            target = req.get("target_ts")
+            name = req.get("reaction") or "x"
+            with st.lock:
+                msg = st.find(channel, target)
+                if msg is not None:
+                    names = st.reactions.setdefault((channel, target), [])
+                    if kind == "reaction_added" and name not in names:
+                        names.append(name)
+                    elif kind == "reaction_removed" and name in names:
+                        names.remove(name)
+            e = {"type": kind, "user": user,
+                 "item": {"type": "message", "channel": channel, "ts": target},
+                 "reaction": name, "event_ts": st.next_ts()}
+            if msg is not None and msg.get("user"):
+                e["item_user"] = msg["user"]
+            out["event_ids"].append(self.submit_payload(self.event_callback(e)))
+            out.update(channel=channel, ts=target)
         elif kind == "raw_event":
             e = req.get("event") or {}
             out["event_ids"].append(self.submit_payload(self.event_callback(e)))

@@ -38,6 +38,7 @@ EVENT_SUBSCRIPTIONS = {
     "app_mention": {"app_mention": "app_mentions:read"},
     "message": {"message.channels": "channels:history", "message.groups": "groups:history",
                 "message.im": "im:history", "message.mpim": "mpim:history"},
+    "reaction_added": {"reaction_added": "reactions:read"},
 }
 METHOD_RE = re.compile(r'"((?:auth|apps|chat|reactions|conversations|files|users|views|pins|'
                        r'bookmarks|team|usergroups|emoji|dnd|search|reminders|bots)'

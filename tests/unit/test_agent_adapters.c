@@ -92,6 +92,26 @@ static void assert_argv(const char *const *want)
     cr_assert_null(cmd.argv.v[n]);
 }
 
+/* Claude Code with --input-format stream-json: the prompt is one JSON user line (a line
+ * that is not JSON would end the CLI), and the run takes more while it goes. */
+static void assert_prompt_line_on_stdin(void)
+{
+    cr_assert(cmd.live_input);
+    size_t n = strlen(cmd.stdin_data);
+    cr_assert(n > 0 && cmd.stdin_data[n - 1] == '\n' && !memchr(cmd.stdin_data, '\n', n - 1),
+              "one line: %s", cmd.stdin_data);
+    json_t *line = json_loads(cmd.stdin_data, 0, NULL);
+    cr_assert_not_null(line, "%s", cmd.stdin_data);
+    const char *text = NULL, *type = NULL, *role = NULL;
+    cr_assert_eq(json_unpack(line, "{s:s, s:{s:s, s:[{s:s}]}}", "type", &type, "message", "role",
+                             &role, "content", "text", &text),
+                 0, "%s", cmd.stdin_data);
+    cr_assert_str_eq(type, "user");
+    cr_assert_str_eq(role, "user");
+    cr_assert_str_eq(text, PROMPT);
+    json_decref(line);
+}
+
 static void assert_prompt_only_on_stdin(void)
 {
     cr_assert_str_eq(cmd.stdin_data, PROMPT);
@@ -240,17 +260,19 @@ Test(agent_adapters, claude_new)
     opts.anthropic_api_key = "sk-ant-test-key";
     opts.amp_api_key = "amp-key-123456";
     prep("claude", NULL);
-    cr_assert_eq(cmd.argv.n, 10);
+    cr_assert_eq(cmd.argv.n, 12);
     cr_assert_not_null(cmd.session_id);
     cr_assert(uuid_like(cmd.session_id), "%s", cmd.session_id);
     /* Who asked and where: in the instructions, never in the prompt. */
-    const char *who = cmd.argv.v[9];
+    const char *who = cmd.argv.v[11];
     cr_assert(strstr(who, "<@U123>") && strstr(who, "channel C1"), "%s", who);
     const char *want[] = {bin("claude"),
                           "-p",
                           "--output-format",
                           "stream-json",
                           "--verbose",
+                          "--input-format",
+                          "stream-json",
                           "--dangerously-skip-permissions",
                           "--session-id",
                           cmd.session_id,
@@ -258,7 +280,7 @@ Test(agent_adapters, claude_new)
                           who,
                           NULL};
     assert_argv(want);
-    assert_prompt_only_on_stdin();
+    assert_prompt_line_on_stdin();
     assert_claude_env(1);
     cr_assert_eq(cmd.nfiles, 0);
 }
@@ -282,17 +304,19 @@ Test(agent_adapters, claude_resume_and_model)
                           "--output-format",
                           "stream-json",
                           "--verbose",
+                          "--input-format",
+                          "stream-json",
                           "--dangerously-skip-permissions",
                           "--resume",
                           UUID_A,
                           "--model",
                           "claude-sonnet-4-5",
                           "--append-system-prompt",
-                          cmd.argv.v[11],
+                          cmd.argv.v[13],
                           NULL};
     assert_argv(want);
     cr_assert_str_eq(cmd.session_id, UUID_A);
-    assert_prompt_only_on_stdin();
+    assert_prompt_line_on_stdin();
 }
 
 Test(agent_adapters, claude_bad_resume_ids_start_new)
@@ -305,9 +329,9 @@ Test(agent_adapters, claude_bad_resume_ids_start_new)
                          ""};
     for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
         prep("claude", bad[i]);
-        cr_assert_str_eq(cmd.argv.v[6], "--session-id", "%s", bad[i]);
-        cr_assert(uuid_like(cmd.argv.v[7]));
-        cr_assert_str_eq(cmd.session_id, cmd.argv.v[7]);
+        cr_assert_str_eq(cmd.argv.v[8], "--session-id", "%s", bad[i]);
+        cr_assert(uuid_like(cmd.argv.v[9]));
+        cr_assert_str_eq(cmd.session_id, cmd.argv.v[9]);
     }
 }
 
