@@ -327,7 +327,8 @@ enum core_stop_verdict {
     CORE_STOP_STOPPING, /* it is being stopped; its answer will say by whom */
 };
 /* Who may stop the running turn of a thread in channel that requester asked for: 1 when
- * user may. Today: the requester only. The one place this is decided. */
+ * user may: the requester, or one of the channel's `approvers:`. The one place this is
+ * decided. */
 int core_may_stop_turn(struct core *c, const char *channel, const char *requester,
                        const char *user);
 /* Stop the running turn rq points at, if rq->user may (like `abort`: its processes are

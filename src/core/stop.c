@@ -5,13 +5,21 @@
 
 #include "agent/agent.h"
 #include "core/core-int.h"
+#include "core/policy.h"
 #include "sandbox/sandbox.h"
 
 int core_may_stop_turn(struct core *c, const char *channel, const char *requester, const char *user)
 {
-    (void)c;
-    (void)channel;
-    return requester && user && !strcmp(requester, user);
+    if (!user || !user[0]) return 0;
+    if (requester && !strcmp(requester, user)) return 1;
+    /* The channel's approvers may stop what they may approve. */
+    struct policy *pol = core_policy_get(c);
+    const struct policy_channel *ch = policy_channel_for(pol, channel ? channel : "");
+    int ok = 0;
+    for (size_t i = 0; !ok && i < ch->approvers.n; i++)
+        ok = !strcmp(ch->approvers.v[i], user);
+    policy_unref(pol);
+    return ok;
 }
 
 void core_running_stop(struct running *r, const char *user)

@@ -70,6 +70,20 @@ class StopByReaction(ServeCase):
         self.react(d, d["ts"])  # the requester can
         self.wait_stopped_by(d, HUMAN, tag)
 
+    def test_6506_x_by_one_of_the_channels_approvers_stops_the_turn(self):
+        (self.state / "janebot.yaml").write_text(
+            "channels:\n  default: {approvers: [%s]}\n" % OTHER)
+        self.start_serve()
+        tag = self.tag("r6506")
+        d = self.hanging_turn(tag)
+        self.react(d, d["ts"], user="U0STRANGER9")  # neither requester nor approver
+        self.wait_for(lambda s: "ignored: only %s" % HUMAN in self.serve_output(),
+                      "a log line saying the :x: was ignored")
+        self.assertTrue(procs_matching("hang-" + tag), "the turn must still run%s"
+                        % self.summary())
+        self.react(d, d["ts"], user=OTHER)
+        self.wait_stopped_by(d, OTHER, tag)
+
     def test_6504_a_malformed_reaction_event_is_logged_and_the_bot_serves_on(self):
         self.start_serve()
         self.slack.inject("raw_event", event={"type": "reaction_added", "user": HUMAN,
