@@ -3,14 +3,21 @@
 #ifndef JB_STORE_INT_H
 #define JB_STORE_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
 
+struct store_checkpointer;
+
 struct store {
     sqlite3 *db;
-    char *path; /* for messages */
+    char *path;                      /* for messages */
+    struct store_checkpointer *ckpt; /* NULL unless store_checkpoint_offload() (checkpoint.c) */
 };
+
+/* Stop st's checkpoint thread, if any (store_close() does). */
+void store_checkpoint_stop(struct store *st);
 
 /* A bound parameter. Text NULL binds SQL NULL. Text is bound SQLITE_STATIC: it must
  * outlive the statement, which holds for arguments of the calling function. */

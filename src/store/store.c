@@ -378,6 +378,7 @@ int store_write_check(struct store *st, struct jb_err *err)
 void store_close(struct store *st)
 {
     if (!st) return;
+    store_checkpoint_stop(st);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
         log_warn("store: closing %s: %s", st->path, sqlite3_errmsg(st->db));
     free(st->path);

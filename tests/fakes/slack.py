@@ -1407,12 +1407,14 @@ class Server:
                     st.cfg[k] = v
                 return {"ok": True, "config": dict(st.cfg)}
         if op == "inject":
+            with st.lock:
+                first = len(st.envelopes)  # ours are appended after this (O(1) per call)
             out = self.inject(req)
             # let the loop assign envelope ids to first attempts
             end = time.monotonic() + 1.0
             while time.monotonic() < end:
                 with st.lock:
-                    envs = [e["envelope_id"] for e in st.envelopes
+                    envs = [e["envelope_id"] for e in st.envelopes[first:]
                             if e["event_id"] in out["event_ids"] and e["retry_attempt"] == 0]
                 if len(envs) >= len(out["event_ids"]):
                     break
