@@ -78,7 +78,7 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
      * the proxies and the gc (used by turns) share a connection of their own; one pair of
      * proxies, one sandbox context. */
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
-        store_checkpoint_offload(c->store, err) < 0 ||
+        store_low_latency(c->store, err) < 0 ||
         core_services_open(&c->svc, cfg, 1, NULL, NULL, err) < 0) {
         core_free(c);
         return -1;

@@ -10,10 +10,13 @@
 
 struct store_checkpointer;
 
+#define STORE_BUSY_MS 5000 /* how long a connection waits for another's write lock */
+
 struct store {
     sqlite3 *db;
     char *path;                      /* for messages */
-    struct store_checkpointer *ckpt; /* NULL unless store_checkpoint_offload() (checkpoint.c) */
+    struct store_checkpointer *ckpt; /* NULL unless store_low_latency() (latency.c) */
+    int64_t busy_t0;                 /* store_low_latency()'s busy handler: first try, ms */
 };
 
 /* Stop st's checkpoint thread, if any (store_close() does). */

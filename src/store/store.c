@@ -299,7 +299,7 @@ static int configure(struct store *st, struct jb_err *err)
 {
     /* Other connections (one per thread, or another process) may hold the write lock
      * briefly; wait for it rather than fail. Set first: switching to WAL needs a lock. */
-    sqlite3_busy_timeout(st->db, 5000);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
     /* Refuse a newer database before touching it (switching to WAL writes its header). */
     int v;
     if (read_version(st, &v, err) < 0) return -1;

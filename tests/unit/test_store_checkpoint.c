@@ -1,4 +1,4 @@
-/* tests/unit/test_store_checkpoint.c -- store/checkpoint.c: on a connection whose
+/* tests/unit/test_store_checkpoint.c -- store/latency.c: on a connection whose
  * checkpoints are offloaded, commits past SQLite's 1000-page mark still get the WAL copied
  * into the database (by the store's own thread: no other connection here commits, and the
  * database file only grows through checkpoints in WAL mode), and every event accepted on it
@@ -43,7 +43,7 @@ Test(checkpoint, offloaded_connection_is_checkpointed_by_the_store_thread)
     struct jb_err err = {0};
     struct store *st = NULL;
     cr_assert_eq(store_open(db, &st, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_checkpoint_offload(st, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_low_latency(st, &err), 0, "%s", err.msg);
     off_t before = file_size(db);
 
     /* ~8 KB of text per event: 2-3 pages per commit, well past 1000 pages in all. */
@@ -78,8 +78,8 @@ Test(checkpoint, offload_twice_and_close_without_writes)
     struct jb_err err = {0};
     struct store *st = NULL;
     cr_assert_eq(store_open(db, &st, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_checkpoint_offload(st, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_checkpoint_offload(st, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_low_latency(st, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_low_latency(st, &err), 0, "%s", err.msg);
     cr_expect_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
     store_close(st); /* stops and joins the idle thread */
 }

@@ -1,4 +1,7 @@
-/* store/checkpoint.c -- WAL checkpoints off a latency-sensitive connection. SQLite runs an
+/* store/latency.c -- a connection on a latency path (store_low_latency()): no checkpoint
+ * inside its commits, and no coarse sleeps while another connection holds the write lock.
+ *
+ * Checkpoints. SQLite runs an
  * automatic checkpoint inside the COMMIT that takes the WAL past 1000 pages: copying the
  * pages back and fsync()ing the database, milliseconds of work charged to whichever write
  * happened to cross the line. On the connection that stores Slack events before they are
@@ -11,6 +14,7 @@
 #include <errno.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "store/store-int.h"
 
@@ -50,7 +54,24 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-int store_checkpoint_offload(struct store *st, struct jb_err *err)
+/* Waiting for the write lock. SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms between
+ * tries, so a worker's write of a few hundred microseconds costs the waiting commit whole
+ * milliseconds. This one tries again after 50 us, backing off to 1 ms, and gives up after
+ * the same 5 s as the busy timeout of every other connection. Per connection (st->busy_t0),
+ * which only one thread uses at a time. */
+static int busy_handler(void *ud, int tries)
+{
+    struct store *st = ud;
+    int64_t now = jb_mono_ms();
+    if (tries == 0) st->busy_t0 = now;
+    if (now - st->busy_t0 >= STORE_BUSY_MS) return 0;
+    long us = tries < 20 ? 50 : tries < 100 ? 200 : 1000;
+    struct timespec pause = {0, us * 1000};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
+static int checkpoint_offload(struct store *st, struct jb_err *err)
 {
     if (st->ckpt) return 0;
     struct store_checkpointer *ck = calloc(1, sizeof *ck);
@@ -73,6 +94,13 @@ fail:
     sem_destroy(&ck->wake);
     free(ck);
     return -1;
+}
+
+int store_low_latency(struct store *st, struct jb_err *err)
+{
+    if (checkpoint_offload(st, err) < 0) return -1;
+    sqlite3_busy_handler(st->db, busy_handler, st); /* replaces the busy timeout on st */
+    return 0;
 }
 
 void store_checkpoint_stop(struct store *st)
