@@ -4,6 +4,8 @@
  * database file only grows through checkpoints in WAL mode), and every event accepted on it
  * is there after a reopen. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,4 +84,38 @@ Test(checkpoint, offload_twice_and_close_without_writes)
     cr_assert_eq(store_low_latency(st, &err), 0, "%s", err.msg);
     cr_expect_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
     store_close(st); /* stops and joins the idle thread */
+}
+
+/* Another connection holds the write lock for a while: a write on the low-latency
+ * connection waits for it (its own busy handler) and succeeds once it is released. */
+struct holder {
+    sqlite3 *db;
+};
+
+static void *release_later(void *p)
+{
+    struct holder *h = p;
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+Test(checkpoint, a_write_waits_for_another_connections_lock)
+{
+    struct jb_err err = {0};
+    struct store *st = NULL;
+    cr_assert_eq(store_open(db, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_low_latency(st, &err), 0, "%s", err.msg);
+    struct holder h;
+    cr_assert_eq(sqlite3_open(db, &h.db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, release_later, &h), 0);
+    cr_expect_eq(store_event_accept(st, "Ev1", "D1:1.0", "D1:1.0", "U1", "hi", "D1:1.0", NULL,
+                                    NULL, &err),
+                 0, "%s", err.msg);
+    pthread_join(t, NULL);
+    sqlite3_close(h.db);
+    store_close(st);
 }
