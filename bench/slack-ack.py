@@ -53,6 +53,7 @@ WORKERS = 8                          # threads driving /_control/inject
 IDLE_SECS = 2.0                      # settle time before the idle RSS reading
 CONNECT_TIMEOUT = 20.0
 THREAD_TIMEOUT = 60.0                # first answer in each DM thread (sandbox start-up)
+SETTLE_TIMEOUT = 15.0                # janebot's answers to a phase's DMs, before the next
 DRAIN_TIMEOUT = 20.0                 # wait for the last acks (retries are 3 s apart)
 NPM_TIMEOUT = 90
 
@@ -184,9 +185,9 @@ def mib(kib):
 
 # ---- fake Slack ----------------------------------------------------------------------
 
-def start_fake(tmp):
-    port_file = os.path.join(tmp, "fake.port")
-    log = os.path.join(tmp, "fake.log")
+def start_fake(tmp, name):
+    port_file = os.path.join(tmp, "fake-%s.port" % name)
+    log = os.path.join(tmp, "fake-%s.log" % name)
     p = spawn([PYTHON, FAKE, "--port-file", port_file], log)
     end = time.monotonic() + 10
     while time.monotonic() < end:
@@ -355,72 +356,98 @@ def trickle(port, thread_tss, stop_evt, ids, first_index):
         ctl.close()
 
 
-def run_bot(name, argv, env, cwd, port, tmp, turns):
-    """One bot: connect, idle RSS, open the DM threads, then RUNS measured phases of
-    RATE envelopes/s for PHASE_SECS, each with the DM trickle on top. turns: wait for
-    the bot's answers (only janebot runs turns; the others get the same envelopes)."""
-    ctl = Control(port)
-    ctl.call("reset", {})
-    log = os.path.join(tmp, "%s.log" % name)
-    proc = spawn(argv, log, env=env, cwd=cwd)
-    try:
+class Bot:
+    """One bot on a fake Slack of its own. start(): connect, idle RSS, open the DM threads;
+    phase(): one measured phase of RATE envelopes/s for PHASE_SECS with the DM trickle on
+    top; finish(): the figures. turns: wait for the bot's answers (only janebot runs
+    turns; the others get the same envelopes). main() runs the phases of the bots in turn
+    (floor, janebot, node, floor, ...), so a change in the machine's load hits all alike."""
+
+    def __init__(self, name, label, argv, env, cwd, tmp, turns):
+        self.name, self.label, self.argv, self.env, self.cwd = name, label, argv, env, cwd
+        self.tmp, self.turns = tmp, turns
+        self.fake = self.proc = self.ctl = None
+        self.phases = []
+        self.done = 0
+
+    def start(self):
+        self.fake, self.port, self.fake_log = start_fake(self.tmp, self.name)
+        api_url = "http://127.0.0.1:%d/api/" % self.port
+        self.ctl = Control(self.port)
+        self.log = os.path.join(self.tmp, "%s.log" % self.name)
+        self.proc = spawn(self.argv, self.log, env=dict(self.env, SLACK_API_URL=api_url),
+                          cwd=self.cwd)
         end = time.monotonic() + CONNECT_TIMEOUT
         while True:
-            s = ctl.call("state", {"brief": True})
+            s = self.ctl.call("state", {"brief": True})
             if any(c["hello_at"] and c["open"] for c in s["connections"]):
                 break
-            if proc.poll() is not None:
-                raise BenchError("%s exited (rc %s) before connecting:\n%s"
-                                 % (name, proc.returncode, tail(log)))
+            self.check("before connecting")
             if time.monotonic() > end:
                 raise BenchError("%s did not connect within %.0f s:\n%s"
-                                 % (name, CONNECT_TIMEOUT, tail(log)))
+                                 % (self.name, CONNECT_TIMEOUT, tail(self.log)))
             time.sleep(0.1)
-        progress("%s: connected" % name)
+        progress("%s: connected" % self.name)
         time.sleep(IDLE_SECS)
-        rss_idle = rss_kib(proc.pid)
-        tss = start_threads(ctl, turns, proc, name)
-        answered_before = answers(ctl)
-        phases = []
-        done = 0
-        for run in range(RUNS):
-            progress("%s: phase %d/%d: %d events/s for %.0f s, %.1f DMs/s"
-                     % (name, run + 1, RUNS, RATE, PHASE_SECS, TURN_RATE))
-            dm_ids = []
-            stop_evt = threading.Event()
-            tr = threading.Thread(target=trickle, args=(port, tss, stop_evt, dm_ids, done),
-                                  daemon=True)
-            tr.start()
-            n = int(RATE * PHASE_SECS)
-            ids, took, errs = inject_paced(port, RATE, n, done)
-            stop_evt.set()
-            tr.join(30)
-            if errs:
-                raise BenchError("%s: injection at %d/s failed: %s" % (name, RATE, errs[:3]))
-            done += n
-            time.sleep(1.0)  # the last acks of this phase
-            phases.append({"ids": ids + dm_ids, "dms": len(dm_ids), "took": took,
-                           "hwm": hwm_kib(proc.pid)})
-        answered = answers(ctl) - answered_before
-        state = wait_drained(ctl, proc, name)
-        if proc.poll() is not None:
-            raise BenchError("%s exited (rc %s):\n%s" % (name, proc.returncode, tail(log)))
-        progress("%s: done" % name)
+        self.rss_idle = rss_kib(self.proc.pid)
+        self.tss = start_threads(self.ctl, self.turns, self.proc, self.name)
+        self.answered_before = answers(self.ctl)
+
+    def check(self, when):
+        if self.proc.poll() is not None:
+            raise BenchError("%s exited (rc %s) %s:\n%s"
+                             % (self.name, self.proc.returncode, when, tail(self.log)))
+
+    def phase(self, run):
+        progress("%s: phase %d/%d: %d events/s for %.0f s, %.1f DMs/s"
+                 % (self.name, run + 1, RUNS, RATE, PHASE_SECS, TURN_RATE))
+        dm_ids = []
+        stop_evt = threading.Event()
+        tr = threading.Thread(target=trickle, args=(self.port, self.tss, stop_evt, dm_ids,
+                                                    self.done), daemon=True)
+        tr.start()
+        n = int(RATE * PHASE_SECS)
+        ids, took, errs = inject_paced(self.port, RATE, n, self.done)
+        stop_evt.set()
+        tr.join(30)
+        if errs:
+            raise BenchError("%s: injection at %d/s failed: %s" % (self.name, RATE, errs[:3]))
+        self.done += n
+        time.sleep(1.0)  # the last acks of this phase
+        self.check("during a phase")
+        self.phases.append({"ids": ids + dm_ids, "dms": len(dm_ids), "took": took,
+                            "hwm": hwm_kib(self.proc.pid)})
+        if self.turns:  # its turns must not spill into the next bot's phase
+            end = time.monotonic() + SETTLE_TIMEOUT
+            want = self.answered_before + sum(ph["dms"] for ph in self.phases)
+            while answers(self.ctl) < want and time.monotonic() < end:
+                time.sleep(0.2)
+
+    def finish(self):
+        answered = answers(self.ctl) - self.answered_before
+        state = wait_drained(self.ctl, self.proc, self.name)
+        self.check("at the end")
         rows = []
-        for ph in phases:
+        for ph in self.phases:
             st = phase_stats(state, ph["ids"])
             st.update(dms=ph["dms"], inject_secs=ph["took"], hwm=ph["hwm"])
             rows.append(st)
-        total = phase_stats(state, [i for ph in phases for i in ph["ids"]])
+        total = phase_stats(state, [i for ph in self.phases for i in ph["ids"]])
         calls = {}
         for c in state["calls"]:
             calls[c["method"]] = calls.get(c["method"], 0) + 1
-        return {"rows": rows, "rss_idle": rss_idle, "total": total, "calls": calls,
+        return {"rows": rows, "rss_idle": self.rss_idle, "total": total, "calls": calls,
                 "answered": answered, "connections": len(state["connections"]),
                 "stray_acks": len(state["stray_acks"])}
-    finally:
-        stop(proc)
-        ctl.close()
+
+    def close(self):
+        stop(self.proc)
+        stop(self.fake)
+        if self.ctl:
+            self.ctl.close()
+        if self.fake is not None and "Traceback" in tail(self.fake_log, 200000):
+            print("slack-ack: the fake Slack of %s logged a traceback:\n%s"
+                  % (self.name, tail(self.fake_log)), file=sys.stderr)
 
 
 # ---- node ----------------------------------------------------------------------------
@@ -517,58 +544,51 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
 
     tmp = tempfile.mkdtemp(prefix="janebot-bench-ack-")
-    fake = fake_log = None
+    bots = []
     results = []
     notes = []
     t_start = time.monotonic()
     try:
-        fake, port, fake_log = start_fake(tmp)
-        progress("fake Slack on 127.0.0.1:%d" % port)
-        api_url = "http://127.0.0.1:%d/api/" % port
         base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
         home, state, cwd = (os.path.join(tmp, d) for d in ("home", "state", "cwd"))
         for d in (home, state, cwd):
             os.mkdir(d, 0o700)
-        node_env = dict(base_env, HOME=home, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url,
-                        NODE_ENV="production")
-
+        node_env = dict(base_env, HOME=home, SLACK_APP_TOKEN=APP_TOKEN, NODE_ENV="production")
         # the harness floor: Node alone, no SDK
         if shutil.which("node"):
-            try:
-                results.append(("floor", "instant-ack client", run_bot(
-                    "floor", ["node", "--experimental-websocket", "--no-warnings",
-                              os.path.join(NODE_DIR, "floor.js")],
-                    node_env, NODE_DIR, port, tmp, False)))
-                notes.append("Floor: bench/node-socket-mode/floor.js on node %s (its built-in "
-                             "WebSocket), acks each envelope from the message handler."
-                             % node_version())
-            except BenchError as e:
-                notes.append("Floor row skipped: %s" % str(e)[:500])
+            bots.append(Bot("floor", "instant-ack client",
+                            ["node", "--experimental-websocket", "--no-warnings",
+                             os.path.join(NODE_DIR, "floor.js")], node_env, NODE_DIR, tmp,
+                            False))
+            notes.append("Floor: bench/node-socket-mode/floor.js on node %s (its built-in "
+                         "WebSocket), acks each envelope from the message handler."
+                         % node_version())
         else:
             notes.append("Floor row skipped: node is not installed")
-
         # janebot serve, running turns with the scripted agent on the local sandbox
         env = dict(base_env, HOME=home, JANEBOT_STATE_DIR=state, JANEBOT_AGENT="command",
                    JANEBOT_AGENT_CMD=AGENT, JANEBOT_SANDBOX="local", DEBOUNCE_MS="0",
-                   SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url)
+                   SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
         progress("janebot serve: %s" % jb)
-        results.append(("janebot", "janebot serve",
-                        run_bot("janebot", [jb, "serve"], env, cwd, port, tmp, True)))
-
-        # node baseline
+        bots.append(Bot("janebot", "janebot serve", [jb, "serve"], env, cwd, tmp, True))
         ok, why = node_ready()
         if ok:
             progress("node bot: %s" % why)
-            try:
-                results.append(("node", "node @slack/socket-mode", run_bot(
-                    "node", ["node", os.path.join(NODE_DIR, "bot.js")], node_env, NODE_DIR,
-                    port, tmp, False)))
-                notes.append("Node: %s, node %s, bot.js acks and queues only."
-                             % (why, node_version()))
-            except BenchError as e:
-                notes.append("Node row skipped: the node bot failed: %s" % str(e)[:500])
+            bots.append(Bot("node", "node @slack/socket-mode",
+                            ["node", os.path.join(NODE_DIR, "bot.js")], node_env, NODE_DIR,
+                            tmp, False))
+            notes.append("Node: %s, node %s, bot.js acks and queues only."
+                         % (why, node_version()))
         else:
             notes.append("Node row skipped: %s" % why)
+        for b in bots:
+            b.start()
+        for run in range(RUNS):
+            for b in bots:
+                b.phase(run)
+        for b in bots:
+            results.append((b.name, b.label, b.finish()))
+            progress("%s: done" % b.name)
     except KeyboardInterrupt as e:
         print("slack-ack: interrupted (%s)" % e, file=sys.stderr)
         return 130
@@ -576,11 +596,10 @@ def main():
         print("slack-ack: %s" % e, file=sys.stderr)
         return 1
     finally:
+        for b in bots:
+            b.close()
         for p in list(PROCS):
             stop(p)
-        if fake is not None and "Traceback" in tail(fake_log, 200000):
-            print("slack-ack: the fake Slack logged a traceback:\n" + tail(fake_log),
-                  file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
