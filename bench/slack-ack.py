@@ -1,23 +1,27 @@
 #!/usr/bin/python3
-"""bench/slack-ack.py -- Socket Mode ack latency and memory of `janebot serve`, side by side
-with a minimal Node bot on @slack/socket-mode (bench/node-socket-mode/bot.js: ack at once,
-push the event onto an in-memory queue, nothing else), both against the same fake Slack
-(tests/fakes/slack.py) in the same run.
+"""bench/slack-ack.py -- Socket Mode ack latency of `janebot serve` while it runs agent
+turns, against two anchors measured in the same run: a minimal Node bot on
+@slack/socket-mode (bench/node-socket-mode/bot.js: ack at once, queue the event, nothing
+else) and the harness floor, an instant-ack client (bench/node-socket-mode/floor.js: Node's
+own WebSocket, no SDK, acks each envelope from the message handler).
 
-For each bot: reset the fake (/_control/reset), start the bot, wait for its hello,
-read RSS at idle (VmRSS of the bot's own process), inject events at 50/s for 10 s and at
-200/s for 10 s (paced by a few threads driving the fake's control API), then top the total
-up to 10,000 events, wait until everything is acked and read RSS again. Ack latency is the
-fake's own record per envelope: the time the fake read the ack frame minus the time it
-queued the envelope for sending (first delivery attempts only). Every event is a message
-with subtype bot_message: janebot acks it and ignores it by design (no agent turn, no
-sandbox), so the comparison is about intake and ack, like the Node bot that does no work.
+Each bot gets a fake Slack of its own (tests/fakes/slack.py). After it connects: RSS at idle
+(VmRSS), then TURN_THREADS DM threads are opened (janebot answers each with a turn of the
+scripted agent tests/fakes/agent.py on the local sandbox). Then RUNS measured phases per
+bot, run in turn (floor, janebot, node, floor, ...) so a change in the machine's load hits
+all alike: RATE bot_message envelopes/s for PHASE_SECS (janebot acks and ignores them by
+design) plus TURN_RATE DMs/s into those threads (a turn each for janebot: sandbox, agent,
+store writes and Web API posts compete with its event loop; the others only ack them).
+Ack latency is the fake's own record per envelope: the time it read the ack frame minus
+the time it queued the envelope (first delivery attempts only); p99 is taken per phase,
+and the goal rows (bench/benchlib.py) compare min/median/max over the phases. Peak RSS is
+VmHWM of the bot process after each phase.
 
 usage: bench/slack-ack.py [JANEBOT_BINARY]      (default build/janebot)
-Everything listens on 127.0.0.1; every wait is bounded; the fake, the bots and the temp
+Everything listens on 127.0.0.1; every wait is bounded; the fakes, the bots and the temp
 dir are cleaned up on every exit path. `npm install` runs in bench/node-socket-mode when
 its node_modules lack the pinned @slack/socket-mode; if that fails, the Node rows are
-skipped with the reason and the janebot rows are still printed.
+skipped with the reason.
 """
 import http.client
 import json
