@@ -1,23 +1,27 @@
 #!/usr/bin/python3
-"""bench/slack-ack.py -- Socket Mode ack latency and memory of `janebot serve`, side by side
-with a minimal Node bot on @slack/socket-mode (bench/node-socket-mode/bot.js: ack at once,
-push the event onto an in-memory queue, nothing else), both against the same fake Slack
-(tests/fakes/slack.py) in the same run.
+"""bench/slack-ack.py -- Socket Mode ack latency of `janebot serve` while it runs agent
+turns, against two anchors measured in the same run: a minimal Node bot on
+@slack/socket-mode (bench/node-socket-mode/bot.js: ack at once, queue the event, nothing
+else) and the harness floor, an instant-ack client (bench/node-socket-mode/floor.js: Node's
+own WebSocket, no SDK, acks each envelope from the message handler).
 
-For each bot: reset the fake (/_control/reset), start the bot, wait for its hello,
-read RSS at idle (VmRSS of the bot's own process), inject events at 50/s for 10 s and at
-200/s for 10 s (paced by a few threads driving the fake's control API), then top the total
-up to 10,000 events, wait until everything is acked and read RSS again. Ack latency is the
-fake's own record per envelope: the time the fake read the ack frame minus the time it
-queued the envelope for sending (first delivery attempts only). Every event is a message
-with subtype bot_message: janebot acks it and ignores it by design (no agent turn, no
-sandbox), so the comparison is about intake and ack, like the Node bot that does no work.
+Each bot gets a fake Slack of its own (tests/fakes/slack.py). After it connects: RSS at idle
+(VmRSS), then TURN_THREADS DM threads are opened (janebot answers each with a turn of the
+scripted agent tests/fakes/agent.py on the local sandbox). Then RUNS measured phases per
+bot, run in turn (floor, janebot, node, floor, ...) so a change in the machine's load hits
+all alike: RATE bot_message envelopes/s for PHASE_SECS (janebot acks and ignores them by
+design) plus TURN_RATE DMs/s into those threads (a turn each for janebot: sandbox, agent,
+store writes and Web API posts compete with its event loop; the others only ack them).
+Ack latency is the fake's own record per envelope: the time it read the ack frame minus
+the time it queued the envelope (first delivery attempts only); p99 is taken per phase,
+and the goal rows (bench/benchlib.py) compare min/median/max over the phases. Peak RSS is
+VmHWM of the bot process after each phase.
 
 usage: bench/slack-ack.py [JANEBOT_BINARY]      (default build/janebot)
-Everything listens on 127.0.0.1; every wait is bounded; the fake, the bots and the temp
+Everything listens on 127.0.0.1; every wait is bounded; the fakes, the bots and the temp
 dir are cleaned up on every exit path. `npm install` runs in bench/node-socket-mode when
 its node_modules lack the pinned @slack/socket-mode; if that fails, the Node rows are
-skipped with the reason and the janebot rows are still printed.
+skipped with the reason.
 """
 import http.client
 import json
@@ -31,6 +35,9 @@ import tempfile
 import threading
 import time
 
+import benchlib
+from benchlib import Goal, fmt_spread, spread
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FAKE = os.path.join(REPO, "tests", "fakes", "slack.py")
@@ -41,12 +48,16 @@ PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.execu
 BOT_TOKEN = "xoxb-bench-1111-2222-b0tT0kenBenchValue"
 APP_TOKEN = "xapp-bench-1-A0JANEBOT1-3333-appT0kenBenchValue"
 
-PHASES = [(50, 10.0), (200, 10.0)]   # (envelopes/s, seconds): the measured phases
-TOTAL = 10000                        # events per bot before the second RSS reading
-FILL_RATE = 1000                     # pace of the top-up to TOTAL (not measured)
+RATE = 200                           # envelopes/s in each measured phase
+PHASE_SECS = 6.0                     # length of one measured phase
+RUNS = 5                             # measured phases per bot (min/median/max over them)
+TURN_THREADS = 3                     # DM threads the turns run in
+TURN_RATE = 1.0                      # DMs/s on top of the envelope load (one turn each)
 WORKERS = 8                          # threads driving /_control/inject
 IDLE_SECS = 2.0                      # settle time before the idle RSS reading
 CONNECT_TIMEOUT = 20.0
+THREAD_TIMEOUT = 60.0                # first answer in each DM thread (sandbox start-up)
+SETTLE_TIMEOUT = 15.0                # janebot's answers to a phase's DMs, before the next
 DRAIN_TIMEOUT = 20.0                 # wait for the last acks (retries are 3 s apart)
 NPM_TIMEOUT = 90
 
@@ -172,36 +183,15 @@ def rss_kib(pid):
     raise BenchError("no VmRSS for pid %d" % pid)
 
 
-def children(pid):
-    """Number of live descendants of pid (janebot runs agents in child processes; with
-    ignored events there should be none)."""
-    parent = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    found, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        for c, pp in parent.items():
-            if pp == p:
-                found += 1
-                todo.append(c)
-    return found
-
-
 def mib(kib):
     return "%.1f" % (kib / 1024.0)
 
 
 # ---- fake Slack ----------------------------------------------------------------------
 
-def start_fake(tmp):
-    port_file = os.path.join(tmp, "fake.port")
-    log = os.path.join(tmp, "fake.log")
+def start_fake(tmp, name):
+    port_file = os.path.join(tmp, "fake-%s.port" % name)
+    log = os.path.join(tmp, "fake-%s.log" % name)
     p = spawn([PYTHON, FAKE, "--port-file", port_file], log)
     end = time.monotonic() + 10
     while time.monotonic() < end:
@@ -273,38 +263,15 @@ def inject_paced(port, rate, count, first_index):
     return paced(port, rate, count, req)
 
 
-def frames_paced(port, rate, count, template, first_index):
-    """count events as raw envelope frames (/_control/frame): a copy of template (a frame
-    the fake built for an injected event) with fresh envelope_id, event_id and ts. The fake
-    does not track these; their acks land in its stray_acks (why "unknown"), which is how
-    we count them. Used for the unmeasured top-up to TOTAL only: /_control/inject scans
-    every envelope recorded so far on each call, so injecting thousands more that way
-    slows down quadratically. Returns (envelope_ids, seconds, errors)."""
-    def req(ctl, i):
-        n = first_index + i
-        env_id = "bench-fill-%08d-%s" % (n, os.urandom(6).hex())
-        ts = "1717190000.%06d" % n
-        payload = dict(template["payload"], event_id="EvBENCHFILL%07d" % n)
-        payload["event"] = dict(template["payload"]["event"], ts=ts, event_ts=ts,
-                                text="bench event %d" % n)
-        frame = dict(template, envelope_id=env_id, payload=payload)
-        out = ctl.call("frame", {"text": json.dumps(frame)})
-        if out.get("sent_to") != 1:
-            raise BenchError("frame went to %s sockets, expected 1" % out.get("sent_to"))
-        return [env_id]
-    return paced(port, rate, count, req)
-
-
-def wait_drained(ctl, proc, what, raw_ids=()):
-    """Poll the fake until nothing is pending, every envelope sent was acked or timed out,
-    and every raw frame in raw_ids was acked. Returns the last state."""
+def wait_drained(ctl, proc, what):
+    """Poll the fake until nothing is pending and every envelope sent was acked or timed
+    out. Returns the last state."""
     end = time.monotonic() + DRAIN_TIMEOUT
     while True:
-        s = ctl.call("state", timeout=60)
+        s = ctl.call("state", {"brief": True}, timeout=60)
         sent = [e for e in s["envelopes"] if e["sent_at"]]
         open_ = [e for e in sent if not e["acked_at"] and not e["timed_out"]]
-        raw_acked = sum(1 for a in s["stray_acks"] if a["envelope_id"] in raw_ids)
-        if not s["pending"] and not open_ and raw_acked >= len(raw_ids):
+        if not s["pending"] and not open_:
             return s
         if proc.poll() is not None:
             raise BenchError("%s exited (rc %s) while draining" % (what, proc.returncode))
@@ -338,80 +305,153 @@ def phase_stats(state, event_ids):
 
 # ---- one bot -------------------------------------------------------------------------
 
-def run_bot(name, argv, env, cwd, port, tmp):
+def hwm_kib(pid):
+    """VmHWM: the peak resident set of the process so far."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise BenchError("no VmHWM for pid %d" % pid)
+
+
+def answers(ctl):
+    """Replies the bot posted so far (chat.postMessage calls seen by the fake)."""
+    s = ctl.call("state", {"brief": True}, timeout=60)
+    return sum(1 for c in s["calls"] if c["method"] == "chat.postMessage")
+
+
+def start_threads(ctl, wait_answers, proc, name):
+    """Open TURN_THREADS DM threads (one DM each, answered by a turn when the bot runs
+    them) and return their thread_ts. With wait_answers, wait until each got its reply,
+    so the measured turns continue warm threads like a conversation does."""
+    tss = []
+    for k in range(TURN_THREADS):
+        out = ctl.call("inject", {"kind": "dm", "text": "bench thread %d" % k})
+        tss.append(out["thread_ts"])
+    if wait_answers:
+        end = time.monotonic() + THREAD_TIMEOUT
+        while answers(ctl) < TURN_THREADS:
+            if proc.poll() is not None:
+                raise BenchError("%s exited (rc %s) while opening threads" % (name, proc.returncode))
+            if time.monotonic() > end:
+                raise BenchError("%s did not answer %d DMs within %.0f s"
+                                 % (name, TURN_THREADS, THREAD_TIMEOUT))
+            time.sleep(0.2)
+    return tss
+
+
+def trickle(port, thread_tss, stop_evt, ids, first_index):
+    """While the envelope load runs: one DM every 1/TURN_RATE s, round robin over the
+    threads (each one is a turn for janebot). Appends the event ids to ids."""
     ctl = Control(port)
-    ctl.call("reset", {})
-    log = os.path.join(tmp, "%s.log" % name)
-    proc = spawn(argv, log, env=env, cwd=cwd)
     try:
+        i = 0
+        t0 = time.monotonic()
+        while not stop_evt.is_set():
+            delay = t0 + i / TURN_RATE - time.monotonic()
+            if delay > 0 and stop_evt.wait(delay):
+                break
+            ts = thread_tss[i % len(thread_tss)]
+            out = ctl.call("inject", {"kind": "dm", "thread_ts": ts,
+                                      "text": "bench turn %d" % (first_index + i)})
+            ids.extend(out["event_ids"])
+            i += 1
+    finally:
+        ctl.close()
+
+
+class Bot:
+    """One bot on a fake Slack of its own. start(): connect, idle RSS, open the DM threads;
+    phase(): one measured phase of RATE envelopes/s for PHASE_SECS with the DM trickle on
+    top; finish(): the figures. turns: wait for the bot's answers (only janebot runs
+    turns; the others get the same envelopes). main() runs the phases of the bots in turn
+    (floor, janebot, node, floor, ...), so a change in the machine's load hits all alike."""
+
+    def __init__(self, name, label, argv, env, cwd, tmp, turns):
+        self.name, self.label, self.argv, self.env, self.cwd = name, label, argv, env, cwd
+        self.tmp, self.turns = tmp, turns
+        self.fake = self.proc = self.ctl = None
+        self.phases = []
+        self.done = 0
+
+    def start(self):
+        self.fake, self.port, self.fake_log = start_fake(self.tmp, self.name)
+        api_url = "http://127.0.0.1:%d/api/" % self.port
+        self.ctl = Control(self.port)
+        self.log = os.path.join(self.tmp, "%s.log" % self.name)
+        self.proc = spawn(self.argv, self.log, env=dict(self.env, SLACK_API_URL=api_url),
+                          cwd=self.cwd)
         end = time.monotonic() + CONNECT_TIMEOUT
         while True:
-            s = ctl.call("state")
+            s = self.ctl.call("state", {"brief": True})
             if any(c["hello_at"] and c["open"] for c in s["connections"]):
                 break
-            if proc.poll() is not None:
-                raise BenchError("%s exited (rc %s) before connecting:\n%s"
-                                 % (name, proc.returncode, tail(log)))
+            self.check("before connecting")
             if time.monotonic() > end:
                 raise BenchError("%s did not connect within %.0f s:\n%s"
-                                 % (name, CONNECT_TIMEOUT, tail(log)))
+                                 % (self.name, CONNECT_TIMEOUT, tail(self.log)))
             time.sleep(0.1)
-        progress("%s: connected" % name)
+        progress("%s: connected" % self.name)
         time.sleep(IDLE_SECS)
-        rss_idle = rss_kib(proc.pid)
+        self.rss_idle = rss_kib(self.proc.pid)
+        self.tss = start_threads(self.ctl, self.turns, self.proc, self.name)
+        self.answered_before = answers(self.ctl)
 
-        done = 0
-        phases = []
-        for rate, secs in PHASES:
-            n = int(rate * secs)
-            progress("%s: %d events at %d/s" % (name, n, rate))
-            ids, took, errs = inject_paced(port, rate, n, done)
-            if errs:
-                raise BenchError("%s: injection at %d/s failed: %s" % (name, rate, errs[:3]))
-            done += n
-            phases.append((rate, ids, took))
-            time.sleep(1.0)  # let the last acks of this phase in before the next one
-        state = wait_drained(ctl, proc, name)
-        fill_ids = []
-        if TOTAL > done:
-            template = next(e["frame"] for e in state["envelopes"]
-                            if e["event_id"] == phases[0][1][0])
-            progress("%s: %d more events as raw frames at %d/s (top-up, not measured)"
-                     % (name, TOTAL - done, FILL_RATE))
-            fill_ids, _, errs = frames_paced(port, FILL_RATE, TOTAL - done, template, done)
-            if errs:
-                raise BenchError("%s: top-up failed: %s" % (name, errs[:3]))
-            state = wait_drained(ctl, proc, name, set(fill_ids))
-        progress("%s: %d events sent, all acked" % (name, TOTAL))
-        if proc.poll() is not None:
-            raise BenchError("%s exited (rc %s):\n%s" % (name, proc.returncode, tail(log)))
-        time.sleep(1.0)
-        rss_after = rss_kib(proc.pid)
-        kids = children(proc.pid)
-        progress("%s: done" % name)
+    def check(self, when):
+        if self.proc.poll() is not None:
+            raise BenchError("%s exited (rc %s) %s:\n%s"
+                             % (self.name, self.proc.returncode, when, tail(self.log)))
+
+    def phase(self, run):
+        progress("%s: phase %d/%d: %d events/s for %.0f s, %.1f DMs/s"
+                 % (self.name, run + 1, RUNS, RATE, PHASE_SECS, TURN_RATE))
+        dm_ids = []
+        stop_evt = threading.Event()
+        tr = threading.Thread(target=trickle, args=(self.port, self.tss, stop_evt, dm_ids,
+                                                    self.done), daemon=True)
+        tr.start()
+        n = int(RATE * PHASE_SECS)
+        ids, took, errs = inject_paced(self.port, RATE, n, self.done)
+        stop_evt.set()
+        tr.join(30)
+        if errs:
+            raise BenchError("%s: injection at %d/s failed: %s" % (self.name, RATE, errs[:3]))
+        self.done += n
+        time.sleep(1.0)  # the last acks of this phase
+        self.check("during a phase")
+        self.phases.append({"ids": ids + dm_ids, "dms": len(dm_ids), "took": took,
+                            "hwm": hwm_kib(self.proc.pid)})
+        if self.turns:  # its turns must not spill into the next bot's phase
+            end = time.monotonic() + SETTLE_TIMEOUT
+            want = self.answered_before + sum(ph["dms"] for ph in self.phases)
+            while answers(self.ctl) < want and time.monotonic() < end:
+                time.sleep(0.2)
+
+    def finish(self):
+        answered = answers(self.ctl) - self.answered_before
+        state = wait_drained(self.ctl, self.proc, self.name)
+        self.check("at the end")
         rows = []
-        for rate, ids, took in phases:
-            st = phase_stats(state, ids)
-            st.update(rate=rate, inject_secs=took)
+        for ph in self.phases:
+            st = phase_stats(state, ph["ids"])
+            st.update(dms=ph["dms"], inject_secs=ph["took"], hwm=ph["hwm"])
             rows.append(st)
-        total = phase_stats(state, [i for _, ids, _ in phases for i in ids])
-        fill = set(fill_ids)
-        fill_acks = {}
-        for a in state["stray_acks"]:
-            if a["envelope_id"] in fill:
-                fill_acks[a["envelope_id"]] = fill_acks.get(a["envelope_id"], 0) + 1
-        other_stray = sum(1 for a in state["stray_acks"] if a["envelope_id"] not in fill)
-        conns = len(state["connections"])
+        total = phase_stats(state, [i for ph in self.phases for i in ph["ids"]])
         calls = {}
         for c in state["calls"]:
             calls[c["method"]] = calls.get(c["method"], 0) + 1
-        return {"rows": rows, "rss_idle": rss_idle, "rss_after": rss_after, "total": total,
-                "calls": calls, "children": kids, "fill": len(fill), "fill_acked": len(fill_acks),
-                "fill_dup": sum(v - 1 for v in fill_acks.values()),
-                "connections": conns, "stray_acks": other_stray}
-    finally:
-        stop(proc)
-        ctl.close()
+        return {"rows": rows, "rss_idle": self.rss_idle, "total": total, "calls": calls,
+                "answered": answered, "connections": len(state["connections"]),
+                "stray_acks": len(state["stray_acks"])}
+
+    def close(self):
+        stop(self.proc)
+        stop(self.fake)
+        if self.ctl:
+            self.ctl.close()
+        if self.fake is not None and "Traceback" in tail(self.fake_log, 200000):
+            print("slack-ack: the fake Slack of %s logged a traceback:\n%s"
+                  % (self.name, tail(self.fake_log)), file=sys.stderr)
 
 
 # ---- node ----------------------------------------------------------------------------
@@ -467,11 +507,33 @@ def node_version():
 
 # ---- main ----------------------------------------------------------------------------
 
-def fmt_row(bot, res, r):
-    rate = "%d/s (sent %.0f/s)" % (r["rate"], r["achieved"])
-    return "| %s | %s | %d/%d | %.2f | %.2f | %.2f | %s | %s |" % (
-        bot, rate, r["acks"], r["events"], r["p50"], r["p99"], r["max"],
-        mib(res["rss_idle"]), mib(res["rss_after"]))
+def fmt_row(bot, res, i, r):
+    return "| %s | %d | %.0f/s + %d DMs | %d/%d | %.2f | %.2f | %.2f | %s | %s |" % (
+        bot, i + 1, r["achieved"], r["dms"], r["acks"], r["events"], r["p50"], r["p99"],
+        r["max"], mib(res["rss_idle"]), mib(r["hwm"]))
+
+
+def series(res, key):
+    return spread([r[key] for r in res["rows"]]) if res else None
+
+
+def goals(by_bot):
+    jb, node, floor = (by_bot.get(k) for k in ("janebot", "node", "floor"))
+    p99 = "ack p99 at %d/s while turns run" % RATE
+    note = ("p99 of the fake's ack latency per %.0f s phase (%d envelopes/s + %.0f DM/s), "
+            "%d phases per bot" % (PHASE_SECS, RATE, TURN_RATE, RUNS))
+    hwm = [r["hwm"] / 1024.0 for r in jb["rows"]] if jb else None
+    node_hwm = [r["hwm"] / 1024.0 for r in node["rows"]] if node else None
+    return [
+        Goal(p99, "ms", series(jb, "p99"), "Node @slack/socket-mode bot", series(node, "p99"),
+             "ratio_max", 0.5, note),
+        Goal(p99 + " (vs floor)", "ms", series(jb, "p99"), "instant-ack client (floor)",
+             series(floor, "p99"), "margin_max", 1.0,
+             "floor: bench/node-socket-mode/floor.js, Node's own WebSocket, acks on read"),
+        Goal("peak RSS of serve at %d/s" % RATE, "MiB", spread(hwm) if hwm else None,
+             "Node bot peak RSS", spread(node_hwm) if node_hwm else None, "max", 12,
+             "VmHWM of the serve process after each phase (its children not counted)"),
+    ]
 
 
 def main():
@@ -486,43 +548,51 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
 
     tmp = tempfile.mkdtemp(prefix="janebot-bench-ack-")
-    fake = fake_log = None
+    bots = []
     results = []
     notes = []
     t_start = time.monotonic()
     try:
-        fake, port, fake_log = start_fake(tmp)
-        progress("fake Slack on 127.0.0.1:%d" % port)
-        api_url = "http://127.0.0.1:%d/api/" % port
         base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-
-        # janebot serve
         home, state, cwd = (os.path.join(tmp, d) for d in ("home", "state", "cwd"))
         for d in (home, state, cwd):
             os.mkdir(d, 0o700)
+        node_env = dict(base_env, HOME=home, SLACK_APP_TOKEN=APP_TOKEN, NODE_ENV="production")
+        # the harness floor: Node alone, no SDK
+        if shutil.which("node"):
+            bots.append(Bot("floor", "instant-ack client",
+                            ["node", "--experimental-websocket", "--no-warnings",
+                             os.path.join(NODE_DIR, "floor.js")], node_env, NODE_DIR, tmp,
+                            False))
+            notes.append("Floor: bench/node-socket-mode/floor.js on node %s (its built-in "
+                         "WebSocket), acks each envelope from the message handler."
+                         % node_version())
+        else:
+            notes.append("Floor row skipped: node is not installed")
+        # janebot serve, running turns with the scripted agent on the local sandbox
         env = dict(base_env, HOME=home, JANEBOT_STATE_DIR=state, JANEBOT_AGENT="command",
                    JANEBOT_AGENT_CMD=AGENT, JANEBOT_SANDBOX="local", DEBOUNCE_MS="0",
-                   SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url)
+                   SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
         progress("janebot serve: %s" % jb)
-        results.append(("janebot serve",
-                        run_bot("janebot", [jb, "serve"], env, cwd, port, tmp)))
-
-        # node baseline
+        bots.append(Bot("janebot", "janebot serve", [jb, "serve"], env, cwd, tmp, True))
         ok, why = node_ready()
         if ok:
-            env = dict(base_env, HOME=home, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=api_url,
-                       NODE_ENV="production")
             progress("node bot: %s" % why)
-            try:
-                results.append(("node @slack/socket-mode",
-                                run_bot("node", ["node", os.path.join(NODE_DIR, "bot.js")],
-                                        env, NODE_DIR, port, tmp)))
-                notes.append("Node: %s, node %s, bot.js acks and queues only."
-                             % (why, node_version()))
-            except BenchError as e:
-                notes.append("Node row skipped: the node bot failed: %s" % str(e)[:500])
+            bots.append(Bot("node", "node @slack/socket-mode",
+                            ["node", os.path.join(NODE_DIR, "bot.js")], node_env, NODE_DIR,
+                            tmp, False))
+            notes.append("Node: %s, node %s, bot.js acks and queues only."
+                         % (why, node_version()))
         else:
             notes.append("Node row skipped: %s" % why)
+        for b in bots:
+            b.start()
+        for run in range(RUNS):
+            for b in bots:
+                b.phase(run)
+        for b in bots:
+            results.append((b.name, b.label, b.finish()))
+            progress("%s: done" % b.name)
     except KeyboardInterrupt as e:
         print("slack-ack: interrupted (%s)" % e, file=sys.stderr)
         return 130
@@ -530,40 +600,41 @@ def main():
         print("slack-ack: %s" % e, file=sys.stderr)
         return 1
     finally:
+        for b in bots:
+            b.close()
         for p in list(PROCS):
             stop(p)
-        if fake is not None and "Traceback" in tail(fake_log, 200000):
-            print("slack-ack: the fake Slack logged a traceback:\n" + tail(fake_log),
-                  file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
-    print("Socket Mode ack latency (fake's record: ack frame read - envelope queued), "
-          "first attempts only; %d events per bot in total" % TOTAL)
+    print("Socket Mode ack latency (fake's record: ack frame read - envelope queued), first "
+          "attempts only; %d phases of %.0f s per bot: %d bot_message events/s plus %.0f DM/s "
+          "in %d threads (janebot runs a turn for each DM)" % (RUNS, PHASE_SECS, RATE,
+                                                              TURN_RATE, TURN_THREADS))
     print()
-    print("| bot | rate | acks | p50 ms | p99 ms | max ms | RSS idle MiB | RSS after 10k MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for bot, res in results:
-        for r in res["rows"]:
-            print(fmt_row(bot, res, r))
+    print("| bot | phase | sent | acks | p50 ms | p99 ms | max ms | RSS idle MiB | "
+          "peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for _, bot, res in results:
+        for i, r in enumerate(res["rows"]):
+            print(fmt_row(bot, res, i, r))
     print()
-    for bot, res in results:
+    for _, bot, res in results:
         t = res["total"]
-        print("%s: measured phases %d/%d acked in time, %d late acks, %d redeliveries, "
-              "%d stray acks; top-up %d/%d raw frames acked (%d duplicate acks); %d socket(s); "
-              "%d child process(es) at the end; Web API calls: %s"
-              % (bot, t["acks"], t["events"], t["late"], t["retries"], res["stray_acks"],
-                 res["fill_acked"], res["fill"], res["fill_dup"], res["connections"],
-                 res["children"],
+        print("%s: p99 min/median/max %s ms; %d/%d acked in time, %d late acks, "
+              "%d redeliveries, %d stray acks; %d socket(s); %d replies posted during the "
+              "phases; Web API calls: %s"
+              % (bot, fmt_spread(series(res, "p99")), t["acks"], t["events"], t["late"],
+                 t["retries"], res["stray_acks"], res["connections"], res["answered"],
                  ", ".join("%s %d" % kv for kv in sorted(res["calls"].items())) or "none"))
-    print("Events are message/bot_message: janebot acks and ignores them by design (no agent, "
-          "no sandbox), the Node bot acks and queues them; RSS is VmRSS of the bot process.")
-    print("'sent' is the rate the fake actually put envelopes on the socket "
-          "(driven through its control API, one HTTP call per event). The top-up to %d "
-          "events goes as raw envelope frames at up to %d/s (not in the latency columns)."
-          % (TOTAL, FILL_RATE))
+    print("Each DM is a turn for janebot (scripted agent %s on the local sandbox, answered "
+          "with chat.postMessage); the Node bot and the floor only ack it. bot_message events "
+          "are acked and ignored by janebot by design. 'sent' is the rate the fake actually "
+          "put envelopes on the socket. Peak RSS is VmHWM of the bot process."
+          % os.path.relpath(AGENT, REPO))
     for n in notes:
         print(n)
+    benchlib.report("slack-ack goals", goals({k: res for k, _, res in results}))
     print("(%.0f s)" % (time.monotonic() - t_start))
     return 0
 

@@ -76,10 +76,14 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
         core_free(c);
         return jb_err_set(err, JB_ENOMEM, "core");
     }
-    /* One store connection for accepting and the sandbox services, one pair of proxies, one
-     * sandbox context: turns and the gc share them. */
+    /* One store connection for accepting messages, and no other thread's: an event is
+     * stored on it before it is acknowledged, so nothing else may hold its lock or run a
+     * checkpoint in its commits (those go to a thread of the store's). The sandbox services,
+     * the proxies and the gc (used by turns) share a connection of their own; one pair of
+     * proxies, one sandbox context. */
     if (jb_mkdir_p(cfg->state_dir, 0700, err) < 0 || store_open(cfg->db_path, &c->store, err) < 0 ||
-        core_services_open(&c->svc, cfg, 1, c->store, &c->store_mu, err) < 0) {
+        store_low_latency(c->store, err) < 0 ||
+        core_services_open(&c->svc, cfg, 1, NULL, NULL, err) < 0) {
         core_free(c);
         return -1;
     }

@@ -3,14 +3,24 @@
 #ifndef JB_STORE_INT_H
 #define JB_STORE_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
 
+struct store_checkpointer;
+
+#define STORE_BUSY_MS 5000 /* how long a connection waits for another's write lock */
+
 struct store {
     sqlite3 *db;
-    char *path; /* for messages */
+    char *path;                      /* for messages */
+    struct store_checkpointer *ckpt; /* NULL unless store_low_latency() (latency.c) */
+    int64_t busy_t0;                 /* store_low_latency()'s busy handler: first try, ms */
 };
+
+/* Stop st's checkpoint thread, if any (store_close() does). */
+void store_checkpoint_stop(struct store *st);
 
 /* A bound parameter. Text NULL binds SQL NULL. Text is bound SQLITE_STATIC: it must
  * outlive the statement, which holds for arguments of the calling function. */

@@ -319,7 +319,7 @@ static int configure(struct store *st, struct jb_err *err)
 {
     /* Other connections (one per thread, or another process) may hold the write lock
      * briefly; wait for it rather than fail. Set first: switching to WAL needs a lock. */
-    sqlite3_busy_timeout(st->db, 5000);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
     /* Refuse a newer database before touching it (switching to WAL writes its header). */
     int v;
     if (read_version(st, &v, err) < 0) return -1;
@@ -404,6 +404,7 @@ int store_write_check(struct store *st, struct jb_err *err)
 void store_close(struct store *st)
 {
     if (!st) return;
+    store_checkpoint_stop(st);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
         log_warn("store: closing %s: %s", st->path, sqlite3_errmsg(st->db));
     free(st->path);

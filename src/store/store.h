@@ -28,6 +28,14 @@ int store_schema_version(struct store *st); /* PRAGMA user_version */
 /* Whether the database takes a write now: a row is written in a transaction that is then
  * rolled back (nothing stays). 0, or -1 with err (locked, read-only, disk full…). */
 int store_write_check(struct store *st, struct jb_err *err);
+/* For a connection whose writes are on a latency path (the one that stores Slack events
+ * before they are acknowledged): never checkpoint the WAL inside a commit on st (SQLite's
+ * automatic checkpoint, an fsync in the middle of a write); a thread of st's own, on a
+ * connection of its own, checkpoints (PASSIVE) whenever st's commits have taken the WAL
+ * past 1000 pages. And while another connection holds the write lock, retry every 50 us
+ * (backing off to 1 ms) instead of SQLite's 1-100 ms sleeps, within the same 5 s. Durability
+ * of commits is unchanged. store_close(st) stops the thread. 0, or -1 with err. */
+int store_low_latency(struct store *st, struct jb_err *err);
 
 /* ---- sessions: thread key -> agent conversation ---- */
 

@@ -144,13 +144,20 @@ static void label_copy(char dst[METRICS_LABEL], const char *v)
 }
 
 /* The series of family id with labels (l1, l2), made on first use; the shared "other"
- * series once the family is full. Never NULL. */
+ * series once the family is full. Never NULL. A series that exists is found without the
+ * lock (series are only appended, each published by the atomic store of n after its labels
+ * are written), so counting on a hot path (the Slack ack) never waits for another thread;
+ * only making a new one locks. */
 static struct series *series_get(struct jb_metrics *m, enum jb_metric id, const char *l1,
                                  const char *l2)
 {
     char want[2][METRICS_LABEL];
     label_copy(want[0], families[id].label[0] ? l1 : NULL);
     label_copy(want[1], families[id].label[1] ? l2 : NULL);
+    size_t seen = atomic_load(&m->n[id]);
+    for (size_t i = 0; i < seen; i++)
+        if (!strcmp(m->s[id][i].label[0], want[0]) && !strcmp(m->s[id][i].label[1], want[1]))
+            return &m->s[id][i];
     pthread_mutex_lock(&m->mu);
     size_t n = atomic_load(&m->n[id]);
     struct series *found = NULL;
