@@ -215,6 +215,9 @@ static void dir_read(struct px_dir *d, int src, int polled)
         /* Readable, yet nothing to splice: TCP urgent data (MSG_OOB), which splice(2)
          * never steps over; polling again would spin. recv() skips it, as it always did. */
         if (r < 0 && errno == EAGAIN && polled) copy = 1;
+        /* 0 is not always the end: with the urgent byte unread and the peer's FIN queued
+         * behind data, splice(2) stops at the mark and says 0. recv() tells the two apart. */
+        if (r == 0) copy = 1;
     }
     if (copy) {
         r = recv(src, d->buf, want < d->cap ? want : d->cap, MSG_DONTWAIT);
