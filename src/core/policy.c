@@ -177,6 +177,25 @@ static int env_prices(const struct jb_config *cfg, struct policy *p, struct jb_e
     return 0;
 }
 
+/* `approve:` on a channel whose agent cannot ask would let every listed tool run
+ * unasked: refuse it rather than promise what is not enforced. */
+static int approvals_askable(const struct policy *p, const char *default_agent, struct jb_err *err)
+{
+    for (size_t i = 0; i < p->nch; i++) {
+        const struct policy_channel *ch = &p->ch[i];
+        const char *agent = ch->agent_name ? ch->agent_name : default_agent;
+        if (ch->approve.n == 0 || !agent || !strcmp(agent, "command")) continue;
+        return jb_err_set(err, JB_ECONFIG,
+                          "%s: channel %s%s%.0d: `approve:` needs an agent that asks before a "
+                          "tool runs, and the %s agent cannot ask janebot yet (only the "
+                          "command agent can); remove `approve:` there or give the channel "
+                          "`agent: command`",
+                          p->path ? p->path : "config", ch->id, ch->line ? " at line " : "",
+                          ch->line, agent);
+    }
+    return 0;
+}
+
 int policy_load(const struct jb_config *cfg, struct policy **ret, struct jb_err *err)
 {
     jb_auto(policy_unrefp) struct policy *p = policy_new_default();
@@ -188,7 +207,8 @@ int policy_load(const struct jb_config *cfg, struct policy **ret, struct jb_err 
         env_mcp(p, err) < 0 ||
         env_ids("ALLOWED_USER_IDS", &cfg->allowed_users, &p->allowed_users, err) < 0 ||
         env_ids("ALLOWED_CHANNEL_IDS", &cfg->allowed_channels, &p->allowed_channels, err) < 0 ||
-        env_prices(cfg, p, err) < 0 || policy_finish(p, err) < 0)
+        env_prices(cfg, p, err) < 0 || policy_finish(p, err) < 0 ||
+        approvals_askable(p, cfg->agent, err) < 0)
         return -1;
     register_secrets(p->mcp_servers);
     *ret = TAKE_PTR(p);

@@ -165,7 +165,7 @@ class Approvals(ServeCase):
         q = self.question(a)
         self.mention("stop", thread_ts=a["thread_ts"])
         self.wait_decided(q, "the turn was stopped")
-        self.wait_answer(a, "the turn was stopped (abort)")
+        self.wait_answer(a, "the turn was stopped by <@%s>" % HUMAN)
         self.assertFalse(self.home_file(a, "stopped.txt").exists())
         self.assertEqual(self.decisions(a), [("Bash", "deny", "stop")])
 
@@ -210,6 +210,19 @@ class ChatApprovals(JanebotCase):
         self.assertNotIn("echo: maybe", r.out, "an answer is not a message")
         home = self.state / "sandboxes" / sandbox_name("chat:default") / "home"
         self.assertFalse((home / "nope.txt").exists())
+
+    def test_6313_approvals_for_an_agent_that_cannot_ask_are_refused_not_ignored(self):
+        (self.state / "janebot.yaml").write_text(
+            "channels:\n  default: {approve: [Bash]}\n  C0DEPLOY01: {approve: [edit], agent: claude}\n")
+        r = self.run_jb(["chat", "--user", "U0TERM001"], input="hello zq6313\n",
+                        env=ENV, timeout=60)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn("channel C0DEPLOY01 at line 3: `approve:` needs an agent that asks", r.err)
+        self.assertIn("the claude agent cannot ask janebot yet", r.err)
+        self.assertNotIn("zq6313", r.out, "nothing ran")
+        r = self.run_jb(["config", "check"], env=ENV, timeout=30)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn("`approve:` needs an agent that asks", r.err + r.out)
 
     def test_6309_chat_with_its_input_at_the_end_denies_at_once(self):
         (self.state / "janebot.yaml").write_text("channels:\n  default: {approve: [Bash]}\n")

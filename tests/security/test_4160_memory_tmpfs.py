@@ -31,6 +31,16 @@ def grab_memfd(mb):
         m[i] = 1
     return m
 kids = set()
+def holding(pid):
+    # A child the OOM killer has picked may not be reapable yet, but its memory is being
+    # given back: it holds only while it is not exiting and still has its mappings.
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            st = f.read()
+    except OSError:
+        return False
+    state = [l for l in st.splitlines() if l.startswith("State:")]
+    return "VmRSS:" in st and bool(state) and state[0].split()[1] not in ("Z", "X")
 def live(held):
     for pid in list(kids):
         try:
@@ -38,7 +48,7 @@ def live(held):
                 kids.discard(pid)
         except ChildProcessError:
             kids.discard(pid)
-    out("live", held + 24 * len(kids))
+    out("live", held + 24 * sum(1 for pid in kids if holding(pid)))
 held = 0
 keep = []
 try:
