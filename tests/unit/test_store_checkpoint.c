@@ -112,9 +112,9 @@ Test(checkpoint, a_write_waits_for_another_connections_lock)
     cr_assert_eq(sqlite3_exec(h.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, release_later, &h), 0);
-    cr_expect_eq(store_event_accept(st, "Ev1", "D1:1.0", "D1:1.0", "U1", "hi", "D1:1.0", NULL,
-                                    NULL, &err),
-                 0, "%s", err.msg);
+    cr_expect_eq(
+        store_event_accept(st, "Ev1", "D1:1.0", "D1:1.0", "U1", "hi", "D1:1.0", NULL, NULL, &err),
+        0, "%s", err.msg);
     pthread_join(t, NULL);
     sqlite3_close(h.db);
     store_close(st);
