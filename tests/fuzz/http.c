@@ -57,6 +57,7 @@ static void llm_head(const uint8_t *data, size_t size)
         const char *tok = llm_presented_token(&in.rq, &n);
         if (tok) FUZZ_ASSERT(n <= strlen(tok));
     }
+    llm_in_free(&in);
     close(sv[0]);
     close(sv[1]);
 }
