@@ -206,6 +206,30 @@ char *agent_input_line(const char *text)
     return out;
 }
 
+char *agent_permission_line(const char *request_id, int allow, const char *input_json,
+                            const char *why)
+{
+    json_error_t je;
+    json_t *input = allow ? json_loads(input_json ? input_json : "", 0, &je) : NULL;
+    if (allow && !json_is_object(input)) {
+        json_decref(input);
+        return NULL;
+    }
+    json_t *answer = allow ? json_pack("{s:s, s:o}", "behavior", "allow", "updatedInput", input)
+                           : json_pack("{s:s, s:s}", "behavior", "deny", "message",
+                                       why && *why ? why : "denied");
+    jb_auto(json_decrefp) json_t *line =
+        answer ? json_pack("{s:s, s:{s:s, s:s, s:o}}", "type", "control_response", "response",
+                           "subtype", "success", "request_id", request_id ? request_id : "",
+                           "response", answer)
+               : NULL;
+    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    char *out = NULL;
+    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
+    free(s);
+    return out;
+}
+
 char *agent_interrupt_line(const char *request_id)
 {
     jb_auto(json_decrefp) json_t *line =

@@ -27,6 +27,9 @@ struct agent_policy {
     const char *mcp_json; /* the channel's MCP servers, {"name": definition, ...}; "{}" none */
     enum agent_tool_profile tools;
     const char *const *allow; /* AGENT_TOOLS_ALLOW: NULL-terminated tool names */
+    /* 1: the channel's `approve:` lists tools; the agent must ask janebot before a tool
+     * runs (Claude Code: --permission-prompt-tool stdio), never skip its permissions. */
+    int ask_permission;
 };
 
 /* What the adapters take from the configuration: the core fills it (core_agent_opts());
@@ -72,6 +75,9 @@ struct agent_cmd {
     /* 1 (with live_input): the CLI stops its turn on agent_interrupt_line() (Claude Code's
      * interrupt control request), so a stop asks it first and kills after a grace. */
     int takes_interrupt;
+    /* 1 (with live_input): the CLI asks before each tool that needs permission with an
+     * AGENT_EV_PERMISSION event and waits for agent_permission_line() on its stdin. */
+    int asks_permission;
     char *session_id; /* session the run will use when known before it starts
                          (Claude: the new --session-id or the --resume id), or NULL */
 };
@@ -85,6 +91,12 @@ char *agent_input_line(const char *text);
 /* Claude Code's interrupt control request, one line: {"type":"control_request",
  * "request_id":ID,"request":{"subtype":"interrupt"}}. Caller frees; NULL on ENOMEM. */
 char *agent_interrupt_line(const char *request_id);
+/* The answer to a permission question (AGENT_EV_PERMISSION) of Claude Code, one line: a
+ * control_response for request_id, {"behavior":"allow","updatedInput":INPUT} when allow
+ * (input_json: the object asked about, run unchanged) else {"behavior":"deny","message":
+ * why}. Caller frees; NULL when input_json is not a JSON object or out of memory. */
+char *agent_permission_line(const char *request_id, int allow, const char *input_json,
+                            const char *why);
 
 struct agent_ops {
     int version;         /* 1 */
@@ -119,6 +131,11 @@ enum agent_event_type {
     AGENT_EV_TOOL_RESULT, /* is_error, text: the result when it is a string (may be NULL) */
     AGENT_EV_RETRY,       /* text: "API retry N/M (status S)" */
     AGENT_EV_RESULT,      /* text (may be NULL), is_error, subtype, tokens, errors */
+    /* The agent asks before a tool runs (Claude Code's can_use_tool control request):
+     * request_id, tool_name, input_json (the tool's input, one compact JSON object),
+     * tool_use_id (may be NULL). It waits for agent_permission_line() on stdin. */
+    AGENT_EV_PERMISSION,
+    AGENT_EV_PERMISSION_CANCEL, /* request_id: that question is withdrawn */
 };
 
 /* Every pointer is borrowed and valid only during the callback. */
@@ -131,6 +148,7 @@ struct agent_event {
     int is_error;
     int64_t input_tokens, output_tokens;
     const char *errors; /* RESULT: the "errors" list joined with "; ", or NULL */
+    const char *request_id, *input_json, *tool_use_id; /* PERMISSION, PERMISSION_CANCEL */
 };
 
 struct agent_stream_stats {

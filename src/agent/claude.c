@@ -55,15 +55,15 @@ static int claude_prepare(const struct agent_turn *t, struct agent_cmd *out, str
     if (agent_cmd_begin(&agent_claude_ops, t, 0, &c, err) < 0) return -1;
     /* stream-json input: the prompt is the first user line, and messages sent in the thread
      * while it runs follow as more (steering); stdin closes after the result. */
-    const char *head[] = {"-p",
-                          "--output-format",
-                          "stream-json",
-                          "--verbose",
-                          "--input-format",
-                          "stream-json",
-                          "--dangerously-skip-permissions",
-                          NULL};
+    const char *head[] = {
+        "-p", "--output-format", "stream-json", "--verbose", "--input-format", "stream-json", NULL};
     if (jb_strv_pushv(&c.argv, head, err) < 0) return -1;
+    /* With approvals it asks on stdout before a tool it would not run unasked and waits
+     * for janebot's answer on stdin; without, the sandbox is the boundary. */
+    c.asks_permission = t->policy && t->policy->ask_permission;
+    const char *ask[] = {"--permission-prompt-tool", "stdio", NULL};
+    const char *skip[] = {"--dangerously-skip-permissions", NULL};
+    if (jb_strv_pushv(&c.argv, c.asks_permission ? ask : skip, err) < 0) return -1;
     free(c.stdin_data);
     if (!(c.stdin_data = agent_input_line(t->prompt)))
         return jb_err_set(err, JB_ENOMEM, "prompt line");

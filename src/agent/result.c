@@ -57,6 +57,8 @@ void agent_result_on_event(void *ud, const struct agent_event *ev)
         break;
     case AGENT_EV_TOOL_RESULT:
     case AGENT_EV_RETRY:
+    case AGENT_EV_PERMISSION:
+    case AGENT_EV_PERMISSION_CANCEL:
         break;
     case AGENT_EV_RESULT:
         on_result(r, ev);

@@ -248,6 +248,43 @@ static void on_result(struct agent_stream *st, const json_t *o, const char *subt
     jb_buf_release(&errors);
 }
 
+/* Claude Code asks before a tool runs (--permission-prompt-tool stdio): a can_use_tool
+ * control request. Other control requests are not ours to answer. */
+static void on_control_request(struct agent_stream *st, const json_t *o)
+{
+    const json_t *rq = json_object_get(o, "request");
+    const char *id = jstr(o, "request_id"), *sub = jstr(rq, "subtype");
+    const json_t *input = json_object_get(rq, "input");
+    if (!id || !*id || !sub || strcmp(sub, "can_use_tool") != 0 || !jstr(rq, "tool_name") ||
+        !json_is_object(input)) {
+        st->stats.unknown++;
+        return;
+    }
+    char *text = json_dumps(input, JSON_COMPACT);
+    if (!text) {
+        st->stats.unknown++;
+        return;
+    }
+    struct agent_event ev = {.type = AGENT_EV_PERMISSION,
+                             .request_id = id,
+                             .tool_name = jstr(rq, "tool_name"),
+                             .input_json = text,
+                             .tool_use_id = jstr(rq, "tool_use_id")};
+    emit(st, &ev, o);
+    free(text);
+}
+
+static void on_control_cancel(struct agent_stream *st, const json_t *o)
+{
+    const char *id = jstr(o, "request_id");
+    if (!id || !*id) {
+        st->stats.unknown++;
+        return;
+    }
+    struct agent_event ev = {.type = AGENT_EV_PERMISSION_CANCEL, .request_id = id};
+    emit(st, &ev, o);
+}
+
 static void dispatch(struct agent_stream *st, const json_t *o)
 {
     const char *type = jstr(o, "type"), *subtype = jstr(o, "subtype");
@@ -261,6 +298,10 @@ static void dispatch(struct agent_stream *st, const json_t *o)
         on_user(st, o);
     else if (strcmp(type, "result") == 0)
         on_result(st, o, subtype);
+    else if (strcmp(type, "control_request") == 0)
+        on_control_request(st, o);
+    else if (strcmp(type, "control_cancel_request") == 0)
+        on_control_cancel(st, o);
     else
         st->stats.unknown++;
 }

@@ -111,7 +111,8 @@ static int claude_tool_args(const struct agent_policy *p, struct agent_cmd *c, s
         return 0;
     }
     if (!allowed || !denied) return jb_err_set(err, JB_ENOMEM, "claude tool flags");
-    if (*allowed &&
+    /* --allowedTools runs those unasked: with approvals, every tool goes by janebot. */
+    if (*allowed && !p->ask_permission &&
         jb_strv_pushv(&c->argv, (const char *[]){"--allowedTools", allowed, NULL}, err) < 0)
         return -1;
     if (*denied &&

@@ -208,9 +208,10 @@ static void wait_decision(struct core *c, struct approval_pending *p, int64_t de
         pthread_cond_timedwait(&ap->cv, &ap->mu, &ts);
         if (p->decided) break;
         pthread_mutex_unlock(&ap->mu);
-        int stop = turn_stopped(c, p->thread_key) || (gone && gone(ud));
+        int stop = turn_stopped(c, p->thread_key), went = !stop && gone && gone(ud);
         pthread_mutex_lock(&ap->mu);
         if (stop && !p->decided) decide(p, APPROVAL_DENY, "stop", "the turn was stopped");
+        if (went && !p->decided) decide(p, APPROVAL_DENY, "janebot", "the question was withdrawn");
     }
     pthread_mutex_unlock(&ap->mu);
 }

@@ -9,6 +9,7 @@
 #include "sandbox/sandbox.h"
 
 struct agent_ops;
+struct agent_event;
 struct store;
 struct egress_policy;
 struct egress_proxy;
@@ -92,6 +93,24 @@ void core_steered_free(struct steered *s);
  * closed (the run is ending). */
 int core_agent_write_line(struct core *c, const char *thread_key, const char *line,
                           struct jb_err *err);
+/* ---- the agent's own questions before a tool runs (asks.c) ---- */
+struct core_ask;
+struct core_asks {
+    struct core *c;
+    const char *thread_key, *user; /* the turn's; borrowed */
+    pthread_mutex_t mu;
+    struct core_ask *list; /* under mu */
+    atomic_int ended;
+};
+/* For one run of an agent that asks (agent_cmd.asks_permission); end it with
+ * core_asks_end() after the run, before thread_key and user go away. */
+void core_asks_init(struct core_asks *a, struct core *c, const char *thread_key, const char *user);
+/* An AGENT_EV_PERMISSION (answered at once when the channel's `approve:` does not cover the
+ * tool, else asked of a person on a thread of its own) or AGENT_EV_PERMISSION_CANCEL. */
+void core_asks_on_event(struct core_asks *a, const struct agent_event *ev);
+/* The run is over: every question still waiting is withdrawn and its thread joined. */
+void core_asks_end(struct core_asks *a);
+
 /* Pass a message to the thread's running agent: 1 when written to its live stdin, 0 when
  * no turn of the thread takes messages now (the caller queues it), -1 when out of memory. */
 int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const char *user,

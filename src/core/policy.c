@@ -184,12 +184,13 @@ static int approvals_askable(const struct policy *p, const char *default_agent, 
     for (size_t i = 0; i < p->nch; i++) {
         const struct policy_channel *ch = &p->ch[i];
         const char *agent = ch->agent_name ? ch->agent_name : default_agent;
-        if (ch->approve.n == 0 || !agent || !strcmp(agent, "command")) continue;
+        if (ch->approve.n == 0 || !agent || !strcmp(agent, "command") || !strcmp(agent, "claude"))
+            continue;
         return jb_err_set(err, JB_ECONFIG,
                           "%s: channel %s%s%.0d: `approve:` needs an agent that asks before a "
-                          "tool runs, and the %s agent cannot ask janebot yet (only the "
-                          "command agent can); remove `approve:` there or give the channel "
-                          "`agent: command`",
+                          "tool runs, and the %s agent cannot ask janebot (the claude and "
+                          "command agents can); remove `approve:` there or give the channel "
+                          "`agent: claude`",
                           p->path ? p->path : "config", ch->id, ch->line ? " at line " : "",
                           ch->line, agent);
     }
@@ -248,6 +249,7 @@ static int channel_finish(struct policy *p, struct policy_channel *ch, struct jb
     jb_buf_release(&eg);
     ch->agent.mcp_json = ch->mcp_json;
     ch->agent.allow = (const char *const *)ch->allow.v;
+    ch->agent.ask_permission = ch->approve.n > 0;
     return 0;
 }
 

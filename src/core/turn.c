@@ -27,6 +27,8 @@ struct turn_ctx {
     struct agent_result res;
     struct sandbox_input *input; /* the agent's live stdin during a run, or NULL */
     struct steered *steered;     /* messages that reached the agent, oldest first */
+    struct core_asks asks;       /* its questions before a tool runs (when asks_on) */
+    int asks_on;
 };
 
 #define FAIL(t, msg)                                                                               \
@@ -35,6 +37,11 @@ struct turn_ctx {
 static void on_event(void *ud, const struct agent_event *ev)
 {
     struct turn_ctx *t = ud;
+    if (ev->type == AGENT_EV_PERMISSION || ev->type == AGENT_EV_PERMISSION_CANCEL) {
+        /* only a run started to ask may: otherwise the line is the agent's own noise */
+        if (t->asks_on) core_asks_on_event(&t->asks, ev);
+        return;
+    }
     agent_result_on_event(&t->res, ev);
     /* Its answer is out: no more messages for this run (they go to the next turn), and
      * the CLI exits once stdin closes. */
@@ -151,6 +158,10 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
         return -1;
     }
     if (t->input) core_steer_attach(c, t->run, t->input, cmd.takes_interrupt);
+    if (t->input && cmd.asks_permission) {
+        core_asks_init(&t->asks, c, t->thread_key, t->user);
+        t->asks_on = 1;
+    }
     x.input = t->input;
     x.cancel_at_ms = &t->run->kill_at_ms;
     int64_t t0 = jb_mono_ms();
@@ -158,6 +169,8 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     if (t->input) core_steer_detach(c, t->run, &t->input, &t->steered);
     out->exec_ms += jb_mono_ms() - t0;
     agent_stream_finish(t->stream);
+    if (t->asks_on) core_asks_end(&t->asks);
+    t->asks_on = 0;
     log_stream_stats(t);
     agent_stream_free(t->stream);
     t->stream = NULL;

@@ -15,16 +15,15 @@ ENV = {"ANTHROPIC_API_KEY": "sk-ant-test-key-6300x",
        "JANEBOT_UPSTREAM_ANTHROPIC": "http://127.0.0.1:9"}
 
 
-@needs_bwrap
-class Approvals(ServeCase):
-    def setUp(self):
-        super().setUp()
-        self.write_config("5m")
+class ApprovalHelpers:
+    """What a test of approvals in serve looks at: the question, its buttons, its update,
+    the audit rows, the thread's home."""
+    agent_line = ""  # added to the channel's config
 
     def write_config(self, timeout):
         (self.state / "janebot.yaml").write_text(
-            "channels:\n  %s: {approve: [Bash], approvers: [%s], approve_timeout: %s}\n"
-            % (CHANNEL, CAROL, timeout))
+            "channels:\n  %s: {approve: [Bash], approvers: [%s], approve_timeout: %s%s}\n"
+            % (CHANNEL, CAROL, timeout, self.agent_line))
 
     def question(self, info, n=1):
         """The n-th approval message in info's thread (its post record)."""
@@ -56,6 +55,13 @@ class Approvals(ServeCase):
     def home_file(self, info, name):
         key = "%s:%s" % (info["channel"], info["thread_ts"])
         return self.state / "sandboxes" / sandbox_name(key) / "home" / name
+
+
+@needs_bwrap
+class Approvals(ApprovalHelpers, ServeCase):
+    def setUp(self):
+        super().setUp()
+        self.write_config("5m")
 
     def test_6301_allow_once_runs_the_tool_and_the_next_use_asks_again(self):
         self.start_serve(env=ENV)
@@ -213,12 +219,13 @@ class ChatApprovals(JanebotCase):
 
     def test_6313_approvals_for_an_agent_that_cannot_ask_are_refused_not_ignored(self):
         (self.state / "janebot.yaml").write_text(
-            "channels:\n  default: {approve: [Bash]}\n  C0DEPLOY01: {approve: [edit], agent: claude}\n")
+            "channels:\n  default: {approve: [Bash]}\n  C0DEPLOY01: {approve: [edit], agent: amp}\n")
         r = self.run_jb(["chat", "--user", "U0TERM001"], input="hello zq6313\n",
                         env=ENV, timeout=60)
         self.assertNotEqual(r.rc, 0, str(r))
         self.assertIn("channel C0DEPLOY01 at line 3: `approve:` needs an agent that asks", r.err)
-        self.assertIn("the claude agent cannot ask janebot yet", r.err)
+        self.assertIn("the amp agent cannot ask janebot (the claude and command agents can)",
+                      r.err)
         self.assertNotIn("zq6313", r.out, "nothing ran")
         r = self.run_jb(["config", "check"], env=ENV, timeout=30)
         self.assertNotEqual(r.rc, 0, str(r))

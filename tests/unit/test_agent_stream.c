@@ -1,6 +1,7 @@
 /* tests/unit/test_agent_stream.c -- the stream-json parser and agent_result, fed lines
  * captured from the real CLIs (docs/agent-clis.md) and the awkward cases around them. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -59,6 +60,7 @@ struct rec_ev {
     char *session_id, *text, *tool_name, *subtype, *errors;
     int is_error;
     int64_t in, out;
+    char *request_id, *input_json, *tool_use_id;
 };
 
 struct rec {
@@ -77,9 +79,9 @@ static void rec_cb(void *ud, const struct agent_event *ev)
     struct rec *r = ud;
     cr_assert_lt(r->n, JB_ARRAY_LEN(r->ev));
     r->ev[r->n++] = (struct rec_ev){
-        ev->type,          dup0(ev->session_id), dup0(ev->text), dup0(ev->tool_name),
-        dup0(ev->subtype), dup0(ev->errors),     ev->is_error,   ev->input_tokens,
-        ev->output_tokens};
+        ev->type,          dup0(ev->session_id), dup0(ev->text),       dup0(ev->tool_name),
+        dup0(ev->subtype), dup0(ev->errors),     ev->is_error,         ev->input_tokens,
+        ev->output_tokens, dup0(ev->request_id), dup0(ev->input_json), dup0(ev->tool_use_id)};
     agent_result_on_event(&r->res, ev);
 }
 
@@ -88,6 +90,7 @@ static void rec_free(struct rec *r)
     for (size_t i = 0; i < r->n; i++) {
         struct rec_ev *e = &r->ev[i];
         free(e->session_id), free(e->text), free(e->tool_name), free(e->subtype), free(e->errors);
+        free(e->request_id), free(e->input_json), free(e->tool_use_id);
     }
     r->n = 0;
     agent_result_release(&r->res);
@@ -479,4 +482,86 @@ Test(agent_stream, nul_byte_in_line_is_not_json)
     feed_line(L_INIT);
     cr_assert_eq(stats()->not_json, 1);
     cr_assert_eq(R.n, 1);
+}
+
+/* ---- Claude Code's questions before a tool (agent-approvals.md 2.5) ---- */
+
+#define L_CAN_USE                                                                                  \
+    "{\"type\":\"control_request\",\"request_id\":\"23f1-aa\",\"request\":{\"subtype\":"           \
+    "\"can_use_tool\",\"tool_name\":\"Bash\",\"display_name\":\"Bash\",\"input\":{\"command\":"    \
+    "\"touch /home/agent/work/t.txt\",\"description\":\"fake tool call\"},\"description\":"        \
+    "\"fake tool "                                                                                 \
+    "call\",\"permission_suggestions\":[],\"blocked_path\":\"/home/agent/work/t.txt\","            \
+    "\"tool_use_id\":\"toolu_56da\"}}"
+
+Test(agent_stream, can_use_tool_is_a_permission_question)
+{
+    feed_line(L_CAN_USE);
+    cr_assert_eq(R.n, 1);
+    cr_assert_eq(R.ev[0].type, AGENT_EV_PERMISSION);
+    cr_assert_str_eq(R.ev[0].request_id, "23f1-aa");
+    cr_assert_str_eq(R.ev[0].tool_name, "Bash");
+    cr_assert_str_eq(R.ev[0].tool_use_id, "toolu_56da");
+    json_error_t je;
+    json_t *in = json_loads(R.ev[0].input_json, 0, &je);
+    cr_assert(json_is_object(in));
+    cr_assert_str_eq(json_string_value(json_object_get(in, "command")),
+                     "touch /home/agent/work/t.txt");
+    json_decref(in);
+    cr_assert_eq(R.res.tool_uses, 0, "a question is not a tool use");
+    feed_line("{\"type\":\"control_cancel_request\",\"request_id\":\"23f1-aa\"}");
+    cr_assert_eq(R.n, 2);
+    cr_assert_eq(R.ev[1].type, AGENT_EV_PERMISSION_CANCEL);
+    cr_assert_str_eq(R.ev[1].request_id, "23f1-aa");
+}
+
+Test(agent_stream, other_or_malformed_control_requests_are_skipped)
+{
+    feed_line("{\"type\":\"control_request\",\"request_id\":\"1\",\"request\":{\"subtype\":"
+              "\"interrupt\"}}");
+    feed_line("{\"type\":\"control_request\",\"request\":{\"subtype\":\"can_use_tool\","
+              "\"tool_name\":\"Bash\",\"input\":{}}}"); /* no id */
+    feed_line("{\"type\":\"control_request\",\"request_id\":\"2\",\"request\":{\"subtype\":"
+              "\"can_use_tool\",\"tool_name\":\"Bash\",\"input\":\"rm -rf /\"}}");
+    feed_line("{\"type\":\"control_request\",\"request_id\":\"3\",\"request\":{\"subtype\":"
+              "\"can_use_tool\",\"input\":{}}}"); /* no tool */
+    feed_line("{\"type\":\"control_cancel_request\"}");
+    cr_assert_eq(R.n, 0);
+    cr_assert_eq(stats()->unknown, 5);
+}
+
+static json_t *answer_of(const char *line)
+{
+    size_t n = strlen(line);
+    cr_assert(n > 1 && line[n - 1] == '\n' && !memchr(line, '\n', n - 1), "one line: %s", line);
+    json_error_t je;
+    json_t *o = json_loads(line, 0, &je);
+    cr_assert_not_null(o, "%s", line);
+    const json_t *r = json_object_get(o, "response");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "type")), "control_response");
+    cr_assert_str_eq(json_string_value(json_object_get(r, "subtype")), "success");
+    cr_assert_str_eq(json_string_value(json_object_get(r, "request_id")), "23f1-aa");
+    return o;
+}
+
+Test(agent_stream, permission_lines_allow_with_the_input_and_deny_with_a_reason)
+{
+    char *allow = agent_permission_line("23f1-aa", 1, "{\"command\":\"ls\\n\"}", "unused");
+    cr_assert_not_null(allow);
+    json_t *o = answer_of(allow);
+    const json_t *a = json_object_get(json_object_get(o, "response"), "response");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "behavior")), "allow");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(a, "updatedInput"), "command")), "ls\n");
+    json_decref(o);
+    free(allow);
+    char *deny = agent_permission_line("23f1-aa", 0, NULL, "denied by U1");
+    o = answer_of(deny);
+    a = json_object_get(json_object_get(o, "response"), "response");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "behavior")), "deny");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "message")), "denied by U1");
+    json_decref(o);
+    free(deny);
+    cr_assert_null(agent_permission_line("23f1-aa", 1, "[1]", NULL), "not an object");
+    cr_assert_null(agent_permission_line("23f1-aa", 1, "{", NULL));
 }

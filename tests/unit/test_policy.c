@@ -439,6 +439,24 @@ Test(policy, claude_strict_mcp_and_tool_flags)
 
     prep("claude", NULL); /* no policy: no MCP flags at all */
     cr_assert_not(has_arg("--strict-mcp-config"));
+    cr_assert(has_arg("--dangerously-skip-permissions"));
+    cr_assert_not(cmd.asks_permission);
+    agent_cmd_release(&cmd);
+}
+
+Test(policy, claude_with_approvals_asks_on_stdio_and_allows_nothing_unasked)
+{
+    const char *allow[] = {"Read", "Bash", NULL};
+    struct agent_policy pol = {
+        .mcp_json = MCP, .tools = AGENT_TOOLS_ALLOW, .allow = allow, .ask_permission = 1};
+    prep("claude", &pol);
+    cr_assert_str_eq(arg_after("--permission-prompt-tool"), "stdio");
+    cr_assert_not(has_arg("--dangerously-skip-permissions"));
+    cr_assert(cmd.asks_permission && cmd.live_input);
+    cr_assert_null(arg_after("--allowedTools"), "an allowed tool would run unasked");
+    const char *denied = arg_after("--disallowedTools");
+    cr_assert_not_null(strstr(denied, "Write"), "%s", denied);
+    cr_assert(strncmp(denied, "Bash,", 5) && !strstr(denied, ",Bash,"), "%s", denied);
     agent_cmd_release(&cmd);
 }
 

@@ -1,0 +1,83 @@
+"""7910: the real Claude Code CLI (pinned as in test_7900) in `janebot serve` with a channel
+whose `approve:` lists Bash: it runs with --permission-prompt-tool stdio, pauses on the
+Bash call the fake upstream scripts (a write, which it does not run unasked), the thread
+gets the question, and the run continues after the click: Allow runs the command in the
+sandbox, Deny hands the model janebot's reason as the tool's error.
+"""
+import json
+import secrets
+import sys
+import unittest
+
+from jbtest import FAKES, needs_bwrap
+from test_5000_serve_startup import HUMAN, ServeCase
+from test_6300_approvals import ApprovalHelpers
+from test_7900_claude_cli_via_proxy import CLAUDE, install_claude
+
+sys.path.insert(0, str(FAKES))
+from llm_upstream import FakeUpstream  # noqa: E402
+
+COMMAND = 'echo approved-7910 > "$HOME/approved.txt" && echo wrote-7910'
+
+
+@needs_bwrap
+class RealClaudeApprovals(ApprovalHelpers, ServeCase):
+    def setUp(self):
+        super().setUp()
+        reason = install_claude()
+        if reason:
+            self.skipTest("real Claude Code CLI unavailable: " + reason)
+        self.fake = FakeUpstream(self.tmp / "upstream.jsonl").start()
+        self.addCleanup(self.fake.stop)
+        self.fake.control(tool_command=COMMAND)
+        self.write_config("5m")
+        self.real_key = "sk-ant-api03-REALKEY-" + secrets.token_hex(16)
+        self.claude_env = {"JANEBOT_AGENT": "claude", "JANEBOT_AGENT_BIN": str(CLAUDE),
+                           "ANTHROPIC_API_KEY": self.real_key,
+                           "JANEBOT_UPSTREAM_ANTHROPIC": self.fake.url,
+                           "JANEBOT_EGRESS_ALLOW": "egress-blocked.invalid"}
+
+    def model_calls(self):
+        return [g for g in self.fake.requests() if g["path"].split("?")[0] == "/v1/messages"]
+
+    def tool_results(self):
+        """The tool_result blocks Claude Code sent upstream after the Bash call."""
+        out = []
+        for g in self.model_calls():
+            for m in json.loads(g["body"]).get("messages") or []:
+                for b in m.get("content") if isinstance(m.get("content"), list) else []:
+                    if isinstance(b, dict) and b.get("type") == "tool_result":
+                        out.append(b)
+        return out
+
+    def test_7911_claude_pauses_on_the_question_and_runs_the_tool_after_allow(self):
+        self.start_serve(env=self.claude_env)
+        a = self.mention("USE_TOOL please")
+        q = self.question(a)
+        self.assertIn("approved-7910", q["blocks"][0]["text"]["text"])
+        self.assertFalse(self.home_file(a, "approved.txt").exists(), "it waits for the yes")
+        self.assertEqual(self.tool_results(), [], "no tool result before the click")
+        self.click(q, "allow_once")
+        self.wait_answer(a, "done")
+        self.assertEqual(self.home_file(a, "approved.txt").read_text(), "approved-7910\n")
+        results = self.tool_results()
+        self.assertTrue(results and "wrote-7910" in json.dumps(results[-1]), results)
+        self.assertFalse(results[-1].get("is_error"), results)
+        self.assertEqual(self.decisions(a), [("Bash", "allow_once", HUMAN)])
+        self.assertNotIn(self.real_key, self.serve_output())
+
+    def test_7912_after_deny_claude_hands_the_model_janebots_reason(self):
+        self.start_serve(env=self.claude_env)
+        a = self.mention("USE_TOOL please")
+        self.click(self.question(a), "deny")
+        self.wait_answer(a, "done")
+        self.assertFalse(self.home_file(a, "approved.txt").exists())
+        results = self.tool_results()
+        self.assertTrue(results, "the denial went back to the model")
+        self.assertTrue(results[-1].get("is_error"), results)
+        self.assertIn("Not allowed in this thread: denied by %s" % HUMAN,
+                      json.dumps(results[-1]), results)
+
+
+if __name__ == "__main__":
+    unittest.main()
