@@ -108,6 +108,20 @@ class ClaudeApprovals(ApprovalHelpers, ServeCase):
         self.wait_answer(a, "tool Bash allowed: zq6335")
 
 
+    def test_6337_a_flood_of_questions_asks_a_bounded_number_and_denies_the_rest(self):
+        self.start_serve(env=CLAUDE_ENV)
+        a = self.mention("tool-flood 9")
+        self.question(a, 4)
+        r = self.wait_answer(a, "answers: ")
+        refused = "deny(Not allowed in this thread: too many questions wait already)"
+        self.assertEqual(r.count(refused), 5, r)
+        self.assertNotIn("allow(", r)
+        self.quiet(1.0)
+        s = self.slack.state()
+        self.assertEqual(len([p for p in s["posts"] if self.in_thread(p, a)
+                              and "Permission needed" in (p["text"] or "")]), 4)
+
+
 class ClaudeChatApprovals(JanebotCase):
     """`janebot chat` asks Claude Code's questions on the terminal as well."""
 
