@@ -206,6 +206,21 @@ char *agent_input_line(const char *text)
     return out;
 }
 
+char *agent_steer_line(const char *text, int steer_flag, const char *request_id)
+{
+    if (!steer_flag) return agent_input_line(text);
+    char id[257];
+    snprintf(id, sizeof id, "%s", request_id && *request_id ? request_id : "janebot");
+    jb_auto(json_decrefp) json_t *line = json_pack(
+        "{s:s, s:{s:s, s:[{s:s, s:s}]}, s:b, s:s}", "type", "user", "message", "role", "user",
+        "content", "type", "text", "text", text ? text : "", "steer", 1, "request_id", id);
+    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    char *out = NULL;
+    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
+    free(s);
+    return out;
+}
+
 char *agent_permission_line(const char *request_id, int allow, const char *input_json,
                             const char *why)
 {

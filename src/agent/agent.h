@@ -78,6 +78,9 @@ struct agent_cmd {
     /* 1 (with live_input): the CLI asks before each tool that needs permission with an
      * AGENT_EV_PERMISSION event and waits for agent_permission_line() on its stdin. */
     int asks_permission;
+    /* (with live_input) a message sent while it works is a steering line: agent_steer_line()
+     * with "steer": true (Amp's --stream-json-input), not a plain user line (Claude Code). */
+    int steer_flag;
     char *session_id; /* session the run will use when known before it starts
                          (Claude: the new --session-id or the --resume id), or NULL */
 };
@@ -88,6 +91,10 @@ void agent_cmd_release(struct agent_cmd *c);
  * one compact JSON line, never anything else: Claude Code exits on a line that is not
  * JSON. Caller frees; NULL when text is not UTF-8 or out of memory. */
 char *agent_input_line(const char *text);
+/* A message for a running agent: agent_input_line()'s line, plus "steer":true and
+ * "request_id":ID (1..256 bytes, which makes a redelivered line one message) when steer_flag
+ * (Amp). Caller frees; NULL when text is not UTF-8 or out of memory. */
+char *agent_steer_line(const char *text, int steer_flag, const char *request_id);
 /* Claude Code's interrupt control request, one line: {"type":"control_request",
  * "request_id":ID,"request":{"subtype":"interrupt"}}. Caller frees; NULL on ENOMEM. */
 char *agent_interrupt_line(const char *request_id);

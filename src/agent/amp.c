@@ -1,7 +1,9 @@
 /* agent/amp.c -- the Amp CLI: `amp ... -x --stream-json`, continuing a thread by its id.
  *
  * amp --dangerously-allow-all --settings-file <run_dir>/amp-settings.json
- *     [threads continue <thread id>] -x --stream-json          (prompt on stdin)
+ *     [threads continue <thread id>] -x --stream-json --stream-json-input
+ * The prompt is the first user line on stdin; a message sent in the thread while it works
+ * is another, with "steer": true.
  * Global flags go before the subcommand. The settings file turns off updates and
  * notifications and the tools that read other threads of the account. */
 #include <string.h>
@@ -59,8 +61,15 @@ static int amp_prepare(const struct agent_turn *t, struct agent_cmd *out, struct
         const char *cont[] = {"threads", "continue", t->resume_id, NULL};
         if (jb_strv_pushv(&c.argv, cont, err) < 0) return -1;
     }
-    const char *tail[] = {"-x", "--stream-json", NULL};
+    /* stream-json input: the prompt is the first user line; messages sent in the thread
+     * while it works follow as steering lines; stdin closes after the result. */
+    const char *tail[] = {"-x", "--stream-json", "--stream-json-input", NULL};
     if (jb_strv_pushv(&c.argv, tail, err) < 0) return -1;
+    free(c.stdin_data);
+    if (!(c.stdin_data = agent_input_line(t->prompt)))
+        return jb_err_set(err, JB_ENOMEM, "prompt line");
+    c.live_input = 1;
+    c.steer_flag = 1;
     const char *key = t->opts ? t->opts->amp_api_key : NULL;
     if (key && *key && jb_env_set(&c.env, "AMP_API_KEY", key, err) < 0) return -1;
     *out = c;

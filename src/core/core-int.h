@@ -63,6 +63,7 @@ struct running {
     struct sandbox_input *input; /* the agent's live stdin while it takes messages, or NULL */
     struct steered *steered;     /* messages written to it, newest first */
     int takes_interrupt;         /* input takes agent_interrupt_line() */
+    int steer_flag;              /* messages go as agent_steer_line(.., 1, ..) (Amp) */
     int interrupted;             /* a stop was asked of the agent through its input */
     _Atomic int64_t kill_at_ms;  /* then: killed if still running at this time */
     atomic_int cancel;
@@ -78,7 +79,7 @@ struct steered {
 /* The turn r's agent takes messages on in (owned by the caller until
  * core_steer_detach()). */
 void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in,
-                       int takes_interrupt);
+                       int takes_interrupt, int steer_flag);
 /* The run is over: *in is ended and freed (set NULL). Messages whose line reached the agent
  * are appended to *reached, oldest first (the caller finishes them with the turn and frees
  * them with core_steered_free()); those that did not are queued for the next turn, as if

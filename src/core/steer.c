@@ -29,11 +29,12 @@ static struct running *find_running(struct core *c, const char *thread_key)
 }
 
 void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in,
-                       int takes_interrupt)
+                       int takes_interrupt, int steer_flag)
 {
     pthread_mutex_lock(&c->run_mu);
     r->input = in;
     r->takes_interrupt = takes_interrupt;
+    r->steer_flag = steer_flag;
     pthread_mutex_unlock(&c->run_mu);
 }
 
@@ -59,14 +60,18 @@ int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const c
 {
     if (files) return 0; /* files are fetched into the sandbox when a turn starts */
     struct steered *s = steered_new(inbox_id, thread_key, user, text, ref);
-    jb_autofree char *line = agent_input_line(text);
-    if (!s || !line) {
+    char rid[32];
+    snprintf(rid, sizeof rid, "janebot-%lld", (long long)inbox_id); /* one id per message */
+    jb_autofree char *plain = agent_steer_line(text, 0, rid);
+    jb_autofree char *steer = agent_steer_line(text, 1, rid);
+    if (!s || !plain || !steer) {
         core_steered_free(s);
         return -1;
     }
     pthread_mutex_lock(&c->run_mu);
     struct running *r = find_running(c, thread_key);
     struct jb_err err = {0};
+    const char *line = r && r->steer_flag ? steer : plain;
     int passed =
         r && r->input && sandbox_input_write(r->input, line, strlen(line), &s->end, &err) == 0;
     if (passed) s->next = r->steered, r->steered = s;

@@ -157,7 +157,7 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
         t->stream = NULL;
         return -1;
     }
-    if (t->input) core_steer_attach(c, t->run, t->input, cmd.takes_interrupt);
+    if (t->input) core_steer_attach(c, t->run, t->input, cmd.takes_interrupt, cmd.steer_flag);
     if (t->input && cmd.asks_permission) {
         core_asks_init(&t->asks, c, t->thread_key, t->user);
         t->asks_on = 1;

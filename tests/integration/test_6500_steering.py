@@ -162,6 +162,30 @@ class Steering(ServeCase):
                          "answered once" + self.summary())
 
 
+class AmpInput(ServeCase):
+    """Amp runs with --stream-json-input; a message while it works is a steering line (the
+    fake CLI in tests/fakes/bin)."""
+    serve_env = {"JANEBOT_SANDBOX": "host", "ALLOW_LOCAL_EXECUTION": "true",
+                 "JANEBOT_AGENT": "amp", "AMP_API_KEY": "amp-test-key-6513xyz",
+                 "JANEBOT_AGENT_BIN": str(FAKE_BIN / "amp")}
+
+    def test_6513_a_message_reaches_a_running_amp_as_a_steering_line(self):
+        self.start_serve()
+        d = self.dm("steerwait 10 zq-6513")
+        self.wait_for(lambda s: list(self.state.glob("**/.fake-amp/calls.jsonl")),
+                      "amp to start")
+        self.dm("zq-6513 also say banana", thread_ts=d["ts"])
+        self.wait_for(lambda s: any("passed to the running agent" in t
+                                    for t in self.thread_texts(s, d)), "the status to say so")
+        self.wait_answer(d, "steered: zq-6513 also say banana [steer=true]")
+        self.dm("zq-6513 next", thread_ts=d["ts"])
+        self.wait_answer(d, "argv ok: echo: zq-6513 next (turn 2)")
+        calls = [json.loads(x) for p in self.state.glob("**/.fake-amp/calls.jsonl")
+                 for x in p.read_text().splitlines()]
+        self.assertEqual(len(calls), 2, calls)
+        self.assertIn("--stream-json-input", calls[0]["argv"])
+
+
 class ClaudeInput(ServeCase):
     """Claude Code runs with --input-format stream-json (the fake CLI in tests/fakes/bin)."""
     serve_env = {"JANEBOT_SANDBOX": "host", "ALLOW_LOCAL_EXECUTION": "true",

@@ -147,11 +147,12 @@ Test(agent_adapters, amp_new)
     opts.amp_api_key = "amp-key-123456";
     opts.anthropic_api_key = "sk-ant-other";
     prep("amp", NULL);
-    const char *want[] = {
-        bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS, "-x", "--stream-json",
-        NULL};
+    const char *want[] = {bin("amp"), "--dangerously-allow-all", "--settings-file",     SETTINGS,
+                          "-x",       "--stream-json",           "--stream-json-input", NULL};
     assert_argv(want);
-    assert_prompt_only_on_stdin();
+    assert_prompt_line_on_stdin();
+    cr_assert(cmd.steer_flag, "messages while it works are steering lines");
+    cr_assert_not(cmd.takes_interrupt);
     cr_assert_eq(cmd.env.n, 1);
     cr_assert_str_eq(jb_env_get(&cmd.env, "AMP_API_KEY"), "amp-key-123456");
     cr_assert_null(jb_env_get(&cmd.env, "ANTHROPIC_API_KEY"));
@@ -182,13 +183,19 @@ Test(agent_adapters, amp_settings_file)
 Test(agent_adapters, amp_resume)
 {
     prep("amp", "T-7f3a_b2-c9");
-    const char *want[] = {bin("amp"),        "--dangerously-allow-all",
-                          "--settings-file", SETTINGS,
-                          "threads",         "continue",
-                          "T-7f3a_b2-c9",    "-x",
-                          "--stream-json",   NULL};
+    const char *want[] = {bin("amp"),
+                          "--dangerously-allow-all",
+                          "--settings-file",
+                          SETTINGS,
+                          "threads",
+                          "continue",
+                          "T-7f3a_b2-c9",
+                          "-x",
+                          "--stream-json",
+                          "--stream-json-input",
+                          NULL};
     assert_argv(want);
-    assert_prompt_only_on_stdin();
+    assert_prompt_line_on_stdin();
     cr_assert_eq(cmd.env.n, 0);
 }
 
@@ -198,16 +205,15 @@ Test(agent_adapters, amp_bad_resume_ids_ignored)
     memset(longid, 'a', 129);
     longid[129] = '\0';
     const char *bad[] = {"T-1; rm -rf /", "--help", "", "T-1\n", "T 1", "T-\xc3\xa9", longid};
-    const char *want[] = {
-        bin("amp"), "--dangerously-allow-all", "--settings-file", SETTINGS, "-x", "--stream-json",
-        NULL};
+    const char *want[] = {bin("amp"), "--dangerously-allow-all", "--settings-file",     SETTINGS,
+                          "-x",       "--stream-json",           "--stream-json-input", NULL};
     for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
         prep("amp", bad[i]);
         assert_argv(want);
     }
     longid[128] = '\0';
     prep("amp", longid);
-    cr_assert_eq(cmd.argv.n, 9);
+    cr_assert_eq(cmd.argv.n, 10);
 }
 
 Test(agent_adapters, amp_needs_run_dir)
@@ -572,5 +578,7 @@ Test(agent_adapters, null_prompt_is_empty_stdin)
 {
     struct agent_turn t = {.opts = &opts, .run_dir = RUN_DIR};
     cr_assert_eq(agent_amp_ops.prepare(&t, &cmd, &err), 0, "%s", err.msg);
-    cr_assert_str_eq(cmd.stdin_data, "");
+    cr_assert_str_eq(cmd.stdin_data,
+                     "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":"
+                     "\"text\",\"text\":\"\"}]}}\n");
 }

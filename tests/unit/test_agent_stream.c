@@ -565,3 +565,23 @@ Test(agent_stream, permission_lines_allow_with_the_input_and_deny_with_a_reason)
     cr_assert_null(agent_permission_line("23f1-aa", 1, "[1]", NULL), "not an object");
     cr_assert_null(agent_permission_line("23f1-aa", 1, "{", NULL));
 }
+
+Test(agent_stream, steer_lines_for_amp_carry_the_flag_and_an_id)
+{
+    char *plain = agent_steer_line("also docs", 0, "janebot-7");
+    char *amp = agent_steer_line("also docs", 1, "janebot-7");
+    cr_assert_str_eq(plain, "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{"
+                            "\"type\":\"text\",\"text\":\"also docs\"}]}}\n");
+    json_error_t je;
+    json_t *o = json_loads(amp, 0, &je);
+    cr_assert_not_null(o, "%s", amp);
+    cr_assert(json_is_true(json_object_get(o, "steer")));
+    cr_assert_str_eq(json_string_value(json_object_get(o, "request_id")), "janebot-7");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(json_object_get(o, "message"), "content"), 0), "text")),
+        "also docs");
+    json_decref(o);
+    free(plain), free(amp);
+    cr_assert_null(agent_steer_line("\xff\xfe", 1, "x"), "not UTF-8");
+}
