@@ -18,12 +18,24 @@
 #define HTTP_HEAD_MAX    8192
 #define HTTP_TIMEOUT_MS  5000
 #define OVERFLOW_WAIT_MS 200 /* a probe's head, when every slot is taken */
+#define OVERFLOW_MAX     32  /* such heads awaited at once, by the accept thread's poll */
+#define HEALTHZ_LINE     "GET /healthz HTTP/1."
 
 struct http_conn {
     atomic_int state; /* 0 free, 1 running, 2 done (to be joined) */
     int fd;
     pthread_t tid;
     struct jb_metrics_http *h;
+};
+
+/* A connection that came when every slot was taken: its first bytes say whether it is a
+ * liveness probe (answered) or not (told "busy"). Waited for in the accept thread's poll,
+ * never in a blocking read, so silent peers delay no one. */
+struct http_overflow {
+    int fd; /* -1: unused */
+    int64_t deadline_ms;
+    size_t len;
+    char head[sizeof HEALTHZ_LINE];
 };
 
 struct jb_metrics_http {
@@ -34,6 +46,7 @@ struct jb_metrics_http {
     pthread_t accept_tid;
     pthread_mutex_t mu; /* the fds of running connections, against stop's shutdown() */
     struct http_conn conns[HTTP_CONNS];
+    struct http_overflow over[OVERFLOW_MAX]; /* the accept thread's alone */
 };
 
 /* A listen address with a port from 1 to 65535 (a scrape target needs a fixed one). */
@@ -226,22 +239,57 @@ static void reap(struct jb_metrics_http *h)
         }
 }
 
-/* 1 when the peer's request line, read within OVERFLOW_WAIT_MS, is GET /healthz. */
-static int overflow_asks_healthz(int fd)
+/* Answer an overflow connection: a probe's "ok", else "busy"; then close it. */
+static void overflow_finish(struct http_overflow *o)
 {
-    static const char want[] = "GET /healthz HTTP/1.";
-    char buf[sizeof want];
-    size_t len = 0;
-    int64_t deadline = jb_mono_ms() + OVERFLOW_WAIT_MS;
-    while (len < sizeof want - 1) {
-        int64_t left = deadline - jb_mono_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0) return 0;
-        ssize_t n = recv(fd, buf + len, sizeof want - 1 - len, 0);
-        if (n <= 0) return 0;
-        len += (size_t)n;
+    int healthz = o->len == sizeof HEALTHZ_LINE - 1 && !memcmp(o->head, HEALTHZ_LINE, o->len);
+    if (healthz)
+        respond_text(o->fd, 200, NULL, "ok\n");
+    else
+        respond_text(o->fd, 503, NULL, "busy\n");
+    /* Unread request bytes at close() would reset the connection under the answer. */
+    shutdown(o->fd, SHUT_WR);
+    char sink[512];
+    while (recv(o->fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
     }
-    return memcmp(buf, want, sizeof want - 1) == 0;
+    close(o->fd);
+    o->fd = -1;
+}
+
+/* Take what the peer sent; finish once the line can be judged, the peer is gone or waited
+ * long enough. */
+static void overflow_step(struct http_overflow *o, int readable, int64_t now)
+{
+    if (readable) {
+        ssize_t n = recv(o->fd, o->head + o->len, sizeof HEALTHZ_LINE - 1 - o->len, MSG_DONTWAIT);
+        if (n > 0) o->len += (size_t)n;
+        int early = o->len && memcmp(o->head, HEALTHZ_LINE, o->len) != 0; /* not a probe */
+        if (n == 0 || early || o->len == sizeof HEALTHZ_LINE - 1) return overflow_finish(o);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return overflow_finish(o);
+    }
+    if (now >= o->deadline_ms) overflow_finish(o);
+}
+
+/* Full (or no thread): peers holding every slot must not make a liveness probe restart a
+ * healthy process, so /healthz is still answered, from a head that arrives within a short
+ * wait; anything else is told "busy". With OVERFLOW_MAX waiting, the oldest is answered. */
+static void overflow_add(struct jb_metrics_http *h, int fd)
+{
+    struct http_overflow *slot = NULL, *oldest = NULL;
+    for (size_t i = 0; i < OVERFLOW_MAX && !slot; i++) {
+        struct http_overflow *o = &h->over[i];
+        if (o->fd < 0)
+            slot = o;
+        else if (!oldest || o->deadline_ms < oldest->deadline_ms)
+            oldest = o;
+    }
+    if (!slot) {
+        overflow_finish(oldest);
+        slot = oldest;
+    }
+    struct timeval tv = {.tv_sec = 0, .tv_usec = OVERFLOW_WAIT_MS * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* the answer is tiny */
+    *slot = (struct http_overflow){.fd = fd, .deadline_ms = jb_mono_ms() + OVERFLOW_WAIT_MS};
 }
 
 static void accept_one(struct jb_metrics_http *h)
@@ -261,34 +309,31 @@ static void accept_one(struct jb_metrics_http *h)
         atomic_store(&c->state, 0);
         c->fd = -1;
     }
-    /* Full (or no thread): peers holding every slot must not make a liveness probe
-     * restart a healthy process, so /healthz is still answered here, from a head that
-     * arrives within a short wait; anything else is told "busy". */
-    struct timeval tv = {.tv_sec = 0, .tv_usec = OVERFLOW_WAIT_MS * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (overflow_asks_healthz(fd))
-        respond_text(fd, 200, NULL, "ok\n");
-    else
-        respond_text(fd, 503, NULL, "busy\n");
-    /* Unread request bytes at close() would reset the connection under the answer. */
-    shutdown(fd, SHUT_WR);
-    char sink[512];
-    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
-    }
-    close(fd);
+    overflow_add(h, fd);
 }
 
 static void *accept_main(void *arg)
 {
     struct jb_metrics_http *h = arg;
     for (;;) {
-        struct pollfd p[2] = {{.fd = h->lfd, .events = POLLIN},
-                              {.fd = h->stop_pipe[0], .events = POLLIN}};
-        if (poll(p, 2, 1000) < 0 && errno != EINTR) break;
+        struct pollfd p[2 + OVERFLOW_MAX] = {{.fd = h->lfd, .events = POLLIN},
+                                             {.fd = h->stop_pipe[0], .events = POLLIN}};
+        int64_t now = jb_mono_ms(), wait = 1000;
+        for (size_t i = 0; i < OVERFLOW_MAX; i++) {
+            p[2 + i] = (struct pollfd){.fd = h->over[i].fd, .events = POLLIN};
+            if (h->over[i].fd >= 0 && h->over[i].deadline_ms - now < wait)
+                wait = h->over[i].deadline_ms - now > 0 ? h->over[i].deadline_ms - now : 0;
+        }
+        if (poll(p, 2 + OVERFLOW_MAX, (int)wait) < 0 && errno != EINTR) break;
         if (p[1].revents) break;
+        now = jb_mono_ms();
+        for (size_t i = 0; i < OVERFLOW_MAX; i++)
+            if (h->over[i].fd >= 0) overflow_step(&h->over[i], p[2 + i].revents != 0, now);
         if (p[0].revents & POLLIN) accept_one(h);
         reap(h);
     }
+    for (size_t i = 0; i < OVERFLOW_MAX; i++)
+        if (h->over[i].fd >= 0) close(h->over[i].fd);
     return NULL;
 }
 
@@ -302,6 +347,8 @@ int jb_metrics_http_start(struct jb_metrics *m, const char *addr, jb_ready_fn re
     pthread_mutex_init(&h->mu, NULL);
     for (size_t i = 0; i < HTTP_CONNS; i++)
         h->conns[i].fd = -1, h->conns[i].h = h;
+    for (size_t i = 0; i < OVERFLOW_MAX; i++)
+        h->over[i].fd = -1;
     if ((h->lfd = listen_tcp(addr, err)) < 0) goto fail;
     if (pipe2(h->stop_pipe, O_CLOEXEC) < 0) {
         jb_err_sys(err, "metrics: pipe");

@@ -218,11 +218,12 @@ class Metrics(ServeCase):
     def test_9009_silent_peers_holding_every_slot_do_not_fail_the_liveness_probe(self):
         self.start_serve()
         self.assertEqual(self.wait_http("/healthz", 200), "ok\n")
-        # More silent connections than the listener serves at once (8).
-        silent = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(12)]
+        # More silent connections than the listener serves at once (8), and more than it
+        # awaits a head from (32): each waited on in turn, they would hold a probe for 8 s.
+        silent = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(48)]
         try:
-            time.sleep(0.3)  # every slot taken by a peer that sends nothing
-            status, body, _ = self.request("/healthz")
+            time.sleep(0.1)  # every slot taken by a peer that sends nothing
+            status, body, _ = self.request("/healthz", timeout=3)
             self.assertEqual((status, body), (200, "ok\n"),
                              "the liveness probe is answered while the slots are held")
             status, body, _ = self.request("/metrics")
