@@ -342,28 +342,43 @@ int core_approval_ask(struct core *c, const struct approval_ask *q, struct appro
     return core_approval_ask_while(c, q, NULL, NULL, out, err);
 }
 
+void core_approval_channel(const char *thread_key, char out[64])
+{
+    snprintf(out, 64, "%.*s", (int)strcspn(thread_key, ":"), thread_key);
+}
+
+void core_approval_ask_agent(struct core *c, const char *thread_key, const char *user,
+                             const char *tool, const char *input_json, int (*gone)(void *ud),
+                             void *ud, struct approval_decision *out)
+{
+    char channel[64];
+    core_approval_channel(thread_key, channel);
+    struct approval_ask ask = {.thread_key = thread_key,
+                               .channel = channel,
+                               .requester = user,
+                               .tool = tool,
+                               .input_json = input_json};
+    struct jb_err e = {0};
+    if (core_approval_ask_while(c, &ask, gone, ud, out, &e) < 0)
+        log_warn("thread %s: approval of %s: %s", thread_key, tool, e.msg);
+}
+
 /* ---- the LLM proxy's approval endpoint (a command agent's ask) ---- */
 
 void core_llm_approve(void *ud, const struct llm_approve_q *q, struct llm_approve_a *a)
 {
     struct core *c = ud;
     char channel[64];
-    snprintf(channel, sizeof channel, "%.*s", (int)strcspn(q->thread_key, ":"), q->thread_key);
+    core_approval_channel(q->thread_key, channel);
     if (!core_approval_needed(c, channel, q->thread_key, q->tool)) {
         a->answer = "not_required", a->allowed = 1;
         snprintf(a->who, sizeof a->who, "janebot");
         snprintf(a->reason, sizeof a->reason, "%s needs no approval in this thread", q->tool);
         return;
     }
-    struct approval_ask ask = {.thread_key = q->thread_key,
-                               .channel = channel,
-                               .requester = q->user,
-                               .tool = q->tool,
-                               .input_json = q->input_json};
     struct approval_decision d;
-    struct jb_err e = {0};
-    if (core_approval_ask_while(c, &ask, q->gone, q->gone_ud, &d, &e) < 0)
-        log_warn("thread %s: approval of %s: %s", q->thread_key, q->tool, e.msg);
+    core_approval_ask_agent(c, q->thread_key, q->user, q->tool, q->input_json, q->gone, q->gone_ud,
+                            &d);
     static const char *const names[] = {"deny", "allow_once", "allow_thread"};
     a->answer = names[d.answer];
     a->allowed = d.answer != APPROVAL_DENY;

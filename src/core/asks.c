@@ -56,26 +56,12 @@ static int ask_gone(void *ud)
     return atomic_load(&q->withdrawn) || atomic_load(&q->owner->ended);
 }
 
-static void channel_of(const char *thread_key, char out[64])
-{
-    snprintf(out, 64, "%.*s", (int)strcspn(thread_key, ":"), thread_key);
-}
-
 static void *ask_thread(void *ud)
 {
     struct core_ask *q = ud;
     struct core_asks *a = q->owner;
-    char channel[64];
-    channel_of(a->thread_key, channel);
-    struct approval_ask ask = {.thread_key = a->thread_key,
-                               .channel = channel,
-                               .requester = a->user,
-                               .tool = q->tool,
-                               .input_json = q->input_json};
     struct approval_decision d;
-    struct jb_err err = {0};
-    if (core_approval_ask_while(a->c, &ask, ask_gone, q, &d, &err) < 0)
-        log_warn("thread %s: approval of %s: %s", a->thread_key, q->tool, err.msg);
+    core_approval_ask_agent(a->c, a->thread_key, a->user, q->tool, q->input_json, ask_gone, q, &d);
     if (!atomic_load(&q->withdrawn) && !atomic_load(&a->ended))
         answer(a, q->request_id, d.answer != APPROVAL_DENY, q->input_json, d.reason);
     atomic_store(&q->finished, 1);
@@ -138,7 +124,7 @@ void core_asks_on_event(struct core_asks *a, const struct agent_event *ev)
     }
     if (ev->type != AGENT_EV_PERMISSION) return;
     char channel[64];
-    channel_of(a->thread_key, channel);
+    core_approval_channel(a->thread_key, channel);
     if (core_approval_needed(a->c, channel, a->thread_key, ev->tool_name))
         ask_person(a, ev);
     else /* the agent would have run it without janebot: only the channel's list needs a yes */

@@ -136,6 +136,14 @@ struct approvals {
     unsigned nonce; /* random per process: a button of an earlier run matches nothing */
 };
 void core_approvals_init(struct approvals *a);
+/* The channel part of a thread key ("C123:1700.1" -> "C123"), cut to fit out. */
+void core_approval_channel(const char *thread_key, char out[64]);
+/* An agent's question about tool (input_json: its input) in the turn of user: asked
+ * through core_approval_ask_while(), ending as a deny once gone(ud); a failure to ask is
+ * logged and is a deny. */
+void core_approval_ask_agent(struct core *c, const char *thread_key, const char *user,
+                             const char *tool, const char *input_json, int (*gone)(void *ud),
+                             void *ud, struct approval_decision *out);
 void core_approvals_destroy(struct approvals *a);
 /* The LLM proxy's approval endpoint decider (llm_approve_fn, proxy.h); ud is the core. */
 struct llm_approve_q;

@@ -49,24 +49,32 @@ def install_claude():
     return npm_pinned.install([PACKAGE], claude_works)[1]
 
 
+def claude_fixture(case):
+    """For a test case: skips unless the real CLI works; else starts the fake upstream
+    (stopped at cleanup) and returns (fake, real key, the environment janebot runs claude
+    with against it, through the proxy and with nothing real reachable)."""
+    reason = install_claude()
+    if reason:
+        case.skipTest("real Claude Code CLI unavailable: " + reason)
+    fake = FakeUpstream(case.tmp / "upstream.jsonl").start()
+    case.addCleanup(fake.stop)
+    real_key = "sk-ant-api03-REALKEY-" + secrets.token_hex(16)
+    return fake, real_key, {
+        "JANEBOT_AGENT": "claude",
+        "JANEBOT_AGENT_BIN": str(CLAUDE),
+        "ANTHROPIC_API_KEY": real_key,
+        "JANEBOT_UPSTREAM_ANTHROPIC": fake.url,
+        # Nothing real is reachable: if the proxy is bypassed the CLI gets nowhere.
+        "JANEBOT_EGRESS_ALLOW": "egress-blocked.invalid",
+    }
+
+
 @needs_bwrap
 class ClaudeThroughProxy(JanebotCase):
     def setUp(self):
         super().setUp()
-        reason = install_claude()
-        if reason:
-            self.skipTest("real Claude Code CLI unavailable: " + reason)
-        self.fake = FakeUpstream(self.tmp / "upstream.jsonl").start()
-        self.addCleanup(self.fake.stop)
-        self.real_key = "sk-ant-api03-REALKEY-" + secrets.token_hex(16)
-        self.env.update({
-            "JANEBOT_AGENT": "claude",
-            "JANEBOT_AGENT_BIN": str(CLAUDE),
-            "ANTHROPIC_API_KEY": self.real_key,
-            "JANEBOT_UPSTREAM_ANTHROPIC": self.fake.url,
-            # Nothing real is reachable: if the proxy is bypassed the CLI gets nowhere.
-            "JANEBOT_EGRESS_ALLOW": "egress-blocked.invalid",
-        })
+        self.fake, self.real_key, env = claude_fixture(self)
+        self.env.update(env)
 
     def run_jb(self, args, **kw):
         kw.setdefault("timeout", 20)

@@ -5,17 +5,12 @@ gets the question, and the run continues after the click: Allow runs the command
 sandbox, Deny hands the model janebot's reason as the tool's error.
 """
 import json
-import secrets
-import sys
 import unittest
 
-from jbtest import FAKES, needs_bwrap
+from jbtest import needs_bwrap
 from test_5000_serve_startup import HUMAN, ServeCase
 from test_6300_approvals import ApprovalHelpers
-from test_7900_claude_cli_via_proxy import CLAUDE, install_claude
-
-sys.path.insert(0, str(FAKES))
-from llm_upstream import FakeUpstream  # noqa: E402
+from test_7900_claude_cli_via_proxy import claude_fixture
 
 COMMAND = 'echo approved-7910 > "$HOME/approved.txt" && echo wrote-7910'
 
@@ -24,18 +19,9 @@ COMMAND = 'echo approved-7910 > "$HOME/approved.txt" && echo wrote-7910'
 class RealClaudeApprovals(ApprovalHelpers, ServeCase):
     def setUp(self):
         super().setUp()
-        reason = install_claude()
-        if reason:
-            self.skipTest("real Claude Code CLI unavailable: " + reason)
-        self.fake = FakeUpstream(self.tmp / "upstream.jsonl").start()
-        self.addCleanup(self.fake.stop)
+        self.fake, self.real_key, self.claude_env = claude_fixture(self)
         self.fake.control(tool_command=COMMAND)
         self.write_config("5m")
-        self.real_key = "sk-ant-api03-REALKEY-" + secrets.token_hex(16)
-        self.claude_env = {"JANEBOT_AGENT": "claude", "JANEBOT_AGENT_BIN": str(CLAUDE),
-                           "ANTHROPIC_API_KEY": self.real_key,
-                           "JANEBOT_UPSTREAM_ANTHROPIC": self.fake.url,
-                           "JANEBOT_EGRESS_ALLOW": "egress-blocked.invalid"}
 
     def model_calls(self):
         return [g for g in self.fake.requests() if g["path"].split("?")[0] == "/v1/messages"]
