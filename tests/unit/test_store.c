@@ -65,7 +65,7 @@ Test(store, open_creates_the_current_schema)
 {
     struct store *st = open_ok();
     cr_assert_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
-    cr_assert_eq(STORE_SCHEMA_VERSION, 9);
+    cr_assert_eq(STORE_SCHEMA_VERSION, 10);
     struct stat sb;
     cr_assert_eq(stat(dbpath, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
