@@ -161,6 +161,9 @@ int core_approvals_on(struct core *c, const char *thread_key);
 
 struct approval_ask {
     const char *thread_key, *channel, *requester, *tool, *input_json;
+    const char *domain; /* an egress ask: the name the sandbox wants to reach (tool "egress");
+                         * NULL for a tool */
+    unsigned port;      /* with domain */
 };
 enum approval_answer { APPROVAL_DENY = 0, APPROVAL_ALLOW_ONCE, APPROVAL_ALLOW_THREAD };
 struct approval_decision {
@@ -172,6 +175,8 @@ struct approval_decision {
 struct approval_request {
     const char *id; /* "<thread key>#perm-<n>": the buttons' value */
     const char *thread_key, *channel, *requester, *tool, *input_json;
+    const char *domain; /* egress: show "wants to reach DOMAIN:PORT" instead of a tool */
+    unsigned port;
     const char *const *approvers; /* NULL-terminated user ids besides the requester */
     int timeout_s;
 };

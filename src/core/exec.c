@@ -51,6 +51,7 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     struct sandbox *sb = NULL;
     struct agent_cmd cmd = {0};
     struct policy *pol = NULL; /* the thread's channel policy, as a turn gets it */
+    jb_autofree char *egress = NULL; /* the channel's and the thread's names */
     int rc = -1;
     if (oneoff_open(&o, cfg, 0, err) < 0) {
         oneoff_close(&o);
@@ -80,7 +81,8 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     core_exec_from_cmd(&x, files, &cmd, cfg);
     x.argv = argv;
     x.passthrough = 1;
-    x.egress_extra = ch->egress_csv;
+    if (core_egress_extra(&o.cs, ch, thread_key, &egress, err) < 0) goto out;
+    x.egress_extra = egress;
     if (sandbox_exec(sb, &x, err) < 0) goto out;
     if (x.over_quota)
         log_warn("sandbox exec: stopped: the sandbox went over its disk quota "
