@@ -7,6 +7,7 @@
 #ifndef JB_CORE_H
 #define JB_CORE_H
 
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -436,6 +437,15 @@ int core_sandbox_golden(const struct jb_config *cfg, char *out, size_t n, struct
  * agent sessions; those in use, and those of threads with a message waiting in the inbox
  * (serve's), stay. Returns how many, or -1. */
 int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err);
+/* `janebot sandbox show`: what is known of the thread's sandbox (name, backend, size, last
+ * use), its agent session, the egress names its channel adds and whether the channel asks
+ * about others (egress_approval), and the thread's own egress list, printed to out. */
+int core_sandbox_show(const struct jb_config *cfg, const char *thread_key, FILE *out,
+                      struct jb_err *err);
+/* `janebot sandbox egress rm`: take name (any case, trailing dot allowed) off the thread's
+ * own egress list; JB_ENOTFOUND when it is not there, JB_EPROTO when it is no host name. */
+int core_sandbox_egress_rm(const struct jb_config *cfg, const char *thread_key, const char *name,
+                           struct jb_err *err);
 /* `janebot sandbox exec`: run argv in the thread's sandbox exactly as a turn would (same
  * backend, environment and agent files), stdio passed through. Sets *ret_code to the
  * command's exit status. */
