@@ -166,7 +166,8 @@ enum approval_click core_approval_answer(struct core *c, const char *id, const c
 int core_approvals_on(struct core *c, const char *thread_key)
 {
     struct policy *pol = core_policy_get(c);
-    int on = policy_channel_for(pol, thread_key)->approve.n > 0;
+    const struct policy_channel *ch = policy_channel_for(pol, thread_key);
+    int on = ch->approve.n > 0 || ch->egress_approval;
     policy_unref(pol);
     return on;
 }

@@ -157,7 +157,7 @@ struct frontend;
 /* ---- approvals: a person's yes before the agent uses a tool (approve.c) ---- */
 
 struct core;
-/* 1 when the channel of thread_key lists any tool in `approve:`. */
+/* 1 when the channel of thread_key lists any tool in `approve:` or has egress_approval. */
 int core_approvals_on(struct core *c, const char *thread_key);
 
 struct approval_ask {

@@ -12,12 +12,10 @@ certificate) that JANEBOT_EGRESS_TEST_HOSTS maps the test names to. The probe ru
 the sandbox as the fake agent's `run:` command and speaks to the proxy itself."""
 import json
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from jbtest import needs_bwrap
+from jbtest import JanebotCase, needs_bwrap
 from test_5000_serve_startup import CHANNEL, HUMAN, ServeCase
 import test_6300_approvals as t6300
 
@@ -32,7 +30,24 @@ ENV = t6300.ENV
 # when the tunnel opens. Prints one JSON line: name -> [status, body or error, seconds].
 PROBE = r'''
 import json, socket, ssl, sys, threading, time
+def forward(name):
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=90)
+    s.sendall(("GET http://%s/zq6400 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+               % (name, name)).encode())
+    data = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        data += c
+    s.close()
+    status = data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/") else "EOF"
+    return [status, data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace"),
+            round(time.monotonic() - t0, 2)]
 def get(name, port=443):
+    if name.startswith("http:"):
+        return forward(name[5:])
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", 3128), timeout=90)
     try:
@@ -110,6 +125,21 @@ def results(text, by_index=False):
     return res if by_index else {k.split(" ", 1)[1]: v for k, v in res.items()}
 
 
+def start_origins(case):
+    """An HTTPS origin for the tunnel names and a plain HTTP one for plain.example.com,
+    mapped by JANEBOT_EGRESS_TEST_HOSTS; none of the names is on any allowlist."""
+    cert, key, _ = self_signed_cert(case.tmp, "asked.example.com")
+    case.origin = HostServer("origin-body-zq6400", tls=(cert, key))
+    case.addCleanup(case.origin.close)
+    case.plain = HostServer("plain-body-zq6400")
+    case.addCleanup(case.plain.close)
+    names = ["asked.example.com", "same.example.com"] + \
+        ["flood%d.example.com" % i for i in range(8)]
+    case.env["JANEBOT_EGRESS_TEST_HOSTS"] = ",".join(
+        ["%s=127.0.0.1:%d" % (n, case.origin.port) for n in names] +
+        ["plain.example.com=127.0.0.1:%d" % case.plain.port])
+
+
 @needs_bwrap
 class EgressApproval(ServeCase):
     # Reused as they are: finding, clicking and reading approval messages and decisions.
@@ -120,13 +150,7 @@ class EgressApproval(ServeCase):
 
     def setUp(self):
         super().setUp()
-        cert, key, _ = self_signed_cert(self.tmp, "asked.example.com")
-        self.origin = HostServer("origin-body-zq6400", tls=(cert, key))
-        self.addCleanup(self.origin.close)
-        names = ["asked.example.com", "same.example.com"] + \
-            ["flood%d.example.com" % i for i in range(8)]
-        self.env["JANEBOT_EGRESS_TEST_HOSTS"] = ",".join(
-            "%s=127.0.0.1:%d" % (n, self.origin.port) for n in names)
+        start_origins(self)
         self.write_config("5m")
 
     def write_config(self, timeout):
@@ -312,6 +336,38 @@ class EgressApproval(ServeCase):
         r = results(x.out)
         self.assertEqual(r["asked.example.com"][0], "403", x)
         self.assertLess(r["asked.example.com"][2], 5)
+
+    def test_6410_a_plain_http_request_is_held_and_forwarded_after_allow(self):
+        self.start_serve(env=ENV)
+        a = self.mention(probe_line("http:plain.example.com"))
+        q = self.question(a)
+        self.assertIn("reach `plain.example.com:80`", q["text"])
+        self.assertEqual(self.plain.requests, [])
+        self.click(q, "allow_once")
+        r = self.answer(a)
+        self.assertEqual(r["http:plain.example.com"][:2], ["200", "plain-body-zq6400"], r)
+        self.assertEqual(self.plain.paths(), ["/zq6400"])
+
+
+@needs_bwrap
+class ChatEgressApproval(JanebotCase):
+    """`janebot chat` asks on the terminal: y, a or n as the next line."""
+
+    def test_6411_chat_asks_about_a_name_on_the_terminal(self):
+        start_origins(self)
+        (self.state / "janebot.yaml").write_text("channels:\n  default: {egress_approval: true}\n")
+        lines = [probe_line("asked.example.com"), "y",
+                 probe_line("asked.example.com", tag="b"), "n"]
+        r = self.run_jb(["chat", "--user", "U0TERM001"], input="\n".join(lines) + "\n",
+                        env=ENV, timeout=90)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(r.err.count("approval needed: the agent wants to reach "
+                                     "asked.example.com:443"), 2, r.err)
+        first = results(next(x for x in r.out.splitlines() if x.startswith("RESULT a ")))
+        second = results(next(x for x in r.out.splitlines() if x.startswith("RESULT b ")))
+        self.assertEqual(first["asked.example.com"][:2], ["200", "origin-body-zq6400"], r)
+        self.assertEqual(second["asked.example.com"][0], "403", r)
+        self.assertIn("denied by U0TERM001", second["asked.example.com"][1])
 
 
 if __name__ == "__main__":
