@@ -492,8 +492,7 @@ void policy_print(const struct policy *p, const struct jb_config *cfg, FILE *out
             fprintf(out, "; unanswered after %d s = deny)", ch->approve_timeout_s);
         }
         if (ch->egress_approval)
-            fprintf(out, "; egress_approval (unanswered after %d s = deny)",
-                    ch->approve_timeout_s);
+            fprintf(out, "; egress_approval (unanswered after %d s = deny)", ch->approve_timeout_s);
         fprintf(out, "\n");
     }
 }

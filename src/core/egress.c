@@ -63,8 +63,7 @@ enum egress_verdict core_egress_approve(void *ud, const struct egress_approve_q 
     struct approval_decision d;
     struct jb_err e = {0};
     if (core_approval_ask_while(c, &ask, q->gone, q->gone_ud, &d, &e) < 0)
-        log_warn("thread %s: egress approval of %s:%u: %s", q->thread_key, q->name, q->port,
-                 e.msg);
+        log_warn("thread %s: egress approval of %s:%u: %s", q->thread_key, q->name, q->port, e.msg);
     snprintf(why, n, "%s", d.reason);
     return d.answer == APPROVAL_ALLOW_ONCE     ? EGRESS_ALLOWED_ONCE
            : d.answer == APPROVAL_ALLOW_THREAD ? EGRESS_ALLOWED_THREAD

@@ -50,7 +50,7 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     struct oneoff o;
     struct sandbox *sb = NULL;
     struct agent_cmd cmd = {0};
-    struct policy *pol = NULL; /* the thread's channel policy, as a turn gets it */
+    struct policy *pol = NULL;       /* the thread's channel policy, as a turn gets it */
     jb_autofree char *egress = NULL; /* the channel's and the thread's names */
     int rc = -1;
     if (oneoff_open(&o, cfg, 0, err) < 0) {

@@ -325,12 +325,13 @@ static json_t *question_section(const struct approval_request *rq, const char *s
     jb_autofree char *code = rq->domain ? NULL : input_for_code(rq->input_json);
     jb_autofree char *text = NULL;
     wants(rq, what, sizeof what);
-    int rc = rq->domain ? asprintf(&text,
-                                   "*Permission needed*\nThe agent's sandbox wants to %s, which "
-                                   "is not on this channel's egress allowlist.",
-                                   what)
-                        : asprintf(&text, "*Permission needed*\nThe agent wants to use *%s*:\n```%s```",
-                                   tool, code ? code : "");
+    int rc = rq->domain
+                 ? asprintf(&text,
+                            "*Permission needed*\nThe agent's sandbox wants to %s, which "
+                            "is not on this channel's egress allowlist.",
+                            what)
+                 : asprintf(&text, "*Permission needed*\nThe agent wants to use *%s*:\n```%s```",
+                            tool, code ? code : "");
     if (rc < 0) return NULL;
     snprintf(bid, sizeof bid, "%s-%s", short_id(rq->id), suffix);
     return json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "section", "block_id", bid, "text", "type",

@@ -142,8 +142,8 @@ static void term_approval_done(struct frontend *fe, const struct approval_reques
         fprintf(t->err, "\rreach %s:%u %s: %s\n", rq->domain, rq->port,
                 approval_answer_text(d->answer), why ? why : "");
     else
-        fprintf(t->err, "\r%s %s: %s\n", tool ? tool : "the tool",
-                approval_answer_text(d->answer), why ? why : "");
+        fprintf(t->err, "\r%s %s: %s\n", tool ? tool : "the tool", approval_answer_text(d->answer),
+                why ? why : "");
     fflush(t->err);
     pthread_mutex_unlock(&t->mu);
 }

@@ -79,8 +79,7 @@ int store_egress_remove(struct store *st, const char *thread_key, const char *na
     int64_t changed = 0;
     if (store_run(st, "DELETE FROM egress_allow WHERE thread_key = ?1 AND name = ?2",
                   &STORE_ARGS(ARG_T(thread_key), ARG_T(name)), NULL, &changed) < 0)
-        return store_fail(st, err, "cannot remove %s from the egress list of %s", name,
-                          thread_key);
+        return store_fail(st, err, "cannot remove %s from the egress list of %s", name, thread_key);
     if (changed == 0)
         return jb_err_set(err, JB_ENOTFOUND,
                           "%s is not on the egress list of thread %s (see janebot sandbox show %s)",

@@ -88,8 +88,7 @@ Test(egress_approve, thread_list_add_list_remove_forget)
     snprintf(db, sizeof db, "%s/j.db", dir);
     struct store *st = NULL;
     cr_assert_eq(store_open(db, &st, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_egress_add(st, "C1:1.1", "pypi.example.com", "U1", &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_egress_add(st, "C1:1.1", "pypi.example.com", "U1", &err), 0, "%s", err.msg);
     cr_assert_eq(store_egress_add(st, "C1:1.1", "api.example.com", "U2", &err), 0, "%s", err.msg);
     cr_assert_eq(store_egress_add(st, "C1:1.1", "api.example.com", "U3", &err), 0, "again: fine");
     struct approval_row r = {.thread_key = "C1:1.1",
