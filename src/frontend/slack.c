@@ -402,7 +402,10 @@ static void slack_approval_done(struct frontend *fe, const struct approval_reque
     struct fe_slack *s = fe->priv;
     char ch[64], ts[64], tool[300], line[400], text[800], bid[300];
     if (split_ref(ref, ch, sizeof ch, ts, sizeof ts) < 0) return;
-    wants(rq, tool, sizeof tool);
+    if (rq->domain) /* "Permission for `Bash`", "Permission to reach `api.example.com:443`" */
+        wants(rq, tool, sizeof tool);
+    else
+        safe_tool(rq->tool, tool);
     const char *icon = d->answer == APPROVAL_DENY ? ":x:" : ":white_check_mark:";
     const char *what = d->answer == APPROVAL_ALLOW_ONCE     ? "Allowed once"
                        : d->answer == APPROVAL_ALLOW_THREAD ? "Allowed for this thread"
@@ -413,11 +416,11 @@ static void slack_approval_done(struct frontend *fe, const struct approval_reque
     else
         snprintf(line, sizeof line, "%s *%s*: %s", icon, what, d->reason);
     if (person)
-        snprintf(text, sizeof text, "Permission to %s: %s by <@%s>.", tool,
-                 approval_answer_text(d->answer), d->who);
+        snprintf(text, sizeof text, "Permission %s%s%s: %s by <@%s>.", rq->domain ? "to " : "for `",
+                 tool, rq->domain ? "" : "`", approval_answer_text(d->answer), d->who);
     else
-        snprintf(text, sizeof text, "Permission to %s: %s (%s).", tool,
-                 approval_answer_text(d->answer), d->reason);
+        snprintf(text, sizeof text, "Permission %s%s%s: %s (%s).", rq->domain ? "to " : "for `",
+                 tool, rq->domain ? "" : "`", approval_answer_text(d->answer), d->reason);
     snprintf(bid, sizeof bid, "%s-done", short_id(rq->id));
     jb_auto(json_decrefp) json_t *args =
         json_pack("{s:s, s:s, s:s, s:[o, {s:s, s:s, s:[{s:s, s:s}]}]}", "channel", ch, "ts", ts,

@@ -190,7 +190,8 @@ class EgressApproval(ServeCase):
         r = self.answer(a)
         self.assertEqual(r["asked.example.com"][:2], ["200", "origin-body-zq6400"], r)
         self.assertEqual(self.origin.paths(), ["/zq6400"])
-        self.wait_decided(q, "allowed once by <@%s>" % HUMAN)
+        self.wait_decided(q, "Permission to reach `asked.example.com:443`: allowed once by <@%s>"
+                          % HUMAN)
         self.assertEqual(self.audit(a),
                          [("egress", "asked.example.com:443", "allow_once", HUMAN)])
         # Once was for that connection: the next one asks again.
