@@ -133,8 +133,9 @@ enum egress_verdict core_egress_approve(void *ud, const struct egress_approve_q 
 struct policy_channel;
 /* The names an exec of thread_key adds to the global allowlist: the channel's `egress:`
  * and, when the channel has egress_approval, the thread's own list. *ret (caller frees) is
- * NULL when the channel adds nothing and has no egress_approval; "" or a comma list
- * otherwise (a Sprite's policy is set anew then). */
+ * NULL when the channel adds nothing and has no egress_approval; a comma list (maybe "")
+ * otherwise. A Sprite gets the global policy back at every ensure, so a name removed from
+ * the thread's list leaves its policy at the next run. */
 int core_egress_extra(struct core_services *cs, const struct policy_channel *ch,
                       const char *thread_key, char **ret, struct jb_err *err);
 

@@ -119,11 +119,8 @@ struct sandbox_exec {
      * killed as by cancel. For a stop asked of the command first (an interrupt line on its
      * live stdin), with the kill as the fallback. */
     const _Atomic int64_t *cancel_at_ms;
-    const char *user; /* who the exec runs for (token accounting); may be NULL */
-    /* Names added to the egress allowlist (comma list), or NULL: the global list alone.
-     * Non-NULL, even "", sets a Sprite's policy anew for this exec (a thread's own list may
-     * just have lost a name). */
-    const char *egress_extra;
+    const char *user;         /* who the exec runs for (token accounting); may be NULL */
+    const char *egress_extra; /* names added to the egress allowlist (comma list), or NULL */
     void (*on_stdout)(void *ud, const char *data, size_t len); /* chunks as they arrive */
     void *ud;
     /* out (valid when sandbox_exec() returned 0) */

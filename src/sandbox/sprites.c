@@ -90,8 +90,8 @@ int sprites_sb_ensure(struct sandbox *sb, struct jb_err *err)
 
 /* ---- exec ---- */
 
-/* A channel's own egress names and the thread's (x->egress_extra) for this run: the policy
- * is replaced for it, and the next ensure puts the global one back. */
+/* A channel's own egress names (x->egress_extra) for this run: the policy is replaced for
+ * it, and the next ensure puts the global one back. */
 static int channel_policy(struct sprites *sp, const char *name, const char *extra,
                           struct jb_err *err)
 {
@@ -238,7 +238,9 @@ int sprites_sb_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *e
 {
     struct sprites *sp = sp_of(sb->ctx);
     if (!x->argv || !x->argv[0]) return jb_err_set(err, JB_EPROTO, "empty command");
-    if (x->egress_extra && channel_policy(sp, sb->name, x->egress_extra, err) < 0) return -1;
+    if (x->egress_extra && *x->egress_extra &&
+        channel_policy(sp, sb->name, x->egress_extra, err) < 0)
+        return -1;
     for (size_t i = 0; i < x->nfiles; i++)
         if (place_file(sb, x, x->files[i].path, x->files[i].data, x->files[i].len, err) < 0)
             return -1;

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from jbtest import JanebotCase, needs_bwrap
+from jbtest import JanebotCase, needs_bwrap, sandbox_name
 from test_5000_serve_startup import CHANNEL, HUMAN, ServeCase
 import test_6300_approvals as t6300
 
@@ -369,6 +369,39 @@ class ChatEgressApproval(JanebotCase):
         self.assertEqual(first["asked.example.com"][:2], ["200", "origin-body-zq6400"], r)
         self.assertEqual(second["asked.example.com"][0], "403", r)
         self.assertIn("denied by U0TERM001", second["asked.example.com"][1])
+
+
+class SpritesEgressList(JanebotCase):
+    """On Sprites nothing is held; the thread's own list is part of its sprite's policy,
+    set anew at every run (so a removal reaches the sprite at the next one)."""
+
+    def rules(self, key):
+        return self.fake.sprites[sandbox_name(key)]["policy"]["rules"]
+
+    def allow_for_thread(self, key, name):
+        with sqlite3.connect(str(self.state / "janebot.db")) as db:
+            db.execute("INSERT INTO egress_allow (thread_key, name, added_by, added_at) "
+                       "VALUES (?, ?, 'U0ALICE01', 1)", (key, name))
+
+    def test_6412_the_threads_list_is_in_its_sprites_policy_until_removed(self):
+        self.fake = self.use_fake_sprites()
+        (self.state / "janebot.yaml").write_text(
+            "channels:\n  C0SPRITE01: {egress_approval: true}\n")
+        asking, plain = "C0SPRITE01:1700000000.000100", "C0PLAIN001:1700000000.000100"
+        pypi = {"action": "allow", "domain": "pypi.example.com"}
+        for key in (asking, plain):
+            self.assertEqual(self.sbx(key, "true").rc, 0)
+            self.assertNotIn(pypi, self.rules(key))
+            self.allow_for_thread(key, "pypi.example.com")
+        self.assertEqual(self.sbx(asking, "true").rc, 0)
+        self.assertIn(pypi, self.rules(asking))
+        self.assertEqual(self.rules(asking)[-1], {"action": "deny", "domain": "*"})
+        self.assertEqual(self.sbx(plain, "true").rc, 0)
+        self.assertNotIn(pypi, self.rules(plain), "only while the channel has egress_approval")
+        rm = self.run_jb(["sandbox", "egress", "rm", asking, "pypi.example.com"])
+        self.assertEqual(rm.rc, 0, rm)
+        self.assertEqual(self.sbx(asking, "true").rc, 0)
+        self.assertNotIn(pypi, self.rules(asking), "the next run's policy drops it")
 
 
 if __name__ == "__main__":
