@@ -129,6 +129,14 @@ static const struct command commands[] = {
     {"chat", "chat [--thread NAME] [--user ID]", cmd_chat, NULL},
     {"sandbox exec", "sandbox exec THREAD_KEY -- CMD [ARG...]", cmd_sandbox_exec, NULL},
     {"sandbox list", "sandbox list", cmd_sandbox_list, NULL},
+    {"sandbox show", "sandbox show THREAD_KEY", cmd_sandbox_show,
+     "What is known of the thread's sandbox: its name, backend, size and last use, its agent\n"
+     "session, the egress names its channel adds (and whether egress_approval is on), and\n"
+     "the thread's own egress list: the names a person allowed for this thread.\n"},
+    {"sandbox egress", "sandbox egress rm THREAD_KEY NAME", cmd_sandbox_egress,
+     "Removes NAME from the thread's own egress list (added by \"Allow for this thread\" on\n"
+     "an egress approval). Its next connection there is asked about again. Takes effect at\n"
+     "the thread's next run (a Sprite's network policy is set anew then).\n"},
     {"sandbox rm", "sandbox rm THREAD_KEY|NAME", cmd_sandbox_rm, NULL},
     {"sandbox gc", "sandbox gc --idle DAYS", cmd_sandbox_gc, NULL},
     {"sandbox reset", "sandbox reset THREAD_KEY", cmd_sandbox_reset,

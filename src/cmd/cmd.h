@@ -47,6 +47,8 @@ int cmd_serve(const struct command *cmd, int argc, char **argv);
 int cmd_sandbox_exec(const struct command *cmd, int argc, char **argv);
 int cmd_sandbox_list(const struct command *cmd, int argc, char **argv);
 int cmd_sandbox_rm(const struct command *cmd, int argc, char **argv);
+int cmd_sandbox_show(const struct command *cmd, int argc, char **argv);
+int cmd_sandbox_egress(const struct command *cmd, int argc, char **argv);
 int cmd_sandbox_gc(const struct command *cmd, int argc, char **argv);
 int cmd_sandbox_reset(const struct command *cmd, int argc, char **argv);
 int cmd_sprites_golden(const struct command *cmd, int argc, char **argv);

@@ -1,4 +1,5 @@
-/* cmd/sandbox.c -- `sandbox exec|list|rm|gc|reset`, `sprites golden`, `sessions list`. */
+/* cmd/sandbox.c -- `sandbox exec|list|show|rm|gc|reset|egress`, `sprites golden`,
+ * `sessions list`. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,43 @@ int cmd_sandbox_list(const struct command *cmd, int argc, char **argv)
         }
     }
     sandbox_info_free(v, n);
+    config_release(&cfg);
+    return rc;
+}
+
+int cmd_sandbox_show(const struct command *cmd, int argc, char **argv)
+{
+    const char *key = NULL;
+    int rc = cmd_one_arg(cmd, argc, argv, "THREAD_KEY", &key);
+    if (rc >= 0) return rc;
+    struct jb_config cfg;
+    if (cmd_load_config(&cfg) < 0) return 1;
+    struct jb_err err = {0};
+    rc = core_sandbox_show(&cfg, key, stdout, &err) < 0;
+    if (rc) fprintf(stderr, "janebot: %s\n", err.msg);
+    config_release(&cfg);
+    return rc;
+}
+
+int cmd_sandbox_egress(const struct command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char *vals[256] = {0};
+    int rc = cmd_parse_opts(cmd, argc, argv, opts, vals);
+    if (rc >= 0) return rc;
+    if (optind >= argc) return cmd_usage_error(cmd, "%s", "missing rm");
+    if (strcmp(argv[optind], "rm") != 0)
+        return cmd_usage_error(cmd, "unknown subcommand \"%s\" (expected rm)", argv[optind]);
+    if (argc - optind != 3) return cmd_usage_error(cmd, "%s", "expected rm THREAD_KEY NAME");
+    const char *key = argv[optind + 1], *name = argv[optind + 2];
+    struct jb_config cfg;
+    if (cmd_load_config(&cfg) < 0) return 1;
+    struct jb_err err = {0};
+    rc = core_sandbox_egress_rm(&cfg, key, name, &err) < 0;
+    if (rc)
+        fprintf(stderr, "janebot: %s\n", err.msg);
+    else
+        printf("removed %s from the egress list of %s\n", name, key);
     config_release(&cfg);
     return rc;
 }

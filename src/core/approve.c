@@ -166,7 +166,8 @@ enum approval_click core_approval_answer(struct core *c, const char *id, const c
 int core_approvals_on(struct core *c, const char *thread_key)
 {
     struct policy *pol = core_policy_get(c);
-    int on = policy_channel_for(pol, thread_key)->approve.n > 0;
+    const struct policy_channel *ch = policy_channel_for(pol, thread_key);
+    int on = ch->approve.n > 0 || ch->egress_approval;
     policy_unref(pol);
     return on;
 }
@@ -227,10 +228,39 @@ static void unlink_pending(struct approvals *ap, struct approval_pending *p)
     pthread_mutex_unlock(&ap->mu);
 }
 
+/* What is asked about, for status lines and logs: the tool, or "reach NAME:PORT". */
+static void ask_label(const struct approval_ask *q, char *buf, size_t n)
+{
+    if (q->domain)
+        snprintf(buf, n, "reach %s:%u", q->domain, q->port);
+    else
+        snprintf(buf, n, "%s", q->tool);
+}
+
+/* "Allow for this thread": the tool, or the name on the thread's own egress list. */
+static void remember(struct core *c, const struct approval_ask *q, const char *who)
+{
+    struct jb_err e = {0};
+    if (!q->domain) {
+        pthread_mutex_lock(&c->store_mu);
+        if (store_allow_add(c->store, q->thread_key, q->tool, who, &e) < 0)
+            log_warn("approvals: %s", e.msg);
+        pthread_mutex_unlock(&c->store_mu);
+        return;
+    }
+    pthread_mutex_lock(c->svc.st_mu);
+    if (store_egress_add(c->svc.st, q->thread_key, q->domain, who, &e) < 0)
+        log_warn("egress approval: %s", e.msg);
+    pthread_mutex_unlock(c->svc.st_mu);
+}
+
 /* The audit row, and the allowance when it is for the thread. */
 static void record(struct core *c, const struct approval_ask *q, const struct approval_decision *d,
                    int64_t asked_at)
 {
+    char domain[EGRESS_NAME_MAX + 16], label[EGRESS_NAME_MAX + 200];
+    snprintf(domain, sizeof domain, "%s:%u", q->domain ? q->domain : "", q->port);
+    ask_label(q, label, sizeof label);
     char digest[65];
     const char *in = q->input_json ? q->input_json : "";
     jb_sha256_hex(in, strlen(in), digest);
@@ -242,16 +272,15 @@ static void record(struct core *c, const struct approval_ask *q, const struct ap
                                .answer = names[d->answer],
                                .decided_by = d->who,
                                .reason = d->reason,
+                               .domain = q->domain ? domain : NULL,
                                .asked_at = asked_at,
                                .decided_at = jb_now_ms()};
     struct jb_err e = {0};
     pthread_mutex_lock(&c->store_mu);
     if (store_approval_add(c->store, &row, &e) < 0) log_warn("approvals: %s", e.msg);
-    if (d->answer == APPROVAL_ALLOW_THREAD &&
-        store_allow_add(c->store, q->thread_key, q->tool, d->who, &e) < 0)
-        log_warn("approvals: %s", e.msg);
     pthread_mutex_unlock(&c->store_mu);
-    log_info("thread %s: %s %s (%s)", q->thread_key, q->tool, approval_answer_text(d->answer),
+    if (d->answer == APPROVAL_ALLOW_THREAD) remember(c, q, d->who);
+    log_info("thread %s: %s %s (%s)", q->thread_key, label, approval_answer_text(d->answer),
              d->reason);
 }
 
@@ -303,13 +332,16 @@ int core_approval_ask_while(struct core *c, const struct approval_ask *q, int (*
                                   .requester = q->requester,
                                   .tool = q->tool,
                                   .input_json = q->input_json ? q->input_json : "{}",
+                                  .domain = q->domain,
+                                  .port = q->port,
                                   .approvers =
                                       p.approvers.v ? (const char *const *)p.approvers.v : nobody,
                                   .timeout_s = timeout_s};
-    char ref[96] = "", status[200];
+    char ref[96] = "", status[EGRESS_NAME_MAX + 300], label[EGRESS_NAME_MAX + 200];
     struct approval_decision now = {0};
     struct jb_err e = {0};
-    snprintf(status, sizeof status, "waiting for approval: %s", q->tool);
+    ask_label(q, label, sizeof label);
+    snprintf(status, sizeof status, "waiting for approval: %s", label);
     fe->ops->progress(fe, q->thread_key, status);
     int shown = fe->ops->approval_show(fe, &rq, ref, &now, &e);
     if (shown == 1 || shown < 0) {
@@ -330,7 +362,7 @@ int core_approval_ask_while(struct core *c, const struct approval_ask *q, int (*
     *out = p.d;
     record(c, q, out, asked_at);
     if (fe->ops->approval_done && shown == 0) fe->ops->approval_done(fe, &rq, ref, out);
-    snprintf(status, sizeof status, "%s %s", q->tool, approval_answer_text(out->answer));
+    snprintf(status, sizeof status, "%s %s", label, approval_answer_text(out->answer));
     fe->ops->progress(fe, q->thread_key, status);
     jb_strv_free(&p.approvers);
     return 0;

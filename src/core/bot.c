@@ -89,6 +89,7 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
     }
     core_services_set_metrics(&c->svc, c->metrics);
     if (c->svc.llm) llm_proxy_set_approver(c->svc.llm, core_llm_approve, c);
+    c->svc.egress_approve = core_egress_approve, c->svc.egress_approve_ud = c;
     if (core_services_sandbox(&c->svc, &c->sbx, 1, err) < 0) {
         core_free(c);
         return -1;

@@ -18,6 +18,7 @@
  *     C0123456789: {mcp_servers: [github], tools: no-shell}
  *     C0987654321: {tools: [Read, Grep]}
  *     C0AAAAAAAAA: {approve: [Bash, edit, "mcp:github"], approvers: [U1], approve_timeout: 5m}
+ *     C0BBBBBBBBB: {egress: [pypi.example.com], egress_approval: true}
  * Unknown keys, duplicate keys and bad values are errors. */
 #include <ctype.h>
 #include <errno.h>
@@ -221,12 +222,18 @@ static int read_channel(struct fctx *f, const char *id, const yaml_node_t *n,
                             a ? a : "(not a scalar)");
             free(ch->agent_name);
             if (!(ch->agent_name = strdup(a))) return jb_err_set(f->err, JB_ENOMEM, "policy");
+        } else if (k && !strcmp(k, "egress_approval")) {
+            const char *b = scalar(v);
+            if (!b || (strcmp(b, "true") && strcmp(b, "false")))
+                return ferr(f, v, sub, "\"%s\" is not valid: expected true or false",
+                            b ? b : "(not a scalar)");
+            ch->egress_approval = !strcmp(b, "true");
         } else if (k && !strncmp(k, "approve", 7)) {
             if (read_approve(f, k, v, sub, ch) < 0) return -1;
         } else {
             return ferr(f, kn, sub,
                         "unknown key (a channel takes mcp_servers, tools, agent, egress, "
-                        "approve, approvers and approve_timeout)");
+                        "egress_approval, approve, approvers and approve_timeout)");
         }
     }
     return 0;
@@ -484,6 +491,8 @@ void policy_print(const struct policy *p, const struct jb_config *cfg, FILE *out
                 fprintf(out, ", %s", ch->approvers.v[j]);
             fprintf(out, "; unanswered after %d s = deny)", ch->approve_timeout_s);
         }
+        if (ch->egress_approval)
+            fprintf(out, "; egress_approval (unanswered after %d s = deny)", ch->approve_timeout_s);
         fprintf(out, "\n");
     }
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "core/core.h"
+#include "proxy/proxy.h"
 #include "sandbox/sandbox.h"
 
 struct agent_ops;
@@ -32,6 +33,8 @@ struct core_services {
     int own_store;
     struct egress_policy *egress_policy; /* local backend only */
     struct egress_proxy *egress;
+    egress_approve_fn *egress_approve; /* set on every listener when not NULL (bot.c) */
+    void *egress_approve_ud;
     struct llm_proxy *llm; /* NULL when the host has no provider key (or no public URL) */
     pthread_mutex_t llm_mu;
     int llm_tried; /* sprites: the TCP listener opened (or given up on); under llm_mu */
@@ -149,6 +152,20 @@ void core_approvals_destroy(struct approvals *a);
 struct llm_approve_q;
 struct llm_approve_a;
 void core_llm_approve(void *ud, const struct llm_approve_q *q, struct llm_approve_a *a);
+/* The egress proxy's approver (egress_approve_fn, proxy.h; egress.c); ud is the core. Off
+ * unless the thread's channel has egress_approval; a name on the thread's own list passes;
+ * with no turn of the thread running there is nobody to ask (a deny); else the turn's
+ * requester or the channel's approvers decide, as for a tool. */
+enum egress_verdict core_egress_approve(void *ud, const struct egress_approve_q *q, char *why,
+                                        size_t n);
+struct policy_channel;
+/* The names an exec of thread_key adds to the global allowlist: the channel's `egress:`
+ * and, when the channel has egress_approval, the thread's own list. *ret (caller frees) is
+ * NULL when the channel adds nothing and has no egress_approval; a comma list (maybe "")
+ * otherwise. A Sprite gets the global policy back at every ensure, so a name removed from
+ * the thread's list leaves its policy at the next run. */
+int core_egress_extra(struct core_services *cs, const struct policy_channel *ch,
+                      const char *thread_key, char **ret, struct jb_err *err);
 
 struct core {
     const struct jb_config *cfg;

@@ -7,6 +7,7 @@
 #ifndef JB_CORE_H
 #define JB_CORE_H
 
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -156,11 +157,14 @@ struct frontend;
 /* ---- approvals: a person's yes before the agent uses a tool (approve.c) ---- */
 
 struct core;
-/* 1 when the channel of thread_key lists any tool in `approve:`. */
+/* 1 when the channel of thread_key lists any tool in `approve:` or has egress_approval. */
 int core_approvals_on(struct core *c, const char *thread_key);
 
 struct approval_ask {
     const char *thread_key, *channel, *requester, *tool, *input_json;
+    const char *domain; /* an egress ask: the name the sandbox wants to reach (tool "egress");
+                         * NULL for a tool */
+    unsigned port;      /* with domain */
 };
 enum approval_answer { APPROVAL_DENY = 0, APPROVAL_ALLOW_ONCE, APPROVAL_ALLOW_THREAD };
 struct approval_decision {
@@ -172,6 +176,8 @@ struct approval_decision {
 struct approval_request {
     const char *id; /* "<thread key>#perm-<n>": the buttons' value */
     const char *thread_key, *channel, *requester, *tool, *input_json;
+    const char *domain; /* egress: show "wants to reach DOMAIN:PORT" instead of a tool */
+    unsigned port;
     const char *const *approvers; /* NULL-terminated user ids besides the requester */
     int timeout_s;
 };
@@ -431,6 +437,15 @@ int core_sandbox_golden(const struct jb_config *cfg, char *out, size_t n, struct
  * agent sessions; those in use, and those of threads with a message waiting in the inbox
  * (serve's), stay. Returns how many, or -1. */
 int core_sandbox_gc(const struct jb_config *cfg, int64_t idle_s, struct jb_err *err);
+/* `janebot sandbox show`: what is known of the thread's sandbox (name, backend, size, last
+ * use), its agent session, the egress names its channel adds and whether the channel asks
+ * about others (egress_approval), and the thread's own egress list, printed to out. */
+int core_sandbox_show(const struct jb_config *cfg, const char *thread_key, FILE *out,
+                      struct jb_err *err);
+/* `janebot sandbox egress rm`: take name (any case, trailing dot allowed) off the thread's
+ * own egress list; JB_ENOTFOUND when it is not there, JB_EPROTO when it is no host name. */
+int core_sandbox_egress_rm(const struct jb_config *cfg, const char *thread_key, const char *name,
+                           struct jb_err *err);
 /* `janebot sandbox exec`: run argv in the thread's sandbox exactly as a turn would (same
  * backend, environment and agent files), stdio passed through. Sets *ret_code to the
  * command's exit status. */

@@ -50,7 +50,8 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     struct oneoff o;
     struct sandbox *sb = NULL;
     struct agent_cmd cmd = {0};
-    struct policy *pol = NULL; /* the thread's channel policy, as a turn gets it */
+    struct policy *pol = NULL;       /* the thread's channel policy, as a turn gets it */
+    jb_autofree char *egress = NULL; /* the channel's and the thread's names */
     int rc = -1;
     if (oneoff_open(&o, cfg, 0, err) < 0) {
         oneoff_close(&o);
@@ -80,7 +81,8 @@ int core_sandbox_exec(const struct jb_config *cfg, const char *thread_key, const
     core_exec_from_cmd(&x, files, &cmd, cfg);
     x.argv = argv;
     x.passthrough = 1;
-    x.egress_extra = ch->egress_csv;
+    if (core_egress_extra(&o.cs, ch, thread_key, &egress, err) < 0) goto out;
+    x.egress_extra = egress;
     if (sandbox_exec(sb, &x, err) < 0) goto out;
     if (x.over_quota)
         log_warn("sandbox exec: stopped: the sandbox went over its disk quota "
@@ -163,6 +165,113 @@ int core_sandbox_golden(const struct jb_config *cfg, char *out, size_t n, struct
 {
     struct oneoff o;
     int rc = oneoff_open(&o, cfg, 0, err) == 0 ? sandbox_golden(&o.ctx, out, n, err) : -1;
+    oneoff_close(&o);
+    return rc;
+}
+
+/* ---- `sandbox show` and `sandbox egress rm` ---- */
+
+static void show_sandbox(struct oneoff *o, const char *thread_key, FILE *out)
+{
+    struct sandbox_info *v = NULL;
+    size_t n = 0;
+    struct jb_err e = {0};
+    int shown = 0;
+    if (sandbox_list(&o->ctx, &v, &n, &e) < 0) {
+        fprintf(out, "sandbox:        (cannot list: %s)\n", e.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].thread_key, thread_key) != 0) continue;
+        char size[32] = "?", when[32] = "never";
+        if (v[i].size_bytes >= 0) jb_fmt_size(v[i].size_bytes, size, sizeof size);
+        if (v[i].last_used) jb_fmt_time(v[i].last_used, when, sizeof when);
+        fprintf(out, "sandbox:        %s (%s), %s, last used %s\n", v[i].name, v[i].backend, size,
+                when);
+        shown = 1;
+    }
+    if (!shown) fprintf(out, "sandbox:        none\n");
+    sandbox_info_free(v, n);
+}
+
+static void show_session(struct oneoff *o, const char *thread_key, FILE *out)
+{
+    struct session_row r = {0};
+    struct jb_err e = {0};
+    pthread_mutex_lock(o->cs.st_mu);
+    int rc = store_session_get(o->cs.st, thread_key, &r, &e);
+    pthread_mutex_unlock(o->cs.st_mu);
+    if (rc < 0) {
+        fprintf(out, "agent session:  none\n");
+        return;
+    }
+    char when[32];
+    jb_fmt_time(r.last_active / 1000, when, sizeof when);
+    fprintf(out, "agent session:  %s %s, %lld turn(s), last active %s\n", r.agent,
+            r.agent_session_id ? r.agent_session_id : "(none yet)", (long long)r.turns, when);
+    session_row_release(&r);
+}
+
+static void show_egress(struct oneoff *o, const struct policy_channel *ch, const char *thread_key,
+                        FILE *out)
+{
+    fprintf(out, "channel egress: %s%s%s; egress_approval %s\n", o->cs.opts.egress_allow,
+            ch->egress_csv ? "," : "", ch->egress_csv ? ch->egress_csv : "",
+            ch->egress_approval ? "on" : "off");
+    struct egress_row *v = NULL;
+    size_t n = 0;
+    struct jb_err e = {0};
+    pthread_mutex_lock(o->cs.st_mu);
+    int rc = store_egress_list(o->cs.st, thread_key, &v, &n, &e);
+    pthread_mutex_unlock(o->cs.st_mu);
+    if (rc < 0) {
+        fprintf(out, "thread egress:  (cannot read: %s)\n", e.msg);
+        return;
+    }
+    fprintf(out, "thread egress:  %zu name(s) allowed for this thread%s\n", n,
+            n && !ch->egress_approval ? " (not used while the channel's egress_approval is off)"
+                                      : "");
+    for (size_t i = 0; i < n; i++) {
+        char when[32];
+        jb_fmt_time(v[i].added_at / 1000, when, sizeof when);
+        fprintf(out, "  %-40s added by %s at %s\n", v[i].name, v[i].added_by, when);
+    }
+    egress_rows_free(v, n);
+}
+
+int core_sandbox_show(const struct jb_config *cfg, const char *thread_key, FILE *out,
+                      struct jb_err *err)
+{
+    struct oneoff o;
+    struct policy *pol = NULL;
+    int rc = -1;
+    if (oneoff_open(&o, cfg, 1, err) == 0 && policy_load(cfg, &pol, err) == 0) {
+        fprintf(out, "thread:         %s\n", thread_key);
+        show_sandbox(&o, thread_key, out);
+        show_session(&o, thread_key, out);
+        show_egress(&o, policy_channel_for(pol, thread_key), thread_key, out);
+        rc = 0;
+    }
+    policy_unref(pol);
+    oneoff_close(&o);
+    return rc;
+}
+
+int core_sandbox_egress_rm(const struct jb_config *cfg, const char *thread_key, const char *name,
+                           struct jb_err *err)
+{
+    char norm[EGRESS_NAME_MAX + 1];
+    const char *why = NULL;
+    if (egress_is_ip_literal(name) || egress_normalize_host(name, norm, &why) < 0)
+        return jb_err_set(err, JB_EPROTO, "\"%.300s\" is not a host name%s%s", name,
+                          why ? ": " : "", why ? why : "");
+    struct oneoff o;
+    int rc = -1;
+    if (oneoff_open(&o, cfg, 1, err) == 0) {
+        pthread_mutex_lock(o.cs.st_mu);
+        rc = store_egress_remove(o.cs.st, thread_key, norm, err);
+        pthread_mutex_unlock(o.cs.st_mu);
+    }
     oneoff_close(&o);
     return rc;
 }

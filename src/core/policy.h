@@ -32,6 +32,7 @@ struct policy_channel {
     struct jb_strv approve;    /* tools or classes needing a person's yes (approve.c) */
     struct jb_strv approvers;  /* Slack user ids who may answer besides the requester */
     int approve_timeout_s;     /* unanswered after this = deny */
+    int egress_approval;       /* a name off the allowlist is asked about in the thread */
     struct agent_policy agent; /* what adapters get; points into this struct */
 };
 

@@ -72,6 +72,8 @@ static int egress_open(void *ud, const char *sock_path, const char *thread_key,
         }
         egress_listener_set_policy(e->listener, e->own);
     }
+    if (cs->egress_approve)
+        egress_listener_set_approver(e->listener, cs->egress_approve, cs->egress_approve_ud);
     *ret = e;
     return 0;
 }

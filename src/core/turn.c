@@ -130,8 +130,9 @@ static int run_agent(struct turn_ctx *t, struct sandbox *sb, const char *resume_
     const struct policy_channel *ch = policy_channel_for(pol, t->thread_key);
     at.policy = &ch->agent;
     t->agent = ch->agent_name ? agent_ops_find(ch->agent_name) : c->agent;
-    jb_autofree char *egress = ch->egress_csv ? strdup(ch->egress_csv) : NULL;
-    int prc = t->agent->prepare(&at, &cmd, err);
+    jb_autofree char *egress = NULL;
+    int prc = core_egress_extra(&c->svc, ch, t->thread_key, &egress, err);
+    if (prc == 0) prc = t->agent->prepare(&at, &cmd, err);
     policy_unref(pol);
     if (prc < 0) {
         agent_cmd_release(&cmd);

@@ -306,15 +306,33 @@ static const char *short_id(const char *id)
     return h ? h + 1 : id;
 }
 
+/* What the agent wants, for one line of mrkdwn: "use `Bash`", "reach `api.example.com:443`"
+ * (a host name the proxy normalised: letters, digits, '-' and '.' only). */
+static void wants(const struct approval_request *rq, char *out, size_t n)
+{
+    char tool[130];
+    safe_tool(rq->tool, tool);
+    if (rq->domain)
+        snprintf(out, n, "reach `%s:%u`", rq->domain, rq->port);
+    else
+        snprintf(out, n, "use `%s`", tool);
+}
+
 static json_t *question_section(const struct approval_request *rq, const char *suffix)
 {
-    char tool[130], bid[300];
+    char tool[130], bid[300], what[300];
     safe_tool(rq->tool, tool);
-    jb_autofree char *code = input_for_code(rq->input_json);
+    jb_autofree char *code = rq->domain ? NULL : input_for_code(rq->input_json);
     jb_autofree char *text = NULL;
-    if (asprintf(&text, "*Permission needed*\nThe agent wants to use *%s*:\n```%s```", tool,
-                 code ? code : "") < 0)
-        return NULL;
+    wants(rq, what, sizeof what);
+    int rc = rq->domain
+                 ? asprintf(&text,
+                            "*Permission needed*\nThe agent's sandbox wants to %s, which "
+                            "is not on this channel's egress allowlist.",
+                            what)
+                 : asprintf(&text, "*Permission needed*\nThe agent wants to use *%s*:\n```%s```",
+                            tool, code ? code : "");
+    if (rc < 0) return NULL;
     snprintf(bid, sizeof bid, "%s-%s", short_id(rq->id), suffix);
     return json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "section", "block_id", bid, "text", "type",
                      "mrkdwn", "text", text);
@@ -356,13 +374,13 @@ static int slack_approval_show(struct frontend *fe, const struct approval_reques
 {
     (void)now;
     struct fe_slack *s = fe->priv;
-    char ch[64], thread[64], tool[130];
+    char ch[64], thread[64], tool[300];
     if (split_ref(rq->thread_key, ch, sizeof ch, thread, sizeof thread) < 0)
         return jb_err_set(err, JB_EPROTO, "bad thread key %s", rq->thread_key);
-    safe_tool(rq->tool, tool);
-    char text[300];
+    wants(rq, tool, sizeof tool);
+    char text[400];
     snprintf(text, sizeof text,
-             "Permission needed: the agent wants to use `%s`. Allow once, deny, or allow for "
+             "Permission needed: the agent wants to %s. Allow once, deny, or allow for "
              "this thread?",
              tool);
     jb_auto(json_decrefp) json_t *args =
@@ -382,9 +400,12 @@ static void slack_approval_done(struct frontend *fe, const struct approval_reque
                                 const char *ref, const struct approval_decision *d)
 {
     struct fe_slack *s = fe->priv;
-    char ch[64], ts[64], tool[130], line[400], text[700], bid[300];
+    char ch[64], ts[64], tool[300], line[400], text[800], bid[300];
     if (split_ref(ref, ch, sizeof ch, ts, sizeof ts) < 0) return;
-    safe_tool(rq->tool, tool);
+    if (rq->domain) /* "Permission for `Bash`", "Permission to reach `api.example.com:443`" */
+        wants(rq, tool, sizeof tool);
+    else
+        safe_tool(rq->tool, tool);
     const char *icon = d->answer == APPROVAL_DENY ? ":x:" : ":white_check_mark:";
     const char *what = d->answer == APPROVAL_ALLOW_ONCE     ? "Allowed once"
                        : d->answer == APPROVAL_ALLOW_THREAD ? "Allowed for this thread"
@@ -395,11 +416,11 @@ static void slack_approval_done(struct frontend *fe, const struct approval_reque
     else
         snprintf(line, sizeof line, "%s *%s*: %s", icon, what, d->reason);
     if (person)
-        snprintf(text, sizeof text, "Permission for `%s`: %s by <@%s>.", tool,
-                 approval_answer_text(d->answer), d->who);
+        snprintf(text, sizeof text, "Permission %s%s%s: %s by <@%s>.", rq->domain ? "to " : "for `",
+                 tool, rq->domain ? "" : "`", approval_answer_text(d->answer), d->who);
     else
-        snprintf(text, sizeof text, "Permission for `%s`: %s (%s).", tool,
-                 approval_answer_text(d->answer), d->reason);
+        snprintf(text, sizeof text, "Permission %s%s%s: %s (%s).", rq->domain ? "to " : "for `",
+                 tool, rq->domain ? "" : "`", approval_answer_text(d->answer), d->reason);
     snprintf(bid, sizeof bid, "%s-done", short_id(rq->id));
     jb_auto(json_decrefp) json_t *args =
         json_pack("{s:s, s:s, s:s, s:[o, {s:s, s:s, s:[{s:s, s:s}]}]}", "channel", ch, "ts", ts,

@@ -112,11 +112,17 @@ static int term_approval_show(struct frontend *fe, const struct approval_request
     } else {
         snprintf(t->question, sizeof t->question, "%s", rq->id);
         size_t len = input ? strlen(input) : 0;
-        fprintf(t->err,
-                "\rapproval needed: the agent wants to use %s: %.*s%s\n"
-                "allow? y = once, a = for this thread, n = no (within %d s)\n",
-                tool ? tool : "a tool", (int)(len > TERM_INPUT_SHOWN ? TERM_INPUT_SHOWN : len),
-                input ? input : "", len > TERM_INPUT_SHOWN ? " …" : "", rq->timeout_s);
+        if (rq->domain) /* a name the proxy normalised: no controls in it */
+            fprintf(t->err,
+                    "\rapproval needed: the agent wants to reach %s:%u (not on the egress "
+                    "allowlist)\n",
+                    rq->domain, rq->port);
+        else
+            fprintf(t->err, "\rapproval needed: the agent wants to use %s: %.*s%s\n",
+                    tool ? tool : "a tool", (int)(len > TERM_INPUT_SHOWN ? TERM_INPUT_SHOWN : len),
+                    input ? input : "", len > TERM_INPUT_SHOWN ? " …" : "");
+        fprintf(t->err, "allow? y = once, a = for this thread, n = no (within %d s)\n",
+                rq->timeout_s);
         fflush(t->err);
     }
     pthread_mutex_unlock(&t->mu);
@@ -132,8 +138,12 @@ static void term_approval_done(struct frontend *fe, const struct approval_reques
     jb_autofree char *why = jb_strip_controls_dup(d->reason);
     pthread_mutex_lock(&t->mu);
     if (!strcmp(t->question, rq->id)) t->question[0] = 0;
-    fprintf(t->err, "\r%s %s: %s\n", tool ? tool : "the tool", approval_answer_text(d->answer),
-            why ? why : "");
+    if (rq->domain)
+        fprintf(t->err, "\rreach %s:%u %s: %s\n", rq->domain, rq->port,
+                approval_answer_text(d->answer), why ? why : "");
+    else
+        fprintf(t->err, "\r%s %s: %s\n", tool ? tool : "the tool", approval_answer_text(d->answer),
+                why ? why : "");
     fflush(t->err);
     pthread_mutex_unlock(&t->mu);
 }

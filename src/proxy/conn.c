@@ -131,6 +131,28 @@ static int not_allowed(struct egress_conn *c, const char *name, unsigned port)
     return -1;
 }
 
+/* Step 3 failed: with an approver, a person decides while the connection is held. 0 to go
+ * on to step 4, or -1 after the refusal. */
+static int ask_or_refuse(struct egress_conn *c, const char *name, unsigned port)
+{
+    char why[200], body[700];
+    enum egress_verdict v = egress_ask(c, name, port, why, sizeof why);
+    if (v == EGRESS_NOT_ASKED) return not_allowed(c, name, port);
+    if (v == EGRESS_DENIED) {
+        snprintf(body, sizeof body,
+                 "janebot egress policy: %s is not on the allowlist and was not approved (%s). "
+                 "Retrying another way will not work.\n",
+                 name, why);
+        char line[300];
+        snprintf(line, sizeof line, "not on the allowlist and not approved: %s", why);
+        refuse(c, 403, name, port, line, body);
+        return -1;
+    }
+    log_info("egress %s: %s:%u approved (%s)", c->l->key, name, port,
+             v == EGRESS_ALLOWED_ONCE ? "once" : "for this thread");
+    return 0;
+}
+
 /* Steps 1-4: 0 with t filled (addresses vetted), or -1 after a refusal. */
 static int decide(struct egress_conn *c, const struct px_request *r, struct target *t)
 {
@@ -167,7 +189,7 @@ static int decide(struct egress_conn *c, const struct px_request *r, struct targ
     if (!host_header_ok(r, t->name))
         return refuse(c, 403, t->name, t->port, "Host header does not match the request URI", NULL),
                -1;
-    if (!egress_name_allowed(p, t->name)) return not_allowed(c, t->name, t->port);
+    if (!egress_name_allowed(p, t->name) && ask_or_refuse(c, t->name, t->port) < 0) return -1;
     socklen_t len;
     const struct sockaddr *mapped = egress_policy_test_addr(p, t->name, &len);
     if (!mapped) return resolve(c, t);

@@ -3,6 +3,7 @@
  * caps) and a close that waits for all of them. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -14,6 +15,11 @@ int egress_proxy_new(const struct egress_policy *p, struct egress_proxy **ret, s
     if (!px) return jb_err_set(err, JB_ENOMEM, "egress proxy: out of memory");
     px->policy = p;
     pthread_mutex_init(&px->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&px->ask_cv, &ca);
+    pthread_condattr_destroy(&ca);
     px_pool_init(&px->pool, EGRESS_MAX_PER_PROXY);
     *ret = px;
     return 0;
@@ -35,6 +41,7 @@ void egress_proxy_free(struct egress_proxy *px)
         egress_listener_close(l);
     }
     px_pool_destroy(&px->pool);
+    pthread_cond_destroy(&px->ask_cv);
     pthread_mutex_destroy(&px->mu);
     free(px);
 }

@@ -204,9 +204,15 @@ struct egress_conn {
     char ab[EGRESS_BUF_SIZE], ba[EGRESS_BUF_SIZE]; /* client->upstream, upstream->client */
 };
 
+struct egress_ask; /* a question about one name, in flight (egress-ask.c) */
+
 struct egress_listener {
     struct egress_proxy *px;
     const struct egress_policy *policy; /* this listener's (a channel's additions), else NULL */
+    egress_approve_fn *approve;         /* NULL: a name off the list is refused at once */
+    void *approve_ud;
+    struct egress_ask *asks; /* under px->mu */
+    int nasks;
     char *path, *key;
     int fd; /* listening socket */
     struct px_group group;
@@ -215,11 +221,19 @@ struct egress_listener {
 
 struct egress_proxy {
     const struct egress_policy *policy;
-    pthread_mutex_t mu; /* listeners, each one's policy */
+    pthread_mutex_t mu;    /* listeners, each one's policy, approver and questions */
+    pthread_cond_t ask_cv; /* (CLOCK_MONOTONIC) a question was decided */
     struct px_pool pool;
     struct egress_listener *listeners;
     struct jb_metrics *metrics; /* borrowed, or NULL */
 };
+
+/* Step 3 failed for name:port: ask the listener's approver, holding c (egress-ask.c).
+ * EGRESS_NOT_ASKED when the listener has none; EGRESS_DENIED with why (for the 403 and
+ * the log line) on a deny, the timeout, a stop, the client leaving, or too many names
+ * waiting already. Never call it for an IP literal or a name that is not valid. */
+enum egress_verdict egress_ask(struct egress_conn *c, const char *name, unsigned port, char *why,
+                               size_t n);
 
 /* Serve one client connection (conn.c); a px_serve_fn, ud the listener. */
 void egress_conn_serve(struct px_conn *pc, int fd, void *ud);

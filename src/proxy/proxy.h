@@ -17,6 +17,8 @@
  *      silent client, anything but TLS, no SNI, another name, ECH, or a ClientHello a
  *      server could read differently is closed (see sni.c);
  *   7. refusals: a 403 that says it is a policy block, and one log line (log_warn).
+ * With an approver (egress_listener_set_approver()), a name failing step 3 is held and a
+ * person asked instead; steps 4-6 apply after an allow as to any name.
  * Use:
  *   1. egress_policy_new() from JANEBOT_EGRESS_ALLOW / JANEBOT_EGRESS_TEST_HOSTS;
  *   2. egress_proxy_new(policy);
@@ -110,6 +112,35 @@ int egress_listen(struct egress_proxy *px, const char *sock_path, const char *th
 /* The listener of l uses policy (borrowed; must outlive l) instead of the proxy's: a
  * channel's own allowlist. Call right after egress_listen(). */
 void egress_listener_set_policy(struct egress_listener *l, const struct egress_policy *policy);
+
+/* Egress approval. With an approver, a name that fails step 3 (after steps 1-2: never an IP
+ * literal, a bad name or port) is not refused at once: the connection is held (no reply
+ * yet) and the approver decides, blocking that connection's thread only. Steps 4-6 still
+ * apply after an allow. One question per name at a time: other connections to it wait and
+ * share a deny or an ALLOWED_THREAD (an ALLOWED_ONCE lets only the asking connection
+ * through; a waiter then asks again); at most EGRESS_MAX_ASKS names wait per listener, and
+ * past that a connection gets the 403 without a question. */
+#define EGRESS_MAX_ASKS 3
+enum egress_verdict {
+    EGRESS_NOT_ASKED,     /* nobody to ask here: the usual "not on the allowlist" 403 */
+    EGRESS_DENIED,        /* a deny, the timeout, a stop: a 403 with the reason */
+    EGRESS_ALLOWED_ONCE,  /* this connection only */
+    EGRESS_ALLOWED_THREAD /* the name is on the thread's own list now (or was already) */
+};
+struct egress_approve_q {
+    const char *thread_key; /* the listener's */
+    const char *name;       /* normalised, not an IP literal */
+    unsigned port;
+    int (*gone)(void *ud); /* 1 once the client left or the listener closes (then deny) */
+    void *gone_ud;
+};
+/* Decides one held connection; blocks until decided. why (n bytes) gets the reason for a
+ * deny, fit for the sandbox's 403 and the log (no secrets). Called from connection
+ * threads, several at once (for different names). */
+typedef enum egress_verdict egress_approve_fn(void *ud, const struct egress_approve_q *q, char *why,
+                                              size_t n);
+/* Set l's approver (ud borrowed; must outlive l). Call right after egress_listen(). */
+void egress_listener_set_approver(struct egress_listener *l, egress_approve_fn *fn, void *ud);
 /* Stops accepting, drops the listener's live connections, unlinks the socket and frees l;
  * returns once all of its threads are gone (a connection inside a DNS lookup finishes
  * that lookup first, within the resolver's timeout). Accepts NULL. */

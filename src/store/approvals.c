@@ -7,10 +7,12 @@ int store_approval_add(struct store *st, const struct approval_row *r, struct jb
 {
     if (store_run(st,
                   "INSERT INTO approvals (thread_key, requester, tool, input_sha256, answer,"
-                  " decided_by, reason, asked_at, decided_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                  " decided_by, reason, asked_at, decided_at, domain)"
+                  " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
                   &STORE_ARGS(ARG_T(r->thread_key), ARG_T(r->requester), ARG_T(r->tool),
                               ARG_T(r->input_sha256), ARG_T(r->answer), ARG_T(r->decided_by),
-                              ARG_T(r->reason), ARG_I(r->asked_at), ARG_I(r->decided_at)),
+                              ARG_T(r->reason), ARG_I(r->asked_at), ARG_I(r->decided_at),
+                              ARG_T(r->domain)),
                   NULL, NULL) < 0)
         return store_fail(st, err, "cannot record the approval in %s", r->thread_key);
     return 0;
@@ -55,6 +57,8 @@ int store_allow_has(struct store *st, const char *thread_key, const char *tool, 
 int store_allow_forget(struct store *st, const char *thread_key, struct jb_err *err)
 {
     if (store_run(st, "DELETE FROM approval_allow WHERE thread_key = ?1",
+                  &STORE_ARGS(ARG_T(thread_key)), NULL, NULL) < 0 ||
+        store_run(st, "DELETE FROM egress_allow WHERE thread_key = ?1",
                   &STORE_ARGS(ARG_T(thread_key)), NULL, NULL) < 0 ||
         store_run(st, "DELETE FROM approvals WHERE thread_key = ?1", &STORE_ARGS(ARG_T(thread_key)),
                   NULL, NULL) < 0)

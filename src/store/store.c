@@ -143,6 +143,15 @@ static const char *const migrations[] = {
     "  allowed_by TEXT NOT NULL,"
     "  allowed_at INTEGER NOT NULL,"
     "  PRIMARY KEY (thread_key, tool));",
+    /* 10: egress approval: the names a person let one thread's sandbox reach ("Allow for
+     * this thread"), never the channel's; and the name:port an audited ask was about. */
+    "CREATE TABLE egress_allow ("
+    "  thread_key TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  added_by TEXT NOT NULL,"
+    "  added_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (thread_key, name));"
+    "ALTER TABLE approvals ADD COLUMN domain TEXT;",
 };
 _Static_assert(JB_ARRAY_LEN(migrations) == STORE_SCHEMA_VERSION,
                "STORE_SCHEMA_VERSION must equal the number of migrations");

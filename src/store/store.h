@@ -18,7 +18,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
@@ -191,6 +191,7 @@ struct approval_row {
     const char *answer;       /* "allow_once", "allow_thread", "deny" */
     const char *decided_by;   /* a user id, or "timeout", "stop" */
     const char *reason;       /* may be NULL */
+    const char *domain;       /* an egress ask: "name:port"; NULL for a tool */
     int64_t asked_at, decided_at;
 };
 int store_approval_add(struct store *st, const struct approval_row *r, struct jb_err *err);
@@ -202,7 +203,29 @@ int store_allow_add(struct store *st, const char *thread_key, const char *tool, 
                     struct jb_err *err);
 /* 1 when the thread allowed tool, 0 when not, -1 on error. */
 int store_allow_has(struct store *st, const char *thread_key, const char *tool, struct jb_err *err);
-/* Forget the thread's allowances and its decisions (with its sandbox). */
+/* ---- the thread's own egress list (egress.c) ---- */
+
+/* A name a person let the thread's sandbox reach ("Allow for this thread"). Owned. */
+struct egress_row {
+    char *name;     /* normalised host name */
+    char *added_by; /* the user id who allowed it */
+    int64_t added_at;
+};
+void egress_rows_free(struct egress_row *v, size_t n);
+/* Add name (normalised) to the thread's list; adding it again updates who and when. */
+int store_egress_add(struct store *st, const char *thread_key, const char *name, const char *by,
+                     struct jb_err *err);
+/* 1 when name is on the thread's list, 0 when not, -1 on error. */
+int store_egress_has(struct store *st, const char *thread_key, const char *name,
+                     struct jb_err *err);
+/* The thread's names, sorted. *ret (NULL when none) freed with egress_rows_free(). */
+int store_egress_list(struct store *st, const char *thread_key, struct egress_row **ret,
+                      size_t *ret_n, struct jb_err *err);
+/* Remove name: -1 with JB_ENOTFOUND (and a message saying so) when it is not listed. */
+int store_egress_remove(struct store *st, const char *thread_key, const char *name,
+                        struct jb_err *err);
+
+/* Forget the thread's allowances, its own egress list and its decisions (with its sandbox). */
 int store_allow_forget(struct store *st, const char *thread_key, struct jb_err *err);
 
 /* ---- retention (retention.c) ---- */

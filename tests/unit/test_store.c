@@ -65,7 +65,7 @@ Test(store, open_creates_the_current_schema)
 {
     struct store *st = open_ok();
     cr_assert_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
-    cr_assert_eq(STORE_SCHEMA_VERSION, 9);
+    cr_assert_eq(STORE_SCHEMA_VERSION, 10);
     struct stat sb;
     cr_assert_eq(stat(dbpath, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
@@ -119,7 +119,7 @@ Test(store, refuses_newer_database)
     cr_assert_null(st, "*ret must stay untouched on failure");
     cr_assert_eq(err.code, JB_ECONFIG, "got %s: %s", jb_strerror(err.code), err.msg);
     cr_assert_not_null(strstr(err.msg, "schema version 99"), "%s", err.msg);
-    cr_assert_not_null(strstr(err.msg, "only up to 9"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "only up to 10"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, dbpath), "%s", err.msg);
 
     /* Refused untouched: still in rollback-journal mode, as the newer janebot left it. */
@@ -588,6 +588,7 @@ Test(store, llm_usage_of_before_per_model_counting_is_kept)
     struct jb_err err = {0};
     store_close(open_ok());
     raw_exec("DROP TABLE llm_requests; DROP TABLE approvals; DROP TABLE approval_allow;"
+             "DROP TABLE egress_allow;"
              "CREATE TABLE llm_usage (day TEXT NOT NULL, user_id TEXT NOT NULL,"
              " thread_key TEXT NOT NULL, input_tokens INTEGER NOT NULL DEFAULT 0,"
              " output_tokens INTEGER NOT NULL DEFAULT 0, requests INTEGER NOT NULL DEFAULT 0,"
