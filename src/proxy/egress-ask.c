@@ -84,12 +84,25 @@ static enum egress_verdict ask_now(struct egress_conn *c, const char *name, unsi
             break;
         }
     l->nasks--;
+    char key[EGRESS_NAME_MAX + 8];
+    snprintf(key, sizeof key, "%s:%u", name, port);
+    if (v == EGRESS_DENIED && !client_gone(c) && l->denied.n < EGRESS_MAX_DENIED)
+        (void)jb_strv_push(&l->denied, key, NULL); /* out of memory: it is asked again */
     a->decided = 1, a->verdict = v;
     snprintf(a->why, sizeof a->why, "%s", reason);
     snprintf(why, n, "%s", reason);
     pthread_cond_broadcast(&px->ask_cv);
     ask_unref(a);
     return v;
+}
+
+static int denied_before(const struct egress_listener *l, const char *name, unsigned port)
+{
+    char key[EGRESS_NAME_MAX + 8];
+    snprintf(key, sizeof key, "%s:%u", name, port);
+    for (size_t i = 0; i < l->denied.n; i++)
+        if (!strcmp(l->denied.v[i], key)) return 1;
+    return 0;
 }
 
 enum egress_verdict egress_ask(struct egress_conn *c, const char *name, unsigned port, char *why,
@@ -100,6 +113,11 @@ enum egress_verdict egress_ask(struct egress_conn *c, const char *name, unsigned
     enum egress_verdict v = EGRESS_NOT_ASKED;
     *why = '\0';
     pthread_mutex_lock(&px->mu);
+    if (l->approve && denied_before(l, name, port)) {
+        snprintf(why, n, "denied earlier in this run; not asked again");
+        pthread_mutex_unlock(&px->mu);
+        return EGRESS_DENIED;
+    }
     while (l->approve) {
         struct egress_ask *a = ask_find(l, name, port);
         if (!a) {

@@ -74,6 +74,7 @@ static void listener_free(struct egress_listener *l)
     if (l->fd >= 0) close(l->fd);
     free(l->path);
     free(l->key);
+    jb_strv_free(&l->denied);
     free(l);
 }
 

@@ -213,6 +213,10 @@ struct egress_listener {
     void *approve_ud;
     struct egress_ask *asks; /* under px->mu */
     int nasks;
+    /* "name:port" a person denied (or left unanswered) while this listener lives: refused
+     * again without a question, so a retrying sandbox cannot flood the thread. Under px->mu;
+     * at most EGRESS_MAX_DENIED. */
+    struct jb_strv denied;
     char *path, *key;
     int fd; /* listening socket */
     struct px_group group;

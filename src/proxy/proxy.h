@@ -120,7 +120,8 @@ void egress_listener_set_policy(struct egress_listener *l, const struct egress_p
  * share a deny or an ALLOWED_THREAD (an ALLOWED_ONCE lets only the asking connection
  * through; a waiter then asks again); at most EGRESS_MAX_ASKS names wait per listener, and
  * past that a connection gets the 403 without a question. */
-#define EGRESS_MAX_ASKS 3
+#define EGRESS_MAX_ASKS   3
+#define EGRESS_MAX_DENIED 64 /* names remembered as denied per listener (then: asked again) */
 enum egress_verdict {
     EGRESS_NOT_ASKED,     /* nobody to ask here: the usual "not on the allowlist" 403 */
     EGRESS_DENIED,        /* a deny, the timeout, a stop: a 403 with the reason */

@@ -213,6 +213,20 @@ class EgressApproval(t6300.ApprovalHelpers, ServeCase):
         self.assertIn("refused asked.example.com:443: 403 not on the allowlist and not "
                       "approved", self.serve_output())
 
+    def test_6413_a_name_denied_once_is_not_asked_about_again_in_that_run(self):
+        self.start_serve(env=ENV)
+        a = self.mention(probe_line("asked.example.com", "+6", "asked.example.com"))
+        self.click(self.question(a), "deny")
+        r = results(self.wait_answer(a, "RESULT a "), by_index=True)
+        first, again = r["1 asked.example.com"], r["3 asked.example.com"]
+        self.assertEqual((first[0], again[0]), ("403", "403"), r)
+        self.assertIn("denied by %s" % HUMAN, first[1])
+        self.assertIn("denied earlier in this run; not asked again", again[1])
+        s = self.slack.state()
+        self.assertEqual(len([p for p in s["posts"] if self.in_thread(p, a)
+                              and "Permission" in (p["text"] or "")]), 1, "one question")
+        self.assertEqual(self.audit(a), [("egress", "asked.example.com:443", "deny", HUMAN)])
+
     def test_6403_an_unanswered_question_times_out_as_a_403(self):
         self.write_config("2s")
         self.start_serve(env=ENV)
