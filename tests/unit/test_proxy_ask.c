@@ -79,8 +79,9 @@ static void setup(void)
     snprintf(sock, sizeof sock, "%s/egress.sock", dir);
     struct jb_err err = {0};
     /* Port 1 on loopback: nothing listens, so an allowed name ends in step 5's 502. */
-    cr_assert_eq(egress_policy_new("allowed.test", "asked.test=127.0.0.1:1", &pol, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(egress_policy_new("allowed.test", "asked.test=127.0.0.1:1,other.test=127.0.0.1:1",
+                                   &pol, &err),
+                 0, "%s", err.msg);
     cr_assert_eq(egress_proxy_new(pol, &px, &err), 0, "%s", err.msg);
     cr_assert_eq(egress_listen(px, sock, "C1:1.2", (uid_t)-1, &lst, &err), 0, "%s", err.msg);
     egress_listener_set_approver(lst, approver, NULL);
@@ -157,10 +158,14 @@ Test(proxy_ask, deny_is_a_403_with_the_reason_and_allow_passes_step_3)
     cr_expect(strstr(buf, "asked.test is not on the allowlist and was not approved (denied by "
                           "U0TEST001)"),
               "%s", buf);
+    connect_to("asked.test:443", buf, sizeof buf); /* denied: not asked again */
+    cr_expect(!strncmp(buf, "HTTP/1.1 403", 12), "%s", buf);
+    cr_expect(strstr(buf, "denied earlier in this run; not asked again"), "%s", buf);
+    cr_expect_eq(asked_now(), 1, "one question in all");
     release(EGRESS_ALLOWED_ONCE);
-    connect_to("asked.test:443", buf, sizeof buf);
+    connect_to("other.test:443", buf, sizeof buf);
     cr_expect(!strncmp(buf, "HTTP/1.1 502", 12), "allowed: on to step 5 -> %s", buf);
-    cr_expect(strstr(buf, "cannot connect to asked.test"), "%s", buf);
+    cr_expect(strstr(buf, "cannot connect to other.test"), "%s", buf);
     connect_to("metadata.localhost:443", buf, sizeof buf);
     cr_expect(!strncmp(buf, "HTTP/1.1 403", 12), "step 4 after an allow -> %s", buf);
     cr_expect(strstr(buf, "loopback"), "%s", buf);
