@@ -97,6 +97,13 @@ void core_steered_free(struct steered *s);
  * closed (the run is ending). */
 int core_agent_write_line(struct core *c, const char *thread_key, const char *line,
                           struct jb_err *err);
+/* ---- files shared in a thread (files-in.c) ---- */
+/* Every file of msgs (the first 10) fetched into sb's ~/inbox/; each one that cannot be is
+ * said in the thread. The line the prompt ends with, naming them (caller frees), or NULL
+ * when none was placed. */
+char *core_files_in(struct core *c, const char *thread_key, const struct lane_msg *msgs,
+                    size_t nmsgs, struct sandbox *sb);
+
 /* ---- the agent's own questions before a tool runs (asks.c) ---- */
 struct core_ask;
 struct core_asks {

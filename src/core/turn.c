@@ -3,8 +3,6 @@
  * worker's own store connection. */
 #include <jansson.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "agent/agent.h"
 #include "core/core-int.h"
@@ -444,83 +442,6 @@ static const char *turn_body(struct turn_ctx *t, struct store *st, struct sandbo
     return outcome;
 }
 
-/* ---- files users shared: fetched into the sandbox's ~/inbox/ before the agent runs ---- */
-
-#define TURN_FILES_MAX 10
-
-static void file_notice(struct turn_ctx *t, const char *name, const char *why)
-{
-    char note[1024];
-    snprintf(note, sizeof note, "I could not put `%s` into the sandbox's ~/inbox/: %s.", name, why);
-    jb_autofree char *clean = jb_redact(note); /* an error may quote what a peer said */
-    log_warn("thread %s: %s", t->thread_key, clean ? clean : "a shared file was not placed");
-    t->c->fe->ops->notice(t->c->fe, t->thread_key, clean ? clean : note, NULL);
-}
-
-/* Fetch one file ({"name","url",…}) into a memfd and put it at ~/inbox/<safe name>; on
- * success its name joins taken and "NAME (SIZE)" the list. */
-static void file_in(struct turn_ctx *t, struct sandbox *sb, const json_t *f, struct jb_strv *taken,
-                    struct jb_buf *list)
-{
-    struct frontend *fe = t->c->fe;
-    const char *name = json_string_value(json_object_get(f, "name"));
-    const char *url = json_string_value(json_object_get(f, "url"));
-    char safe[SANDBOX_FILE_NAME_MAX + 1], rel[SANDBOX_FILE_NAME_MAX + 8], size[32];
-    sandbox_safe_name(name, taken, safe);
-    struct jb_err e = {0};
-    struct stat st;
-    jb_autoclose int fd = memfd_create("inbox", MFD_CLOEXEC);
-    snprintf(rel, sizeof rel, "inbox/%s", safe);
-    if (!url)
-        jb_err_set(&e, JB_EPROTO, "the message gave no address for it");
-    else if (!fe->ops->fetch)
-        jb_err_set(&e, JB_EUNAVAIL, "the %s frontend cannot fetch files", fe->ops->name);
-    else if (fd < 0)
-        jb_err_sys(&e, "memfd_create");
-    if (e.msg[0] || fe->ops->fetch(fe, url, fd, FRONTEND_FILE_MAX, &e) < 0 ||
-        sandbox_put(sb, rel, fd, &e) < 0 || fstat(fd, &st) < 0) {
-        file_notice(t, name ? name : safe, e.msg[0] ? e.msg : "unknown error");
-        return;
-    }
-    jb_strv_push(taken, safe, NULL);
-    if (st.st_size < 1024)
-        snprintf(size, sizeof size, "%lld bytes", (long long)st.st_size);
-    else
-        jb_fmt_size((long long)st.st_size, size, sizeof size);
-    jb_buf_appendf(list, NULL, "%s%s (%s)", list->len ? ", " : "", safe, size);
-}
-
-/* Every file of the turn's messages (the first TURN_FILES_MAX) into ~/inbox/. Returns the
- * line the prompt ends with (caller frees), or NULL when no file was placed. */
-static char *files_in(struct turn_ctx *t, struct sandbox *sb)
-{
-    struct jb_buf list = JB_BUF_INIT(64u << 10);
-    struct jb_strv taken = JB_STRV_INIT;
-    size_t count = 0;
-    for (size_t i = 0; i < t->nmsgs; i++) {
-        if (!t->msgs[i].files) continue;
-        jb_auto(json_decrefp) json_t *arr = json_loads(t->msgs[i].files, 0, NULL);
-        size_t k;
-        json_t *f;
-        json_array_foreach(arr, k, f)
-        {
-            const char *name = json_string_value(json_object_get(f, "name"));
-            if (count++ < TURN_FILES_MAX)
-                file_in(t, sb, f, &taken, &list);
-            else
-                file_notice(t, name ? name : "a file",
-                            "only the first 10 files of a turn are placed");
-        }
-    }
-    jb_strv_free(&taken);
-    char *line = NULL;
-    if (list.len &&
-        asprintf(&line, "[Files shared in this thread are in ~/inbox/: %s]", list.data) < 0)
-        line = NULL;
-    jb_buf_release(&list);
-    return line;
-}
-
 /* The prompt of a turn: one message, or several joined in arrival order. */
 static char *turn_prompt(const struct lane_msg *msgs, size_t n)
 {
@@ -588,7 +509,7 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
         jb_log_ctx_turn(turn_id);
         jb_log_event(JB_LOG_INFO, "turn.start", -1, "turn started: %zu message%s, sandbox %s", n,
                      n == 1 ? "" : "s", sb->name);
-        jb_autofree char *files_line = files_in(&t, sb);
+        jb_autofree char *files_line = core_files_in(c, t.thread_key, t.msgs, t.nmsgs, sb);
         jb_autofree char *with_files = NULL;
         if (files_line && asprintf(&with_files, "%s\n\n%s", t.prompt, files_line) > 0)
             t.prompt = with_files;
