@@ -1,5 +1,6 @@
 """8200: `janebot serve` on the Sprites backend: files the agent leaves in the sprite's
-outbox reach the Slack thread (uploaded once, then moved to ~/outbox/sent/)."""
+outbox reach the Slack thread (uploaded once, then moved to ~/outbox/sent/); a message sent
+while the agent runs reaches it through the exec's stdin."""
 from test_5000_serve_startup import ServeCase
 
 
@@ -26,3 +27,14 @@ class SpritesServe(ServeCase):
         s = self.slack.state()
         self.assertEqual(len([u for u in s["uploads"] if u["name"] == "zq-8201.txt"]), 1,
                          "uploaded once%s" % self.summary(s))
+
+    def test_8202_a_message_reaches_the_agent_running_in_a_sprite(self):
+        # The sprite's exec carries a live stdin (stream 0): steering works there as locally.
+        self.start_serve(env={"JANEBOT_AGENT_CMD_INPUT": "stream-json"})
+        d = self.dm("steerwait 15 zq-8202")
+        self.wait_for(lambda s: list((self.tmp / "sprites").glob("*/.fake-agent/calls.jsonl")),
+                      "the agent to start in the sprite")
+        self.dm("zq-8202 also say banana", thread_ts=d["ts"])
+        self.wait_for(lambda s: any("passed to the running agent" in t
+                                    for t in self.thread_texts(s, d)), "the status to say so")
+        self.wait_answer(d, "steered: zq-8202 also say banana")
