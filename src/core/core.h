@@ -113,6 +113,12 @@ struct lane_msg {
     char *files;
 };
 
+/* Fill m with copies of the strings (ref, files may be NULL): 0, or -1 out of memory (m is
+ * then zeroed). Free them with lane_msg_release(), which zeroes m. */
+int lane_msg_init(struct lane_msg *m, int64_t inbox_id, const char *thread_key, const char *user,
+                  const char *text, const char *ref, const char *files);
+void lane_msg_release(struct lane_msg *m);
+
 struct lanes;
 /* One turn: n >= 1 messages of one thread, in arrival order (borrowed for the call). */
 typedef void (*lane_run_fn)(void *ud, int worker, const struct lane_msg *msgs, size_t n);

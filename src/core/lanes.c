@@ -67,14 +67,31 @@ static unsigned bucket_of(const char *key)
     return h % LANE_BUCKETS;
 }
 
+void lane_msg_release(struct lane_msg *m)
+{
+    free(m->thread_key), free(m->user_id), free(m->text), free(m->ref), free(m->files);
+    *m = (struct lane_msg){0};
+}
+
+int lane_msg_init(struct lane_msg *m, int64_t inbox_id, const char *thread_key, const char *user,
+                  const char *text, const char *ref, const char *files)
+{
+    *m = (struct lane_msg){.inbox_id = inbox_id,
+                           .thread_key = strdup(thread_key),
+                           .user_id = strdup(user),
+                           .text = strdup(text),
+                           .ref = ref ? strdup(ref) : NULL,
+                           .files = files ? strdup(files) : NULL};
+    if (m->thread_key && m->user_id && m->text && (!ref || m->ref) && (!files || m->files))
+        return 0;
+    lane_msg_release(m);
+    return -1;
+}
+
 static void msg_free(struct msg_node *n)
 {
     if (!n) return;
-    free(n->m.thread_key);
-    free(n->m.user_id);
-    free(n->m.text);
-    free(n->m.ref);
-    free(n->m.files);
+    lane_msg_release(&n->m);
     free(n);
 }
 
@@ -317,16 +334,8 @@ static struct msg_node *msg_new(int64_t inbox_id, const char *thread_key, const 
                                 const char *text, const char *ref, const char *files)
 {
     struct msg_node *n = calloc(1, sizeof *n);
-    if (!n) return NULL;
-    n->m.inbox_id = inbox_id;
-    n->m.thread_key = strdup(thread_key);
-    n->m.user_id = strdup(user);
-    n->m.text = strdup(text);
-    n->m.ref = ref ? strdup(ref) : NULL;
-    n->m.files = files ? strdup(files) : NULL;
-    if (!n->m.thread_key || !n->m.user_id || !n->m.text || (ref && !n->m.ref) ||
-        (files && !n->m.files)) {
-        msg_free(n);
+    if (n && lane_msg_init(&n->m, inbox_id, thread_key, user, text, ref, files) < 0) {
+        free(n);
         return NULL;
     }
     return n;

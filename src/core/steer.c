@@ -14,8 +14,7 @@ void core_steered_free(struct steered *s)
 {
     while (s) {
         struct steered *next = s->next;
-        free(s->m.thread_key), free(s->m.user_id), free(s->m.text), free(s->m.ref);
-        free(s->m.files);
+        lane_msg_release(&s->m);
         free(s);
         s = next;
     }
@@ -42,14 +41,8 @@ static struct steered *steered_new(int64_t inbox_id, const char *thread_key, con
                                    const char *text, const char *ref)
 {
     struct steered *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
-    s->m.inbox_id = inbox_id;
-    s->m.thread_key = strdup(thread_key);
-    s->m.user_id = strdup(user);
-    s->m.text = strdup(text);
-    s->m.ref = ref ? strdup(ref) : NULL;
-    if (!s->m.thread_key || !s->m.user_id || !s->m.text || (ref && !s->m.ref)) {
-        core_steered_free(s);
+    if (s && lane_msg_init(&s->m, inbox_id, thread_key, user, text, ref, NULL) < 0) {
+        free(s);
         return NULL;
     }
     return s;
