@@ -78,7 +78,9 @@ class StopHost(StopCase):
         env = {"JANEBOT_AGENT_CMD": str(script), "JANEBOT_STOP_GRACE": "1"}
         self.start_serve(env=env)
         d = self.dm("zq-5602 slow")
-        self.wait_for(lambda s: pidfile.exists(), "the slow agent to start")
+        # The shell creates the file before it writes the pid into it.
+        self.wait_for(lambda s: pidfile.exists() and pidfile.read_text().strip(),
+                      "the slow agent to start")
         pid = int(pidfile.read_text())
         t0 = self.sigterm()
         rc = self.wait_exit(10)
