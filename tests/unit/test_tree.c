@@ -322,7 +322,9 @@ Test(tree, a_deep_tree_needs_few_fds)
     cr_assert_eq(write(f, chunk, sizeof chunk), (ssize_t)sizeof chunk);
     close(f);
     close(fd);
-    cr_assert_geq(jb_disk_usage(at(p, "deep")), 65536 + 1500LL * 4096 / 2);
+    /* The only data is at the bottom: counting it proves the walk got there. Directories
+     * add their blocks where the filesystem gives them any (tmpfs gives none). */
+    cr_assert_geq(jb_disk_usage(at(p, "deep")), 65536);
     struct jb_err err = {0};
     cr_assert_eq(jb_rm_rf(at(p, "deep"), &err), 0, "%s", err.msg);
     cr_assert(!exists("deep"));
