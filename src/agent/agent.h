@@ -30,7 +30,13 @@ struct agent_policy {
     /* 1: the channel's `approve:` lists tools; the agent must ask janebot before a tool
      * runs (Claude Code: --permission-prompt-tool stdio), never skip its permissions. */
     int ask_permission;
+    /* With ask_permission: the channel's `approve:` entries (tool names, "edit", "mcp:NAME",
+     * "*"), NULL-terminated; Claude Code is made to ask about these even where it would not. */
+    const char *const *approve;
 };
+/* The file-editing tools of Claude Code and Amp (what `approve: [edit]` covers);
+ * NULL-terminated. */
+extern const char *const agent_edit_tools[];
 
 /* What the adapters take from the configuration: the core fills it (core_agent_opts());
  * every string is borrowed and may be NULL (unset). */

@@ -1,11 +1,18 @@
 /* agent/toolmap.c -- a channel's policy (its MCP servers and tool profile) in the switches
  * each agent CLI understands. Only the channel's own servers are ever written: the
  * definitions (and credentials) of other channels' servers never reach the sandbox. */
+#include <ctype.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "agent/adapters.h"
 
-#define MCP_FILE "mcp.json"
+#define MCP_FILE      "mcp.json"
+#define SETTINGS_FILE "claude-settings.json"
+
+const char *const agent_edit_tools[] = {"Edit",      "MultiEdit",   "Write",       "NotebookEdit",
+                                        "edit_file", "create_file", "apply_patch", NULL};
 
 /* Cross-thread tools (Amp): off in every profile (Tier 0 of the security model). */
 static const char *const amp_cross_thread[] = {"find_thread", "read_thread", NULL};
@@ -121,6 +128,69 @@ static int claude_tool_args(const struct agent_policy *p, struct agent_cmd *c, s
     return 0;
 }
 
+/* name as a regex matching it in any case ("Bash" -> "[Bb][Aa][Ss][Hh]"): janebot compares
+ * tool names without regard to case, Claude Code's hook matchers with. */
+static int any_case(struct jb_buf *b, const char *name, struct jb_err *err)
+{
+    for (const char *p = name; *p; p++) {
+        int lo = tolower((unsigned char)*p), up = toupper((unsigned char)*p);
+        int rc =
+            lo == up ? jb_buf_appendf(b, err, "%c", *p) : jb_buf_appendf(b, err, "[%c%c]", up, lo);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+/* A hook matcher (a regex on tool names) for the `approve:` entries, whose names are
+ * [A-Za-z0-9_-] (checked when the config is read). Caller frees; NULL with err. */
+static char *approve_matcher(const char *const *approve, struct jb_err *err)
+{
+    struct jb_buf b = JB_BUF_INIT(64u << 10);
+    int rc = jb_buf_appendf(&b, err, "^(");
+    for (size_t i = 0; rc == 0 && approve[i]; i++) {
+        const char *e = approve[i];
+        if (!strcmp(e, "*")) {
+            jb_buf_release(&b);
+            return strdup("*");
+        }
+        rc = i ? jb_buf_appendf(&b, err, "|") : 0;
+        if (rc == 0 && !strcmp(e, "edit"))
+            for (size_t k = 0; rc == 0 && agent_edit_tools[k]; k++) {
+                if (k) rc = jb_buf_appendf(&b, err, "|");
+                if (rc == 0) rc = any_case(&b, agent_edit_tools[k], err);
+            }
+        else if (rc == 0 && !strncmp(e, "mcp:", 4))
+            rc = jb_buf_appendf(&b, err, "mcp__%s__.*", e + 4);
+        else if (rc == 0)
+            rc = any_case(&b, e, err);
+    }
+    if (rc == 0) rc = jb_buf_appendf(&b, err, ")$");
+    char *out = rc == 0 ? jb_buf_detach(&b, NULL) : NULL;
+    jb_buf_release(&b);
+    return out;
+}
+
+/* Claude Code runs some tools unasked in its default mode (reads in its working directory,
+ * `ls`, `git status`): a PreToolUse hook answering "ask" sends every call of a listed tool
+ * to janebot's approver all the same. */
+static int add_ask_hook(const struct agent_turn *t, struct agent_cmd *c, struct jb_err *err)
+{
+    static const char say_ask[] = "echo '{\"hookSpecificOutput\":{\"hookEventName\":\"PreToolUse\","
+                                  "\"permissionDecision\":\"ask\",\"permissionDecisionReason\":"
+                                  "\"this channel asks a person first\"}}'";
+    jb_autofree char *matcher = approve_matcher(t->policy->approve, err);
+    jb_autofree char *path = NULL, *text = NULL;
+    if (!matcher) return -1;
+    json_t *o = json_pack("{s:{s:[{s:s, s:[{s:s, s:s, s:i}]}]}}", "hooks", "PreToolUse", "matcher",
+                          matcher, "hooks", "type", "command", "command", say_ask, "timeout", 10);
+    text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (!text || asprintf(&path, "%s/%s", t->run_dir, SETTINGS_FILE) < 0)
+        return jb_err_set(err, JB_ENOMEM, "claude settings");
+    if (agent_cmd_add_file(c, path, text, strlen(text), err) < 0) return -1;
+    return jb_strv_pushv(&c->argv, (const char *[]){"--settings", path, NULL}, err);
+}
+
 int agent_claude_policy(const struct agent_turn *t, struct agent_cmd *c, struct jb_err *err)
 {
     if (!t->policy) return 0;
@@ -128,6 +198,9 @@ int agent_claude_policy(const struct agent_turn *t, struct agent_cmd *c, struct 
     if (add_mcp_file(t, c, &path, err) < 0) return -1;
     const char *mcp[] = {"--mcp-config", path, "--strict-mcp-config", NULL};
     if (jb_strv_pushv(&c->argv, mcp, err) < 0) return -1;
+    if (t->policy->ask_permission && t->policy->approve && t->policy->approve[0] &&
+        add_ask_hook(t, c, err) < 0)
+        return -1;
     return claude_tool_args(t->policy, c, err);
 }
 

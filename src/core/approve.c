@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "agent/agent.h"
 #include "core/core-int.h"
 #include "core/policy.h"
 #include "proxy/proxy.h"
@@ -17,10 +18,6 @@
 #define WAIT_SLICE_MS 250 /* how often a waiting ask looks at its turn and its asker */
 
 /* ---- the config's tool classes ---- */
-
-/* What `edit` covers: Claude Code's and Amp's file-editing tools. */
-static const char *const edit_tools[] = {"Edit",      "MultiEdit",   "Write",      "NotebookEdit",
-                                         "edit_file", "create_file", "apply_patch"};
 
 const char *approve_class_check(const char *entry)
 {
@@ -39,8 +36,8 @@ int approve_class_matches(const char *entry, const char *tool)
     if (!entry || !tool || !*tool) return 0;
     if (!strcmp(entry, "*")) return 1;
     if (!strcmp(entry, "edit")) {
-        for (size_t i = 0; i < JB_ARRAY_LEN(edit_tools); i++)
-            if (!strcasecmp(edit_tools[i], tool)) return 1;
+        for (size_t i = 0; agent_edit_tools[i]; i++) /* Claude Code's and Amp's */
+            if (!strcasecmp(agent_edit_tools[i], tool)) return 1;
         return 0;
     }
     if (!strncmp(entry, "mcp:", 4)) { /* Claude Code and Amp: mcp__<server>__<tool> */

@@ -250,6 +250,7 @@ static int channel_finish(struct policy *p, struct policy_channel *ch, struct jb
     ch->agent.mcp_json = ch->mcp_json;
     ch->agent.allow = (const char *const *)ch->allow.v;
     ch->agent.ask_permission = ch->approve.n > 0;
+    ch->agent.approve = (const char *const *)ch->approve.v;
     return 0;
 }
 

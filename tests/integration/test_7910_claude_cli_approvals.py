@@ -1,8 +1,9 @@
 """7910: the real Claude Code CLI (pinned as in test_7900) in `janebot serve` with a channel
 whose `approve:` lists Bash: it runs with --permission-prompt-tool stdio, pauses on the
-Bash call the fake upstream scripts (a write, which it does not run unasked), the thread
-gets the question, and the run continues after the click: Allow runs the command in the
-sandbox, Deny hands the model janebot's reason as the tool's error.
+Bash call the fake upstream scripts, the thread gets the question, and the run continues
+after the click: Allow runs the command in the sandbox, Deny hands the model janebot's
+reason as the tool's error. A read-only command, which Claude Code runs unasked in its
+default mode, is asked about too.
 """
 import json
 import unittest
@@ -63,6 +64,19 @@ class RealClaudeApprovals(ApprovalHelpers, ServeCase):
         self.assertTrue(results[-1].get("is_error"), results)
         self.assertIn("Not allowed in this thread: denied by %s" % HUMAN,
                       json.dumps(results[-1]), results)
+
+    def test_7913_a_call_claude_would_run_unasked_is_asked_when_its_tool_is_listed(self):
+        # `echo` is read-only: Claude Code's default mode runs it without a prompt. Listed
+        # in `approve:`, Bash asks all the same (janebot's PreToolUse hook says "ask").
+        self.fake.control(tool_command="echo unasked-7913")
+        self.start_serve(env=self.claude_env)
+        a = self.mention("USE_TOOL please")
+        q = self.question(a)
+        self.assertIn("unasked-7913", q["blocks"][0]["text"]["text"])
+        self.assertEqual(self.tool_results(), [], "nothing ran before the click")
+        self.click(q, "allow_once")
+        self.wait_answer(a, "done")
+        self.assertIn("unasked-7913", json.dumps(self.tool_results()[-1]))
 
 
 if __name__ == "__main__":

@@ -457,6 +457,45 @@ Test(policy, claude_with_approvals_asks_on_stdio_and_allows_nothing_unasked)
     const char *denied = arg_after("--disallowedTools");
     cr_assert_not_null(strstr(denied, "Write"), "%s", denied);
     cr_assert(strncmp(denied, "Bash,", 5) && !strstr(denied, ",Bash,"), "%s", denied);
+    cr_assert_null(arg_after("--settings"), "no approve list given: no hook");
+    agent_cmd_release(&cmd);
+}
+
+/* The PreToolUse hook that makes Claude Code ask about a listed tool it would run unasked. */
+static const char *hook_matcher(json_t **keep)
+{
+    const char *settings = file_of("claude-settings.json");
+    cr_assert_not_null(settings);
+    cr_assert_str_eq(arg_after("--settings"), "/run/jb/claude-settings.json");
+    json_error_t je;
+    *keep = json_loads(settings, 0, &je);
+    json_t *entry =
+        json_array_get(json_object_get(json_object_get(*keep, "hooks"), "PreToolUse"), 0);
+    json_t *hook = json_array_get(json_object_get(entry, "hooks"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(hook, "type")), "command");
+    cr_assert(strstr(json_string_value(json_object_get(hook, "command")),
+                     "\"permissionDecision\":\"ask\""),
+              "%s", settings);
+    return json_string_value(json_object_get(entry, "matcher"));
+}
+
+Test(policy, claude_with_approvals_gets_a_hook_asking_about_the_listed_tools)
+{
+    const char *approve[] = {"Bash", "edit", "mcp:gh", NULL};
+    struct agent_policy pol = {
+        .mcp_json = MCP, .tools = AGENT_TOOLS_FULL, .ask_permission = 1, .approve = approve};
+    prep("claude", &pol);
+    json_t *keep = NULL;
+    const char *m = hook_matcher(&keep);
+    cr_assert(!strncmp(m, "^([Bb][Aa][Ss][Hh]|[Ee][Dd][Ii][Tt]|[Mm][Uu][Ll][Tt][Ii]", 53), "%s", m);
+    cr_assert(strstr(m, "|[Ww][Rr][Ii][Tt][Ee]|"), "%s", m);
+    cr_assert(strstr(m, "|mcp__gh__.*)$"), "%s", m);
+    json_decref(keep);
+    const char *all[] = {"*", "Bash", NULL};
+    pol.approve = all;
+    prep("claude", &pol);
+    cr_assert_str_eq(hook_matcher(&keep), "*");
+    json_decref(keep);
     agent_cmd_release(&cmd);
 }
 
