@@ -201,7 +201,10 @@ class ClaudeInput(ServeCase):
     def test_6520_a_stop_sends_claude_the_interrupt_request_first(self):
         self.start_serve()
         d = self.dm("wait-for-interrupt zq-6520")
-        self.wait_for(lambda s: any(m for m in self.bot_messages(s, d)), "the status message")
+        # Once it has logged its call it is reading stdin (a slow start must not let the
+        # 3 s grace pass before it could read the request).
+        self.wait_for(lambda s: list(self.state.glob("**/.fake-claude/calls.jsonl")),
+                      "the fake CLI to start")
         self.react(d)
         self.wait_answer(d, "stopped by <@%s>" % HUMAN)
         reqs = self.control_requests()
