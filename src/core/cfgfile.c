@@ -18,7 +18,7 @@
  *     C0123456789: {mcp_servers: [github], tools: no-shell}
  *     C0987654321: {tools: [Read, Grep]}
  *     C0AAAAAAAAA: {approve: [Bash, edit, "mcp:github"], approvers: [U1], approve_timeout: 5m}
- *     C0BBBBBBBBB: {egress: [pypi.example.com], egress_approval: true}
+ *     C0BBBBBBBBB: {egress: [pkgs.example.com], egress_approval: true}
  * Unknown keys, duplicate keys and bad values are errors. */
 #include <ctype.h>
 #include <errno.h>

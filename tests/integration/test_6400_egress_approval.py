@@ -398,20 +398,20 @@ class SpritesEgressList(JanebotCase):
         (self.state / "janebot.yaml").write_text(
             "channels:\n  C0SPRITE01: {egress_approval: true}\n")
         asking, plain = "C0SPRITE01:1700000000.000100", "C0PLAIN001:1700000000.000100"
-        pypi = {"action": "allow", "domain": "pypi.example.com"}
+        pkgs = {"action": "allow", "domain": "pkgs.example.com"}
         for key in (asking, plain):
             self.assertEqual(self.sbx(key, "true").rc, 0)
-            self.assertNotIn(pypi, self.rules(key))
-            self.allow_for_thread(key, "pypi.example.com")
+            self.assertNotIn(pkgs, self.rules(key))
+            self.allow_for_thread(key, "pkgs.example.com")
         self.assertEqual(self.sbx(asking, "true").rc, 0)
-        self.assertIn(pypi, self.rules(asking))
+        self.assertIn(pkgs, self.rules(asking))
         self.assertEqual(self.rules(asking)[-1], {"action": "deny", "domain": "*"})
         self.assertEqual(self.sbx(plain, "true").rc, 0)
-        self.assertNotIn(pypi, self.rules(plain), "only while the channel has egress_approval")
-        rm = self.run_jb(["sandbox", "egress", "rm", asking, "pypi.example.com"])
+        self.assertNotIn(pkgs, self.rules(plain), "only while the channel has egress_approval")
+        rm = self.run_jb(["sandbox", "egress", "rm", asking, "pkgs.example.com"])
         self.assertEqual(rm.rc, 0, rm)
         self.assertEqual(self.sbx(asking, "true").rc, 0)
-        self.assertNotIn(pypi, self.rules(asking), "the next run's policy drops it")
+        self.assertNotIn(pkgs, self.rules(asking), "the next run's policy drops it")
 
 
 if __name__ == "__main__":

@@ -251,9 +251,9 @@ Test(approve, egress_config_true_false_and_default_off)
 {
     struct policy *p = load("channels:\n"
                             "  default: {egress_approval: true}\n"
-                            "  C0ASKING01: {egress_approval: true, egress: [pypi.example.com]}\n"
+                            "  C0ASKING01: {egress_approval: true, egress: [pkgs.example.com]}\n"
                             "  C0QUIET001: {egress_approval: false}\n"
-                            "  C0PLAIN001: {egress: [pypi.example.com]}\n");
+                            "  C0PLAIN001: {egress: [pkgs.example.com]}\n");
     cr_assert_not_null(p, "%s", err.msg);
     cr_assert_eq(policy_channel_for(p, "C0ASKING01:1.1")->egress_approval, 1);
     cr_assert_eq(policy_channel_for(p, "C0QUIET001:1.1")->egress_approval, 0);
@@ -261,7 +261,7 @@ Test(approve, egress_config_true_false_and_default_off)
                  "off unless the channel's own entry says true");
     cr_assert_eq(policy_channel_for(p, "C0UNLISTED:1.1")->egress_approval, 1, "default's");
     policy_unref(p);
-    p = load("channels:\n  C0PLAIN001: {egress: [pypi.example.com]}\n");
+    p = load("channels:\n  C0PLAIN001: {egress: [pkgs.example.com]}\n");
     cr_assert_not_null(p, "%s", err.msg);
     cr_assert_eq(policy_channel_for(p, "C0PLAIN001:1.1")->egress_approval, 0, "false by default");
     cr_assert_eq(policy_channel_for(p, "C0UNLISTED:1.1")->egress_approval, 0);
@@ -289,7 +289,7 @@ Test(approve, egress_thread_list_add_list_remove_forget)
     snprintf(db, sizeof db, "%s/j.db", dir);
     struct store *st = NULL;
     cr_assert_eq(store_open(db, &st, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_egress_add(st, "C1:1.1", "pypi.example.com", "U1", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_egress_add(st, "C1:1.1", "pkgs.example.com", "U1", &err), 0, "%s", err.msg);
     cr_assert_eq(store_egress_add(st, "C1:1.1", "api.example.com", "U2", &err), 0, "%s", err.msg);
     cr_assert_eq(store_egress_add(st, "C1:1.1", "api.example.com", "U3", &err), 0, "again: fine");
     struct approval_row r = {.thread_key = "C1:1.1",
@@ -313,13 +313,13 @@ Test(approve, egress_thread_list_add_list_remove_forget)
     cr_assert_eq(n, 2);
     cr_assert_str_eq(v[0].name, "api.example.com", "sorted by name");
     cr_assert_str_eq(v[0].added_by, "U3", "the last to allow it");
-    cr_assert_str_eq(v[1].name, "pypi.example.com");
+    cr_assert_str_eq(v[1].name, "pkgs.example.com");
     cr_assert(v[1].added_at > 0);
     egress_rows_free(v, n);
-    cr_assert_eq(store_egress_remove(st, "C1:1.1", "pypi.example.com", &err), 0, "%s", err.msg);
-    cr_assert_eq(store_egress_remove(st, "C1:1.1", "pypi.example.com", &err), -1);
+    cr_assert_eq(store_egress_remove(st, "C1:1.1", "pkgs.example.com", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_egress_remove(st, "C1:1.1", "pkgs.example.com", &err), -1);
     cr_assert_eq(err.code, JB_ENOTFOUND);
-    cr_assert(strstr(err.msg, "pypi.example.com is not on the egress list"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "pkgs.example.com is not on the egress list"), "%s", err.msg);
     cr_assert_eq(store_egress_list(st, "C9:9.9", &v, &n, &err), 0);
     cr_assert_eq(n, 0);
     cr_assert_null(v);
