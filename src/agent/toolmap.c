@@ -115,9 +115,18 @@ static int claude_tool_args(const struct agent_policy *p, struct agent_cmd *c, s
         allowed = join(p->allow, NULL);
         denied = join(claude_builtin, p->allow);
     } else {
-        return 0;
+        allowed = strdup(""), denied = strdup("");
     }
     if (!allowed || !denied) return jb_err_set(err, JB_ENOMEM, "claude tool flags");
+    /* With a permission prompt Claude Code offers AskUserQuestion, answered through the
+     * approver: janebot has no answers to give, so the model asks in its reply instead. */
+    if (p->ask_permission) {
+        char *more = NULL;
+        if (asprintf(&more, "%s%sAskUserQuestion", denied, *denied ? "," : "") < 0)
+            return jb_err_set(err, JB_ENOMEM, "claude tool flags");
+        free(denied);
+        denied = more;
+    }
     /* --allowedTools runs those unasked: with approvals, every tool goes by janebot. */
     if (*allowed && !p->ask_permission &&
         jb_strv_pushv(&c->argv, (const char *[]){"--allowedTools", allowed, NULL}, err) < 0)

@@ -52,6 +52,9 @@ class RealClaudeApprovals(ApprovalHelpers, ServeCase):
         self.assertFalse(results[-1].get("is_error"), results)
         self.assertEqual(self.decisions(a), [("Bash", "allow_once", HUMAN)])
         self.assertNotIn(self.real_key, self.serve_output())
+        tools = [t.get("name") for t in json.loads(self.model_calls()[0]["body"]).get("tools")]
+        self.assertIn("Bash", tools)
+        self.assertNotIn("AskUserQuestion", tools, "janebot has no answers to give it")
 
     def test_7912_after_deny_claude_hands_the_model_janebots_reason(self):
         self.start_serve(env=self.claude_env)

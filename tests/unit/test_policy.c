@@ -457,7 +457,11 @@ Test(policy, claude_with_approvals_asks_on_stdio_and_allows_nothing_unasked)
     const char *denied = arg_after("--disallowedTools");
     cr_assert_not_null(strstr(denied, "Write"), "%s", denied);
     cr_assert(strncmp(denied, "Bash,", 5) && !strstr(denied, ",Bash,"), "%s", denied);
+    cr_assert(strstr(denied, ",AskUserQuestion"), "janebot cannot answer it: %s", denied);
     cr_assert_null(arg_after("--settings"), "no approve list given: no hook");
+    pol.tools = AGENT_TOOLS_FULL;
+    prep("claude", &pol);
+    cr_assert_str_eq(arg_after("--disallowedTools"), "AskUserQuestion");
     agent_cmd_release(&cmd);
 }
 
