@@ -163,8 +163,12 @@ class Crash(ServeCase):
         s = self.slack.state()
         self.assertEqual(self.count_final(s, d, "slept"), 1, "answered exactly once%s"
                          % self.summary(s))
-        self.assertFalse([e for e in s["envelopes"] if e["retry_attempt"] > 0],
-                         "the fake never redelivered: recovery is janebot's own")
+        # The user's event was acked before the kill: janebot's own inbox answers it. (An
+        # echo of the bot's own status message in flight at the kill may be redelivered,
+        # as Slack does; that is not the event under test.)
+        self.assertFalse([e for e in s["envelopes"] if e["retry_attempt"] > 0
+                          and e["event_id"] in d["event_ids"]],
+                         "the fake never redelivered it: recovery is janebot's own")
 
     def test_5422_an_event_answered_before_kill_9_is_not_answered_again_after_restart(self):
         self.start_serve()
