@@ -194,31 +194,41 @@ char *agent_instructions(const struct agent_turn *t)
     return n < 0 ? NULL : s;
 }
 
-char *agent_input_line(const char *text)
+/* o as one compact JSON line with its newline (json_dumps escapes every newline inside).
+ * Takes o's reference; NULL when o is NULL or out of memory. Caller frees. */
+static char *json_line(json_t *o)
 {
-    jb_auto(json_decrefp) json_t *line =
-        json_pack("{s:s, s:{s:s, s:[{s:s, s:s}]}}", "type", "user", "message", "role", "user",
-                  "content", "type", "text", "text", text ? text : "");
-    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL; /* escapes every newline */
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
     char *out = NULL;
     if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
     free(s);
     return out;
 }
 
+static json_t *user_message(const char *text)
+{
+    return json_pack("{s:s, s:{s:s, s:[{s:s, s:s}]}}", "type", "user", "message", "role", "user",
+                     "content", "type", "text", "text", text ? text : "");
+}
+
+char *agent_input_line(const char *text)
+{
+    return json_line(user_message(text));
+}
+
 char *agent_steer_line(const char *text, int steer_flag, const char *request_id)
 {
-    if (!steer_flag) return agent_input_line(text);
+    json_t *o = user_message(text);
+    if (!steer_flag || !o) return json_line(o);
     char id[257];
     snprintf(id, sizeof id, "%s", request_id && *request_id ? request_id : "janebot");
-    jb_auto(json_decrefp) json_t *line = json_pack(
-        "{s:s, s:{s:s, s:[{s:s, s:s}]}, s:b, s:s}", "type", "user", "message", "role", "user",
-        "content", "type", "text", "text", text ? text : "", "steer", 1, "request_id", id);
-    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
-    char *out = NULL;
-    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
-    free(s);
-    return out;
+    if (json_object_set_new(o, "steer", json_true()) < 0 ||
+        json_object_set_new(o, "request_id", json_string(id)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return json_line(o);
 }
 
 char *agent_permission_line(const char *request_id, int allow, const char *input_json,
@@ -233,26 +243,15 @@ char *agent_permission_line(const char *request_id, int allow, const char *input
     json_t *answer = allow ? json_pack("{s:s, s:o}", "behavior", "allow", "updatedInput", input)
                            : json_pack("{s:s, s:s}", "behavior", "deny", "message",
                                        why && *why ? why : "denied");
-    jb_auto(json_decrefp) json_t *line =
-        answer ? json_pack("{s:s, s:{s:s, s:s, s:o}}", "type", "control_response", "response",
-                           "subtype", "success", "request_id", request_id ? request_id : "",
-                           "response", answer)
-               : NULL;
-    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
-    char *out = NULL;
-    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
-    free(s);
-    return out;
+    return json_line(answer ? json_pack("{s:s, s:{s:s, s:s, s:o}}", "type", "control_response",
+                                        "response", "subtype", "success", "request_id",
+                                        request_id ? request_id : "", "response", answer)
+                            : NULL);
 }
 
 char *agent_interrupt_line(const char *request_id)
 {
-    jb_auto(json_decrefp) json_t *line =
-        json_pack("{s:s, s:s, s:{s:s}}", "type", "control_request", "request_id",
-                  request_id ? request_id : "interrupt", "request", "subtype", "interrupt");
-    char *s = line ? json_dumps(line, JSON_COMPACT) : NULL;
-    char *out = NULL;
-    if (s && asprintf(&out, "%s\n", s) < 0) out = NULL;
-    free(s);
-    return out;
+    return json_line(json_pack("{s:s, s:s, s:{s:s}}", "type", "control_request", "request_id",
+                               request_id ? request_id : "interrupt", "request", "subtype",
+                               "interrupt"));
 }
