@@ -53,24 +53,25 @@ int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const c
 {
     if (files) return 0; /* files are fetched into the sandbox when a turn starts */
     struct steered *s = steered_new(inbox_id, thread_key, user, text, ref);
+    if (!s) return -1;
     char rid[32];
     snprintf(rid, sizeof rid, "janebot-%lld", (long long)inbox_id); /* one id per message */
-    jb_autofree char *plain = agent_steer_line(text, 0, rid);
-    jb_autofree char *steer = agent_steer_line(text, 1, rid);
-    if (!s || !plain || !steer) {
-        core_steered_free(s);
-        return -1;
-    }
     pthread_mutex_lock(&c->run_mu);
     struct running *r = find_running(c, thread_key);
     struct jb_err err = {0};
-    const char *line = r && r->steer_flag ? steer : plain;
-    int passed =
-        r && r->input && sandbox_input_write(r->input, line, strlen(line), &s->end, &err) == 0;
+    /* the line's shape is the running agent's (Amp's steer flag), known only here; r is
+     * read under run_mu only (its turn may end once it is released) */
+    int takes = r && r->input;
+    jb_autofree char *line = takes ? agent_steer_line(text, r->steer_flag, rid) : NULL;
+    int passed = line && sandbox_input_write(r->input, line, strlen(line), &s->end, &err) == 0;
     if (passed) s->next = r->steered, r->steered = s;
     pthread_mutex_unlock(&c->run_mu);
+    if (takes && !line) {
+        core_steered_free(s);
+        return -1; /* out of memory (the text was checked as UTF-8 when it came in) */
+    }
     if (!passed) {
-        if (r && r->input) log_info("thread %s: message queued: %s", thread_key, err.msg);
+        if (takes) log_info("thread %s: message queued: %s", thread_key, err.msg);
         core_steered_free(s);
     }
     return passed;
