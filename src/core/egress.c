@@ -53,7 +53,7 @@ enum egress_verdict core_egress_approve(void *ud, const struct egress_approve_q 
         snprintf(why, n, "no turn of this thread is running, so there is nobody to ask");
         return EGRESS_DENIED;
     }
-    snprintf(channel, sizeof channel, "%.*s", (int)strcspn(q->thread_key, ":"), q->thread_key);
+    core_approval_channel(q->thread_key, channel);
     struct approval_ask ask = {.thread_key = q->thread_key,
                                .channel = channel,
                                .requester = requester,
