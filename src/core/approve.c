@@ -116,10 +116,9 @@ static void decide(struct approval_pending *p, enum approval_answer a, const cha
 /* 1 when a turn of the thread runs here and was asked to stop. */
 static int turn_stopped(struct core *c, const char *thread_key)
 {
-    int stopped = 0;
     pthread_mutex_lock(&c->run_mu);
-    for (struct running *r = c->running; r; r = r->next)
-        if (!strcmp(r->thread_key, thread_key) && atomic_load(&r->cancel)) stopped = 1;
+    struct running *r = core_running_find(c, thread_key);
+    int stopped = r && atomic_load(&r->cancel);
     pthread_mutex_unlock(&c->run_mu);
     return stopped;
 }

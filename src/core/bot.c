@@ -285,7 +285,7 @@ void core_running_set_tool(struct core *c, struct running *r, const char *tool)
     pthread_mutex_unlock(&c->run_mu);
 }
 
-static struct running *running_find(struct core *c, const char *thread_key)
+struct running *core_running_find(struct core *c, const char *thread_key)
 {
     for (struct running *r = c->running; r; r = r->next)
         if (!strcmp(r->thread_key, thread_key)) return r;
@@ -295,7 +295,7 @@ static struct running *running_find(struct core *c, const char *thread_key)
 int core_status(struct core *c, const char *thread_key, char *buf, size_t n)
 {
     pthread_mutex_lock(&c->run_mu);
-    struct running *r = running_find(c, thread_key);
+    struct running *r = core_running_find(c, thread_key);
     if (r) {
         long long s = (long long)((jb_mono_ms() - r->started_ms) / 1000);
         char took[48];
@@ -320,7 +320,7 @@ int core_status(struct core *c, const char *thread_key, char *buf, size_t n)
 int core_abort(struct core *c, const char *thread_key, const char *user)
 {
     pthread_mutex_lock(&c->run_mu);
-    struct running *r = running_find(c, thread_key);
+    struct running *r = core_running_find(c, thread_key);
     if (r) core_running_stop(r, user);
     pthread_mutex_unlock(&c->run_mu);
     return r != NULL;
@@ -367,7 +367,7 @@ int core_knows_thread(struct core *c, const char *thread_key)
 int core_thread_running(struct core *c, const char *thread_key)
 {
     pthread_mutex_lock(&c->run_mu);
-    int running = running_find(c, thread_key) != NULL;
+    int running = core_running_find(c, thread_key) != NULL;
     pthread_mutex_unlock(&c->run_mu);
     return running;
 }

@@ -73,6 +73,10 @@ struct running {
     struct running *next;
 };
 
+/* The turn of thread_key running here (a thread runs one turn at a time), or NULL. The
+ * caller holds run_mu and reads r only while it does. */
+struct running *core_running_find(struct core *c, const char *thread_key);
+
 /* ---- steering (steer.c): messages passed to a running agent ---- */
 struct steered {
     struct lane_msg m; /* owned copies */

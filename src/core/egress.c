@@ -21,13 +21,10 @@ static int approval_on(struct core *c, const char *thread_key)
 /* Who asked the thread's running turn, into buf; 0 when no turn of it runs here. */
 static int turn_requester(struct core *c, const char *thread_key, char *buf, size_t n)
 {
-    int found = 0;
     pthread_mutex_lock(&c->run_mu);
-    for (struct running *r = c->running; r && !found; r = r->next)
-        if (!strcmp(r->thread_key, thread_key) && r->user) {
-            snprintf(buf, n, "%s", r->user);
-            found = 1;
-        }
+    struct running *r = core_running_find(c, thread_key);
+    int found = r && r->user;
+    if (found) snprintf(buf, n, "%s", r->user);
     pthread_mutex_unlock(&c->run_mu);
     return found;
 }

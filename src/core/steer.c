@@ -20,13 +20,6 @@ void core_steered_free(struct steered *s)
     }
 }
 
-static struct running *find_running(struct core *c, const char *thread_key)
-{
-    for (struct running *r = c->running; r; r = r->next)
-        if (!strcmp(r->thread_key, thread_key)) return r;
-    return NULL;
-}
-
 void core_steer_attach(struct core *c, struct running *r, struct sandbox_input *in,
                        int takes_interrupt, int steer_flag)
 {
@@ -57,7 +50,7 @@ int core_steer(struct core *c, int64_t inbox_id, const char *thread_key, const c
     char rid[32];
     snprintf(rid, sizeof rid, "janebot-%lld", (long long)inbox_id); /* one id per message */
     pthread_mutex_lock(&c->run_mu);
-    struct running *r = find_running(c, thread_key);
+    struct running *r = core_running_find(c, thread_key);
     struct jb_err err = {0};
     /* the line's shape is the running agent's (Amp's steer flag), known only here; r is
      * read under run_mu only (its turn may end once it is released) */
@@ -129,7 +122,7 @@ int core_agent_write_line(struct core *c, const char *thread_key, const char *li
     if (!j) return jb_err_set(err, JB_EPROTO, "a line for the agent must be one line of JSON");
     json_decref(j);
     pthread_mutex_lock(&c->run_mu);
-    struct running *r = find_running(c, thread_key);
+    struct running *r = core_running_find(c, thread_key);
     int rc = r && r->input
                  ? sandbox_input_write(r->input, line, n, NULL, err)
                  : jb_err_set(err, JB_ENOTFOUND, "no agent of %s takes input now", thread_key);
