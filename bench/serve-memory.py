@@ -34,7 +34,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,8 +41,8 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "soak"))
 sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
-from harness import (Control, Serve, SoakError, answers_by_event, db_bytes,  # noqa: E402
-                     descendants, remove_run_dir, start_fake)
+from harness import (Serve, SoakError, answers_by_event, db_bytes,  # noqa: E402
+                     descendants, paced, remove_run_dir, start_fake)
 
 RUNS = int(os.environ.get("SERVE_MEMORY_RUNS", "5"))
 RATE = 200            # envelopes/s in (a)
@@ -80,42 +79,9 @@ def status_kib(pid, field):
     raise SoakError("no %s for pid %d" % (field, pid))
 
 
-def paced(port, rate, count, request):
-    """request(ctl, i) for i in 0..count-1, call i due at t0 + i/rate, from WORKERS
-    threads (one control connection each). Returns the list of errors."""
-    lock = threading.Lock()
-    nxt, errors = [0], []
-    t0 = time.monotonic() + 0.05
-
-    def worker():
-        ctl = Control(port)
-        try:
-            while True:
-                with lock:
-                    i = nxt[0]
-                    if i >= count or len(errors) > 20:
-                        return
-                    nxt[0] += 1
-                delay = t0 + i / float(rate) - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                try:
-                    request(ctl, i)
-                except Exception as e:  # noqa: BLE001 -- reported, the run fails
-                    with lock:
-                        errors.append("call %d: %s" % (i, e))
-        finally:
-            ctl.close()
-
-    ts = [threading.Thread(target=worker, daemon=True) for _ in range(WORKERS)]
-    for t in ts:
-        t.start()
-    end = time.monotonic() + count / float(rate) * 3 + 60
-    for t in ts:
-        t.join(max(0.1, end - time.monotonic()))
-    if any(t.is_alive() for t in ts):
-        errors.append("injection did not finish in time")
-    return errors
+def paced_calls(port, rate, count, request):
+    """harness.paced() with this bench's workers and time bound; returns the errors."""
+    return paced(port, rate, count, request, WORKERS, deadline=count / float(rate) * 3 + 60)[2]
 
 
 def fresh_serve(tmp, slack, tag, extra_env):
@@ -148,7 +114,7 @@ def peak_run(tmp, slack, n):
             else:
                 ctl.call("inject", {"kind": "bot_message", "text": "bench event %d" % i})
 
-        errs = paced(slack.port, RATE, int(RATE * LOAD_SECS), req)
+        errs = paced_calls(slack.port, RATE, int(RATE * LOAD_SECS), req)
         if errs:
             raise SoakError("injection at %d/s failed: %s" % (RATE, errs[:3]))
         end = time.monotonic() + ANSWER_TIMEOUT
@@ -219,7 +185,7 @@ def store_threads(tmp, slack):
 
         progress("threads: %d DMs, each a new thread, at %d/s" % (THREADS, FILL_RATE))
         t_fill = time.monotonic()
-        errs = paced(slack.port, FILL_RATE, THREADS, req)
+        errs = paced_calls(slack.port, FILL_RATE, THREADS, req)
         if errs:
             raise SoakError("raw frames failed: %s" % errs[:3])
         db = os.path.join(serve.state, "janebot.db")

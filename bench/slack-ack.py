@@ -40,6 +40,8 @@ from benchlib import Goal, fmt_spread, spread
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "soak"))
+from harness import paced  # noqa: E402 -- the paced injector the soak uses
 FAKE = os.path.join(REPO, "tests", "fakes", "slack.py")
 AGENT = os.path.join(REPO, "tests", "fakes", "agent.py")
 NODE_DIR = os.path.join(HERE, "node-socket-mode")
@@ -210,57 +212,14 @@ def start_fake(tmp, name):
 
 # ---- injection -----------------------------------------------------------------------
 
-def paced(port, rate, count, request):
-    """Call request(ctl, i) for i in 0..count-1 from WORKERS threads (one control
-    connection each); call i is due at t0 + i/rate (made at once when the workers are
-    behind). request returns a list of ids. Returns (ids, seconds, errors)."""
-    lock = threading.Lock()
-    nxt = [0]
-    ids = []
-    errors = []
-    t0 = time.monotonic() + 0.05
-
-    def worker():
-        ctl = Control(port)
-        try:
-            while True:
-                with lock:
-                    i = nxt[0]
-                    if i >= count or len(errors) > 20:
-                        return
-                    nxt[0] += 1
-                delay = t0 + i / float(rate) - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                try:
-                    got = request(ctl, i)
-                    with lock:
-                        ids.extend(got)
-                except (BenchError, OSError, http.client.HTTPException, ValueError,
-                        KeyError) as e:
-                    with lock:
-                        errors.append(str(e))
-        finally:
-            ctl.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(WORKERS)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + count / float(rate) * 3 + 30
-    for t in threads:
-        t.join(max(0.1, deadline - time.monotonic()))
-    if any(t.is_alive() for t in threads):
-        errors.append("injection did not finish in time")
-    return ids, time.monotonic() - t0, errors
-
-
 def inject_paced(port, rate, count, first_index):
     """count bot_message events through /_control/inject: the fake registers each one and
     records its envelope's send and ack times. Returns (event_ids, seconds, errors)."""
     def req(ctl, i):
         return ctl.call("inject", {"kind": "bot_message",
                                    "text": "bench event %d" % (first_index + i)})["event_ids"]
-    return paced(port, rate, count, req)
+    return paced(port, rate, count, req, WORKERS, deadline=count / float(rate) * 3 + 30,
+                 control=Control)
 
 
 def wait_drained(ctl, proc, what):

@@ -278,37 +278,58 @@ class Injector:
 
     def run(self, rate, seconds):
         """Inject rate*seconds events, paced; returns when done or stopped."""
-        count = int(rate * seconds)
-        t0 = time.monotonic() + 0.05
-        first = self.next
+        count, first = int(rate * seconds), self.next
+        _, took, errors = paced(self.port, rate, count, lambda ctl, i: self._one(ctl, first + i),
+                                self.workers, stop=self.stop_flag)
+        with self.lock:
+            self.next = first + count
+            self.errors.extend(errors)
+        return took
 
-        def worker():
-            ctl = Control(self.port)
-            try:
-                while not self.stop_flag.is_set():
-                    with self.lock:
-                        i = self.next
-                        if i >= first + count or len(self.errors) > 20:
-                            return
-                        self.next += 1
-                    delay = t0 + (i - first) / float(rate) - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    try:
-                        self._one(ctl, i)
-                    except (SoakError, OSError, http.client.HTTPException, ValueError,
-                            KeyError) as e:
-                        with self.lock:
-                            self.errors.append("event %d: %s" % (i, e))
-            finally:
-                ctl.close()
 
-        ts = [threading.Thread(target=worker, daemon=True) for _ in range(self.workers)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        return time.monotonic() - t0
+def paced(port, rate, count, request, workers, stop=None, deadline=None, control=None):
+    """Call request(ctl, i) for i in 0..count-1 from `workers` threads, each with its own
+    control connection (control(port), Control by default); call i is due at t0 + i/rate
+    (made at once when the workers are behind). Stops handing out calls after 20 errors
+    or once stop (a threading.Event) is set; deadline (seconds) bounds the wait for the
+    workers. Returns (results, seconds, errors): what the calls returned (a list is
+    extended into results), and "call I: ERROR" for each call that raised."""
+    lock = threading.Lock()
+    nxt, results, errors = [0], [], []
+    t0 = time.monotonic() + 0.05
+
+    def worker():
+        ctl = (control or Control)(port)
+        try:
+            while not (stop and stop.is_set()):
+                with lock:
+                    i = nxt[0]
+                    if i >= count or len(errors) > 20:
+                        return
+                    nxt[0] += 1
+                delay = t0 + i / float(rate) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                try:
+                    got = request(ctl, i)
+                    if got:
+                        with lock:
+                            results.extend(got)
+                except Exception as e:  # noqa: BLE001 -- reported; the caller fails the run
+                    with lock:
+                        errors.append("call %d: %s" % (i, e))
+        finally:
+            ctl.close()
+
+    ts = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for t in ts:
+        t.start()
+    end = None if deadline is None else time.monotonic() + deadline
+    for t in ts:
+        t.join(None if end is None else max(0.1, end - time.monotonic()))
+    if any(t.is_alive() for t in ts):
+        errors.append("injection did not finish in time")
+    return results, time.monotonic() - t0, errors
 
 
 ANSWER_PARTS = ("envelopes", "messages", "pending", "connections")
