@@ -61,9 +61,7 @@ $(B)/libjanebot.a: $(LIB_OBJ) $(B)/src/sandbox/init-elf.o
 # sandbox's first process starts without loading janebot's shared libraries; janebot embeds
 # it (src/sandbox/init-elf.S). Built from its own objects without sanitizers (they cannot
 # link statically), the same in every build.
-INIT_SRC := src/sandbox-init.c src/sandbox/init.c src/proxy/relay.c src/proxy/pool.c \
-            src/proxy/io.c src/util/buf.c src/util/err.c src/util/fs.c src/util/log.c \
-            src/util/text.c
+INIT_SRC := src/sandbox-init.c src/sandbox/init.c src/proxy/handoff.c src/util/err.c
 INIT_OBJ := $(INIT_SRC:%.c=$(B)/init/%.o)
 INIT_CFLAGS := -O2 -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Isrc
 -include $(INIT_OBJ:.o=.d)

@@ -114,7 +114,7 @@ static const char *const exec_steps[] = {
     "exec: proxy registration (egress listener, LLM token)",
     "exec: staging, bwrap arguments, cgroup",
     "exec: fork, cgroup join, bwrap's own set-up",
-    "exec: in-sandbox init (relay, limits, filter)",
+    "exec: in-sandbox init (listeners handed over, limits, filter)",
     "exec: the command (true) and every process reaped",
     "exec: release (cgroup, listener, token)",
 };

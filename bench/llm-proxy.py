@@ -7,7 +7,7 @@ Starts tests/fakes/llm_upstream.py (fake Anthropic Messages API) on 127.0.0.1 an
   1. one streamed /v1/messages response of MIB MiB of text deltas (SSE), RUNS times:
      direct   a client on the host -> the fake
      proxied  a client inside `janebot sandbox exec` -> ANTHROPIC_BASE_URL
-              (127.0.0.1:4000 relay -> Unix socket -> host LLM proxy -> the fake)
+              (127.0.0.1:4000, a listener handed to the host LLM proxy -> the fake)
      time to first body byte and throughput (min / median / max);
   2. STREAMS concurrent streamed requests (each about STREAM_KIB KiB in 20 events),
      direct, proxied from one sandbox, and proxied spread over SANDBOXES sandboxes (their
@@ -266,7 +266,7 @@ def main():
             "LLM proxy TTFB", "ms", ttfb.get("proxied"), "direct to the upstream",
             ttfb.get("direct"), "margin_max", 0.5,
             "first body byte of a %g MiB SSE stream, from the request's send; proxied: a "
-            "client in a sandbox, relay, Unix socket, LLM proxy (token check, key swap)"
+            "client in a sandbox, LLM proxy on the sandbox's listener (token check, key swap)"
             % a.mib)])
     finally:
         fake.terminate()

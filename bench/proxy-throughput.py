@@ -1,13 +1,13 @@
 #!/usr/bin/python3
-"""bench/proxy-throughput.py -- a download through the sandbox's relay and the host's egress
-proxy, against the same download straight over the host's loopback.
+"""bench/proxy-throughput.py -- a download through the host's egress proxy from inside a sandbox, against the same download straight over the host's loopback.
 
   bench/proxy-throughput.py JANEBOT_BINARY [--runs N] [--mib N]
 
 Prints time to first byte and throughput (min / median / max over RUNS) for:
   direct    a client on the host -> 127.0.0.1 origin
-  sandboxed a client inside `janebot sandbox exec` -> relay 127.0.0.1:3128 -> Unix
-            socket -> egress proxy (allowlist, resolution) -> 127.0.0.1 origin
+  sandboxed a client inside `janebot sandbox exec` -> the sandbox's 127.0.0.1:3128,
+            a listener handed to the host -> egress proxy (allowlist, resolution)
+            -> 127.0.0.1 origin
 and the goal row "egress throughput" (sandboxed / direct median >= 0.8).
 
 The anchor must not be the bottleneck, or the ratio says nothing about the proxy: the
@@ -138,7 +138,7 @@ def main():
         benchlib.report("Egress proxy goal", [benchlib.Goal(
             "egress throughput", "MiB/s", rates["sandboxed"], "direct loopback", rates["direct"],
             "ratio_min", 0.8,
-            "%d MiB: sandbox relay + egress proxy (splice) vs the same client and sendfile "
+            "%d MiB: a sandbox's client through the egress proxy (splice) vs the same client and sendfile "
             "origin over the host's loopback" % a.mib)])
     finally:
         origin.sock.close()

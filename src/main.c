@@ -254,7 +254,7 @@ int main(int argc, char **argv)
 {
     /* Inside a sandbox, before anything else: no configuration, no logging. */
     if (argc > 1 && !strcmp(argv[1], "sandbox-init"))
-        return sandbox_init_main(argc - 1, argv + 1, relay_serve);
+        return sandbox_init_main(argc - 1, argv + 1, proxy_hand_over);
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage_all(stderr);

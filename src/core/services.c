@@ -156,7 +156,7 @@ static int llm_env(struct core_services *cs, const struct sandbox_llm_req *rq, c
             jb_strv_pushf(env, err, "%s=%s", llm_key_var(p), token) < 0)
             return -1;
     }
-    /* The approval endpoint (proxy.h), on the same relay and token. */
+    /* The approval endpoint (proxy.h), on the same listener and token. */
     jb_autofree char *url = NULL;
     if (rq->sock_path
             ? asprintf(&url, "http://127.0.0.1:4000%s", LLM_APPROVE_PATH) < 0

@@ -115,6 +115,7 @@ static int listener_open(struct egress_listener *l, const char *sock_path, const
     if (bind_socket(l, owner_uid, err) < 0) return -1;
     char name[96];
     snprintf(name, sizeof name, "egress %s", thread_key);
+    l->group.handoff = 1; /* the sandbox's 127.0.0.1:3128 comes over l->fd */
     if (px_group_listen(&l->group, l->fd, 0, name, egress_conn_serve, turn_away, l, err) < 0) {
         unlink(l->path);
         return -1;

@@ -1,6 +1,6 @@
-/* proxy/io.c -- socket helpers with deadlines, and the two-way splice the egress proxy and
- * the relay share. Every call is MSG_DONTWAIT plus poll, so a deadline holds whatever the
- * peer does, and sends use MSG_NOSIGNAL, so a vanished peer is an error, not SIGPIPE. */
+/* proxy/io.c -- socket helpers with deadlines, and the two-way splice of the egress proxy. Every
+ * call is MSG_DONTWAIT plus poll, so a deadline holds whatever the peer does, and sends use
+ * MSG_NOSIGNAL, so a vanished peer is an error, not SIGPIPE. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -119,7 +119,7 @@ void px_linger(int fd)
 /* Room in each direction's pipe: more bytes per splice(2) call, and so fewer calls, than
  * the default 64 KiB; the pages are the sockets' own, held only until dst takes them. Not
  * more: an unprivileged user's pipes share 64 MiB (pipe-user-pages-soft), past which new
- * pipes get two pages, and the sandbox's relay runs as such a user. */
+ * pipes get two pages, and janebot may run as such a user. */
 #define PIPE_BYTES  (256 * 1024)
 #define UNIX_SNDBUF (1024 * 1024)
 /* Pipe-fulls one direction may move before the other gets its turn. */
@@ -275,8 +275,7 @@ int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
 {
     /* splice(2) into a socket has no MSG_NOSIGNAL: a vanished peer raises SIGPIPE in this
      * thread. Blocked here, and taken off before unblocking, it is only the EPIPE it
-     * should be, whatever the process does with SIGPIPE (the in-sandbox relay keeps the
-     * default, which ends the process). */
+     * should be, whatever the process does with SIGPIPE (the default ends the process). */
     sigset_t pipe_sig, old;
     sigemptyset(&pipe_sig);
     sigaddset(&pipe_sig, SIGPIPE);
@@ -298,7 +297,7 @@ int px_splice(int a, int b, struct px_dir *ab, struct px_dir *ba, int idle_ms)
     return rc;
 }
 
-/* ---- short answers (here, not in http.c: the sandbox's static relay needs them) ---- */
+/* ---- short answers ---------------------------------------------------------------- */
 
 static const char *reason(int status)
 {

@@ -1,4 +1,4 @@
-/* proxy/llm-approve.c -- the approval endpoint a `command` agent calls through its relay
+/* proxy/llm-approve.c -- the approval endpoint a `command` agent calls on its own loopback
  * before it uses a tool (POST /janebot/approve, see proxy.h). Only the exec's own run
  * token is accepted; the thread and the user come from the session, never from the
  * request. The request waits (its thread blocks) until the decider answers; when the

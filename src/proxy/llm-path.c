@@ -86,11 +86,12 @@ const char *llm_path_check(enum llm_provider p, const char *method, const char *
 
 /* ---- what the sandbox's environment names ---- */
 
-/* The relay inside a local sandbox; a remote one reaches the proxy at its public URL. */
-#define RELAY_URL "http://127.0.0.1:4000"
+/* A local sandbox's own listener, handed to the proxy; a remote one reaches the proxy at
+ * its public URL. */
+#define LOCAL_URL "http://127.0.0.1:4000"
 #define PROVIDER(key, base, path)                                                                  \
     {                                                                                              \
-        key, base, RELAY_URL path, path                                                            \
+        key, base, LOCAL_URL path, path                                                            \
     }
 static const struct {
     const char *key_var, *base_var, *base_url, *api_path;

@@ -19,8 +19,8 @@ static void serve_local(struct px_conn *c, int fd, void *ud)
     struct llm_session *s = ud;
     jb_auto(llm_in_free) struct llm_in in = {0};
     struct llm_verdict v;
-    /* The socket says whose request this is before it arrives: ask the store now, while
-     * the request is still on its way through the relay, not after it. */
+    /* The listener says whose request this is before it arrives: ask the store now,
+     * while the request is still on its way, not after it. */
     llm_verdict(s, &v);
     if (llm_read_request(fd, &in) < 0) return;
     if (llm_is_approve_target(in.target)) return llm_approve_serve(s, fd, &in);
@@ -77,6 +77,7 @@ int llm_session_open(struct llm_proxy *px, const char *sock_path, const char *th
     /* Past the cap a request waits for one to end rather than fail: an agent's burst of
      * parallel calls completes, and the host still runs at most the cap's threads. */
     s->group.hold_when_full = 1;
+    s->group.handoff = 1; /* the sandbox's own listener comes over the Unix socket */
     if (grouped < 0 || (s->lfd = listen_unix(sock_path, owner_uid, err)) < 0 ||
         px_group_listen(&s->group, s->lfd, 0, name, serve_local, refuse_local, s, err) < 0)
         goto fail;

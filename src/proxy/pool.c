@@ -58,7 +58,7 @@ void px_pool_destroy(struct px_pool *p)
 
 int px_group_init(struct px_group *g, struct px_pool *p, int max, struct jb_err *err)
 {
-    *g = (struct px_group){.pool = p, .max = max, .lfd = -1, .wake = {-1, -1}};
+    *g = (struct px_group){.pool = p, .max = max, .lfd = -1, .lfd2 = -1, .wake = {-1, -1}};
     if (pipe2(g->wake, O_CLOEXEC | O_NONBLOCK) < 0) return jb_err_sys(err, "pipe");
     return 0;
 }
@@ -103,11 +103,44 @@ static void unlink_live(struct px_group *g, struct px_conn *c)
     g->nlive--, g->pool->nlive--;
 }
 
+/* A hand-over on fd (handoff.c): the group accepts on the listener from now on, or the
+ * sandbox reads why not. One per group: the sandbox's first process hands over once. */
+static void adopt(struct px_group *g, int fd)
+{
+    char why[128] = "";
+    int lfd = px_handoff_take(fd, why, sizeof why);
+    if (lfd >= 0) {
+        pthread_mutex_lock(&g->pool->mu);
+        if (g->closing || g->lfd2 >= 0) {
+            snprintf(why, sizeof why, "%s",
+                     g->closing ? "the listener is closing" : "a listener came already");
+            close(lfd);
+            lfd = -1;
+        } else {
+            g->lfd2 = lfd;
+        }
+        pthread_mutex_unlock(&g->pool->mu);
+    }
+    int64_t deadline = jb_mono_ms() + PX_HANDOFF_TIMEOUT_MS;
+    if (lfd >= 0) {
+        wake(g); /* the accept thread polls it from now on */
+        px_send_all(fd, "ok\n", 3, deadline);
+        return;
+    }
+    log_warn("%s: refused a listener from the sandbox: %s", g->name, why);
+    char line[160];
+    int n = snprintf(line, sizeof line, "%s\n", why);
+    px_send_all(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, deadline);
+}
+
 static void *conn_main(void *arg)
 {
     struct px_conn *c = arg;
     struct px_group *g = c->g;
-    c->serve(c, c->fd, c->ud);
+    if (g->handoff && px_handoff_waiting(c->fd))
+        adopt(g, c->fd);
+    else
+        c->serve(c, c->fd, c->ud);
     pthread_mutex_lock(&g->pool->mu);
     if (c->fd >= 0) close(c->fd);
     if (c->fd2 >= 0) close(c->fd2);
@@ -182,11 +215,11 @@ static int woken(struct px_group *g)
     return closing;
 }
 
-static void admit(struct px_group *g, int fd)
+static void admit(struct px_group *g, int fd, int tcp)
 {
     static const int one = 1;
     /* Small writes (an SSE event, a reply head) go out at once, not after an ACK. */
-    if (g->tcp) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (tcp) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     enum px_refusal why = px_start(g, fd, g->serve, g->ud);
     if (why == PX_STARTED) return;
     g->refuse(fd, why, g->ud);
@@ -199,49 +232,52 @@ static int fatal_error(int e)
     return e == EBADF || e == EINVAL || e == ENOTSOCK || e == EFAULT || e == EOPNOTSUPP;
 }
 
-/* 1 when g holds new connections back: at its cap, and told to (g->hold_when_full). */
-static int holding(struct px_group *g)
+/* What to poll: g's listeners, or none while g holds new connections back (at its cap,
+ * and told to: g->hold_when_full; a finishing connection wakes the thread). */
+static void listeners(struct px_group *g, struct pollfd p[2])
 {
-    if (!g->hold_when_full || g->max <= 0) return 0;
     pthread_mutex_lock(&g->pool->mu);
-    int full = g->nlive >= g->max;
+    int hold = g->hold_when_full && g->max > 0 && g->nlive >= g->max;
+    p[0] = (struct pollfd){.fd = hold ? -1 : g->lfd, .events = POLLIN};
+    p[1] = (struct pollfd){.fd = hold ? -1 : g->lfd2, .events = POLLIN};
     pthread_mutex_unlock(&g->pool->mu);
-    return full;
+}
+
+/* One connection from listener lfd; 0, or -1 with errno when lfd itself is wrong. */
+static int accept_one(struct px_group *g, int lfd, int tcp)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        admit(g, fd, tcp);
+    } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        log_warn("%s: accept: %s", g->name, strerror(errno));
+        struct pollfd w = {.fd = g->wake[0], .events = POLLIN};
+        poll(&w, 1, 100); /* out of descriptors: back off instead of spinning */
+    } else if (fatal_error(errno)) {
+        return -1;
+    }
+    return 0;
 }
 
 static int accept_loop(struct px_group *g)
 {
     for (;;) {
         px_reap(g);
-        /* Holding: lfd is not polled; a finishing connection wakes the thread. */
-        struct pollfd p[2] = {{.fd = holding(g) ? -1 : g->lfd, .events = POLLIN},
-                              {.fd = g->wake[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
+        struct pollfd p[3];
+        listeners(g, p);
+        p[2] = (struct pollfd){.fd = g->wake[0], .events = POLLIN};
+        if (poll(p, 3, -1) < 0) {
             if (fatal_error(errno)) return -1;
             if (errno != EINTR) poll(NULL, 0, 100);
             continue;
         }
-        if (p[1].revents && woken(g)) return 0;
-        if (p[0].revents & POLLNVAL) return errno = EBADF, -1;
-        if (!(p[0].revents & POLLIN)) continue;
-        int fd = accept4(g->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0) {
-            admit(g, fd);
-        } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            log_warn("%s: accept: %s", g->name, strerror(errno));
-            poll(&p[1], 1, 100); /* out of descriptors: back off instead of spinning */
-        } else if (fatal_error(errno)) {
-            return -1;
+        if (p[2].revents && woken(g)) return 0;
+        /* A listener handed over is a TCP socket; its connections get TCP_NODELAY. */
+        for (int i = 0; i < 2; i++) {
+            if (p[i].revents & POLLNVAL) return errno = EBADF, -1;
+            if ((p[i].revents & POLLIN) && accept_one(g, p[i].fd, i == 1 || g->tcp) < 0) return -1;
         }
     }
-}
-
-int px_group_serve(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
-                   px_refuse_fn *refuse, void *ud)
-{
-    g->lfd = lfd, g->tcp = tcp, g->serve = serve, g->refuse = refuse, g->ud = ud;
-    snprintf(g->name, sizeof g->name, "%s", name);
-    return accept_loop(g);
 }
 
 static void *accept_main(void *arg)
@@ -283,6 +319,8 @@ void px_group_close(struct px_group *g)
     while (g->nlive > 0)
         pthread_cond_wait(&p->cv, &p->mu);
     struct px_conn *dead = TAKE_PTR(g->dead);
+    if (g->lfd2 >= 0) close(g->lfd2); /* no thread left to use it */
+    g->lfd2 = -1;
     pthread_mutex_unlock(&p->mu);
     join_all(dead);
     for (int i = 0; i < 2; i++)

@@ -130,8 +130,19 @@ enum px_sni {
 enum px_sni px_sni_parse(const unsigned char *p, size_t n, unsigned char hs[PX_HELLO_MAX],
                          size_t *need, char out[256]);
 
-/* ---- pool.c: connection threads, for the proxies and the relay ---------------------------------
- */
+/* ---- handoff.c: a sandbox's listener handed to the host --------------------------------- */
+
+#define PX_HANDOFF_BYTE       '\0' /* first byte of a hand-over; no HTTP request starts so */
+#define PX_HANDOFF_TIMEOUT_MS 10000
+/* 1 when the first byte on fd (waited for up to PX_HANDOFF_TIMEOUT_MS, left unread) is
+ * PX_HANDOFF_BYTE; 0 otherwise, the connection then being an ordinary one. */
+int px_handoff_waiting(int fd);
+/* Reads the hand-over on fd: the listener that came with it, the caller's to close, once
+ * checked (a TCP socket listening on 127.0.0.1, not in the host's network namespace); or
+ * -1 with n bytes of why saying what was wrong (anything that came is closed). */
+int px_handoff_take(int fd, char *why, size_t n);
+
+/* ---- pool.c: connection threads, for the proxies ----------------------------------------- */
 
 /* All the groups of one proxy: its cap on live connections (0: none). cv: a connection of
  * any group finished. */
@@ -157,12 +168,15 @@ struct px_group {
     px_serve_fn *serve;
     px_refuse_fn *refuse;
     void *ud;
+    int handoff;   /* set before listening: a connection may hand over a listener from
+                    * the sandbox (handoff.c), accepted on like lfd from then on */
     char name[96]; /* for log lines */
     pthread_t thr;
     int accepting; /* thr runs */
     /* under pool->mu: */
     int nlive, closing;
     struct px_conn *live, *dead; /* dead: finished, waiting to be joined */
+    int lfd2;                    /* the listener handed over (owned), or -1 */
 };
 
 /* A joinable (or detached) thread with a small stack; 0 or -1 with errno. */
@@ -182,10 +196,6 @@ void px_reap(struct px_group *g); /* join and free g's finished connections */
  * into log lines. */
 int px_group_listen(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
                     px_refuse_fn *refuse, void *ud, struct jb_err *err);
-/* The same loop in the calling thread: 0 once the group closes, -1 with errno when lfd
- * itself is wrong (EBADF, ENOTSOCK, EINVAL...). px_group_close() afterwards either way. */
-int px_group_serve(struct px_group *g, int lfd, int tcp, const char *name, px_serve_fn *serve,
-                   px_refuse_fn *refuse, void *ud);
 /* No new connections; shut every live one's descriptors down (a thread blocked on one
  * wakes), wait until all have finished and join them; close the wake pipe. lfd stays open
  * (the caller's). Safe on a group whose init failed. */

@@ -1,11 +1,13 @@
-/* proxy/proxy.h -- the egress proxy (host side) and the relay (sandbox side).
+/* proxy/proxy.h -- the egress proxy and the LLM API proxy (host side), and the hand-over of
+ * a sandbox's listeners to them (sandbox side).
  *
- * A sandbox has only its own loopback. Inside it, relay_serve() accepts on 127.0.0.1:3128
- * and forwards each TCP connection, byte for byte, to a Unix socket bind-mounted from the
- * host. On the host, the egress proxy listens on one such socket per sandbox, so the
- * socket itself says which thread a connection belongs to: nothing the sandbox sends is
- * trusted for that. The proxy serves `CONNECT host:port` (tunnel) and absolute-URI
- * `GET http://host/path` (forward) and applies, in this order (sandbox-anchors 3.6):
+ * A sandbox has only its own loopback. Its first process listens on 127.0.0.1:3128 there
+ * and hands that listener to the host (proxy_hand_over()) over a Unix socket bind-mounted
+ * from the host. The egress proxy has one such socket per sandbox and accepts on the
+ * listener it got through it, so where a connection came from says which thread it
+ * belongs to: nothing the sandbox sends is trusted for that. The proxy serves `CONNECT host:port`
+ * (tunnel) and absolute-URI `GET http://host/path` (forward) and applies, in this order
+ * (sandbox-anchors 3.6):
  *   1. strict authority syntax; CONNECT to port 443 only (TLS, where step 6 checks the
  *      name), http:// forwarding to port 80 only (where the Host header is checked);
  *   2. no IP literals in any spelling;
@@ -48,7 +50,6 @@
 #define EGRESS_CONNECT_TIMEOUT_MS 10000
 #define EGRESS_IDLE_TIMEOUT_MS    (5 * 60 * 1000)
 #define EGRESS_BUF_SIZE           65536
-#define RELAY_MAX_CONNS           128 /* above the host's caps: theirs answer first */
 #define EGRESS_NAME_MAX           253 /* bytes of a normalised host name */
 
 /* ---- policy ------------------------------------------------------------------------ */
@@ -147,17 +148,15 @@ void egress_listener_set_approver(struct egress_listener *l, egress_approve_fn *
  * that lookup first, within the resolver's timeout). Accepts NULL. */
 void egress_listener_close(struct egress_listener *l);
 
-/* ---- the relay (inside the sandbox) ------------------------------------------------------ */
+/* ---- the hand-over (inside the sandbox) ------------------------------------------------- */
 
-/* Accept TCP connections on listen_fd (already bound to 127.0.0.1:3128 and listening) and
- * forward each, byte for byte, to the Unix socket unix_path (splice(2) through two pipes;
- * two fixed buffers where a descriptor cannot splice). Runs until killed: at most
- * RELAY_MAX_CONNS connections at a time, more than the host side takes from one sandbox
- * (EGRESS_MAX_PER_LISTENER, LLM_MAX_PER_LISTENER), so past those a client reads the host's
- * refusal (a 503); past RELAY_MAX_CONNS a new connection waits in listen_fd's backlog until
- * one ends.
- * Returns only on a fatal error: -1 with err filled. listen_fd stays the caller's. */
-int relay_serve(int listen_fd, const char *unix_path, struct jb_err *err);
+/* Give listen_fd (a TCP socket listening on 127.0.0.1 in the sandbox's own network) to the
+ * host proxy behind the Unix socket unix_path: one marker byte with the descriptor
+ * (SCM_RIGHTS). The proxy checks it and accepts the sandbox's connections on it from then
+ * on, as it does those coming to unix_path itself; it takes one listener per socket.
+ * Blocks until the proxy answers, at most 10 s. 0; or -1 with err saying why (the proxy's
+ * refusal, or no answer). listen_fd stays the caller's: close it, the proxy has its own. */
+int proxy_hand_over(int listen_fd, const char *unix_path, struct jb_err *err);
 
 /* ---- the LLM API proxy (llm*.c) ------------------------------------------------------
  * Holds the real API keys; a sandbox gets, per exec, a scoped token ("jbt_" + 64 hex,
@@ -187,7 +186,7 @@ struct llm_config {
     long long user_daily_tokens;          /* 0: no cap */
 };
 
-/* The variables of a provider inside a sandbox, pointing at the relay. */
+/* The variables of a provider inside a sandbox, pointing at its own 127.0.0.1:4000. */
 const char *llm_key_var(enum llm_provider p);  /* "ANTHROPIC_API_KEY", … */
 const char *llm_base_var(enum llm_provider p); /* "ANTHROPIC_BASE_URL", … */
 const char *llm_base_url(enum llm_provider p); /* "http://127.0.0.1:4000/anthropic", … */
@@ -229,7 +228,7 @@ const char *llm_session_refused(struct llm_session *s);
 /* What the exec's requests used so far, per model (a copy). */
 void llm_session_usage(struct llm_session *s, struct jb_tally *ret);
 /* ---- the approval endpoint (llm-approve.c) ----
- * POST /janebot/approve on a local sandbox's relay (http://127.0.0.1:4000), with its run
+ * POST /janebot/approve on a local sandbox's own http://127.0.0.1:4000, with its run
  * token as "Authorization: Bearer jbt_..." and a JSON body {"tool": NAME, "input": {...}}
  * (at most LLM_APPROVE_BODY_MAX bytes): the answer, once a person decided, is
  * {"decision": "allow_once"|"allow_thread"|"deny"|"not_required", "allowed": BOOL,

@@ -13,10 +13,10 @@
 
 #include "sandbox/backend.h"
 
-#define RELAY_PORT "3128"
-#define LLM_PORT   "4000"
-#define RUN_DIR    "/run/janebot"
-#define SHM_BYTES  (64LL << 20) /* /dev/shm, or /tmp's size when that is smaller */
+#define EGRESS_PORT "3128"
+#define LLM_PORT    "4000"
+#define RUN_DIR     "/run/janebot"
+#define SHM_BYTES   (64LL << 20) /* /dev/shm, or /tmp's size when that is smaller */
 
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
@@ -178,7 +178,7 @@ static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_e
         if (push(a, "--setenv", base_env[i][0], base_env[i][1], err) < 0) return -1;
     if (push(a, "--setenv", "PATH", sandbox_path, err) < 0) return -1;
     for (size_t i = 0; p->sock_src && i < JB_ARRAY_LEN(proxy_vars); i++)
-        if (push(a, "--setenv", proxy_vars[i], "http://127.0.0.1:" RELAY_PORT, err) < 0) return -1;
+        if (push(a, "--setenv", proxy_vars[i], "http://127.0.0.1:" EGRESS_PORT, err) < 0) return -1;
     if (p->sock_src && (push(a, "--setenv", "NO_PROXY", "localhost,127.0.0.1", err) < 0 ||
                         push(a, "--setenv", "no_proxy", "localhost,127.0.0.1", err) < 0))
         return -1;
@@ -254,7 +254,7 @@ static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb
 }
 
 /* janebot sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N --filter FD --env FD
- * [--relay PORT:SOCK] [--stamp FD] -- argv */
+ * [--listen PORT:SOCK] [--stamp FD] -- argv */
 static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     int env_fd = env_memfd(a, p, err);
@@ -269,8 +269,9 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
         jb_strv_pushf(&a->argv, err, "%d", p->seccomp_agent_fd) < 0 ||
         jb_strv_push(&a->argv, "--env", err) < 0 ||
         jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
-        (p->sock_src && push(a, "--relay", RELAY_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
-        (p->llm_src && push(a, "--relay", LLM_PORT ":" RUN_DIR "/llm.sock", NULL, err) < 0) ||
+        (p->sock_src &&
+         push(a, "--listen", EGRESS_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
+        (p->llm_src && push(a, "--listen", LLM_PORT ":" RUN_DIR "/llm.sock", NULL, err) < 0) ||
         (p->stamp_fd >= 0 && (jb_strv_push(&a->argv, "--stamp", err) < 0 ||
                               jb_strv_pushf(&a->argv, err, "%d", p->stamp_fd) < 0)) ||
         jb_strv_push(&a->argv, "--", err) < 0)

@@ -1,9 +1,10 @@
 /* sandbox/init.c -- `janebot sandbox-init`, the first process inside a local sandbox: the
  * small static program src/sandbox-init.c (embedded in janebot), shown read-only at
  * /run/janebot/janebot. In order:
- *   1. start the relay (127.0.0.1:PORT -> the host proxy's Unix socket; main() passes
- *      proxy.h's relay_serve) as a child,
- *      while socket(AF_UNIX) is still allowed;
+ *   1. listen on 127.0.0.1:PORT for each proxy and hand the listener to the host proxy
+ *      over its Unix socket (main() passes proxy.h's proxy_hand_over), then close it:
+ *      the sandbox's clients reach the host proxy straight, and nothing inside keeps the
+ *      listener; done while socket(AF_UNIX) is still allowed;
  *   2. set the resource limits (hard = soft, so nothing inside can raise them);
  *   3. stack the agent seccomp filter (no new AF_UNIX sockets);
  *   4. close every inherited fd but stdio, and exec the command.
@@ -85,31 +86,22 @@ static int apply_filter(int fd)
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 }
 
-/* relay: "PORT:PATH". The relay child keeps the base filter only. */
-static int start_relay(const char *spec, sandbox_relay_fn relay)
+/* spec: "PORT:PATH". Connections past the proxy's cap wait in the backlog (the LLM
+ * proxy's) or are answered 503 (the egress proxy's), by the host. */
+static void hand_over(const char *spec, sandbox_handoff_fn handoff)
 {
     char *end;
     long port = strtol(spec, &end, 10);
-    if (*end != ':' || port <= 0 || port > 65535) return errno = EINVAL, -1;
-    const char *path = end + 1;
+    if (*end != ':' || port <= 0 || port > 65535) errno = EINVAL, die("--listen");
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0) die("socket");
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        struct jb_err err = {0};
-        relay(fd, path, &err);
-        leave(1, "janebot relay", err.msg, 0);
-    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) die("listen");
+    struct jb_err err = {0};
+    if (handoff(fd, end + 1, &err) < 0) leave(125, "janebot sandbox-init", err.msg, 0);
     close(fd);
-    return 0;
 }
 
 /* env: NUL-separated NAME=VALUE entries from the host (the adapter's variables). */
@@ -134,7 +126,7 @@ static int load_env(int fd)
 }
 
 /* pid 1 of the sandbox: reap every orphan, leave with the command's status. The kernel
- * then ends the pid namespace, killing whatever is left (the relay, `nohup … &`). */
+ * then ends the pid namespace, killing whatever is left (`nohup … &`). */
 static _Noreturn void reap_until(pid_t cmd)
 {
     for (;;) {
@@ -156,19 +148,19 @@ static void stamp(int fd, int slot, const struct timespec *ts)
         die("timing stamp");
 }
 
-_Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay_fn)
+_Noreturn int sandbox_init_main(int argc, char **argv, sandbox_handoff_fn handoff)
 {
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    const char *limits = NULL, *relay[4] = {0};
-    size_t nrelay = 0;
+    const char *limits = NULL, *listeners[4] = {0};
+    size_t nlisten = 0;
     int filter_fd = -1, env_fd = -1, stamp_fd = -1, i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
         if (i + 1 >= argc) errno = EINVAL, die("arguments");
         if (!strcmp(argv[i], "--limits"))
             limits = argv[i + 1];
-        else if (!strcmp(argv[i], "--relay") && nrelay < 4)
-            relay[nrelay++] = argv[i + 1];
+        else if (!strcmp(argv[i], "--listen") && nlisten < 4)
+            listeners[nlisten++] = argv[i + 1];
         else if (!strcmp(argv[i], "--filter"))
             filter_fd = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--env"))
@@ -181,12 +173,11 @@ _Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay_fn
     if (i + 1 >= argc || filter_fd < 3 || !limits) errno = EINVAL, die("arguments");
     char **cmd = argv + i + 1;
     stamp(stamp_fd, 0, &started);
-    /* Not dumpable: the agent (same uid, no capabilities) cannot open /proc/1/mem or the
-     * relay's and run code under their lighter filters. The relay inherits this. */
+    /* Not dumpable: the agent (same uid, no capabilities) cannot open /proc/1/mem and run
+     * code under this process's lighter filter. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("prctl");
-    for (size_t r = 0; r < nrelay; r++)
-        if (start_relay(relay[r], relay_fn) < 0) die("relay");
-    /* After the relay forked: the adapter's variables are for the agent only. */
+    for (size_t l = 0; l < nlisten; l++)
+        hand_over(listeners[l], handoff);
     if (env_fd >= 3 && load_env(env_fd) < 0) die("environment");
     if (apply_limits(limits) < 0) die("resource limits");
     if (apply_filter(filter_fd) < 0) die("seccomp filter");

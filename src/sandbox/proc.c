@@ -33,7 +33,7 @@ int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *er
 
 /* A child starts with the signal state of a fresh process: the forking thread's mask may
  * block SIGTERM (serve takes it with sigwait()) and janebot ignores SIGPIPE, and both
- * survive exec, so a sandbox (bwrap, its init, the relay, the agent) would ignore the
+ * survive exec, so a sandbox (bwrap, its init, the agent) would ignore the
  * SIGTERM of a cancel and wait for the SIGKILL. Async-signal-safe. */
 static void child_reset_signals(void)
 {

@@ -89,7 +89,8 @@ enum sandbox_step {
     SANDBOX_STEP_PROXIES, /* its egress listener and LLM token are registered */
     SANDBOX_STEP_SPAWN,   /* staged, bwrap's arguments and the cgroup made: forking */
     SANDBOX_STEP_INIT,    /* inside: janebot's init runs (bwrap's set-up is done) */
-    SANDBOX_STEP_COMMAND, /* inside: relay, limits and filter set; the command starts */
+    SANDBOX_STEP_COMMAND, /* inside: listeners handed over, limits and filter set; the command
+                             starts */
     SANDBOX_STEP_REAPED,  /* every process of the run is gone */
     SANDBOX_STEP_DONE,    /* the exec's cgroup, listener and token are released */
     SANDBOX_NSTEPS
@@ -373,10 +374,10 @@ int sandbox_list(const struct sandbox_ctx *ctx, struct sandbox_info **ret, size_
 int sandbox_ro_path_check(const struct sandbox_opts *o, const char *path, struct jb_err *err);
 
 /* `janebot sandbox-init`: the first process inside a local sandbox (see init.c). Not for
- * people; never returns (execs the command, or exits 125/126/127). relay: the egress
- * relay it starts inside (proxy.h's relay_serve(): forward TCP connections on listen_fd
- * to the Unix socket unix_path; returns only on a fatal error). */
-typedef int (*sandbox_relay_fn)(int listen_fd, const char *unix_path, struct jb_err *err);
-_Noreturn int sandbox_init_main(int argc, char **argv, sandbox_relay_fn relay);
+ * people; never returns (execs the command, or exits 125/126/127). handoff: gives a
+ * proxy's listener inside to the host (proxy.h's proxy_hand_over(): listen_fd to the
+ * host proxy behind the Unix socket unix_path; 0, or -1 with err). */
+typedef int (*sandbox_handoff_fn)(int listen_fd, const char *unix_path, struct jb_err *err);
+_Noreturn int sandbox_init_main(int argc, char **argv, sandbox_handoff_fn handoff);
 
 #endif

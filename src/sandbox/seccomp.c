@@ -3,13 +3,13 @@
  *
  * Two filters, stacked (filters only ever add restrictions):
  *   base  -- loaded by bwrap before the sandbox's first process runs; applies to
- *            janebot's relay and to the agent. Default allow, deny what an agent never
+ *            janebot's init and to the agent. Default allow, deny what an agent never
  *            needs and an escape would: namespaces, mounts, tracing, kernel interfaces,
  *            terminal injection, socket families other than Unix/IPv4/IPv6, IP
  *            sockets other than TCP and UDP.
- *   agent -- applied by the in-sandbox init after the relay is listening, just before
- *            the agent is executed: no new AF_UNIX sockets, so the agent cannot reach
- *            the host's proxy sockets except through the relay.
+ *   agent -- applied by the in-sandbox init after it handed its listeners to the
+ *            host proxies, just before the agent is executed: no new AF_UNIX sockets,
+ *            so the agent cannot reach the host's proxy sockets, only those listeners.
  * Non-native architectures (i386 via int 0x80, x32) kill the process. */
 #include <errno.h>
 #include <linux/sched.h>

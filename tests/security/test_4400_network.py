@@ -308,6 +308,56 @@ out("after", forward("http://allowed.test/after-flood", "allowed.test"))
         self.assertStatus(again.vals.get("get"), 200, "another sandbox after the flood", again)
         self.normal_turn_still_works()
 
+    def test_4413_the_proxy_listener_inside_cannot_be_taken_or_shadowed(self):
+        # The sandbox's first process hands its 127.0.0.1:3128 listener to the host and
+        # keeps no copy: nothing inside may hold it (to accept the sandbox's own clients
+        # before the proxy does), bind the port again, or reach the Unix socket it came over.
+        r = self.probe("chat:listener", r'''
+def listening_inodes(port):
+    found = []
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if f[1].endswith(":%04X" % port) and f[3] == "0A":
+            found.append(f[9])
+    return found
+inodes = listening_inodes(3128)
+out("listening", len(inodes))
+holders = []
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        for fd in os.listdir("/proc/%s/fd" % d):
+            t = os.readlink("/proc/%s/fd/%s" % (d, fd))
+            if any(t == "socket:[%s]" % i for i in inodes):
+                holders.append(d)
+    except OSError:
+        pass
+out("holders", holders)
+def bind(addr, reuse):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind((addr, 3128))
+        s.listen(8)
+        return "bound"
+    except OSError as e:
+        return ename(e.errno)
+    finally:
+        s.close()
+out("bind", [bind("127.0.0.1", 0), bind("127.0.0.1", 1), bind("0.0.0.0", 1)])
+out("unix", trycall(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()))
+out("after", forward("http://allowed.test/after", "allowed.test"))
+''')
+        self.assertEqual(r.vals.get("listening"), 1, "one listener on 3128 inside%s" % r)
+        self.assertEqual(r.vals.get("holders"), [], "a process inside holds the listener%s" % r)
+        self.assertEqual(r.vals.get("bind"), ["EADDRINUSE"] * 3, r)
+        self.assertNotEqual(r.vals.get("unix"), "ok", "AF_UNIX sockets must be denied%s" % r)
+        self.assertStatus(r.vals.get("after"), 200, "the proxy still serves", r)
+        self.normal_turn_still_works()
+
     def test_4412_test_host_mappings_are_warned_about_at_start(self):
         r = self.chat_ok(["hello"], thread="warn")
         self.assertRegex(r.err, r"(?i)warn.*JANEBOT_EGRESS_TEST_HOSTS",

@@ -1,14 +1,17 @@
 /* tests/unit/test_proxy.c -- proxy/: the egress proxy end to end over real sockets (a local
- * origin mapped as a test host) and the relay in front of it. The policy's pure checks and
- * the HTTP parser are in test_proxy_policy.c, the TLS parser in test_proxy_sni.c. */
+ * origin mapped as a test host), and the listener a sandbox hands over to it. The policy's pure
+ * checks and the HTTP parser are in test_proxy_policy.c, the TLS parser in test_proxy_sni.c. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -172,7 +175,7 @@ static int dial(void)
     return fd;
 }
 
-static int (*dial_fn)(void) = dial; /* the relay tests dial TCP instead */
+static int (*dial_fn)(void) = dial; /* the hand-over tests dial inside a sandbox instead */
 
 /* Wait until the proxy has no live connection (their threads run on after our close). */
 static void wait_idle(void)
@@ -432,7 +435,7 @@ Test(proxy_e2e, connection_limit_and_hostile_input)
     wait_idle();
     static char junk[20000];
     for (size_t i = 0; i < sizeof junk; i++)
-        junk[i] = (char)(i * 7919 % 251);
+        junk[i] = (char)(1 + i * 7919 % 250); /* a first byte of 0 would be a hand-over */
     char buf[4096];
     int fd = dial();
     cr_expect_eq(send(fd, junk, 64, MSG_NOSIGNAL), 64);
@@ -486,75 +489,175 @@ Test(proxy_e2e, listen_replaces_stale_sockets_only)
     cr_expect_eq(access(path, F_OK), -1, "unlinked on close");
 }
 
-/* ---- the relay --------------------------------------------------------------------------------
- */
+/* ---- the hand-over ----------------------------------------------------------------------------
+ * A sandbox stand-in: a child in network (and user) namespaces of its own listens on its
+ * 127.0.0.1, hands the listener to the proxy (proxy_hand_over()), and then dials it on the
+ * test's behalf, passing each connected socket back over a socketpair. Forked before any
+ * thread starts. */
 
-static pid_t relay_pid = -1;
-static int relay_port;
+static pid_t sbx_pid = -1;
+static int sbx_sp = -1;
 
-static int dial_relay(void)
+static void send_fd(int sp, int fd)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)relay_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "%s", strerror(errno));
+    char b = 'f';
+    struct iovec iov = {.iov_base = &b, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl = {0};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET, cm->cmsg_type = SCM_RIGHTS, cm->cmsg_len = CMSG_LEN(sizeof fd);
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    if (sendmsg(sp, &m, 0) != 1) _exit(3);
+}
+
+static int recv_fd(int sp)
+{
+    char b;
+    struct iovec iov = {.iov_base = &b, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    cr_assert_eq(recvmsg(sp, &m, MSG_CMSG_CLOEXEC), 1);
+    int fd;
+    memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
     return fd;
 }
 
-/* The relay is forked before any thread starts, and dials the proxy's socket lazily. */
-static void relay_setup(void)
+/* The child's own listener on its 127.0.0.1 (lo brought up first), or -1. */
+static int sbx_listen(int *port)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {.ifr_name = "lo", .ifr_flags = IFF_UP | IFF_RUNNING};
+    if (s < 0 || ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return -1;
+    close(s);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        return -1;
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The child: commands from the test, one byte each. 'h': hand a new listener over, answer
+ * with the result line; 'd': dial the listener handed over, pass the socket back. */
+static _Noreturn void sbx_main(int sp)
+{
+    int port = 0, first = -1;
+    char line[1024];
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) {
+        snprintf(line, sizeof line, "skip: no namespaces here: %s", strerror(errno));
+        if (write(sp, line, strlen(line)) < 0) _exit(2);
+        _exit(0);
+    }
+    for (char cmd; read(sp, &cmd, 1) == 1;) {
+        if (cmd == 'h') {
+            int p, lfd = sbx_listen(&p);
+            struct jb_err err = {0};
+            int rc = lfd < 0 ? -1 : proxy_hand_over(lfd, sock, &err);
+            snprintf(line, sizeof line, "%d %s", rc, lfd < 0 ? strerror(errno) : err.msg);
+            if (rc == 0 && first < 0) first = port = p;
+            if (lfd >= 0) close(lfd); /* the proxy has its own */
+            if (write(sp, line, strlen(line)) < 0) _exit(2);
+        } else if (cmd == 'd') {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET,
+                                    .sin_port = htons((uint16_t)port),
+                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) _exit(4);
+            send_fd(sp, fd);
+            close(fd);
+        }
+    }
+    _exit(0);
+}
+
+static const char *sbx_ask(char cmd, char *line, size_t n)
+{
+    cr_assert_eq(write(sbx_sp, &cmd, 1), 1);
+    ssize_t r = read(sbx_sp, line, n - 1);
+    cr_assert_gt(r, 0, "the sandbox stand-in died");
+    line[r] = '\0';
+    return line;
+}
+
+static int dial_sandbox(void)
+{
+    char cmd = 'd';
+    cr_assert_eq(write(sbx_sp, &cmd, 1), 1);
+    return recv_fd(sbx_sp);
+}
+
+static void handoff_setup(void)
 {
     setup_dir();
-    int lfd = tcp_listen(&relay_port);
-    relay_pid = fork();
-    cr_assert_geq(relay_pid, 0);
-    if (relay_pid == 0) {
-        struct jb_err err = {0};
-        relay_serve(lfd, sock, &err);
-        _exit(1);
-    }
-    close(lfd);
-    dial_fn = dial_relay;
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    sbx_pid = fork();
+    cr_assert_geq(sbx_pid, 0);
+    if (sbx_pid == 0) close(sp[0]), sbx_main(sp[1]);
+    close(sp[1]);
+    sbx_sp = sp[0];
+    dial_fn = dial_sandbox;
     setup_servers();
 }
 
-static void relay_teardown(void)
+static void handoff_teardown(void)
 {
-    kill(relay_pid, SIGKILL);
-    waitpid(relay_pid, NULL, 0);
+    close(sbx_sp);
+    waitpid(sbx_pid, NULL, 0);
     teardown();
 }
 
-Test(proxy_relay, same_answers_through_the_relay, .init = relay_setup, .fini = relay_teardown,
-     .timeout = 60)
+Test(proxy_handoff, the_sandbox_listener_served_by_the_proxy, .init = handoff_setup,
+     .fini = handoff_teardown, .timeout = 60)
 {
-    check_basics();
-    check_bulk(); /* two spliced hops */
-    int fds[RELAY_MAX_CONNS];
-    for (size_t i = 0; i < JB_ARRAY_LEN(fds); i++)
-        fds[i] = dial_relay(); /* the relay's cap: each holds a thread until we close it */
-    /* One more waits in the backlog, unanswered, until one of those ends; then it is
-     * served (a 403, or the proxy's 503 while its own cap is full), never reset. */
-    int extra = dial_relay();
-    static const char req[] = "CONNECT notallowed.test:443 HTTP/1.1\r\n\r\n";
-    cr_assert_eq(send(extra, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
-    struct pollfd p = {.fd = extra, .events = POLLIN};
-    cr_expect_eq(poll(&p, 1, 300), 0, "held while the relay is full");
-    close(fds[0]);
-    char buf[512];
-    read_some(extra, buf, sizeof buf, "\r\n\r\n");
-    cr_expect(strncmp(buf, "HTTP/1.1 403 ", 13) == 0 || strncmp(buf, "HTTP/1.1 503 ", 13) == 0,
-              "answered once a connection ended: %s", buf);
-    close(extra);
-    for (size_t i = 1; i < JB_ARRAY_LEN(fds); i++)
-        close(fds[i]);
-    wait_idle();
-    poll(NULL, 0, 300); /* the relay's own threads end just after the proxy's */
+    char line[1024];
+    sbx_ask('h', line, sizeof line);
+    if (!strncmp(line, "skip:", 5)) cr_skip_test("%s", line);
+    cr_assert_str_eq(line, "0 ", "handed over: %s", line);
+    check_basics(); /* every connection now comes through the listener handed over */
+    check_bulk();   /* one spliced hop */
+    /* One listener per socket: a second is refused, and the first still serves. */
+    sbx_ask('h', line, sizeof line);
+    cr_expect(strstr(line, "-1 ") == line && strstr(line, "a listener came already"), "%s", line);
     expect_reply("CONNECT notallowed.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "allowlist");
+}
+
+/* What the proxy refuses to take: only a listening TCP socket on a sandbox's own
+ * 127.0.0.1 is one. Each refusal says why, and the socket goes on serving HTTP. */
+Test(proxy_handoff, what_is_not_a_sandbox_listener_is_refused, .init = setup, .fini = teardown)
+{
     struct jb_err err = {0};
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC); /* not a socket: a fatal error */
-    cr_expect_eq(relay_serve(devnull, sock, &err), -1);
-    close(devnull);
-    cr_expect_eq(err.code, JB_ESYS, "%s", err.msg);
+    int port, host = tcp_listen(&port); /* the host's own network: never a sandbox's */
+    cr_expect_eq(proxy_hand_over(host, sock, &err), -1);
+    cr_expect(strstr(err.msg, "refused the listener: a socket of the host's network"), "%s",
+              err.msg);
+    int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* not listening */
+    cr_expect_eq(proxy_hand_over(idle, sock, &err), -1);
+    cr_expect(strstr(err.msg, "not listening"), "%s", err.msg);
+    int unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_expect_eq(proxy_hand_over(unix_fd, sock, &err), -1);
+    cr_expect(strstr(err.msg, "not a TCP/IPv4 socket"), "%s", err.msg);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_expect_eq(proxy_hand_over(devnull, sock, &err), -1);
+    cr_expect(strstr(err.msg, "not a socket"), "%s", err.msg);
+    close(host), close(idle), close(unix_fd), close(devnull);
+    /* The marker with no descriptor. */
+    int fd = dial();
+    cr_assert_eq(send(fd, "\0GET", 4, MSG_NOSIGNAL), 4);
+    char buf[256];
+    read_some(fd, buf, sizeof buf, "\n");
+    cr_expect_str_eq(buf, "no descriptor came with the marker\n");
+    close(fd);
+    cr_expect_eq(proxy_hand_over(host, "/nonexistent/egress.sock", &err), -1);
+    expect_reply("CONNECT notallowed.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 ", "allowlist");
 }
