@@ -166,6 +166,7 @@ static int config_load_sandbox(struct jb_config *cfg, struct jb_err *err)
             0 ||
         parse_int("JANEBOT_SANDBOX_MAX_FILE_MB", 2048, 1, 1 << 20, &cfg->sandbox_max_file_mb, err) <
             0 ||
+        parse_int("JANEBOT_SANDBOX_NICE", 10, 0, 19, &cfg->sandbox_nice, err) < 0 ||
         parse_int("JANEBOT_SANDBOX_MEMORY_MB", 4096, 16, 1 << 24, &cfg->sandbox_memory_mb, err) <
             0 ||
         parse_int("JANEBOT_SANDBOX_ADDRESS_SPACE_MB", 0, 0, 1 << 24, &cfg->sandbox_as_mb, err) <

@@ -43,6 +43,7 @@ struct jb_config {
     int sandbox_cpu_s;       /* JANEBOT_SANDBOX_CPU_SECONDS: RLIMIT_CPU */
     int sandbox_disk_mb;     /* JANEBOT_SANDBOX_DISK_MB: quota of a thread's home */
     int sandbox_tmp_mb;      /* JANEBOT_SANDBOX_TMP_MB: size of the sandbox's /tmp */
+    int sandbox_nice;        /* JANEBOT_SANDBOX_NICE: niceness of every process in a sandbox */
     long sandbox_uid_base;   /* JANEBOT_SANDBOX_UID_BASE: host uids of sandboxes when root */
     int sandbox_idle_days;   /* JANEBOT_SANDBOX_IDLE_DAYS: gc of idle sandboxes */
     int retention_days;      /* JANEBOT_RETENTION_DAYS: history the store keeps (0 = all) */

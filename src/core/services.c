@@ -26,6 +26,7 @@ void core_sandbox_opts(const struct jb_config *cfg, struct sandbox_opts *o)
         .cpu_s = cfg->sandbox_cpu_s,
         .disk_mb = cfg->sandbox_disk_mb,
         .tmp_mb = cfg->sandbox_tmp_mb,
+        .nice = cfg->sandbox_nice,
         .uid_base = cfg->sandbox_uid_base,
         .egress_allow =
             cfg->egress_allow && *cfg->egress_allow ? cfg->egress_allow : EGRESS_DEFAULT_ALLOW,

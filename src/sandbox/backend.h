@@ -30,6 +30,7 @@ struct proc_spec {
     const int *keep_fds; /* made inheritable in the child only */
     size_t nkeep;
     int drop_to_uid; /* 1: setgroups/setgid/setuid to uid/gid before exec */
+    int nice;        /* > 0: the child's niceness (inherited by all it starts) */
     uid_t uid;
     gid_t gid;
     /* Called about once a second while the process runs; non-zero stops it (the

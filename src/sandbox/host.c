@@ -56,7 +56,11 @@ static int host_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err *
         if (jb_env_set(&env, name, eq + 1, err) < 0) goto out;
     }
     struct proc_spec ps = {
-        .argv = (const char *const *)argv.v, .envp = (const char *const *)env.v, .cwd = sb->home};
+        .argv = (const char *const *)argv.v,
+        .envp = (const char *const *)env.v,
+        .cwd = sb->home,
+        .nice = sb->ctx->opts->nice,
+    };
     rc = proc_run(&ps, x, err);
 out:
     jb_strv_free(&env);

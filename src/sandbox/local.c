@@ -292,6 +292,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
                            .keep_fds = keep,
                            .nkeep = nkeep,
                            .drop_to_uid = drop,
+                           .nice = sb->ctx->opts->nice,
                            .uid = uid,
                            .gid = (gid_t)uid,
                            .tick = watch_tick,
@@ -490,6 +491,9 @@ static void doctor_limits(const struct sandbox_opts *o,
     snprintf(line, sizeof line, "%d (JANEBOT_SANDBOX_MAX_PROCS): RLIMIT_NPROC%s", o->max_procs,
              pids ? " and a pids cgroup" : "");
     report(ud, 1, "processes", line);
+    snprintf(line, sizeof line, "niceness %d (JANEBOT_SANDBOX_NICE)%s", o->nice,
+             o->nice ? ": janebot's own threads run first" : "");
+    report(ud, 1, "priority", line);
     long long tmp = (long long)o->tmp_mb;
     snprintf(line, sizeof line,
              "/tmp %lld MiB, /dev/shm %lld MiB (JANEBOT_SANDBOX_TMP_MB), counted in the "

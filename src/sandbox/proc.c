@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <grp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -65,6 +66,9 @@ static void child_exec(const struct proc_spec *ps, int in, int out, int errfd, p
         for (size_t i = 0; i < ps->ndetach; i++)
             umount2(ps->stage_detach[i], MNT_DETACH | UMOUNT_NOFOLLOW);
     }
+    /* Below janebot's own threads: an agent's build, on a small machine, must not delay
+     * the acks and answers of everyone else. Inside, RLIMIT_NICE 0 keeps it there. */
+    if (ps->nice > 0 && setpriority(PRIO_PROCESS, 0, ps->nice) < 0) _exit(125);
     /* Privileges next: a credential change clears the parent-death signal. */
     if (ps->drop_to_uid && (setgroups(0, NULL) < 0 || setgid(ps->gid) < 0 || setuid(ps->uid) < 0))
         _exit(125);

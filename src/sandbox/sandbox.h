@@ -178,6 +178,7 @@ struct sandbox_opts {
     int allow_local_execution; /* host: ALLOW_LOCAL_EXECUTION */
     /* local limits (JANEBOT_SANDBOX_*) */
     int max_procs, max_file_mb, memory_mb, as_mb, cpu_s, disk_mb, tmp_mb;
+    int nice; /* niceness of everything in a sandbox (local, host): janebot itself goes first */
     long uid_base; /* as root: host uids of sandboxes start here */
     /* sprites */
     const char *egress_allow;        /* names a sandbox may reach, comma list; never NULL */

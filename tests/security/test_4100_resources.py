@@ -225,6 +225,36 @@ except OSError as e:
         self.assertEqual(self.wait_gone(tag, 5), [])
         self.normal_turn_still_works()
 
+    def test_4113_everything_inside_runs_below_janebot_and_cannot_raise_its_priority(self):
+        # An agent's build on a small machine must not delay janebot's own threads (the
+        # Slack acks, other threads' answers): a sandbox runs at JANEBOT_SANDBOX_NICE, and
+        # nothing inside can lower its niceness again, in a turn or in an exec.
+        code = r'''
+import subprocess
+out("nice", os.getpriority(os.PRIO_PROCESS, 0))
+out("child", int(subprocess.run(["sh", "-c", "cut -d' ' -f19 /proc/self/stat"],
+                                capture_output=True, text=True).stdout.strip()))
+out("lower", trycall(lambda: os.setpriority(os.PRIO_PROCESS, 0, 0)))
+out("lower_one", trycall(lambda: os.nice(-1)))
+out("raise", trycall(lambda: os.setpriority(os.PRIO_PROCESS, 0, 15)))
+'''
+        r = self.probe("chat:nice", code)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.vals.get("nice"), 10, "the default niceness inside%s" % r)
+        self.assertEqual(r.vals.get("child"), 10, "a child inherits it%s" % r)
+        self.assertIn(r.vals.get("lower"), ("EACCES", "EPERM"), r)
+        self.assertIn(r.vals.get("lower_one"), ("EACCES", "EPERM"), r)
+        self.assertEqual(r.vals.get("raise"), "ok", "going further down is allowed%s" % r)
+        t = self.turn_probe("nice-turn", code)
+        self.assertEqual(t.vals.get("nice"), 10, "a turn's agent runs niced too%s" % t)
+        self.assertIn(t.vals.get("lower"), ("EACCES", "EPERM"), t)
+        z = self.probe("chat:nice0", code, env={"JANEBOT_SANDBOX_NICE": "0"})
+        self.assertEqual(z.vals.get("nice"), 0, "JANEBOT_SANDBOX_NICE=0 leaves it alone%s" % z)
+        bad = self.sbx("chat:nice", "true", env={"JANEBOT_SANDBOX_NICE": "20"})
+        self.assertNotEqual(bad.rc, 0, bad)
+        self.assertIn("JANEBOT_SANDBOX_NICE", bad.both, "the error names the variable%s" % bad)
+        self.normal_turn_still_works()
+
     def test_4107_a_home_over_the_disk_quota_refuses_the_next_turn_and_exec(self):
         self.env.update({"JANEBOT_SANDBOX_DISK_MB": "10", "JANEBOT_TURN_TIMEOUT": "20"})
         # 20 MB written over ~4 s, as an agent writing files would, not in one burst
