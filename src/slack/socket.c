@@ -280,7 +280,7 @@ static int has_hashed_certs(const char *dir)
 /* The system's trusted CAs for wss://, read when a handshake needs one. lws's default
  * (LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS unset) is SSL_CTX_set_default_verify_paths(),
  * which parses the whole bundle file, some 140 certificates, at start-up and keeps them:
- * measured in bench/serve-memory.py, 0.9 MiB of heap and 0.6 MiB of libcrypto's code
+ * measured in bench/serve-memory.py, 1.0 MiB of heap and 0.4 MiB of libcrypto's code
  * resident for the life of serve. The hashed directory next to the bundle (made by
  * update-ca-certificates or openssl rehash from the same certificates) is looked up by
  * subject instead, one or two files per handshake. Where the directory has no hashed
