@@ -24,6 +24,9 @@ fake agent (tests/fakes/agent.py) in the local sandbox backend, as tests/soak do
     a frame the fake made for a real DM: /_control/inject scans every envelope it
     recorded on each call and slows down quadratically over thousands.
 
+Printed with the table: where the last peak run's resident memory is at its end, per mapped
+file (libraries, binary) and anonymous kind (heap, thread stacks, other), from its smaps.
+
 usage: bench/serve-memory.py [JANEBOT_BINARY]     (default build/janebot)
 environment: SERVE_MEMORY_RUNS (5)
 Everything listens on 127.0.0.1; every wait is bounded; processes started here are
@@ -77,6 +80,33 @@ def status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise SoakError("no %s for pid %d" % (field, pid))
+
+
+def smaps_split(pid):
+    """Where a process's resident memory is, from /proc/PID/smaps: {part: KiB}, a part being
+    each mapped file (shared libraries, the binary, the database's -shm), "heap" (malloc's
+    main arena), "thread stacks" (the 8 MiB anonymous mappings pthreads gives each thread,
+    their TLS included) and "other anonymous" (malloc's other arenas, its mmap'd blocks)."""
+    split, part = {}, None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if not head[0].endswith(":"):  # a mapping: "lo-hi perms offset dev inode [path]"
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                path = head[5] if len(head) > 5 else ""
+                if path == "[heap]":
+                    part = "heap"
+                elif path.startswith("/"):
+                    part = os.path.basename(path)
+                elif path == "" and hi - lo == 8 << 20:
+                    part = "thread stacks"
+                elif path in ("", "[stack]"):
+                    part = "other anonymous" if path == "" else "main thread stack"
+                else:
+                    part = path
+            elif head[0] == "Rss:":
+                split[part] = split.get(part, 0) + int(head[1])
+    return split
 
 
 def paced_calls(port, rate, count, request):
@@ -133,6 +163,7 @@ def peak_run(tmp, slack, n):
         time.sleep(1.0)
         hwm, rss = status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS")
         anon, files = status_kib(pid, "RssAnon"), status_kib(pid, "RssFile")
+        SPLIT[:] = [smaps_split(pid)]
         progress("run %d: idle %.1f MiB, peak (VmHWM) %.1f MiB, after %.1f MiB, %d DMs "
                  "answered" % (n, idle / 1024.0, hwm / 1024.0, rss / 1024.0, answered))
         return idle, hwm, rss, anon, files
@@ -273,6 +304,13 @@ def main():
     for n, (idle, hwm, rss, anon, files) in enumerate(peaks, 1):
         print("| %d | %.1f | %.1f | %.1f | %.1f | %.1f |" % (n, mib(idle), mib(hwm), mib(rss),
                                                        mib(anon), mib(files)))
+    if SPLIT:
+        top = sorted(SPLIT[0].items(), key=lambda kv: -kv[1])
+        print()
+        print("where the last run's resident memory is at its end (/proc/PID/smaps Rss, KiB; "
+              "shared library pages count in full): " + ", ".join(
+                  "%s %d" % kv for kv in top[:SPLIT_TOP]) + ", %d other mappings %d"
+              % (max(len(top) - SPLIT_TOP, 0), sum(v for _, v in top[SPLIT_TOP:])))
     if floor:
         print()
         print("janebot --version (binary and libraries loaded, nothing run), peak RSS MiB: %s"
@@ -305,6 +343,8 @@ def main():
 
 
 BINARY = None
+SPLIT = []  # the last peak run's smaps_split()
+SPLIT_TOP = 16
 
 if __name__ == "__main__":
     sys.exit(main())

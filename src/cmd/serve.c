@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "core/policy.h"
 #include "frontend/frontend.h"
+#include "store/store.h"
 
 static void reload(struct core *core)
 {
@@ -23,18 +24,19 @@ static void reload(struct core *core)
         jb_log_event(JB_LOG_INFO, "config.reloaded", -1, "configuration reloaded (SIGHUP)");
 }
 
-/* glibc's malloc, tuned for a long-running server on a small machine, before any thread
- * starts. Arenas: glibc gives each thread that allocates its own (up to 8 per core), and
- * memory freed in one is never reused by another; two serve a handful of threads on the
- * cores such a machine has. A fixed mmap threshold: glibc otherwise raises it after each
- * large block freed (up to 32 MiB), so large replies and history fetches stay on the heap
- * for good; at 128 KiB they are mapped and unmapped, and the heap top is trimmed past that
- * much free. */
-static void tune_malloc(void)
+/* glibc's malloc and SQLite's page cache, tuned for a long-running server on a small
+ * machine, before any thread starts. Arenas: glibc gives each thread that allocates its
+ * own (up to 8 per core), and memory freed in one is never reused by another; two serve a
+ * handful of threads on the cores such a machine has. A fixed mmap threshold: glibc
+ * otherwise raises it after each large block freed (up to 32 MiB), so large replies and
+ * history fetches stay on the heap for good; at 128 KiB they are mapped and unmapped, and
+ * the heap top is trimmed past that much free. SQLite: store_tune_memory(). */
+static void tune_memory(void)
 {
     mallopt(M_ARENA_MAX, 2);
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+    store_tune_memory();
 }
 
 /* Until SIGTERM or SIGINT; SIGHUP reloads the configuration file into the core. Every
@@ -132,7 +134,7 @@ static int serve(const struct jb_config *cfg)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    tune_malloc();
+    tune_memory();
     struct slack_serve *sv = NULL;
     struct core *core = NULL;
     struct jb_metrics *metrics = NULL; /* counts nothing unless JANEBOT_METRICS_LISTEN */

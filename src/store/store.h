@@ -20,6 +20,10 @@ struct store;
 
 #define STORE_SCHEMA_VERSION 10
 
+/* SQLite's process-wide memory settings for a long-running process with several
+ * connections; before any store_open() and before other threads start (SQLite refuses it
+ * once it is in use, and then its defaults stay: this only costs memory). */
+void store_tune_memory(void);
 /* Creates the file (mode 0600) if needed; refuses a symlink. *ret is the caller's; close
  * with store_close(). JB_ECONFIG when the schema is newer than STORE_SCHEMA_VERSION. */
 int store_open(const char *path, struct store **ret, struct jb_err *err);
