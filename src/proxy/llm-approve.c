@@ -60,11 +60,14 @@ static int peer_gone(void *ud)
 /* The body as JSON {"tool": NAME, "input": ...}: 0 with *ret (owned), or -1 answered. */
 static int read_body(int fd, struct llm_in *in, json_t **ret)
 {
-    static _Thread_local char buf[LLM_APPROVE_BODY_MAX + 1];
     long long want = in->rq.clen;
     if (in->rq.has_te || want <= 0)
         return reply_error(fd, 411, "send a JSON body with a Content-Length"), -1;
     if ((size_t)want > LLM_APPROVE_BODY_MAX) return reply_error(fd, 413, "body over 64 KiB"), -1;
+    /* On the heap for this request only: a thread-local buffer would be part of every
+     * thread the process starts (64 KiB each, resident once the thread's TLS is set up). */
+    jb_autofree char *buf = malloc((size_t)want + 1);
+    if (!buf) return reply_error(fd, 503, "out of memory; try again"), -1;
     size_t len = in->rest_len < (size_t)want ? in->rest_len : (size_t)want;
     memcpy(buf, in->rest, len);
     if (px_read_until(fd, buf, (size_t)want, &len, (size_t)want,

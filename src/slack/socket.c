@@ -9,10 +9,7 @@
  * Every envelope with an envelope_id is acknowledged, on the connection it came from,
  * right after the callback returns: the callback stores the event first (durability),
  * and one it could not store is left unacknowledged, so Slack sends it again. */
-#include <dirent.h>
 #include <libwebsockets.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -261,47 +258,11 @@ static void on_closed(struct slack_socket *s, struct conn *c, const char *why)
     }
 }
 
-/* Whether dir holds hashed certificate links (<8 hex digits>.<n>), the form OpenSSL looks
- * a CA up in by its subject. */
-static int has_hashed_certs(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int found = 0;
-    const struct dirent *de;
-    while (!found && (de = readdir(d))) {
-        size_t hex = strspn(de->d_name, "0123456789abcdef");
-        found = hex == 8 && de->d_name[8] == '.' && de->d_name[9] >= '0' && de->d_name[9] <= '9';
-    }
-    closedir(d);
-    return found;
-}
-
-/* The system's trusted CAs for wss://, read when a handshake needs one. lws's default
- * (LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS unset) is SSL_CTX_set_default_verify_paths(),
- * which parses the whole bundle file, some 140 certificates, at start-up and keeps them:
- * measured in bench/serve-memory.py, 1.0 MiB of heap and 0.4 MiB of libcrypto's code
- * resident for the life of serve. The hashed directory next to the bundle (made by
- * update-ca-certificates or openssl rehash from the same certificates) is looked up by
- * subject instead, one or two files per handshake. Where the directory has no hashed
- * links, or SSL_CERT_FILE names a bundle, the default is loaded as before. */
-static void trust_system_cas(SSL_CTX *ctx)
-{
-    const char *dir = getenv(X509_get_default_cert_dir_env());
-    if (!dir) dir = X509_get_default_cert_dir();
-    if (!getenv(X509_get_default_cert_file_env()) && has_hashed_certs(dir) &&
-        X509_STORE_load_path(SSL_CTX_get_cert_store(ctx), dir) == 1)
-        return;
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-        log_warn("slack socket: the system's CA certificates could not be loaded; wss:// "
-                 "connections will fail their certificate check");
-}
-
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
-        trust_system_cas(user); /* user: the vhost's client SSL_CTX */
+        jb_lws_trust_system_cas(user); /* user: the vhost's client SSL_CTX */
         return 0;
     }
     struct conn *c = user; /* our own, given as the connection's userdata */
@@ -429,7 +390,7 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
         .protocols = protocols,
         .gid = -1,
         .uid = -1,
-        /* The CAs are ours to load: trust_system_cas(). */
+        /* The CAs are ours to load: jb_lws_trust_system_cas(). */
         .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS,
         /* lws otherwise sizes (and fills) its fd tables for the whole fd limit, two 8-byte
          * entries per fd: 320 KiB resident at 20,000 fds. It holds MAX_CONNS sockets and its own

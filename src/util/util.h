@@ -188,10 +188,14 @@ int jb_write_file(const char *path, const void *data, size_t len, unsigned mode,
 /* First executable named `name` on PATH (or name itself when it has a '/'); caller frees. */
 char *jb_which(const char *name, const char *path_env);
 
-/* ---- libwebsockets' log into ours (lwslog.c) ---- */
+/* ---- libwebsockets: its log into ours, the CAs its TLS client trusts (lwslog.c) ---- */
 
 /* Once per process, before the first lws context; any thread. */
 void jb_lws_log_init(void);
+/* For LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS on a context made with
+ * LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS: the system's CAs into ssl_ctx (an SSL_CTX *),
+ * looked up per handshake in the hashed directory where there is one, else the bundle. */
+void jb_lws_trust_system_cas(void *ssl_ctx);
 
 /* ---- libcurl connection sharing (curlshare.c) ----------------------------------- */
 
