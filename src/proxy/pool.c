@@ -29,6 +29,7 @@ struct px_conn {
     void *ud;
     int fd, fd2;   /* under pool->mu; -1 once closed */
     int cancelled; /* under pool->mu: the group is closing */
+    int handoff;   /* came to the group's own socket, which also takes hand-overs */
     struct px_conn *next;
 };
 
@@ -137,7 +138,7 @@ static void *conn_main(void *arg)
 {
     struct px_conn *c = arg;
     struct px_group *g = c->g;
-    if (g->handoff && px_handoff_waiting(c->fd))
+    if (c->handoff && px_handoff_waiting(c->fd))
         adopt(g, c->fd);
     else
         c->serve(c, c->fd, c->ud);
@@ -154,7 +155,7 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
-enum px_refusal px_start(struct px_group *g, int fd, px_serve_fn *serve, void *ud)
+static enum px_refusal start(struct px_group *g, int fd, px_serve_fn *serve, void *ud, int handoff)
 {
     struct px_pool *p = g->pool;
     struct px_conn *c = malloc(sizeof *c);
@@ -164,8 +165,13 @@ enum px_refusal px_start(struct px_group *g, int fd, px_serve_fn *serve, void *u
     if (c && !why && g->max > 0 && g->nlive >= g->max) why = PX_GROUP_FULL;
     if (c && !why && p->max > 0 && p->nlive >= p->max) why = PX_POOL_FULL;
     if (!why) {
-        *c = (struct px_conn){
-            .g = g, .serve = serve, .ud = ud, .fd = fd, .fd2 = -1, .next = g->live};
+        *c = (struct px_conn){.g = g,
+                              .serve = serve,
+                              .ud = ud,
+                              .fd = fd,
+                              .fd2 = -1,
+                              .handoff = handoff,
+                              .next = g->live};
         g->live = c;
         g->nlive++, p->nlive++;
     }
@@ -181,6 +187,11 @@ enum px_refusal px_start(struct px_group *g, int fd, px_serve_fn *serve, void *u
     pthread_mutex_unlock(&p->mu);
     free(c);
     return PX_NO_THREAD;
+}
+
+enum px_refusal px_start(struct px_group *g, int fd, px_serve_fn *serve, void *ud)
+{
+    return start(g, fd, serve, ud, 0);
 }
 
 static void join_all(struct px_conn *c)
@@ -215,12 +226,15 @@ static int woken(struct px_group *g)
     return closing;
 }
 
-static void admit(struct px_group *g, int fd, int tcp)
+/* fd came from g's own socket (lfd2: 0, from the listener a sandbox handed over). */
+static void admit(struct px_group *g, int fd, int from_lfd)
 {
     static const int one = 1;
-    /* Small writes (an SSE event, a reply head) go out at once, not after an ACK. */
-    if (tcp) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    enum px_refusal why = px_start(g, fd, g->serve, g->ud);
+    /* Small writes (an SSE event, a reply head) go out at once, not after an ACK. A
+     * listener handed over is a TCP socket. */
+    if (g->tcp || !from_lfd) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Only the group's own socket takes hand-overs: a sandbox's client never does. */
+    enum px_refusal why = start(g, fd, g->serve, g->ud, from_lfd && g->handoff);
     if (why == PX_STARTED) return;
     g->refuse(fd, why, g->ud);
     close(fd);
@@ -244,11 +258,11 @@ static void listeners(struct px_group *g, struct pollfd p[2])
 }
 
 /* One connection from listener lfd; 0, or -1 with errno when lfd itself is wrong. */
-static int accept_one(struct px_group *g, int lfd, int tcp)
+static int accept_one(struct px_group *g, int lfd)
 {
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) {
-        admit(g, fd, tcp);
+        admit(g, fd, lfd == g->lfd);
     } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         log_warn("%s: accept: %s", g->name, strerror(errno));
         struct pollfd w = {.fd = g->wake[0], .events = POLLIN};
@@ -272,11 +286,10 @@ static int accept_loop(struct px_group *g)
             continue;
         }
         if (p[2].revents && woken(g)) return 0;
-        /* A listener handed over is a TCP socket; its connections get TCP_NODELAY. */
-        for (int i = 0; i < 2; i++) {
-            if (p[i].revents & POLLNVAL) return errno = EBADF, -1;
-            if ((p[i].revents & POLLIN) && accept_one(g, p[i].fd, i == 1 || g->tcp) < 0) return -1;
-        }
+        if ((p[0].revents | p[1].revents) & POLLNVAL) return errno = EBADF, -1;
+        /* One connection per poll: the cap is looked at again before the next. */
+        int i = p[1].revents & POLLIN ? 1 : p[0].revents & POLLIN ? 0 : -1;
+        if (i >= 0 && accept_one(g, p[i].fd) < 0) return -1;
     }
 }
 

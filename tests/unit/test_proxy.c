@@ -626,6 +626,13 @@ Test(proxy_handoff, the_sandbox_listener_served_by_the_proxy, .init = handoff_se
     cr_assert_str_eq(line, "0 ", "handed over: %s", line);
     check_basics(); /* every connection now comes through the listener handed over */
     check_bulk();   /* one spliced hop */
+    /* A connection of the sandbox's own is never a hand-over, whatever it starts with. */
+    int fd = dial_sandbox();
+    cr_assert_eq(send(fd, "\0\r\n\r\n", 5, MSG_NOSIGNAL), 5);
+    char buf[256];
+    read_some(fd, buf, sizeof buf, "\r\n");
+    cr_expect(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "%s", buf);
+    close(fd);
     /* One listener per socket: a second is refused, and the first still serves. */
     sbx_ask('h', line, sizeof line);
     cr_expect(strstr(line, "-1 ") == line && strstr(line, "a listener came already"), "%s", line);
