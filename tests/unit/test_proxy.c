@@ -7,16 +7,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <net/if.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #include "proxy/proxy-int.h"
+#include "sandbox-standin.h"
 #include "tls-hello.h"
 
 static struct egress_policy *policy(const char *allow, const char *tests)
@@ -490,95 +488,10 @@ Test(proxy_e2e, listen_replaces_stale_sockets_only)
 }
 
 /* ---- the hand-over ----------------------------------------------------------------------------
- * A sandbox stand-in: a child in network (and user) namespaces of its own listens on its
- * 127.0.0.1, hands the listener to the proxy (proxy_hand_over()), and then dials it on the
- * test's behalf, passing each connected socket back over a socketpair. Forked before any
- * thread starts. */
+ * A sandbox stand-in (sandbox-standin.h), forked before any thread starts. */
 
 static pid_t sbx_pid = -1;
 static int sbx_sp = -1;
-
-static void send_fd(int sp, int fd)
-{
-    char b = 'f';
-    struct iovec iov = {.iov_base = &b, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl = {0};
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET, cm->cmsg_type = SCM_RIGHTS, cm->cmsg_len = CMSG_LEN(sizeof fd);
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    if (sendmsg(sp, &m, 0) != 1) _exit(3);
-}
-
-static int recv_fd(int sp)
-{
-    char b;
-    struct iovec iov = {.iov_base = &b, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    cr_assert_eq(recvmsg(sp, &m, MSG_CMSG_CLOEXEC), 1);
-    int fd;
-    memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
-    return fd;
-}
-
-/* The child's own listener on its 127.0.0.1 (lo brought up first), or -1. */
-static int sbx_listen(int *port)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr = {.ifr_name = "lo", .ifr_flags = IFF_UP | IFF_RUNNING};
-    if (s < 0 || ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return -1;
-    close(s);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        return -1;
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-/* The child: commands from the test, one byte each. 'h': hand a new listener over, answer
- * with the result line; 'd': dial the listener handed over, pass the socket back. */
-static _Noreturn void sbx_main(int sp)
-{
-    int port = 0, first = -1;
-    char line[1024];
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0) {
-        snprintf(line, sizeof line, "skip: no namespaces here: %s", strerror(errno));
-        if (write(sp, line, strlen(line)) < 0) _exit(2);
-        _exit(0);
-    }
-    for (char cmd; read(sp, &cmd, 1) == 1;) {
-        if (cmd == 'h') {
-            int p, lfd = sbx_listen(&p);
-            struct jb_err err = {0};
-            int rc = lfd < 0 ? -1 : proxy_hand_over(lfd, sock, &err);
-            snprintf(line, sizeof line, "%d %s", rc, lfd < 0 ? strerror(errno) : err.msg);
-            if (rc == 0 && first < 0) first = port = p;
-            if (lfd >= 0) close(lfd); /* the proxy has its own */
-            if (write(sp, line, strlen(line)) < 0) _exit(2);
-        } else if (cmd == 'd') {
-            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            struct sockaddr_in a = {.sin_family = AF_INET,
-                                    .sin_port = htons((uint16_t)port),
-                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) _exit(4);
-            send_fd(sp, fd);
-            close(fd);
-        }
-    }
-    _exit(0);
-}
 
 static const char *sbx_ask(char cmd, char *line, size_t n)
 {
@@ -593,7 +506,9 @@ static int dial_sandbox(void)
 {
     char cmd = 'd';
     cr_assert_eq(write(sbx_sp, &cmd, 1), 1);
-    return recv_fd(sbx_sp);
+    int fd = sbx_recv_fd(sbx_sp);
+    cr_assert_geq(fd, 0, "no socket from the sandbox stand-in");
+    return fd;
 }
 
 static void handoff_setup(void)
@@ -603,7 +518,7 @@ static void handoff_setup(void)
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
     sbx_pid = fork();
     cr_assert_geq(sbx_pid, 0);
-    if (sbx_pid == 0) close(sp[0]), sbx_main(sp[1]);
+    if (sbx_pid == 0) close(sp[0]), sbx_main(sp[1], sock);
     close(sp[1]);
     sbx_sp = sp[0];
     dial_fn = dial_sandbox;
