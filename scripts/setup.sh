@@ -8,6 +8,8 @@ set -eu
 pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev libseccomp-dev libcurl4-openssl-dev libhttp-parser-dev libwebsockets-dev libcmark-dev libyaml-dev bubblewrap e2fsprogs ca-certificates"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcriterion-dev python3 python3-websockets procps openssl prometheus"
+    # Commands tests run: curl inside sandboxes, mount for a small tmpfs (disk-full tests).
+    pkgs="$pkgs curl mount"
     # make fuzz: clang 14 and its libFuzzer and sanitizer runtimes (only a Recommends of
     # clang, so not pulled in by --no-install-recommends).
     pkgs="$pkgs clang libclang-rt-14-dev"
