@@ -163,10 +163,9 @@ def peak_run(tmp, slack, n):
         time.sleep(1.0)
         hwm, rss = status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS")
         anon, files = status_kib(pid, "RssAnon"), status_kib(pid, "RssFile")
-        SPLIT[:] = [smaps_split(pid)]
         progress("run %d: idle %.1f MiB, peak (VmHWM) %.1f MiB, after %.1f MiB, %d DMs "
                  "answered" % (n, idle / 1024.0, hwm / 1024.0, rss / 1024.0, answered))
-        return idle, hwm, rss, anon, files
+        return idle, hwm, rss, anon, files, smaps_split(pid)
     finally:
         serve.stop()
 
@@ -301,11 +300,11 @@ def main():
     print("| run | idle MiB | peak (VmHWM) MiB | after load MiB | of which anonymous | "
           "of which files (libraries, mapped db) |")
     print("|---|---|---|---|---|---|")
-    for n, (idle, hwm, rss, anon, files) in enumerate(peaks, 1):
+    for n, (idle, hwm, rss, anon, files, _) in enumerate(peaks, 1):
         print("| %d | %.1f | %.1f | %.1f | %.1f | %.1f |" % (n, mib(idle), mib(hwm), mib(rss),
                                                        mib(anon), mib(files)))
-    if SPLIT:
-        top = sorted(SPLIT[0].items(), key=lambda kv: -kv[1])
+    if peaks:
+        top = sorted(peaks[-1][5].items(), key=lambda kv: -kv[1])
         print()
         print("where the last run's resident memory is at its end (/proc/PID/smaps Rss, KiB; "
               "shared library pages count in full): " + ", ".join(
@@ -343,7 +342,6 @@ def main():
 
 
 BINARY = None
-SPLIT = []  # the last peak run's smaps_split()
 SPLIT_TOP = 16
 
 if __name__ == "__main__":
