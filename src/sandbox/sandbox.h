@@ -89,8 +89,7 @@ enum sandbox_step {
     SANDBOX_STEP_PROXIES, /* its egress listener and LLM token are registered */
     SANDBOX_STEP_SPAWN,   /* staged, bwrap's arguments and the cgroup made: forking */
     SANDBOX_STEP_INIT,    /* inside: janebot's init runs (bwrap's set-up is done) */
-    SANDBOX_STEP_COMMAND, /* inside: listeners handed over, limits and filter set; the command
-                             starts */
+    SANDBOX_STEP_COMMAND, /* inside: listeners handed, limits and filter set; command starts */
     SANDBOX_STEP_REAPED,  /* every process of the run is gone */
     SANDBOX_STEP_DONE,    /* the exec's cgroup, listener and token are released */
     SANDBOX_NSTEPS

@@ -178,7 +178,7 @@ def tool_run(sid, cmd):
 
 
 def ask_approval(tool, cmd):
-    """POST the ask to the relay, bypassing any HTTP proxy; the answer as a dict."""
+    """POST the ask to JANEBOT_APPROVE_URL, bypassing any HTTP proxy; the answer as a dict."""
     import urllib.request
     url = os.environ.get("JANEBOT_APPROVE_URL")
     token = os.environ.get("JANEBOT_APPROVE_TOKEN")
@@ -192,7 +192,7 @@ def ask_approval(tool, cmd):
     try:
         with opener.open(req, timeout=3600) as r:
             return json.loads(r.read().decode())
-    except Exception as e:  # an HTTP error or no relay: not allowed
+    except Exception as e:  # an HTTP error or no endpoint: not allowed
         return {"decision": "deny", "allowed": False, "by": "agent", "reason": str(e)}
 
 

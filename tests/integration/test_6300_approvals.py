@@ -3,7 +3,7 @@
 Deny buttons; the click comes back as an interactive block_actions envelope (the fake's
 /_control/click), is acked, checked and shown (chat.update); a click by someone else gets
 an ephemeral note. The agent is tests/fakes/agent.py's `ask <Tool>: <cmd>`, which asks
-through the documented endpoint on its relay (JANEBOT_APPROVE_URL)."""
+through the documented endpoint on its own loopback (JANEBOT_APPROVE_URL)."""
 import sqlite3
 
 from jbtest import JanebotCase, needs_bwrap, sandbox_name

@@ -276,8 +276,8 @@ out("AF_INET6", mk(10, socket.SOCK_STREAM))
         self.normal_turn_still_works()
 
     def test_4010_less_confined_processes_memory_cannot_be_opened_for_writing(self):
-        # Writing /proc/PID/mem of a less confined process in the sandbox (the relay, which
-        # may still make AF_UNIX sockets, or bwrap's pid 1) would get around the agent
+        # Writing /proc/PID/mem of a less confined process in the sandbox (janebot's init,
+        # which may still make AF_UNIX sockets, or bwrap's pid 1) would get around the agent
         # filter without ptrace(): code injected there runs under fewer seccomp filters.
         code = r"""
 def filters(pid):

@@ -16,7 +16,7 @@ ALLOWED_ENV = {"HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TERM", "PATH", "htt
                # the LLM proxy: base URLs and a scoped per-exec token in the key variables
                "AMP_API_KEY", "AMP_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
                "OPENAI_API_KEY", "OPENAI_BASE_URL",
-               # the approval endpoint on the same relay, with the same scoped token
+               # the approval endpoint on the same listener, with the same scoped token
                "JANEBOT_APPROVE_URL", "JANEBOT_APPROVE_TOKEN"}
 TOKEN_VARS = ("AMP_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "JANEBOT_APPROVE_TOKEN")
 PROXY_ENV = {"http_proxy": "http://127.0.0.1:3128", "https_proxy": "http://127.0.0.1:3128",

@@ -4,7 +4,7 @@ never reach it, and request bodies cannot drive janebot's memory up.
 
 Built on the LLM proxy tests (tests/integration/test_7000_llm_proxy.py: ProxyCase starts
 the fake upstream, holds fake real keys and runs its in-sandbox client). Each class runs
-through both listeners: a local exec's Unix socket (through the relay in the sandbox) and
+through both listeners: a local exec's own 127.0.0.1:4000 (handed to the host proxy) and
 the TCP listener remote sandboxes (sprites) use, with the fake Sprites service.
 """
 import os
