@@ -197,6 +197,98 @@ void jb_lws_log_init(void);
  * looked up per handshake in the hashed directory where there is one, else the bundle. */
 void jb_lws_trust_system_cas(void *ssl_ctx);
 
+/* ---- URLs (url.c) ---------------------------------------------------------------- */
+
+/* An http:// or https:// URL as the one strict parser every HTTP user in janebot shares
+ * reads it: the client sends exactly the parts a caller checked. */
+struct jb_url {
+    int https;
+    char host[256]; /* as written; an IPv6 literal without its brackets */
+    int ipv6;       /* the host was [bracketed] */
+    unsigned port;  /* as written, else 80 or 443 */
+    int port_given;
+    char *target; /* path and query as written ("/" when empty); owned */
+};
+
+/* Split url (n bytes; no NUL needed). Refused, with a static reason in *why: another
+ * scheme, userinfo ('@' before the path), a fragment, a backslash, a control byte, space,
+ * DEL or a non-ASCII byte anywhere, an empty or malformed host, a port not 1-65535.
+ * 0, or -1 (also out of memory). Release u with jb_url_release(), also after -1. */
+int jb_url_parse(const char *url, size_t n, struct jb_url *u, const char **why);
+void jb_url_release(struct jb_url *u);
+/* a and b have one origin: scheme, host (ASCII case-insensitive) and port. */
+int jb_url_same_origin(const struct jb_url *a, const struct jb_url *b);
+/* s (n bytes) percent-encoded for a form body or a query (every byte but A-Z a-z 0-9 - . _ ~
+ * as %XX). Allocated, the caller frees it; NULL when out of memory. */
+char *jb_url_escape(const char *s, size_t n);
+
+/* ---- HTTP/1.1 client (http-client.c, http-conn.c) ---------------------------------- */
+
+/* One client: idle keep-alive connections (plain and TLS) and one TLS context; any
+ * number of threads may run requests on it at once. TLS checks the server's certificate
+ * against the system's CAs (SSL_CERT_FILE / SSL_CERT_DIR honoured) and its name. No proxy
+ * from the environment is used, no redirect followed, no cookie or .netrc read. */
+struct jb_http;
+
+/* A client keeping at most max_idle idle connections (0: 8). NULL on error (err says why).
+ * The caller frees it with jb_http_free() once no request runs on it. Needs SIGPIPE
+ * ignored (main() does). */
+struct jb_http *jb_http_new(int max_idle, struct jb_err *err);
+void jb_http_free(struct jb_http *h);
+
+struct jb_http_header {
+    const char *name, *value; /* not NUL-terminated; value without surrounding blanks */
+    size_t name_len, value_len;
+};
+
+struct jb_http_req {
+    const char *method; /* NULL: GET, or POST with a body */
+    const char *url;    /* as jb_url_parse() takes it; the target is sent as written */
+    /* "Name: value" lines, NULL-ended. Host, Content-Length, Transfer-Encoding and
+     * Connection are the client's own: a request naming one is refused. */
+    const char *const *headers;
+    /* The body, sent with Content-Length: body_len bytes, from body, or when read is set
+     * from read() (bytes > 0 as they come, -1 to give up). has_body: a body (of maybe 0
+     * bytes) is sent; implied by body or read. */
+    const char *body;
+    size_t body_len;
+    int has_body;
+    ssize_t (*read)(void *ud, char *buf, size_t cap);
+    /* read() starts over (0) so the request can go again on a new connection when a
+     * kept-alive one turns out closed before any answer; NULL or -1: it cannot. */
+    int (*rewind)(void *ud);
+    /* The answer, 1xx interim answers skipped: on_head once with the status line's code
+     * and reason and every header, then on_body for each piece of the (decoded) body.
+     * Either returns -1 to abort (the request ends with JB_ECANCEL). */
+    int (*on_head)(void *ud, int status, const char *reason, size_t reason_len,
+                   const struct jb_http_header *hdr, size_t nhdr);
+    int (*on_body)(void *ud, const char *p, size_t n);
+    /* Looked at at least every 200 ms while the client waits; nonzero aborts (JB_ECANCEL). */
+    int (*cancelled)(void *ud);
+    void *ud;
+    long connect_timeout_ms; /* resolving and connecting (TLS handshake included); 0: 10 s */
+    long timeout_ms;         /* the whole exchange; 0: none */
+    long idle_timeout_ms;    /* the longest silence of the server mid-answer; 0: none */
+    long long max_body;      /* a longer answer body is refused (too_big); 0: no limit */
+};
+
+struct jb_http_resp {
+    int status;   /* of the final answer; 0 when none came */
+    int sent;     /* some byte of the request may have reached the server */
+    int too_big;  /* the body passed max_body */
+    int complete; /* the whole answer came */
+};
+
+/* One exchange. 0 when a complete answer came (any status), else -1 with err:
+ * JB_EPROTO (a bad URL or header; a malformed answer), JB_ETIMEOUT, JB_EUNAVAIL (name
+ * not resolved, no connection, TLS refused, connection lost), JB_ECANCEL (a callback or
+ * cancelled()), JB_ENOMEM. rs says how far it got either way. Thread-safe. */
+int jb_http_request(struct jb_http *h, const struct jb_http_req *rq, struct jb_http_resp *rs,
+                    struct jb_err *err);
+
+/* An HTTP date (IMF-fixdate, RFC 850 or asctime form) as a time; -1 when it is not one. */
+time_t jb_http_date(const char *s);
+
 /* ---- libcurl connection sharing (curlshare.c) ----------------------------------- */
 
 struct jb_curl_share;
