@@ -7,7 +7,7 @@
 #   make bench    benchmarks (bench/*.py, bench-exec) and their goal table
 
 CC      ?= cc
-PKGS    := sqlite3 jansson libcrypto libssl libedit libseccomp libcurl libwebsockets libcmark yaml-0.1
+PKGS    := sqlite3 jansson libcrypto libssl libedit libseccomp libwebsockets libcmark yaml-0.1
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

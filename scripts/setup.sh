@@ -5,7 +5,7 @@
 # Runs apt-get as root, through sudo otherwise. Installs nothing that is already there.
 set -eu
 
-pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev libseccomp-dev libcurl4-openssl-dev libhttp-parser-dev libwebsockets-dev libcmark-dev libyaml-dev bubblewrap e2fsprogs ca-certificates"
+pkgs="gcc make pkg-config libc6-dev libsqlite3-dev libjansson-dev libssl-dev libedit-dev libseccomp-dev libhttp-parser-dev libwebsockets-dev libcmark-dev libyaml-dev bubblewrap e2fsprogs ca-certificates"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcriterion-dev python3 python3-websockets procps openssl prometheus"
     # Commands tests run: curl inside sandboxes, mount for a small tmpfs (disk-full tests).

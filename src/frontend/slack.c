@@ -259,7 +259,8 @@ static int slack_fetch(struct frontend *fe, const char *url, int fd, long long m
 {
     struct fe_slack *s = fe->priv;
     struct slack_download d = {.api_url = s->cfg->slack_api_url,
-                               .bot_token = s->cfg->slack_bot_token};
+                               .bot_token = s->cfg->slack_bot_token,
+                               .http = slack_web_http(s->web)};
     return slack_file_download(&d, url, fd, max, err);
 }
 

@@ -1,7 +1,6 @@
-/* proxy/llm-fwd.c -- one request to an LLM upstream over libcurl, its answer streamed to
+/* proxy/llm-fwd.c -- one request to an LLM upstream (util.h's HTTP client), its answer streamed to
  * the sandbox as it arrives, and the tokens it used counted on the way (JSON usage, or
  * the server-sent events of a streamed answer). */
-#include <curl/curl.h>
 #include <poll.h>
 #include <string.h>
 #include <strings.h>
@@ -43,7 +42,6 @@ struct fwd {
     int drop_blank; /* the usage chunk was held back: its blank line too */
     int raw_line;   /* a line over the line buffer: the rest of it goes out as it comes */
     struct llm_usage *u;
-    int64_t checked; /* when on_progress() last looked at fd */
 };
 
 /* Events are split into lines by spans (memchr), and only "data:" lines that mention
@@ -121,42 +119,39 @@ static int skip_header(const char *h)
     return 0;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+/* The upstream's head, as the sandbox gets it: its status line, its headers but the
+ * hop-by-hop ones, and Connection: close (one request per connection from the sandbox). */
+static int on_head(void *ud, int status, const char *reason, size_t reason_len,
+                   const struct jb_http_header *hdr, size_t nhdr)
 {
     struct fwd *f = ud;
-    size_t len = size * n;
-    if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a (new) status line */
-        jb_buf_reset(&f->head);
-        const char *sp = memchr(p, ' ', len);
-        f->status = sp ? strtol(sp + 1, NULL, 10) : 502;
-        if (jb_buf_appendf(&f->head, NULL, "HTTP/1.1 %.*s", (int)(len - (size_t)(sp ? sp - p : 0)),
-                           sp ? sp + 1 : "502 Bad Gateway\r\n") < 0)
-            return 0;
-        return len;
+    f->status = status;
+    if (jb_buf_appendf(&f->head, NULL, "HTTP/1.1 %d %.*s\r\n", status, (int)reason_len, reason) < 0)
+        return -1;
+    for (size_t i = 0; i < nhdr; i++) {
+        const struct jb_http_header *h = &hdr[i];
+        size_t start = f->head.len;
+        if (jb_buf_appendf(&f->head, NULL, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
+                           (int)h->value_len, h->value) < 0)
+            return -1;
+        const char *line = f->head.data + start;
+        if (!strncasecmp(line, "content-type:", 13) &&
+            memmem(h->value, h->value_len, "text/event-stream", 17))
+            f->sse = 1;
+        if (skip_header(line)) f->head.len = start, f->head.data[start] = '\0';
     }
-    if (len <= 2) { /* the blank line */
-        if (f->status == 100) return len;
-        if (jb_buf_appendf(&f->head, NULL, "Connection: close\r\n\r\n") < 0) return 0;
-        if (px_send_all(f->fd, f->head.data, f->head.len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0)
-            return 0;
-        f->head_sent = 1;
-        return len;
-    }
-    if (!strncasecmp(p, "content-type:", 13) && strstr(p, "text/event-stream")) f->sse = 1;
-    if (!skip_header(p) && jb_buf_append(&f->head, p, len, NULL) < 0) return 0;
-    return len;
+    if (jb_buf_appendf(&f->head, NULL, "Connection: close\r\n\r\n") < 0) return -1;
+    if (px_send_all(f->fd, f->head.data, f->head.len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0)
+        return f->failed = 1, -1;
+    f->head_sent = 1;
+    return 0;
 }
 
 /* The sandbox's socket was shut down (the session is closing, the proxy stopping) or
- * reset: stop the upstream transfer too, even one waiting on a silent upstream. curl calls
- * this at least once a second; the socket is looked at every CANCEL_CHECK_MS at most. */
-static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+ * reset: stop the upstream transfer too, even one waiting on a silent upstream. */
+static int sandbox_gone(void *ud)
 {
     struct fwd *f = ud;
-    (void)dlt, (void)dln, (void)ult, (void)uln;
-    int64_t now = jb_mono_ms();
-    if (now - f->checked < CANCEL_CHECK_MS) return 0;
-    f->checked = now;
     struct pollfd p = {.fd = f->fd};
     if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
         f->failed = 1;
@@ -165,27 +160,26 @@ static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
     return 0;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+static int on_body(void *ud, const char *p, size_t len)
 {
     struct fwd *f = ud;
-    size_t len = size * n;
-    if (!f->head_sent) return 0;
+    if (!f->head_sent) return -1;
     if (f->sse && f->up.scan.inserted && !f->up.scan.client_usage) {
-        if (filter_feed(f, p, len) == 0) return len;
+        if (filter_feed(f, p, len) == 0) return 0;
         f->failed = 1;
-        return 0;
+        return -1;
     }
     f->u->down_bytes += (long long)len;
     /* To the sandbox first (unbuffered streaming), then the accounting. */
     if (px_send_all(f->fd, p, len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0) {
         f->failed = 1; /* the client went away: stop the upstream request too */
-        return 0;
+        return -1;
     }
     if (f->sse)
         sse_feed(f, p, len);
     else if (f->json.len + len <= JSON_KEEP_MAX)
         jb_buf_append(&f->json, p, len, NULL);
-    return len;
+    return 0;
 }
 
 /* The insertion in progress, then bytes held back behind it: 0 when neither is left. */
@@ -226,22 +220,22 @@ static size_t scan_read(struct upload *u, char *buf, size_t got, size_t cap)
     return k + send_pending(u, buf + k, cap - k);
 }
 
-/* curl wants body bytes: first those that came with the head, then the socket's, each
- * read as the upstream takes them, so a body is never held whole (at most curl's upload
+/* The client wants body bytes: first those that came with the head, then the socket's,
+ * each read as the upstream takes them, so a body is never held whole (at most one upload
  * buffer per request); last the padding that keeps the announced length. */
-static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+static ssize_t on_read(void *ud, char *buf, size_t cap)
 {
     struct fwd *f = ud;
     struct upload *u = &f->up;
-    size_t cap = size * n, got = 0;
+    size_t got = 0, whole = cap;
     if (cap == 0) return 0;
     size_t pend = send_pending(u, buf, cap);
-    if (pend) return pend;
+    if (pend) return (ssize_t)pend;
     if (u->took == u->len) { /* the body is out: spaces for what was not inserted */
         size_t sp = u->pad - u->added < cap ? u->pad - u->added : cap;
         memset(buf, ' ', sp);
         u->added += sp;
-        return sp;
+        return (ssize_t)sp;
     }
     if (cap > u->len - u->took) cap = u->len - u->took;
     if (u->took < u->pre_len) {
@@ -254,26 +248,26 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
         u->from_socket = 1;
         if (rc < 0) {
             u->failed = 1;
-            return CURL_READFUNC_ABORT;
+            return -1;
         }
     }
     u->took += got;
-    return scan_read(u, buf, got, size * n);
+    return (ssize_t)scan_read(u, buf, got, whole);
 }
 
-/* curl rewinds the body to send it again on a fresh connection when a reused one turned
- * out dead; possible, from the start, while all of it read so far came with the head. */
-static int on_seek(void *ud, curl_off_t off, int origin)
+/* The client rewinds the body to send it again on a fresh connection when a reused one
+ * turned out closed; possible while all of it read so far came with the head. */
+static int on_rewind(void *ud)
 {
     struct fwd *f = ud;
     struct upload *u = &f->up;
-    if (origin != SEEK_SET || off != 0 || u->from_socket) return CURL_SEEKFUNC_CANTSEEK;
+    if (u->from_socket) return -1;
     int want = u->scan.want_usage;
     free(u->held);
     u->held = NULL, u->held_len = u->held_off = 0;
     u->ins = NULL, u->took = u->added = 0;
     u->scan = (struct llm_body_scan){.want_usage = want};
-    return CURL_SEEKFUNC_OK;
+    return 0;
 }
 
 /* Never passed upstream: the sandbox's credentials (the real key replaces them), what a
@@ -308,31 +302,42 @@ static int dropped_header(const char *h)
     return 0;
 }
 
-static struct curl_slist *upstream_headers(const struct llm_request *rq, const char *key,
-                                           enum llm_provider prov)
+/* The headers that go upstream, NULL-ended, into *ret (allocated; the caller frees it with
+ * free_headers(), which wipes the key's line). */
+static int upstream_headers(const struct llm_request *rq, const char *key, enum llm_provider prov,
+                            char ***ret)
 {
-    struct curl_slist *h = NULL;
-    char line[8192];
+    char **h = calloc(rq->nheaders + 2, sizeof *h);
+    if (!h) return -1;
+    size_t n = 0;
     for (size_t i = 0; i < rq->nheaders; i++) {
         const char *name = rq->headers[i];
         if (skip_header(name) || dropped_header(name))
             continue; /* hop-by-hop, credentials, proxy hops, encodings we could not count */
-        h = curl_slist_append(h, name);
+        h[n++] = (char *)name;
     }
-    if (prov == LLM_ANTHROPIC)
-        snprintf(line, sizeof line, "x-api-key: %s", key);
-    else
-        snprintf(line, sizeof line, "Authorization: Bearer %s", key);
-    h = curl_slist_append(h, line);
-    memset(line, 0, sizeof line);
-    return curl_slist_append(h, "Expect:");
+    int k = prov == LLM_ANTHROPIC ? asprintf(&h[n], "x-api-key: %s", key)
+                                  : asprintf(&h[n], "Authorization: Bearer %s", key);
+    if (k < 0) return free(h), -1;
+    *ret = h;
+    return 0;
+}
+
+/* The key's line (the last one) wiped and freed; the others are the request's. */
+static void free_headers(char **h)
+{
+    if (!h) return;
+    size_t n = 0;
+    while (h[n + 1])
+        n++;
+    explicit_bzero(h[n], strlen(h[n]));
+    free(h[n]);
+    free(h);
 }
 
 int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd,
                 struct llm_usage *u, struct jb_err *err)
 {
-    CURL *c = curl_easy_init();
-    if (!c) return jb_err_set(err, JB_ENOMEM, "curl");
     size_t pad = rq->body_len ? llm_body_pad(rq->provider, rq->method, rq->path) : 0;
     struct fwd f = {.fd = fd,
                     .provider = rq->provider,
@@ -347,71 +352,59 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
                     .json = JB_BUF_INIT(JSON_KEEP_MAX),
                     .u = u};
     jb_autofree char *url = NULL;
-    struct curl_slist *h = upstream_headers(rq, px->cfg.key[rq->provider], rq->provider);
+    char **h = NULL;
     int rc = -1;
-    if (asprintf(&url, "%s%s", px->cfg.upstream[rq->provider], rq->path) < 0) {
+    if (upstream_headers(rq, px->cfg.key[rq->provider], rq->provider, &h) < 0 ||
+        asprintf(&url, "%s%s", px->cfg.upstream[rq->provider], rq->path) < 0) {
         url = NULL;
-        jb_err_set(err, JB_ENOMEM, "url");
+        jb_err_set(err, JB_ENOMEM, "llm proxy: request");
         goto out;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* checked (llm_path_check()): sent as is */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_SHARE, jb_curl_share_handle(px->share));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a hung upstream: 5 min of silence */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 300L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024); /* fewer, larger writes to the sandbox */
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    if (!strcmp(rq->method, "GET")) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else if (!pad && rq->body_have == rq->body_len) {
-        /* All of the body came with the head and nothing goes into it: curl sends it in
-         * the same write as the request head, so the upstream wakes up once, not twice. */
+    /* The path was checked (llm_path_check()) and goes as written. */
+    struct jb_http_req hr = {.method = rq->method,
+                             .url = url,
+                             .headers = (const char *const *)h,
+                             .on_head = on_head,
+                             .on_body = on_body,
+                             .cancelled = sandbox_gone,
+                             .ud = &f,
+                             .connect_timeout_ms = 10000,
+                             .idle_timeout_ms = 300000}; /* a hung upstream: 5 min of silence */
+    if (strcmp(rq->method, "GET") != 0 && !pad && rq->body_have == rq->body_len) {
+        /* All of the body came with the head and nothing goes into it: it goes in the same
+         * write as the request head, so the upstream wakes up once, not twice. */
         const char *ins = NULL;
         llm_body_scan(&f.up.scan, rq->body, rq->body_len, &ins); /* its model, for usage */
         f.up.took = rq->body_len;
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body_len ? rq->body : "");
-        if (strcmp(rq->method, "POST")) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-    } else {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        if (strcmp(rq->method, "POST")) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(c, CURLOPT_READDATA, &f);
-        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(c, CURLOPT_SEEKDATA, &f);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(rq->body_len + pad));
+        hr.has_body = 1, hr.body = rq->body, hr.body_len = rq->body_len;
+    } else if (strcmp(rq->method, "GET") != 0) {
+        hr.has_body = 1, hr.body_len = rq->body_len + pad;
+        hr.read = on_read, hr.rewind = on_rewind;
     }
-    CURLcode cc = curl_easy_perform(c);
+    struct jb_http_resp hs = {0};
+    struct jb_err net = {0};
+    int xc = jb_http_request(px->http, &hr, &hs, &net);
     if (!f.sse && f.json.len) llm_usage_read(u, rq->provider, f.json.data, f.json.len);
     if (!u->model[0]) llm_body_model(&f.up.scan, u->model); /* the answer named none */
     u->status = f.status;
     u->up_bytes = (long long)f.up.took;
-    if (cc != CURLE_OK && !f.head_sent && f.up.failed) {
+    if (xc < 0 && net.code == JB_ENOMEM) {
+        jb_err_set(err, JB_ENOMEM, "llm proxy: %s", net.msg);
+        goto out;
+    }
+    if (xc < 0 && !f.head_sent && f.up.failed) {
         jb_err_set(err, JB_EPROTO, "the request body did not arrive (%zu of %zu bytes)", f.up.took,
                    f.up.len);
         goto out;
     }
-    if (cc != CURLE_OK && !f.head_sent) {
-        jb_err_set(err, JB_EUNAVAIL, "upstream %s: %s", px->cfg.upstream[rq->provider],
-                   curl_easy_strerror(cc));
+    if (xc < 0 && !f.head_sent) {
+        jb_err_set(err, JB_EUNAVAIL, "upstream %s: %s", px->cfg.upstream[rq->provider], net.msg);
         goto out;
     }
-    if (cc != CURLE_OK && !f.failed)
-        log_warn("llm proxy: upstream answer cut short: %s", curl_easy_strerror(cc));
+    if (xc < 0 && !f.failed) log_warn("llm proxy: upstream answer cut short: %s", net.msg);
     rc = 0;
 out:
-    curl_slist_free_all(h); /* holds the key: freed, not logged */
-    curl_easy_cleanup(c);
+    free_headers(h);
     jb_buf_release(&f.head);
     jb_buf_release(&f.line);
     jb_buf_release(&f.json);

@@ -25,10 +25,10 @@ struct llm_registry {
 };
 
 struct llm_proxy {
-    struct llm_config cfg;       /* strings owned */
-    struct store *st;            /* tokens and usage: the writes; guarded by st_mu */
-    struct store *rd;            /* the same database for the checks; guarded by rd_mu */
-    struct jb_curl_share *share; /* upstream connections kept alive across requests */
+    struct llm_config cfg; /* strings owned */
+    struct store *st;      /* tokens and usage: the writes; guarded by st_mu */
+    struct store *rd;      /* the same database for the checks; guarded by rd_mu */
+    struct jb_http *http;  /* upstream connections kept alive across requests */
     pthread_mutex_t st_mu, rd_mu;
     struct llm_registry reg;
     struct llm_public *pub;     /* the TCP listener, NULL when not listening */

@@ -127,7 +127,7 @@ int llm_proxy_new(const struct llm_config *cfg, struct llm_proxy **ret, struct j
         llm_proxy_free(px);
         return jb_err_set(err, JB_ENOMEM, "llm proxy");
     }
-    if (!(px->share = jb_curl_share_new(err)) || store_open(px->cfg.db_path, &px->st, err) < 0 ||
+    if (!(px->http = jb_http_new(16, err)) || store_open(px->cfg.db_path, &px->st, err) < 0 ||
         store_open(px->cfg.db_path, &px->rd, err) < 0) {
         llm_proxy_free(px);
         return -1;
@@ -149,10 +149,10 @@ void llm_proxy_set_metrics(struct llm_proxy *px, struct jb_metrics *m)
 void llm_proxy_free(struct llm_proxy *px)
 {
     if (!px) return;
-    llm_public_stop(px); /* its threads use the store and the share */
+    llm_public_stop(px); /* its threads use the store and the client */
     store_close(px->rd);
     store_close(px->st);
-    jb_curl_share_free(px->share);
+    jb_http_free(px->http);
     for (int p = 0; p < LLM_NPROVIDERS; p++) {
         if (px->cfg.key[p]) explicit_bzero((char *)px->cfg.key[p], strlen(px->cfg.key[p]));
         free((char *)px->cfg.key[p]);

@@ -1,5 +1,5 @@
 /* slack/slack.h -- Slack's wire formats: Socket Mode envelopes, Events API payloads, the
- * Web API (libcurl), Markdown -> mrkdwn (libcmark) and message chunking.
+ * Web API (HTTP/1.1, util.h), Markdown -> mrkdwn (libcmark) and message chunking.
  * Knows nothing of agents or sandboxes. Tokens appear in no log line or error. */
 #ifndef JB_SLACK_H
 #define JB_SLACK_H
@@ -186,6 +186,8 @@ int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct
 void slack_web_free(struct slack_web *w);
 /* The options' metrics registry (borrowed), or NULL. */
 struct jb_metrics *slack_web_metrics(const struct slack_web *w);
+/* The HTTP client of w, borrowed (for downloads on its kept-alive connections). */
+struct jb_http *slack_web_http(const struct slack_web *w);
 
 /* POST one method. args (borrowed, may be NULL) is sent as JSON, or form-encoded when
  * form is 1 (read methods). 429: waits Retry-After and retries; 5xx, non-JSON and
@@ -298,6 +300,7 @@ struct slack_download {
     const char *api_url;   /* SLACK_API_URL (borrowed) */
     const char *bot_token; /* xoxb-… (borrowed, secret) */
     long timeout_ms;       /* whole download (0 = default 120000) */
+    struct jb_http *http;  /* borrowed (slack_web_http()), or NULL: one made per download */
 };
 /* 1 when url may receive the bot token (see above), 0 when not (also for a URL that does
  * not parse, has a user name or password, or is neither http nor https). Pure. */

@@ -2,7 +2,6 @@
  * messages, reactions, whole threads (conversations.replies) and files (the external upload
  * flow; downloads of files users shared, which go to files.slack.com, not the Web API). Each builds
  * its arguments, picks the encoding and retry class, and reads its fields. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -237,114 +236,78 @@ int slack_upload_file(struct slack_web *w, const char *channel, const char *thre
 #define DOWNLOAD_TIMEOUT_MS 120000L
 #define FILES_HOST          "files.slack.com"
 
-static void urlu_freep(CURLU **u)
+/* u is a place the token may go: decided on the parse the request is then made with
+ * (jb_http_request() parses the same URL with the same parser), so no second parser can
+ * read the host differently. */
+static int origin_trusted(const char *api_url, const struct jb_url *u)
 {
-    curl_url_cleanup(*u);
-}
-
-/* Scheme, host and port (the default one when absent) of a parsed URL; -1 when a part is
- * missing or the URL carries credentials (curl would send them as Basic auth). */
-static int url_origin(CURLU *u, char **scheme, char **host, char **port)
-{
-    char *user = NULL, *pass = NULL;
-    int creds = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
-                curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK;
-    curl_free(user);
-    curl_free(pass);
-    if (creds) return -1;
-    if (curl_url_get(u, CURLUPART_SCHEME, scheme, 0) != CURLUE_OK) return -1;
-    if (curl_url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK) return -1;
-    return curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) == CURLUE_OK ? 0 : -1;
-}
-
-/* u (already holding url) is a place the token may go: the whole decision on curl's own
- * parse of the URL, the same parse the request is then made with (CURLOPT_CURLU), so no
- * second parser can read the host differently. */
-static int origin_trusted(const char *api_url, CURLU *u)
-{
-    char *s = NULL, *h = NULL, *p = NULL, *as = NULL, *ah = NULL, *ap = NULL;
-    jb_auto(urlu_freep) CURLU *api = curl_url();
-    int ok = 0;
-    if (url_origin(u, &s, &h, &p) == 0 && (!strcmp(s, "https") || !strcmp(s, "http"))) {
-        if (!strcmp(s, "https") && !strcasecmp(h, FILES_HOST) && !strcmp(p, "443"))
-            ok = 1;
-        else if (api_url && api && curl_url_set(api, CURLUPART_URL, api_url, 0) == CURLUE_OK &&
-                 url_origin(api, &as, &ah, &ap) == 0)
-            ok = !strcmp(s, as) && !strcasecmp(h, ah) && !strcmp(p, ap);
-    }
-    curl_free(s), curl_free(h), curl_free(p);
-    curl_free(as), curl_free(ah), curl_free(ap);
+    if (u->https && !u->ipv6 && !strcasecmp(u->host, FILES_HOST) && u->port == 443) return 1;
+    struct jb_url api = {0};
+    const char *why;
+    int ok = api_url && jb_url_parse(api_url, strlen(api_url), &api, &why) == 0 &&
+             jb_url_same_origin(u, &api);
+    jb_url_release(&api);
     return ok;
-}
-
-static CURLU *parse_url(const char *url)
-{
-    CURLU *u = curl_url();
-    if (u && (!url || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)) {
-        curl_url_cleanup(u);
-        u = NULL;
-    }
-    return u;
 }
 
 int slack_file_url_trusted(const char *api_url, const char *url)
 {
-    jb_auto(urlu_freep) CURLU *u = parse_url(url);
-    return u && origin_trusted(api_url, u);
+    struct jb_url u = {0};
+    const char *why;
+    int ok = url && jb_url_parse(url, strlen(url), &u, &why) == 0 && origin_trusted(api_url, &u);
+    jb_url_release(&u);
+    return ok;
 }
 
 struct dl_sink {
     int fd;
-    long long max, got;
-    int over, failed;
+    long long max, got; /* max < 0: no limit */
+    int over, failed, html;
 };
 
-static size_t dl_write(char *p, size_t size, size_t n, void *ud)
+static int dl_head(void *ud, int status, const char *reason, size_t reason_len,
+                   const struct jb_http_header *hdr, size_t nhdr)
 {
     struct dl_sink *k = ud;
-    size_t len = size * n;
-    if (k->got + (long long)len > k->max) {
+    (void)status, (void)reason, (void)reason_len;
+    for (size_t i = 0; i < nhdr; i++)
+        if (hdr[i].name_len == 12 && !strncasecmp(hdr[i].name, "content-type", 12) &&
+            hdr[i].value_len >= 9 && !strncasecmp(hdr[i].value, "text/html", 9))
+            k->html = 1;
+    return 0;
+}
+
+static int dl_write(void *ud, const char *p, size_t len)
+{
+    struct dl_sink *k = ud;
+    if (k->max >= 0 && k->got + (long long)len > k->max) {
         k->over = 1;
-        return 0; /* stops the transfer */
+        return -1; /* stops the transfer */
     }
     if (jb_write_all(k->fd, p, len) < 0) {
         k->failed = 1;
-        return 0;
+        return -1;
     }
     k->got += (long long)len;
-    return len;
+    return 0;
 }
 
-static void easy_cleanupp(CURL **c)
+/* The verdict on a finished transfer (rc of jb_http_request(), net its error). */
+static int dl_result(int rc, const struct jb_http_resp *rs, const struct jb_err *net,
+                     const struct dl_sink *k, const char *host, long long max, struct jb_err *err)
 {
-    curl_easy_cleanup(*c);
-}
-
-static void slist_freep(struct curl_slist **l)
-{
-    curl_slist_free_all(*l);
-}
-
-/* The verdict on a finished transfer. */
-static int dl_result(CURL *c, CURLcode cc, const struct dl_sink *k, const char *host, long long max,
-                     struct jb_err *err)
-{
-    long status = 0;
-    char *ctype = NULL;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
-    if (k->over) {
+    if (k->over || rs->too_big) {
         char sz[32];
         jb_fmt_size(max, sz, sizeof sz);
         return jb_err_set(err, JB_EDENIED, "download from %s: larger than %s", host, sz);
     }
     if (k->failed) return jb_err_sys(err, "download from %s: cannot write the file", host);
-    if (cc != CURLE_OK)
-        return jb_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? JB_ETIMEOUT : JB_EUNAVAIL,
-                          "download from %s: %s", host, curl_easy_strerror(cc));
-    if (status < 200 || status > 299)
-        return jb_err_set(err, JB_EUNAVAIL, "download from %s: HTTP %ld", host, status);
-    if (ctype && !strncasecmp(ctype, "text/html", 9))
+    if (rc < 0)
+        return jb_err_set(err, net->code == JB_ETIMEOUT ? JB_ETIMEOUT : JB_EUNAVAIL,
+                          "download from %s: %s", host, net->msg);
+    if (rs->status < 200 || rs->status > 299)
+        return jb_err_set(err, JB_EUNAVAIL, "download from %s: HTTP %d", host, rs->status);
+    if (k->html)
         return jb_err_set(err, JB_EDENIED,
                           "download from %s: Slack answered with its sign-in page: the app "
                           "needs the files:read scope",
@@ -352,40 +315,45 @@ static int dl_result(CURL *c, CURLcode cc, const struct dl_sink *k, const char *
     return 0;
 }
 
+static void http_freep(struct jb_http **h)
+{
+    jb_http_free(*h);
+}
+
 int slack_file_download(const struct slack_download *d, const char *url, int fd,
                         long long max_bytes, struct jb_err *err)
 {
-    jb_auto(urlu_freep) CURLU *u = parse_url(url);
-    char *h = NULL;
-    char host[256] = "?";
-    if (u && curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK)
-        snprintf(host, sizeof host, "%s", h);
-    curl_free(h);
-    if (!u || !origin_trusted(d->api_url, u))
+    struct jb_url u = {0};
+    const char *why;
+    int parsed = url && jb_url_parse(url, strlen(url), &u, &why) == 0;
+    char host[256];
+    snprintf(host, sizeof host, "%s", parsed ? u.host : "?");
+    int trusted = parsed && origin_trusted(d->api_url, &u);
+    jb_url_release(&u);
+    if (!trusted)
         return jb_err_set(err, JB_EDENIED,
                           "refused to download from %s: files come only from " FILES_HOST, host);
     if (!d->bot_token || !*d->bot_token)
         return jb_err_set(err, JB_ECONFIG, "download from %s: no SLACK_BOT_TOKEN", host);
-    jb_auto(easy_cleanupp) CURL *c = curl_easy_init();
+    jb_auto(http_freep) struct jb_http *own = d->http ? NULL : jb_http_new(1, err);
+    if (!d->http && !own) return -1;
     jb_autofree char *auth = NULL;
-    if (!c || asprintf(&auth, "Authorization: Bearer %s", d->bot_token) < 0)
-        return jb_err_set(err, JB_ENOMEM, "download from %s", host);
-    jb_auto(slist_freep) struct curl_slist *hdrs = curl_slist_append(NULL, auth);
-    explicit_bzero(auth, strlen(auth));
-    if (!hdrs) return jb_err_set(err, JB_ENOMEM, "download from %s", host);
+    if (asprintf(&auth, "Authorization: Bearer %s", d->bot_token) < 0)
+        return auth = NULL, jb_err_set(err, JB_ENOMEM, "download from %s", host);
+    const char *hdrs[] = {auth, NULL};
     struct dl_sink k = {.fd = fd, .max = max_bytes};
-    curl_easy_setopt(c, CURLOPT_CURLU, u);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect must not move the token */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dl_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                     d->timeout_ms > 0 ? d->timeout_ms : DOWNLOAD_TIMEOUT_MS);
-    if (max_bytes >= 0) curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_bytes);
-    CURLcode cc = curl_easy_perform(c);
-    if (cc == CURLE_FILESIZE_EXCEEDED) k.over = 1;
-    return dl_result(c, cc, &k, host, max_bytes, err);
+    /* No redirect is followed: one must not move the token. */
+    struct jb_http_req rq = {.url = url,
+                             .headers = hdrs,
+                             .on_head = dl_head,
+                             .on_body = dl_write,
+                             .ud = &k,
+                             .connect_timeout_ms = 10000,
+                             .timeout_ms = d->timeout_ms > 0 ? d->timeout_ms : DOWNLOAD_TIMEOUT_MS,
+                             .max_body = max_bytes > 0 ? max_bytes : 0};
+    struct jb_http_resp rs = {0};
+    struct jb_err net = {0};
+    int rc = jb_http_request(d->http ? d->http : own, &rq, &rs, &net);
+    explicit_bzero(auth, strlen(auth));
+    return dl_result(rc, &rs, &net, &k, host, max_bytes, err);
 }

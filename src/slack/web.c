@@ -1,4 +1,4 @@
-/* slack/web.c -- the Slack Web API over libcurl: one POST per call on connections shared by
+/* slack/web.c -- the Slack Web API over HTTP/1.1: one POST per call on connections shared by
  * all threads, retries, slack_call_ex() and the upload POST (typed methods: web-files.c).
  * Tokens travel only in the Authorization header: never in a URL, a log line or an error.
  *
@@ -16,7 +16,6 @@
  *  (W5) slack_call_nowait(): one attempt and no sleep at all; a 429, or a method still
  *       inside its window, returns at once with the seconds left (the window is still
  *       recorded for (W4)). For callers that must never stall (the status writer). */
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,15 +29,15 @@
 #define RATE_LIMIT_RETRIES 5
 #define RETRY_AFTER_MAX_S  120L
 #define CONNECT_TIMEOUT_MS 10000L
-#define MAX_IDLE_CONNS     32L /* curl's default of 5 would churn under 8 busy threads */
+#define MAX_IDLE_CONNS     32 /* kept alive for 8 busy threads and more */
 
 struct slack_web {
     char *api_url, *bot_token, *app_token; /* api_url ends with '/'; tokens may be NULL */
     int max_retries;
     long timeout_ms, backoff_ms;
-    struct jb_curl_share *share; /* connections, DNS and TLS sessions, for all threads */
-    struct jb_metrics *metrics;  /* borrowed, or NULL */
-    pthread_mutex_t limit_mu;    /* guards limits (W4) */
+    struct jb_http *http;       /* kept-alive connections, for all threads */
+    struct jb_metrics *metrics; /* borrowed, or NULL */
+    pthread_mutex_t limit_mu;   /* guards limits (W4) */
     struct {
         char method[48];
         int64_t until_ms; /* jb_mono_ms() */
@@ -61,14 +60,14 @@ struct web_req {
 };
 
 struct web_resp {
-    CURLcode cc;
+    int failed; /* no complete answer: net says why */
+    struct jb_err net;
     long status;
     int maybe_sent;   /* the request may have reached the server */
     int body_failed;  /* over RESP_MAX or out of memory */
     int read_failed;  /* the upload file could not be read */
     long retry_after; /* seconds; -1 when absent or invalid */
     struct jb_buf body;
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 struct upload_src {
@@ -77,23 +76,6 @@ struct upload_src {
 };
 
 enum verdict { V_OK, V_FAIL, V_BACKOFF, V_RATE };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc; /* written once, under curl_once */
-
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void easy_cleanupp(CURL **c)
-{
-    curl_easy_cleanup(*c);
-}
-static void slist_freep(struct curl_slist **l)
-{
-    curl_slist_free_all(*l);
-}
 
 /* ---- handle ------------------------------------------------------------------------ */
 static char *dup_secret(const char *s)
@@ -110,7 +92,7 @@ static void free_secret(char *s)
 void slack_web_free(struct slack_web *w)
 {
     if (!w) return;
-    jb_curl_share_free(w->share);
+    jb_http_free(w->http);
     pthread_mutex_destroy(&w->limit_mu);
     free(w->api_url);
     free_secret(w->bot_token);
@@ -123,14 +105,14 @@ struct jb_metrics *slack_web_metrics(const struct slack_web *w)
     return w ? w->metrics : NULL;
 }
 
+struct jb_http *slack_web_http(const struct slack_web *w)
+{
+    return w ? w->http : NULL;
+}
+
 static void web_freep(struct slack_web **w)
 {
     slack_web_free(*w);
-}
-
-static int web_share_init(struct slack_web *w, struct jb_err *err)
-{
-    return (w->share = jb_curl_share_new(err)) ? 0 : -1;
 }
 
 int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct jb_err *err)
@@ -139,10 +121,6 @@ int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct
         (strncmp(o->api_url, "https://", 8) != 0 && strncmp(o->api_url, "http://", 7) != 0))
         return jb_err_set(err, JB_ECONFIG,
                           "slack: the API URL must start with https:// (or http://)");
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return jb_err_set(err, JB_EUNAVAIL, "curl_global_init: %s",
-                          curl_easy_strerror(curl_init_rc));
     jb_auto(web_freep) struct slack_web *w = calloc(1, sizeof *w);
     if (!w) return jb_err_set(err, JB_ENOMEM, "slack web client");
     pthread_mutex_init(&w->limit_mu, NULL);
@@ -162,130 +140,120 @@ int slack_web_new(const struct slack_web_opts *o, struct slack_web **ret, struct
     w->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 15000;
     w->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 500;
     w->metrics = o->metrics;
-    if (web_share_init(w, err) < 0) return -1;
+    if (!(w->http = jb_http_new(MAX_IDLE_CONNS, err))) return -1;
     *ret = TAKE_PTR(w);
     return 0;
 }
 
 /* ---- one HTTP exchange ------------------------------------------------------------- */
 
-static size_t write_cb(char *p, size_t size, size_t n, void *u)
+/* One exchange's callbacks (jb_http_req.ud). */
+struct perform_ctx {
+    struct web_resp *rs;
+    struct upload_src *src;
+    const atomic_int *stop;
+};
+
+static int on_body(void *u, const char *p, size_t n)
 {
-    struct web_resp *rs = u;
-    if (jb_buf_append(&rs->body, p, size * n, NULL) < 0) {
+    struct web_resp *rs = ((struct perform_ctx *)u)->rs;
+    if (jb_buf_append(&rs->body, p, n, NULL) < 0) {
         rs->body_failed = 1;
-        return 0; /* CURLE_WRITE_ERROR */
+        return -1;
     }
-    return size * n;
+    return 0;
 }
 
-static size_t header_cb(char *p, size_t size, size_t n, void *u)
+/* Retry-After, of the header name (n bytes) and value (vn bytes). */
+static void read_header(struct web_resp *rs, const char *name, size_t n, const char *value,
+                        size_t vn)
 {
-    static const char name[] = "retry-after:";
-    struct web_resp *rs = u;
-    size_t len = size * n, nl = sizeof name - 1;
-    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0)
-        rs->retry_after = -1; /* a new response, e.g. after "100 Continue" */
-    else if (len > nl && strncasecmp(p, name, nl) == 0) {
-        char v[128];
-        snprintf(v, sizeof v, "%.*s", (int)(len - nl), p + nl);
-        long ms = jb_retry_after_ms(v, time(NULL));
-        rs->retry_after = ms > 0 ? (ms + 999) / 1000 : -1;
-    }
-    return len;
+    if (n != 11 || strncasecmp(name, "retry-after", 11) != 0) return;
+    char v[128];
+    snprintf(v, sizeof v, "%.*s", (int)(vn < sizeof v ? vn : sizeof v - 1), value);
+    long ms = jb_retry_after_ms(v, time(NULL));
+    rs->retry_after = ms > 0 ? (ms + 999) / 1000 : -1;
 }
 
-static size_t read_cb(char *dst, size_t size, size_t n, void *u)
+static int on_head(void *u, int status, const char *reason, size_t reason_len,
+                   const struct jb_http_header *hdr, size_t nhdr)
 {
-    struct upload_src *s = u;
-    size_t want = size * n;
-    if (want > s->len - s->off) want = s->len - s->off;
-    if (!want) return 0;
+    struct web_resp *rs = ((struct perform_ctx *)u)->rs;
+    (void)reason, (void)reason_len;
+    rs->status = status;
+    for (size_t i = 0; i < nhdr; i++)
+        read_header(rs, hdr[i].name, hdr[i].name_len, hdr[i].value, hdr[i].value_len);
+    return 0;
+}
+
+static ssize_t read_file(void *u, char *dst, size_t cap)
+{
+    struct upload_src *s = ((struct perform_ctx *)u)->src;
+    size_t want = cap < s->len - s->off ? cap : s->len - s->off;
     ssize_t got;
     do
         got = pread(s->fd, dst, want, (off_t)s->off);
     while (got < 0 && errno == EINTR);
     if (got <= 0) { /* a read error, or the file shrank under us */
         s->failed = 1;
-        return CURL_READFUNC_ABORT;
+        return -1;
     }
     s->off += (size_t)got;
-    return (size_t)got;
+    return got;
+}
+
+static int rewind_file(void *u)
+{
+    ((struct perform_ctx *)u)->src->off = 0;
+    return 0;
 }
 
 /* (W5): a transfer is abandoned once the caller's stop flag is set. */
-static int xfer_cb(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+static int stopped(void *u)
 {
-    (void)dt, (void)dn, (void)ut, (void)un;
-    return atomic_load((const atomic_int *)u) ? 1 : 0;
+    const atomic_int *stop = ((struct perform_ctx *)u)->stop;
+    return stop && atomic_load(stop);
 }
 
-/* Failures where no byte of the request can have reached the server. */
-static int never_connected(CURLcode cc)
-{
-    return cc == CURLE_COULDNT_RESOLVE_PROXY || cc == CURLE_COULDNT_RESOLVE_HOST ||
-           cc == CURLE_COULDNT_CONNECT;
-}
-
-static int web_headers(const struct web_req *rq, struct curl_slist **h, struct jb_err *err)
+/* Perform one POST; rs says what happened. -1 only for local trouble (memory). */
+static int web_perform(struct slack_web *w, const struct web_req *rq, struct web_resp *rs,
+                       struct jb_err *err)
 {
     jb_autofree char *auth = NULL;
     if (rq->token && asprintf(&auth, "Authorization: Bearer %s", rq->token) < 0) auth = NULL;
     if (rq->token && !auth) return jb_err_set(err, JB_ENOMEM, "%s: headers", rq->what);
-    const char *lines[] = {auth, rq->ctype, "Expect:", "Accept: application/json"};
-    for (size_t i = 0; i < JB_ARRAY_LEN(lines); i++) {
-        if (!lines[i]) continue;
-        struct curl_slist *n = curl_slist_append(*h, lines[i]);
-        if (!n) return jb_err_set(err, JB_ENOMEM, "%s: headers", rq->what);
-        *h = n;
+    const char *lines[4] = {0};
+    size_t n = 0;
+    if (auth) lines[n++] = auth;
+    if (rq->ctype) lines[n++] = rq->ctype;
+    lines[n++] = "Accept: application/json";
+    struct upload_src src = {.fd = rq->fd, .len = rq->len};
+    struct perform_ctx cx = {.rs = rs, .src = &src, .stop = rq->nw ? rq->nw->stop : NULL};
+    struct jb_http_req hr = {.method = "POST",
+                             .url = rq->url,
+                             .headers = lines,
+                             .has_body = 1,
+                             .body = rq->fd >= 0 ? NULL : rq->body,
+                             .body_len = rq->len,
+                             .read = rq->fd >= 0 ? read_file : NULL,
+                             .rewind = rq->fd >= 0 ? rewind_file : NULL,
+                             .on_head = on_head,
+                             .on_body = on_body,
+                             .cancelled = cx.stop ? stopped : NULL,
+                             .ud = &cx,
+                             .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+                             .timeout_ms = rq->timeout_ms};
+    struct jb_http_resp hs = {0};
+    if (jb_http_request(w->http, &hr, &hs, &rs->net) < 0) {
+        if (rs->net.code == JB_ENOMEM) {
+            if (auth) explicit_bzero(auth, strlen(auth));
+            return jb_err_set(err, JB_ENOMEM, "%s: %s", rq->what, rs->net.msg);
+        }
+        rs->failed = 1;
     }
     if (auth) explicit_bzero(auth, strlen(auth));
-    return 0;
-}
-
-/* Perform one POST; rs says what happened. -1 only for local trouble (memory, curl setup). */
-static int web_perform(struct slack_web *w, const struct web_req *rq, struct web_resp *rs,
-                       struct jb_err *err)
-{
-    jb_auto(easy_cleanupp) CURL *c = curl_easy_init();
-    jb_auto(slist_freep) struct curl_slist *h = NULL;
-    struct upload_src src = {.fd = rq->fd, .len = rq->len};
-    if (!c) return jb_err_set(err, JB_ENOMEM, "%s: curl_easy_init", rq->what);
-    if (web_headers(rq, &h, err) < 0) return -1;
-    CURLcode sc = curl_easy_setopt(c, CURLOPT_URL, rq->url);
-    if (!sc) sc = curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (sc) return jb_err_set(err, JB_EPROTO, "%s: bad URL: %s", rq->what, curl_easy_strerror(sc));
-    curl_easy_setopt(c, CURLOPT_SHARE, jb_curl_share_handle(w->share));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, MAX_IDLE_CONNS); /* of the shared cache */
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "janebot");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
-    if (rq->fd >= 0) {
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-        curl_easy_setopt(c, CURLOPT_READDATA, &src);
-    } else {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, rs);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->errbuf);
-    if (rq->nw && rq->nw->stop) {
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cb);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)rq->nw->stop);
-    }
-    rs->cc = curl_easy_perform(c);
-    long sent = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
-    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
-    rs->maybe_sent = sent > 0 && !never_connected(rs->cc);
+    rs->status = hs.status;
+    rs->maybe_sent = hs.sent;
     rs->read_failed = src.failed;
     return 0;
 }
@@ -344,8 +312,8 @@ static enum verdict classify(const struct web_req *rq, struct web_resp *rs, json
     const char *what = rq->what;
     if (rs->read_failed) return verdict(V_FAIL, why, JB_ESYS, "%s: reading the file failed", what);
     if (rs->body_failed) return verdict(V_FAIL, why, JB_EPROTO, "%s: response over 32 MiB", what);
-    if (rs->cc != CURLE_OK) {
-        const char *msg = rs->errbuf[0] ? rs->errbuf : curl_easy_strerror(rs->cc);
+    if (rs->failed) {
+        const char *msg = rs->net.msg;
         if (rq->once && rs->maybe_sent)
             return verdict(V_FAIL, why, JB_ETIMEOUT, "%s: %s after sending" MAYBE_DONE, what, msg);
         return verdict(V_BACKOFF, why, JB_EUNAVAIL, "%s: %s", what, msg);
@@ -579,8 +547,25 @@ static int call_method(struct slack_web *w, const char *method, const json_t *ar
     return rc;
 }
 
-/* The answer parser alone (declared in slack.h): header lines through header_cb() as curl
- * hands them over, then classify() and api_result() as web_request() and call_method() do. */
+/* The answer parser alone (declared in slack.h): header lines ("Name: value", CRLF-ended;
+ * a status line resets what was read, as an interim answer is not the final one), then
+ * classify() and api_result() as web_request() and call_method() do. */
+static void head_line(struct web_resp *rs, const char *p, size_t n)
+{
+    if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        rs->retry_after = -1; /* a new answer, e.g. after "100 Continue" */
+        return;
+    }
+    const char *colon = memchr(p, ':', n);
+    if (!colon) return;
+    const char *v = colon + 1, *end = p + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    read_header(rs, p, (size_t)(colon - p), v, (size_t)(end - v));
+}
+
 int slack_web_answer(const char *method, unsigned flags, long status, const char *head,
                      size_t head_len, const char *body, size_t body_len, json_t **ret,
                      char **ret_error, long *retry_after_s, struct jb_err *err)
@@ -594,7 +579,7 @@ int slack_web_answer(const char *method, unsigned flags, long status, const char
     for (size_t i = 0, n; i < head_len; i += n) {
         const char *nl = memchr(head + i, '\n', head_len - i);
         n = nl ? (size_t)(nl - (head + i)) + 1 : head_len - i;
-        header_cb((char *)head + i, 1, n, &rs);
+        head_line(&rs, head + i, n);
     }
     *retry_after_s = rs.retry_after;
     struct jb_err why = {0};

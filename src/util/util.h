@@ -289,15 +289,6 @@ int jb_http_request(struct jb_http *h, const struct jb_http_req *rq, struct jb_h
 /* An HTTP date (IMF-fixdate, RFC 850 or asctime form) as a time; -1 when it is not one. */
 time_t jb_http_date(const char *s);
 
-/* ---- libcurl connection sharing (curlshare.c) ----------------------------------- */
-
-struct jb_curl_share;
-/* A share handle for connections, DNS and TLS sessions, safe across threads; NULL on
- * error. The caller frees it with jb_curl_share_free(), after every handle using it. */
-struct jb_curl_share *jb_curl_share_new(struct jb_err *err);
-void *jb_curl_share_handle(struct jb_curl_share *s); /* the CURLSH * for CURLOPT_SHARE */
-void jb_curl_share_free(struct jb_curl_share *s);
-
 /* ---- LLM tokens counted per model (tally.c) --------------------------------------- */
 
 /* What a provider bills for: input not read from a cache, prompt written to its cache,

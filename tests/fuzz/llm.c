@@ -1,5 +1,5 @@
 /* tests/fuzz/llm.c -- the LLM proxy's reading of bodies. Mode 0: a request body from the
- * sandbox through llm_body_scan() in pieces as curl asks for them (llm-fwd.c), with
+ * sandbox through llm_body_scan() in pieces as the HTTP client asks for them (llm-fwd.c), with
  * want_usage: when the body is a JSON object, the body with the insertion must still be
  * one, and it may grow by at most llm_body_pad(). Mode 1: an upstream answer through
  * llm_usage_read(), whole (JSON) and per "data:" line (server-sent events).

@@ -6,7 +6,7 @@
 #include "fuzz.h"
 #include "slack/slack.h"
 
-/* The status of the status line, as curl reads it: "HTTP/x[.y] NNN". */
+/* The status of the status line: "HTTP/x[.y] NNN". */
 static long status_of(const char *head, size_t n)
 {
     long st = 0;
