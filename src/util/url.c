@@ -203,8 +203,8 @@ static int digits(struct cursor *c, int ndig, int *v)
     return 0;
 }
 
-/* A day name, short ("Sun") or long ("Sunday"); its value is not checked against the date,
- * as no HTTP recipient does. */
+/* A day name, short ("Sun") or long ("Sunday"). Whether it is the date's day is not
+ * checked: the numbers say when, the name is redundant. */
 static int day_name(struct cursor *c, int longform)
 {
     for (size_t i = 0; i < JB_ARRAY_LEN(days); i++) {
