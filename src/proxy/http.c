@@ -7,9 +7,8 @@
  * the rules it is lax about are added here, in this one place: whatever this proxy and an
  * origin's parser could read differently (bare LF, folded lines, a space before the colon,
  * two lengths, a length and a Transfer-Encoding, HTTP/0.9 or 2 request lines) is refused
- * rather than guessed at. Targets are split with libcurl's URL API, as the rest of the tree
- * does. */
-#include <curl/curl.h>
+ * rather than guessed at. Targets are split with jb_url_parse(), the URL reader janebot's
+ * own HTTP client uses. */
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,42 +245,20 @@ int px_parse_authority(const char *s, size_t n, unsigned default_port, struct px
     return 0;
 }
 
-static void urlu_freep(CURLU **u)
-{
-    curl_url_cleanup(*u);
-}
-
-static void curl_freep(char **p)
-{
-    curl_free(*p);
-}
-
-/* An absolute http:// URL, split by libcurl: r->auth from its host and port (then held to
- * px_parse_authority()'s rules), r->path its path and query (owned by r). NULL, or why. */
+/* An absolute http:// URL, split by jb_url_parse(): r->auth from its host and port (then
+ * held to px_parse_authority()'s rules), r->path its path and query as written, dot
+ * segments and all (owned by r). NULL, or why. */
 static const char *split_url(const char *t, size_t n, struct px_request *r)
 {
-    jb_autofree char *url = strndup(t, n);
-    jb_auto(urlu_freep) CURLU *u = curl_url();
-    if (!url || !u) return "out of memory";
-    if (curl_url_set(u, CURLUPART_URL, url, CURLU_PATH_AS_IS) != CURLUE_OK)
-        return "malformed request target";
-    jb_auto(curl_freep) char *user = NULL, *frag = NULL, *host = NULL, *port = NULL;
-    jb_auto(curl_freep) char *path = NULL, *query = NULL;
-    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) return "userinfo is not allowed";
-    if (curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK)
-        return "fragment in the request target";
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
-        return "malformed request target";
-    curl_url_get(u, CURLUPART_PORT, &port, 0); /* none: the default */
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
-    char auth[300];
-    int al = snprintf(auth, sizeof auth, "%s%s%s", host, port ? ":" : "", port ? port : "");
+    jb_auto(jb_url_release) struct jb_url u = {0};
     const char *why;
-    if (al < 0 || (size_t)al >= sizeof auth) return "host name too long";
+    if (memchr(t, '#', n)) return "fragment in the request target";
+    if (jb_url_parse(t, n, &u, &why) < 0) return why; /* "userinfo is not allowed", "bad port"... */
+    char auth[300];
+    int al = snprintf(auth, sizeof auth, u.ipv6 ? "[%s]" : "%s", u.host);
+    if (u.port_given) al += snprintf(auth + al, sizeof auth - (size_t)al, ":%u", u.port);
     if (px_parse_authority(auth, (size_t)al, 80, &r->auth, &why) < 0) return why;
-    if (asprintf(&r->path, "%s%s%s", path, query ? "?" : "", query ? query : "") < 0)
-        return r->path = NULL, "out of memory";
+    r->path = TAKE_PTR(u.target);
     return NULL;
 }
 

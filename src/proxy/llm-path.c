@@ -1,8 +1,8 @@
 /* proxy/llm-path.c -- which requests the LLM proxy passes upstream: an exact list of
  * method, path and query per provider, the calls the agent CLIs make (agent-clis.md) and
- * nothing else. The path goes upstream as sent (CURLOPT_PATH_AS_IS), so whatever a server
- * or libcurl could read as another path (dot segments, empty segments, percent-escapes,
- * backslashes) is refused before the list is even looked at. */
+ * nothing else. The path goes upstream sent as written, so whatever a server could read as
+ * another path (dot segments, empty segments, percent-escapes, backslashes) is refused
+ * before the list is even looked at. */
 #include <string.h>
 
 #include "proxy/llm-int.h"

@@ -99,7 +99,7 @@ struct px_request {
 int px_parse_authority(const char *s, size_t n, unsigned default_port, struct px_authority *a,
                        const char **why);
 /* Parse head[0, len) (ends in the blank line) with px_parse_head(), then its target
- * (http:// URLs split by libcurl) and Host. 0, or -1 with *status (400, 411) and *why.
+ * (http:// URLs split by jb_url_parse()) and Host. 0, or -1 with *status (400, 411) and *why.
  * Either way px_request_release(r) afterwards. */
 int px_parse_request(const char *head, size_t len, struct px_request *r, int *status,
                      const char **why);

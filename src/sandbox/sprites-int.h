@@ -11,7 +11,6 @@
 #ifndef JB_SANDBOX_SPRITES_INT_H
 #define JB_SANDBOX_SPRITES_INT_H
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,14 +29,13 @@
 struct sprites_pool;
 
 /* ctx->priv of the sprites backend; each layer owns its part. Read-only after set-up
- * except the curl share (locks itself). */
+ * except the HTTP client (thread-safe). */
 struct sprites {
     /* 1, 2: the client (sprites_client_new) */
-    char *api_url; /* no trailing '/' */
-    char *auth;    /* "Authorization: Bearer <token>" (secret) */
-    char *bearer;  /* "Bearer <token>" (secret), for the WebSocket upgrade */
-    CURLSH *share;
-    pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+    char *api_url;              /* no trailing '/' */
+    char *auth;                 /* "Authorization: Bearer <token>" (secret) */
+    char *bearer;               /* "Bearer <token>" (secret), for the WebSocket upgrade */
+    struct jb_http *http;       /* the REST calls' keep-alive connections */
     int rest_attempts;          /* per idempotent call */
     long rest_deadline_ms;      /* total, per call */
     long health_ms;             /* an exec must be answered (upgraded) within this */

@@ -1,5 +1,5 @@
-/* sandbox/sprites-rest.c -- the Sprites REST API over libcurl: one shared connection cache
- * (keep-alive, DNS, TLS sessions) for every thread; the token travels only in the
+/* sandbox/sprites-rest.c -- the Sprites REST API over janebot's HTTP/1.1 client: one
+ * client's keep-alive connections for every thread; the token travels only in the
  * Authorization header, never in a URL, a log line or an error.
  * Retries of idempotent calls (GET, DELETE, the policy POST replaces the whole policy, and
  * a create of an existing name answers "exists"): network errors, 429 and 5xx, with
@@ -21,26 +21,6 @@
 #define STREAM_TIMEOUT_MS (10 * 60 * 1000L)
 #define BACKOFF_MS        300L
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *u)
-{
-    (void)c, (void)a;
-    pthread_mutex_lock(&((struct sprites *)u)->locks[d]);
-}
-
-static void share_unlock(CURL *c, curl_lock_data d, void *u)
-{
-    (void)c;
-    pthread_mutex_unlock(&((struct sprites *)u)->locks[d]);
-}
-
 static void free_secret(char *s)
 {
     if (s) explicit_bzero(s, strlen(s));
@@ -50,30 +30,11 @@ static void free_secret(char *s)
 void sprites_client_free(struct sprites *sp)
 {
     if (!sp) return;
-    if (sp->share) curl_share_cleanup(sp->share);
-    for (size_t i = 0; i < JB_ARRAY_LEN(sp->locks); i++)
-        pthread_mutex_destroy(&sp->locks[i]);
+    if (sp->http) jb_http_free(sp->http);
     free(sp->api_url);
     free_secret(sp->auth);
     free_secret(sp->bearer);
     free(sp);
-}
-
-static int share_init(struct sprites *sp, struct jb_err *err)
-{
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return jb_err_set(err, JB_EUNAVAIL, "curl_global_init: %s",
-                          curl_easy_strerror(curl_init_rc));
-    if (!(sp->share = curl_share_init())) return jb_err_set(err, JB_ENOMEM, "curl_share_init");
-    CURLSHcode rc = curl_share_setopt(sp->share, CURLSHOPT_LOCKFUNC, share_lock);
-    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_USERDATA, sp);
-    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    if (!rc) rc = curl_share_setopt(sp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    if (rc) return jb_err_set(err, JB_EUNAVAIL, "curl share: %s", curl_share_strerror(rc));
-    return 0;
 }
 
 int sprites_client_new(const char *api_url, const char *token, struct sprites **ret,
@@ -88,8 +49,6 @@ int sprites_client_new(const char *api_url, const char *token, struct sprites **
                           api_url);
     struct sprites *sp = calloc(1, sizeof *sp);
     if (!sp) return jb_err_set(err, JB_ENOMEM, "sprites");
-    for (size_t i = 0; i < JB_ARRAY_LEN(sp->locks); i++)
-        pthread_mutex_init(&sp->locks[i], NULL);
     sp->health_ms = 30000;
     sp->rest_attempts = 4;
     sp->rest_deadline_ms = 60000;
@@ -103,7 +62,7 @@ int sprites_client_new(const char *api_url, const char *token, struct sprites **
     size_t n = strlen(sp->api_url);
     while (n && sp->api_url[n - 1] == '/')
         sp->api_url[--n] = '\0';
-    if (share_init(sp, err) < 0) {
+    if (!(sp->http = jb_http_new(8, err))) {
         sprites_client_free(sp);
         return -1;
     }
@@ -137,65 +96,65 @@ void sprites_resp_release(struct sprites_resp *r)
     jb_buf_release(&r->body);
 }
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    return jb_buf_append(ud, p, sz * n, NULL) < 0 ? 0 : sz * n;
-}
+/* One exchange's callbacks: the answer into r; why a body could not be kept. */
+struct exchange {
+    struct sprites_resp *r;
+    struct jb_err body_err;
+};
 
-/* Keeps the Retry-After header of the answer (of its last response, after a 100). */
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+/* The status, and the Retry-After header of the final answer. */
+static int on_head(void *ud, int status, const char *reason, size_t reason_len,
+                   const struct jb_http_header *hdr, size_t nhdr)
 {
-    struct sprites_resp *r = ud;
-    size_t len = sz * n;
-    static const char name[] = "retry-after:";
-    if (len > 5 && !strncmp(p, "HTTP/", 5)) r->retry_after_ms = 0;
-    if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
+    struct sprites_resp *r = ((struct exchange *)ud)->r;
+    (void)reason, (void)reason_len;
+    r->status = status;
+    for (size_t i = 0; i < nhdr; i++) {
+        const struct jb_http_header *h = &hdr[i];
+        if (h->name_len != 11 || strncasecmp(h->name, "retry-after", 11) != 0) continue;
         char v[128];
-        snprintf(v, sizeof v, "%.*s", (int)(len - (sizeof name - 1)), p + sizeof name - 1);
+        snprintf(v, sizeof v, "%.*s", (int)h->value_len, h->value);
         r->retry_after_ms = jb_retry_after_ms(v, time(NULL));
     }
-    return len;
+    return 0;
+}
+
+static int on_body(void *ud, const char *p, size_t n)
+{
+    struct exchange *x = ud;
+    return jb_buf_append(&x->r->body, p, n, &x->body_err);
 }
 
 /* One exchange: 0 with r->status set, -1 on a network error (err says which). */
 static int rest_once(struct sprites *sp, const char *method, const char *url, const char *body,
                      long timeout_ms, struct sprites_resp *r, struct jb_err *err)
 {
-    CURL *c = curl_easy_init();
-    if (!c) return jb_err_set(err, JB_ENOMEM, "curl_easy_init");
-    struct curl_slist *h = curl_slist_append(NULL, sp->auth), *h2;
-    if (h && body && (h2 = curl_slist_append(h, "Content-Type: application/json"))) h = h2;
-    if (h && (h2 = curl_slist_append(h, "Accept: application/json"))) h = h2;
-    char errbuf[CURL_ERROR_SIZE] = "";
+    const char *headers[4] = {sp->auth}, **h = headers + 1;
+    if (body) *h++ = "Content-Type: application/json";
+    *h = "Accept: application/json";
+    struct exchange x = {.r = r};
+    struct jb_http_req rq = {
+        .method = method,
+        .url = url,
+        .headers = headers,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .has_body = body || !strcmp(method, "POST"), /* a POST without a body: length 0 */
+        .on_head = on_head,
+        .on_body = on_body,
+        .ud = &x,
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .timeout_ms = timeout_ms,
+    };
+    struct jb_http_resp rs = {0};
+    struct jb_err e = {0};
     jb_buf_reset(&r->body);
     r->retry_after_ms = 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_SHARE, sp->share);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "janebot");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body || !strcmp(method, "POST")) /* a POST without a body says Content-Length: 0 */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    CURLcode cc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    if (cc != CURLE_OK) {
-        r->unsent = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST;
-        return jb_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? JB_ETIMEOUT : JB_EUNAVAIL, "%s",
-                          errbuf[0] ? errbuf : curl_easy_strerror(cc));
-    }
-    return 0;
+    if (jb_http_request(sp->http, &rq, &rs, &e) == 0) return 0;
+    r->unsent = !rs.sent;
+    if (x.body_err.code) /* the answer, not the network, failed: say so */
+        return jb_err_set(err, JB_EUNAVAIL, "answer body: %s", x.body_err.msg);
+    return jb_err_set(err, e.code == JB_ETIMEOUT ? JB_ETIMEOUT : JB_EUNAVAIL, "%s", e.msg);
 }
 
 int sprites_is_not_found(long status, const char *body)

@@ -1,7 +1,6 @@
 /* slack/form.c -- the body of a Web API call: JSON, or application/x-www-form-urlencoded for
  * the methods that want a form (objects and arrays then go as JSON text in their field,
  * as Slack's docs say). */
-#include <curl/curl.h>
 #include <string.h>
 
 #include "slack.h"
@@ -30,11 +29,9 @@ static char *form_value(const json_t *v)
 
 static int form_append(struct jb_buf *b, const char *s, size_t n, struct jb_err *err)
 {
-    char *e = curl_easy_escape(NULL, s, (int)n);
+    jb_autofree char *e = jb_url_escape(s, n);
     if (!e) return jb_err_set(err, JB_ENOMEM, "form encoding");
-    int rc = jb_buf_append(b, e, strlen(e), err);
-    curl_free(e);
-    return rc;
+    return jb_buf_append(b, e, strlen(e), err);
 }
 
 /* args as key=value&…, null values left out; caller frees. */

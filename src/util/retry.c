@@ -1,8 +1,8 @@
 /* util/retry.c -- the one retry schedule (see util.h): jittered exponential backoff, a
  * limit on retries, a deadline, and Retry-After. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "util/util.h"
@@ -48,8 +48,15 @@ long jb_retry_after_ms(const char *value, time_t now)
         while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
             end++;
         if (*end) return 0;
-    } else { /* an HTTP date */
-        time_t t = curl_getdate(value, NULL);
+    } else { /* an HTTP date, the line's end and trailing blanks cut */
+        char date[64];
+        size_t n = strlen(value);
+        while (n && strchr(" \t\r\n", value[n - 1]))
+            n--;
+        if (n >= sizeof date) return 0;
+        memcpy(date, value, n);
+        date[n] = '\0';
+        time_t t = jb_http_date(date);
         if (t < 0) return 0;
         secs = (double)(t - now);
     }

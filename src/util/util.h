@@ -197,7 +197,7 @@ void jb_lws_log_init(void);
  * looked up per handshake in the hashed directory where there is one, else the bundle. */
 void jb_lws_trust_system_cas(void *ssl_ctx);
 
-/* ---- URLs (url.c) ---------------------------------------------------------------- */
+/* ---- URLs and HTTP dates (url.c) ------------------------------------------------- */
 
 /* An http:// or https:// URL as the one strict parser every HTTP user in janebot shares
  * reads it: the client sends exactly the parts a caller checked. */
@@ -213,6 +213,8 @@ struct jb_url {
 /* Split url (n bytes; no NUL needed). Refused, with a static reason in *why: another
  * scheme, userinfo ('@' before the path), a fragment, a backslash, a control byte, space,
  * DEL or a non-ASCII byte anywhere, an empty or malformed host, a port not 1-65535.
+ * The host is a name of A-Z a-z 0-9 . _ ~ - (no percent-escape) or a [bracketed] IPv6
+ * address (no zone); nothing is decoded or normalised, the path keeps its dot segments.
  * 0, or -1 (also out of memory). Release u with jb_url_release(), also after -1. */
 int jb_url_parse(const char *url, size_t n, struct jb_url *u, const char **why);
 void jb_url_release(struct jb_url *u);
@@ -221,6 +223,10 @@ int jb_url_same_origin(const struct jb_url *a, const struct jb_url *b);
 /* s (n bytes) percent-encoded for a form body or a query (every byte but A-Z a-z 0-9 - . _ ~
  * as %XX). Allocated, the caller frees it; NULL when out of memory. */
 char *jb_url_escape(const char *s, size_t n);
+
+/* An HTTP date (IMF-fixdate, RFC 850 or asctime form, nothing before or after it; a date
+ * from 1970 on) as a time; -1 when it is not one. An RFC 850 year below 70 is 20yy. */
+time_t jb_http_date(const char *s);
 
 /* ---- HTTP/1.1 client (http-client.c, http-conn.c) ---------------------------------- */
 
@@ -286,8 +292,6 @@ struct jb_http_resp {
 int jb_http_request(struct jb_http *h, const struct jb_http_req *rq, struct jb_http_resp *rs,
                     struct jb_err *err);
 
-/* An HTTP date (IMF-fixdate, RFC 850 or asctime form) as a time; -1 when it is not one. */
-time_t jb_http_date(const char *s);
 
 /* ---- LLM tokens counted per model (tally.c) --------------------------------------- */
 

@@ -1,7 +1,8 @@
 /* tests/fuzz/http.c -- the proxies' request heads: px_parse_request() (the egress proxy:
  * px_parse_head(), the target, Host) and px_forward_head() of what it accepts; for the LLM
  * proxy, llm_read_request() and llm_route() reading the bytes from a socket as they would
- * come from a sandbox, then llm_path_check() and llm_presented_token(). */
+ * come from a sandbox, then llm_path_check() and llm_presented_token(); and the request
+ * line's target alone through jb_url_parse(), the input through jb_http_date(). */
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -62,11 +63,38 @@ static void llm_head(const uint8_t *data, size_t size)
     close(sv[1]);
 }
 
+/* The target of the request line (the input when it has no blank) as jb_url_parse() reads
+ * it: what it accepts keeps to its rules; then the same bytes as an HTTP date. */
+static void url_and_date(const char *s, size_t n)
+{
+    const char *blank = memchr(s, ' ', n);
+    if (blank) {
+        n -= (size_t)(blank + 1 - s), s = blank + 1;
+        if ((blank = memchr(s, ' ', n))) n = (size_t)(blank - s);
+    }
+    struct jb_url u;
+    const char *why = NULL;
+    if (jb_url_parse(s, n, &u, &why) == 0) {
+        FUZZ_ASSERT(u.host[0] && u.port >= 1 && u.port <= 65535 && u.target[0] == '/');
+        FUZZ_ASSERT(strlen(u.host) <= n && strlen(u.target) <= n + 1);
+        for (const char *p = u.target; *p; p++)
+            FUZZ_ASSERT(*p > 0x20 && *p < 0x7f && *p != '#' && *p != '\\');
+    } else {
+        FUZZ_ASSERT(why && !u.target);
+    }
+    jb_url_release(&u);
+    char date[64];
+    snprintf(date, sizeof date, "%.*s", (int)(n < sizeof date ? n : sizeof date - 1), s);
+    time_t t = jb_http_date(date);
+    FUZZ_ASSERT(t == -1 || t >= 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet();
     const uint8_t *end = size >= 4 ? memmem(data, size, "\r\n\r\n", 4) : NULL;
     if (end) egress_head((const char *)data, (size_t)(end - data) + 4);
     llm_head(data, size);
+    url_and_date((const char *)data, size);
     return 0;
 }

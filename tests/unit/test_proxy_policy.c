@@ -196,7 +196,14 @@ Test(proxy_http, request_heads)
         "GET http://u@a/ HTTP/1.1\r\n\r\n",
         "CONNECT a.test HTTP/1.1\r\n\r\n",
         "\r\n\r\n",
-        "GET http://a/#f HTTP/1.1\r\n\r\n"};
+        "GET http://a/#f HTTP/1.1\r\n\r\n",
+        "GET http://a\\b/ HTTP/1.1\r\n\r\n",
+        "GET http://a/x\\..\\y HTTP/1.1\r\n\r\n",
+        "GET http://a:0/ HTTP/1.1\r\n\r\n",
+        "GET http://a:/ HTTP/1.1\r\n\r\n",
+        "GET http:///x HTTP/1.1\r\n\r\n",
+        "GET http://[fe80::1%25eth0]/ HTTP/1.1\r\n\r\n",
+        "GET http://a%2e.test/ HTTP/1.1\r\n\r\n"};
     for (size_t i = 0; i < JB_ARRAY_LEN(bad); i++) {
         cr_expect_eq(parse(bad[i], &r, &st), -1, "%s", bad[i]);
         cr_expect_eq(st, 400, "%s", bad[i]);
@@ -205,6 +212,36 @@ Test(proxy_http, request_heads)
                  -1);
     cr_expect_eq(st, 411);
     px_request_release(&r);
+}
+
+/* The why a client gets for a refused target. */
+static const char *refusal(const char *head)
+{
+    struct px_request r = {0};
+    int st;
+    const char *why = NULL;
+    cr_expect_eq(px_parse_request(head, strlen(head), &r, &st, &why), -1, "%s", head);
+    px_request_release(&r);
+    return why ? why : "";
+}
+
+Test(proxy_http, forward_targets_are_taken_as_written)
+{
+    struct px_request r = {0};
+    int st;
+    cr_assert_eq(parse("GET http://a.test/p/../q/./%2e%2E//r?x=../y HTTP/1.1\r\n\r\n", &r, &st), 0);
+    cr_expect_str_eq(r.path, "/p/../q/./%2e%2E//r?x=../y",
+                     "no dot segment removed, nothing decoded");
+    cr_expect(r.auth.port == 80 && !r.auth.bracketed && !strcmp(r.auth.host, "a.test"));
+    cr_assert_eq(parse("GET http://[::1]:8080?q HTTP/1.1\r\n\r\n", &r, &st), 0);
+    cr_expect(r.auth.bracketed && r.auth.port == 8080 && !strcmp(r.auth.host, "::1"));
+    cr_expect_str_eq(r.path, "/?q");
+    px_request_release(&r);
+    cr_expect_str_eq(refusal("GET http://u@a/ HTTP/1.1\r\n\r\n"), "userinfo is not allowed");
+    cr_expect_str_eq(refusal("GET http://a/b#f HTTP/1.1\r\n\r\n"),
+                     "fragment in the request target");
+    cr_expect_str_eq(refusal("GET http://a:65536/ HTTP/1.1\r\n\r\n"), "bad port");
+    cr_expect_str_eq(refusal("GET http://a/x\\y HTTP/1.1\r\n\r\n"), "backslash in the URL");
 }
 
 Test(proxy_http, forward_head_is_rewritten)
