@@ -260,14 +260,42 @@ Test(http_client, a_kept_alive_connection_the_server_closed_is_not_used)
     S.steps[0] = (struct srv_step){.answer = OK_HELLO, .close = 1};
     S.steps[1] = (struct srv_step){.answer = OK_HELLO};
     srv_start(&S);
-    struct got g = {0};
+    /* A body that cannot be read again: only a connection found closed before use, not a
+     * retry, lets the second request through. */
+    struct got g = {.src = "0123", .src_len = 4};
     struct jb_http_req rq = req(&g, srv_url("/"));
+    rq.read = read_src, rq.body_len = 4;
     struct jb_http_resp rs;
     struct jb_err err;
     cr_assert_eq(run(&rq, &rs, &err), 0, "%s", err.msg);
     usleep(100000); /* the server's FIN arrives */
+    g.src_off = 0;
     cr_assert_eq(run(&rq, &rs, &err), 0, "%s", err.msg);
     cr_expect(rs.status == 200 && g.body_len == 10);
+    cr_expect_eq(S.accepts, 2);
+}
+
+/* With room for one idle connection, the older origin's is closed for the newer's. */
+Test(http_client, idle_connections_past_max_idle_are_closed)
+{
+    static struct srv S2;
+    struct jb_err err;
+    jb_http_free(H);
+    H = jb_http_new(1, &err);
+    for (int i = 0; i < 3; i++)
+        S.steps[i] = S2.steps[i] = (struct srv_step){.answer = OK_HELLO};
+    srv_start(&S);
+    srv_start(&S2);
+    char u2[64];
+    snprintf(u2, sizeof u2, "http://127.0.0.1:%u/", S2.port);
+    struct got g = {0};
+    struct jb_http_req rq = req(&g, srv_url("/")), rq2 = req(&g, u2);
+    struct jb_http_resp rs;
+    cr_assert_eq(run(&rq, &rs, &err), 0, "%s", err.msg);
+    cr_assert_eq(run(&rq2, &rs, &err), 0, "%s", err.msg);
+    cr_assert_eq(run(&rq2, &rs, &err), 0, "%s", err.msg);
+    cr_assert_eq(run(&rq, &rs, &err), 0, "%s", err.msg);
+    srv_free(&S2);
     cr_expect_eq(S.accepts, 2);
 }
 
