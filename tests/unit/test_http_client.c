@@ -524,3 +524,108 @@ Test(http_client, what_the_client_will_not_send)
     expect_fails(&rq, JB_EPROTO, "bad URL: ", &rs);
     cr_expect(!rs.sent);
 }
+
+static ssize_t read_fails(void *ud, char *buf, size_t cap)
+{
+    (void)ud, (void)buf, (void)cap;
+    return -1;
+}
+
+static ssize_t read_short(void *ud, char *buf, size_t cap)
+{
+    struct got *g = ud;
+    if (g->src_off) return 0;
+    g->src_off = 1;
+    memset(buf, 'x', cap < 10 ? cap : 10);
+    return cap < 10 ? (ssize_t)cap : 10;
+}
+
+Test(http_client, a_body_reader_that_gives_up_or_ends_early)
+{
+    S.steps[0] = (struct srv_step){.stall = 1};
+    srv_start(&S);
+    struct got g = {0};
+    struct jb_http_req rq = req(&g, srv_url("/"));
+    rq.read = read_fails, rq.body_len = 100;
+    struct jb_http_resp rs;
+    expect_fails(&rq, JB_ECANCEL, "the request body could not be read", &rs);
+    rq.read = read_short;
+    expect_fails(&rq, JB_EPROTO, "the request body ended after 10 of 100 bytes", &rs);
+    cr_expect(rs.sent && !rs.complete);
+}
+
+/* A listener whose backlog is full drops further SYNs: a connection that never
+ * completes. */
+Test(http_client, a_connection_that_never_completes_times_out)
+{
+    unsigned port;
+    int lfd = srv_listen(&port);
+    listen(lfd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    usleep(50000);
+    char u[64];
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/", port);
+    struct got g = {0};
+    struct jb_http_req rq = req(&g, u);
+    rq.connect_timeout_ms = 300;
+    struct jb_http_resp rs;
+    char want[96];
+    snprintf(want, sizeof want, "timed out after 300 ms waiting for 127.0.0.1:%u to connect", port);
+    int64_t t0 = jb_mono_ms();
+    expect_fails(&rq, JB_ETIMEOUT, want, &rs);
+    cr_expect_geq(jb_mono_ms() - t0, 300);
+    cr_expect(!rs.sent);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
+/* Threads sharing one client, each with a server of its own: the idle list is taken from
+ * and given back to at once, with fewer places than connections (run under TSan too). */
+struct worker {
+    struct srv srv;
+    int ok;
+};
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    char u[64];
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/", w->srv.port);
+    for (int i = 0; i < SRV_STEPS; i++) {
+        struct got g = {0};
+        struct jb_http_req rq = req(&g, u);
+        struct jb_http_resp rs;
+        struct jb_err err;
+        if (jb_http_request(H, &rq, &rs, &err) == 0 && rs.status == 200 && g.body_len == 5) w->ok++;
+    }
+    return NULL;
+}
+
+Test(http_client, threads_share_one_client)
+{
+    static struct worker w[4];
+    pthread_t t[4];
+    jb_http_free(H);
+    struct jb_err err;
+    H = jb_http_new(2, &err);
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k < SRV_STEPS; k++)
+            w[i].srv.steps[k] = (struct srv_step){.answer = OK_HELLO};
+        srv_start(&w[i].srv);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, work, &w[i]);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(w[i].ok, SRV_STEPS, "thread %d: %d of %d", i, w[i].ok, SRV_STEPS);
+        srv_free(&w[i].srv);
+    }
+}
