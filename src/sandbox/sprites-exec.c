@@ -185,7 +185,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                     size_t len)
 {
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
-        jb_lws_trust_system_cas(user); /* user: the vhost's client SSL_CTX */
+        jb_tls_trust_system_cas(user); /* user: the vhost's client SSL_CTX */
         return 0;
     }
     struct wsx *w = lws_context_user(lws_get_context(wsi));
@@ -381,7 +381,7 @@ int sprites_ws_exec(struct sprites *sp, const char *path, struct sandbox_exec *x
         .gid = -1,
         .uid = -1,
         /* A context per exec: the CAs are looked up per handshake, not the whole bundle
-         * parsed each time (jb_lws_trust_system_cas()). */
+         * parsed each time (jb_tls_trust_system_cas()). */
         .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS,
         /* lws otherwise sizes (and fills) its fd tables for the whole fd limit, two 8-byte
          * entries per fd: 320 KiB resident at 20,000 fds. It holds one socket and its own

@@ -262,7 +262,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                     size_t len)
 {
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
-        jb_lws_trust_system_cas(user); /* user: the vhost's client SSL_CTX */
+        jb_tls_trust_system_cas(user); /* user: the vhost's client SSL_CTX */
         return 0;
     }
     struct conn *c = user; /* our own, given as the connection's userdata */
@@ -390,7 +390,7 @@ int slack_socket_start(struct slack_web *w, slack_envelope_fn fn, void *ud,
         .protocols = protocols,
         .gid = -1,
         .uid = -1,
-        /* The CAs are ours to load: jb_lws_trust_system_cas(). */
+        /* The CAs are ours to load: jb_tls_trust_system_cas(). */
         .options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS,
         /* lws otherwise sizes (and fills) its fd tables for the whole fd limit, two 8-byte
          * entries per fd: 320 KiB resident at 20,000 fds. It holds MAX_CONNS sockets and its own

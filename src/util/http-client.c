@@ -22,7 +22,7 @@
 #define CONNECT_MS_DEF 10000
 
 struct jb_http {
-    SSL_CTX *tls;
+    SSL_CTX *tls; /* made on the first https:// connection, under lock */
     pthread_mutex_t lock;
     struct http_conn *idle; /* most recently used first */
     size_t nidle, max_idle;
@@ -32,10 +32,6 @@ struct jb_http *jb_http_new(int max_idle, struct jb_err *err)
 {
     struct jb_http *h = calloc(1, sizeof *h);
     if (!h) return jb_err_set(err, JB_ENOMEM, "HTTP client"), NULL;
-    if (!(h->tls = http_tls_new(err))) {
-        free(h);
-        return NULL;
-    }
     pthread_mutex_init(&h->lock, NULL);
     h->max_idle = max_idle > 0 ? (size_t)max_idle : 8;
     return h;
@@ -442,6 +438,17 @@ static int cancelled(const struct jb_http_req *rq, struct jb_err *err)
 }
 
 /* A usable connection to u: an idle one that still looks open, else a new one. */
+/* The TLS context, made when first needed: loading CAs costs memory (a whole bundle where
+ * SSL_CERT_FILE names one) that a client speaking only http:// never uses. */
+static SSL_CTX *tls_ctx(struct jb_http *h, struct jb_err *err)
+{
+    pthread_mutex_lock(&h->lock);
+    if (!h->tls) h->tls = http_tls_new(err);
+    SSL_CTX *t = h->tls;
+    pthread_mutex_unlock(&h->lock);
+    return t;
+}
+
 static int get_conn(struct jb_http *h, const struct jb_url *u, struct http_wait *w,
                     const struct jb_http_req *rq, struct http_conn **ret, struct jb_err *err)
 {
@@ -450,10 +457,12 @@ static int get_conn(struct jb_http *h, const struct jb_url *u, struct http_wait 
         if (http_conn_usable(c)) return *ret = c, 0;
         http_conn_close(c);
     }
+    SSL_CTX *tls = NULL;
+    if (u->https && !(tls = tls_ctx(h, err))) return -1;
     long ms = rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : CONNECT_MS_DEF;
     w->connect_ms = ms;
     w->connect_deadline = jb_mono_ms() + ms;
-    int rc = http_conn_open(h->tls, u, w, ret, err);
+    int rc = http_conn_open(tls, u, w, ret, err);
     w->connect_deadline = 0;
     return rc;
 }

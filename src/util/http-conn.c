@@ -26,7 +26,7 @@ SSL_CTX *http_tls_new(struct jb_err *err)
      * reads and writes are ours, driven by poll (the sockets are non-blocking). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
-    jb_lws_trust_system_cas(ctx);
+    jb_tls_trust_system_cas(ctx);
     return ctx;
 }
 

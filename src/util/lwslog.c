@@ -52,7 +52,7 @@ static int has_hashed_certs(const char *dir)
     return found;
 }
 
-/* The system's trusted CAs for wss://, read when a handshake needs one. lws's default
+/* The system's trusted CAs for wss:// and https://, read when a handshake needs one. lws's default
  * (LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS unset) is SSL_CTX_set_default_verify_paths(),
  * which parses the whole bundle file, some 140 certificates, at start-up and keeps them:
  * measured in bench/serve-memory.py, 1.0 MiB of heap and 0.4 MiB of libcrypto's code
@@ -60,7 +60,7 @@ static int has_hashed_certs(const char *dir)
  * update-ca-certificates or openssl rehash from the same certificates) is looked up by
  * subject instead, one or two files per handshake. Where the directory has no hashed
  * links, or SSL_CERT_FILE names a bundle, the default is loaded as before. */
-void jb_lws_trust_system_cas(void *ssl_ctx)
+void jb_tls_trust_system_cas(void *ssl_ctx)
 {
     SSL_CTX *ctx = ssl_ctx;
     const char *dir = getenv(X509_get_default_cert_dir_env());
@@ -69,6 +69,6 @@ void jb_lws_trust_system_cas(void *ssl_ctx)
         X509_STORE_load_path(SSL_CTX_get_cert_store(ctx), dir) == 1)
         return;
     if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-        log_warn("websocket: the system's CA certificates could not be loaded; wss:// "
+        log_warn("TLS: the system's CA certificates could not be loaded; https:// and wss:// "
                  "connections will fail their certificate check");
 }

@@ -192,10 +192,11 @@ char *jb_which(const char *name, const char *path_env);
 
 /* Once per process, before the first lws context; any thread. */
 void jb_lws_log_init(void);
-/* For LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS on a context made with
- * LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS: the system's CAs into ssl_ctx (an SSL_CTX *),
- * looked up per handshake in the hashed directory where there is one, else the bundle. */
-void jb_lws_trust_system_cas(void *ssl_ctx);
+/* The system's CAs into ssl_ctx (an SSL_CTX *), looked up per handshake in the hashed
+ * directory where there is one, else the bundle: for the HTTP client's TLS context and for
+ * LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS on a context made with
+ * LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS. */
+void jb_tls_trust_system_cas(void *ssl_ctx);
 
 /* ---- URLs and HTTP dates (url.c) ------------------------------------------------- */
 
@@ -291,7 +292,6 @@ struct jb_http_resp {
  * cancelled()), JB_ENOMEM. rs says how far it got either way. Thread-safe. */
 int jb_http_request(struct jb_http *h, const struct jb_http_req *rq, struct jb_http_resp *rs,
                     struct jb_err *err);
-
 
 /* ---- LLM tokens counted per model (tally.c) --------------------------------------- */
 
