@@ -437,7 +437,6 @@ static int cancelled(const struct jb_http_req *rq, struct jb_err *err)
     return 0;
 }
 
-/* A usable connection to u: an idle one that still looks open, else a new one. */
 /* The TLS context, made when first needed: loading CAs costs memory (a whole bundle where
  * SSL_CERT_FILE names one) that a client speaking only http:// never uses. */
 static SSL_CTX *tls_ctx(struct jb_http *h, struct jb_err *err)
@@ -449,6 +448,7 @@ static SSL_CTX *tls_ctx(struct jb_http *h, struct jb_err *err)
     return t;
 }
 
+/* A usable connection to u: an idle one that still looks open, else a new one. */
 static int get_conn(struct jb_http *h, const struct jb_url *u, struct http_wait *w,
                     const struct jb_http_req *rq, struct http_conn **ret, struct jb_err *err)
 {
@@ -532,6 +532,7 @@ int jb_http_request(struct jb_http *h, const struct jb_http_req *rq, struct jb_h
         rc = -1;
     else
         rc = request_on(h, rq, &u, &head, rs, err);
+    if (head.data) explicit_bzero(head.data, head.len); /* it may hold a token */
     jb_buf_release(&head);
     jb_url_release(&u);
     return rc;
