@@ -128,7 +128,10 @@ int agent_cmd_begin(const struct agent_ops *ops, const struct agent_turn *t, int
     jb_autofree char *bin = agent_binary(ops, t->opts, err);
     if (!bin) return -1;
     if (jb_strv_push(&c->argv, bin, err) < 0) return -1;
-    if (file_only ? jb_strv_push(&c->ro_paths, bin, err) < 0
+    /* A file under /usr is already there: the sandbox shows /usr read-only, and one bind
+     * less is one mount less for bubblewrap on every start. */
+    int shown = strncmp(bin, "/usr/", 5) == 0;
+    if (file_only ? !shown && jb_strv_push(&c->ro_paths, bin, err) < 0
                   : agent_bin_ro_path(bin, &c->ro_paths, err) < 0)
         return -1;
     c->stdin_data = strdup(t->prompt ? t->prompt : "");

@@ -470,6 +470,14 @@ Test(agent_adapters, agent_bin_under_usr_needs_no_bind)
     cr_assert_eq(cmd.ro_paths.n, 0);
 }
 
+Test(agent_adapters, a_command_agent_under_usr_needs_no_bind)
+{
+    opts.agent_cmd = "/usr/bin/env";
+    prep("command", NULL);
+    cr_assert_str_eq(cmd.argv.v[0], "/usr/bin/env");
+    cr_assert_eq(cmd.ro_paths.n, 0, "bound again: %s", cmd.ro_paths.n ? cmd.ro_paths.v[0] : "");
+}
+
 static void assert_ro(const char *real, const char *want)
 {
     struct jb_strv ro = JB_STRV_INIT;
