@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,33 +33,102 @@ SSL_CTX *http_tls_new(struct jb_err *err)
 
 /* ---- waits ------------------------------------------------------------------------------ */
 
-/* Wait until fd reports ev, an error or a hangup. soft (0: none) is a deadline of the
- * caller's own: 1 when it passes first, no error set. 0 when ready, -1 with err. */
+/* Before a wait: -1 with err when cancelled or a deadline has passed, 1 when soft (0:
+ * none; a deadline of the caller's own) has, else 0 with *until the end of the next slice
+ * of at most HTTP_CANCEL_POLL_MS. */
+static int wait_slice(const char *name, const struct http_wait *w, int64_t idle_end, int64_t soft,
+                      int64_t *until, struct jb_err *err)
+{
+    if (w->cancelled && w->cancelled(w->ud)) return jb_err_set(err, JB_ECANCEL, "cancelled");
+    int64_t now = jb_mono_ms(), end = now + HTTP_CANCEL_POLL_MS;
+    if (w->connect_deadline && now >= w->connect_deadline)
+        return jb_err_set(err, JB_ETIMEOUT, "timed out after %ld ms waiting for %s to connect",
+                          w->connect_ms, name);
+    if (w->deadline && now >= w->deadline)
+        return jb_err_set(err, JB_ETIMEOUT, "timed out after %ld ms waiting for %s", w->timeout_ms,
+                          name);
+    if (idle_end && now >= idle_end)
+        return jb_err_set(err, JB_ETIMEOUT, "timed out after %ld ms of silence waiting for %s",
+                          w->idle_ms, name);
+    if (soft && now >= soft) return 1;
+    const int64_t ends[] = {w->connect_deadline, w->deadline, idle_end, soft};
+    for (size_t i = 0; i < JB_ARRAY_LEN(ends); i++)
+        if (ends[i] && ends[i] < end) end = ends[i];
+    *until = end;
+    return 0;
+}
+
+/* Wait until fd reports ev, an error or a hangup. soft as for wait_slice(): 1 when it
+ * passes first, no error set. 0 when ready, -1 with err. */
 static int wait_fd(const char *name, int fd, short ev, const struct http_wait *w, int64_t soft,
                    struct jb_err *err)
 {
-    int64_t idle_end = w->idle_ms > 0 ? jb_mono_ms() + w->idle_ms : 0;
+    int64_t idle_end = w->idle_ms > 0 ? jb_mono_ms() + w->idle_ms : 0, until;
     for (;;) {
-        if (w->cancelled && w->cancelled(w->ud)) return jb_err_set(err, JB_ECANCEL, "cancelled");
-        int64_t now = jb_mono_ms(), end = now + HTTP_CANCEL_POLL_MS;
-        if (w->connect_deadline && now >= w->connect_deadline)
-            return jb_err_set(err, JB_ETIMEOUT, "timed out after %ld ms waiting for %s to connect",
-                              w->connect_ms, name);
-        if (w->deadline && now >= w->deadline)
-            return jb_err_set(err, JB_ETIMEOUT, "timed out after %ld ms waiting for %s",
-                              w->timeout_ms, name);
-        if (idle_end && now >= idle_end)
-            return jb_err_set(err, JB_ETIMEOUT, "timed out after %ld ms of silence waiting for %s",
-                              w->idle_ms, name);
-        if (soft && now >= soft) return 1;
-        const int64_t ends[] = {w->connect_deadline, w->deadline, idle_end, soft};
-        for (size_t i = 0; i < JB_ARRAY_LEN(ends); i++)
-            if (ends[i] && ends[i] < end) end = ends[i];
+        int r = wait_slice(name, w, idle_end, soft, &until, err);
+        if (r != 0) return r;
         struct pollfd p = {.fd = fd, .events = ev};
-        int r = poll(&p, 1, (int)(end - now));
+        r = poll(&p, 1, (int)(until - jb_mono_ms()));
         if (r > 0) return 0;
         if (r < 0 && errno != EINTR) return jb_err_sys(err, "waiting for %s", name);
     }
+}
+
+/* ---- resolving -------------------------------------------------------------------------- */
+
+/* One lookup on glibc's resolver thread (getaddrinfo_a()), so the connect deadline and
+ * cancelled() bound it as they bound every other wait: a DNS server that does not answer
+ * must not hold a request past its timeout. */
+struct lookup {
+    struct gaicb cb;
+    struct addrinfo hints;
+    char port[8];
+    char host[];
+};
+
+/* A lookup given up on: cancelled, or, when it is already running and cannot be, left to
+ * finish on the resolver's thread, which still writes into it: so it is not freed (one
+ * small block, only when a resolver hangs past a deadline). */
+static void lookup_abandon(struct lookup *l)
+{
+    int rc = gai_cancel(&l->cb);
+    if (rc == EAI_ALLDONE || rc == EAI_CANCELED) {
+        if (rc == EAI_ALLDONE && gai_error(&l->cb) == 0) freeaddrinfo(l->cb.ar_result);
+        free(l);
+    }
+}
+
+static int resolve(struct http_conn *c, const struct http_wait *w, struct addrinfo **ret,
+                   struct jb_err *err)
+{
+    size_t hl = strlen(c->host);
+    struct lookup *l = calloc(1, sizeof *l + hl + 1);
+    if (!l) return jb_err_set(err, JB_ENOMEM, "resolving %s", c->host);
+    memcpy(l->host, c->host, hl + 1);
+    snprintf(l->port, sizeof l->port, "%u", c->port);
+    l->hints = (struct addrinfo){
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+    struct gaicb *list[] = {&l->cb};
+    struct sigevent none = {.sigev_notify = SIGEV_NONE};
+    int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &none);
+    if (rc == 0) rc = gai_error(&l->cb);
+    for (int64_t until; rc == EAI_INPROGRESS; rc = gai_error(&l->cb)) {
+        if (wait_slice(c->name, w, 0, 0, &until, err) != 0) {
+            lookup_abandon(l);
+            return -1;
+        }
+        int64_t ms = until - jb_mono_ms();
+        if (ms < 0) ms = 0;
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+        gai_suspend((const struct gaicb *const *)list, 1, &ts);
+    }
+    if (rc == 0) *ret = l->cb.ar_result;
+    free(l);
+    if (rc != 0)
+        return jb_err_set(err, JB_EUNAVAIL, "could not resolve %s: %s", c->host,
+                          rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    return 0;
 }
 
 /* ---- connecting ------------------------------------------------------------------------- */
@@ -94,15 +164,8 @@ static void addrinfo_freep(struct addrinfo **ai)
  * not take the whole connect timeout from the next. */
 static int connect_any(struct http_conn *c, const struct http_wait *w, struct jb_err *err)
 {
-    char port[8];
-    snprintf(port, sizeof port, "%u", c->port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     jb_auto(addrinfo_freep) struct addrinfo *res = NULL;
-    int rc = getaddrinfo(c->host, port, &hints, &res);
-    if (rc != 0)
-        return jb_err_set(err, JB_EUNAVAIL, "could not resolve %s: %s", c->host,
-                          rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    if (resolve(c, w, &res, err) < 0) return -1;
     int last = ECONNREFUSED;
     for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int64_t now = jb_mono_ms(), soft = 0;
