@@ -32,6 +32,21 @@ def make_ca(d, name):
             "-out", str(d / (name + ".pem")))
 
 
+def tls_material(d, san):
+    """In the new directory d: two CAs (ca, other) and srv.pem/srv.key, a certificate for
+    CN=localhost with subjectAltName san, signed by ca. Returns d."""
+    d.mkdir()
+    make_ca(d, "ca")
+    make_ca(d, "other")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"))
+    (d / "ext.cnf").write_text("subjectAltName=%s\n" % san)
+    openssl("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.pem"),
+            "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
+            "-extfile", str(d / "ext.cnf"), "-out", str(d / "srv.pem"))
+    return d
+
+
 def hashed_dir(d, ca):
     """A directory holding ca as OpenSSL's <subject hash>.0 link finds it."""
     d.mkdir()
@@ -148,16 +163,7 @@ def localhost_is_loopback():
 class Wss(ServeCase):
     def setUp(self):
         super().setUp()
-        d = self.tmp / "tls"
-        d.mkdir()
-        make_ca(d, "ca")
-        make_ca(d, "other")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-                "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"))
-        (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.pem"),
-                "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
-                "-extfile", str(d / "ext.cnf"), "-out", str(d / "srv.pem"))
+        d = tls_material(self.tmp / "tls", "DNS:localhost,IP:127.0.0.1")
         self.ca, self.ca_dir = d / "ca.pem", hashed_dir(d / "trusted", d / "ca.pem")
         self.other_dir = hashed_dir(d / "other-ca", d / "other.pem")
         self.front = TlsFront(d / "srv.pem", d / "srv.key", self.slack.ws_port)

@@ -10,7 +10,7 @@ import time
 import unittest
 
 from test_5000_serve_startup import ServeCase
-from test_5010_serve_wss import (TlsFront, hashed_dir, localhost_is_loopback, make_ca, openssl,
+from test_5010_serve_wss import (TlsFront, hashed_dir, localhost_is_loopback, tls_material,
                                  web_api_rewriting)
 
 
@@ -19,16 +19,7 @@ from test_5010_serve_wss import (TlsFront, hashed_dir, localhost_is_loopback, ma
 class Https(ServeCase):
     def setUp(self):
         super().setUp()
-        d = self.tmp / "tls"
-        d.mkdir()
-        make_ca(d, "ca")
-        make_ca(d, "other")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-                "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"))
-        (d / "ext.cnf").write_text("subjectAltName=DNS:localhost\n")
-        openssl("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.pem"),
-                "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
-                "-extfile", str(d / "ext.cnf"), "-out", str(d / "srv.pem"))
+        d = tls_material(self.tmp / "tls", "DNS:localhost")
         self.ca_dir = hashed_dir(d / "trusted", d / "ca.pem")
         self.other_dir = hashed_dir(d / "other-ca", d / "other.pem")
         # ws_port -1: the Socket Mode URL is passed on as the fake gives it (ws://).
@@ -37,6 +28,13 @@ class Https(ServeCase):
         self.addCleanup(self.api.shutdown)
         self.front = TlsFront(d / "srv.pem", d / "srv.key", self.api.server_address[1])
         self.addCleanup(self.front.close)
+
+    def output_with(self, needle, timeout=20):
+        """serve's output once it holds needle (or the timeout passed)."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.serve_output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.serve_output()
 
     def api_url(self, host):
         return self.slack.api_url.replace("http://127.0.0.1:%d" % self.slack.port,
@@ -62,11 +60,7 @@ class Https(ServeCase):
                          wait_connected=False)
         self.wait_for(lambda s: self.front.refused, "serve to try the https server", timeout=20,
                       allow_exit=True)
-        deadline = time.monotonic() + 20
-        while "certificate verify failed" not in self.serve_output() and \
-                time.monotonic() < deadline:
-            time.sleep(0.2)
-        out = self.serve_output()
+        out = self.output_with("certificate verify failed")
         self.assertIn("certificate verify failed", out)
         self.assertIn("unknown ca", self.front.refused[0].lower())
         self.assertNotIn(self.env["SLACK_BOT_TOKEN"], out)
@@ -78,11 +72,7 @@ class Https(ServeCase):
         self.env["SLACK_API_URL"] = self.api_url("127.0.0.1")
         self.start_serve({"SSL_CERT_DIR": str(self.ca_dir), "SSL_CERT_FILE": None},
                          wait_connected=False)
-        deadline = time.monotonic() + 20
-        while "certificate verify failed" not in self.serve_output() and \
-                time.monotonic() < deadline:
-            time.sleep(0.2)
-        out = self.serve_output()
+        out = self.output_with("certificate verify failed")
         self.assertIn("certificate verify failed", out)
         self.assertEqual([c for c in self.slack.state()["connections"] if c["hello_at"]], [])
 
