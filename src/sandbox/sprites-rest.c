@@ -72,14 +72,9 @@ int sprites_client_new(const char *api_url, const char *token, struct sprites **
 
 int sprites_escape(struct jb_buf *b, const char *s, struct jb_err *err)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9') || strchr("-._~", *p);
-        if (jb_buf_append(b, plain ? (const char *)p : enc, plain ? 1 : 3, err) < 0) return -1;
-    }
-    return 0;
+    jb_autofree char *e = jb_url_escape(s, strlen(s));
+    if (!e) return jb_err_set(err, JB_ENOMEM, "escaping a URL part");
+    return jb_buf_append(b, e, strlen(e), err);
 }
 
 int64_t sprites_parse_time(const char *s)
