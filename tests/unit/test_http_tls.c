@@ -3,7 +3,9 @@
  * so it stays set until the test ends), answers; the same
  * server is refused when another certificate is the trusted one, or when the certificate
  * names another host. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netdb.h>
 #include <signal.h>
 #include <string.h>
 
@@ -69,7 +71,18 @@ static int get(const char *host, struct jb_http_resp *rs, struct jb_err *err)
     return jb_http_request(H, &rq, rs, err);
 }
 
-Test(http_tls, a_trusted_certificate_for_the_address_and_the_name)
+/* The name checks need localhost to lead to 127.0.0.1: a root without /etc/hosts may
+ * resolve it through DNS, if at all. */
+static void need_localhost(void)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int ok = getaddrinfo("localhost", "443", &hints, &res) == 0 &&
+             ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    if (res) freeaddrinfo(res);
+    if (!ok) cr_skip_test("localhost does not resolve to 127.0.0.1 here (no /etc/hosts)");
+}
+
+Test(http_tls, a_trusted_certificate_for_the_address_kept_alive)
 {
     start("DNS:localhost,IP:127.0.0.1", (const char *const *)&ca_path);
     struct jb_http_resp rs;
@@ -77,14 +90,23 @@ Test(http_tls, a_trusted_certificate_for_the_address_and_the_name)
     cr_assert_eq(get("127.0.0.1", &rs, &err), 0, "%s", err.msg);
     cr_expect(rs.status == 200 && rs.complete);
     cr_assert_eq(get("127.0.0.1", &rs, &err), 0, "%s", err.msg);
-    cr_expect_eq(S.accepts, 1); /* kept alive over TLS too */
-    cr_assert_eq(get("localhost", &rs, &err), 0, "%s", err.msg);
-    cr_expect_eq(body_len, 15);
+    cr_expect_eq(body_len, 10);
     srv_stop(&S);
-    cr_expect_eq(S.accepts, 2);
+    cr_expect_eq(S.accepts, 1); /* kept alive over TLS too */
+}
+
+Test(http_tls, a_trusted_certificate_for_the_name)
+{
+    need_localhost();
+    start("DNS:localhost,IP:127.0.0.1", (const char *const *)&ca_path);
+    struct jb_http_resp rs;
+    struct jb_err err;
+    cr_assert_eq(get("localhost", &rs, &err), 0, "%s", err.msg);
+    cr_expect_eq(body_len, 5);
+    srv_stop(&S);
     char want[128];
     snprintf(want, sizeof want, "GET /x HTTP/1.1\r\nHost: localhost:%u\r\n", S.port);
-    cr_expect(S.nreq == 3 && strncmp(S.req[2], want, strlen(want)) == 0, "%s", S.req[2]);
+    cr_expect(S.nreq == 1 && strncmp(S.req[0], want, strlen(want)) == 0, "%s", S.req[0]);
 }
 
 Test(http_tls, an_untrusted_certificate_is_refused)
@@ -103,7 +125,7 @@ Test(http_tls, an_untrusted_certificate_is_refused)
     cr_expect_eq(S.nreq, 0);
 }
 
-Test(http_tls, a_certificate_for_another_name_is_refused)
+Test(http_tls, a_certificate_for_another_address_is_refused)
 {
     start("DNS:other.example.com", (const char *const *)&ca_path);
     struct jb_http_resp rs;
@@ -111,6 +133,16 @@ Test(http_tls, a_certificate_for_another_name_is_refused)
     cr_assert_eq(get("127.0.0.1", &rs, &err), -1);
     cr_expect_eq(err.code, JB_EUNAVAIL);
     cr_expect(strstr(err.msg, "certificate verify failed (IP address mismatch)"), "%s", err.msg);
+    srv_stop(&S);
+    cr_expect_eq(S.nreq, 0);
+}
+
+Test(http_tls, a_certificate_for_another_name_is_refused)
+{
+    need_localhost();
+    start("DNS:other.example.com", (const char *const *)&ca_path);
+    struct jb_http_resp rs;
+    struct jb_err err;
     cr_assert_eq(get("localhost", &rs, &err), -1);
     cr_expect_eq(err.code, JB_EUNAVAIL);
     cr_expect(strstr(err.msg, "certificate verify failed (hostname mismatch)"), "%s", err.msg);
