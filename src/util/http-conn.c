@@ -101,11 +101,17 @@ static void lookup_abandon(struct lookup *l)
 static int resolve(struct http_conn *c, const struct http_wait *w, struct addrinfo **ret,
                    struct jb_err *err)
 {
+    char port[8];
+    snprintf(port, sizeof port, "%u", c->port);
+    struct addrinfo numeric = {.ai_family = AF_UNSPEC,
+                               .ai_socktype = SOCK_STREAM,
+                               .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    if (getaddrinfo(c->host, port, &numeric, ret) == 0) return 0; /* an address: no lookup */
     size_t hl = strlen(c->host);
     struct lookup *l = calloc(1, sizeof *l + hl + 1);
     if (!l) return jb_err_set(err, JB_ENOMEM, "resolving %s", c->host);
     memcpy(l->host, c->host, hl + 1);
-    snprintf(l->port, sizeof l->port, "%u", c->port);
+    memcpy(l->port, port, sizeof port);
     l->hints = (struct addrinfo){
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
