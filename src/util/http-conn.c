@@ -10,10 +10,12 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
-#include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "util/http-int.h"
 
@@ -63,12 +65,13 @@ static int wait_slice(const char *name, const struct http_wait *w, int64_t idle_
 static int wait_fd(const char *name, int fd, short ev, const struct http_wait *w, int64_t soft,
                    struct jb_err *err)
 {
-    int64_t idle_end = w->idle_ms > 0 ? jb_mono_ms() + w->idle_ms : 0, until;
+    int64_t idle_end = w->idle_ms > 0 ? jb_mono_ms() + w->idle_ms : 0, until = 0;
     for (;;) {
         int r = wait_slice(name, w, idle_end, soft, &until, err);
         if (r != 0) return r;
         struct pollfd p = {.fd = fd, .events = ev};
-        r = poll(&p, 1, (int)(until - jb_mono_ms()));
+        int64_t ms = until - jb_mono_ms();
+        r = poll(&p, 1, ms > 0 ? (int)ms : 0);
         if (r > 0) return 0;
         if (r < 0 && errno != EINTR) return jb_err_sys(err, "waiting for %s", name);
     }
@@ -76,26 +79,71 @@ static int wait_fd(const char *name, int fd, short ev, const struct http_wait *w
 
 /* ---- resolving -------------------------------------------------------------------------- */
 
-/* One lookup on glibc's resolver thread (getaddrinfo_a()), so the connect deadline and
- * cancelled() bound it as they bound every other wait: a DNS server that does not answer
- * must not hold a request past its timeout. */
+/* One name lookup on a thread of its own, so the connect deadline and cancelled() bound it
+ * as they bound every other wait: a DNS server that does not answer must not hold a
+ * request past its timeout. Whoever of the two is last (the lookup, or the request waiting
+ * for it) frees it; a request that gave up leaves the lookup to finish and clean up. */
 struct lookup {
-    struct gaicb cb;
-    struct addrinfo hints;
+    pthread_mutex_t mu;
+    int refs, done, rc, sys_errno;
+    struct addrinfo *res;
+    int efd; /* readable once done */
     char port[8];
     char host[];
 };
 
-/* A lookup given up on: cancelled, or, when it is already running and cannot be, left to
- * finish on the resolver's thread, which still writes into it: so it is not freed (one
- * small block, only when a resolver hangs past a deadline). */
-static void lookup_abandon(struct lookup *l)
+static void lookup_unref(struct lookup *l)
 {
-    int rc = gai_cancel(&l->cb);
-    if (rc == EAI_ALLDONE || rc == EAI_CANCELED) {
-        if (rc == EAI_ALLDONE && gai_error(&l->cb) == 0) freeaddrinfo(l->cb.ar_result);
-        free(l);
+    pthread_mutex_lock(&l->mu);
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!last) return;
+    if (l->res) freeaddrinfo(l->res);
+    close(l->efd);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+static void *lookup_run(void *arg)
+{
+    struct lookup *l = arg;
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(l->host, l->port, &hints, &res);
+    int e = errno;
+    pthread_mutex_lock(&l->mu);
+    l->rc = rc, l->sys_errno = e, l->res = res, l->done = 1;
+    pthread_mutex_unlock(&l->mu);
+    uint64_t one = 1;
+    if (write(l->efd, &one, sizeof one) < 0) { /* the waiter also sees done at its deadline */
     }
+    lookup_unref(l);
+    return NULL;
+}
+
+static struct lookup *lookup_start(const char *host, const char *port)
+{
+    size_t hl = strlen(host);
+    struct lookup *l = calloc(1, sizeof *l + hl + 1);
+    if (!l) return NULL;
+    if ((l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) return free(l), NULL;
+    pthread_mutex_init(&l->mu, NULL);
+    memcpy(l->host, host, hl + 1);
+    snprintf(l->port, sizeof l->port, "%s", port);
+    l->refs = 2;
+    pthread_attr_t at;
+    pthread_t t;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &at, lookup_run, l);
+    pthread_attr_destroy(&at);
+    if (rc != 0) {
+        l->refs = 1;
+        lookup_unref(l);
+        return NULL;
+    }
+    return l;
 }
 
 static int resolve(struct http_conn *c, const struct http_wait *w, struct addrinfo **ret,
@@ -107,33 +155,18 @@ static int resolve(struct http_conn *c, const struct http_wait *w, struct addrin
                                .ai_socktype = SOCK_STREAM,
                                .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
     if (getaddrinfo(c->host, port, &numeric, ret) == 0) return 0; /* an address: no lookup */
-    size_t hl = strlen(c->host);
-    struct lookup *l = calloc(1, sizeof *l + hl + 1);
-    if (!l) return jb_err_set(err, JB_ENOMEM, "resolving %s", c->host);
-    memcpy(l->host, c->host, hl + 1);
-    memcpy(l->port, port, sizeof port);
-    l->hints = (struct addrinfo){
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
-    struct gaicb *list[] = {&l->cb};
-    struct sigevent none = {.sigev_notify = SIGEV_NONE};
-    int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &none);
-    if (rc == 0) rc = gai_error(&l->cb);
-    for (int64_t until; rc == EAI_INPROGRESS; rc = gai_error(&l->cb)) {
-        if (wait_slice(c->name, w, 0, 0, &until, err) != 0) {
-            lookup_abandon(l);
-            return -1;
-        }
-        int64_t ms = until - jb_mono_ms();
-        if (ms < 0) ms = 0;
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-        gai_suspend((const struct gaicb *const *)list, 1, &ts);
-    }
-    if (rc == 0) *ret = l->cb.ar_result;
-    free(l);
+    struct lookup *l = lookup_start(c->host, port);
+    if (!l) return jb_err_set(err, JB_ENOMEM, "resolving %s: no thread for the lookup", c->host);
+    int waited = wait_fd(c->name, l->efd, POLLIN, w, 0, err);
+    pthread_mutex_lock(&l->mu);
+    int done = l->done, rc = l->rc, e = l->sys_errno;
+    if (done && waited == 0) *ret = l->res, l->res = NULL;
+    pthread_mutex_unlock(&l->mu);
+    lookup_unref(l);
+    if (waited < 0) return -1; /* timed out or cancelled: err says which */
     if (rc != 0)
         return jb_err_set(err, JB_EUNAVAIL, "could not resolve %s: %s", c->host,
-                          rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+                          rc == EAI_SYSTEM ? strerror(e) : gai_strerror(rc));
     return 0;
 }
 
