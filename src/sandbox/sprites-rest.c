@@ -30,7 +30,7 @@ static void free_secret(char *s)
 void sprites_client_free(struct sprites *sp)
 {
     if (!sp) return;
-    if (sp->http) jb_http_free(sp->http);
+    jb_http_free(sp->http);
     free(sp->api_url);
     free_secret(sp->auth);
     free_secret(sp->bearer);
@@ -104,13 +104,8 @@ static int on_head(void *ud, int status, const char *reason, size_t reason_len,
     struct sprites_resp *r = ((struct exchange *)ud)->r;
     (void)reason, (void)reason_len;
     r->status = status;
-    for (size_t i = 0; i < nhdr; i++) {
-        const struct jb_http_header *h = &hdr[i];
-        if (h->name_len != 11 || strncasecmp(h->name, "retry-after", 11) != 0) continue;
-        char v[128];
-        snprintf(v, sizeof v, "%.*s", (int)h->value_len, h->value);
-        r->retry_after_ms = jb_retry_after_ms(v, time(NULL));
-    }
+    const struct jb_http_header *ra = jb_http_header_get(hdr, nhdr, "retry-after");
+    if (ra) r->retry_after_ms = jb_retry_after_header_ms(ra, time(NULL));
     return 0;
 }
 

@@ -270,10 +270,8 @@ static int dl_head(void *ud, int status, const char *reason, size_t reason_len,
 {
     struct dl_sink *k = ud;
     (void)status, (void)reason, (void)reason_len;
-    for (size_t i = 0; i < nhdr; i++)
-        if (hdr[i].name_len == 12 && !strncasecmp(hdr[i].name, "content-type", 12) &&
-            hdr[i].value_len >= 9 && !strncasecmp(hdr[i].value, "text/html", 9))
-            k->html = 1;
+    const struct jb_http_header *ct = jb_http_header_get(hdr, nhdr, "content-type");
+    k->html = ct && ct->value_len >= 9 && !strncasecmp(ct->value, "text/html", 9);
     return 0;
 }
 

@@ -164,25 +164,20 @@ static int on_body(void *u, const char *p, size_t n)
     return 0;
 }
 
-/* Retry-After, of the header name (n bytes) and value (vn bytes). */
-static void read_header(struct web_resp *rs, const char *name, size_t n, const char *value,
-                        size_t vn)
+/* The Retry-After among hdr[0, n), if there is one, in whole seconds. */
+static void read_retry_after(struct web_resp *rs, const struct jb_http_header *hdr, size_t n)
 {
-    if (n != 11 || strncasecmp(name, "retry-after", 11) != 0) return;
-    char v[128];
-    snprintf(v, sizeof v, "%.*s", (int)(vn < sizeof v ? vn : sizeof v - 1), value);
-    long ms = jb_retry_after_ms(v, time(NULL));
+    const struct jb_http_header *ra = jb_http_header_get(hdr, n, "retry-after");
+    if (!ra) return;
+    long ms = jb_retry_after_header_ms(ra, time(NULL));
     rs->retry_after = ms > 0 ? (ms + 999) / 1000 : -1;
 }
 
 static int on_head(void *u, int status, const char *reason, size_t reason_len,
                    const struct jb_http_header *hdr, size_t nhdr)
 {
-    struct web_resp *rs = ((struct perform_ctx *)u)->rs;
-    (void)reason, (void)reason_len;
-    rs->status = status;
-    for (size_t i = 0; i < nhdr; i++)
-        read_header(rs, hdr[i].name, hdr[i].name_len, hdr[i].value, hdr[i].value_len);
+    (void)status, (void)reason, (void)reason_len; /* the status comes with the result */
+    read_retry_after(((struct perform_ctx *)u)->rs, hdr, nhdr);
     return 0;
 }
 
@@ -244,14 +239,11 @@ static int web_perform(struct slack_web *w, const struct web_req *rq, struct web
                              .connect_timeout_ms = CONNECT_TIMEOUT_MS,
                              .timeout_ms = rq->timeout_ms};
     struct jb_http_resp hs = {0};
-    if (jb_http_request(w->http, &hr, &hs, &rs->net) < 0) {
-        if (rs->net.code == JB_ENOMEM) {
-            if (auth) explicit_bzero(auth, strlen(auth));
-            return jb_err_set(err, JB_ENOMEM, "%s: %s", rq->what, rs->net.msg);
-        }
-        rs->failed = 1;
-    }
+    int rc = jb_http_request(w->http, &hr, &hs, &rs->net);
     if (auth) explicit_bzero(auth, strlen(auth));
+    if (rc < 0 && rs->net.code == JB_ENOMEM)
+        return jb_err_set(err, JB_ENOMEM, "%s: %s", rq->what, rs->net.msg);
+    rs->failed = rc < 0;
     rs->status = hs.status;
     rs->maybe_sent = hs.sent;
     rs->read_failed = src.failed;
@@ -563,7 +555,9 @@ static void head_line(struct web_resp *rs, const char *p, size_t n)
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    read_header(rs, p, (size_t)(colon - p), v, (size_t)(end - v));
+    struct jb_http_header h = {
+        .name = p, .name_len = (size_t)(colon - p), .value = v, .value_len = (size_t)(end - v)};
+    read_retry_after(rs, &h, 1);
 }
 
 int slack_web_answer(const char *method, unsigned flags, long status, const char *head,

@@ -55,6 +55,15 @@ void jb_http_free(struct jb_http *h)
     free(h);
 }
 
+const struct jb_http_header *jb_http_header_get(const struct jb_http_header *hdr, size_t n,
+                                                const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = n; i-- > 0;)
+        if (hdr[i].name_len == len && strncasecmp(hdr[i].name, name, len) == 0) return &hdr[i];
+    return NULL;
+}
+
 /* ---- the idle list ---------------------------------------------------------------------- */
 
 static int conn_matches(const struct http_conn *c, const struct jb_url *u)

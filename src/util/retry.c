@@ -63,6 +63,15 @@ long jb_retry_after_ms(const char *value, time_t now)
     return secs > 0 && secs < 86400 ? (long)(secs * 1000) : 0;
 }
 
+long jb_retry_after_header_ms(const struct jb_http_header *h, time_t now)
+{
+    char v[128];
+    if (h->value_len >= sizeof v) return 0;
+    memcpy(v, h->value, h->value_len);
+    v[h->value_len] = '\0';
+    return jb_retry_after_ms(v, now);
+}
+
 void jb_sleep_ms(long ms)
 {
     if (ms <= 0) return;

@@ -248,6 +248,11 @@ struct jb_http_header {
     size_t name_len, value_len;
 };
 
+/* The last of hdr[0, n) named name (ASCII case-insensitive; a later one overrides), or
+ * NULL. Borrowed from hdr. */
+const struct jb_http_header *jb_http_header_get(const struct jb_http_header *hdr, size_t n,
+                                                const char *name);
+
 struct jb_http_req {
     const char *method; /* NULL: GET, or POST with a body */
     const char *url;    /* as jb_url_parse() takes it; the target is sent as written */
@@ -361,6 +366,9 @@ void jb_retry_reset(struct jb_retry *r);
 /* A Retry-After header's value in ms: delta-seconds (a fraction allowed) or an HTTP date
  * (against now); 0 when missing, not one of those, in the past or a day or more away. */
 long jb_retry_after_ms(const char *value, time_t now);
+/* The same, of a header's value (not NUL-terminated; a longer one than any such value is
+ * no Retry-After). */
+long jb_retry_after_header_ms(const struct jb_http_header *h, time_t now);
 /* Sleep ms milliseconds, through interrupting signals. */
 void jb_sleep_ms(long ms);
 

@@ -1,5 +1,6 @@
 /* tests/unit/test_retry.c -- util/retry.c: the one retry schedule and Retry-After. */
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "util/util.h"
 
@@ -69,4 +70,31 @@ Test(retry, retry_after_headers_are_seconds_or_an_http_date)
     cr_assert_eq(jb_retry_after_ms("86400", now), 0);
     cr_assert_eq(jb_retry_after_ms("", now), 0);
     cr_assert_eq(jb_retry_after_ms(NULL, now), 0);
+}
+
+static struct jb_http_header hdr(const char *name, const char *value)
+{
+    return (struct jb_http_header){
+        .name = name, .name_len = strlen(name), .value = value, .value_len = strlen(value)};
+}
+
+Test(retry, the_retry_after_of_a_header_list_is_the_last_one_named_so)
+{
+    time_t now = 1768300200;
+    struct jb_http_header h[] = {hdr("Retry-After", "9"), hdr("Retry-After-Extra", "7"),
+                                 hdr("retry-AFTER", "3 "), hdr("X", "1")};
+    const struct jb_http_header *ra = jb_http_header_get(h, 4, "retry-after");
+    cr_assert_eq(ra, &h[2]);
+    cr_assert_null(jb_http_header_get(h, 4, "retry"));
+    cr_assert_null(jb_http_header_get(h, 0, "x"));
+    /* The value needs no NUL of its own: "30" of "300" is read as 30. */
+    struct jb_http_header cut = {
+        .name = "Retry-After", .name_len = 11, .value = "300", .value_len = 2};
+    cr_assert_eq(jb_retry_after_header_ms(&cut, now), 30000);
+    cr_assert_eq(jb_retry_after_header_ms(ra, now), 3000);
+    char longv[200];
+    memset(longv, '1', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    struct jb_http_header big = hdr("Retry-After", longv);
+    cr_assert_eq(jb_retry_after_header_ms(&big, now), 0);
 }
