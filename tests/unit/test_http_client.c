@@ -8,12 +8,14 @@
 
 #include "http-server.h"
 #include "util/util.h"
+#include "time-limit.h"
 
 static struct srv S;
 static struct jb_http *H;
 
 static void setup(void)
 {
+    time_limit(30);
     signal(SIGPIPE, SIG_IGN); /* as main() does */
     struct jb_err err = {0};
     H = jb_http_new(0, &err);
@@ -26,7 +28,7 @@ static void teardown(void)
     srv_free(&S);
 }
 
-TestSuite(http_client, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(http_client, .init = setup, .fini = teardown);
 
 /* What the callbacks saw. */
 struct got {

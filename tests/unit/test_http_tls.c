@@ -11,6 +11,7 @@
 
 #include "http-server.h"
 #include "util/util.h"
+#include "time-limit.h"
 
 static struct srv S;
 static struct jb_http *H;
@@ -18,6 +19,7 @@ static char *ca_path, *other_path;
 
 static void setup(void)
 {
+    time_limit(30);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -30,7 +32,7 @@ static void teardown(void)
     unsetenv("SSL_CERT_FILE");
 }
 
-TestSuite(http_tls, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(http_tls, .init = setup, .fini = teardown);
 
 #define OK_HELLO "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 

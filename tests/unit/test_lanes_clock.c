@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "time-limit.h"
 
 /* This binary's clock_gettime(): CLOCK_REALTIME reads realtime_skew_s seconds ahead of the
  * kernel's when set. A timed wait computed from it then ends that much later than asked,
@@ -35,8 +36,9 @@ static void on_run(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     atomic_fetch_add(&r->n, (int)n);
 }
 
-Test(lanes_clock, a_wall_clock_step_neither_stalls_nor_hurries_a_debounced_lane, .timeout = 30)
+Test(lanes_clock, a_wall_clock_step_neither_stalls_nor_hurries_a_debounced_lane)
 {
+    time_limit(30);
     struct runs r = {0};
     struct lanes *l = NULL;
     struct lanes_opts o = {.workers = 2, .merge = 1, .debounce_ms = 300};

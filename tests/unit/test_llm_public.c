@@ -16,6 +16,7 @@
 
 #include "proxy/proxy.h"
 #include "store/store.h"
+#include "time-limit.h"
 
 #define REAL_ANT                    "sk-ant-REALKEY-unit-0123456789abcdef"
 #define REAL_OAI                    "sk-oai-REALKEY-unit-0123456789abcdef"
@@ -131,6 +132,7 @@ static void up_stop_all(void)
 
 static void setup(void)
 {
+    time_limit(60);
     cr_assert_not_null(mkdtemp(dir));
     snprintf(db, sizeof db, "%s/jb.db", dir);
     snprintf(logpath, sizeof logpath, "%s/log", dir);
@@ -172,7 +174,7 @@ static void teardown(void)
     jb_rm_rf(dir, NULL);
 }
 
-TestSuite(llm_public, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(llm_public, .init = setup, .fini = teardown);
 
 /* ---- clients ---- */
 

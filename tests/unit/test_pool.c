@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proxy/proxy-int.h"
+#include "time-limit.h"
 
 /* What the connections of one test share with it. */
 struct probe {
@@ -78,8 +79,9 @@ static int has_dead(struct px_group *g)
     return n;
 }
 
-Test(pool, group_cap_refuses_the_next_start, .timeout = 20)
+Test(pool, group_cap_refuses_the_next_start)
 {
+    time_limit(20);
     struct px_pool pool;
     struct px_group g;
     struct probe p = {0};
@@ -103,8 +105,9 @@ Test(pool, group_cap_refuses_the_next_start, .timeout = 20)
     close(sv[2][0]); /* the refused fd stayed ours */
 }
 
-Test(pool, pool_cap_counts_every_group, .timeout = 20)
+Test(pool, pool_cap_counts_every_group)
 {
+    time_limit(20);
     struct px_pool pool;
     struct px_group a, b;
     struct probe p = {0};
@@ -130,8 +133,9 @@ Test(pool, pool_cap_counts_every_group, .timeout = 20)
         close(sv[i][1]);
 }
 
-Test(pool, close_wakes_a_read_on_the_connection_fd_and_joins_it, .timeout = 20)
+Test(pool, close_wakes_a_read_on_the_connection_fd_and_joins_it)
 {
+    time_limit(20);
     struct px_pool pool;
     struct px_group g;
     struct probe p = {.read_ret = 99};
@@ -155,8 +159,9 @@ Test(pool, close_wakes_a_read_on_the_connection_fd_and_joins_it, .timeout = 20)
     close(sv[1]);
 }
 
-Test(pool, close_wakes_a_read_on_the_second_fd, .timeout = 20)
+Test(pool, close_wakes_a_read_on_the_second_fd)
 {
+    time_limit(20);
     struct px_pool pool;
     struct px_group g;
     struct probe p = {.read_ret = 99};
@@ -181,8 +186,9 @@ Test(pool, close_wakes_a_read_on_the_second_fd, .timeout = 20)
     close(upstream[1]);
 }
 
-Test(pool, finished_threads_are_reaped, .timeout = 20)
+Test(pool, finished_threads_are_reaped)
 {
+    time_limit(20);
     struct px_pool pool;
     struct px_group g;
     struct probe p = {0};
@@ -225,8 +231,9 @@ static int dial(const char *path)
     return fd;
 }
 
-Test(pool, accept_loop_refuses_past_the_cap_and_reaps, .timeout = 20)
+Test(pool, accept_loop_refuses_past_the_cap_and_reaps)
 {
+    time_limit(20);
     char path[] = "/tmp/jb-pool-XXXXXX";
     cr_assert(mkdtemp(path));
     char sock[64];

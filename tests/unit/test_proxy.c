@@ -16,6 +16,7 @@
 #include "proxy/proxy-int.h"
 #include "sandbox-standin.h"
 #include "tls-hello.h"
+#include "time-limit.h"
 
 static struct egress_policy *policy(const char *allow, const char *tests)
 {
@@ -148,6 +149,7 @@ static void setup_servers(void)
 
 static void setup(void)
 {
+    time_limit(60);
     setup_dir();
     setup_servers();
 }
@@ -322,7 +324,7 @@ static void check_bulk(void)
     jb_metrics_free(m);
 }
 
-TestSuite(proxy_e2e, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(proxy_e2e, .init = setup, .fini = teardown);
 
 Test(proxy_e2e, tunnel_forward_and_refusals)
 {
@@ -513,6 +515,7 @@ static int dial_sandbox(void)
 
 static void handoff_setup(void)
 {
+    time_limit(60);
     setup_dir();
     int sp[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
@@ -533,7 +536,7 @@ static void handoff_teardown(void)
 }
 
 Test(proxy_handoff, the_sandbox_listener_served_by_the_proxy, .init = handoff_setup,
-     .fini = handoff_teardown, .timeout = 60)
+     .fini = handoff_teardown)
 {
     char line[1024];
     sbx_ask('h', line, sizeof line);

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "proxy/proxy-int.h"
+#include "time-limit.h"
 
 static char dir[] = "/tmp/jb-proxy-ask-XXXXXX", sock[128];
 static struct egress_policy *pol;
@@ -74,6 +75,7 @@ static void wait_asked(int n)
 
 static void setup(void)
 {
+    time_limit(60);
     jb_log_init(JB_LOG_ERROR, NULL);
     cr_assert_not_null(mkdtemp(dir));
     snprintf(sock, sizeof sock, "%s/egress.sock", dir);
@@ -96,7 +98,7 @@ static void teardown(void)
     jb_rm_rf(dir, NULL);
 }
 
-TestSuite(proxy_ask, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(proxy_ask, .init = setup, .fini = teardown);
 
 static int send_request(const char *req)
 {

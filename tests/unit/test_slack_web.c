@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "slack/slack.h"
+#include "time-limit.h"
 
 #define BOT_TOKEN "xoxb-1111-2222-testbottoken"
 #define APP_TOKEN "xapp-1-A0JANEBOT1-3333-testapptoken"
@@ -166,6 +167,7 @@ static struct slack_web *client(const char *url, int max_retries, long timeout_m
 
 static void setup(void)
 {
+    time_limit(20);
     jb_log_init(JB_LOG_ERROR, NULL);
     const char *proxies[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
     for (size_t i = 0; i < JB_ARRAY_LEN(proxies); i++)
@@ -206,7 +208,7 @@ static void teardown(void)
     reply_free(&srv.dflt);
 }
 
-TestSuite(slack_web, .init = setup, .fini = teardown, .timeout = 20);
+TestSuite(slack_web, .init = setup, .fini = teardown);
 
 /* ---- scripting helpers --------------------------------------------------------------- */
 
