@@ -9,6 +9,22 @@ bench/summary.py prints them all as one table at the end of `make bench`."""
 import json
 import os
 import statistics
+import subprocess
+
+
+def remove_sandboxes(janebot, env, cwd=None):
+    """Remove every sandbox of the state dir in env with janebot's own `sandbox rm`: as root
+    a home is a mounted disk image, which deleting the bench's temporary folder would leave
+    mounted (and every later sandbox's bubblewrap would read it in the mount table)."""
+    run = dict(env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+               timeout=60)
+    try:
+        listing = subprocess.run([janebot, "sandbox", "list"], **run)
+        for line in listing.stdout.splitlines()[1:]:
+            if line.split():
+                subprocess.run([janebot, "sandbox", "rm", line.split()[0]], **run)
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 
 def spread(xs):

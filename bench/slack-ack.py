@@ -507,6 +507,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
 
     tmp = tempfile.mkdtemp(prefix="janebot-bench-ack-")
+    env = None
     bots = []
     results = []
     notes = []
@@ -563,6 +564,8 @@ def main():
             b.close()
         for p in list(PROCS):
             stop(p)
+        if env:
+            benchlib.remove_sandboxes(jb, env, cwd)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()

@@ -66,10 +66,13 @@ struct bwrap_plan {
     const struct sandbox *sb;
     const struct sandbox_exec *x;
     /* Host paths bound into the sandbox (staged copies when running as root). */
-    const char *home_src;       /* -> /home/agent */
-    const char *self_src;       /* the sandbox init -> /run/janebot/janebot */
-    const char *sock_src;       /* this exec's proxy socket -> /run/janebot/egress.sock */
-    const char *llm_src;        /* its LLM proxy socket -> /run/janebot/llm.sock, or NULL */
+    const char *home_src; /* -> /home/agent */
+    /* Passed as open files, not bound: bwrap runs the init as /proc/self/fd/N and the init
+     * reaches each proxy socket the same way, then closes them all before the command. A
+     * bind each cost bwrap a mount, a remount and a read of the mount table, and showed
+     * the sockets to the agent. */
+    int init_fd;                /* the sandbox init (read-only), owned by the context */
+    int egress_fd, llm_fd;      /* O_PATH: this exec's proxy sockets (llm_fd -1: none) */
     const char *const *llm_env; /* NAME=VALUE: base URLs and the scoped token; these names
                                    replace the adapter's own (a real key never goes in) */
     const char *const *ro_src;  /* one per x->ro_paths entry, shown at that entry's path */

@@ -4,9 +4,9 @@
  * namespaces disabled; no capabilities; a cleared environment; the base seccomp filter.
  * Filesystem: /usr and a few /etc files read-only, generated passwd/group/hosts, the
  * thread's home read-write at /home/agent, fresh /tmp and /dev/shm (size-capped), /proc
- * and /dev; the root and /dev are read-only once set up,
- * janebot's binary and the proxy socket under /run/janebot. Host paths go in as fds:
- * nothing is resolved by name inside a directory the sandbox can write. */
+ * and /dev; the root and /dev are read-only once set up. The init and the proxy sockets
+ * go in as inherited fds, not mounts. Host paths go in as fds: nothing is resolved by name
+ * inside a directory the sandbox can write. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,12 +20,11 @@
 
 static const char *const sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 static const char *const top_dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
-static const char *const etc_paths[] = {
-    "/etc/alternatives",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-    "/etc/ld.so.conf.d",
-};
+/* What programs read at run time: the alternatives' links (/usr/bin/python3 ...), the CA
+ * certificates. Not ldconfig's /etc/ld.so.conf.d nor the hooks in /etc/ca-certificates:
+ * nothing inside can rebuild the cache or the bundle, and each bind costs bwrap a mount,
+ * a remount and a read of the mount table. */
+static const char *const etc_paths[] = {"/etc/alternatives", "/etc/ssl"};
 /* Small host files shown by copy (read at each exec, so never stale), not by a bind each:
  * every bind costs bwrap a mount, a remount and a read of the whole mount table. */
 static const char *const etc_copies[] = {
@@ -177,9 +176,9 @@ static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_e
     for (size_t i = 0; i < JB_ARRAY_LEN(base_env); i++)
         if (push(a, "--setenv", base_env[i][0], base_env[i][1], err) < 0) return -1;
     if (push(a, "--setenv", "PATH", sandbox_path, err) < 0) return -1;
-    for (size_t i = 0; p->sock_src && i < JB_ARRAY_LEN(proxy_vars); i++)
+    for (size_t i = 0; p->egress_fd >= 0 && i < JB_ARRAY_LEN(proxy_vars); i++)
         if (push(a, "--setenv", proxy_vars[i], "http://127.0.0.1:" EGRESS_PORT, err) < 0) return -1;
-    if (p->sock_src && (push(a, "--setenv", "NO_PROXY", "localhost,127.0.0.1", err) < 0 ||
+    if (p->egress_fd >= 0 && (push(a, "--setenv", "NO_PROXY", "localhost,127.0.0.1", err) < 0 ||
                         push(a, "--setenv", "no_proxy", "localhost,127.0.0.1", err) < 0))
         return -1;
     return 0;
@@ -199,10 +198,7 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
         push(a, "--tmpfs", "/dev/shm", NULL, err) < 0 ||
         push(a, "--perms", "1777", NULL, err) < 0 || push(a, "--size", size, NULL, err) < 0 ||
         push(a, "--tmpfs", "/tmp", NULL, err) < 0 ||
-        push(a, "--bind", p->home_src, "/home/agent", err) < 0 ||
-        push(a, "--ro-bind", p->self_src, RUN_DIR "/janebot", err) < 0 ||
-        (p->sock_src && push(a, "--ro-bind", p->sock_src, RUN_DIR "/egress.sock", err) < 0) ||
-        (p->llm_src && push(a, "--ro-bind", p->llm_src, RUN_DIR "/llm.sock", err) < 0))
+        push(a, "--bind", p->home_src, "/home/agent", err) < 0)
         return -1;
     for (size_t i = 0; p->x->ro_paths && p->x->ro_paths[i]; i++)
         if (sandbox_ro_path_check(o, p->x->ro_paths[i], err) < 0 ||
@@ -253,8 +249,18 @@ static int env_memfd(struct bwrap_args *a, const struct bwrap_plan *p, struct jb
     return fd;
 }
 
-/* janebot sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N --filter FD --env FD
- * [--listen PORT:SOCK] [--stamp FD] -- argv */
+/* "--listen PORT:/proc/self/fd/FD": the init connects to the proxy socket through the fd
+ * it inherited (the socket's path is the host's, not shown inside). */
+static int push_listen(struct jb_strv *argv, const char *port, int fd, struct jb_err *err)
+{
+    if (fd < 0) return 0;
+    return jb_strv_push(argv, "--listen", err) < 0
+               ? -1
+               : jb_strv_pushf(argv, err, "%s:/proc/self/fd/%d", port, fd);
+}
+
+/* /proc/self/fd/INIT sandbox-init (pid 1: bwrap runs with --as-pid-1) --limits N:N:N:N:N
+ * --filter FD --env FD [--listen PORT:/proc/self/fd/FD] [--stamp FD] -- argv */
 static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     int env_fd = env_memfd(a, p, err);
@@ -264,14 +270,14 @@ static int add_init(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_
     snprintf(limits, sizeof limits, "%d:4096:%d:%d:%d", o->max_procs, o->max_file_mb, o->as_mb,
              o->cpu_s);
     if (jb_strv_push(&a->argv, "--", err) < 0 ||
-        push(a, RUN_DIR "/janebot", "sandbox-init", "--limits", err) < 0 ||
+        jb_strv_pushf(&a->argv, err, "/proc/self/fd/%d", p->init_fd) < 0 ||
+        push(a, "sandbox-init", "--limits", NULL, err) < 0 ||
         push(a, limits, NULL, NULL, err) < 0 || jb_strv_pushf(&a->argv, err, "--filter") < 0 ||
         jb_strv_pushf(&a->argv, err, "%d", p->seccomp_agent_fd) < 0 ||
         jb_strv_push(&a->argv, "--env", err) < 0 ||
         jb_strv_pushf(&a->argv, err, "%d", env_fd) < 0 ||
-        (p->sock_src &&
-         push(a, "--listen", EGRESS_PORT ":" RUN_DIR "/egress.sock", NULL, err) < 0) ||
-        (p->llm_src && push(a, "--listen", LLM_PORT ":" RUN_DIR "/llm.sock", NULL, err) < 0) ||
+        push_listen(&a->argv, EGRESS_PORT, p->egress_fd, err) < 0 ||
+        push_listen(&a->argv, LLM_PORT, p->llm_fd, err) < 0 ||
         (p->stamp_fd >= 0 && (jb_strv_push(&a->argv, "--stamp", err) < 0 ||
                               jb_strv_pushf(&a->argv, err, "%d", p->stamp_fd) < 0)) ||
         jb_strv_push(&a->argv, "--", err) < 0)

@@ -29,6 +29,7 @@ struct local_ctx {
     char *bwrap;                                     /* bubblewrap, found once */
     struct seccomp_prog seccomp_base, seccomp_agent; /* compiled once */
     struct run_dir run;   /* the per-exec proxy sockets and the binary, opaquely named */
+    int init_fd;          /* run.init_copy, opened once: each sandbox runs it through this */
     atomic_uint seq;      /* makes socket and cgroup names unique within this process */
     struct cgroup_env cg; /* the memory limit's hierarchy, if any */
     /* As root: */
@@ -166,11 +167,7 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
         st->dir[0] = '\0';
         return jb_err_sys(err, "cannot create a staging dir");
     }
-    if (!(plan->home_src = stage_add(st, sb->home, "home", err)) ||
-        !(plan->self_src = stage_add(st, lc->run.init_copy, "janebot", err)) ||
-        (plan->sock_src && !(plan->sock_src = stage_add(st, plan->sock_src, "egress.sock", err))) ||
-        (plan->llm_src && !(plan->llm_src = stage_add(st, plan->llm_src, "llm.sock", err))))
-        return -1;
+    if (!(plan->home_src = stage_add(st, sb->home, "home", err))) return -1;
     for (size_t i = 0; plan->x->ro_paths && plan->x->ro_paths[i]; i++) {
         char name[32];
         snprintf(name, sizeof name, "ro%zu", i);
@@ -210,6 +207,15 @@ static int llm_open(struct local_ctx *lc, const struct sandbox *sb, const struct
                                  .sandbox = sb->name,
                                  .owner = uid};
     return svc->llm_open(svc->ud, &rq, env, ret, err);
+}
+
+/* A proxy socket as the init reaches it: an O_PATH fd of it (close-on-exec here; proc.c
+ * clears that in the child). Opened right after the proxy bound it in janebot's own run
+ * dir, which nobody else can write. */
+static int socket_fd(const char *path, struct jb_err *err)
+{
+    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    return fd < 0 ? jb_err_sys(err, "cannot open the proxy socket %s", path) : fd;
 }
 
 static void stamp(struct sandbox_exec *x, enum sandbox_step step)
@@ -252,8 +258,9 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
                               .sb = sb,
                               .x = x,
                               .home_src = sb->home,
-                              .self_src = lc->run.init_copy,
-                              .sock_src = sock,
+                              .init_fd = lc->init_fd,
+                              .egress_fd = -1,
+                              .llm_fd = -1,
                               .ro_src = x->ro_paths,
                               .stamp_fd = -1};
     int rc = -1;
@@ -267,24 +274,29 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
     if (plan.seccomp_agent_fd < 0) goto out;
     stamp(x, SANDBOX_STEP_SECCOMP);
     if (listen_for(lc, sb, x->egress_extra, uid, sock, sizeof sock, &listener, err) < 0 ||
-        llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0)
+        (plan.egress_fd = socket_fd(sock, err)) < 0 ||
+        llm_open(lc, sb, x, uid, llm_sock, sizeof llm_sock, &watch.llm, &llm_env, err) < 0 ||
+        (watch.llm && (plan.llm_fd = socket_fd(llm_sock, err)) < 0))
         goto out;
     stamp(x, SANDBOX_STEP_PROXIES);
     if (x->timing && (plan.stamp_fd = proc_memfd("janebot-stamps", x->timing->ns,
                                                  sizeof x->timing->ns, err)) < 0)
         goto out;
-    if (watch.llm) plan.llm_src = llm_sock, plan.llm_env = (const char *const *)llm_env.v;
+    if (watch.llm) plan.llm_env = (const char *const *)llm_env.v;
     if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0 ||
         cgroup_run_create(&lc->cg, atomic_fetch_add(&lc->seq, 1),
                           (long long)sb->ctx->opts->memory_mb << 20, sb->ctx->opts->max_procs + 8,
                           &cg, err) < 0)
         goto out;
-    int keep[BWRAP_MAX_FDS + 3];
+    int keep[BWRAP_MAX_FDS + 6];
     size_t nkeep = 0;
     for (size_t i = 0; i < a.nfds; i++)
         keep[nkeep++] = a.fds[i];
     keep[nkeep++] = plan.seccomp_base_fd;
     keep[nkeep++] = plan.seccomp_agent_fd;
+    keep[nkeep++] = plan.init_fd;
+    keep[nkeep++] = plan.egress_fd;
+    if (plan.llm_fd >= 0) keep[nkeep++] = plan.llm_fd;
     if (plan.stamp_fd >= 0) keep[nkeep++] = plan.stamp_fd;
     static const char *const bwrap_env[] = {"PATH=/usr/bin:/bin", NULL};
     struct proc_spec ps = {.argv = (const char *const *)a.argv.v,
@@ -327,6 +339,8 @@ out:
     if (plan.seccomp_base_fd >= 0) close(plan.seccomp_base_fd);
     if (plan.seccomp_agent_fd >= 0) close(plan.seccomp_agent_fd);
     if (plan.stamp_fd >= 0) close(plan.stamp_fd);
+    if (plan.egress_fd >= 0) close(plan.egress_fd);
+    if (plan.llm_fd >= 0) close(plan.llm_fd);
     stamp(x, SANDBOX_STEP_DONE);
     return rc;
 }
@@ -364,6 +378,7 @@ static void local_ctx_release(struct sandbox_ctx *ctx)
     seccomp_prog_release(&lc->seccomp_base);
     seccomp_prog_release(&lc->seccomp_agent);
     rundir_close(&lc->run);
+    if (lc->init_fd >= 0) close(lc->init_fd);
     free(lc);
 }
 
@@ -372,6 +387,7 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
     struct local_ctx *lc = calloc(1, sizeof *lc);
     if (!lc) return jb_err_set(err, JB_ENOMEM, "sandbox context");
     pthread_mutex_init(&lc->seen_mu, NULL);
+    lc->init_fd = -1;
     ctx->priv = lc;
     const struct sandbox_services *svc = ctx->svc;
     /* Without the core's proxies and store an exec could not be confined: fail closed. */
@@ -383,6 +399,8 @@ static int local_ctx_init(struct sandbox_ctx *ctx, struct jb_err *err)
     if (!(lc->self_exe = realpath("/proc/self/exe", NULL)))
         return jb_err_sys(err, "cannot find janebot's own binary");
     if (rundir_open(&lc->run, lc->self_exe, err) < 0) return -1;
+    if ((lc->init_fd = open(lc->run.init_copy, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return jb_err_sys(err, "cannot open the sandbox init %s", lc->run.init_copy);
     /* Once per process, not per exec: where bwrap is, and the compiled filters. */
     lc->bwrap = bwrap_path();
     if (seccomp_progs_build(&lc->seccomp_base, &lc->seccomp_agent, err) < 0) return -1;
