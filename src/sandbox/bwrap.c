@@ -179,7 +179,7 @@ static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_e
     for (size_t i = 0; p->egress_fd >= 0 && i < JB_ARRAY_LEN(proxy_vars); i++)
         if (push(a, "--setenv", proxy_vars[i], "http://127.0.0.1:" EGRESS_PORT, err) < 0) return -1;
     if (p->egress_fd >= 0 && (push(a, "--setenv", "NO_PROXY", "localhost,127.0.0.1", err) < 0 ||
-                        push(a, "--setenv", "no_proxy", "localhost,127.0.0.1", err) < 0))
+                              push(a, "--setenv", "no_proxy", "localhost,127.0.0.1", err) < 0))
         return -1;
     return 0;
 }
