@@ -34,8 +34,9 @@ struct fwd {
     enum llm_provider provider;
     struct upload up;
     int head_sent, failed;
+    int head_out; /* head (and the body bytes held behind it) sent to the sandbox */
     long status;
-    struct jb_buf head; /* response head being built */
+    struct jb_buf head; /* response head, then the first body bytes of the same read */
     struct jb_buf line; /* current SSE line */
     struct jb_buf json; /* a JSON (non-SSE) body, for its usage */
     int sse;
@@ -141,10 +142,33 @@ static int on_head(void *ud, int status, const char *reason, size_t reason_len,
         if (skip_header(line)) f->head.len = start, f->head.data[start] = '\0';
     }
     if (jb_buf_appendf(&f->head, NULL, "Connection: close\r\n\r\n") < 0) return -1;
+    f->head_sent = 1; /* it goes out with the body bytes of the same read (on_fed) */
+    return 0;
+}
+
+/* The head and what is held behind it, to the sandbox: one write, so the client wakes up
+ * once for the head and the first event. */
+static int head_flush(struct fwd *f)
+{
+    if (!f->head_sent || f->head_out) return 0;
+    f->head_out = 1;
     if (px_send_all(f->fd, f->head.data, f->head.len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0)
         return f->failed = 1, -1;
-    f->head_sent = 1;
     return 0;
+}
+
+/* Bytes for the sandbox: held behind the head until the read they came in is done, then
+ * as they come. */
+static int send_out(struct fwd *f, const char *p, size_t len)
+{
+    if (!f->head_out && jb_buf_append(&f->head, p, len, NULL) == 0) return 0;
+    if (head_flush(f) < 0) return -1;
+    return px_send_all(f->fd, p, len, jb_mono_ms() + SEND_TIMEOUT_MS);
+}
+
+static int on_fed(void *ud)
+{
+    return head_flush(ud);
 }
 
 /* The sandbox's socket was shut down (the session is closing, the proxy stopping) or
@@ -165,13 +189,13 @@ static int on_body(void *ud, const char *p, size_t len)
     struct fwd *f = ud;
     if (!f->head_sent) return -1;
     if (f->sse && f->up.scan.inserted && !f->up.scan.client_usage) {
-        if (filter_feed(f, p, len) == 0) return 0;
+        if (head_flush(f) == 0 && filter_feed(f, p, len) == 0) return 0;
         f->failed = 1;
         return -1;
     }
     f->u->down_bytes += (long long)len;
     /* To the sandbox first (unbuffered streaming), then the accounting. */
-    if (px_send_all(f->fd, p, len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0) {
+    if (send_out(f, p, len) < 0) {
         f->failed = 1; /* the client went away: stop the upstream request too */
         return -1;
     }
@@ -366,6 +390,7 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
                              .headers = (const char *const *)h,
                              .on_head = on_head,
                              .on_body = on_body,
+                             .on_fed = on_fed,
                              .cancelled = sandbox_gone,
                              .ud = &f,
                              .connect_timeout_ms = 10000,
@@ -384,6 +409,7 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
     struct jb_http_resp hs = {0};
     struct jb_err net = {0};
     int xc = jb_http_request(px->http, &hr, &hs, &net);
+    if (!f.failed) head_flush(&f); /* an answer cut short after its head: that much */
     if (!f.sse && f.json.len) llm_usage_read(u, rq->provider, f.json.data, f.json.len);
     if (!u->model[0]) llm_body_model(&f.up.scan, u->model); /* the answer named none */
     u->status = f.status;

@@ -350,18 +350,21 @@ static int kill_members(const char *dir)
 }
 
 /* The sandbox's processes are gone or dying (its pid namespace ended): wait briefly for
- * the kernel to finish them, then remove the directory. */
+ * the kernel to finish them, then remove the directory. The waits start at 0.1 ms (the
+ * last exit is usually a moment away) and grow to 5 ms, about 2 s in all. */
 static void remove_dir(char *dir)
 {
     if (!dir[0]) return;
-    for (int i = 0; i < 400; i++) {
+    long wait_ns = 100 * 1000;
+    for (int i = 0; i < 420; i++) {
         if (rmdir(dir) == 0 || errno == ENOENT) break;
         if (errno != EBUSY) {
             log_warn("cannot remove the cgroup %s: %s", dir, strerror(errno));
             break;
         }
         kill_members(dir);
-        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+        nanosleep(&(struct timespec){0, wait_ns}, NULL);
+        if (wait_ns < 5 * 1000 * 1000) wait_ns *= 2;
     }
     dir[0] = '\0';
 }

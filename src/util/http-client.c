@@ -385,8 +385,15 @@ static void answer_start(struct answer *a)
     a->restart = 0;
 }
 
-/* Feed n bytes. 1 when the final answer is complete, 0 for more, -1 with err. */
-static int answer_feed(struct answer *a, const char *buf, size_t n)
+/* rc of a batch of the answer, once the caller's on_fed has taken what it gathered. */
+static int answer_fed(struct answer *a, int rc)
+{
+    if (rc < 0 || !a->rq->on_fed || a->rq->on_fed(a->rq->ud) == 0) return rc;
+    return fail(a, JB_ECANCEL, "cancelled");
+}
+
+/* n bytes through the parser. 1 when the final answer is complete, 0 for more, -1 with err. */
+static int answer_parse(struct answer *a, const char *buf, size_t n)
 {
     size_t off = 0;
     while (off < n) {
@@ -408,13 +415,19 @@ static int answer_feed(struct answer *a, const char *buf, size_t n)
     return 0;
 }
 
+/* Feed n bytes read from the server: answer_parse(), then on_fed. */
+static int answer_feed(struct answer *a, const char *buf, size_t n)
+{
+    return answer_fed(a, answer_parse(a, buf, n));
+}
+
 /* The server closed: the end of a body that runs to the close, else an answer cut short. */
 static int answer_eof(struct answer *a)
 {
     if (a->got_bytes) {
         http_parser_execute(&a->p, &answer_settings, NULL, 0);
         if (a->failed) return -1;
-        if (a->rs->complete) return a->keep_alive = 0, 1;
+        if (a->rs->complete) return a->keep_alive = 0, answer_fed(a, 1);
         return jb_err_set(a->err, JB_EUNAVAIL, "%s closed the connection mid-answer", a->name);
     }
     return jb_err_set(a->err, JB_EUNAVAIL, "%s closed the connection before answering", a->name);

@@ -275,6 +275,9 @@ struct jb_http_req {
     int (*on_head)(void *ud, int status, const char *reason, size_t reason_len,
                    const struct jb_http_header *hdr, size_t nhdr);
     int (*on_body)(void *ud, const char *p, size_t n);
+    /* Optional: after each batch of bytes read from the server has gone through on_head
+     * and on_body (a place to send on at once what they gathered); nonzero aborts. */
+    int (*on_fed)(void *ud);
     /* Looked at at least every 200 ms while the client waits; nonzero aborts (JB_ECANCEL). */
     int (*cancelled)(void *ud);
     void *ud;

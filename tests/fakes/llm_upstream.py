@@ -54,6 +54,7 @@ Switches, from (lowest to highest precedence) /_control, the query string
 thing the proxy must pass unchanged): the usage ones above, and
   delay=S        seconds between SSE events (slow streaming)
   head_delay=S   seconds before the status line (a slow upstream)
+  first_delay=S  seconds between the head and the first SSE event (a model that thinks)
   deltas=N       number of text deltas (default 1)
   mib=N          stream N MiB of text deltas (16 KiB each) for benchmarks
   status=N       answer N (e.g. 500, 429) with the provider's error body; 429 adds
@@ -268,7 +269,7 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
 
-    def stream(self, chunks, delay):
+    def stream(self, chunks, delay, first_delay=0.0):
         """Send an SSE response, one write per event, Connection: close, no length."""
         self.close_connection = True
         self.send_response(200)
@@ -281,6 +282,8 @@ class Handler(BaseHTTPRequestHandler):
         sent, aborted = 0, False
         try:
             self.wfile.flush()
+            if first_delay > 0:
+                time.sleep(first_delay)
             first = True
             for c in chunks:
                 if delay > 0 and not first:
@@ -377,7 +380,8 @@ class Handler(BaseHTTPRequestHandler):
                                     "delta": {"stop_reason": stop, "stop_sequence": None},
                                     "usage": delta_usage}
             yield "message_stop", {"type": "message_stop"}
-        self.stream((sse(n, d) for n, d in events()), float(opts.get("delay") or 0))
+        self.stream((sse(n, d) for n, d in events()), float(opts.get("delay") or 0),
+                    float(opts.get("first_delay") or 0))
 
     # ---- OpenAI -------------------------------------------------------------------------
 

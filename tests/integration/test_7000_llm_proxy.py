@@ -44,7 +44,7 @@ WAIT = 20  # the longest any single wait in this file may take
 #   N MiB), "token": "env"|"none"|STRING, "auth": "x-api-key"|"bearer"|"both",
 #   "read": "all"|"first", "wait_file": PATH, "touch_before": PATH}.
 # Prints one JSON line per request (and appends it to "out"): status, headers, body (first
-# 64 KiB), body_len, body_sha256, t_first/t_total (s after the request was sent), chunks
+# 64 KiB), body_len, body_sha256, t_head/t_first/t_total (s after the request was sent), chunks
 # (number of recv() calls that returned body bytes), error.
 CLIENT = r'''
 import base64, hashlib, json, os, socket, sys, threading, time
@@ -157,6 +157,7 @@ def one(i, r):
         status = None
         rh = {}
         first_body = None
+        t_head = None
         while True:
             try:
                 b = s.recv(1 << 16)
@@ -172,6 +173,7 @@ def one(i, r):
             if hdr_end < 0:
                 hdr_end = buf.find(b"\r\n\r\n")
                 if hdr_end >= 0:
+                    t_head = now
                     lines = buf[:hdr_end].decode("latin-1").split("\r\n")
                     status = int(lines[0].split()[1])
                     for l in lines[1:]:
@@ -194,7 +196,8 @@ def one(i, r):
         res.update({"status": status, "headers": rh,
                     "body": raw[:65536].decode("utf-8", "replace"), "body_len": len(raw),
                     "body_sha256": hashlib.sha256(raw).hexdigest(),
-                    "t_first": times[0] if times else None, "t_total": t_total,
+                    "t_head": t_head, "t_first": times[0] if times else None,
+                    "t_total": t_total,
                     "chunks": len(times), "chunk_times": times[:64], "send_error": send_err})
     except Exception as e:
         res["error"] = "%s: %s" % (type(e).__name__, e)
@@ -654,6 +657,18 @@ class Streaming(ProxyCase):
         self.assertEqual(r["body_len"], len(want), "proxied body length != direct")
         self.assertEqual(r["body_sha256"], hashlib.sha256(want).hexdigest(),
                          "proxied SSE bytes differ from the upstream's")
+
+    def test_7307_the_head_goes_on_at_once_though_the_first_event_is_slow(self):
+        # The proxy sends the head together with the body bytes of the same read; one that
+        # held the head until a body byte came would keep an SDK from its response 2 s.
+        body = msg_body("slow start", stream=True, first_delay=2.0, deltas=2)
+        r = self.results("chat:sse-slow", [anth(body=body)])[0]
+        self.assertEqual(r["status"], 200, r)
+        self.assertIsNotNone(r["t_head"], r)
+        self.assertLess(r["t_head"], 1.0, "the head waited for the first event: %s" % r)
+        self.assertGreater(r["t_first"], 1.8, "the fake did not hold the first event: %s" % r)
+        want = self.direct(body)
+        self.assertEqual(r["body_sha256"], hashlib.sha256(want).hexdigest())
 
     def test_7302_openai_stream_passes_through(self):
         body = {"model": "g", "stream": True, "messages": [{"role": "user", "content": "x"}],
