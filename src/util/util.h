@@ -144,7 +144,8 @@ const char *jb_env_get(const struct jb_strv *env, const char *name); /* borrowed
 
 /* ---- hashing and randomness ----------------------------------------------------- */
 
-void jb_sha256_hex(const void *data, size_t len, char out[65]);
+void jb_sha256(const void *data, size_t len, unsigned char out[32]);
+void jb_sha256_hex(const void *data, size_t len, char out[65]); /* lowercase hex */
 int jb_random_bytes(void *out, size_t n, struct jb_err *err);
 int jb_uuid_v4(char out[37], struct jb_err *err);
 

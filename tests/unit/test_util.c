@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "util/util.h"
+#include <openssl/evp.h>
 
 static char tmpdir[PATH_MAX];
 
@@ -187,6 +188,39 @@ Test(util, sha256_matches_sha256sum)
     cr_assert_str_eq(hex, "9b953ff6c0e1c016e5e6b727dce74ea3392112310007b69b4ffc4ad27a94db9d");
     jb_sha256_hex("", 0, hex);
     cr_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+/* janebot's own SHA-256 against OpenSSL's, at every length around the block and padding
+ * boundaries (55, 56, 63, 64 ...) and on a few large inputs, and FIPS 180-4's examples. */
+Test(util, sha256_matches_openssl_at_every_boundary)
+{
+    char hex[65];
+    jb_sha256_hex("abc", 3, hex);
+    cr_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    jb_sha256_hex(two, strlen(two), hex);
+    cr_assert_str_eq(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    size_t big = 1000000 + 4099;
+    unsigned char *data = malloc(big);
+    cr_assert_not_null(data);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+    size_t lens[300 + 4];
+    size_t n = 0;
+    for (size_t l = 0; l < 300; l++)
+        lens[n++] = l;
+    lens[n++] = 4096, lens[n++] = 65537, lens[n++] = 1000000, lens[n++] = big;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ours[32], theirs[32];
+        unsigned int len = 0;
+        jb_sha256(data, lens[i], ours);
+        cr_assert_eq(EVP_Digest(data, lens[i], theirs, &len, EVP_sha256(), NULL), 1);
+        cr_assert(memcmp(ours, theirs, 32) == 0, "SHA-256 of %zu bytes differs", lens[i]);
+    }
+    memset(data, 'a', 1000000);
+    jb_sha256_hex(data, 1000000, hex);
+    cr_assert_str_eq(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    free(data);
 }
 
 Test(util, uuid_v4_format)
