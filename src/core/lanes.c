@@ -22,18 +22,21 @@
 
 #define LANE_BUCKETS 256
 
+/* A queued message and its strings in one allocation (m's pointers point into text[]): a
+ * backlog of waiting threads costs one block each here, not six. */
 struct msg_node {
     struct lane_msg m;
     struct msg_node *next;
+    char text[];
 };
 
 struct lane {
-    char *key;
     struct msg_node *head, *tail;
     size_t count;
     int running, ready;
     int64_t ready_at; /* jb_mono_ms() when a WAITING lane may start */
     struct lane *next_ready, *next_bucket;
+    char key[]; /* the thread key, in the lane's own allocation */
 };
 
 struct user_count {
@@ -90,9 +93,7 @@ int lane_msg_init(struct lane_msg *m, int64_t inbox_id, const char *thread_key, 
 
 static void msg_free(struct msg_node *n)
 {
-    if (!n) return;
-    lane_msg_release(&n->m);
-    free(n);
+    free(n); /* its strings are part of it */
 }
 
 static void ready_push(struct lanes *l, struct lane *ln, int64_t at)
@@ -190,7 +191,6 @@ static void lane_unlink_free(struct lanes *l, struct lane *ln)
     while (*pp != ln)
         pp = &(*pp)->next_bucket;
     *pp = ln->next_bucket;
-    free(ln->key);
     free(ln);
 }
 
@@ -320,24 +320,42 @@ static struct lane *lane_get(struct lanes *l, const char *key)
     unsigned b = bucket_of(key);
     for (struct lane *ln = l->buckets[b]; ln; ln = ln->next_bucket)
         if (!strcmp(ln->key, key)) return ln;
-    struct lane *ln = calloc(1, sizeof *ln);
-    if (!ln || !(ln->key = strdup(key))) {
-        free(ln);
-        return NULL;
-    }
+    size_t len = strlen(key) + 1;
+    struct lane *ln = calloc(1, sizeof *ln + len);
+    if (!ln) return NULL;
+    memcpy(ln->key, key, len);
     ln->next_bucket = l->buckets[b];
     l->buckets[b] = ln;
     return ln;
 }
 
+/* Copy src (NULL stays NULL) to *at, and move *at past it. */
+static char *put_str(char **at, const char *src)
+{
+    if (!src) return NULL;
+    size_t len = strlen(src) + 1;
+    char *dst = memcpy(*at, src, len);
+    *at += len;
+    return dst;
+}
+
 static struct msg_node *msg_new(int64_t inbox_id, const char *thread_key, const char *user,
                                 const char *text, const char *ref, const char *files)
 {
-    struct msg_node *n = calloc(1, sizeof *n);
-    if (n && lane_msg_init(&n->m, inbox_id, thread_key, user, text, ref, files) < 0) {
-        free(n);
-        return NULL;
-    }
+    const char *const str[] = {thread_key, user, text, ref, files};
+    size_t len = 0;
+    for (size_t i = 0; i < JB_ARRAY_LEN(str); i++)
+        len += str[i] ? strlen(str[i]) + 1 : 0;
+    struct msg_node *n = malloc(sizeof *n + len);
+    if (!n) return NULL;
+    char *at = n->text;
+    n->next = NULL;
+    n->m = (struct lane_msg){.inbox_id = inbox_id,
+                             .thread_key = put_str(&at, thread_key),
+                             .user_id = put_str(&at, user),
+                             .text = put_str(&at, text),
+                             .ref = put_str(&at, ref),
+                             .files = put_str(&at, files)};
     return n;
 }
 
