@@ -20,9 +20,9 @@ def remove_sandboxes(janebot, env, cwd=None):
                timeout=60)
     try:
         listing = subprocess.run([janebot, "sandbox", "list"], **run)
-        for line in listing.stdout.splitlines()[1:]:
-            if line.split():
-                subprocess.run([janebot, "sandbox", "rm", line.split()[0]], **run)
+        for fields in (line.split() for line in listing.stdout.splitlines()[1:]):
+            if fields:
+                subprocess.run([janebot, "sandbox", "rm", fields[0]], **run)
     except (OSError, subprocess.SubprocessError):
         pass
 

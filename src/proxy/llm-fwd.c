@@ -33,8 +33,9 @@ struct fwd {
     int fd; /* the sandbox's connection */
     enum llm_provider provider;
     struct upload up;
-    int head_sent, failed;
+    int head_got; /* the upstream's head came: the answer has started */
     int head_out; /* head (and the body bytes held behind it) sent to the sandbox */
+    int failed;
     long status;
     struct jb_buf head; /* response head, then the first body bytes of the same read */
     struct jb_buf line; /* current SSE line */
@@ -142,7 +143,7 @@ static int on_head(void *ud, int status, const char *reason, size_t reason_len,
         if (skip_header(line)) f->head.len = start, f->head.data[start] = '\0';
     }
     if (jb_buf_appendf(&f->head, NULL, "Connection: close\r\n\r\n") < 0) return -1;
-    f->head_sent = 1; /* it goes out with the body bytes of the same read (on_fed) */
+    f->head_got = 1; /* it goes out with the body bytes of the same read (on_fed) */
     return 0;
 }
 
@@ -150,7 +151,7 @@ static int on_head(void *ud, int status, const char *reason, size_t reason_len,
  * once for the head and the first event. */
 static int head_flush(struct fwd *f)
 {
-    if (!f->head_sent || f->head_out) return 0;
+    if (!f->head_got || f->head_out) return 0;
     f->head_out = 1;
     if (px_send_all(f->fd, f->head.data, f->head.len, jb_mono_ms() + SEND_TIMEOUT_MS) < 0)
         return f->failed = 1, -1;
@@ -187,7 +188,7 @@ static int sandbox_gone(void *ud)
 static int on_body(void *ud, const char *p, size_t len)
 {
     struct fwd *f = ud;
-    if (!f->head_sent) return -1;
+    if (!f->head_got) return -1;
     if (f->sse && f->up.scan.inserted && !f->up.scan.client_usage) {
         if (head_flush(f) == 0 && filter_feed(f, p, len) == 0) return 0;
         f->failed = 1;
@@ -418,12 +419,12 @@ int llm_forward(const struct llm_proxy *px, const struct llm_request *rq, int fd
         jb_err_set(err, JB_ENOMEM, "llm proxy: %s", net.msg);
         goto out;
     }
-    if (xc < 0 && !f.head_sent && f.up.failed) {
+    if (xc < 0 && !f.head_got && f.up.failed) {
         jb_err_set(err, JB_EPROTO, "the request body did not arrive (%zu of %zu bytes)", f.up.took,
                    f.up.len);
         goto out;
     }
-    if (xc < 0 && !f.head_sent) {
+    if (xc < 0 && !f.head_got) {
         jb_err_set(err, JB_EUNAVAIL, "upstream %s: %s", px->cfg.upstream[rq->provider], net.msg);
         goto out;
     }
