@@ -50,23 +50,16 @@ static int answer_only(struct core *c, const struct core_msg *m, int allowed, en
     return 0;
 }
 
-/* Over RATE_LIMIT_PER_MINUTE: recorded as seen (its twin event is dropped too), answered
- * with when to retry; nothing is stored for a turn, no sandbox is made. */
-static int rate_limited(struct core *c, const struct core_msg *m, int retry_s,
-                        struct core_decision *d, struct jb_err *err)
+/* Over RATE_LIMIT_PER_MINUTE (core_submit_event() recorded it as seen, so its twin event
+ * is dropped too): answered with when to retry; nothing is stored for a turn, no sandbox is
+ * made. */
+static void rate_limited(struct core *c, int retry_s, struct core_decision *d)
 {
-    int seen = core_event_once(c, m->event_id, m->dedupe_key, err);
-    if (seen < 0) return -1;
-    if (seen) {
-        d->verdict = CORE_DUPLICATE;
-        return 0;
-    }
     struct policy *p = core_policy_get(c);
     policy_rate_message(retry_s, p->rate_per_minute, d->text, sizeof d->text);
     policy_unref(p);
     d->verdict = CORE_RATE_LIMITED;
     d->retry_s = retry_s;
-    return 0;
 }
 
 static int decide(struct core *c, const struct core_msg *m, struct core_decision *d,
@@ -78,18 +71,15 @@ static int decide(struct core *c, const struct core_msg *m, struct core_decision
     int allowed = core_allowed(c, m->user, m->channel);
     if (!allowed || cmd != CMD_NONE || (!*m->text && !m->files))
         return answer_only(c, m, allowed, cmd, d, err);
-    int retry_s = 0; /* a redelivered or twin event was counted the first time */
-    int limited = 0;
-    struct jb_err rate_err = {0}; /* a failed check lets the message through */
-    if (!core_event_known(c, m->event_id, m->dedupe_key))
-        limited = core_rate_take(c, m->user, &retry_s, &rate_err);
-    if (limited == 1) return rate_limited(c, m, retry_s, d, err);
+    /* One store transaction: a redelivered or twin event is found before a token is spent. */
+    int retry_s = 0;
     int rc = core_submit_event(c, m->event_id, m->dedupe_key, m->thread_key, m->user, m->text,
-                               m->ref, m->files, err);
+                               m->ref, m->files, &retry_s, err);
     if (rc < 0) return -1; /* the store fails: the frontend says so, once */
-    if (limited < 0)
-        log_warn("rate limit of %s not checked (message let through): %s", m->user, rate_err.msg);
-    d->verdict = rc == 1 ? CORE_DUPLICATE : rc == 2 ? CORE_PASSED : CORE_QUEUED;
+    if (rc == 3)
+        rate_limited(c, retry_s, d);
+    else
+        d->verdict = rc == 1 ? CORE_DUPLICATE : rc == 2 ? CORE_PASSED : CORE_QUEUED;
     return 0;
 }
 

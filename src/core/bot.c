@@ -141,13 +141,32 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
 
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
                       const char *thread_key, const char *user, const char *text, const char *ref,
-                      const char *files, struct jb_err *err)
+                      const char *files, int *ret_retry_s, struct jb_err *err)
 {
+    char bucket[300];
+    struct core_take take;
+    struct jb_err rate_err = {0};
+    struct store_admit a = {.event_id = event_id,
+                            .dedupe_key = dedupe_key,
+                            .thread_key = thread_key,
+                            .user_id = user,
+                            .text = text,
+                            .ref = ref,
+                            .files = files,
+                            .bucket_fn = core_take_fn,
+                            .bucket_ud = &take};
+    if (core_rate_bucket(c, user, bucket, sizeof bucket, &take, &rate_err) == 1)
+        a.bucket_key = bucket;
     int64_t id = 0;
     pthread_mutex_lock(&c->store_mu);
-    int rc = store_event_accept(c->store, event_id, dedupe_key, thread_key, user, text, ref, files,
-                                &id, err);
+    int rc = store_event_admit(c->store, &a, &id, &rate_err, err);
     pthread_mutex_unlock(&c->store_mu);
+    if (rc >= 0 && rate_err.msg[0])
+        log_warn("rate limit of %s not checked (message let through): %s", user, rate_err.msg);
+    if (rc == 2) {
+        *ret_retry_s = take.retry_s;
+        return 3;
+    }
     if (rc != 0) return rc; /* 1: seen before; -1: error */
     int running = core_thread_running(c, thread_key);
     int passed = running ? core_steer(c, id, thread_key, user, text, ref, files) : 0;
@@ -168,14 +187,6 @@ int core_event_once(struct core *c, const char *event_id, const char *dedupe_key
     int rc = store_event_seen(c->store, event_id, dedupe_key, err);
     pthread_mutex_unlock(&c->store_mu);
     return rc;
-}
-
-int core_event_known(struct core *c, const char *event_id, const char *dedupe_key)
-{
-    pthread_mutex_lock(&c->store_mu);
-    int rc = store_event_known(c->store, event_id, dedupe_key, NULL);
-    pthread_mutex_unlock(&c->store_mu);
-    return rc == 1;
 }
 
 /* A message whose answer was going out when the last process died: when the frontend

@@ -292,21 +292,21 @@ int core_new(const struct jb_config *cfg, struct frontend *fe, const struct core
  * to retry. (A failed rate check lets the message through.) */
 int core_submit(struct core *c, const char *thread_key, const char *user, const char *text,
                 const char *ref, struct jb_err *err);
-/* Accept a Slack event exactly once (by event id and by post): 0 queued, 1 seen before,
- * 2 passed to the thread's running agent (it takes messages while it runs: core_steer),
- * -1 error. While a turn of the thread runs, its status says which happened. Durable before it
- * returns, so the caller may acknowledge it. files (may be NULL): the files shared with it, a JSON
- * array of {"name","url","size","mimetype"} (slack_files_normalise()); stored with the message and
- * fetched into the sandbox's
+/* Accept a Slack event exactly once (by event id and by post), its sender's rate token spent
+ * in the same store transaction: 0 queued, 1 seen before, 2 passed to the thread's running
+ * agent (it takes messages while it runs: core_steer), 3 over RATE_LIMIT_PER_MINUTE
+ * (recorded as seen, nothing stored for a turn; *ret_retry_s says when to retry), -1 error.
+ * A failed rate check lets the message through (logged). While a turn of the thread runs,
+ * its status says which happened. Durable before it returns, so the caller may acknowledge it.
+ * files (may be NULL): the files shared with it, a JSON array of {"name","url","size","mimetype"}
+ * (slack_files_normalise()); stored with the message and fetched into the sandbox's
  * ~/inbox/ through the frontend's fetch() when the turn runs. */
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
                       const char *thread_key, const char *user, const char *text, const char *ref,
-                      const char *files, struct jb_err *err);
+                      const char *files, int *ret_retry_s, struct jb_err *err);
 /* A Slack event that runs no turn, exactly once: 0 new, 1 seen before, -1 error. */
 int core_event_once(struct core *c, const char *event_id, const char *dedupe_key,
                     struct jb_err *err);
-/* 1 when that Slack event or post was recorded before (see store_event_known). */
-int core_event_known(struct core *c, const char *event_id, const char *dedupe_key);
 /* Queue the inbox's unfinished messages (after a crash or restart) of thread `key`, or
  * of every thread whose key starts with `key` when prefix is 1. Returns how many, or -1. */
 int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_err *err);

@@ -338,31 +338,36 @@ int core_policy_reload(struct core *c, struct jb_err *err)
     return 0;
 }
 
-struct take {
-    int limit, retry_s;
-};
-
-static int take_fn(void *ud, int found, double *tokens, int64_t *updated_ms)
+int core_take_fn(void *ud, int found, double *tokens, int64_t *updated_ms)
 {
-    struct take *t = ud;
+    struct core_take *t = ud;
     struct rate_bucket b = {*tokens, *updated_ms};
     int rc = rate_bucket_take(&b, found, t->limit, jb_now_ms(), &t->retry_s);
     *tokens = b.tokens, *updated_ms = b.updated_ms;
     return rc;
 }
 
-int core_rate_take(struct core *c, const char *user, int *ret_retry_s, struct jb_err *err)
+int core_rate_bucket(struct core *c, const char *user, char *key, size_t n, struct core_take *t,
+                     struct jb_err *err)
 {
     struct policy *p = core_policy_get(c);
-    struct take t = {.limit = p->rate_per_minute};
+    *t = (struct core_take){.limit = p->rate_per_minute};
     policy_unref(p);
-    if (t.limit <= 0) return 0;
-    char key[300];
-    int n = snprintf(key, sizeof key, "user:%s", user);
-    if (n < 0 || (size_t)n >= sizeof key)
+    if (t->limit <= 0) return 0;
+    int len = snprintf(key, n, "user:%s", user);
+    if (len < 0 || (size_t)len >= n)
         return jb_err_set(err, JB_EPROTO, "user id too long for a rate bucket");
+    return 1;
+}
+
+int core_rate_take(struct core *c, const char *user, int *ret_retry_s, struct jb_err *err)
+{
+    char key[300];
+    struct core_take t;
+    int rc = core_rate_bucket(c, user, key, sizeof key, &t, err);
+    if (rc <= 0) return rc;
     pthread_mutex_lock(&c->store_mu);
-    int rc = store_bucket_update(c->store, key, take_fn, &t, err);
+    rc = store_bucket_update(c->store, key, core_take_fn, &t, err);
     pthread_mutex_unlock(&c->store_mu);
     if (rc == 1) *ret_retry_s = t.retry_s;
     return rc;

@@ -140,6 +140,16 @@ int core_policy_reload(struct core *c, struct jb_err *err);
 /* Spend one of the user's tokens (the bucket lives in the store). 0 allowed; 1 rate
  * limited, *ret_retry_s set; -1 error (the caller lets the message through). */
 int core_rate_take(struct core *c, const char *user, int *ret_retry_s, struct jb_err *err);
+/* The user's bucket, for a store transaction that spends a token as core_rate_take() does
+ * (store_event_admit()): 1 with its key in key (n bytes) and t ready for core_take_fn();
+ * 0 when the current policy has no limit; -1 (err) when the user id is too long. */
+struct core_take {
+    int limit, retry_s; /* retry_s: set by core_take_fn() when it says 1 (limited) */
+};
+int core_rate_bucket(struct core *c, const char *user, char *key, size_t n, struct core_take *t,
+                     struct jb_err *err);
+/* A store_bucket_fn: ud is the struct core_take of core_rate_bucket(). */
+int core_take_fn(void *ud, int found, double *tokens, int64_t *updated_ms);
 /* policy_allowed() on the current snapshot. */
 int core_allowed(struct core *c, const char *user, const char *channel);
 /* The user-facing refusal: "rate limited … try again in N seconds" into buf. */

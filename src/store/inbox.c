@@ -25,13 +25,15 @@ int store_inbox_add(struct store *st, const char *thread_key, const char *user_i
         "INSERT INTO inbox (thread_key, user_id, text, received_at, ref, files)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id";
     int64_t id = 0;
-    if (store_run(st, sql,
-                  &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(text), ARG_I(jb_now_ms()),
-                              ARG_T(ref), ARG_T(files)),
-                  &id, NULL) < 0)
-        return store_fail(st, err, "cannot add a message of %s to the inbox", thread_key);
-    if (ret_id) *ret_id = id;
-    return 0;
+    store_lock(st);
+    int rc = store_hot_run(st, HOT_INBOX_ADD, sql,
+                           &STORE_ARGS(ARG_T(thread_key), ARG_T(user_id), ARG_T(text),
+                                       ARG_I(jb_now_ms()), ARG_T(ref), ARG_T(files)),
+                           &id, NULL);
+    if (rc < 0) store_fail(st, err, "cannot add a message of %s to the inbox", thread_key);
+    store_unlock(st);
+    if (rc == 0 && ret_id) *ret_id = id;
+    return rc;
 }
 
 int store_inbox_finish(struct store *st, int64_t id, const char *state, struct jb_err *err)
@@ -110,40 +112,78 @@ int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg *
     return 0;
 }
 
+static const char event_seen_sql[] = "INSERT INTO slack_events (event_id, dedupe_key, received_at)"
+                                     " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+/* Inside store_event_admit()'s transaction: 0 taken or no bucket, 1 limited, and a bucket
+ * that could not be read or written lets the message through (bucket_err says why), unless
+ * the failure ended the transaction: -1. */
+static int admit_bucket(struct store *st, const struct store_admit *a, struct jb_err *bucket_err,
+                        struct jb_err *err)
+{
+    if (!a->bucket_key) return 0;
+    int rc = store_bucket_take(st, a->bucket_key, a->bucket_fn, a->bucket_ud, bucket_err);
+    if (rc >= 0) return rc;
+    if (sqlite3_get_autocommit(st->db))
+        return jb_err_set(err, JB_ESYS, "store: event %s: %s", a->event_id, bucket_err->msg);
+    return 0;
+}
+
+int store_event_admit(struct store *st, const struct store_admit *a, int64_t *ret_id,
+                      struct jb_err *bucket_err, struct jb_err *err)
+{
+    store_lock(st);
+    int64_t n = 0;
+    int rc = -1;
+    if (store_hot_run(st, HOT_BEGIN, "BEGIN IMMEDIATE", NULL, NULL, NULL) < 0 ||
+        store_hot_run(st, HOT_EVENT_SEEN, event_seen_sql,
+                      &STORE_ARGS(ARG_T(a->event_id), ARG_T(a->dedupe_key), ARG_I(jb_now_ms())),
+                      NULL, &n) < 0) {
+        store_fail(st, err, "cannot accept event %s", a->event_id);
+        goto out;
+    }
+    if (n == 0) { /* that event, or that post under another event, was accepted before */
+        rc = 1;
+        goto out;
+    }
+    int limited = admit_bucket(st, a, bucket_err, err);
+    if (limited < 0) goto out;
+    if (!limited &&
+        store_inbox_add(st, a->thread_key, a->user_id, a->text, a->ref, a->files, ret_id, err) < 0)
+        goto out;
+    if (store_hot_run(st, HOT_COMMIT, "COMMIT", NULL, NULL, NULL) < 0) {
+        store_fail(st, err, "cannot accept event %s", a->event_id);
+        goto out;
+    }
+    rc = limited ? 2 : 0;
+out:
+    if (rc != 0 && rc != 2 && !sqlite3_get_autocommit(st->db))
+        store_hot_run(st, HOT_ROLLBACK, "ROLLBACK", NULL, NULL, NULL);
+    store_unlock(st);
+    return rc;
+}
+
 int store_event_accept(struct store *st, const char *event_id, const char *dedupe_key,
                        const char *thread_key, const char *user_id, const char *text,
                        const char *ref, const char *files, int64_t *ret_id, struct jb_err *err)
 {
-    static const char seen[] = "INSERT INTO slack_events (event_id, dedupe_key, received_at)"
-                               " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
-    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return store_fail(st, err, "cannot accept event %s", event_id);
-    int64_t n = 0;
-    if (store_run(st, seen, &STORE_ARGS(ARG_T(event_id), ARG_T(dedupe_key), ARG_I(jb_now_ms())),
-                  NULL, &n) < 0)
-        goto fail;
-    if (n == 0) { /* that event, or that post under another event, was accepted before */
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        return 1;
-    }
-    if (store_inbox_add(st, thread_key, user_id, text, ref, files, ret_id, err) < 0) goto fail_keep;
-    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto fail;
-    return 0;
-fail:
-    store_fail(st, err, "cannot accept event %s", event_id);
-fail_keep:
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    return -1;
+    struct store_admit a = {.event_id = event_id,
+                            .dedupe_key = dedupe_key,
+                            .thread_key = thread_key,
+                            .user_id = user_id,
+                            .text = text,
+                            .ref = ref,
+                            .files = files};
+    return store_event_admit(st, &a, ret_id, NULL, err);
 }
 
 int store_event_seen(struct store *st, const char *event_id, const char *dedupe_key,
                      struct jb_err *err)
 {
-    static const char sql[] = "INSERT INTO slack_events (event_id, dedupe_key, received_at)"
-                              " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
     int64_t n = 0;
-    if (store_run(st, sql, &STORE_ARGS(ARG_T(event_id), ARG_T(dedupe_key), ARG_I(jb_now_ms())),
-                  NULL, &n) < 0)
+    if (store_run(st, event_seen_sql,
+                  &STORE_ARGS(ARG_T(event_id), ARG_T(dedupe_key), ARG_I(jb_now_ms())), NULL,
+                  &n) < 0)
         return store_fail(st, err, "cannot record event %s", event_id);
     return n == 0;
 }

@@ -12,11 +12,26 @@ struct store_checkpointer;
 
 #define STORE_BUSY_MS 5000 /* how long a connection waits for another's write lock */
 
+/* The statements of an event's admission (store_event_admit(), run on the Slack thread
+ * before its ack) and of the rate buckets: prepared once per connection and kept, since
+ * preparing costs more than running them. */
+enum store_hot {
+    HOT_BEGIN,
+    HOT_COMMIT,
+    HOT_ROLLBACK,
+    HOT_EVENT_SEEN,
+    HOT_INBOX_ADD,
+    HOT_BUCKET_READ,
+    HOT_BUCKET_WRITE,
+    STORE_HOT_N
+};
+
 struct store {
     sqlite3 *db;
     char *path;                      /* for messages */
     struct store_checkpointer *ckpt; /* NULL unless store_low_latency() (latency.c) */
     int64_t busy_t0;                 /* store_low_latency()'s busy handler: first try, ms */
+    sqlite3_stmt *hot[STORE_HOT_N];  /* store_hot(): NULL until first used */
 };
 
 /* Stop st's checkpoint thread, if any (store_close() does). */
@@ -58,6 +73,26 @@ int store_fail(struct store *st, struct jb_err *err, const char *fmt, ...)
  * connection for store_fail(). */
 int store_prepare(struct store *st, const char *sql, const struct store_args *args,
                   sqlite3_stmt **ret);
+/* Hot statement `which` (its text is always sql), bound to args (may be NULL), ready to
+ * step; the caller holds the connection's mutex (store_lock()) until store_hot_done().
+ * 0, or -1 for store_fail(). */
+int store_hot(struct store *st, enum store_hot which, const char *sql,
+              const struct store_args *args, sqlite3_stmt **ret);
+/* Reset s and clear its bindings: ready for the next store_hot(). */
+void store_hot_done(sqlite3_stmt *s);
+/* Run hot statement `which` (no rows, or a RETURNING id into *ret_id, may be NULL);
+ * *ret_changes (may be NULL): rows changed. 0, or -1 for store_fail(). */
+int store_hot_run(struct store *st, enum store_hot which, const char *sql,
+                  const struct store_args *args, int64_t *ret_id, int64_t *ret_changes);
+/* The connection's own mutex, held across a sequence of statements that must not
+ * interleave with another thread's on the same connection (the hot statements). */
+void store_lock(struct store *st);
+void store_unlock(struct store *st);
+/* Inside a write transaction: read key's bucket, let fn update it, write it back. fn's
+ * result (0 or 1), or -1 for store_fail() when the bucket could not be read or written. */
+int store_bucket_take(struct store *st, const char *key, store_bucket_fn fn, void *ud,
+                      struct jb_err *err);
+
 /* Prepare, bind and run a statement that returns no rows (or only a RETURNING id, which
  * goes to *ret_id when that is not NULL). *ret_changes (may be NULL) gets the number of
  * rows changed. 0, or -1 for store_fail(). */

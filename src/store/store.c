@@ -200,6 +200,59 @@ int store_prepare(struct store *st, const char *sql, const struct store_args *ar
     return 0;
 }
 
+int store_hot(struct store *st, enum store_hot which, const char *sql,
+              const struct store_args *args, sqlite3_stmt **ret)
+{
+    sqlite3_stmt *s = st->hot[which];
+    if (!s && sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+        return -1;
+    st->hot[which] = s;
+    for (size_t i = 0; args && i < args->n; i++) {
+        if (bind_one(s, (int)i + 1, &args->v[i]) != SQLITE_OK) {
+            sqlite3_clear_bindings(s); /* keeps the bind error's message on the connection */
+            return -1;
+        }
+    }
+    *ret = s;
+    return 0;
+}
+
+void store_hot_done(sqlite3_stmt *s)
+{
+    if (!s) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+int store_hot_run(struct store *st, enum store_hot which, const char *sql,
+                  const struct store_args *args, int64_t *ret_id, int64_t *ret_changes)
+{
+    sqlite3_stmt *s = NULL;
+    if (store_hot(st, which, sql, args, &s) < 0) return -1;
+    int64_t id = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        id = sqlite3_column_int64(s, 0);
+    if (rc != SQLITE_DONE) {
+        store_hot_done(s); /* the message stays on the connection */
+        return -1;
+    }
+    if (ret_id) *ret_id = id;
+    if (ret_changes) *ret_changes = sqlite3_changes64(st->db);
+    store_hot_done(s);
+    return 0;
+}
+
+void store_lock(struct store *st)
+{
+    sqlite3_mutex_enter(sqlite3_db_mutex(st->db));
+}
+
+void store_unlock(struct store *st)
+{
+    sqlite3_mutex_leave(sqlite3_db_mutex(st->db));
+}
+
 int store_run(struct store *st, const char *sql, const struct store_args *args, int64_t *ret_id,
               int64_t *ret_changes)
 {
@@ -427,6 +480,8 @@ void store_close(struct store *st)
 {
     if (!st) return;
     store_checkpoint_stop(st);
+    for (int i = 0; i < STORE_HOT_N; i++)
+        sqlite3_finalize(st->hot[i]);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
         log_warn("store: closing %s: %s", st->path, sqlite3_errmsg(st->db));
     free(st->path);

@@ -87,9 +87,6 @@ void inbox_msgs_free(struct inbox_msg *v, size_t n);
  * files shared with it, a JSON array of {"name","url","size","mimetype"} kept as given. */
 int store_inbox_add(struct store *st, const char *thread_key, const char *user_id, const char *text,
                     const char *ref, const char *files, int64_t *ret_id, struct jb_err *err);
-/* A Slack event, exactly once: in one transaction, record event_id and dedupe_key and add
- * the message to the inbox. Returns 0 (added, *ret_id set), 1 when that event or that
- * post was accepted before (nothing added), -1 on error. */
 /* Record a Slack event that runs no turn (a command, a refusal): 0 the first time, 1 when
  * that event or that post was seen before, -1 on error. */
 int store_event_seen(struct store *st, const char *event_id, const char *dedupe_key,
@@ -98,6 +95,10 @@ int store_event_seen(struct store *st, const char *event_id, const char *dedupe_
  * 0 when not, -1 on error. Reads only. */
 int store_event_known(struct store *st, const char *event_id, const char *dedupe_key,
                       struct jb_err *err);
+/* A Slack event, exactly once: in one transaction, record event_id and dedupe_key and add
+ * the message to the inbox. Returns 0 (added, *ret_id set), 1 when that event or that
+ * post was accepted before (nothing added), -1 on error. store_event_admit() without a
+ * rate bucket. */
 int store_event_accept(struct store *st, const char *event_id, const char *dedupe_key,
                        const char *thread_key, const char *user_id, const char *text,
                        const char *ref, const char *files, int64_t *ret_id, struct jb_err *err);
@@ -261,6 +262,21 @@ typedef int (*store_bucket_fn)(void *ud, int found, double *tokens, int64_t *upd
  * or -1 with err. */
 int store_bucket_update(struct store *st, const char *key, store_bucket_fn fn, void *ud,
                         struct jb_err *err);
+/* A Slack event for a turn, as store_event_accept() records it and with its sender's rate
+ * bucket taken, all in one write transaction (one commit before the event's ack). Borrowed;
+ * bucket_key NULL: no rate limit. */
+struct store_admit {
+    const char *event_id, *dedupe_key, *thread_key, *user_id, *text, *ref, *files;
+    const char *bucket_key;
+    store_bucket_fn bucket_fn;
+    void *bucket_ud;
+};
+/* 0: recorded and added to the inbox (*ret_id, may be NULL); 1: that event or that post
+ * was recorded before (nothing changed); 2: rate limited (bucket_fn said 1): the event is
+ * recorded, nothing is added; -1: error, nothing recorded. A bucket that cannot be read or
+ * written lets the message through: it is added, and bucket_err says why. */
+int store_event_admit(struct store *st, const struct store_admit *a, int64_t *ret_id,
+                      struct jb_err *bucket_err, struct jb_err *err);
 
 /* ---- remote sandboxes (remote.c): thread -> sprite, and the warm pool ---- */
 

@@ -559,6 +559,75 @@ Test(store, an_event_is_accepted_once_by_id_and_by_post)
     store_close(st);
 }
 
+/* A store_bucket_fn that records what it found and changes nothing. */
+struct bucket_seen {
+    int found;
+    double tokens;
+};
+
+static int bucket_found(void *ud, int found, double *tokens, int64_t *updated_ms)
+{
+    struct bucket_seen *seen = ud;
+    (void)updated_ms;
+    seen->found = found, seen->tokens = *tokens;
+    return 0;
+}
+
+/* A store_bucket_fn: says *ud (0 take, 1 limited, -1 broken), counts its calls in ud[1]. */
+static int bucket_says(void *ud, int found, double *tokens, int64_t *updated_ms)
+{
+    int *v = ud;
+    (void)found, (void)updated_ms;
+    v[1]++;
+    *tokens = 7;
+    return v[0];
+}
+
+Test(store, an_admitted_event_spends_its_token_in_the_same_transaction)
+{
+    struct jb_err err = {0}, bucket_err = {0};
+    struct store *st = open_ok();
+    int says[2] = {1, 0};
+    struct store_admit a = {.event_id = "Ev1",
+                            .dedupe_key = "D1:1.1",
+                            .thread_key = "D1:1.1",
+                            .user_id = "U1",
+                            .text = "hi",
+                            .bucket_key = "user:U1",
+                            .bucket_fn = bucket_says,
+                            .bucket_ud = says};
+    int64_t id = 0;
+    /* limited: recorded as seen, nothing in the inbox */
+    cr_assert_eq(store_event_admit(st, &a, &id, &bucket_err, &err), 2, "%s", err.msg);
+    cr_assert_eq(says[1], 1);
+    cr_assert_eq(store_event_known(st, "Ev1", "D1:1.1", &err), 1);
+    cr_assert_eq(pending_count(st, "D1:", NULL), 0);
+    /* its redelivery is found before a token is spent */
+    cr_assert_eq(store_event_admit(st, &a, &id, &bucket_err, &err), 1);
+    cr_assert_eq(says[1], 1, "a duplicate spends no token");
+    /* taken: in the inbox, and the bucket written in the same commit */
+    says[0] = 0;
+    a.event_id = "Ev2", a.dedupe_key = "D1:1.2";
+    cr_assert_eq(store_event_admit(st, &a, &id, &bucket_err, &err), 0, "%s", err.msg);
+    cr_assert_gt(id, 0);
+    cr_assert_eq(pending_count(st, "D1:", NULL), 1);
+    /* a bucket that cannot be updated lets the message through, and says why */
+    says[0] = -1;
+    a.event_id = "Ev3", a.dedupe_key = "D1:1.3";
+    cr_assert_eq(store_event_admit(st, &a, &id, &bucket_err, &err), 0, "%s", err.msg);
+    cr_assert_neq(bucket_err.msg[0], '\0');
+    cr_assert_eq(pending_count(st, "D1:", NULL), 2);
+    store_close(st);
+    /* what was committed is there after a reopen: the bucket (found, 7 tokens) too */
+    st = open_ok();
+    struct bucket_seen seen = {0, 0};
+    cr_assert_eq(store_bucket_update(st, "user:U1", bucket_found, &seen, &err), 0, "%s", err.msg);
+    cr_assert_eq(seen.found, 1);
+    cr_assert_float_eq(seen.tokens, 7.0, 1e-9);
+    cr_assert_eq(pending_count(st, "D1:", NULL), 2);
+    store_close(st);
+}
+
 Test(store, the_files_of_a_message_are_kept_until_its_turn_runs)
 {
     struct jb_err err = {0};
