@@ -32,7 +32,9 @@ Behaviour (defaults; most are switchable with /_control/config):
     envelopes. Each events_api envelope must be acked ({"envelope_id": ...}) within
     ack_timeout (3 s); otherwise it is redelivered on an open socket with a new envelope_id,
     retry_attempt+1, retry_reason "timeout", the same event_id, up to 3 retries. Ack latency
-    is recorded per envelope. Events injected with no socket open wait for the next one.
+    is recorded per envelope: from the write of the envelope to the read of its ack
+    (--switch-interval shortens the GIL's, so a control thread delays that read less).
+    Events injected with no socket open wait for the next one.
   * The 11th socket gets disconnect too_many_websockets. Pings every ping_interval.
   * chat.postMessage keeps message metadata ({event_type, event_payload}, a JSON string)
     on the message; conversations.replies returns it with include_all_metadata=true.
@@ -554,15 +556,18 @@ class Server:
                 rec["sent_at"] = time.time()
                 frame = json.dumps(rec["frame"])
                 pad = rec.get("fragment_pad") or 0
-                self._send(c, [" " * pad, frame] if pad else frame)  # a list: fragments
+                self._send(c, [" " * pad, frame] if pad else frame, rec)  # a list: fragments
                 self.loop.call_later(st.cfg["ack_timeout"], self._check_ack,
                                      rec["envelope_id"])
 
-    def _send(self, c, text):
+    def _send(self, c, text, rec=None):
         import asyncio
 
         async def go():
             try:
+                if rec is not None:  # latency counts from the write, not from the queueing
+                    with self.st.lock:
+                        rec["sent_at"] = time.time()
                 await c.ws.send(text)
             except Exception as e:  # connection gone: the ack timer redelivers
                 log("send on conn %s failed: %s" % (c.id, e))
@@ -1725,7 +1730,12 @@ def main():
     ap.add_argument("--bot-token", default="")
     ap.add_argument("--app-token", default="")
     ap.add_argument("--fixtures", default=os.path.normpath(DEFAULT_FIXTURES))
+    ap.add_argument("--switch-interval", type=float, default=0.0,
+                    help="the GIL's switch interval in s (0: Python's default); a short one "
+                         "lets the socket loop run soon after a control thread took the GIL")
     opts = ap.parse_args()
+    if opts.switch_interval > 0:
+        sys.setswitchinterval(opts.switch_interval)
 
     import asyncio
     from http.server import ThreadingHTTPServer
