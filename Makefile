@@ -29,9 +29,10 @@ CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
 LDFLAGS += -fsanitize=fuzzer,address,undefined
 endif
 
+# JB_CHILD_FORK: sandbox/child.c forks (ThreadSanitizer cannot follow a clone(CLONE_VM) child).
 ifeq ($(TSAN),1)
 B       := build-tsan
-CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer -DJB_CHILD_FORK
 LDFLAGS += -fsanitize=thread
 endif
 
@@ -50,6 +51,10 @@ all: $(B)/janebot
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The sandbox's first process runs this file's code in janebot's own memory until its exec
+# (clone(CLONE_VM)): no sanitizer's hooks in it, in any build.
+$(B)/src/sandbox/child.o: CFLAGS += -fno-sanitize=all
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/bench-exec.d \
            $(B)/tests/tsan/stress.d $(FUZZ_TARGETS:%=$(B)/tests/fuzz/%.d)

@@ -56,6 +56,11 @@ struct proc_spec {
  * the calling thread. Returns after the child is reaped and its group killed. */
 int proc_run(const struct proc_spec *ps, struct sandbox_exec *x, struct jb_err *err);
 
+/* proc_run()'s child (child.c): in, out, errfd (-1: inherited) become its 0, 1, 2, then it
+ * joins ps's cgroups, takes a session, the staging mounts, the nice value and the uid, and
+ * execs ps->argv. Its pid, or -1 (errno set); returns once it has exec'd or exited. */
+pid_t proc_clone(const struct proc_spec *ps, int in, int out, int errfd);
+
 /* A memfd holding data (close-on-exec; the caller closes it). -1 on error. */
 int proc_memfd(const char *name, const void *data, size_t len, struct jb_err *err);
 
