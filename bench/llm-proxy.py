@@ -169,7 +169,8 @@ def run_many(streams, kib, boxed, jb, env, nbox):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("janebot")
-    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--runs", type=int, default=30,
+                    help="requests per side, in 3 rounds; a median of fewer moves with single slow ones")
     ap.add_argument("--mib", type=float, default=10)
     ap.add_argument("--streams", type=int, default=200)
     ap.add_argument("--stream-kib", type=float, default=8)
