@@ -495,7 +495,16 @@ def fmt_row(bot, res, i, r):
         r["max"], mib(res["rss_idle"]), mib(r["hwm"]))
 
 
-def fmt_wire_row(bot, i, r):
+def print_table(columns, results, fmt):
+    """A markdown table: one row per phase of each bot, fmt(bot, res, i, row) each."""
+    print("| %s |" % " | ".join(columns))
+    print("|%s" % ("---|" * len(columns)))
+    for _, bot, res in results:
+        for i, r in enumerate(res["rows"]):
+            print(fmt(bot, res, i, r))
+
+
+def fmt_wire_row(bot, _res, i, r):
     return "| %s | %d | %d/%d | %.3f | %.3f | %.3f | %.3f / %.3f | %.2f |" % (
         bot, i + 1, r["wire_acks"], r["acks"], r["wire_p50"], r["wire_p99"], r["wire_max"],
         r["wire_dm_p50"], r["wire_dm_max"], r["p99"])
@@ -619,12 +628,8 @@ def main():
           "in %d threads (janebot runs a turn for each DM)" % (RUNS, PHASE_SECS, RATE,
                                                               TURN_RATE, TURN_THREADS))
     print()
-    print("| bot | phase | sent | acks | p50 ms | p99 ms | max ms | RSS idle MiB | "
-          "peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for _, bot, res in results:
-        for i, r in enumerate(res["rows"]):
-            print(fmt_row(bot, res, i, r))
+    print_table(["bot", "phase", "sent", "acks", "p50 ms", "p99 ms", "max ms", "RSS idle MiB",
+                 "peak RSS MiB"], results, fmt_row)
     print()
     for _, bot, res in results:
         t = res["total"]
@@ -649,12 +654,8 @@ def main():
               "the envelope's frame and of the one that ended the ack's (a packet socket on "
               "lo), so the fake's own delays are not in them")
         print()
-        print("| bot | phase | acks timed | p50 ms | p99 ms | max ms | DMs: p50 / max ms | "
-              "fake's p99 ms |")
-        print("|---|---|---|---|---|---|---|---|")
-        for _, bot, res in results:
-            for i, r in enumerate(res["rows"]):
-                print(fmt_wire_row(bot, i, r))
+        print_table(["bot", "phase", "acks timed", "p50 ms", "p99 ms", "max ms",
+                     "DMs: p50 / max ms", "fake's p99 ms"], results, fmt_wire_row)
         print()
         print("Streams that lost sync: %d; packets the tap dropped: %d.%s"
               % (lost, dropped, "" if wire else " Incomplete: the goals use the fake's record."))
