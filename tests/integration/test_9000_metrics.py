@@ -120,10 +120,14 @@ class Metrics(ServeCase):
     def test_9001_a_conversation_moves_the_counters_by_what_happened(self):
         s = self.converse()
         # The turn's end (reactions, status removal) may still be in flight: wait for it.
+        # The turn is counted inside it, and its lane lets go of the message just after it
+        # returns: wait for both.
         end = time.monotonic() + 10
         while True:
             m = parse(self.scrape())
-            if value(m, "janebot_turns_total", outcome="ok") >= 1 or time.monotonic() > end:
+            done = (value(m, "janebot_turns_total", outcome="ok") >= 1
+                    and value(m, "janebot_queue_messages") == 0)
+            if done or time.monotonic() > end:
                 break
             time.sleep(0.1)
         s = self.slack.state()
