@@ -16,14 +16,11 @@ static int bucket_read(struct store *st, const char *key, int *found, double *to
     if (*found) {
         *tokens = sqlite3_column_double(s, 0);
         *updated = sqlite3_column_int64(s, 1);
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    } else if (rc != SQLITE_DONE) {
         store_fail(st, err, "cannot read the rate bucket of %s", key);
-        store_hot_done(s);
-        return -1;
     }
     store_hot_done(s);
-    return 0;
+    return *found || rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int bucket_write(struct store *st, const char *key, double tokens, int64_t updated,

@@ -224,23 +224,29 @@ void store_hot_done(sqlite3_stmt *s)
     sqlite3_clear_bindings(s);
 }
 
+/* Step s to its end: the last row's first column (a RETURNING id) into *ret_id, the rows
+ * changed into *ret_changes (both may be NULL). 0, or -1 with sqlite's message left on the
+ * connection. */
+static int step_all(struct store *st, sqlite3_stmt *s, int64_t *ret_id, int64_t *ret_changes)
+{
+    int64_t id = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        id = sqlite3_column_int64(s, 0);
+    if (rc != SQLITE_DONE) return -1;
+    if (ret_id) *ret_id = id;
+    if (ret_changes) *ret_changes = sqlite3_changes64(st->db);
+    return 0;
+}
+
 int store_hot_run(struct store *st, enum store_hot which, const char *sql,
                   const struct store_args *args, int64_t *ret_id, int64_t *ret_changes)
 {
     sqlite3_stmt *s = NULL;
     if (store_hot(st, which, sql, args, &s) < 0) return -1;
-    int64_t id = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        id = sqlite3_column_int64(s, 0);
-    if (rc != SQLITE_DONE) {
-        store_hot_done(s); /* the message stays on the connection */
-        return -1;
-    }
-    if (ret_id) *ret_id = id;
-    if (ret_changes) *ret_changes = sqlite3_changes64(st->db);
-    store_hot_done(s);
-    return 0;
+    int rc = step_all(st, s, ret_id, ret_changes);
+    store_hot_done(s); /* on failure the message stays on the connection */
+    return rc;
 }
 
 void store_lock(struct store *st)
@@ -258,14 +264,7 @@ int store_run(struct store *st, const char *sql, const struct store_args *args, 
 {
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st, sql, args, &s) < 0) return -1;
-    int64_t id = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        id = sqlite3_column_int64(s, 0);
-    if (rc != SQLITE_DONE) return -1;
-    if (ret_id) *ret_id = id;
-    if (ret_changes) *ret_changes = sqlite3_changes64(st->db);
-    return 0;
+    return step_all(st, s, ret_id, ret_changes);
 }
 
 int store_col_dup(sqlite3_stmt *s, int col, char **ret)
