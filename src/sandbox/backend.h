@@ -3,6 +3,8 @@
 #ifndef JB_SANDBOX_BACKEND_H
 #define JB_SANDBOX_BACKEND_H
 
+#include <stdio.h>
+
 #include "sandbox/sandbox.h"
 
 /* The uid (and gid) of the agent inside a local sandbox. */
@@ -87,6 +89,7 @@ struct bwrap_plan {
 #define BWRAP_MAX_FDS 32
 struct bwrap_args {
     struct jb_strv argv;
+    struct jb_strv sources; /* the host paths bwrap takes something from (binds, --dev) */
     int fds[BWRAP_MAX_FDS]; /* owned: closed by bwrap_args_release() */
     size_t nfds;
 };
@@ -94,6 +97,16 @@ struct bwrap_args {
 int bwrap_build(const struct bwrap_plan *p, struct bwrap_args *a, struct jb_err *err);
 void bwrap_args_release(struct bwrap_args *a);
 char *bwrap_path(void); /* caller frees; NULL when bwrap is not installed */
+
+/* ---- the staging namespace's mount table (mounts.c) ---- */
+
+/* The mount points of mountinfo (a /proc/<pid>/mountinfo stream) that a root exec's
+ * staging namespace detaches before bwrap runs (only the topmost: the rest go with them),
+ * pushed to out: all but the
+ * root, the mounts on the way to a path of needed, and those below one; mounts below
+ * state_root (may be NULL) always go. */
+int mounts_to_detach(FILE *mountinfo, const char *const *needed, size_t nneeded,
+                     const char *state_root, struct jb_strv *out, struct jb_err *err);
 
 /* ---- cgroups (cgroup.c): a memory (and pids) cgroup per running sandbox ---- */
 
@@ -185,10 +198,6 @@ int diskimg_full(int home_fd, long long *ret_left);
 /* Bytes the home of the sandbox in dir uses when it is an image (its files when mounted,
  * else the image's blocks on the host); -1 when it has none. */
 long long diskimg_used_bytes(const char *dir);
-/* Mount points below root (the homes mounted under <state>/sandboxes) pushed to out. A
- * sandbox's staging namespace lets go of them, so it does not hold every other home's
- * file system (and its deleted image) until it ends. */
-int diskimg_mounts_under(const char *root, struct jb_strv *out, struct jb_err *err);
 /* How many files (inodes) an image of bytes holds. */
 long long diskimg_inodes(long long bytes);
 /* The `doctor` line: which disk quota is in force (it makes and mounts a small image). */

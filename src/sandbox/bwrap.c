@@ -41,6 +41,7 @@ char *bwrap_path(void)
 void bwrap_args_release(struct bwrap_args *a)
 {
     jb_strv_free(&a->argv);
+    jb_strv_free(&a->sources);
     for (size_t i = 0; i < a->nfds; i++)
         close(a->fds[i]);
     a->nfds = 0;
@@ -53,6 +54,13 @@ static int push(struct bwrap_args *a, const char *s1, const char *s2, const char
     for (size_t i = 0; i < 3 && v[i]; i++)
         if (jb_strv_push(&a->argv, v[i], err) < 0) return -1;
     return 0;
+}
+
+/* "OPT SRC DEST" of a bind, SRC noted as a host path bwrap needs (mounts.c). */
+static int push_bind(struct bwrap_args *a, const char *opt, const char *src, const char *dest,
+                     struct jb_err *err)
+{
+    return jb_strv_push(&a->sources, src, err) < 0 ? -1 : push(a, opt, src, dest, err);
 }
 
 /* Take ownership of fd and put "OPT FD DEST" on the command line. */
@@ -116,12 +124,12 @@ static char *read_host_file(const char *path, size_t *ret_len)
 static int add_system(struct bwrap_args *a, struct jb_err *err)
 {
     char target[4096];
-    if (push(a, "--ro-bind", "/usr", "/usr", err) < 0) return -1;
+    if (push_bind(a, "--ro-bind", "/usr", "/usr", err) < 0) return -1;
     for (size_t i = 0; i < JB_ARRAY_LEN(top_dirs); i++) {
         struct stat st;
         if (lstat(top_dirs[i], &st) < 0) continue;
         if (!S_ISLNK(st.st_mode)) {
-            if (push(a, "--ro-bind", top_dirs[i], top_dirs[i], err) < 0) return -1;
+            if (push_bind(a, "--ro-bind", top_dirs[i], top_dirs[i], err) < 0) return -1;
             continue;
         }
         ssize_t n = readlink(top_dirs[i], target, sizeof target - 1);
@@ -131,7 +139,7 @@ static int add_system(struct bwrap_args *a, struct jb_err *err)
     }
     for (size_t i = 0; i < JB_ARRAY_LEN(etc_paths); i++)
         if (access(etc_paths[i], F_OK) == 0 &&
-            push(a, "--ro-bind", etc_paths[i], etc_paths[i], err) < 0)
+            push_bind(a, "--ro-bind", etc_paths[i], etc_paths[i], err) < 0)
             return -1;
     for (size_t i = 0; i < JB_ARRAY_LEN(etc_copies); i++) {
         size_t len = 0;
@@ -184,6 +192,17 @@ static int add_env(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_e
     return 0;
 }
 
+/* A /dev of bwrap's: its own tmpfs, devpts and /dev/shm, and these nodes of the host's
+ * bound in (what bwrap's --dev takes from the host). */
+static int add_dev(struct bwrap_args *a, struct jb_err *err)
+{
+    static const char *const nodes[] = {"/dev/null",   "/dev/zero",    "/dev/full",
+                                        "/dev/random", "/dev/urandom", "/dev/tty"};
+    for (size_t i = 0; i < JB_ARRAY_LEN(nodes); i++)
+        if (jb_strv_push(&a->sources, nodes[i], err) < 0) return -1;
+    return push(a, "--dev", "/dev", NULL, err);
+}
+
 static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct jb_err *err)
 {
     const struct sandbox *sb = p->sb;
@@ -193,16 +212,16 @@ static int add_mounts(struct bwrap_args *a, const struct bwrap_plan *p, struct j
     snprintf(size, sizeof size, "%lld", tmp_bytes);
     snprintf(shm, sizeof shm, "%lld", tmp_bytes < SHM_BYTES ? tmp_bytes : SHM_BYTES);
     if (add_system(a, err) < 0 || add_identity(a, sb->name, err) < 0 ||
-        push(a, "--proc", "/proc", NULL, err) < 0 || push(a, "--dev", "/dev", NULL, err) < 0 ||
+        push(a, "--proc", "/proc", NULL, err) < 0 || add_dev(a, err) < 0 ||
         push(a, "--perms", "1777", NULL, err) < 0 || push(a, "--size", shm, NULL, err) < 0 ||
         push(a, "--tmpfs", "/dev/shm", NULL, err) < 0 ||
         push(a, "--perms", "1777", NULL, err) < 0 || push(a, "--size", size, NULL, err) < 0 ||
         push(a, "--tmpfs", "/tmp", NULL, err) < 0 ||
-        push(a, "--bind", p->home_src, "/home/agent", err) < 0)
+        push_bind(a, "--bind", p->home_src, "/home/agent", err) < 0)
         return -1;
     for (size_t i = 0; p->x->ro_paths && p->x->ro_paths[i]; i++)
         if (sandbox_ro_path_check(o, p->x->ro_paths[i], err) < 0 ||
-            push(a, "--ro-bind", p->ro_src[i], p->x->ro_paths[i], err) < 0)
+            push_bind(a, "--ro-bind", p->ro_src[i], p->x->ro_paths[i], err) < 0)
             return -1;
     for (size_t i = 0; i < p->x->nfiles; i++)
         if (push_data(a, p->x->files[i].path, p->x->files[i].data, p->x->files[i].len, err) < 0)

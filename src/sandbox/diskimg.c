@@ -474,42 +474,6 @@ long long diskimg_used_bytes(const char *dir)
     return (long long)st.st_blocks * 512;
 }
 
-/* A mount point of /proc/self/mountinfo, whose spaces and such are \ooo escapes, unescaped
- * in place. */
-static void unescape_octal(char *s)
-{
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-            r[3] >= '0' && r[3] <= '7') {
-            *w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
-            r += 3;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = '\0';
-}
-
-int diskimg_mounts_under(const char *root, struct jb_strv *out, struct jb_err *err)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f) return jb_err_sys(err, "cannot read /proc/self/mountinfo");
-    size_t rl = strlen(root);
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    while (rc == 0 && getline(&line, &cap, f) > 0) {
-        char point[4096];
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1) continue;
-        unescape_octal(point);
-        if (!strncmp(point, root, rl) && point[rl] == '/') rc = jb_strv_push(out, point, err);
-    }
-    free(line);
-    fclose(f);
-    return rc;
-}
-
 long long diskimg_inodes(long long bytes)
 {
     return bytes / BYTES_PER_INODE;

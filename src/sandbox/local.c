@@ -175,7 +175,28 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
         if (!p || jb_strv_push(&st->ro, p, err) < 0) return -1;
     }
     plan->ro_src = (const char *const *)st->ro.v;
-    return diskimg_mounts_under(sb->ctx->root, &st->detach, err);
+    return 0;
+}
+
+/* What the child's staging namespace lets go of (mounts.c): everything bwrap takes nothing
+ * from, read from the mount table now, so a home mounted meanwhile goes too. */
+static int stage_detach(struct stage *st, const struct sandbox *sb, const struct bwrap_args *a,
+                        const char *bwrap, struct jb_err *err)
+{
+    struct jb_strv needed = JB_STRV_INIT;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    int rc = f ? 0 : jb_err_sys(err, "cannot read /proc/self/mountinfo");
+    if (rc == 0)
+        rc = jb_strv_pushv(&needed, (const char *const *)a->sources.v, err) < 0 ||
+                     jb_strv_push(&needed, bwrap, err) < 0 ||
+                     jb_strv_push(&needed, "/proc", err) < 0 ||
+                     jb_strv_push(&needed, st->dir, err) < 0
+                 ? -1
+                 : mounts_to_detach(f, (const char *const *)needed.v, needed.n, sb->ctx->root,
+                                    &st->detach, err);
+    if (f) fclose(f);
+    jb_strv_free(&needed);
+    return rc;
 }
 
 /* What the run's tick watches: the home's size, and refusals of the exec's token. */
@@ -284,6 +305,7 @@ static int local_exec(struct sandbox *sb, struct sandbox_exec *x, struct jb_err 
         goto out;
     if (watch.llm) plan.llm_env = (const char *const *)llm_env.v;
     if ((drop && stage_init(&st, lc, sb, &plan, err) < 0) || bwrap_build(&plan, &a, err) < 0 ||
+        (drop && stage_detach(&st, sb, &a, lc->bwrap, err) < 0) ||
         cgroup_run_create(&lc->cg, atomic_fetch_add(&lc->seq, 1),
                           (long long)sb->ctx->opts->memory_mb << 20, sb->ctx->opts->max_procs + 8,
                           &cg, err) < 0)
