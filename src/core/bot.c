@@ -136,7 +136,7 @@ int core_submit(struct core *c, const char *thread_key, const char *user, const 
     int rc = store_inbox_add(c->store, thread_key, user, text, ref, NULL, &id, err);
     pthread_mutex_unlock(&c->store_mu);
     if (rc < 0) return -1;
-    return lanes_enqueue(c->lanes, id, thread_key, user, text, ref, NULL, err);
+    return lanes_enqueue(c->lanes, id, thread_key, user, NULL, NULL, NULL, err); /* by id */
 }
 
 int core_submit_event(struct core *c, const char *event_id, const char *dedupe_key,
@@ -171,7 +171,7 @@ int core_submit_event(struct core *c, const char *event_id, const char *dedupe_k
     int running = core_thread_running(c, thread_key);
     int passed = running ? core_steer(c, id, thread_key, user, text, ref, files) : 0;
     if (passed < 0) log_warn("thread %s: out of memory passing a message on; queued", thread_key);
-    if (passed != 1 && lanes_enqueue(c->lanes, id, thread_key, user, text, ref, files, err) < 0)
+    if (passed != 1 && lanes_enqueue(c->lanes, id, thread_key, user, NULL, NULL, NULL, err) < 0)
         return -1;
     if (running) /* the running turn's status message says where the message went */
         c->fe->ops->progress(c->fe, thread_key,
@@ -220,8 +220,7 @@ int core_resume_pending(struct core *c, const char *key, int prefix, struct jb_e
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!prefix && strcmp(v[i].thread_key, key) != 0) continue;
         if (v[i].answering && already_answered(c, &v[i])) continue;
-        rc = lanes_enqueue(c->lanes, v[i].id, v[i].thread_key, v[i].user_id, v[i].text, v[i].ref,
-                           v[i].files, err);
+        rc = lanes_enqueue(c->lanes, v[i].id, v[i].thread_key, v[i].user_id, NULL, NULL, NULL, err);
         queued++;
     }
     inbox_msgs_free(v, n);

@@ -132,7 +132,10 @@ struct lanes_opts {
 /* Starts the workers. *ret is the caller's; lanes_free() drains and joins. */
 int lanes_new(const struct lanes_opts *o, lane_run_fn run, void *ud, struct lanes **ret,
               struct jb_err *err);
-/* Copies the message (ref and files may be NULL). */
+/* Copies the message. text, ref and files may be NULL: the core queues only a message's
+ * inbox id and user (what a lane's scheduling needs) and reads the rest from the inbox
+ * when its turn starts, so a backlog costs memory per message, not per byte of it. The
+ * lane_msg given to run has thread_key = the lane's own key. */
 int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
                   const char *text, const char *ref, const char *files, struct jb_err *err);
 /* Change the cap of (L5) (a reloaded configuration); lanes waiting on it may start. */

@@ -22,20 +22,25 @@
 
 #define LANE_BUCKETS 256
 
-/* A queued message and its strings in one allocation (m's pointers point into text[]): a
- * backlog of waiting threads costs one block each here, not six. */
+/* A queued message in one small block: its user, then one byte saying which of text, ref
+ * and files follow (MSG_HAS_*), then those. The core queues an id and a user only (a
+ * backlog of 10,000 waiting threads is then a lane and one 32-byte block each); the
+ * lane_msg a turn gets is made from it (msg_view), its thread_key the lane's own key. */
 struct msg_node {
-    struct lane_msg m;
     struct msg_node *next;
-    char text[];
+    int64_t inbox_id;
+    char str[]; /* user '\0' mask [text '\0'] [ref '\0'] [files '\0'] */
 };
+#define MSG_HAS_TEXT  1
+#define MSG_HAS_REF   2
+#define MSG_HAS_FILES 4
 
 struct lane {
     struct msg_node *head, *tail;
-    size_t count;
-    int running, ready;
     int64_t ready_at; /* jb_mono_ms() when a WAITING lane may start */
     struct lane *next_ready, *next_bucket;
+    uint32_t count;
+    uint8_t running, ready;
     char key[]; /* the thread key, in the lane's own allocation */
 };
 
@@ -113,7 +118,7 @@ static void ready_push(struct lanes *l, struct lane *ln, int64_t at)
  * first's (take_batch takes those). */
 static const char *batch_user(const struct lanes *l, const struct lane *ln)
 {
-    return (l->opts.merge ? ln->tail : ln->head)->m.user_id;
+    return (l->opts.merge ? ln->tail : ln->head)->str;
 }
 
 static struct user_count *user_find(struct lanes *l, const char *user)
@@ -224,13 +229,30 @@ static struct msg_node *take_batch(struct lanes *l, struct lane *ln, size_t *n)
     return batch;
 }
 
-static void run_batch(struct lanes *l, int worker, struct msg_node *batch, size_t n)
+/* The message as a turn sees it; its strings are the node's and the lane's. */
+static struct lane_msg msg_view(const struct msg_node *n, const char *key)
+{
+    struct lane_msg m = {
+        .inbox_id = n->inbox_id, .thread_key = (char *)key, .user_id = (char *)n->str};
+    const char *at = n->str + strlen(n->str) + 1;
+    unsigned char mask = (unsigned char)*at++;
+    char **field[] = {&m.text, &m.ref, &m.files};
+    for (int i = 0; i < 3; i++)
+        if (mask & (1u << i)) {
+            *field[i] = (char *)at;
+            at += strlen(at) + 1;
+        }
+    return m;
+}
+
+static void run_batch(struct lanes *l, int worker, const struct lane *ln, struct msg_node *batch,
+                      size_t n)
 {
     struct lane_msg stackv[8] = {0};
     struct lane_msg *v = n <= 8 ? stackv : calloc(n, sizeof *v);
     size_t i = 0;
     for (struct msg_node *p = batch; p && v; p = p->next)
-        v[i++] = p->m;
+        v[i++] = msg_view(p, ln->key);
     if (v)
         l->run(l->ud, worker, v, n);
     else
@@ -268,7 +290,7 @@ static void *worker_main(void *p)
         ln->running = 1;
         l->running++;
         pthread_mutex_unlock(&l->mu);
-        run_batch(l, wa.index, batch, n);
+        run_batch(l, wa.index, ln, batch, n);
         pthread_mutex_lock(&l->mu);
         ln->running = 0;
         l->running--;
@@ -329,40 +351,33 @@ static struct lane *lane_get(struct lanes *l, const char *key)
     return ln;
 }
 
-/* Copy src (NULL stays NULL) to *at, and move *at past it. */
-static char *put_str(char **at, const char *src)
+static struct msg_node *msg_new(int64_t inbox_id, const char *user, const char *text,
+                                const char *ref, const char *files)
 {
-    if (!src) return NULL;
-    size_t len = strlen(src) + 1;
-    char *dst = memcpy(*at, src, len);
-    *at += len;
-    return dst;
-}
-
-static struct msg_node *msg_new(int64_t inbox_id, const char *thread_key, const char *user,
-                                const char *text, const char *ref, const char *files)
-{
-    const char *const str[] = {thread_key, user, text, ref, files};
-    size_t len = 0;
+    const char *const str[] = {text, ref, files};
+    size_t ulen = strlen(user) + 1, len = ulen + 1;
     for (size_t i = 0; i < JB_ARRAY_LEN(str); i++)
         len += str[i] ? strlen(str[i]) + 1 : 0;
     struct msg_node *n = malloc(sizeof *n + len);
     if (!n) return NULL;
-    char *at = n->text;
-    n->next = NULL;
-    n->m = (struct lane_msg){.inbox_id = inbox_id,
-                             .thread_key = put_str(&at, thread_key),
-                             .user_id = put_str(&at, user),
-                             .text = put_str(&at, text),
-                             .ref = put_str(&at, ref),
-                             .files = put_str(&at, files)};
+    *n = (struct msg_node){.inbox_id = inbox_id};
+    memcpy(n->str, user, ulen);
+    char *mask = n->str + ulen, *at = mask + 1;
+    *mask = 0;
+    for (size_t i = 0; i < JB_ARRAY_LEN(str); i++)
+        if (str[i]) {
+            size_t sl = strlen(str[i]) + 1;
+            memcpy(at, str[i], sl);
+            at += sl;
+            *mask = (char)(*mask | (1 << i));
+        }
     return n;
 }
 
 int lanes_enqueue(struct lanes *l, int64_t inbox_id, const char *thread_key, const char *user,
                   const char *text, const char *ref, const char *files, struct jb_err *err)
 {
-    struct msg_node *n = msg_new(inbox_id, thread_key, user, text, ref, files);
+    struct msg_node *n = msg_new(inbox_id, user, text, ref, files);
     if (!n) return jb_err_set(err, JB_ENOMEM, "message");
     pthread_mutex_lock(&l->mu);
     struct lane *ln = lane_get(l, thread_key);

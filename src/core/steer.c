@@ -103,8 +103,8 @@ void core_steer_detach(struct core *c, struct running *r, struct sandbox_input *
         log_info("thread %s: the agent ended before a message reached it; queued for the next "
                  "turn",
                  s->m.thread_key);
-        if (lanes_enqueue(c->lanes, s->m.inbox_id, s->m.thread_key, s->m.user_id, s->m.text,
-                          s->m.ref, NULL, &err) < 0)
+        if (lanes_enqueue(c->lanes, s->m.inbox_id, s->m.thread_key, s->m.user_id, NULL, NULL, NULL,
+                          &err) < 0)
             log_warn("thread %s: queueing a message: %s (it is answered at the next start)",
                      s->m.thread_key, err.msg);
         core_steered_free(s);

@@ -455,9 +455,46 @@ static char *turn_prompt(const struct lane_msg *msgs, size_t n)
     return jb_buf_detach(&b, NULL);
 }
 
-void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
+/* A turn's messages as the lanes queued them (an inbox id and a user) made whole from the
+ * inbox: text, ref and files. One finished meanwhile is left out. */
+struct turn_msgs {
+    struct lane_msg *v;
+    struct inbox_msg *rows;
+    size_t n;
+};
+
+static void turn_msgs_release(struct turn_msgs *tm)
 {
-    struct core *c = ud;
+    for (size_t i = 0; tm->rows && i < tm->n; i++)
+        inbox_msg_release(&tm->rows[i]);
+    free(tm->rows);
+    free(tm->v);
+}
+
+static int turn_msgs_load(struct store *st, const struct lane_msg *in, size_t n,
+                          struct turn_msgs *tm, struct jb_err *err)
+{
+    *tm = (struct turn_msgs){.v = calloc(n, sizeof *tm->v), .rows = calloc(n, sizeof *tm->rows)};
+    if (!tm->v || !tm->rows) return turn_msgs_release(tm), jb_err_set(err, JB_ENOMEM, "turn");
+    for (size_t i = 0; i < n; i++) {
+        struct lane_msg m = in[i];
+        if (!m.text && m.inbox_id) {
+            struct inbox_msg *r = &tm->rows[tm->n];
+            if (store_inbox_get(st, m.inbox_id, r, err) < 0) {
+                if (err->code != JB_ENOTFOUND) return turn_msgs_release(tm), -1;
+                log_info("thread %s: message %lld was finished meanwhile; not run", m.thread_key,
+                         (long long)m.inbox_id);
+                continue;
+            }
+            m.text = r->text, m.ref = r->ref, m.files = r->files;
+        }
+        tm->v[tm->n++] = m;
+    }
+    return 0;
+}
+
+static void turn_run(struct core *c, struct store *st, const struct lane_msg *msgs, size_t n)
+{
     const char *refs[64];
     size_t nrefs = n < JB_ARRAY_LEN(refs) ? n : JB_ARRAY_LEN(refs);
     for (size_t i = 0; i < nrefs; i++)
@@ -479,8 +516,8 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
                          .run = &run,
                          .res = AGENT_RESULT_INIT};
     struct jb_err err = {0};
-    struct store *st = worker_store(c, worker, &err);
-    if (!st || !prompt) {
+    if (!prompt) {
+        jb_err_set(&err, JB_ENOMEM, "out of memory");
         report_error(&t, "cannot start the turn", &err); /* the messages stay pending */
         return;
     }
@@ -538,4 +575,23 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *msgs, size_t n)
     agent_result_release(&t.res);
     if (have_sess) session_row_release(&sess);
     sandbox_free(sb);
+}
+
+void core_run_turn(void *ud, int worker, const struct lane_msg *queued, size_t nqueued)
+{
+    struct core *c = ud;
+    struct jb_err err = {0};
+    struct store *st = worker_store(c, worker, &err);
+    struct turn_msgs tm = {0};
+    if (!st || turn_msgs_load(st, queued, nqueued, &tm, &err) < 0) {
+        char msg[1024]; /* the messages stay pending in the inbox */
+        snprintf(msg, sizeof msg, "cannot start the turn: %s", err.msg);
+        jb_autofree char *clean = jb_redact(msg);
+        log_warn("thread %s: %s", queued[0].thread_key, clean ? clean : "cannot start the turn");
+        c->fe->ops->fail(c->fe, queued[0].thread_key, NULL, 0,
+                         clean ? clean : "cannot start the turn", NULL);
+        return;
+    }
+    if (tm.n > 0) turn_run(c, st, tm.v, tm.n);
+    turn_msgs_release(&tm);
 }

@@ -4,15 +4,20 @@
 
 #include "store/store-int.h"
 
+void inbox_msg_release(struct inbox_msg *m)
+{
+    free(m->thread_key);
+    free(m->user_id);
+    free(m->text);
+    free(m->ref);
+    free(m->files);
+    *m = (struct inbox_msg){0};
+}
+
 void inbox_msgs_free(struct inbox_msg *v, size_t n)
 {
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].thread_key);
-        free(v[i].user_id);
-        free(v[i].text);
-        free(v[i].ref);
-        free(v[i].files);
-    }
+    for (size_t i = 0; v && i < n; i++)
+        inbox_msg_release(&v[i]);
     free(v);
 }
 
@@ -57,6 +62,10 @@ int store_inbox_answering(struct store *st, int64_t id, struct jb_err *err)
     return 0;
 }
 
+/* What msg_from_row() reads, in its order. */
+#define INBOX_MSG_COLUMNS                                                                          \
+    "SELECT id, thread_key, user_id, text, received_at, ref, files, state = 'answering'"
+
 /* -1 only when out of memory; m is then empty. */
 static int msg_from_row(sqlite3_stmt *s, struct inbox_msg *m)
 {
@@ -68,11 +77,7 @@ static int msg_from_row(sqlite3_stmt *s, struct inbox_msg *m)
     if (store_col_dup(s, 1, &m->thread_key) < 0 || store_col_dup(s, 2, &m->user_id) < 0 ||
         store_col_dup(s, 3, &m->text) < 0 || store_col_dup(s, 5, &m->ref) < 0 ||
         store_col_dup(s, 6, &m->files) < 0) {
-        free(m->thread_key);
-        free(m->user_id);
-        free(m->text);
-        free(m->ref);
-        free(m->files);
+        inbox_msg_release(m);
         return -1;
     }
     return 0;
@@ -82,11 +87,10 @@ int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg *
                         struct jb_err *err)
 {
     /* substr, not LIKE: '_' and '%' occur in keys and must match literally. */
-    static const char sql[] = "SELECT id, thread_key, user_id, text, received_at, ref, files,"
-                              " state = 'answering'"
-                              " FROM inbox"
-                              " WHERE state IN ('pending', 'answering')"
-                              " AND substr(thread_key, 1, length(?1)) = ?1 ORDER BY id";
+    static const char sql[] = INBOX_MSG_COLUMNS " FROM inbox"
+                                                " WHERE state IN ('pending', 'answering')"
+                                                " AND substr(thread_key, 1, length(?1)) = ?1"
+                                                " ORDER BY id";
     if (!prefix) prefix = "";
     store_autostmt sqlite3_stmt *s = NULL;
     if (store_prepare(st, sql, &STORE_ARGS(ARG_T(prefix)), &s) < 0)
@@ -109,6 +113,23 @@ int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg *
     }
     *ret = v;
     *ret_n = n;
+    return 0;
+}
+
+int store_inbox_get(struct store *st, int64_t id, struct inbox_msg *ret, struct jb_err *err)
+{
+    static const char sql[] =
+        INBOX_MSG_COLUMNS " FROM inbox WHERE id = ?1 AND state IN ('pending', 'answering')";
+    store_autostmt sqlite3_stmt *s = NULL;
+    if (store_prepare(st, sql, &STORE_ARGS(ARG_I(id)), &s) < 0)
+        return store_fail(st, err, "cannot read inbox message %lld", (long long)id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return jb_err_set(err, JB_ENOTFOUND, "store: inbox message %lld is not pending",
+                          (long long)id);
+    if (rc != SQLITE_ROW)
+        return store_fail(st, err, "cannot read inbox message %lld", (long long)id);
+    if (msg_from_row(s, ret) < 0) return jb_err_set(err, JB_ENOMEM, "store: reading the inbox");
     return 0;
 }
 

@@ -81,7 +81,8 @@ struct inbox_msg {
     int64_t received_at; /* Unix ms */
     int answering;       /* its answer was being sent when the process stopped */
 };
-void inbox_msgs_free(struct inbox_msg *v, size_t n);
+void inbox_msgs_free(struct inbox_msg *v, size_t n); /* the strings and v */
+void inbox_msg_release(struct inbox_msg *m);         /* m's strings; m is zeroed */
 
 /* ref (may be NULL): the frontend's reference to the message. files (may be NULL): the
  * files shared with it, a JSON array of {"name","url","size","mimetype"} kept as given. */
@@ -108,6 +109,10 @@ int store_inbox_finish(struct store *st, int64_t id, const char *state, struct j
  * pending for store_inbox_pending(), with answering set), so that after a crash the
  * caller can look whether the answer got out before sending it again. */
 int store_inbox_answering(struct store *st, int64_t id, struct jb_err *err);
+/* One pending (or answering) message by id: 0 and *ret filled (its strings are the
+ * caller's: inbox_msg_release()); JB_ENOTFOUND when there is no such message or it is
+ * finished. */
+int store_inbox_get(struct store *st, int64_t id, struct inbox_msg *ret, struct jb_err *err);
 /* Pending messages whose thread key starts with prefix ("" or NULL = all; compared
  * literally, no wildcards), oldest first. *ret freed with inbox_msgs_free(). */
 int store_inbox_pending(struct store *st, const char *prefix, struct inbox_msg **ret, size_t *ret_n,

@@ -361,6 +361,43 @@ Test(store, inbox_add_pending_finish)
     store_close(st);
 }
 
+/* What a turn reads when it starts: the lanes queue only a message's id. */
+Test(store, inbox_get_reads_one_pending_message_whole)
+{
+    struct jb_err err = {0};
+    struct store *st = open_ok();
+    int64_t a, b;
+    static const char files[] = "[{\"name\":\"a.txt\",\"url\":\"https://files.example.com/a\"}]";
+    cr_assert_eq(store_inbox_add(st, "C1:1", "U1", "first", "C1:1.5", files, &a, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(store_inbox_add(st, "C1:2", "U2", "second", NULL, NULL, &b, &err), 0);
+    struct inbox_msg m;
+    cr_assert_eq(store_inbox_get(st, a, &m, &err), 0, "%s", err.msg);
+    cr_expect_eq(m.id, a);
+    cr_expect_str_eq(m.thread_key, "C1:1");
+    cr_expect_str_eq(m.user_id, "U1");
+    cr_expect_str_eq(m.text, "first");
+    cr_expect_str_eq(m.ref, "C1:1.5");
+    cr_expect_str_eq(m.files, files);
+    cr_expect_eq(m.answering, 0);
+    inbox_msg_release(&m);
+    cr_expect_null(m.text, "released and zeroed");
+
+    cr_assert_eq(store_inbox_answering(st, b, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_inbox_get(st, b, &m, &err), 0, "an answering message is still pending");
+    cr_expect_null(m.ref);
+    cr_expect_null(m.files);
+    cr_expect_eq(m.answering, 1);
+    inbox_msg_release(&m);
+
+    cr_assert_eq(store_inbox_finish(st, a, "done", &err), 0);
+    cr_expect_eq(store_inbox_get(st, a, &m, &err), -1, "finished: not to run again");
+    cr_expect_eq(err.code, JB_ENOTFOUND, "%s", err.msg);
+    cr_expect_eq(store_inbox_get(st, b + 1000, &m, &err), -1);
+    cr_expect_eq(err.code, JB_ENOTFOUND);
+    store_close(st);
+}
+
 /* ---- turn audit ---- */
 
 Test(store, turn_begin_end_list_close_stale)
