@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -119,6 +120,19 @@ static int own_dir(struct run_dir *rd, int base, struct jb_err *err)
 extern const unsigned char sandbox_init_elf[];
 extern const uint64_t sandbox_init_elf_size;
 
+/* The embedded init's pages were read once, to be written: let go of them. Otherwise the
+ * process that wrote the copy (the first janebot of a new binary, often a long-running
+ * serve) keeps 0.8 MiB of its own binary resident for its whole life. They are read-only
+ * pages of janebot's file, read again from it should anything touch them. */
+static void init_elf_forget(size_t size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t from = ((uintptr_t)sandbox_init_elf + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t to = ((uintptr_t)sandbox_init_elf + size) & ~((uintptr_t)page - 1);
+    if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 /* Write the embedded sandbox init to <base>/janebot-<hash of janebot's identity>, once per
  * janebot binary (the init is part of it). */
 static int init_copy(struct run_dir *rd, int base, const char *self_exe, struct jb_err *err)
@@ -148,6 +162,7 @@ static int init_copy(struct run_dir *rd, int base, const char *self_exe, struct 
         if (out >= 0) unlinkat(base, tmp, 0);
         return jb_err_sys(err, "cannot put janebot's sandbox init in %s", rd->base);
     }
+    init_elf_forget(size);
     return 0;
 }
 
