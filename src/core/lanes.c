@@ -22,8 +22,8 @@
 
 #define LANE_BUCKETS 256
 
-/* A queued message in one small block: its user, then one byte saying which of text, ref
- * and files follow (MSG_HAS_*), then those. The core queues an id and a user only (a
+/* A queued message in one small block: its user, then one byte whose bit i says that the
+ * i-th of text, ref and files follows, then those. The core queues an id and a user only (a
  * backlog of 10,000 waiting threads is then a lane and one 32-byte block each); the
  * lane_msg a turn gets is made from it (msg_view), its thread_key the lane's own key. */
 struct msg_node {
@@ -31,9 +31,6 @@ struct msg_node {
     int64_t inbox_id;
     char str[]; /* user '\0' mask [text '\0'] [ref '\0'] [files '\0'] */
 };
-#define MSG_HAS_TEXT  1
-#define MSG_HAS_REF   2
-#define MSG_HAS_FILES 4
 
 struct lane {
     struct msg_node *head, *tail;
