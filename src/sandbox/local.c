@@ -178,22 +178,32 @@ static int stage_init(struct stage *st, struct local_ctx *lc, const struct sandb
     return 0;
 }
 
+/* path, and where it leads when it is (or passes through) a symlink: bwrap binds the
+ * target, which may be on a mount of its own. */
+static int push_needed(struct jb_strv *needed, const char *path, struct jb_err *err)
+{
+    if (jb_strv_push(needed, path, err) < 0) return -1;
+    jb_autofree char *real = realpath(path, NULL);
+    return real && strcmp(real, path) != 0 ? jb_strv_push(needed, real, err) : 0;
+}
+
 /* What the child's staging namespace lets go of (mounts.c): everything bwrap takes nothing
  * from, read from the mount table now, so a home mounted meanwhile goes too. */
 static int stage_detach(struct stage *st, const struct sandbox *sb, const struct bwrap_args *a,
                         const char *bwrap, struct jb_err *err)
 {
     struct jb_strv needed = JB_STRV_INIT;
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    int rc = f ? 0 : jb_err_sys(err, "cannot read /proc/self/mountinfo");
-    if (rc == 0)
-        rc = jb_strv_pushv(&needed, (const char *const *)a->sources.v, err) < 0 ||
-                     jb_strv_push(&needed, bwrap, err) < 0 ||
-                     jb_strv_push(&needed, "/proc", err) < 0 ||
-                     jb_strv_push(&needed, st->dir, err) < 0
+    int rc = push_needed(&needed, bwrap, err) < 0 || push_needed(&needed, "/proc", err) < 0 ||
+                     push_needed(&needed, st->dir, err) < 0
                  ? -1
-                 : mounts_to_detach(f, (const char *const *)needed.v, needed.n, sb->ctx->root,
-                                    &st->detach, err);
+                 : 0;
+    for (size_t i = 0; rc == 0 && i < a->sources.n; i++)
+        rc = push_needed(&needed, a->sources.v[i], err);
+    FILE *f = rc == 0 ? fopen("/proc/self/mountinfo", "re") : NULL;
+    if (rc == 0 && !f) rc = jb_err_sys(err, "cannot read /proc/self/mountinfo");
+    if (rc == 0)
+        rc = mounts_to_detach(f, (const char *const *)needed.v, needed.n, sb->ctx->root,
+                              &st->detach, err);
     if (f) fclose(f);
     jb_strv_free(&needed);
     return rc;
