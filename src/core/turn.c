@@ -584,12 +584,8 @@ void core_run_turn(void *ud, int worker, const struct lane_msg *queued, size_t n
     struct store *st = worker_store(c, worker, &err);
     struct turn_msgs tm = {0};
     if (!st || turn_msgs_load(st, queued, nqueued, &tm, &err) < 0) {
-        char msg[1024]; /* the messages stay pending in the inbox */
-        snprintf(msg, sizeof msg, "cannot start the turn: %s", err.msg);
-        jb_autofree char *clean = jb_redact(msg);
-        log_warn("thread %s: %s", queued[0].thread_key, clean ? clean : "cannot start the turn");
-        c->fe->ops->fail(c->fe, queued[0].thread_key, NULL, 0,
-                         clean ? clean : "cannot start the turn", NULL);
+        struct turn_ctx t = {.c = c, .thread_key = queued[0].thread_key}; /* no refs yet */
+        report_error(&t, "cannot start the turn", &err); /* the messages stay pending */
         return;
     }
     if (tm.n > 0) turn_run(c, st, tm.v, tm.n);
